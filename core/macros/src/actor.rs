@@ -1,0 +1,208 @@
+//! `#[ferry::actor]` on a struct (the class) and on its `impl` (the methods).
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::spanned::Spanned;
+use syn::{FnArg, ImplItem, Item, ItemImpl, ItemStruct, Type};
+
+use crate::params::{self, Kind, err};
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    if !attr.is_empty() {
+        return Err(err(
+            attr.span(),
+            "#[ferry::actor] takes no arguments: set options with Class::options()",
+        ));
+    }
+    match syn::parse2::<Item>(item)? {
+        Item::Struct(s) => class(s),
+        Item::Impl(i) => methods(i),
+        other => Err(err(
+            other.span(),
+            "#[ferry::actor] goes on a struct and on its impl block",
+        )),
+    }
+}
+
+fn class(s: ItemStruct) -> syn::Result<TokenStream> {
+    if !s.generics.params.is_empty() {
+        return Err(err(s.generics.span(), "an actor class cannot be generic"));
+    }
+    let name = &s.ident;
+    let vis = &s.vis;
+    let handle = format_ident!("{}Handle", name);
+    let options = format_ident!("{}Options", name);
+    let name_str = name.to_string();
+    let handle_doc = format!(
+        "Remote methods of the actor `{name_str}`, reached through `ActorHandle<{name_str}>`."
+    );
+    let options_doc =
+        format!("Options for creating a `{name_str}` actor; `.remote(&rt, …)` creates it.");
+    Ok(quote! {
+        #s
+
+        #[doc = #handle_doc]
+        #vis struct #handle {
+            inner: ::ferry::ActorRef<#name>,
+        }
+
+        impl ::core::convert::From<::ferry::ActorRef<#name>> for #handle {
+            fn from(inner: ::ferry::ActorRef<#name>) -> Self {
+                #handle { inner }
+            }
+        }
+
+        impl ::core::convert::AsRef<::ferry::ActorRef<#name>> for #handle {
+            fn as_ref(&self) -> &::ferry::ActorRef<#name> {
+                &self.inner
+            }
+        }
+
+        impl ::ferry::ActorClass for #name {
+            type Handle = #handle;
+            const NAME: &'static str = #name_str;
+        }
+
+        #[doc = #options_doc]
+        #[must_use]
+        #vis struct #options {
+            opts: ::ferry::ActorOptions,
+        }
+
+        impl #options {
+            ::ferry::__builder_methods!(actor);
+        }
+    })
+}
+
+fn methods(imp: ItemImpl) -> syn::Result<TokenStream> {
+    if imp.trait_.is_some() {
+        return Err(err(
+            imp.span(),
+            "#[ferry::actor] goes on the struct's inherent impl block, not a trait impl",
+        ));
+    }
+    let Type::Path(self_path) = &*imp.self_ty else {
+        return Err(err(imp.self_ty.span(), "expected the actor struct's name"));
+    };
+    let name = &self_path
+        .path
+        .segments
+        .last()
+        .ok_or_else(|| err(imp.self_ty.span(), "expected a type name"))?
+        .ident;
+    let handle = format_ident!("{}Handle", name);
+    let options = format_ident!("{}Options", name);
+    let mut ctor = None;
+    let mut proxies = Vec::new();
+    for item in &imp.items {
+        let ImplItem::Fn(m) = item else { continue };
+        let receiver = m.sig.inputs.first().and_then(|a| match a {
+            FnArg::Receiver(r) => Some(r),
+            _ => None,
+        });
+        match receiver {
+            None if m.sig.ident == "new" => ctor = Some(m),
+            None => {}
+            Some(r) if r.reference.is_none() => {
+                return Err(err(
+                    r.span(),
+                    "actor methods take &self or &mut self (the actor keeps its state)",
+                ));
+            }
+            Some(_) => proxies.push(proxy(name, m)?),
+        }
+    }
+    let ctor = ctor.ok_or_else(|| {
+        err(
+            imp.self_ty.span(),
+            "an actor needs a constructor `fn new(…) -> Self` in this impl block",
+        )
+    })?;
+    let ps = params::params(ctor.sig.inputs.iter())?;
+    let mut sig = Vec::new();
+    let mut names = Vec::new();
+    for p in &ps {
+        let n = &p.name;
+        match &p.kind {
+            Kind::Value(ty) => {
+                sig.push(quote!(#n: #ty));
+                names.push(n.clone());
+            }
+            _ => {
+                return Err(err(
+                    ctor.sig.span(),
+                    "actor constructor arguments are plain values (Clone, so a restart can re-run it)",
+                ));
+            }
+        }
+    }
+    Ok(quote! {
+        #imp
+
+        impl #name {
+            /// Creates the actor with default options (Ray's `Class.remote(...)`).
+            pub fn remote(rt: &::ferry::Runtime, #(#sig),*) -> ::ferry::Result<::ferry::ActorHandle<#name>> {
+                Self::options().remote(rt, #(#names),*)
+            }
+
+            /// Options for creating the actor (Ray's `Class.options(...)`).
+            pub fn options() -> #options {
+                #options { opts: ::ferry::ActorOptions::default() }
+            }
+        }
+
+        impl #options {
+            /// Creates the actor with these options.
+            pub fn remote(self, rt: &::ferry::Runtime, #(#sig),*) -> ::ferry::Result<::ferry::ActorHandle<#name>> {
+                ::ferry::create_actor::<#name>(rt, &self.opts, move || {
+                    #name::new(#(::core::clone::Clone::clone(&#names)),*)
+                })
+            }
+        }
+
+        impl #handle {
+            #(#proxies)*
+        }
+    })
+}
+
+fn proxy(class: &syn::Ident, m: &syn::ImplItemFn) -> syn::Result<TokenStream> {
+    let method = &m.sig.ident;
+    if !m.sig.generics.params.is_empty() {
+        return Err(err(
+            m.sig.generics.span(),
+            "an actor method cannot be generic",
+        ));
+    }
+    let ps = params::params(m.sig.inputs.iter())?;
+    let (out_ty, convert) = params::output(&m.sig.output);
+    let params::Generated {
+        sig,
+        prepare,
+        resolve,
+        call_args,
+        ..
+    } = params::generate(&ps);
+    let method_str = method.to_string();
+    let doc = format!("Calls `{class}::{method_str}` on the actor; `.remote()` submits it.");
+    Ok(quote! {
+        #[doc = #doc]
+        #[allow(clippy::too_many_arguments)]
+        pub fn #method(&self, #(#sig),*) -> ::ferry::ActorCall<
+            '_,
+            #class,
+            #out_ty,
+            impl ::core::ops::FnOnce(&mut #class, &::ferry::Runtime) -> ::core::result::Result<#out_ty, ::ferry::__private::Failure> + Send + 'static,
+        > {
+            let mut __ferry_deps = ::ferry::__private::Deps::default();
+            #prepare
+            let _ = __ferry_deps;
+            ::ferry::ActorCall::new(&self.inner, #method_str, move |__ferry_this: &mut #class, rt: &::ferry::Runtime| {
+                #resolve
+                let _ = rt;
+                #convert(__ferry_this.#method(#(#call_args),*))
+            })
+        }
+    })
+}

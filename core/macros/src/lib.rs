@@ -1,0 +1,41 @@
+//! Ferry's attribute macros. Use them through the `ferry` crate:
+//! `#[ferry::remote]`, `#[ferry::actor]`, `#[ferry::main]`.
+
+mod actor;
+mod main_fn;
+mod params;
+mod remote;
+
+use proc_macro::TokenStream;
+
+/// Makes a function a remote task: `f::remote(&rt, args…)` submits it and
+/// returns an `ObjectRef` of its result; `f::options().num_cpus(0.5)…
+/// .remote(&rt, args…)` sets options. Each argument takes a value or an
+/// `ObjectRef` of it; a `View<T>` parameter receives a zero-copy view; a
+/// `&Runtime` parameter receives the runtime. A `Result` return value makes
+/// `Err` a task error.
+#[proc_macro_attribute]
+pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
+    remote::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Makes a struct an actor class (on the struct) and its methods remote
+/// (on its `impl` block, which must have `fn new(…) -> Self`).
+#[proc_macro_attribute]
+pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
+    actor::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Makes `fn main(rt: ferry::Runtime) -> ferry::Result<()>` a program: the
+/// runtime starts from the environment (`FERRY_NUM_CPUS`, …), the body runs,
+/// the runtime shuts down, and an error sets the exit code.
+#[proc_macro_attribute]
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    main_fn::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

@@ -1,0 +1,99 @@
+//! `#[ferry::remote]` on a function.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::ItemFn;
+use syn::spanned::Spanned;
+
+use crate::params::{self, err};
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    if !attr.is_empty() {
+        return Err(err(
+            attr.span(),
+            "#[ferry::remote] takes no arguments: set options with f::options()",
+        ));
+    }
+    let f: ItemFn = syn::parse2(item)?;
+    let sig = &f.sig;
+    if !sig.generics.params.is_empty() {
+        return Err(err(
+            sig.generics.span(),
+            "a remote function cannot be generic",
+        ));
+    }
+    if sig.asyncness.is_some() {
+        return Err(err(sig.span(), "a remote function cannot be async"));
+    }
+    let name = &sig.ident;
+    let vis = &f.vis;
+    let ps = params::params(sig.inputs.iter())?;
+    let (out_ty, convert) = params::output(&sig.output);
+    let g = params::generate(&ps);
+    let params::Generated {
+        sig: arg_sig,
+        forward,
+        prepare,
+        resolve,
+        call_args,
+    } = g;
+    let name_str = name.to_string();
+    let doc = format!(
+        "Remote task `{name_str}`: [`remote`](self::remote) submits it, [`options`](self::options) sets its options."
+    );
+    Ok(quote! {
+        #f
+
+        #[doc = #doc]
+        #[allow(non_snake_case, non_camel_case_types, clippy::too_many_arguments, clippy::unused_unit)]
+        #vis mod #name {
+            #![allow(unused_imports)]
+            use super::*;
+
+            /// The function's stable id (a hash of its module path and name),
+            /// the same in every copy of this binary.
+            pub const ID: u64 = ::ferry::__private::stable_id(concat!(module_path!(), "::", #name_str));
+
+            ::ferry::__private::inventory::submit! {
+                ::ferry::__private::RemoteFn { id: ID, path: concat!(module_path!(), "::", #name_str) }
+            }
+
+            /// Task options; `.remote(&rt, …)` submits with them.
+            #[must_use]
+            pub struct Options {
+                opts: ::ferry::TaskOptions,
+            }
+
+            /// Options for one submission (Ray's `.options(...)`).
+            pub fn options() -> Options {
+                Options { opts: ::ferry::TaskOptions::default() }
+            }
+
+            /// Submits the task with default options (Ray's `.remote(...)`).
+            pub fn remote(rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
+                options().remote(rt, #(#forward),*)
+            }
+
+            impl Options {
+                ::ferry::__builder_methods!(task);
+
+                /// Submits the task with these options.
+                pub fn remote(self, rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
+                    let mut __ferry_deps = ::ferry::__private::Deps::default();
+                    #prepare
+                    let mut __ferry_stash = ::core::option::Option::Some((#(#forward,)*));
+                    ::ferry::__private::submit(rt, #name_str, &self.opts, __ferry_deps, move |rt: &::ferry::Runtime| {
+                        let (#(#forward,)*) = ::ferry::__private::args_for_attempt(&mut __ferry_stash, |s| {
+                            #[allow(unused_imports)]
+                            use ::ferry::__private::{ViaClone as _, ViaNoClone as _};
+                            (&&::ferry::__private::CloneProbe(s)).maybe_clone()
+                        })?;
+                        #resolve
+                        let _ = rt;
+                        #convert(super::#name(#(#call_args),*))
+                    })
+                }
+            }
+        }
+    })
+}

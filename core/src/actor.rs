@@ -1,0 +1,589 @@
+//! Actors: stateful workers, each on its own thread.
+//!
+//! # Protocol
+//!
+//! 1. `create` checks the actor's resources are feasible, starts its thread
+//!    and returns a handle at once. The thread waits until the resources are
+//!    free, then runs the constructor.
+//! 2. Calls go into one FIFO mailbox, so calls from one caller run in the
+//!    order they were made, one at a time; different actors run in parallel.
+//!    The thread spins briefly on an empty mailbox, then parks; a sender
+//!    unparks it only when it has parked (SeqCst fences on both sides).
+//! 3. A call that panics fails; the actor is then re-created by re-running
+//!    its constructor while restarts remain (`max_restarts`), else it dies.
+//!    A call returning `Err` fails that call only.
+//! 4. When the last handle is dropped the actor finishes the calls already
+//!    queued, then stops. `kill` stops it now: queued calls fail with
+//!    [`Error::ActorDied`].
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::Duration;
+
+use rkyv::rancor::{Fallible, Source};
+use rkyv::rend::u64_le;
+use rkyv::{Archive, Deserialize, Place, Portable, Serialize};
+
+use crate::context::{self, TaskCtx};
+use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::exports::{self, NotInRuntime};
+use crate::ids::ActorId;
+use crate::object_ref::ObjectRef;
+use crate::options::ActorOptions;
+use crate::resources::Request;
+use crate::runtime::{Inner, Runtime};
+use crate::signal;
+use crate::slot::{KeepAlive, Slot, Stored};
+use crate::task::{Outcome, panic_message};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An actor class: implemented by `#[ferry::actor]`.
+pub trait ActorClass: Sized + Send + 'static {
+    /// The generated handle type whose methods make remote calls.
+    type Handle: From<ActorRef<Self>> + AsRef<ActorRef<Self>>;
+    /// The class name, for errors and listings.
+    const NAME: &'static str;
+}
+
+type CallFn<A> = Box<dyn FnOnce(&mut A, &Runtime) -> Outcome + Send>;
+
+struct Call<A> {
+    method: &'static str,
+    run: CallFn<A>,
+    output: Arc<Slot>,
+}
+
+enum Msg<A> {
+    Call(Call<A>),
+    /// The last handle is gone: finish what is queued, then stop.
+    Drain,
+}
+
+struct Core<A> {
+    id: ActorId,
+    name: Arc<str>,
+    mailbox: Mutex<VecDeque<Msg<A>>>,
+    queued: AtomicUsize,
+    parked: AtomicBool,
+    thread: OnceLock<Thread>,
+    dead: OnceLock<String>,
+    rt: Weak<Inner>,
+}
+
+impl<A> Core<A> {
+    fn push(&self, msg: Msg<A>) {
+        lock(&self.mailbox).push_back(msg);
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    fn pop(&self) -> Option<Msg<A>> {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let m = lock(&self.mailbox).pop_front();
+        if m.is_some() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        m
+    }
+
+    fn died(&self, reason: &str) -> Error {
+        Error::ActorDied {
+            actor: self.name.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Marks the actor dead and fails every queued call.
+    fn kill(&self, reason: &str) {
+        let _ = self.dead.set(reason.to_string());
+        let drained: Vec<_> = lock(&self.mailbox).drain(..).collect();
+        self.queued.store(0, Ordering::Release);
+        for m in drained {
+            if let Msg::Call(c) = m {
+                c.output.complete(Stored::Error(self.died(reason)));
+            }
+        }
+        self.push(Msg::Drain);
+    }
+}
+
+/// What the runtime needs of every actor, whatever its class.
+trait Control: Send + Sync {
+    fn kill(&self, reason: &str);
+}
+
+impl<A: Send + 'static> Control for Core<A> {
+    fn kill(&self, reason: &str) {
+        Core::kill(self, reason);
+    }
+}
+
+/// The runtime's list of live actors.
+#[derive(Default)]
+pub(crate) struct ActorTable {
+    live: Mutex<HashMap<ActorId, Arc<dyn Control>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl ActorTable {
+    pub(crate) fn shutdown(&self) {
+        let live: Vec<_> = lock(&self.live).drain().collect();
+        for (_, c) in &live {
+            c.kill("the runtime shut down");
+        }
+        let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        let me = thread::current().id();
+        for t in threads {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Keeps an actor alive; the last one dropped lets it stop.
+struct Link<A> {
+    core: Arc<Core<A>>,
+}
+
+impl<A> Drop for Link<A> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.core.rt.upgrade() {
+            inner.exports.forget_actor(self.core.id);
+        }
+        self.core.push(Msg::Drain);
+    }
+}
+
+/// The class-independent part of an actor handle, used by generated code.
+pub struct ActorRef<A> {
+    link: Arc<Link<A>>,
+}
+
+impl<A> Clone for ActorRef<A> {
+    fn clone(&self) -> Self {
+        ActorRef {
+            link: self.link.clone(),
+        }
+    }
+}
+
+impl<A: ActorClass> ActorRef<A> {
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.link.core.id
+    }
+
+    /// Submits a method call; `run` resolves the arguments and calls the method.
+    #[doc(hidden)]
+    pub fn call<R: crate::values::Object>(
+        &self,
+        method: &'static str,
+        run: impl FnOnce(&mut A, &Runtime) -> std::result::Result<R, crate::private::Failure>
+        + Send
+        + 'static,
+    ) -> Result<ObjectRef<R>> {
+        let core = &self.link.core;
+        let inner = core.rt.upgrade().ok_or(Error::Shutdown)?;
+        if inner.is_shut() {
+            return Err(Error::Shutdown);
+        }
+        let output = Slot::pending(inner.ids.object(), None, inner.unhandled.clone());
+        let r = ObjectRef::from_slot(output.clone());
+        if let Some(reason) = core.dead.get() {
+            output.complete(Stored::Error(core.died(reason)));
+            return Ok(r);
+        }
+        let task_name = move || format!("{}.{method}", A::NAME);
+        let run: CallFn<A> =
+            Box::new(move |actor, rt| crate::private::finish(rt, &task_name, run(actor, rt)));
+        core.push(Msg::Call(Call {
+            method,
+            run,
+            output,
+        }));
+        Ok(r)
+    }
+}
+
+/// A handle to an actor (Ray's `ActorHandle`). Its methods (from the
+/// generated `A::Handle`, through `Deref`) make remote calls:
+/// `counter.increment().remote()`. Clone it, pass it to tasks and other
+/// actors, return it from them; the actor stops when the last handle is gone.
+pub struct ActorHandle<A: ActorClass> {
+    proxy: A::Handle,
+}
+
+impl<A: ActorClass> ActorHandle<A> {
+    fn from_ref(r: ActorRef<A>) -> Self {
+        ActorHandle { proxy: r.into() }
+    }
+
+    fn actor_ref(&self) -> &ActorRef<A> {
+        self.proxy.as_ref()
+    }
+
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.actor_ref().id()
+    }
+
+    /// Stops the actor now (Ray's `ray.kill`): the running call finishes,
+    /// queued and later calls fail with [`Error::ActorDied`]; no restart.
+    pub fn kill(&self) {
+        self.actor_ref()
+            .link
+            .core
+            .kill("killed by ray.kill (ActorHandle::kill)");
+    }
+
+    /// True while the actor has not died.
+    pub fn is_alive(&self) -> bool {
+        self.actor_ref().link.core.dead.get().is_none()
+    }
+}
+
+impl<A: ActorClass> Clone for ActorHandle<A> {
+    fn clone(&self) -> Self {
+        ActorHandle::from_ref(self.actor_ref().clone())
+    }
+}
+
+impl<A: ActorClass> std::ops::Deref for ActorHandle<A> {
+    type Target = A::Handle;
+
+    fn deref(&self) -> &A::Handle {
+        &self.proxy
+    }
+}
+
+impl<A: ActorClass> std::fmt::Debug for ActorHandle<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ActorHandle<{}>({})", A::NAME, self.id())
+    }
+}
+
+/// Creates an actor; used by the code `#[ferry::actor]` generates.
+#[doc(hidden)]
+pub fn create<A: ActorClass>(
+    rt: &Runtime,
+    opts: &ActorOptions,
+    mut factory: impl FnMut() -> A + Send + 'static,
+) -> Result<ActorHandle<A>> {
+    let inner = &rt.inner;
+    if inner.is_shut() {
+        return Err(Error::Shutdown);
+    }
+    let name: Arc<str> = opts.name.as_deref().unwrap_or(A::NAME).into();
+    let request = opts.request(&format!("actor {name}"), &inner.ledger)?;
+    let id = inner.ids.actor();
+    let core = Arc::new(Core::<A> {
+        id,
+        name: name.clone(),
+        mailbox: Mutex::new(VecDeque::new()),
+        queued: AtomicUsize::new(0),
+        parked: AtomicBool::new(false),
+        thread: OnceLock::new(),
+        dead: OnceLock::new(),
+        rt: Arc::downgrade(inner),
+    });
+    let ctx = TaskCtx {
+        name,
+        env: Arc::from(opts.env.clone()),
+        gpu_ids: Arc::from([]),
+        held: request.clone(),
+        is_task: false,
+        may_retry: std::cell::Cell::new(false),
+    };
+    let restarts = opts.max_restarts;
+    let core2 = core.clone();
+    let inner2 = inner.clone();
+    let handle = thread::Builder::new()
+        .name(format!("ferry-actor-{}", A::NAME))
+        .spawn(move || {
+            let factory: &mut dyn FnMut() -> A = &mut factory;
+            actor_main(inner2, core2, ctx, request, restarts, factory)
+        })
+        .map_err(|e| Error::Init(format!("could not start an actor thread: {e}")))?;
+    let _ = core.thread.set(handle.thread().clone());
+    lock(&inner.actors.threads).push(handle);
+    lock(&inner.actors.live).insert(id, core.clone() as Arc<dyn Control>);
+    Ok(ActorHandle::from_ref(ActorRef {
+        link: Arc::new(Link { core }),
+    }))
+}
+
+fn actor_main<A: ActorClass>(
+    inner: Arc<Inner>,
+    core: Arc<Core<A>>,
+    ctx: TaskCtx,
+    request: Request,
+    restarts: i32,
+    factory: &mut dyn FnMut() -> A,
+) {
+    context::set_runtime(Some(inner.clone()));
+    let rt = Runtime::from_inner(inner.clone());
+    let ctx = Rc::new(ctx);
+    // Step 1: wait for the resources, then construct.
+    let mut waited = Duration::from_micros(50);
+    while !inner.ledger.try_acquire(&request) {
+        if core.dead.get().is_some() {
+            return finish_actor(&inner, &core, None);
+        }
+        thread::park_timeout(waited);
+        waited = (waited * 2).min(Duration::from_millis(20));
+    }
+    let construct = |factory: &mut dyn FnMut() -> A| {
+        context::with_task(ctx.clone(), || {
+            panic::catch_unwind(AssertUnwindSafe(|| factory()))
+        })
+    };
+    let mut state = match construct(factory) {
+        Ok(a) => Some(a),
+        Err(p) => {
+            core.kill(&format!(
+                "its constructor panicked: {}",
+                panic_message(p.as_ref())
+            ));
+            None
+        }
+    };
+    let mut restarts_left = restarts;
+    // Step 2: serve calls in order.
+    while let Some(actor) = state.as_mut() {
+        let msg = match core.pop() {
+            Some(m) => m,
+            None => {
+                if signal::spin_until(inner.spin, || core.queued.load(Ordering::Acquire) > 0) {
+                    continue;
+                }
+                core.parked.store(true, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                if core.queued.load(Ordering::SeqCst) == 0 {
+                    thread::park_timeout(Duration::from_millis(500));
+                }
+                core.parked.store(false, Ordering::SeqCst);
+                continue;
+            }
+        };
+        let call = match msg {
+            Msg::Call(c) => c,
+            Msg::Drain => {
+                if core.dead.get().is_some() || Arc::strong_count(&core) <= 2 {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Call {
+            method,
+            run,
+            output,
+        } = call;
+        let outcome = context::with_task(ctx.clone(), || {
+            panic::catch_unwind(AssertUnwindSafe(|| run(actor, &rt)))
+        });
+        match outcome {
+            Ok(Outcome::Value(v)) => output.complete(Stored::Value(v)),
+            Ok(Outcome::Error(e)) => output.complete(Stored::Error(e)),
+            Ok(Outcome::Failed { kind, message }) => output.complete(Stored::Error(call_error(
+                &core, &inner, method, kind, message,
+            ))),
+            Err(p) => {
+                let message = panic_message(p.as_ref());
+                output.complete(Stored::Error(call_error(
+                    &core,
+                    &inner,
+                    method,
+                    FailureKind::Panic,
+                    message.clone(),
+                )));
+                // Step 3: a panic leaves the state unknown: restart or die.
+                state = None;
+                if restarts_left != 0 {
+                    restarts_left -= 1;
+                    tracing::info!(actor = %core.name, "restarting after a panic in {method}");
+                    match construct(factory) {
+                        Ok(a) => state = Some(a),
+                        Err(p) => core.kill(&format!(
+                            "its constructor panicked on restart: {}",
+                            panic_message(p.as_ref())
+                        )),
+                    }
+                } else {
+                    core.kill(&format!(
+                        "{}.{method} panicked and no restarts are left: {message}",
+                        A::NAME
+                    ));
+                }
+            }
+        }
+    }
+    drop(state);
+    finish_actor(&inner, &core, Some(&request));
+}
+
+fn finish_actor<A>(inner: &Arc<Inner>, core: &Arc<Core<A>>, held: Option<&Request>) {
+    let _ = core
+        .dead
+        .set("it was stopped (all handles dropped)".to_string());
+    // Fail anything that raced in after the last check.
+    let drained: Vec<_> = lock(&core.mailbox).drain(..).collect();
+    for m in drained {
+        if let Msg::Call(c) = m {
+            c.output
+                .complete(Stored::Error(core.died(core.dead.get().map_or("", |s| s))));
+        }
+    }
+    lock(&inner.actors.live).remove(&core.id);
+    if let Some(req) = held {
+        inner.sched.release(inner, req);
+    }
+    context::set_runtime(None);
+}
+
+fn call_error<A>(
+    core: &Core<A>,
+    inner: &Inner,
+    method: &str,
+    kind: FailureKind,
+    message: String,
+) -> Error {
+    Error::Task(Box::new(TaskError {
+        task: format!("{}.{method}", core.name),
+        rank: inner.rank,
+        kind,
+        message,
+        attempts: 1,
+    }))
+}
+
+/// An [`ActorHandle`] inside an archived object: just the actor's id.
+#[repr(transparent)]
+pub struct ArchivedActorHandle<A> {
+    id: u64_le,
+    _a: PhantomData<fn() -> A>,
+}
+
+impl<A: ActorClass> ArchivedActorHandle<A> {
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        ActorId::from_u64(self.id.to_native())
+    }
+
+    /// The live handle, looked up in this thread's runtime.
+    pub fn to_handle(&self) -> Result<ActorHandle<A>> {
+        let inner = context::runtime_inner().ok_or(Error::NoRuntime)?;
+        let any = inner
+            .exports
+            .actor(self.id())
+            .ok_or_else(|| Error::Unknown(self.id().to_string()))?;
+        let link = any
+            .downcast::<Link<A>>()
+            .map_err(|_| Error::Unknown(format!("{} as a {}", self.id(), A::NAME)))?;
+        Ok(ActorHandle::from_ref(ActorRef { link }))
+    }
+}
+
+// SAFETY: a transparent wrapper of `u64_le`, which is portable.
+unsafe impl<A> Portable for ArchivedActorHandle<A> {}
+// SAFETY: as above; no padding.
+unsafe impl<A> rkyv::traits::NoUndef for ArchivedActorHandle<A> {}
+// SAFETY: every bit pattern is a valid id (unknown ids fail at lookup).
+unsafe impl<A, C: Fallible + ?Sized> rkyv::bytecheck::CheckBytes<C> for ArchivedActorHandle<A> {
+    unsafe fn check_bytes(_value: *const Self, _context: &mut C) -> Result<(), C::Error> {
+        Ok(())
+    }
+}
+
+impl<A: ActorClass> Archive for ActorHandle<A> {
+    type Archived = ArchivedActorHandle<A>;
+    type Resolver = ();
+
+    fn resolve(&self, _resolver: (), out: Place<Self::Archived>) {
+        out.write(ArchivedActorHandle {
+            id: u64_le::from_native(self.id().as_u64()),
+            _a: PhantomData,
+        });
+    }
+}
+
+impl<A: ActorClass, S> Serialize<S> for ActorHandle<A>
+where
+    S: Fallible + ?Sized,
+    S::Error: Source,
+{
+    fn serialize(&self, _serializer: &mut S) -> std::result::Result<(), S::Error> {
+        let link = self.actor_ref().link.clone();
+        let id = self.id();
+        let noted = exports::note(move |ex| {
+            let any: Arc<dyn Any + Send + Sync> = link;
+            ex.export_actor(id, &any);
+            any as KeepAlive
+        });
+        if noted {
+            Ok(())
+        } else {
+            Err(S::Error::new(NotInRuntime("ActorHandle")))
+        }
+    }
+}
+
+impl<A: ActorClass, D> Deserialize<ActorHandle<A>, D> for ArchivedActorHandle<A>
+where
+    D: Fallible + ?Sized,
+    D::Error: Source,
+{
+    fn deserialize(&self, _deserializer: &mut D) -> std::result::Result<ActorHandle<A>, D::Error> {
+        self.to_handle().map_err(D::Error::new)
+    }
+}
+
+/// One method call being prepared: `handle.method(args)` makes it,
+/// [`remote`](Self::remote) submits it (Ray's `actor.method.remote(...)`).
+#[must_use = "an actor call does nothing until .remote() is called"]
+pub struct ActorCall<'a, A: ActorClass, R, F> {
+    actor: &'a ActorRef<A>,
+    method: &'static str,
+    run: F,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<'a, A, R, F> ActorCall<'a, A, R, F>
+where
+    A: ActorClass,
+    R: crate::values::Object,
+    F: FnOnce(&mut A, &Runtime) -> std::result::Result<R, crate::private::Failure> + Send + 'static,
+{
+    /// Prepares a call; used by generated code.
+    #[doc(hidden)]
+    pub fn new(actor: &'a ActorRef<A>, method: &'static str, run: F) -> Self {
+        ActorCall {
+            actor,
+            method,
+            run,
+            _r: PhantomData,
+        }
+    }
+
+    /// Submits the call; the ref resolves to the method's return value.
+    pub fn remote(self) -> Result<ObjectRef<R>> {
+        self.actor.call(self.method, self.run)
+    }
+}

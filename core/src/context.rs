@@ -1,0 +1,136 @@
+//! What the current thread is doing: which runtime it belongs to and which
+//! task or actor call it is running, so that nested calls find their runtime,
+//! a blocking `get` inside a task can give its CPU back, and the task's
+//! environment variables and GPU ids can be read.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::resources::Request;
+use crate::runtime::{Inner, Runtime};
+
+/// The task or actor call running on this thread.
+pub(crate) struct TaskCtx {
+    pub(crate) name: Arc<str>,
+    pub(crate) env: Arc<[(String, String)]>,
+    pub(crate) gpu_ids: Arc<[u32]>,
+    /// Resources this call holds while it runs (given back while it blocks).
+    pub(crate) held: Request,
+    /// True for tasks run by a scheduler worker or inline; false for actor calls.
+    pub(crate) is_task: bool,
+    /// Set while a retry is still possible for this attempt.
+    pub(crate) may_retry: std::cell::Cell<bool>,
+}
+
+thread_local! {
+    static RUNTIME: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    static TASKS: RefCell<Vec<Rc<TaskCtx>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes `inner` this thread's runtime (the driver thread, workers, actors).
+pub(crate) fn set_runtime(inner: Option<Arc<Inner>>) {
+    RUNTIME.with(|r| *r.borrow_mut() = inner);
+}
+
+pub(crate) fn runtime_inner() -> Option<Arc<Inner>> {
+    RUNTIME.with(|r| r.borrow().clone())
+}
+
+/// Forgets this thread's runtime if it is `inner`.
+pub(crate) fn clear_runtime_if(inner: &Arc<Inner>) {
+    RUNTIME.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, inner)) {
+            *r = None;
+        }
+    });
+}
+
+/// Runs `f` with `ctx` as the current task.
+pub(crate) fn with_task<R>(ctx: Rc<TaskCtx>, f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            TASKS.with(|t| t.borrow_mut().pop());
+        }
+    }
+    TASKS.with(|t| t.borrow_mut().push(ctx));
+    let _pop = Pop;
+    f()
+}
+
+pub(crate) fn current_task() -> Option<Rc<TaskCtx>> {
+    TASKS.with(|t| t.borrow().last().cloned())
+}
+
+/// The runtime of the calling thread: the one `init` started on it, or the
+/// one whose task or actor is running on it.
+///
+/// ```
+/// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+/// assert!(ferry::current().is_ok());
+/// rt.shutdown()?;
+/// assert!(ferry::current().is_err());
+/// # Ok::<(), ferry::Error>(())
+/// ```
+pub fn current() -> Result<Runtime> {
+    runtime_inner()
+        .map(Runtime::from_inner)
+        .ok_or(Error::NoRuntime)
+}
+
+/// An environment variable as the running task sees it: the task's
+/// `runtime_env` variables first, then the process environment.
+///
+/// Tasks are threads of one process, so `std::env::var` sees only the
+/// process environment; read task variables through this function, and use
+/// [`command`] to start a child process with them.
+///
+/// ```
+/// assert_eq!(ferry::env_var("FERRY_SURELY_UNSET_VARIABLE"), None);
+/// ```
+pub fn env_var(name: &str) -> Option<String> {
+    if let Some(ctx) = current_task() {
+        if let Some((_, v)) = ctx.env.iter().rev().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+    }
+    std::env::var(name).ok()
+}
+
+/// A `std::process::Command` with the running task's environment variables set.
+///
+/// ```
+/// let out = ferry::command("true").status().unwrap();
+/// assert!(out.success());
+/// ```
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    if let Some(ctx) = current_task() {
+        cmd.envs(ctx.env.iter().map(|(k, v)| (k, v)));
+    }
+    cmd
+}
+
+/// The GPU ids assigned to the running task or actor (like `ray.get_gpu_ids()`);
+/// empty outside a task or when it asked for no GPU.
+///
+/// ```
+/// assert!(ferry::gpu_ids().is_empty());
+/// ```
+pub fn gpu_ids() -> Vec<u32> {
+    current_task()
+        .map(|c| c.gpu_ids.to_vec())
+        .unwrap_or_default()
+}
+
+/// The name of the running task or actor call, if any.
+///
+/// ```
+/// assert_eq!(ferry::task_name(), None);
+/// ```
+pub fn task_name() -> Option<String> {
+    current_task().map(|c| c.name.to_string())
+}

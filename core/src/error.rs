@@ -1,0 +1,152 @@
+//! Errors: what a user of the runtime can get back.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The result type of the runtime's operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a task or actor call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The user's code panicked.
+    Panic,
+    /// The user's code returned `Err`.
+    Application,
+    /// The runtime lost the worker, the rank or the actor that ran it.
+    System,
+}
+
+/// A task or actor call that failed, re-raised at `get`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskError {
+    /// The task's name (the function, or `Actor.method`).
+    pub task: String,
+    /// The rank it ran on.
+    pub rank: u32,
+    /// How it failed.
+    pub kind: FailureKind,
+    /// The panic message or the error's `Display`.
+    pub message: String,
+    /// How many times it ran, retries included.
+    pub attempts: u32,
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.kind {
+            FailureKind::Panic => "panicked",
+            FailureKind::Application => "returned an error",
+            FailureKind::System => "was lost",
+        };
+        write!(
+            f,
+            "task {} on rank {} {how}: {}",
+            self.task, self.rank, self.message
+        )?;
+        if self.attempts > 1 {
+            write!(f, " (after {} attempts)", self.attempts)?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong in the runtime.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A task or actor call failed; the error carries its name, rank and message.
+    #[error("{0}")]
+    Task(Box<TaskError>),
+    /// A task this one depended on failed, so this one never ran.
+    #[error("task {task} did not run because an argument failed: {cause}")]
+    Dependency {
+        /// The task that did not run.
+        task: String,
+        /// The argument's failure.
+        cause: Box<Error>,
+    },
+    /// `get` or `wait` gave up.
+    #[error("timed out after {0:?} waiting for an object")]
+    Timeout(Duration),
+    /// No rank could ever satisfy a task's or actor's resource request.
+    #[error("infeasible request: {what} asks for {asked} {resource}, but the cluster has {total}")]
+    Infeasible {
+        /// The task or actor.
+        what: String,
+        /// The resource name (`CPU`, `GPU`, a custom name).
+        resource: String,
+        /// How much it asked for.
+        asked: f64,
+        /// How much the whole cluster has.
+        total: f64,
+    },
+    /// A bad argument to an API call.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// `get` asked for a different type than the object holds.
+    #[error("object {object} holds a {stored}, not a {asked}")]
+    TypeMismatch {
+        /// The object.
+        object: String,
+        /// The type it holds.
+        stored: &'static str,
+        /// The type that was asked for.
+        asked: &'static str,
+    },
+    /// The object's bytes are not a valid archive of its type.
+    #[error("object {object} is corrupt: {reason}")]
+    Corrupt {
+        /// The object.
+        object: String,
+        /// What validation found.
+        reason: String,
+    },
+    /// The object store refused the object.
+    #[error("object store: {0}")]
+    Store(String),
+    /// The actor is dead (killed, out of restarts, or all handles dropped).
+    #[error("actor {actor} is dead: {reason}")]
+    ActorDied {
+        /// The actor's class and id.
+        actor: String,
+        /// Why it died.
+        reason: String,
+    },
+    /// An id that refers to nothing this rank knows (a freed object, a stale handle).
+    #[error("{0} is unknown to this rank (freed or never created here)")]
+    Unknown(String),
+    /// The runtime has shut down.
+    #[error("the runtime has shut down")]
+    Shutdown,
+    /// No runtime is running on this thread.
+    #[error("no Ferry runtime on this thread: call ferry::init first")]
+    NoRuntime,
+    /// Starting the runtime failed.
+    #[error("could not start the runtime: {0}")]
+    Init(String),
+}
+
+impl Error {
+    /// The task error inside, if this is one (also through a failed dependency).
+    pub fn task_error(&self) -> Option<&TaskError> {
+        match self {
+            Error::Task(t) => Some(t),
+            Error::Dependency { cause, .. } => cause.task_error(),
+            _ => None,
+        }
+    }
+}
+
+impl From<ferry_store::StoreError> for Error {
+    fn from(e: ferry_store::StoreError) -> Self {
+        Error::Store(e.to_string())
+    }
+}
+
+impl From<ferry_launcher::LaunchError> for Error {
+    fn from(e: ferry_launcher::LaunchError) -> Self {
+        Error::Init(e.to_string())
+    }
+}

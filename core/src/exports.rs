@@ -1,0 +1,117 @@
+//! Objects and actors listed by id, so that a ref or handle serialized inside
+//! another object can be turned back into a live one.
+//!
+//! Serializing an [`ObjectRef`](crate::ObjectRef) or an
+//! [`ActorHandle`](crate::ActorHandle) into an object happens inside
+//! [`capture`]: the serializer lists the slot here (weakly) and hands a strong
+//! reference to the object being built, which keeps the inner object alive
+//! for as long as the outer one lives (Ray's "contained refs"). Deserializing
+//! looks the id up here.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::error::{Error, Result};
+use crate::ids::{ActorId, ObjectId};
+use crate::slot::{KeepAlive, Slot};
+
+/// One rank's table of serialized objects and actor handles.
+#[derive(Default)]
+pub(crate) struct Exports {
+    objects: Mutex<HashMap<ObjectId, Weak<Slot>>>,
+    actors: Mutex<HashMap<ActorId, Weak<dyn Any + Send + Sync>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Exports {
+    pub(crate) fn export_object(self: &Arc<Self>, slot: &Arc<Slot>) {
+        if slot.set_exported(Arc::downgrade(self)) {
+            lock(&self.objects).insert(slot.id, Arc::downgrade(slot));
+        }
+    }
+
+    pub(crate) fn forget_object(&self, id: ObjectId) {
+        let mut map = lock(&self.objects);
+        if map.get(&id).is_some_and(|w| w.strong_count() == 0) {
+            map.remove(&id);
+        }
+    }
+
+    pub(crate) fn object(&self, id: ObjectId) -> Result<Arc<Slot>> {
+        lock(&self.objects)
+            .get(&id)
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| Error::Unknown(id.to_string()))
+    }
+
+    pub(crate) fn export_actor(&self, id: ActorId, handle: &Arc<dyn Any + Send + Sync>) {
+        lock(&self.actors).insert(id, Arc::downgrade(handle));
+    }
+
+    pub(crate) fn forget_actor(&self, id: ActorId) {
+        lock(&self.actors).remove(&id);
+    }
+
+    pub(crate) fn actor(&self, id: ActorId) -> Option<Arc<dyn Any + Send + Sync>> {
+        lock(&self.actors).get(&id).and_then(Weak::upgrade)
+    }
+}
+
+struct Capture {
+    exports: Arc<Exports>,
+    kept: Vec<KeepAlive>,
+}
+
+thread_local! {
+    static CAPTURE: RefCell<Option<Capture>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a serialization) with refs and handles captured into the result.
+pub(crate) fn capture<R>(exports: &Arc<Exports>, f: impl FnOnce() -> R) -> (R, Vec<KeepAlive>) {
+    let outer = CAPTURE.with(|c| {
+        c.borrow_mut().replace(Capture {
+            exports: exports.clone(),
+            kept: Vec::new(),
+        })
+    });
+    let r = f();
+    let kept = CAPTURE.with(|c| {
+        let mut c = c.borrow_mut();
+        let mine = std::mem::replace(&mut *c, outer);
+        mine.map(|m| m.kept).unwrap_or_default()
+    });
+    (r, kept)
+}
+
+/// Called by the serializer of a ref or handle; false outside [`capture`].
+pub(crate) fn note(f: impl FnOnce(&Arc<Exports>) -> KeepAlive) -> bool {
+    CAPTURE.with(|c| match &mut *c.borrow_mut() {
+        Some(cap) => {
+            let keep = f(&cap.exports);
+            cap.kept.push(keep);
+            true
+        }
+        None => false,
+    })
+}
+
+/// The error a serializer gives when a ref is serialized outside the runtime.
+#[derive(Debug)]
+pub(crate) struct NotInRuntime(pub(crate) &'static str);
+
+impl std::fmt::Display for NotInRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a {} can only be serialized by the Ferry runtime (put it, return it from a task, or pass it to one)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NotInRuntime {}

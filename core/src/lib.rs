@@ -1,0 +1,43 @@
+//! Ferry's runtime: remote tasks, stateful actors and immutable objects in a
+//! zero-copy shared-memory store, on one rank or many.
+//!
+//! Most users depend on the `ferry` facade crate, which re-exports this one
+//! together with the `#[ferry::remote]`, `#[ferry::actor]` and
+//! `#[ferry::main]` macros.
+
+mod actor;
+mod arg;
+mod config;
+mod context;
+mod error;
+mod exports;
+mod ids;
+mod object_ref;
+mod options;
+#[doc(hidden)]
+pub mod private;
+mod resources;
+mod runtime;
+mod scheduler;
+mod signal;
+mod slot;
+mod task;
+mod values;
+mod view;
+
+pub use actor::{
+    ActorCall, ActorClass, ActorHandle, ActorRef, ArchivedActorHandle, create as create_actor,
+};
+pub use arg::{Arg, IntoArg};
+pub use config::Config;
+pub use context::{command, current, env_var, gpu_ids, task_name};
+pub use error::{Error, FailureKind, Result, TaskError};
+pub use ids::{ActorId, ObjectId};
+pub use object_ref::{ArchivedObjectRef, ObjectRef};
+pub use options::{ActorOptions, RetryOn, TaskOptions};
+pub use runtime::{Runtime, init};
+pub use values::{Object, Remotable};
+pub use view::View;
+
+pub use ferry_store::PodElement;
+pub use rkyv;

@@ -1,0 +1,226 @@
+//! Options of a task or actor, as `.options(...)` takes them in Ray.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Result, TaskError};
+use crate::resources::{Ledger, Request};
+
+/// Which application errors a task retries on.
+#[derive(Clone, Default)]
+pub enum RetryOn {
+    /// Never (Ray's default): only system failures are retried.
+    #[default]
+    Never,
+    /// Every panic or `Err`.
+    All,
+    /// Those for which the predicate says yes.
+    When(Arc<dyn Fn(&TaskError) -> bool + Send + Sync>),
+}
+
+impl fmt::Debug for RetryOn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryOn::Never => f.write_str("Never"),
+            RetryOn::All => f.write_str("All"),
+            RetryOn::When(_) => f.write_str("When(..)"),
+        }
+    }
+}
+
+/// Resource and retry options of a task (Ray's `@ray.remote(...)` and
+/// `.options(...)` keywords).
+///
+/// ```
+/// let o = ferry::TaskOptions::default()
+///     .num_cpus(0.5)
+///     .resource("TPU", 1.0)
+///     .max_retries(5)
+///     .env_var("MY_CUSTOM_ENV", "prod");
+/// assert_eq!(o.cpus(), 0.5);
+/// ```
+#[derive(Clone, Debug)]
+pub struct TaskOptions {
+    pub(crate) name: Option<String>,
+    pub(crate) num_cpus: f64,
+    pub(crate) num_gpus: f64,
+    pub(crate) memory: f64,
+    pub(crate) resources: Vec<(String, f64)>,
+    pub(crate) max_retries: i32,
+    pub(crate) retry_on: RetryOn,
+    pub(crate) env: Vec<(String, String)>,
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions {
+            name: None,
+            num_cpus: 1.0,
+            num_gpus: 0.0,
+            memory: 0.0,
+            resources: Vec::new(),
+            max_retries: 3,
+            retry_on: RetryOn::Never,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl TaskOptions {
+    /// Logical CPUs the task holds while it runs (fractional and 0 allowed; default 1).
+    pub fn num_cpus(mut self, n: f64) -> Self {
+        self.num_cpus = n;
+        self
+    }
+
+    /// Logical GPUs (fractional allowed; default 0).
+    pub fn num_gpus(mut self, n: f64) -> Self {
+        self.num_gpus = n;
+        self
+    }
+
+    /// Memory in bytes the task reserves (logical, as in Ray).
+    pub fn memory(mut self, bytes: f64) -> Self {
+        self.memory = bytes;
+        self
+    }
+
+    /// A custom resource, e.g. `("TPU", 1.0)`.
+    pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
+        self.resources.push((name.into(), amount));
+        self
+    }
+
+    /// Retries after a system failure (lost worker or rank): default 3, -1 forever.
+    /// With [`retry_exceptions`](Self::retry_exceptions) also the application-error retries.
+    pub fn max_retries(mut self, n: i32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Retry on application errors (panics and `Err`) too, up to `max_retries`.
+    pub fn retry_exceptions(mut self, yes: bool) -> Self {
+        self.retry_on = if yes { RetryOn::All } else { RetryOn::Never };
+        self
+    }
+
+    /// Retry on the application errors for which `pred` says yes.
+    pub fn retry_when(mut self, pred: impl Fn(&TaskError) -> bool + Send + Sync + 'static) -> Self {
+        self.retry_on = RetryOn::When(Arc::new(pred));
+        self
+    }
+
+    /// An environment variable for the task (Ray's `runtime_env={"env_vars": ...}`),
+    /// read inside with [`env_var`](crate::env_var).
+    pub fn env_var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// A name for the task in errors and listings (default: the function's name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The CPUs asked for.
+    pub fn cpus(&self) -> f64 {
+        self.num_cpus
+    }
+
+    pub(crate) fn request(&self, what: &str, ledger: &Ledger) -> Result<Request> {
+        request_of(
+            what,
+            ledger,
+            [self.num_cpus, self.num_gpus, self.memory],
+            &self.resources,
+        )
+    }
+}
+
+/// Options of an actor (Ray's `@ray.remote` on a class and `.options(...)`).
+///
+/// ```
+/// let o = ferry::ActorOptions::default().num_cpus(1.0).max_restarts(2);
+/// assert_eq!(o.restarts(), 2);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ActorOptions {
+    pub(crate) name: Option<String>,
+    pub(crate) num_cpus: f64,
+    pub(crate) num_gpus: f64,
+    pub(crate) memory: f64,
+    pub(crate) resources: Vec<(String, f64)>,
+    pub(crate) max_restarts: i32,
+    pub(crate) env: Vec<(String, String)>,
+}
+
+impl ActorOptions {
+    /// Logical CPUs the actor holds for its lifetime (default 0, as in Ray).
+    pub fn num_cpus(mut self, n: f64) -> Self {
+        self.num_cpus = n;
+        self
+    }
+
+    /// Logical GPUs the actor holds for its lifetime.
+    pub fn num_gpus(mut self, n: f64) -> Self {
+        self.num_gpus = n;
+        self
+    }
+
+    /// Memory in bytes the actor reserves.
+    pub fn memory(mut self, bytes: f64) -> Self {
+        self.memory = bytes;
+        self
+    }
+
+    /// A custom resource the actor holds.
+    pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
+        self.resources.push((name.into(), amount));
+        self
+    }
+
+    /// How many times a panicked actor is re-created by re-running its
+    /// constructor (default 0; -1 forever).
+    pub fn max_restarts(mut self, n: i32) -> Self {
+        self.max_restarts = n;
+        self
+    }
+
+    /// An environment variable for the actor's calls.
+    pub fn env_var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// A name for the actor in errors and listings.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The restarts allowed.
+    pub fn restarts(&self) -> i32 {
+        self.max_restarts
+    }
+
+    pub(crate) fn request(&self, what: &str, ledger: &Ledger) -> Result<Request> {
+        request_of(
+            what,
+            ledger,
+            [self.num_cpus, self.num_gpus, self.memory],
+            &self.resources,
+        )
+    }
+}
+
+fn request_of(
+    what: &str,
+    ledger: &Ledger,
+    [cpus, gpus, memory]: [f64; 3],
+    custom: &[(String, f64)],
+) -> Result<Request> {
+    let mut asks: Vec<(&str, f64)> = vec![("CPU", cpus), ("GPU", gpus), ("memory", memory)];
+    asks.extend(custom.iter().map(|(n, a)| (n.as_str(), *a)));
+    ledger.request(what, &asks)
+}

@@ -1,0 +1,295 @@
+//! Support for the code the macros generate. Not a public API: names here
+//! may change at any release.
+
+use std::fmt::Display;
+use std::sync::Arc;
+
+use crate::arg::Arg;
+use crate::context;
+use crate::error::{Error, FailureKind, Result};
+use crate::object_ref::ObjectRef;
+use crate::options::TaskOptions;
+use crate::runtime::Runtime;
+use crate::slot::Slot;
+use crate::task::{Job, NewTask, Outcome, RetryPolicy, TaskCell};
+use crate::values::Object;
+
+/// Why a call's body failed before or instead of producing a value.
+#[derive(Debug)]
+pub enum Failure {
+    /// The user's function returned `Err` (its `Display`).
+    App(String),
+    /// The runtime could not resolve an argument.
+    Runtime(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+/// Turns a function's return value into a call result: infallible returns.
+pub fn ok<R>(value: R) -> std::result::Result<R, Failure> {
+    Ok(value)
+}
+
+/// Turns a function's return value into a call result: `Result` returns.
+pub fn fallible<R, E: Display>(
+    value: std::result::Result<R, E>,
+) -> std::result::Result<R, Failure> {
+    value.map_err(|e| Failure::App(e.to_string()))
+}
+
+/// Stores a call's value, or describes its failure.
+pub(crate) fn finish<R: Object>(
+    rt: &Runtime,
+    task_name: &dyn Fn() -> String,
+    result: std::result::Result<R, Failure>,
+) -> Outcome {
+    match result {
+        Ok(v) => match rt.inner.store_value(&v) {
+            Ok(stored) => Outcome::Value(stored),
+            Err(e) => Outcome::Error(e),
+        },
+        Err(Failure::App(message)) => Outcome::Failed {
+            kind: FailureKind::Application,
+            message,
+        },
+        Err(Failure::Runtime(cause)) => Outcome::Error(Error::Dependency {
+            task: task_name(),
+            cause: Box::new(cause),
+        }),
+    }
+}
+
+/// The top-level ref arguments a call waits for.
+#[derive(Default)]
+pub struct Deps {
+    slots: Vec<Arc<Slot>>,
+}
+
+impl Deps {
+    /// Notes `arg` if it is a ref.
+    pub fn add<T>(&mut self, arg: &Arg<T>) {
+        if let Some(s) = arg.dep() {
+            self.slots.push(s.clone());
+        }
+    }
+}
+
+/// Submits a task whose body is `body` (it resolves its arguments and calls
+/// the function).
+pub fn submit<R, F>(
+    rt: &Runtime,
+    fn_name: &'static str,
+    opts: &TaskOptions,
+    deps: Deps,
+    mut body: F,
+) -> Result<ObjectRef<R>>
+where
+    R: Object,
+    F: FnMut(&Runtime) -> std::result::Result<R, Failure> + Send + 'static,
+{
+    let inner = &rt.inner;
+    if inner.is_shut() {
+        return Err(Error::Shutdown);
+    }
+    let name: Arc<str> = match &opts.name {
+        Some(n) => n.as_str().into(),
+        None => fn_name.into(),
+    };
+    let request = opts.request(&name, &inner.ledger)?;
+    let env = if opts.env.is_empty() {
+        inner.empty_env.clone()
+    } else {
+        Arc::from(opts.env.clone())
+    };
+    let task_name = name.clone();
+    let job: Job = Box::new(move |rt, _ctx| {
+        let result = body(rt);
+        finish(rt, &|| task_name.to_string(), result)
+    });
+    let cell = TaskCell::new(
+        inner,
+        NewTask {
+            name,
+            request,
+            env,
+            retry: RetryPolicy {
+                max_retries: opts.max_retries,
+                retry_on: opts.retry_on.clone(),
+            },
+            job,
+        },
+    );
+    let out = ObjectRef::from_slot(cell.output.clone());
+    let deps: Vec<&Arc<Slot>> = deps.slots.iter().collect();
+    cell.submit(&deps);
+    Ok(out)
+}
+
+/// True while the running attempt can still be retried (so arguments must be
+/// kept for the next attempt).
+pub fn may_retry() -> bool {
+    context::current_task().is_some_and(|c| c.may_retry.get())
+}
+
+/// Clones a value when its type is `Clone` (autoref specialization: call as
+/// `(&&CloneProbe(&v)).maybe_clone()` on a concrete type).
+pub struct CloneProbe<'a, T>(pub &'a T);
+
+/// The `Clone` arm of [`CloneProbe`].
+pub trait ViaClone<T> {
+    /// A clone.
+    fn maybe_clone(&self) -> Option<T>;
+}
+
+impl<T: Clone> ViaClone<T> for &CloneProbe<'_, T> {
+    fn maybe_clone(&self) -> Option<T> {
+        Some(self.0.clone())
+    }
+}
+
+/// The fallback arm of [`CloneProbe`].
+pub trait ViaNoClone<T> {
+    /// None: the type cannot be cloned.
+    fn maybe_clone(&self) -> Option<T>;
+}
+
+impl<T> ViaNoClone<T> for CloneProbe<'_, T> {
+    fn maybe_clone(&self) -> Option<T> {
+        None
+    }
+}
+
+/// Takes a call's arguments for one attempt: a clone while a retry is
+/// possible (when they can be cloned), the originals otherwise.
+pub fn args_for_attempt<T>(
+    stash: &mut Option<T>,
+    clone: impl FnOnce(&T) -> Option<T>,
+) -> std::result::Result<T, Failure> {
+    if may_retry() {
+        if let Some(c) = stash.as_ref().and_then(clone) {
+            return Ok(c);
+        }
+    }
+    stash.take().ok_or_else(|| {
+        Failure::App(
+            "cannot retry: the arguments were used by the first attempt and are not Clone"
+                .to_string(),
+        )
+    })
+}
+
+/// What `#[ferry::main]` functions may return.
+pub trait MainResult {
+    /// The error to report, if any.
+    fn into_error(self) -> Option<String>;
+}
+
+impl MainResult for () {
+    fn into_error(self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: Display> MainResult for std::result::Result<(), E> {
+    fn into_error(self) -> Option<String> {
+        self.err().map(|e| e.to_string())
+    }
+}
+
+/// The body of a `#[ferry::main]` program: start, run, shut down, report.
+pub fn run_main<R: MainResult>(body: impl FnOnce(Runtime) -> R) -> std::process::ExitCode {
+    let started = crate::config::Config::from_env().and_then(crate::runtime::init);
+    let rt = match started {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = body(rt.clone()).into_error();
+    let stopped = rt.shutdown();
+    match (outcome, stopped) {
+        (None, Ok(())) => std::process::ExitCode::SUCCESS,
+        (Some(e), _) => {
+            eprintln!("Error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        (None, Err(e)) => {
+            eprintln!("ferry: shutdown: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builder methods of every generated options type (a field `opts`).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __builder_methods {
+    (task) => {
+        $crate::__builder_methods!(common $crate::TaskOptions);
+        /// Retries after a system failure (default 3; -1 forever), and after
+        /// application errors when `retry_exceptions` is set.
+        pub fn max_retries(mut self, n: i32) -> Self { self.opts = self.opts.max_retries(n); self }
+        /// Retry on application errors (panics and `Err`) too.
+        pub fn retry_exceptions(mut self, yes: bool) -> Self { self.opts = self.opts.retry_exceptions(yes); self }
+        /// Retry on the application errors for which `pred` says yes.
+        pub fn retry_when(mut self, pred: impl Fn(&$crate::TaskError) -> bool + Send + Sync + 'static) -> Self { self.opts = self.opts.retry_when(pred); self }
+    };
+    (actor) => {
+        $crate::__builder_methods!(common $crate::ActorOptions);
+        /// Restarts after a panic, re-running the constructor (default 0; -1 forever).
+        pub fn max_restarts(mut self, n: i32) -> Self { self.opts = self.opts.max_restarts(n); self }
+    };
+    (common $opts:ty) => {
+        /// Logical CPUs (fractional and 0 allowed).
+        pub fn num_cpus(mut self, n: f64) -> Self { self.opts = self.opts.num_cpus(n); self }
+        /// Logical GPUs.
+        pub fn num_gpus(mut self, n: f64) -> Self { self.opts = self.opts.num_gpus(n); self }
+        /// Memory in bytes (logical).
+        pub fn memory(mut self, bytes: f64) -> Self { self.opts = self.opts.memory(bytes); self }
+        /// A custom resource.
+        pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self { self.opts = self.opts.resource(name, amount); self }
+        /// An environment variable (runtime_env env_vars).
+        pub fn env_var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self { self.opts = self.opts.env_var(key, value); self }
+        /// A name for errors and listings.
+        pub fn name(mut self, name: impl Into<String>) -> Self { self.opts = self.opts.name(name); self }
+        /// Replaces all options at once.
+        pub fn with(mut self, opts: $opts) -> Self { self.opts = opts; self }
+    };
+}
+
+pub use inventory;
+
+/// A remote function, listed at link time so any rank of the same binary
+/// can find it by its stable id.
+#[derive(Debug)]
+pub struct RemoteFn {
+    /// [`stable_id`] of `path`.
+    pub id: u64,
+    /// `module::path::name`.
+    pub path: &'static str,
+}
+
+inventory::collect!(RemoteFn);
+
+/// FNV-1a of a function's path: the same in every build of the same source.
+pub const fn stable_id(path: &str) -> u64 {
+    let bytes = path.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// Finds a remote function by its stable id.
+pub fn lookup_remote(id: u64) -> Option<&'static RemoteFn> {
+    inventory::iter::<RemoteFn>().find(|f| f.id == id)
+}

@@ -1,0 +1,228 @@
+//! Logical resource accounting, as in Ray: `CPU`, `GPU`, `memory` and custom
+//! resources are numbers a task reserves while it runs, not physical limits.
+//!
+//! Amounts are fixed point (1/10 000 of a unit) so fractional requests add up
+//! exactly. The [`Ledger`] keeps what is available in one atomic per resource:
+//! acquiring is a compare-and-swap loop per resource asked for, with rollback
+//! when a later one does not fit, so the hot path takes no lock.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// Fixed-point scale: one unit of a resource.
+pub(crate) const UNIT: i64 = 10_000;
+
+/// Index of the CPU resource.
+pub(crate) const CPU: usize = 0;
+/// Index of the GPU resource.
+pub(crate) const GPU: usize = 1;
+/// Index of the memory resource.
+pub(crate) const MEMORY: usize = 2;
+
+pub(crate) fn to_fixed(amount: f64) -> i64 {
+    (amount * UNIT as f64).round() as i64
+}
+
+pub(crate) fn from_fixed(amount: i64) -> f64 {
+    amount as f64 / UNIT as f64
+}
+
+/// A request: how much of which resources, by index into a [`Ledger`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Request {
+    items: Vec<(usize, i64)>,
+}
+
+impl Request {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The part of this request that is CPU (given back while blocked).
+    pub(crate) fn cpu_only(&self) -> Request {
+        Request {
+            items: self
+                .items
+                .iter()
+                .copied()
+                .filter(|(i, _)| *i == CPU)
+                .collect(),
+        }
+    }
+}
+
+/// What a rank has, and what is free of it now.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    names: Vec<String>,
+    totals: Vec<i64>,
+    available: Vec<AtomicI64>,
+}
+
+impl Ledger {
+    /// A ledger with the given totals; the first three names must be CPU, GPU, memory.
+    pub(crate) fn new(totals: Vec<(String, f64)>) -> Self {
+        debug_assert_eq!(totals[CPU].0, "CPU");
+        debug_assert_eq!(totals[GPU].0, "GPU");
+        debug_assert_eq!(totals[MEMORY].0, "memory");
+        let (names, amounts): (Vec<_>, Vec<_>) =
+            totals.into_iter().map(|(n, a)| (n, to_fixed(a))).unzip();
+        let available = amounts.iter().map(|a| AtomicI64::new(*a)).collect();
+        Ledger {
+            names,
+            totals: amounts,
+            available,
+        }
+    }
+
+    /// Turns named amounts into a request, or says why no rank could ever run it.
+    pub(crate) fn request(&self, what: &str, asks: &[(&str, f64)]) -> Result<Request> {
+        let mut items: Vec<(usize, i64)> = Vec::with_capacity(asks.len());
+        for &(name, amount) in asks {
+            if !(amount >= 0.0) || !amount.is_finite() {
+                return Err(Error::InvalidArgument(format!(
+                    "{what}: resource {name} must be a finite number >= 0, got {amount}"
+                )));
+            }
+            let fixed = to_fixed(amount);
+            if fixed == 0 {
+                continue;
+            }
+            if amount > 1.0 && amount.fract() != 0.0 {
+                return Err(Error::InvalidArgument(format!(
+                    "{what}: {name} = {amount}: amounts above 1 must be whole numbers (as in Ray)"
+                )));
+            }
+            let index = self.names.iter().position(|n| n == name);
+            let total = index.map_or(0, |i| self.totals[i]);
+            match index {
+                Some(i) if fixed <= total => match items.iter_mut().find(|(j, _)| *j == i) {
+                    Some(item) => item.1 += fixed,
+                    None => items.push((i, fixed)),
+                },
+                _ => {
+                    return Err(Error::Infeasible {
+                        what: what.to_string(),
+                        resource: name.to_string(),
+                        asked: amount,
+                        total: from_fixed(total),
+                    });
+                }
+            }
+        }
+        items.sort_unstable();
+        Ok(Request { items })
+    }
+
+    /// Reserves `req` if all of it is free now.
+    pub(crate) fn try_acquire(&self, req: &Request) -> bool {
+        for (done, &(i, amount)) in req.items.iter().enumerate() {
+            let slot = &self.available[i];
+            // Acquire/Release pair with `release`: a task that sees the amount
+            // free also sees everything the task that freed it did before.
+            let mut cur = slot.load(Ordering::Acquire);
+            loop {
+                if cur < amount {
+                    for &(j, a) in &req.items[..done] {
+                        self.available[j].fetch_add(a, Ordering::Release);
+                    }
+                    return false;
+                }
+                match slot.compare_exchange_weak(
+                    cur,
+                    cur - amount,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+        }
+        true
+    }
+
+    /// Reserves `req` even if that overdraws (a blocked task taking its CPU back).
+    pub(crate) fn force_acquire(&self, req: &Request) {
+        for &(i, amount) in &req.items {
+            self.available[i].fetch_sub(amount, Ordering::AcqRel);
+        }
+    }
+
+    /// Gives `req` back.
+    pub(crate) fn release(&self, req: &Request) {
+        for &(i, amount) in &req.items {
+            self.available[i].fetch_add(amount, Ordering::Release);
+        }
+    }
+
+    /// Whole-rank totals by name (resources with a zero total are left out, as Ray does).
+    pub(crate) fn totals(&self) -> BTreeMap<String, f64> {
+        self.names
+            .iter()
+            .zip(&self.totals)
+            .filter(|(_, t)| **t > 0)
+            .map(|(n, t)| (n.clone(), from_fixed(*t)))
+            .collect()
+    }
+
+    /// What is free now by name (never below zero).
+    pub(crate) fn available(&self) -> BTreeMap<String, f64> {
+        self.names
+            .iter()
+            .zip(self.totals.iter().zip(&self.available))
+            .filter(|(_, (t, _))| **t > 0)
+            .map(|(n, (_, a))| (n.clone(), from_fixed(a.load(Ordering::Acquire).max(0))))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> Ledger {
+        Ledger::new(vec![
+            ("CPU".into(), 2.0),
+            ("GPU".into(), 0.0),
+            ("memory".into(), 1e9),
+            ("TPU".into(), 1.0),
+        ])
+    }
+
+    #[test]
+    fn fractional_requests_add_up_exactly() {
+        let l = ledger();
+        let half = l.request("t", &[("CPU", 0.5)]).unwrap();
+        for _ in 0..4 {
+            assert!(l.try_acquire(&half));
+        }
+        assert!(!l.try_acquire(&half));
+        l.release(&half);
+        assert_eq!(l.available()["CPU"], 0.5);
+    }
+
+    #[test]
+    fn failed_acquire_rolls_back() {
+        let l = ledger();
+        let both = l.request("t", &[("CPU", 1.0), ("TPU", 1.0)]).unwrap();
+        let tpu = l.request("t", &[("TPU", 1.0)]).unwrap();
+        assert!(l.try_acquire(&tpu));
+        assert!(!l.try_acquire(&both));
+        assert_eq!(l.available()["CPU"], 2.0);
+    }
+
+    #[test]
+    fn infeasible_names_the_resource() {
+        let l = ledger();
+        let err = l.request("train", &[("GPU", 1.0)]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("GPU") && msg.contains("train"), "{msg}");
+        assert!(l.request("t", &[("CPU", 3.0)]).is_err());
+        assert!(l.request("t", &[("CPU", -1.0)]).is_err());
+        assert!(l.request("t", &[("CPU", 1.5)]).is_err());
+        assert!(l.request("t", &[("CPU", 0.0)]).unwrap().is_empty());
+    }
+}

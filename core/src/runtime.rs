@@ -1,0 +1,497 @@
+//! [`Runtime`]: starting, the object API (`put`, `get`, `wait`), resources,
+//! and shutdown.
+//!
+//! # Shutdown
+//!
+//! 1. Mark the runtime shut; new submissions fail with [`Error::Shutdown`].
+//! 2. Kill every actor (queued calls fail) and join its thread.
+//! 3. Stop and join the workers; tasks that never started fail.
+//! 4. Remove the shared-memory file. Views and refs the user still holds stay
+//!    readable (the mapping lives until the last one is dropped).
+
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_store::{Arena, PodElement, StoreConfig};
+
+use crate::actor::ActorTable;
+use crate::config::Config;
+use crate::context;
+use crate::error::{Error, Result};
+use crate::exports::{self, Exports};
+use crate::ids::IdGen;
+use crate::object_ref::ObjectRef;
+use crate::resources::Ledger;
+use crate::scheduler::Scheduler;
+use crate::signal::{self, Signal};
+use crate::slot::{Slot, StoredValue, UnhandledSink, Waiter};
+use crate::values::Object;
+use crate::view::View;
+
+/// The shared state of one rank's runtime.
+pub(crate) struct Inner {
+    pub(crate) rank: u32,
+    pub(crate) job_id: String,
+    pub(crate) ids: IdGen,
+    pub(crate) arena: Arena,
+    pub(crate) ledger: Ledger,
+    pub(crate) sched: Scheduler,
+    pub(crate) exports: Arc<Exports>,
+    pub(crate) unhandled: Arc<UnhandledSink>,
+    pub(crate) actors: ActorTable,
+    pub(crate) spin: Duration,
+    pub(crate) empty_env: Arc<[(String, String)]>,
+    shut: AtomicBool,
+    shutdown_lock: Mutex<()>,
+}
+
+impl Inner {
+    pub(crate) fn is_shut(&self) -> bool {
+        self.shut.load(Ordering::Acquire)
+    }
+
+    /// Serializes `value` into the arena (one copy), capturing nested refs.
+    pub(crate) fn store_value<T: Object>(&self, value: &T) -> Result<StoredValue> {
+        let (block, contained) =
+            exports::capture(&self.exports, || ferry_store::put(&self.arena, value));
+        Ok(StoredValue {
+            block: block?,
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+            validated: AtomicBool::new(true),
+            _contained: contained,
+        })
+    }
+}
+
+/// A handle to a running Ferry runtime (one rank's object store, scheduler
+/// and actors). Cheap to clone; tasks get one from [`current`](crate::current).
+///
+/// The value [`init`] returns owns the runtime: dropping it (or calling
+/// [`shutdown`](Self::shutdown)) stops every thread and removes the
+/// shared-memory file. Clones do not own it.
+///
+/// ```
+/// let rt = ferry::init(ferry::Config::default().num_cpus(2.0))?;
+/// let r = rt.put(&42u64)?;
+/// assert_eq!(*rt.get(&r)?, 42);
+/// rt.shutdown()?;
+/// # Ok::<(), ferry::Error>(())
+/// ```
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+    owner: bool,
+}
+
+impl Clone for Runtime {
+    fn clone(&self) -> Self {
+        Runtime {
+            inner: self.inner.clone(),
+            owner: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("rank", &self.inner.rank)
+            .field("job_id", &self.inner.job_id)
+            .field("store", &self.inner.arena.path())
+            .finish()
+    }
+}
+
+/// Starts a runtime on this process as one rank (Ray's `ray.init`).
+///
+/// Fails with a clear error when the process was started by `mpirun` or
+/// `srun` as several ranks but Ferry was built without its `mpi` feature.
+///
+/// ```
+/// let rt = ferry::init(ferry::Config::default().num_cpus(1.0).object_store_memory(64 << 20))?;
+/// assert_eq!(rt.rank(), 0);
+/// # Ok::<(), ferry::Error>(())
+/// ```
+pub fn init(cfg: Config) -> Result<Runtime> {
+    let world = ferry_launcher::discover()?;
+    ferry_launcher::require_single_rank(&world)?;
+    let job_id = cfg.job_id.clone().unwrap_or(world.job_id.clone());
+    let cores = ferry_launcher::affinity::allowed_cpus()
+        .map(|c| c.len())
+        .unwrap_or(1)
+        .max(1);
+    let num_cpus = cfg.num_cpus.unwrap_or(cores as f64);
+    if !(num_cpus >= 0.0) || !num_cpus.is_finite() {
+        return Err(Error::InvalidArgument(format!(
+            "num_cpus must be >= 0, got {num_cpus}"
+        )));
+    }
+    let mut totals = vec![
+        ("CPU".to_string(), num_cpus),
+        ("GPU".to_string(), cfg.num_gpus.unwrap_or(0.0)),
+        (
+            "memory".to_string(),
+            cfg.memory
+                .unwrap_or(ferry_launcher::affinity::total_memory_bytes() as f64),
+        ),
+    ];
+    for (name, amount) in &cfg.resources {
+        if totals.iter().any(|(n, _)| n == name) {
+            return Err(Error::InvalidArgument(format!(
+                "resource {name} is given twice (CPU, GPU and memory have their own settings)"
+            )));
+        }
+        if !(*amount >= 0.0) || !amount.is_finite() {
+            return Err(Error::InvalidArgument(format!(
+                "resource {name} must be >= 0, got {amount}"
+            )));
+        }
+        totals.push((name.clone(), *amount));
+    }
+    let capacity = cfg
+        .object_store_memory
+        .unwrap_or_else(ferry_store::default_capacity);
+    let arena = Arena::create(&StoreConfig::new(job_id.clone(), world.rank, capacity))?;
+    let base_threads = (num_cpus.ceil() as usize).clamp(1, cores);
+    let spin = cfg.spin.unwrap_or(Duration::from_micros(50));
+    let inner = Arc::new(Inner {
+        rank: world.rank,
+        job_id,
+        ids: IdGen::new(world.rank),
+        arena,
+        ledger: Ledger::new(totals),
+        sched: Scheduler::new(base_threads, cfg.max_threads.unwrap_or(256), spin),
+        exports: Arc::new(Exports::default()),
+        unhandled: Arc::new(UnhandledSink {
+            count: Default::default(),
+            quiet: std::env::var_os("FERRY_IGNORE_UNHANDLED_ERRORS").is_some_and(|v| v == "1"),
+        }),
+        actors: ActorTable::default(),
+        spin,
+        empty_env: Arc::from(Vec::new()),
+        shut: AtomicBool::new(false),
+        shutdown_lock: Mutex::new(()),
+    });
+    if let Err(e) = inner.sched.start(&inner) {
+        inner.sched.shutdown();
+        let _ = inner.arena.unlink();
+        return Err(Error::Init(format!("could not start worker threads: {e}")));
+    }
+    context::set_runtime(Some(inner.clone()));
+    tracing::debug!(rank = inner.rank, job = %inner.job_id, "runtime started");
+    Ok(Runtime { inner, owner: true })
+}
+
+impl Runtime {
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Runtime {
+        Runtime {
+            inner,
+            owner: false,
+        }
+    }
+
+    /// This process's rank (0 for the driver).
+    pub fn rank(&self) -> u32 {
+        self.inner.rank
+    }
+
+    /// The job id that names this job's shared-memory files.
+    pub fn job_id(&self) -> &str {
+        &self.inner.job_id
+    }
+
+    /// The shared-memory file of this rank's object store.
+    pub fn store_path(&self) -> &std::path::Path {
+        self.inner.arena.path()
+    }
+
+    /// Bytes of the object store in use.
+    pub fn store_used(&self) -> usize {
+        self.inner.arena.used()
+    }
+
+    /// Worker threads started so far (the pool grows when tasks block).
+    pub fn worker_threads(&self) -> usize {
+        self.inner.sched.thread_count()
+    }
+
+    /// Failed objects dropped without anybody calling `get` on them.
+    pub fn unhandled_errors(&self) -> u64 {
+        self.inner.unhandled.count.load(Ordering::Relaxed)
+    }
+
+    fn check_live(&self) -> Result<()> {
+        if self.inner.is_shut() {
+            Err(Error::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Stores a value and returns a ref to it (Ray's `ray.put`). The value is
+    /// serialized straight into shared memory: one copy of its bytes.
+    ///
+    /// ```
+    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let r = rt.put(&vec![1.5f64, 2.5])?;
+    /// assert_eq!(rt.get(&r)?.as_slice(), &[1.5, 2.5]);
+    /// # Ok::<(), ferry::Error>(())
+    /// ```
+    pub fn put<T: Object>(&self, value: &T) -> Result<ObjectRef<T>> {
+        self.check_live()?;
+        let stored = self.inner.store_value(value)?;
+        Ok(ObjectRef::from_slot(Slot::ready(
+            self.inner.ids.object(),
+            stored,
+        )))
+    }
+
+    /// Builds a `Vec<P>` of `len` numbers directly in shared memory: `fill`
+    /// writes the elements in place, so nothing is copied at all.
+    ///
+    /// ```
+    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let r = rt.put_vec_with::<f64>(4, |xs| {
+    ///     for (i, x) in xs.iter_mut().enumerate() { *x = i as f64; }
+    /// })?;
+    /// assert_eq!(rt.get(&r)?.as_slice(), &[0.0, 1.0, 2.0, 3.0]);
+    /// # Ok::<(), ferry::Error>(())
+    /// ```
+    pub fn put_vec_with<P>(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [P]),
+    ) -> Result<ObjectRef<Vec<P>>>
+    where
+        P: PodElement,
+        Vec<P>: Object,
+    {
+        self.check_live()?;
+        let block = ferry_store::put_pod_slice_with::<P>(&self.inner.arena, len, fill)?;
+        let stored = StoredValue {
+            block,
+            type_id: TypeId::of::<Vec<P>>(),
+            type_name: std::any::type_name::<Vec<P>>(),
+            validated: AtomicBool::new(true),
+            _contained: Vec::new(),
+        };
+        Ok(ObjectRef::from_slot(Slot::ready(
+            self.inner.ids.object(),
+            stored,
+        )))
+    }
+
+    /// Stores bytes that claim to be an rkyv archive of a `T` (read from a
+    /// file, received from elsewhere). They are validated at the first `get`:
+    /// bytes that are not a valid archive give [`Error::Corrupt`], never
+    /// undefined behaviour.
+    ///
+    /// ```
+    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let r = rt.put_archive::<Vec<u64>>(&[0xff; 16])?;
+    /// assert!(matches!(rt.get(&r), Err(ferry::Error::Corrupt { .. })));
+    /// # Ok::<(), ferry::Error>(())
+    /// ```
+    pub fn put_archive<T: Object>(&self, bytes: &[u8]) -> Result<ObjectRef<T>> {
+        self.check_live()?;
+        let mut block = self.inner.arena.alloc(bytes.len())?;
+        block.as_mut_slice().copy_from_slice(bytes);
+        let stored = StoredValue {
+            block: block.freeze(),
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+            validated: AtomicBool::new(false),
+            _contained: Vec::new(),
+        };
+        Ok(ObjectRef::from_slot(Slot::ready(
+            self.inner.ids.object(),
+            stored,
+        )))
+    }
+
+    /// Waits for the object and returns a zero-copy view of it (Ray's
+    /// `ray.get`). A failed task's error comes back here.
+    ///
+    /// While it waits inside a task, the task's CPUs go back to the pool; if
+    /// the producing task has not started, the caller runs it itself.
+    pub fn get<T: Object>(&self, r: &ObjectRef<T>) -> Result<View<T>> {
+        self.wait_slot(&r.slot, None)?;
+        View::of(r.slot.clone())
+    }
+
+    /// [`get`](Self::get) with a timeout: [`Error::Timeout`] when it passes.
+    ///
+    /// ```
+    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let r = rt.put(&1u8)?;
+    /// assert_eq!(*rt.get_timeout(&r, std::time::Duration::from_secs(1))?, 1);
+    /// # Ok::<(), ferry::Error>(())
+    /// ```
+    pub fn get_timeout<T: Object>(&self, r: &ObjectRef<T>, timeout: Duration) -> Result<View<T>> {
+        self.wait_slot(&r.slot, Some(Instant::now() + timeout))
+            .map_err(|_| Error::Timeout(timeout))?;
+        View::of(r.slot.clone())
+    }
+
+    /// Gets every object, in order; the first error is returned.
+    pub fn get_all<T: Object>(&self, refs: &[ObjectRef<T>]) -> Result<Vec<View<T>>> {
+        refs.iter().map(|r| self.get(r)).collect()
+    }
+
+    /// Gets and deserializes an owned copy (for small values; `get` is zero-copy).
+    pub fn get_value<T: crate::values::Remotable>(&self, r: &ObjectRef<T>) -> Result<T> {
+        self.get(r)?.deserialize()
+    }
+
+    fn wait_slot(&self, slot: &Arc<Slot>, deadline: Option<Instant>) -> Result<()> {
+        if slot.is_ready() {
+            return Ok(());
+        }
+        if let Some(p) = slot.producer() {
+            if p.run_inline() && slot.is_ready() {
+                return Ok(());
+            }
+        }
+        if signal::spin_until(self.spin_budget(deadline), || slot.is_ready()) {
+            return Ok(());
+        }
+        let sig = Signal::for_current();
+        if !slot.add_waiter(Waiter::Thread(sig.clone())) {
+            return Ok(());
+        }
+        let ok = self.blocking(|| signal::park_until(deadline, || slot.is_ready()));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Timeout(Duration::ZERO))
+        }
+    }
+
+    fn spin_budget(&self, deadline: Option<Instant>) -> Duration {
+        match deadline {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .min(self.inner.spin),
+            None => self.inner.spin,
+        }
+    }
+
+    /// Runs a blocking wait; inside a task, its CPUs go back to the pool meanwhile.
+    fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+        let cpus = context::current_task()
+            .filter(|c| c.is_task)
+            .map(|c| c.held.cpu_only());
+        if let Some(cpus) = &cpus {
+            self.inner.sched.block_begin(&self.inner, cpus);
+        }
+        let r = f();
+        if let Some(cpus) = &cpus {
+            self.inner.sched.block_end(&self.inner, cpus);
+        }
+        r
+    }
+
+    /// Waits until `num_returns` of `refs` are ready or `timeout` passes (Ray's
+    /// `ray.wait`). Returns `(ready, not_ready)`, both in the order of `refs`;
+    /// `ready` holds at most `num_returns` refs.
+    ///
+    /// ```
+    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let refs = vec![rt.put(&1u32)?, rt.put(&2u32)?];
+    /// let (ready, rest) = rt.wait(&refs, 1, None)?;
+    /// assert_eq!((ready.len(), rest.len()), (1, 1));
+    /// assert_eq!(ready[0], refs[0]);
+    /// # Ok::<(), ferry::Error>(())
+    /// ```
+    pub fn wait<T>(
+        &self,
+        refs: &[ObjectRef<T>],
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> Result<(Vec<ObjectRef<T>>, Vec<ObjectRef<T>>)> {
+        if num_returns > refs.len() {
+            return Err(Error::InvalidArgument(format!(
+                "wait: num_returns ({num_returns}) is more than the {} refs given",
+                refs.len()
+            )));
+        }
+        let mut seen = HashSet::with_capacity(refs.len());
+        if let Some(dup) = refs.iter().find(|r| !seen.insert(r.id())) {
+            return Err(Error::InvalidArgument(format!(
+                "wait: {} is given twice",
+                dup.id()
+            )));
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let enough = || refs.iter().filter(|r| r.is_ready()).count() >= num_returns;
+        if !signal::spin_until(self.spin_budget(deadline), enough) {
+            let sig = Signal::for_current();
+            for r in refs {
+                r.slot.add_waiter(Waiter::Thread(sig.clone()));
+            }
+            self.blocking(|| signal::park_until(deadline, enough));
+        }
+        let mut ready = Vec::with_capacity(num_returns);
+        let mut not_ready = Vec::with_capacity(refs.len());
+        for r in refs {
+            if ready.len() < num_returns && r.is_ready() {
+                ready.push(r.clone());
+            } else {
+                not_ready.push(r.clone());
+            }
+        }
+        Ok((ready, not_ready))
+    }
+
+    /// Every resource of the cluster and its total (Ray's `ray.cluster_resources()`),
+    /// including `object_store_memory` in bytes.
+    pub fn cluster_resources(&self) -> BTreeMap<String, f64> {
+        let mut m = self.inner.ledger.totals();
+        m.insert(
+            "object_store_memory".into(),
+            self.inner.arena.capacity() as f64,
+        );
+        m
+    }
+
+    /// What is free now (Ray's `ray.available_resources()`).
+    pub fn available_resources(&self) -> BTreeMap<String, f64> {
+        let mut m = self.inner.ledger.available();
+        m.insert(
+            "object_store_memory".into(),
+            (self.inner.arena.capacity() - self.inner.arena.used()) as f64,
+        );
+        m
+    }
+
+    /// Stops the runtime: kills the actors, joins every thread, removes the
+    /// shared-memory file. Calling it again does nothing.
+    pub fn shutdown(&self) -> Result<()> {
+        let inner = &self.inner;
+        let _one_at_a_time = inner
+            .shutdown_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if inner.shut.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        inner.actors.shutdown();
+        inner.sched.shutdown();
+        context::clear_runtime_if(inner);
+        tracing::debug!(rank = inner.rank, "runtime stopped");
+        inner.arena.unlink().map_err(Error::from)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.owner {
+            if let Err(e) = self.shutdown() {
+                eprintln!("ferry: shutdown: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The per-rank work-stealing scheduler.
+//!
+//! Worker threads each own a FIFO deque (crossbeam-deque); tasks submitted
+//! from outside the pool go to a shared injector; an idle worker pops its
+//! own deque, then takes a batch from the injector, then steals from the
+//! others. Only tasks whose resources are granted enter the deques; the rest
+//! wait in a pending list that every release rescans.
+//!
+//! # Threads
+//!
+//! The pool starts with one worker per assigned core (capped by the logical
+//! CPU count) and grows only when a task is granted while no worker is idle:
+//! a task blocked in `get` gives its CPUs back, and fractional or zero-CPU
+//! tasks can run more at once than there are cores. So nested tasks never
+//! deadlock, even with one CPU.
+//!
+//! # Sleeping
+//!
+//! At most one idle worker at a time spins (the "searcher", as in tokio);
+//! the others park. A push wakes a parked worker only when nobody searches.
+//! The pusher's push and its read of the sleeper count, and the sleeper's
+//! registration and its re-check of the queues, are each separated by a
+//! SeqCst fence (Dekker's pattern), so a push is never missed by everybody.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::Duration;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+
+use crate::error::Error;
+use crate::resources::Request;
+use crate::runtime::Inner;
+use crate::signal;
+use crate::task::TaskCell;
+
+type TaskRef = Arc<TaskCell>;
+
+/// How many pending tasks a release looks at past the first that does not fit.
+const PENDING_SCAN: usize = 64;
+
+pub(crate) struct Scheduler {
+    injector: Injector<TaskRef>,
+    stealers: Box<[OnceLock<Stealer<TaskRef>>]>,
+    threads: AtomicUsize,
+    /// Workers not running a task (including ones still starting).
+    idle: AtomicUsize,
+    searching: AtomicUsize,
+    sleepers: Mutex<Vec<Thread>>,
+    sleeping: AtomicUsize,
+    pending: Mutex<VecDeque<TaskRef>>,
+    pending_len: AtomicUsize,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    shutdown: AtomicBool,
+    base_threads: usize,
+    spin: Duration,
+}
+
+thread_local! {
+    /// This thread's deque, if it is a worker, and whose scheduler it serves.
+    static LOCAL: RefCell<Option<(usize, Worker<TaskRef>)>> = const { RefCell::new(None) };
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Scheduler {
+    pub(crate) fn new(base_threads: usize, max_threads: usize, spin: Duration) -> Scheduler {
+        Scheduler {
+            injector: Injector::new(),
+            stealers: (0..max_threads.max(1)).map(|_| OnceLock::new()).collect(),
+            threads: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            searching: AtomicUsize::new(0),
+            sleepers: Mutex::new(Vec::new()),
+            sleeping: AtomicUsize::new(0),
+            pending: Mutex::new(VecDeque::new()),
+            pending_len: AtomicUsize::new(0),
+            handles: Mutex::new(Vec::new()),
+            shutdown: AtomicBool::new(false),
+            base_threads: base_threads.max(1),
+            spin,
+        }
+    }
+
+    fn key(&self) -> usize {
+        self as *const Scheduler as usize
+    }
+
+    /// Starts the base pool.
+    pub(crate) fn start(&self, inner: &Arc<Inner>) -> std::io::Result<()> {
+        for _ in 0..self.base_threads {
+            self.spawn_worker(inner)?;
+        }
+        Ok(())
+    }
+
+    /// Number of worker threads started so far.
+    pub(crate) fn thread_count(&self) -> usize {
+        self.threads.load(Ordering::Relaxed)
+    }
+
+    fn spawn_worker(&self, inner: &Arc<Inner>) -> std::io::Result<bool> {
+        let index = self.threads.fetch_add(1, Ordering::AcqRel);
+        if index >= self.stealers.len() {
+            self.threads.fetch_sub(1, Ordering::AcqRel);
+            return Ok(false);
+        }
+        self.idle.fetch_add(1, Ordering::AcqRel);
+        let worker = Worker::new_fifo();
+        let _ = self.stealers[index].set(worker.stealer());
+        let inner2 = inner.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("ferry-r{}-w{index}", inner.rank))
+            .spawn(move || worker_main(inner2, worker));
+        match spawned {
+            Ok(h) => {
+                lock(&self.handles).push(h);
+                Ok(true)
+            }
+            Err(e) => {
+                self.idle.fetch_sub(1, Ordering::AcqRel);
+                Err(e)
+            }
+        }
+    }
+
+    /// Step 2 of a task's life: its arguments are ready.
+    pub(crate) fn make_ready(&self, inner: &Arc<Inner>, cell: TaskRef) {
+        if self.shutdown.load(Ordering::Acquire) {
+            cell.abandon(Error::Shutdown);
+            return;
+        }
+        if inner.ledger.try_acquire(&cell.request) {
+            self.enqueue(inner, cell);
+        } else {
+            lock(&self.pending).push_back(cell);
+            self.pending_len.fetch_add(1, Ordering::AcqRel);
+            // Resources may have been released between our failed acquire and
+            // the push; rescan so the task is not stranded.
+            self.drain_pending(inner);
+        }
+    }
+
+    /// Puts a granted task where a worker will find it, and wakes one.
+    fn enqueue(&self, inner: &Arc<Inner>, cell: TaskRef) {
+        cell.set_queued();
+        let key = self.key();
+        let leftover = LOCAL.with(|l| match &*l.borrow() {
+            Some((k, w)) if *k == key => {
+                w.push(cell);
+                None
+            }
+            _ => Some(cell),
+        });
+        if let Some(cell) = leftover {
+            self.injector.push(cell);
+        }
+        self.notify(inner);
+    }
+
+    fn notify(&self, inner: &Arc<Inner>) {
+        fence(Ordering::SeqCst);
+        if self.searching.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        if self.sleeping.load(Ordering::SeqCst) > 0 {
+            let t = lock(&self.sleepers).pop();
+            if let Some(t) = t {
+                self.sleeping.fetch_sub(1, Ordering::SeqCst);
+                t.unpark();
+                return;
+            }
+        }
+        if self.idle.load(Ordering::SeqCst) == 0 && !self.shutdown.load(Ordering::Acquire) {
+            if let Err(e) = self.spawn_worker(inner) {
+                tracing::warn!("could not start another worker thread: {e}");
+            }
+        }
+    }
+
+    /// Gives a task's resources back and grants waiting tasks.
+    pub(crate) fn release(&self, inner: &Arc<Inner>, req: &Request) {
+        if !req.is_empty() {
+            inner.ledger.release(req);
+        }
+        self.drain_pending(inner);
+    }
+
+    /// Grants and enqueues pending tasks that fit now.
+    pub(crate) fn drain_pending(&self, inner: &Arc<Inner>) {
+        if self.pending_len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut granted = Vec::new();
+        {
+            let mut pending = lock(&self.pending);
+            let mut failed: Vec<Request> = Vec::new();
+            let mut i = 0;
+            let mut kept = 0;
+            while i < pending.len() && kept < PENDING_SCAN {
+                let req = &pending[i].request;
+                if !failed.contains(req) && inner.ledger.try_acquire(req) {
+                    granted.extend(pending.remove(i));
+                } else {
+                    if !failed.contains(req) {
+                        failed.push(req.clone());
+                    }
+                    kept += 1;
+                    i += 1;
+                }
+            }
+            self.pending_len.store(pending.len(), Ordering::Release);
+        }
+        for cell in granted {
+            self.enqueue(inner, cell);
+        }
+    }
+
+    fn find_work(&self, local: &Worker<TaskRef>) -> Option<TaskRef> {
+        if let Some(t) = local.pop() {
+            return Some(t);
+        }
+        loop {
+            match self.injector.steal_batch_and_pop(local) {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+        let n = self
+            .threads
+            .load(Ordering::Acquire)
+            .min(self.stealers.len());
+        let mut retry = true;
+        while retry {
+            retry = false;
+            for s in self.stealers[..n].iter().filter_map(OnceLock::get) {
+                match s.steal() {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+        }
+        None
+    }
+
+    fn has_work(&self) -> bool {
+        if !self.injector.is_empty() {
+            return true;
+        }
+        let n = self
+            .threads
+            .load(Ordering::Acquire)
+            .min(self.stealers.len());
+        self.stealers[..n]
+            .iter()
+            .filter_map(OnceLock::get)
+            .any(|s| !s.is_empty())
+    }
+
+    /// Called by a task about to sleep in `get`/`wait`: its CPUs go back to
+    /// the pool (Ray's "yielding resources while blocked").
+    pub(crate) fn block_begin(&self, inner: &Arc<Inner>, cpus: &Request) {
+        if !cpus.is_empty() {
+            self.release(inner, cpus);
+        }
+    }
+
+    /// The blocked task woke up: it takes its CPUs back, even if that overdraws.
+    pub(crate) fn block_end(&self, inner: &Arc<Inner>, cpus: &Request) {
+        if !cpus.is_empty() {
+            inner.ledger.force_acquire(cpus);
+        }
+    }
+
+    /// Stops the workers and fails every task that has not started.
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for t in lock(&self.sleepers).drain(..) {
+            t.unpark();
+        }
+        let handles: Vec<_> = lock(&self.handles).drain(..).collect();
+        let me = thread::current().id();
+        for h in handles {
+            if h.thread().id() == me {
+                continue;
+            }
+            for _ in 0..10_000 {
+                if h.is_finished() {
+                    break;
+                }
+                h.thread().unpark();
+                thread::sleep(Duration::from_micros(200));
+                if h.is_finished() {
+                    break;
+                }
+            }
+            let _ = h.join();
+        }
+        loop {
+            match self.injector.steal() {
+                Steal::Success(t) => t.abandon(Error::Shutdown),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+        for s in self.stealers.iter().filter_map(OnceLock::get) {
+            while let Steal::Success(t) = s.steal() {
+                t.abandon(Error::Shutdown);
+            }
+        }
+        for t in lock(&self.pending).drain(..) {
+            t.abandon(Error::Shutdown);
+        }
+        self.pending_len.store(0, Ordering::Release);
+    }
+
+    fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>) {
+    crate::context::set_runtime(Some(inner.clone()));
+    let sched = &inner.sched;
+    let key = sched.key();
+    LOCAL.with(|l| *l.borrow_mut() = Some((key, worker)));
+    loop {
+        let task = LOCAL.with(|l| {
+            let l = l.borrow();
+            let (_, w) = l.as_ref().expect("worker deque set above");
+            sched.find_work(w)
+        });
+        if let Some(cell) = task {
+            if cell.claim() {
+                sched.idle.fetch_sub(1, Ordering::AcqRel);
+                // Idle again before the release, so that a task granted by the
+                // release does not start a needless thread.
+                cell.execute(&inner, || {
+                    sched.idle.fetch_add(1, Ordering::AcqRel);
+                });
+            }
+            continue;
+        }
+        if sched.is_shutdown() {
+            break;
+        }
+        if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
+            let found = signal::spin_until(sched.spin, || sched.has_work() || sched.is_shutdown());
+            sched.searching.fetch_sub(1, Ordering::SeqCst);
+            if found {
+                continue;
+            }
+        } else {
+            sched.searching.fetch_sub(1, Ordering::SeqCst);
+        }
+        // Park: register, fence, re-check, sleep.
+        lock(&sched.sleepers).push(thread::current());
+        sched.sleeping.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if !(sched.has_work() || sched.is_shutdown()) {
+            thread::park_timeout(Duration::from_millis(500));
+        }
+        let mut sleepers = lock(&sched.sleepers);
+        let me = thread::current().id();
+        if let Some(pos) = sleepers.iter().position(|t| t.id() == me) {
+            sleepers.swap_remove(pos);
+            sched.sleeping.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    sched.idle.fetch_sub(1, Ordering::AcqRel);
+    crate::context::set_runtime(None);
+    LOCAL.with(|l| {
+        if let Some((_, w)) = l.borrow_mut().take() {
+            while let Some(t) = w.pop() {
+                t.abandon(Error::Shutdown);
+            }
+        }
+    });
+}

@@ -1,0 +1,183 @@
+//! The per-object cell every [`ObjectRef`](crate::ObjectRef) points at.
+//!
+//! # Protocol
+//!
+//! 1. A slot is made *pending* when a task or actor call is submitted, or
+//!    *ready* at once by `put`.
+//! 2. Completing a pending slot sets its value exactly once (a `OnceLock`,
+//!    whose release store publishes the bytes), then takes the waiter list
+//!    under its lock and wakes every waiter: parked threads through their
+//!    [`Signal`], dependent tasks through [`DepWaiter::dep_ready`].
+//! 3. A waiter registers under the same lock after checking the value again,
+//!    so a completion between its check and its registration is never lost.
+//! 4. The slot is reference counted by `Arc`: every `ObjectRef`, every `View`
+//!    and every object that contains the ref keeps it. The last drop frees the
+//!    object's arena block. A failed slot that nobody ever looked at reports
+//!    its error once when it is dropped.
+
+use std::any::{Any, TypeId};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use ferry_store::Block;
+
+use crate::error::Error;
+use crate::ids::ObjectId;
+use crate::signal::Signal;
+
+/// Something that waits for a slot without a thread: a task's dependency count.
+pub(crate) trait DepWaiter: Send + Sync {
+    /// One of the awaited objects is complete.
+    fn dep_ready(self: Arc<Self>);
+}
+
+pub(crate) enum Waiter {
+    Thread(Arc<Signal>),
+    Task(Arc<dyn DepWaiter>),
+}
+
+/// Something kept alive by an object that contains it (a nested ref or handle).
+pub(crate) type KeepAlive = Arc<dyn Any + Send + Sync>;
+
+/// An object's sealed bytes.
+pub(crate) struct StoredValue {
+    pub(crate) block: Block,
+    pub(crate) type_id: TypeId,
+    pub(crate) type_name: &'static str,
+    /// Set once the bytes have been checked (or were written by this rank).
+    pub(crate) validated: AtomicBool,
+    pub(crate) _contained: Vec<KeepAlive>,
+}
+
+/// Where failed objects that nobody fetched are counted.
+#[derive(Debug, Default)]
+pub(crate) struct UnhandledSink {
+    pub(crate) count: std::sync::atomic::AtomicU64,
+    pub(crate) quiet: bool,
+}
+
+pub(crate) enum Stored {
+    Value(StoredValue),
+    Error(Error),
+}
+
+/// Who can be asked to run the producing task inline (see `scheduler`).
+pub(crate) trait Producer: Send + Sync {
+    /// Runs the task on the calling thread if nobody has started it; true if it ran.
+    fn run_inline(self: Arc<Self>) -> bool;
+}
+
+pub(crate) struct Slot {
+    pub(crate) id: ObjectId,
+    value: OnceLock<Stored>,
+    waiters: Mutex<Vec<Waiter>>,
+    producer: Option<Weak<dyn Producer>>,
+    /// Someone fetched this object (so its error, if any, was seen).
+    observed: AtomicBool,
+    unhandled: Option<Arc<UnhandledSink>>,
+    /// Where this slot is listed for lookups by id, to unlist it on drop.
+    exported: OnceLock<Weak<crate::exports::Exports>>,
+}
+
+impl Slot {
+    pub(crate) fn ready(id: ObjectId, value: StoredValue) -> Arc<Slot> {
+        let slot = Slot {
+            id,
+            value: OnceLock::new(),
+            waiters: Mutex::new(Vec::new()),
+            producer: None,
+            observed: AtomicBool::new(false),
+            unhandled: None,
+            exported: OnceLock::new(),
+        };
+        let _ = slot.value.set(Stored::Value(value));
+        Arc::new(slot)
+    }
+
+    pub(crate) fn pending(
+        id: ObjectId,
+        producer: Option<Weak<dyn Producer>>,
+        unhandled: Arc<UnhandledSink>,
+    ) -> Arc<Slot> {
+        Arc::new(Slot {
+            id,
+            value: OnceLock::new(),
+            waiters: Mutex::new(Vec::new()),
+            producer,
+            observed: AtomicBool::new(false),
+            unhandled: Some(unhandled),
+            exported: OnceLock::new(),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&Stored> {
+        self.value.get()
+    }
+
+    #[inline]
+    pub(crate) fn is_ready(&self) -> bool {
+        self.value.get().is_some()
+    }
+
+    pub(crate) fn mark_observed(&self) {
+        self.observed.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn producer(&self) -> Option<Arc<dyn Producer>> {
+        self.producer.as_ref().and_then(Weak::upgrade)
+    }
+
+    /// Sets the value (first completion wins) and wakes every waiter.
+    pub(crate) fn complete(&self, stored: Stored) {
+        if self.value.set(stored).is_err() {
+            return;
+        }
+        let waiters = std::mem::take(&mut *self.lock_waiters());
+        for w in waiters {
+            match w {
+                Waiter::Thread(s) => s.notify(),
+                Waiter::Task(t) => t.dep_ready(),
+            }
+        }
+    }
+
+    /// Registers `w` unless the slot is already complete; false if it was.
+    pub(crate) fn add_waiter(&self, w: Waiter) -> bool {
+        let mut waiters = self.lock_waiters();
+        if self.is_ready() {
+            return false;
+        }
+        waiters.push(w);
+        true
+    }
+
+    fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
+        // A poisoned list is still a valid list: no user code runs under it.
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_exported(&self, exports: Weak<crate::exports::Exports>) -> bool {
+        self.exported.set(exports).is_ok()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(exports) = self.exported.get().and_then(Weak::upgrade) {
+            exports.forget_object(self.id);
+        }
+        if let (Some(Stored::Error(e)), Some(sink)) = (self.value.get(), &self.unhandled) {
+            if !self.observed.load(Ordering::Relaxed) {
+                sink.count.fetch_add(1, Ordering::Relaxed);
+                if !sink.quiet {
+                    eprintln!(
+                        "ferry: unhandled error in {} (nobody called get on it; \
+                         set FERRY_IGNORE_UNHANDLED_ERRORS=1 to silence): {e}",
+                        self.id
+                    );
+                }
+            }
+        }
+    }
+}

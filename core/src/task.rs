@@ -1,0 +1,224 @@
+//! One submitted task: its cell, its execution, its retries.
+//!
+//! # Life of a task
+//!
+//! 1. `submit` makes a [`TaskCell`] in state `WAITING` and a pending output
+//!    slot, and registers the cell as a waiter on every top-level argument
+//!    that is not ready yet (`deps_left` counts them, plus one held by
+//!    `submit` itself so that readiness cannot fire half-way through).
+//! 2. When the count reaches zero the task asks the ledger for its resources;
+//!    granted, it becomes `QUEUED` in the scheduler's deques, otherwise it
+//!    waits in the scheduler's pending list until a release grants it.
+//! 3. Exactly one thread moves it `QUEUED` → `CLAIMED` with a compare-and-swap:
+//!    a worker that popped it, or a thread blocked in `get` on its output that
+//!    runs it inline instead of sleeping (as rayon's `join` does).
+//! 4. The claimer runs the job (catching panics), retries it as its options
+//!    allow, completes the output slot, then gives the resources back.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::context::{self, TaskCtx};
+use crate::error::{Error, FailureKind, TaskError};
+use crate::options::RetryOn;
+use crate::resources::Request;
+use crate::runtime::{Inner, Runtime};
+use crate::slot::{DepWaiter, Producer, Slot, Stored, StoredValue, Waiter};
+
+const WAITING: u8 = 0;
+const QUEUED: u8 = 1;
+const CLAIMED: u8 = 2;
+
+/// What one attempt of a job produced.
+pub(crate) enum Outcome {
+    /// A value, sealed in the store.
+    Value(StoredValue),
+    /// The user's code failed.
+    Failed { kind: FailureKind, message: String },
+    /// The runtime could not run it (a failed argument, a full store).
+    Error(Error),
+}
+
+/// The body of a task: resolves its arguments, runs the function, stores the result.
+pub(crate) type Job = Box<dyn FnMut(&Runtime, &TaskCtx) -> Outcome + Send>;
+
+/// How a task retries.
+pub(crate) struct RetryPolicy {
+    pub(crate) max_retries: i32,
+    pub(crate) retry_on: RetryOn,
+}
+
+impl RetryPolicy {
+    fn allows(&self, attempts: u32) -> bool {
+        self.max_retries < 0 || attempts <= self.max_retries as u32
+    }
+
+    fn may_retry_errors(&self, attempts: u32) -> bool {
+        !matches!(self.retry_on, RetryOn::Never) && self.allows(attempts)
+    }
+
+    fn retries(&self, err: &TaskError, attempts: u32) -> bool {
+        self.allows(attempts)
+            && match &self.retry_on {
+                RetryOn::Never => false,
+                RetryOn::All => true,
+                RetryOn::When(pred) => pred(err),
+            }
+    }
+}
+
+pub(crate) struct TaskCell {
+    state: AtomicU8,
+    deps_left: AtomicUsize,
+    pub(crate) name: Arc<str>,
+    pub(crate) request: Request,
+    env: Arc<[(String, String)]>,
+    retry: RetryPolicy,
+    job: Mutex<Option<Job>>,
+    pub(crate) output: Arc<Slot>,
+    rt: Weak<Inner>,
+}
+
+pub(crate) struct NewTask {
+    pub(crate) name: Arc<str>,
+    pub(crate) request: Request,
+    pub(crate) env: Arc<[(String, String)]>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) job: Job,
+}
+
+impl TaskCell {
+    /// Makes the cell and its pending output slot.
+    pub(crate) fn new(inner: &Arc<Inner>, task: NewTask) -> Arc<TaskCell> {
+        let id = inner.ids.object();
+        Arc::new_cyclic(|me: &Weak<TaskCell>| {
+            let producer: Weak<dyn Producer> = me.clone();
+            TaskCell {
+                state: AtomicU8::new(WAITING),
+                deps_left: AtomicUsize::new(1),
+                name: task.name,
+                request: task.request,
+                env: task.env,
+                retry: task.retry,
+                job: Mutex::new(Some(task.job)),
+                output: Slot::pending(id, Some(producer), inner.unhandled.clone()),
+                rt: Arc::downgrade(inner),
+            }
+        })
+    }
+
+    /// Step 1: waits for `deps`, then schedules.
+    pub(crate) fn submit(self: &Arc<Self>, deps: &[&Arc<Slot>]) {
+        self.deps_left.fetch_add(deps.len(), Ordering::Relaxed);
+        for dep in deps {
+            if !dep.add_waiter(Waiter::Task(self.clone())) {
+                self.deps_left.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.clone().dep_ready();
+    }
+
+    pub(crate) fn set_queued(&self) {
+        self.state.store(QUEUED, Ordering::Release);
+    }
+
+    /// Step 3: true for the one thread that gets to run the task.
+    pub(crate) fn claim(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Completes the output with `err` without running (shutdown, lost rank).
+    pub(crate) fn abandon(&self, err: Error) {
+        self.state.store(CLAIMED, Ordering::Release);
+        drop(self.job.lock().unwrap_or_else(|e| e.into_inner()).take());
+        self.output.complete(Stored::Error(err));
+    }
+
+    /// Step 4: runs the claimed task on this thread; `before_release` runs
+    /// between completing the output and giving the resources back.
+    pub(crate) fn execute(self: &Arc<Self>, inner: &Arc<Inner>, before_release: impl FnOnce()) {
+        let job = self.job.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(mut job) = job else {
+            before_release();
+            return;
+        };
+        let ctx = Rc::new(TaskCtx {
+            name: self.name.clone(),
+            env: self.env.clone(),
+            gpu_ids: Arc::from([]),
+            held: self.request.clone(),
+            is_task: true,
+            may_retry: std::cell::Cell::new(false),
+        });
+        let rt = Runtime::from_inner(inner.clone());
+        let mut attempts = 0u32;
+        let stored = loop {
+            attempts += 1;
+            ctx.may_retry.set(self.retry.may_retry_errors(attempts));
+            let outcome = context::with_task(ctx.clone(), || {
+                panic::catch_unwind(AssertUnwindSafe(|| job(&rt, &ctx)))
+            });
+            let (kind, message) = match outcome {
+                Ok(Outcome::Value(v)) => break Stored::Value(v),
+                Ok(Outcome::Error(e)) => break Stored::Error(e),
+                Ok(Outcome::Failed { kind, message }) => (kind, message),
+                Err(payload) => (FailureKind::Panic, panic_message(payload.as_ref())),
+            };
+            let err = TaskError {
+                task: self.name.to_string(),
+                rank: inner.rank,
+                kind,
+                message,
+                attempts,
+            };
+            if self.retry.retries(&err, attempts) {
+                tracing::debug!(task = %self.name, attempts, "retrying after: {err}");
+                continue;
+            }
+            break Stored::Error(Error::Task(Box::new(err)));
+        };
+        drop(job);
+        self.output.complete(stored);
+        before_release();
+        inner.sched.release(inner, &self.request);
+    }
+}
+
+impl DepWaiter for TaskCell {
+    fn dep_ready(self: Arc<Self>) {
+        if self.deps_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            match self.rt.upgrade() {
+                Some(inner) => inner.sched.make_ready(&inner, self),
+                None => self.abandon(Error::Shutdown),
+            }
+        }
+    }
+}
+
+impl Producer for TaskCell {
+    fn run_inline(self: Arc<Self>) -> bool {
+        let Some(inner) = self.rt.upgrade() else {
+            return false;
+        };
+        if !self.claim() {
+            return false;
+        }
+        self.execute(&inner, || {});
+        true
+    }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}

@@ -1,0 +1,141 @@
+//! [`View`]: a zero-copy, borrowed view of an object's archive.
+
+use std::fmt;
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rkyv::Archive;
+
+use ferry_store::PodElement;
+
+use crate::error::{Error, Result};
+use crate::ids::ObjectId;
+use crate::slot::{Slot, Stored};
+use crate::values::{Object, Remotable};
+
+/// A read-only view of an object's archived value, straight in shared memory:
+/// no copy, no deserialization. It dereferences to `T::Archived`
+/// (`ArchivedVec`, `ArchivedString`, `u64_le`, … which compare with their
+/// native counterparts). The object stays alive while the view does.
+///
+/// ```
+/// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+/// let r = rt.put(&String::from("hello"))?;
+/// let v = rt.get(&r)?;
+/// assert_eq!(v.as_str(), "hello");
+/// let owned: String = v.deserialize()?;
+/// assert_eq!(owned, "hello");
+/// # Ok::<(), ferry::Error>(())
+/// ```
+pub struct View<T: Archive> {
+    slot: Arc<Slot>,
+    archived: NonNull<T::Archived>,
+}
+
+// SAFETY: a View only hands out shared references to immutable archived
+// bytes; it is as thread-safe as `&T::Archived`, which needs `Sync`.
+unsafe impl<T: Archive> Send for View<T> where T::Archived: Sync {}
+// SAFETY: as above.
+unsafe impl<T: Archive> Sync for View<T> where T::Archived: Sync {}
+
+impl<T: Object> View<T> {
+    /// A view of the value in `slot`, which must be complete.
+    pub(crate) fn of(slot: Arc<Slot>) -> Result<View<T>> {
+        slot.mark_observed();
+        let value = match slot.get() {
+            Some(Stored::Value(v)) => v,
+            Some(Stored::Error(e)) => return Err(e.clone()),
+            None => return Err(Error::Unknown(slot.id.to_string())),
+        };
+        if value.type_id != std::any::TypeId::of::<T>() {
+            return Err(Error::TypeMismatch {
+                object: slot.id.to_string(),
+                stored: value.type_name,
+                asked: std::any::type_name::<T>(),
+            });
+        }
+        let bytes = value.block.as_slice();
+        // Acquire pairs with the Release below: whoever sees `validated` sees a
+        // check that succeeded on these same immutable bytes.
+        let archived: &T::Archived = if value.validated.load(Ordering::Acquire) {
+            // SAFETY: the bytes were validated as a `T` archive before (or were
+            // written by this rank's serializer for `T`, which the type id
+            // check above confirms), and they never change after sealing.
+            unsafe { ferry_store::access_unchecked::<T>(bytes) }
+        } else {
+            let a = ferry_store::access::<T>(bytes).map_err(|e| Error::Corrupt {
+                object: slot.id.to_string(),
+                reason: e.to_string(),
+            })?;
+            value.validated.store(true, Ordering::Release);
+            a
+        };
+        let archived = NonNull::from(archived);
+        Ok(View { slot, archived })
+    }
+
+    /// The object's id.
+    pub fn id(&self) -> ObjectId {
+        self.slot.id
+    }
+
+    /// The archive's bytes in the store.
+    pub fn bytes(&self) -> &[u8] {
+        match self.slot.get() {
+            Some(Stored::Value(v)) => v.block.as_slice(),
+            _ => &[],
+        }
+    }
+
+    /// Deserializes an owned copy of the value.
+    pub fn deserialize(&self) -> Result<T>
+    where
+        T: Remotable,
+    {
+        ferry_store::deserialize::<T>(self).map_err(|e| Error::Corrupt {
+            object: self.slot.id.to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl<T: Archive> Deref for View<T> {
+    type Target = T::Archived;
+
+    fn deref(&self) -> &T::Archived {
+        // SAFETY: `archived` points into the slot's sealed block, which `self`
+        // keeps alive (`slot`) and which is never written after sealing.
+        unsafe { self.archived.as_ref() }
+    }
+}
+
+impl<T: Archive> Clone for View<T> {
+    fn clone(&self) -> Self {
+        View {
+            slot: self.slot.clone(),
+            archived: self.archived,
+        }
+    }
+}
+
+impl<T: Archive> fmt::Debug for View<T>
+where
+    T::Archived: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<P: PodElement + Object> View<Vec<P>>
+where
+    Vec<P>: Archive<Archived = rkyv::vec::ArchivedVec<P::Archived>>,
+{
+    /// The elements as a native slice, without a copy (plain numbers are
+    /// archived little-endian, so on little-endian machines this is a cast).
+    pub fn as_slice(&self) -> &[P] {
+        ferry_store::as_native_slice::<P>(self)
+    }
+}

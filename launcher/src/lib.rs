@@ -1,0 +1,46 @@
+//! Ferry's launcher support.
+//!
+//! A Ferry program runs either as one rank (`cargo run`) or as many MPI
+//! ranks started by `mpirun`, `mpiexec` or `srun`. This crate answers the
+//! questions a rank has before any communication exists:
+//!
+//! * [`world`]: who am I? ([`discover`] reads the launcher's environment
+//!   variables into a [`World`]: rank, size, local rank, job id).
+//! * [`affinity`]: which CPUs may I run on, and how do I pin a thread?
+//! * [`topology`] and [`plan`](mod@plan): how should the ranks of one node split
+//!   its CPUs and GPUs between them ([`plan()`] gives a [`RankBinding`] per
+//!   local rank, without overlap).
+//! * [`info`]: a readable table (or JSON) of that plan, for `ferry info`.
+//!
+//! ```
+//! use ferry_launcher::{discover_from, plan, Launcher, Topology};
+//!
+//! // Synthetic environment: rank 1 of 2 under Open MPI's mpirun.
+//! let env = |name: &str| match name {
+//!     "OMPI_COMM_WORLD_RANK" | "OMPI_COMM_WORLD_LOCAL_RANK" => Some("1".to_string()),
+//!     "OMPI_COMM_WORLD_SIZE" | "OMPI_COMM_WORLD_LOCAL_SIZE" => Some("2".to_string()),
+//!     "OMPI_MCA_ess_base_jobid" => Some("4242".to_string()),
+//!     _ => None,
+//! };
+//! let world = discover_from(env)?;
+//! assert_eq!(world.launcher, Launcher::OpenMpi);
+//! assert_eq!(world.job_id, "ompi4242");
+//!
+//! let topo = Topology::from_cpus((0..8).collect());
+//! let bindings = plan(&topo, world.local_size)?;
+//! assert_eq!(bindings[world.local_rank as usize].cpus, vec![4, 5, 6, 7]);
+//! # Ok::<(), ferry_launcher::LaunchError>(())
+//! ```
+
+pub mod affinity;
+pub mod error;
+pub mod info;
+pub mod plan;
+pub mod topology;
+pub mod world;
+
+pub use error::LaunchError;
+pub use info::{format_cpu_ranges, render_json, render_table};
+pub use plan::{RankBinding, plan, plan_oversubscribed};
+pub use topology::{GpuInfo, NumaNode, Topology, TopologySource};
+pub use world::{Launcher, World, discover, discover_from, require_single_rank, sanitize_job_id};

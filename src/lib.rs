@@ -1,0 +1,29 @@
+//! # Ferry: Ray Core for HPC, in Rust
+//!
+//! Remote tasks, stateful actors and immutable objects in a zero-copy
+//! shared-memory store, on a laptop with `cargo run` and on a cluster under
+//! `mpirun` or `srun`, unchanged.
+//!
+//! ```
+//! #[ferry::remote]
+//! fn square(x: u64) -> u64 { x * x }
+//!
+//! let rt = ferry::init(ferry::Config::default().num_cpus(2.0))?;
+//! let r = square::remote(&rt, 4)?;
+//! assert_eq!(*rt.get(&r)?, 16);
+//! # Ok::<(), ferry::Error>(())
+//! ```
+
+extern crate self as ferry;
+
+pub use ferry_core::*;
+pub use ferry_macros::{actor, main, remote};
+
+#[doc(hidden)]
+pub use ferry_core::private as __private;
+
+/// Ferry's building blocks, for tools and benchmarks.
+pub mod parts {
+    pub use ferry_launcher as launcher;
+    pub use ferry_store as store;
+}

@@ -1,0 +1,514 @@
+//! rkyv helpers: serialize values straight into the arena (one copy), access
+//! them in place with validation, and build `Vec` archives of primitives with
+//! no copy at all.
+
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+
+use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
+use rkyv::bytecheck::CheckBytes;
+use rkyv::primitive::{FixedIsize, FixedUsize};
+use rkyv::rancor::{self, Source};
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::ser::sharing::Share;
+use rkyv::ser::{Positional, Serializer, Writer, WriterExt};
+use rkyv::util::with_arena;
+use rkyv::vec::{ArchivedVec, VecResolver};
+use rkyv::{Archive, Deserialize, Place, Serialize};
+
+use crate::arena::{Arena, Block};
+use crate::error::StoreError;
+
+/// An rkyv writer over a caller-provided byte slice, or a pure counter.
+///
+/// In counting mode ([`SliceWriter::counting`]) it only advances its position,
+/// which yields the exact archived length; in writing mode
+/// ([`SliceWriter::new`]) it copies into the slice and fails instead of
+/// overrunning it.
+///
+/// ```
+/// use ferry_store::SliceWriter;
+/// use rkyv::ser::{Positional, Writer};
+///
+/// let mut buf = [0u8; 4];
+/// let mut w = SliceWriter::new(&mut buf);
+/// Writer::<rkyv::rancor::Error>::write(&mut w, b"abc").unwrap();
+/// assert_eq!(w.pos(), 3);
+/// assert!(Writer::<rkyv::rancor::Error>::write(&mut w, b"de").is_err());
+/// assert_eq!(&buf[..3], b"abc");
+/// ```
+#[derive(Debug)]
+pub struct SliceWriter<'a> {
+    buf: Option<&'a mut [u8]>,
+    pos: usize,
+}
+
+impl<'a> SliceWriter<'a> {
+    /// A writer that counts bytes without storing them.
+    pub fn counting() -> Self {
+        SliceWriter { buf: None, pos: 0 }
+    }
+
+    /// A writer that fills `buf` from its start.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        SliceWriter {
+            buf: Some(buf),
+            pos: 0,
+        }
+    }
+
+    /// A writer into `buf` whose next byte goes to `buf[pos]`.
+    fn at(buf: &'a mut [u8], pos: usize) -> Self {
+        SliceWriter {
+            buf: Some(buf),
+            pos,
+        }
+    }
+
+    /// Bytes written (or counted) so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+impl Positional for SliceWriter<'_> {
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "serialized object overruns its buffer: needs at least {needed} bytes, buffer has {capacity}"
+)]
+struct Overrun {
+    needed: usize,
+    capacity: usize,
+}
+
+impl<E: Source> Writer<E> for SliceWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
+        let capacity = self.buf.as_ref().map_or(usize::MAX, |b| b.len());
+        let end = match self.pos.checked_add(bytes.len()) {
+            Some(end) if end <= capacity => end,
+            _ => {
+                return Err(E::new(Overrun {
+                    needed: self.pos.saturating_add(bytes.len()),
+                    capacity,
+                }));
+            }
+        };
+        if let Some(buf) = self.buf.as_deref_mut() {
+            buf[self.pos..end].copy_from_slice(bytes);
+        }
+        self.pos = end;
+        Ok(())
+    }
+}
+
+/// The serializer used for everything put into the store.
+pub type StoreSerializer<'a> = HighSerializer<SliceWriter<'a>, ArenaHandle<'a>, rancor::Error>;
+
+/// The validator used by [`access`].
+pub type StoreValidator<'a> = HighValidator<'a, rancor::Error>;
+
+/// Anything that can be stored: every `T` with an rkyv `Archive` +
+/// `Serialize` implementation (derive both) that is `Send + 'static`.
+/// Blanket-implemented; never implement it by hand.
+pub trait Storable: Archive + for<'a> Serialize<StoreSerializer<'a>> + Send + 'static {}
+
+impl<T> Storable for T where T: Archive + for<'a> Serialize<StoreSerializer<'a>> + Send + 'static {}
+
+fn ser_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Serialize(e.to_string())
+}
+
+fn serialize_with<T: Storable>(v: &T, writer: SliceWriter<'_>) -> Result<usize, StoreError> {
+    with_arena(|arena| {
+        let mut ser = Serializer::new(writer, arena.acquire(), Share::new());
+        rkyv::api::serialize_using::<_, rancor::Error>(v, &mut ser).map_err(ser_err)?;
+        Ok(ser.into_writer().pos)
+    })
+}
+
+/// The exact number of bytes `v` archives to (a counting serialization pass).
+///
+/// ```
+/// assert_eq!(ferry_store::archived_len(&7u64).unwrap(), 8);
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Serialize`] if the value's `Serialize` impl fails.
+///
+/// # Panics
+///
+/// Like rkyv itself, if the archive would exceed the range of rkyv's relative
+/// pointers (2 GiB with the default 32-bit pointer width).
+pub fn archived_len<T: Storable>(v: &T) -> Result<usize, StoreError> {
+    serialize_with(v, SliceWriter::counting())
+}
+
+/// Serializes `v` into the start of `buf` and returns the bytes written.
+///
+/// `buf` must start on a 16-byte boundary (as arena blocks do), because rkyv
+/// aligns archived data relative to the start of the buffer. The archive's
+/// root is at the end of the written bytes, so access `&buf[..written]`.
+///
+/// ```
+/// let mut buf = rkyv::util::AlignedVec::<16>::new();
+/// buf.resize(64, 0);
+/// let n = ferry_store::serialize_into(&String::from("hi"), &mut buf).unwrap();
+/// let s = ferry_store::access::<String>(&buf[..n]).unwrap();
+/// assert_eq!(s.as_str(), "hi");
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Serialize`] when `buf` is misaligned or too small, or the
+/// value's `Serialize` impl fails.
+///
+/// # Panics
+///
+/// As [`archived_len`].
+pub fn serialize_into<T: Storable>(v: &T, buf: &mut [u8]) -> Result<usize, StoreError> {
+    if buf.as_ptr() as usize % 16 != 0 {
+        return Err(StoreError::Serialize(
+            "destination buffer is not 16-byte aligned".into(),
+        ));
+    }
+    serialize_with(v, SliceWriter::new(buf))
+}
+
+/// Archives `v` into a fresh block of `arena`: counts the exact length,
+/// allocates it, serializes in place and freezes. The data is copied once.
+///
+/// ```
+/// use ferry_store::{Arena, StoreConfig, access, put};
+///
+/// let mut cfg = StoreConfig::new(format!("doc-put-{}", std::process::id()), 0, 1 << 20);
+/// cfg.dir = std::env::temp_dir();
+/// let arena = Arena::create(&cfg).unwrap();
+/// let block = put(&arena, &vec![1.0f64, 2.0, 3.0]).unwrap();
+/// let v = access::<Vec<f64>>(&block).unwrap();
+/// assert_eq!(v.len(), 3);
+/// assert_eq!(v[2], 3.0);
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Full`] when the arena cannot hold the archive,
+/// [`StoreError::Serialize`] when serialization fails.
+///
+/// # Panics
+///
+/// As [`archived_len`].
+pub fn put<T: Storable>(arena: &Arena, v: &T) -> Result<Block, StoreError> {
+    let len = archived_len(v)?;
+    let mut block = arena.alloc(len)?;
+    let written = serialize_into(v, block.as_mut_slice())?;
+    if written != len {
+        return Err(StoreError::Serialize(format!(
+            "serialization is not deterministic: counted {len} bytes, wrote {written}"
+        )));
+    }
+    Ok(block.freeze())
+}
+
+/// Validates `bytes` as an archived `T` (root at the end) and returns it.
+///
+/// ```
+/// let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&42u32).unwrap();
+/// assert_eq!(*ferry_store::access::<u32>(&bytes).unwrap(), 42);
+/// assert!(ferry_store::access::<u64>(&bytes).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Corrupt`] when the bytes are not a valid archive of `T`.
+pub fn access<T>(bytes: &[u8]) -> Result<&T::Archived, StoreError>
+where
+    T: Archive,
+    T::Archived: for<'a> CheckBytes<StoreValidator<'a>>,
+{
+    rkyv::access::<T::Archived, rancor::Error>(bytes)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Returns the archived `T` at the end of `bytes` without validation.
+///
+/// # Safety
+///
+/// `bytes` must be exactly the bytes of an archive of `T` produced by this
+/// crate (or rkyv with the same settings), e.g. a [`Block`] returned by
+/// [`put`] for a `T`, or bytes that [`access`] accepted before, and must be
+/// aligned as they were when written (16 bytes suffices).
+///
+/// ```
+/// let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&42u32).unwrap();
+/// // SAFETY: `bytes` was just produced by rkyv for a `u32`.
+/// let v = unsafe { ferry_store::access_unchecked::<u32>(&bytes) };
+/// assert_eq!(*v, 42);
+/// ```
+pub unsafe fn access_unchecked<T: Archive>(bytes: &[u8]) -> &T::Archived {
+    // SAFETY: the caller guarantees `bytes` holds a valid archived `T` at the
+    // default root position.
+    unsafe { rkyv::access_unchecked::<T::Archived>(bytes) }
+}
+
+/// Deserializes an archived value into an owned `T`.
+///
+/// ```
+/// let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&String::from("x")).unwrap();
+/// let archived = ferry_store::access::<String>(&bytes).unwrap();
+/// let s: String = ferry_store::deserialize::<String>(archived).unwrap();
+/// assert_eq!(s, "x");
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Corrupt`] when deserialization fails.
+pub fn deserialize<T>(archived: &T::Archived) -> Result<T, StoreError>
+where
+    T: Archive,
+    T::Archived: Deserialize<T, HighDeserializer<rancor::Error>>,
+{
+    rkyv::deserialize::<T, rancor::Error>(archived).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+mod sealed {
+    #[allow(unreachable_pub)] // sealed-trait pattern: public but unnameable
+    pub trait Sealed {}
+}
+
+/// Plain numeric element types whose archived form (on little-endian targets)
+/// has the same bytes and alignment as the native value: `u8`, `i8`, `u16`,
+/// `i16`, `u32`, `i32`, `u64`, `i64`, `f32`, `f64`. Sealed.
+pub trait PodElement: sealed::Sealed + Archive + Copy + Send + Sync + 'static {}
+
+/// `true` when the two arrays are equal (usable in `const` items).
+#[cfg(target_endian = "little")]
+const fn same_bytes<const N: usize>(a: [u8; N], b: [u8; N]) -> bool {
+    let mut i = 0;
+    while i < N {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+macro_rules! pod_element {
+    ($($t:ty => $probe:expr),* $(,)?) => {$(
+        impl sealed::Sealed for $t {}
+        impl PodElement for $t {}
+
+        // Compile-time proof that the archived form is the native form: same
+        // size, same alignment, same bytes for an asymmetric probe value.
+        #[cfg(target_endian = "little")]
+        const _: () = {
+            type A = <$t as Archive>::Archived;
+            assert!(size_of::<A>() == size_of::<$t>());
+            assert!(align_of::<A>() == align_of::<$t>());
+            let probe: $t = $probe;
+            // SAFETY: `A` is a plain-old-data wrapper of `$t` with the same
+            // size (asserted above) and no padding, so it transmutes to a byte
+            // array of that size.
+            let archived = unsafe {
+                core::mem::transmute::<A, [u8; size_of::<$t>()]>(A::from_native(probe))
+            };
+            assert!(same_bytes(archived, probe.to_ne_bytes()));
+        };
+    )*};
+}
+
+impl sealed::Sealed for u8 {}
+impl PodElement for u8 {}
+impl sealed::Sealed for i8 {}
+impl PodElement for i8 {}
+
+pod_element! {
+    u16 => 0x0102,
+    i16 => -0x0102,
+    u32 => 0x0102_0304,
+    i32 => -0x0102_0304,
+    u64 => 0x0102_0304_0506_0708,
+    i64 => -0x0102_0304_0506_0708,
+    f32 => -1.234_567_f32,
+    f64 => -1.234_567_890_123_f64,
+}
+
+/// `u8`/`i8` archive as themselves.
+const _: () = {
+    assert!(size_of::<<u8 as Archive>::Archived>() == 1);
+    assert!(size_of::<<i8 as Archive>::Archived>() == 1);
+};
+
+/// Stand-in that archives as `ArchivedVec<P::Archived>` of `len` elements
+/// already in place; used to write just the root of a `Vec<P>` archive.
+struct PodVecRoot<P> {
+    len: usize,
+    _element: PhantomData<P>,
+}
+
+impl<P: PodElement> Archive for PodVecRoot<P> {
+    type Archived = ArchivedVec<P::Archived>;
+    type Resolver = VecResolver;
+
+    fn resolve(&self, resolver: VecResolver, out: Place<Self::Archived>) {
+        ArchivedVec::resolve_from_len(self.len, resolver, out);
+    }
+}
+
+/// Layout of a `Vec<P>` archive with `len` elements, as rkyv writes it:
+/// elements at 0, padding, root `ArchivedVec` at the end.
+/// Returns `(element_bytes, root_pos, total_len)`.
+fn pod_vec_layout<P: PodElement>(len: usize) -> Result<(usize, usize, usize), StoreError> {
+    let too_big = || {
+        StoreError::Serialize(format!(
+            "a vector of {len} {}-byte elements exceeds the archive format's limits",
+            size_of::<P>()
+        ))
+    };
+    let element_bytes = len.checked_mul(size_of::<P>()).ok_or_else(too_big)?;
+    let root_align = align_of::<ArchivedVec<P::Archived>>();
+    let root_pos = element_bytes
+        .checked_next_multiple_of(root_align)
+        .ok_or_else(too_big)?;
+    // The root's relative pointer spans `root_pos` bytes backwards, and the
+    // length is stored as a `FixedUsize`.
+    if root_pos > FixedIsize::MAX as usize || len > FixedUsize::MAX as usize {
+        return Err(too_big());
+    }
+    let total = root_pos
+        .checked_add(size_of::<ArchivedVec<P::Archived>>())
+        .ok_or_else(too_big)?;
+    Ok((element_bytes, root_pos, total))
+}
+
+/// Builds the archive of a `Vec<P>` with `len` elements directly in `arena`:
+/// `fill` writes the elements in place (zero copies), then the `ArchivedVec`
+/// root is written after them exactly as rkyv would. The result is
+/// byte-for-byte what [`put`] of the same `Vec<P>` gives.
+///
+/// The slice passed to `fill` holds unspecified values on entry (zeros or
+/// stale data); `fill` should overwrite all of it.
+///
+/// ```
+/// use ferry_store::{Arena, StoreConfig, access, put_pod_slice_with};
+///
+/// let mut cfg = StoreConfig::new(format!("doc-pod-{}", std::process::id()), 0, 1 << 20);
+/// cfg.dir = std::env::temp_dir();
+/// let arena = Arena::create(&cfg).unwrap();
+/// let block = put_pod_slice_with::<f64>(&arena, 4, |xs| {
+///     for (i, x) in xs.iter_mut().enumerate() {
+///         *x = i as f64 * 0.5;
+///     }
+/// })
+/// .unwrap();
+/// let v = access::<Vec<f64>>(&block).unwrap();
+/// assert_eq!(v.as_slice(), &[0.0, 0.5, 1.0, 1.5]);
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Full`] when the arena cannot hold it,
+/// [`StoreError::Serialize`] when `len` exceeds the archive format's limits.
+#[cfg(target_endian = "little")]
+pub fn put_pod_slice_with<P: PodElement>(
+    arena: &Arena,
+    len: usize,
+    fill: impl FnOnce(&mut [P]),
+) -> Result<Block, StoreError> {
+    let (element_bytes, root_pos, total) = pod_vec_layout::<P>(len)?;
+    let mut block = arena.alloc(total)?;
+    let buf = block.as_mut_slice();
+    debug_assert_eq!(buf.as_ptr() as usize % 16, 0);
+    {
+        let elements = &mut buf[..element_bytes];
+        // SAFETY: `elements` is `len * size_of::<P>()` bytes, exclusively
+        // borrowed, and starts on a 16-byte boundary (arena blocks are 16-byte
+        // aligned; empty blocks are page aligned), which satisfies
+        // `align_of::<P>() <= 8`. `P` is a primitive number, for which every
+        // bit pattern is a valid value, and mapped memory is initialised.
+        let elements: &mut [P] =
+            unsafe { std::slice::from_raw_parts_mut(elements.as_mut_ptr().cast::<P>(), len) };
+        fill(elements);
+    }
+    // rkyv pads with zeros before the root.
+    buf[element_bytes..root_pos].fill(0);
+    let root = PodVecRoot::<P> {
+        len,
+        _element: PhantomData,
+    };
+    let mut writer = SliceWriter::at(buf, root_pos);
+    // SAFETY: the resolver points at position 0, where the `len` elements
+    // were just written in their archived form (identical to the native form
+    // on little-endian targets, checked at compile time for every
+    // `PodElement`), which is what serializing `root` would have produced; the
+    // writer is at `root_pos`, a multiple of the root's alignment, in a
+    // 16-byte aligned buffer.
+    unsafe {
+        WriterExt::<rancor::Error>::resolve_aligned(&mut writer, &root, VecResolver::from_pos(0))
+    }
+    .map_err(ser_err)?;
+    debug_assert_eq!(writer.pos(), total);
+    Ok(block.freeze())
+}
+
+/// Views an archived vector of primitives as a native slice, without copying.
+///
+/// ```
+/// let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&vec![1u32, 2, 3]).unwrap();
+/// let archived = ferry_store::access::<Vec<u32>>(&bytes).unwrap();
+/// let native: &[u32] = ferry_store::as_native_slice::<u32>(archived);
+/// assert_eq!(native, &[1, 2, 3]);
+/// ```
+#[cfg(target_endian = "little")]
+pub fn as_native_slice<P: PodElement>(archived: &ArchivedVec<P::Archived>) -> &[P] {
+    let s = archived.as_slice();
+    // SAFETY: `PodElement` is sealed and only implemented for primitives whose
+    // archived type has the same size, alignment and byte representation as
+    // the native type on little-endian targets (checked at compile time in
+    // `pod_element!`; `u8`/`i8` archive as themselves), and every bit pattern
+    // is valid for both. So the archived elements are also a valid `[P]` of
+    // the same length, borrowed for the same lifetime.
+    unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<P>(), s.len()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_matches_to_bytes() {
+        let v = (1u8, String::from("hello world, long enough"), vec![3u16; 5]);
+        let n = archived_len(&v).unwrap();
+        let bytes = rkyv::to_bytes::<rancor::Error>(&v).unwrap();
+        assert_eq!(n, bytes.len());
+    }
+
+    #[test]
+    fn pod_layout_matches_rkyv() {
+        for len in [0usize, 1, 3, 7, 64] {
+            let (_, _, total) = pod_vec_layout::<u8>(len).unwrap();
+            assert_eq!(total, archived_len(&vec![0u8; len]).unwrap());
+            let (_, _, total) = pod_vec_layout::<f64>(len).unwrap();
+            assert_eq!(total, archived_len(&vec![0f64; len]).unwrap());
+            let (_, _, total) = pod_vec_layout::<i16>(len).unwrap();
+            assert_eq!(total, archived_len(&vec![0i16; len]).unwrap());
+        }
+        assert!(pod_vec_layout::<u64>(usize::MAX / 4).is_err());
+    }
+
+    #[test]
+    fn misaligned_buffer_is_rejected() {
+        let mut buf = rkyv::util::AlignedVec::<16>::new();
+        buf.resize(64, 0);
+        let e = serialize_into(&1u64, &mut buf[1..]).unwrap_err();
+        assert!(matches!(e, StoreError::Serialize(_)));
+        let e = serialize_into(&1u64, &mut buf[..4]).unwrap_err();
+        assert!(e.to_string().contains("overruns"), "{e}");
+    }
+}

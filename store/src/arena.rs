@@ -1,0 +1,383 @@
+//! The object arena: one [`Segment`] carved up by the offset allocator into
+//! writable [`BlockMut`]s that freeze into immutable, shareable [`Block`]s.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::alloc::{Allocation, OffsetAllocator, PAGE};
+use crate::error::StoreError;
+use crate::segment::{DEFAULT_SHM_DIR, Segment, free_space};
+
+/// Where and how large to create a rank's arena.
+///
+/// ```
+/// use ferry_store::StoreConfig;
+///
+/// let cfg = StoreConfig::new("job42", 3, 1 << 30);
+/// assert_eq!(cfg.dir, std::path::Path::new("/dev/shm"));
+/// assert_eq!(cfg.path(), std::path::Path::new("/dev/shm/ferry-job42-r3"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Directory of the shared-memory file (a tmpfs, `/dev/shm` by default).
+    pub dir: PathBuf,
+    /// Job identifier; part of the file name, must not contain `/`.
+    pub job_id: String,
+    /// Rank owning the arena; part of the file name.
+    pub rank: u32,
+    /// Arena size in bytes (rounded up to a whole page).
+    pub capacity: usize,
+}
+
+impl StoreConfig {
+    /// A configuration in `/dev/shm`.
+    pub fn new(job_id: impl Into<String>, rank: u32, capacity: usize) -> Self {
+        StoreConfig {
+            dir: PathBuf::from(DEFAULT_SHM_DIR),
+            job_id: job_id.into(),
+            rank,
+            capacity,
+        }
+    }
+
+    /// The segment file: `<dir>/ferry-<job_id>-r<rank>`.
+    pub fn path(&self) -> PathBuf {
+        Segment::path_for(&self.dir, &self.job_id, self.rank)
+    }
+}
+
+/// A sensible arena size for this node: 30% of physical memory, capped at 90%
+/// of the free space in `/dev/shm`, at least 64 MiB; a whole number of pages.
+///
+/// ```
+/// assert!(ferry_store::default_capacity() >= 64 << 20);
+/// ```
+pub fn default_capacity() -> usize {
+    const MIN: usize = 64 << 20;
+    // SAFETY: `sysconf` has no preconditions; it returns -1 on error.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    // SAFETY: as above.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let phys = if pages > 0 && page_size > 0 {
+        (pages as u128 * page_size as u128).min(usize::MAX as u128) as usize
+    } else {
+        MIN
+    };
+    let mut cap = (phys as u128 * 3 / 10) as usize;
+    if let Ok(free) = free_space(Path::new(DEFAULT_SHM_DIR)) {
+        cap = cap.min((free as u128 * 9 / 10) as usize);
+    }
+    cap.max(MIN) & !(PAGE - 1)
+}
+
+struct Shared {
+    segment: Segment,
+    alloc: Mutex<OffsetAllocator>,
+}
+
+impl Shared {
+    fn allocator(&self) -> MutexGuard<'_, OffsetAllocator> {
+        // The allocator's state is updated atomically with respect to panics
+        // (no user code runs under the lock), so a poisoned lock is still
+        // consistent.
+        self.alloc.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn free(&self, a: Allocation) {
+        self.allocator().free(a);
+    }
+}
+
+/// A rank's object store memory: a shared-memory segment plus its allocator.
+///
+/// Cheap to clone (reference counted); blocks keep the mapping alive, so the
+/// arena may be dropped before its blocks.
+///
+/// ```
+/// use ferry_store::{Arena, StoreConfig};
+///
+/// let mut cfg = StoreConfig::new(format!("doc-arena-{}", std::process::id()), 0, 1 << 20);
+/// cfg.dir = std::env::temp_dir();
+/// let arena = Arena::create(&cfg).unwrap();
+/// let mut b = arena.alloc(5).unwrap();
+/// b.as_mut_slice().copy_from_slice(b"hello");
+/// let b = b.freeze();
+/// assert_eq!(b.as_slice(), b"hello");
+/// assert_eq!(arena.used(), 16);
+/// drop(b);
+/// assert_eq!(arena.used(), 0);
+/// ```
+#[derive(Clone)]
+pub struct Arena {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Arena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Arena")
+            .field("path", &self.path())
+            .field("capacity", &self.capacity())
+            .field("used", &self.used())
+            .finish()
+    }
+}
+
+impl Arena {
+    /// Creates the segment described by `cfg` and an empty allocator over it.
+    ///
+    /// # Errors
+    ///
+    /// See [`Segment::create`]; additionally [`StoreError::Io`] when
+    /// `cfg.job_id` is empty or contains `/` or a NUL byte.
+    pub fn create(cfg: &StoreConfig) -> Result<Arena, StoreError> {
+        let path = cfg.path();
+        if cfg.job_id.is_empty() || cfg.job_id.contains(['/', '\0']) {
+            return Err(StoreError::Io {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "job id must be non-empty and must not contain '/' or NUL",
+                ),
+            });
+        }
+        let capacity = cfg.capacity.max(1).div_ceil(PAGE).saturating_mul(PAGE);
+        let segment = Segment::create(&path, capacity)?;
+        Ok(Arena {
+            shared: Arc::new(Shared {
+                alloc: Mutex::new(OffsetAllocator::new(capacity)),
+                segment,
+            }),
+        })
+    }
+
+    /// The segment's file path (it may already be unlinked).
+    pub fn path(&self) -> &Path {
+        self.shared.segment.path()
+    }
+
+    /// Arena size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.shared.segment.capacity()
+    }
+
+    /// Bytes currently held by live blocks (rounded up to their alignment).
+    pub fn used(&self) -> usize {
+        self.shared.allocator().used()
+    }
+
+    /// Reserves `len` writable bytes. The block starts on a 16-byte boundary
+    /// (4096 for `len >= 64 KiB`); its contents are unspecified (zero on first
+    /// use, old data when reused). `len == 0` gives an empty block that holds
+    /// no memory.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Full`] when no free range is large enough.
+    pub fn alloc(&self, len: usize) -> Result<BlockMut, StoreError> {
+        let alloc = if len == 0 {
+            Allocation { offset: 0, size: 0 }
+        } else {
+            let mut a = self.shared.allocator();
+            match a.alloc(len) {
+                Some(x) => x,
+                None => {
+                    return Err(StoreError::Full {
+                        requested: len,
+                        used: a.used(),
+                        capacity: a.capacity(),
+                    });
+                }
+            }
+        };
+        Ok(BlockMut {
+            raw: RawBlock {
+                shared: Arc::clone(&self.shared),
+                alloc,
+                len,
+            },
+        })
+    }
+
+    /// Removes the segment's file name now (idempotent); the memory stays
+    /// mapped and usable. Also done automatically when the last handle
+    /// (arena or block) is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] if the file cannot be removed.
+    pub fn unlink(&self) -> Result<(), StoreError> {
+        self.shared.segment.unlink()
+    }
+}
+
+/// Owns an allocated range; frees it on drop.
+struct RawBlock {
+    shared: Arc<Shared>,
+    alloc: Allocation,
+    /// Logical length, `<= alloc.size` (or 0 for the empty block).
+    len: usize,
+}
+
+impl RawBlock {
+    fn ptr(&self) -> *mut u8 {
+        // `wrapping_add` keeps this safe; `offset + size <= capacity`, so the
+        // result is within (or one past the end of) the mapping.
+        self.shared.segment.as_ptr().wrapping_add(self.alloc.offset)
+    }
+}
+
+impl Drop for RawBlock {
+    fn drop(&mut self) {
+        if self.alloc.size > 0 {
+            self.shared.free(self.alloc);
+        }
+    }
+}
+
+/// A uniquely owned, writable range of the arena. Dropping it frees the range;
+/// [`freeze`](BlockMut::freeze) turns it into an immutable [`Block`].
+pub struct BlockMut {
+    raw: RawBlock,
+}
+
+impl BlockMut {
+    /// The writable bytes.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the allocator hands out disjoint ranges inside the mapping,
+        // and this `BlockMut` is the only handle to its range, so no other
+        // reference to these bytes exists; `len <= alloc.size` keeps the slice
+        // in bounds; the mapping outlives `self` (we hold the `Arc<Shared>`).
+        // Mapped memory is always initialised (zero-filled or old data).
+        unsafe { std::slice::from_raw_parts_mut(self.raw.ptr(), self.raw.len) }
+    }
+
+    /// The bytes, read-only.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: as in `as_mut_slice`; `&self` excludes concurrent writes.
+        unsafe { std::slice::from_raw_parts(self.raw.ptr(), self.raw.len) }
+    }
+
+    /// Pointer to the first byte (valid for `len()` bytes while `self` lives).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.raw.ptr()
+    }
+
+    /// Logical length in bytes.
+    pub fn len(&self) -> usize {
+        self.raw.len
+    }
+
+    /// Whether the block is empty.
+    pub fn is_empty(&self) -> bool {
+        self.raw.len == 0
+    }
+
+    /// Offset of the first byte from the start of the segment.
+    pub fn offset(&self) -> usize {
+        self.raw.alloc.offset
+    }
+
+    /// Shrinks the logical length to `len` (no effect if `len >= self.len()`);
+    /// the reserved range is kept until the block is dropped.
+    pub fn truncate(&mut self, len: usize) {
+        self.raw.len = self.raw.len.min(len);
+    }
+
+    /// Makes the block immutable and shareable.
+    pub fn freeze(self) -> Block {
+        Block { raw: self.raw }
+    }
+}
+
+impl Deref for BlockMut {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl DerefMut for BlockMut {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.as_mut_slice()
+    }
+}
+
+impl fmt::Debug for BlockMut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockMut")
+            .field("offset", &self.offset())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// An immutable range of the arena, `Send + Sync`. Dropping it frees the
+/// range; it keeps the segment mapped for as long as it lives.
+pub struct Block {
+    raw: RawBlock,
+}
+
+impl Block {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the range is inside the mapping, which outlives `self`
+        // (we hold the `Arc<Shared>`); it came from a `BlockMut` that was
+        // consumed by `freeze`, and nothing writes to a frozen range until it
+        // is freed, which only happens when `self` is dropped.
+        unsafe { std::slice::from_raw_parts(self.raw.ptr(), self.raw.len) }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.raw.len
+    }
+
+    /// Whether the block is empty.
+    pub fn is_empty(&self) -> bool {
+        self.raw.len == 0
+    }
+
+    /// Offset of the first byte from the start of the segment (what another
+    /// rank needs to find it in a [`ReadOnlySegment`](crate::ReadOnlySegment)).
+    pub fn offset(&self) -> usize {
+        self.raw.alloc.offset
+    }
+}
+
+impl Deref for Block {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for Block {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Block")
+            .field("offset", &self.offset())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        assert_send_sync::<Arena>();
+        assert_send_sync::<Block>();
+        assert_send_sync::<BlockMut>();
+    }
+}

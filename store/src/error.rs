@@ -1,0 +1,120 @@
+//! The single error type of the object store.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the object store.
+///
+/// Messages are meant to be shown to a user as they are, e.g.
+///
+/// ```
+/// use ferry_store::StoreError;
+///
+/// let e = StoreError::Full { requested: 2 << 30, used: 3 << 29, capacity: 3 << 30 };
+/// assert_eq!(
+///     e.to_string(),
+///     "object store full: asked for 2.0 GiB, 1.5 GiB of 3.0 GiB in use"
+/// );
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A system call on the shared-memory file failed.
+    #[error("object store I/O error on {}: {source}", .path.display())]
+    Io {
+        /// The file (or directory) the call was about.
+        path: PathBuf,
+        /// The underlying operating-system error.
+        source: std::io::Error,
+    },
+    /// The shared-memory file already exists (another job or a stale run).
+    #[error(
+        "object store file {} already exists (another run with the same job id and rank, \
+         or a stale file that can be removed)",
+        .0.display()
+    )]
+    Exists(PathBuf),
+    /// The file system holding the segment has less free space than requested.
+    #[error(
+        "not enough shared memory in {}: the object store needs {}, only {} free \
+         (lower the store capacity or enlarge /dev/shm)",
+        .path.display(), Bytes(*.requested), Bytes(*.available)
+    )]
+    ShmTooSmall {
+        /// The directory that was checked.
+        path: PathBuf,
+        /// Bytes asked for.
+        requested: usize,
+        /// Bytes free in `path`.
+        available: usize,
+    },
+    /// The arena has no free range large enough.
+    #[error(
+        "object store full: asked for {}, {} of {} in use",
+        Bytes(*.requested), Bytes(*.used), Bytes(*.capacity)
+    )]
+    Full {
+        /// Bytes asked for.
+        requested: usize,
+        /// Bytes currently allocated.
+        used: usize,
+        /// Total arena size.
+        capacity: usize,
+    },
+    /// Serializing a value failed.
+    #[error("cannot serialize object: {0}")]
+    Serialize(String),
+    /// Bytes did not validate as the expected archived type.
+    #[error("stored object is corrupt or of another type: {0}")]
+    Corrupt(String),
+}
+
+/// Formats a byte count with binary units: `512 B`, `1.5 KiB`, `2.0 GiB`.
+#[derive(Clone, Copy)]
+pub(crate) struct Bytes(pub(crate) usize);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        let n = self.0;
+        if n < 1024 {
+            return write!(f, "{n} B");
+        }
+        let mut value = n as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_formatting() {
+        assert_eq!(Bytes(0).to_string(), "0 B");
+        assert_eq!(Bytes(1023).to_string(), "1023 B");
+        assert_eq!(Bytes(1536).to_string(), "1.5 KiB");
+        assert_eq!(Bytes(64 << 20).to_string(), "64.0 MiB");
+        assert_eq!(Bytes(3 << 30).to_string(), "3.0 GiB");
+    }
+
+    #[test]
+    fn messages() {
+        let e = StoreError::ShmTooSmall {
+            path: "/dev/shm".into(),
+            requested: 1 << 40,
+            available: 1 << 30,
+        };
+        assert!(e.to_string().contains("needs 1.0 TiB, only 1.0 GiB free"));
+        assert!(
+            StoreError::Exists("/dev/shm/x".into())
+                .to_string()
+                .contains("/dev/shm/x already exists")
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! Ferry's object store: a per-rank shared-memory arena and rkyv helpers.
+//!
+//! - [`Segment`] / [`open_readonly`]: the shared-memory file and its mapping
+//!   (the only `mmap` code).
+//! - [`Arena`]: the segment carved into [`BlockMut`] / [`Block`] ranges by a
+//!   best-fit offset allocator.
+//! - [`put`], [`access`], [`deserialize`], [`put_pod_slice_with`],
+//!   [`as_native_slice`]: rkyv archives written straight into the arena and
+//!   read in place.
+//! - [`StoreError`]: everything that can fail.
+
+mod alloc;
+mod archive;
+mod arena;
+mod error;
+mod segment;
+
+pub use archive::{
+    PodElement, SliceWriter, Storable, StoreSerializer, StoreValidator, access, access_unchecked,
+    archived_len, deserialize, put, serialize_into,
+};
+#[cfg(target_endian = "little")]
+pub use archive::{as_native_slice, put_pod_slice_with};
+pub use arena::{Arena, Block, BlockMut, StoreConfig, default_capacity};
+pub use error::StoreError;
+pub use segment::{DEFAULT_SHM_DIR, ReadOnlySegment, Segment, free_space, open_readonly};
