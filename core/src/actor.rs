@@ -71,7 +71,7 @@ enum Msg<A> {
 struct Core<A> {
     id: ActorId,
     name: Arc<str>,
-    mailbox: Mutex<VecDeque<Msg<A>>>,
+    mailbox: Mutex<Mailbox<A>>,
     queued: AtomicUsize,
     parked: AtomicBool,
     thread: OnceLock<Thread>,
@@ -79,10 +79,27 @@ struct Core<A> {
     rt: Weak<Inner>,
 }
 
+struct Mailbox<A> {
+    queue: VecDeque<Msg<A>>,
+    /// Set when the actor thread has finished: later calls fail at once.
+    closed: bool,
+}
+
 impl<A> Core<A> {
     fn push(&self, msg: Msg<A>) {
-        lock(&self.mailbox).push_back(msg);
-        self.queued.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut mb = lock(&self.mailbox);
+            if mb.closed {
+                drop(mb);
+                if let Msg::Call(c) = msg {
+                    let reason = self.dead.get().map_or("it has stopped", |s| s.as_str());
+                    c.output.complete(Stored::Error(self.died(reason)));
+                }
+                return;
+            }
+            mb.queue.push_back(msg);
+            self.queued.fetch_add(1, Ordering::SeqCst);
+        }
         fence(Ordering::SeqCst);
         if self.parked.load(Ordering::SeqCst) {
             if let Some(t) = self.thread.get() {
@@ -95,7 +112,8 @@ impl<A> Core<A> {
         if self.queued.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let m = lock(&self.mailbox).pop_front();
+        let mut mb = lock(&self.mailbox);
+        let m = mb.queue.pop_front();
         if m.is_some() {
             self.queued.fetch_sub(1, Ordering::AcqRel);
         }
@@ -109,16 +127,27 @@ impl<A> Core<A> {
         }
     }
 
-    /// Marks the actor dead and fails every queued call.
-    fn kill(&self, reason: &str) {
-        let _ = self.dead.set(reason.to_string());
-        let drained: Vec<_> = lock(&self.mailbox).drain(..).collect();
-        self.queued.store(0, Ordering::Release);
+    /// Takes every queued call out of the mailbox (closing it if asked) and fails them.
+    fn fail_queued(&self, close: bool) {
+        let drained: Vec<_> = {
+            let mut mb = lock(&self.mailbox);
+            mb.closed |= close;
+            let d: Vec<_> = mb.queue.drain(..).collect();
+            self.queued.fetch_sub(d.len(), Ordering::AcqRel);
+            d
+        };
+        let reason = self.dead.get().map_or("it has stopped", |s| s.as_str());
         for m in drained {
             if let Msg::Call(c) = m {
                 c.output.complete(Stored::Error(self.died(reason)));
             }
         }
+    }
+
+    /// Marks the actor dead and fails every queued call.
+    fn kill(&self, reason: &str) {
+        let _ = self.dead.set(reason.to_string());
+        self.fail_queued(false);
         self.push(Msg::Drain);
     }
 }
@@ -296,7 +325,10 @@ pub fn create<A: ActorClass>(
     let core = Arc::new(Core::<A> {
         id,
         name: name.clone(),
-        mailbox: Mutex::new(VecDeque::new()),
+        mailbox: Mutex::new(Mailbox {
+            queue: VecDeque::new(),
+            closed: false,
+        }),
         queued: AtomicUsize::new(0),
         parked: AtomicBool::new(false),
         thread: OnceLock::new(),
@@ -391,6 +423,10 @@ fn actor_main<A: ActorClass>(
                 continue;
             }
         };
+        if let Some(reason) = core.dead.get() {
+            call.output.complete(Stored::Error(core.died(reason)));
+            continue;
+        }
         let Call {
             method,
             run,
@@ -443,14 +479,7 @@ fn finish_actor<A>(inner: &Arc<Inner>, core: &Arc<Core<A>>, held: Option<&Reques
     let _ = core
         .dead
         .set("it was stopped (all handles dropped)".to_string());
-    // Fail anything that raced in after the last check.
-    let drained: Vec<_> = lock(&core.mailbox).drain(..).collect();
-    for m in drained {
-        if let Msg::Call(c) = m {
-            c.output
-                .complete(Stored::Error(core.died(core.dead.get().map_or("", |s| s))));
-        }
-    }
+    core.fail_queued(true);
     lock(&inner.actors.live).remove(&core.id);
     if let Some(req) = held {
         inner.sched.release(inner, req);

@@ -5,14 +5,14 @@ use std::time::Duration;
 /// How to start a runtime.
 ///
 /// ```
-/// let cfg = ferry::Config::default()
+/// let cfg = ferry_core::Config::default()
 ///     .num_cpus(4.0)
 ///     .resource("TPU", 2.0)
 ///     .object_store_memory(256 << 20);
-/// let rt = ferry::init(cfg)?;
+/// let rt = ferry_core::init(cfg)?;
 /// assert_eq!(rt.cluster_resources()["CPU"], 4.0);
 /// assert_eq!(rt.cluster_resources()["TPU"], 2.0);
-/// # Ok::<(), ferry::Error>(())
+/// # Ok::<(), ferry_core::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -82,8 +82,8 @@ impl Config {
     /// and `FERRY_JOB_ID` over the defaults; a malformed value is an error.
     ///
     /// ```
-    /// let cfg = ferry::Config::from_env()?;
-    /// # Ok::<(), ferry::Error>(())
+    /// let cfg = ferry_core::Config::from_env()?;
+    /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn from_env() -> crate::Result<Self> {
         fn parse<T: std::str::FromStr>(name: &str) -> crate::Result<Option<T>> {

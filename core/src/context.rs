@@ -69,11 +69,11 @@ pub(crate) fn current_task() -> Option<Rc<TaskCtx>> {
 /// one whose task or actor is running on it.
 ///
 /// ```
-/// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
-/// assert!(ferry::current().is_ok());
+/// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
+/// assert!(ferry_core::current().is_ok());
 /// rt.shutdown()?;
-/// assert!(ferry::current().is_err());
-/// # Ok::<(), ferry::Error>(())
+/// assert!(ferry_core::current().is_err());
+/// # Ok::<(), ferry_core::Error>(())
 /// ```
 pub fn current() -> Result<Runtime> {
     runtime_inner()
@@ -89,7 +89,7 @@ pub fn current() -> Result<Runtime> {
 /// [`command`] to start a child process with them.
 ///
 /// ```
-/// assert_eq!(ferry::env_var("FERRY_SURELY_UNSET_VARIABLE"), None);
+/// assert_eq!(ferry_core::env_var("FERRY_SURELY_UNSET_VARIABLE"), None);
 /// ```
 pub fn env_var(name: &str) -> Option<String> {
     if let Some(ctx) = current_task() {
@@ -103,7 +103,7 @@ pub fn env_var(name: &str) -> Option<String> {
 /// A `std::process::Command` with the running task's environment variables set.
 ///
 /// ```
-/// let out = ferry::command("true").status().unwrap();
+/// let out = ferry_core::command("true").status().unwrap();
 /// assert!(out.success());
 /// ```
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
@@ -118,7 +118,7 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
 /// empty outside a task or when it asked for no GPU.
 ///
 /// ```
-/// assert!(ferry::gpu_ids().is_empty());
+/// assert!(ferry_core::gpu_ids().is_empty());
 /// ```
 pub fn gpu_ids() -> Vec<u32> {
     current_task()
@@ -129,7 +129,7 @@ pub fn gpu_ids() -> Vec<u32> {
 /// The name of the running task or actor call, if any.
 ///
 /// ```
-/// assert_eq!(ferry::task_name(), None);
+/// assert_eq!(ferry_core::task_name(), None);
 /// ```
 pub fn task_name() -> Option<String> {
     current_task().map(|c| c.name.to_string())

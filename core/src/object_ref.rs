@@ -23,12 +23,12 @@ use crate::slot::{KeepAlive, Slot};
 /// returns a zero-copy view of its archive.
 ///
 /// ```
-/// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+/// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
 /// let r = rt.put(&vec![1u32, 2, 3])?;
 /// let again = r.clone();
 /// assert_eq!(r.id(), again.id());
 /// assert_eq!(rt.get(&again)?.as_slice(), &[1, 2, 3]);
-/// # Ok::<(), ferry::Error>(())
+/// # Ok::<(), ferry_core::Error>(())
 /// ```
 pub struct ObjectRef<T> {
     pub(crate) slot: Arc<Slot>,

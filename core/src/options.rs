@@ -32,7 +32,7 @@ impl fmt::Debug for RetryOn {
 /// `.options(...)` keywords).
 ///
 /// ```
-/// let o = ferry::TaskOptions::default()
+/// let o = ferry_core::TaskOptions::default()
 ///     .num_cpus(0.5)
 ///     .resource("TPU", 1.0)
 ///     .max_retries(5)
@@ -141,7 +141,7 @@ impl TaskOptions {
 /// Options of an actor (Ray's `@ray.remote` on a class and `.options(...)`).
 ///
 /// ```
-/// let o = ferry::ActorOptions::default().num_cpus(1.0).max_restarts(2);
+/// let o = ferry_core::ActorOptions::default().num_cpus(1.0).max_restarts(2);
 /// assert_eq!(o.restarts(), 2);
 /// ```
 #[derive(Clone, Debug, Default)]

@@ -75,11 +75,11 @@ impl Inner {
 /// shared-memory file. Clones do not own it.
 ///
 /// ```
-/// let rt = ferry::init(ferry::Config::default().num_cpus(2.0))?;
+/// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(2.0))?;
 /// let r = rt.put(&42u64)?;
 /// assert_eq!(*rt.get(&r)?, 42);
 /// rt.shutdown()?;
-/// # Ok::<(), ferry::Error>(())
+/// # Ok::<(), ferry_core::Error>(())
 /// ```
 pub struct Runtime {
     pub(crate) inner: Arc<Inner>,
@@ -111,9 +111,9 @@ impl std::fmt::Debug for Runtime {
 /// `srun` as several ranks but Ferry was built without its `mpi` feature.
 ///
 /// ```
-/// let rt = ferry::init(ferry::Config::default().num_cpus(1.0).object_store_memory(64 << 20))?;
+/// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0).object_store_memory(64 << 20))?;
 /// assert_eq!(rt.rank(), 0);
-/// # Ok::<(), ferry::Error>(())
+/// # Ok::<(), ferry_core::Error>(())
 /// ```
 pub fn init(cfg: Config) -> Result<Runtime> {
     let world = ferry_launcher::discover()?;
@@ -235,10 +235,10 @@ impl Runtime {
     /// serialized straight into shared memory: one copy of its bytes.
     ///
     /// ```
-    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
     /// let r = rt.put(&vec![1.5f64, 2.5])?;
     /// assert_eq!(rt.get(&r)?.as_slice(), &[1.5, 2.5]);
-    /// # Ok::<(), ferry::Error>(())
+    /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn put<T: Object>(&self, value: &T) -> Result<ObjectRef<T>> {
         self.check_live()?;
@@ -253,12 +253,12 @@ impl Runtime {
     /// writes the elements in place, so nothing is copied at all.
     ///
     /// ```
-    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
     /// let r = rt.put_vec_with::<f64>(4, |xs| {
     ///     for (i, x) in xs.iter_mut().enumerate() { *x = i as f64; }
     /// })?;
     /// assert_eq!(rt.get(&r)?.as_slice(), &[0.0, 1.0, 2.0, 3.0]);
-    /// # Ok::<(), ferry::Error>(())
+    /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn put_vec_with<P>(
         &self,
@@ -290,10 +290,10 @@ impl Runtime {
     /// undefined behaviour.
     ///
     /// ```
-    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
     /// let r = rt.put_archive::<Vec<u64>>(&[0xff; 16])?;
-    /// assert!(matches!(rt.get(&r), Err(ferry::Error::Corrupt { .. })));
-    /// # Ok::<(), ferry::Error>(())
+    /// assert!(matches!(rt.get(&r), Err(ferry_core::Error::Corrupt { .. })));
+    /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn put_archive<T: Object>(&self, bytes: &[u8]) -> Result<ObjectRef<T>> {
         self.check_live()?;
@@ -325,10 +325,10 @@ impl Runtime {
     /// [`get`](Self::get) with a timeout: [`Error::Timeout`] when it passes.
     ///
     /// ```
-    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
     /// let r = rt.put(&1u8)?;
     /// assert_eq!(*rt.get_timeout(&r, std::time::Duration::from_secs(1))?, 1);
-    /// # Ok::<(), ferry::Error>(())
+    /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn get_timeout<T: Object>(&self, r: &ObjectRef<T>, timeout: Duration) -> Result<View<T>> {
         self.wait_slot(&r.slot, Some(Instant::now() + timeout))
@@ -399,12 +399,12 @@ impl Runtime {
     /// `ready` holds at most `num_returns` refs.
     ///
     /// ```
-    /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
     /// let refs = vec![rt.put(&1u32)?, rt.put(&2u32)?];
     /// let (ready, rest) = rt.wait(&refs, 1, None)?;
     /// assert_eq!((ready.len(), rest.len()), (1, 1));
     /// assert_eq!(ready[0], refs[0]);
-    /// # Ok::<(), ferry::Error>(())
+    /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn wait<T>(
         &self,

@@ -148,6 +148,11 @@ impl Scheduler {
 
     /// Puts a granted task where a worker will find it, and wakes one.
     fn enqueue(&self, inner: &Arc<Inner>, cell: TaskRef) {
+        if self.is_shutdown() {
+            cell.set_queued();
+            cell.abandon(Error::Shutdown);
+            return;
+        }
         cell.set_queued();
         let key = self.key();
         let leftover = LOCAL.with(|l| match &*l.borrow() {
@@ -279,9 +284,11 @@ impl Scheduler {
         }
     }
 
-    /// Stops the workers and fails every task that has not started.
+    /// Stops the workers: tasks that have not started fail with
+    /// [`Error::Shutdown`] (waking whoever waits on them), running ones finish.
     pub(crate) fn shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
+        self.abandon_queued();
         for t in lock(&self.sleepers).drain(..) {
             t.unpark();
         }
@@ -291,18 +298,16 @@ impl Scheduler {
             if h.thread().id() == me {
                 continue;
             }
-            for _ in 0..10_000 {
-                if h.is_finished() {
-                    break;
-                }
+            while !h.is_finished() {
                 h.thread().unpark();
                 thread::sleep(Duration::from_micros(200));
-                if h.is_finished() {
-                    break;
-                }
             }
             let _ = h.join();
         }
+        self.abandon_queued();
+    }
+
+    fn abandon_queued(&self) {
         loop {
             match self.injector.steal() {
                 Steal::Success(t) => t.abandon(Error::Shutdown),
@@ -311,14 +316,19 @@ impl Scheduler {
             }
         }
         for s in self.stealers.iter().filter_map(OnceLock::get) {
-            while let Steal::Success(t) = s.steal() {
-                t.abandon(Error::Shutdown);
+            loop {
+                match s.steal() {
+                    Steal::Success(t) => t.abandon(Error::Shutdown),
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
             }
         }
-        for t in lock(&self.pending).drain(..) {
+        let pending: Vec<_> = lock(&self.pending).drain(..).collect();
+        self.pending_len.store(0, Ordering::Release);
+        for t in pending {
             t.abandon(Error::Shutdown);
         }
-        self.pending_len.store(0, Ordering::Release);
     }
 
     fn is_shutdown(&self) -> bool {
@@ -338,6 +348,10 @@ fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>) {
             sched.find_work(w)
         });
         if let Some(cell) = task {
+            if sched.is_shutdown() {
+                cell.abandon(Error::Shutdown);
+                continue;
+            }
             if cell.claim() {
                 sched.idle.fetch_sub(1, Ordering::AcqRel);
                 // Idle again before the release, so that a task granted by the

@@ -131,11 +131,29 @@ impl TaskCell {
             .is_ok()
     }
 
-    /// Completes the output with `err` without running (shutdown, lost rank).
+    /// Completes the output with `err` without running it (shutdown), unless
+    /// somebody already claimed it; a granted task gives its resources back.
     pub(crate) fn abandon(&self, err: Error) {
-        self.state.store(CLAIMED, Ordering::Release);
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state == CLAIMED {
+                return;
+            }
+            match self
+                .state
+                .compare_exchange(state, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => state = now,
+            }
+        }
         drop(self.job.lock().unwrap_or_else(|e| e.into_inner()).take());
         self.output.complete(Stored::Error(err));
+        if state == QUEUED {
+            if let Some(inner) = self.rt.upgrade() {
+                inner.ledger.release(&self.request);
+            }
+        }
     }
 
     /// Step 4: runs the claimed task on this thread; `before_release` runs

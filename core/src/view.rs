@@ -21,13 +21,13 @@ use crate::values::{Object, Remotable};
 /// native counterparts). The object stays alive while the view does.
 ///
 /// ```
-/// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+/// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
 /// let r = rt.put(&String::from("hello"))?;
 /// let v = rt.get(&r)?;
 /// assert_eq!(v.as_str(), "hello");
 /// let owned: String = v.deserialize()?;
 /// assert_eq!(owned, "hello");
-/// # Ok::<(), ferry::Error>(())
+/// # Ok::<(), ferry_core::Error>(())
 /// ```
 pub struct View<T: Archive> {
     slot: Arc<Slot>,

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and integration tests, doc
+# tests, every example (each asserts what its Ray tutorial shows), the
+# benchmarks' build, and a short `ferry bench` smoke run.
+#
+# Needs a Rust toolchain. System packages that later features need are
+# installed with apt when running as root; otherwise the script says what to
+# install. Run from anywhere: `bash scripts/test.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+# System packages. The default build needs none; the `mpi` and `hwloc`
+# features need these (checked here so one command prepares a fresh machine).
+packages=(pkg-config libclang-dev libopenmpi-dev openmpi-bin libhwloc-dev libudev-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null \
+      || echo "warning: apt-get could not install ${missing[*]}; the default build does not need them"
+  else
+    echo "note: not root, so not installing: ${missing[*]} (needed only for the mpi/hwloc features):"
+    echo "      sudo apt-get install ${missing[*]}"
+  fi
+fi
+
+export CARGO_TERM_COLOR=never
+export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
+export FERRY_IGNORE_UNHANDLED_ERRORS=1
+
+say "format"
+cargo fmt --all -- --check
+
+say "lints"
+cargo clippy --workspace --all-targets --release -- -D warnings
+
+say "tests (unit, integration, doc)"
+cargo test --workspace --release
+
+say "examples"
+cargo build --release --examples
+for src in examples/*.rs; do
+  name=$(basename "$src" .rs)
+  echo "-- example $name"
+  start=$(date +%s)
+  FERRY_NUM_CPUS="${FERRY_NUM_CPUS:-$(nproc)}" timeout 600 "target/release/examples/$name"
+  echo "-- example $name passed in $(( $(date +%s) - start )) s"
+done
+
+say "benchmarks build; ferry bench smoke run"
+cargo bench --workspace --no-run
+cargo run --release --bin ferry -- bench --quick
+
+say "no shared-memory files left behind"
+leftover=$(ls /dev/shm 2>/dev/null | grep '^ferry-' || true)
+if [ -n "$leftover" ]; then
+  echo "left in /dev/shm: $leftover" >&2
+  exit 1
+fi
+say "all passed"
