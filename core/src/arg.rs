@@ -13,7 +13,10 @@ use crate::view::View;
 /// [`ObjectRef`] at top level, which the runtime resolves before the call
 /// runs (the task waits until the object is ready). Refs nested inside a
 /// value (a `Vec<ObjectRef<T>>`) are passed as refs.
-#[derive(Debug)]
+///
+/// An `Arg` is itself archivable, so a call's arguments can be encoded and
+/// run later by id (see `ferry::__private::encode_call`).
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Arg<T> {
     /// A value moved into the call.
     Value(T),
@@ -77,6 +80,12 @@ impl<T> IntoArg<T> for T {
 impl<T> IntoArg<T> for ObjectRef<T> {
     fn into_arg(self) -> Arg<T> {
         Arg::Ref(self)
+    }
+}
+
+impl<T> IntoArg<T> for Arg<T> {
+    fn into_arg(self) -> Arg<T> {
+        self
     }
 }
 

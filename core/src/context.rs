@@ -38,6 +38,14 @@ pub(crate) fn runtime_inner() -> Option<Arc<Inner>> {
     RUNTIME.with(|r| r.borrow().clone())
 }
 
+/// Runs `f` with `inner` as this thread's runtime, then restores the previous one.
+pub(crate) fn with_runtime<R>(inner: &Arc<Inner>, f: impl FnOnce() -> R) -> R {
+    let prev = RUNTIME.with(|r| r.borrow_mut().replace(inner.clone()));
+    let out = f();
+    RUNTIME.with(|r| *r.borrow_mut() = prev);
+    out
+}
+
 /// Forgets this thread's runtime if it is `inner`.
 pub(crate) fn clear_runtime_if(inner: &Arc<Inner>) {
     RUNTIME.with(|r| {

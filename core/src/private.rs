@@ -265,13 +265,84 @@ macro_rules! __builder_methods {
 pub use inventory;
 
 /// A remote function, listed at link time so any rank of the same binary
-/// can find it by its stable id.
+/// can find it by its stable id and run it from encoded arguments.
 #[derive(Debug)]
 pub struct RemoteFn {
     /// [`stable_id`] of `path`.
     pub id: u64,
     /// `module::path::name`.
     pub path: &'static str,
+    /// Decodes arguments made by the function's `encode` and submits the task.
+    pub invoke: fn(&Runtime, &[u8]) -> Result<ObjectRef<Untyped>>,
+}
+
+/// The type parameter of a ref whose type is known only to the caller
+/// (`cast` it back before `get`).
+#[derive(Debug)]
+pub enum Untyped {}
+
+/// A call encoded for running later by id: the function's id and its
+/// arguments as an rkyv archive. Refs among the arguments are kept alive
+/// while the encoded call lives.
+pub struct EncodedCall {
+    /// The function's stable id.
+    pub id: u64,
+    /// The archived argument tuple.
+    pub args: rkyv::util::AlignedVec<16>,
+    _kept: Vec<crate::slot::KeepAlive>,
+}
+
+impl std::fmt::Debug for EncodedCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EncodedCall({:016x}, {} bytes)",
+            self.id,
+            self.args.len()
+        )
+    }
+}
+
+/// Encodes a call's argument tuple (made by generated `encode` functions).
+pub fn encode_call<T: ferry_store::Storable>(
+    rt: &Runtime,
+    id: u64,
+    args: &T,
+) -> Result<EncodedCall> {
+    let (bytes, kept) = crate::exports::capture(&rt.inner.exports, || {
+        let len = ferry_store::archived_len(args)?;
+        let mut buf = rkyv::util::AlignedVec::<16>::with_capacity(len);
+        buf.resize(len, 0);
+        if len > 0 {
+            ferry_store::serialize_into(args, &mut buf)?;
+        }
+        Ok::<_, ferry_store::StoreError>(buf)
+    });
+    Ok(EncodedCall {
+        id,
+        args: bytes?,
+        _kept: kept,
+    })
+}
+
+/// Decodes an argument tuple: validated, then deserialized with refs looked
+/// up in `rt`. Bytes that are not a valid archive are an error.
+pub fn decode_args<T: crate::values::Remotable>(rt: &Runtime, bytes: &[u8]) -> Result<T> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    let corrupt = |e: ferry_store::StoreError| Error::Corrupt {
+        object: "encoded call arguments".to_string(),
+        reason: e.to_string(),
+    };
+    let archived = ferry_store::access::<T>(&aligned).map_err(corrupt)?;
+    context::with_runtime(&rt.inner, || ferry_store::deserialize::<T>(archived)).map_err(corrupt)
+}
+
+/// Runs an encoded call: finds the function by id and submits it.
+pub fn invoke(rt: &Runtime, call: &EncodedCall) -> Result<ObjectRef<Untyped>> {
+    let f = lookup_remote(call.id)
+        .ok_or_else(|| Error::Unknown(format!("remote function {:016x}", call.id)))?;
+    (f.invoke)(rt, &call.args)
 }
 
 inventory::collect!(RemoteFn);

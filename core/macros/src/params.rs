@@ -94,6 +94,8 @@ pub(crate) struct Generated {
     pub(crate) resolve: TokenStream,
     /// The call's arguments, in order.
     pub(crate) call_args: Vec<TokenStream>,
+    /// The value type of each forwarded argument.
+    pub(crate) arg_types: Vec<Type>,
 }
 
 pub(crate) fn generate(params: &[Param]) -> Generated {
@@ -103,6 +105,7 @@ pub(crate) fn generate(params: &[Param]) -> Generated {
         prepare: TokenStream::new(),
         resolve: TokenStream::new(),
         call_args: Vec::new(),
+        arg_types: Vec::new(),
     };
     for p in params {
         let n = &p.name;
@@ -110,6 +113,7 @@ pub(crate) fn generate(params: &[Param]) -> Generated {
             Kind::Runtime => g.call_args.push(quote!(rt)),
             Kind::Value(ty) | Kind::View(ty) => {
                 g.sig.push(quote!(#n: impl ::ferry::IntoArg<#ty>));
+                g.arg_types.push(ty.clone());
                 g.forward.push(n.clone());
                 g.prepare.extend(quote! {
                     let #n: ::ferry::Arg<#ty> = ::ferry::IntoArg::into_arg(#n);

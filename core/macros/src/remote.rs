@@ -36,6 +36,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         prepare,
         resolve,
         call_args,
+        arg_types,
     } = g;
     let name_str = name.to_string();
     let doc = format!(
@@ -50,12 +51,29 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             #![allow(unused_imports)]
             use super::*;
 
-            /// The function's stable id (a hash of its module path and name),
+            /// The function's stable id (a hash of its path, `module::name`),
             /// the same in every copy of this binary.
-            pub const ID: u64 = ::ferry::__private::stable_id(concat!(module_path!(), "::", #name_str));
+            pub const ID: u64 = ::ferry::__private::stable_id(module_path!());
 
             ::ferry::__private::inventory::submit! {
-                ::ferry::__private::RemoteFn { id: ID, path: concat!(module_path!(), "::", #name_str) }
+                ::ferry::__private::RemoteFn {
+                    id: ID,
+                    path: module_path!(),
+                    invoke: __ferry_invoke,
+                }
+            }
+
+            /// Encodes a call for running later by [`ID`] (on any rank of this binary).
+            pub fn encode(rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::__private::EncodedCall> {
+                ::ferry::__private::encode_call(rt, ID, &(#(::ferry::IntoArg::<#arg_types>::into_arg(#forward),)*))
+            }
+
+            fn __ferry_invoke(
+                rt: &::ferry::Runtime,
+                bytes: &[u8],
+            ) -> ::ferry::Result<::ferry::ObjectRef<::ferry::__private::Untyped>> {
+                let (#(#forward,)*): (#(::ferry::Arg<#arg_types>,)*) = ::ferry::__private::decode_args(rt, bytes)?;
+                ::core::result::Result::Ok(options().remote(rt, #(#forward),*)?.cast())
             }
 
             /// Task options; `.remote(&rt, …)` submits with them.
