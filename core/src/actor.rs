@@ -76,6 +76,8 @@ struct Core<A> {
     parked: AtomicBool,
     thread: OnceLock<Thread>,
     dead: OnceLock<String>,
+    /// Set (before the `Drain` message is sent) when the last handle is gone.
+    orphaned: AtomicBool,
     rt: Weak<Inner>,
 }
 
@@ -193,6 +195,8 @@ struct Link<A> {
 
 impl<A> Drop for Link<A> {
     fn drop(&mut self) {
+        // Release pairs with the actor thread's Acquire load when it takes `Drain`.
+        self.core.orphaned.store(true, Ordering::Release);
         if let Some(inner) = self.core.rt.upgrade() {
             inner.exports.forget_actor(self.core.id);
         }
@@ -333,6 +337,7 @@ pub fn create<A: ActorClass>(
         parked: AtomicBool::new(false),
         thread: OnceLock::new(),
         dead: OnceLock::new(),
+        orphaned: AtomicBool::new(false),
         rt: Arc::downgrade(inner),
     });
     let ctx = TaskCtx {
@@ -371,19 +376,26 @@ fn actor_main<A: ActorClass>(
 ) {
     context::set_runtime(Some(inner.clone()));
     let rt = Runtime::from_inner(inner.clone());
-    let ctx = Rc::new(ctx);
     // Step 1: wait for the resources, then construct.
     let mut waited = Duration::from_micros(50);
-    while !inner.ledger.try_acquire(&request) {
+    let gpu_ids = loop {
+        if let Some(ids) = inner.try_grant(&request) {
+            break ids;
+        }
         if core.dead.get().is_some() {
             return finish_actor(&inner, &core, None);
         }
         thread::park_timeout(waited);
         waited = (waited * 2).min(Duration::from_millis(20));
-    }
+    };
+    let ctx = Rc::new(TaskCtx {
+        env: context::env_with_gpus(&ctx.env, &gpu_ids),
+        gpu_ids: gpu_ids.clone(),
+        ..ctx
+    });
     let construct = |factory: &mut dyn FnMut() -> A| {
         context::with_task(ctx.clone(), || {
-            panic::catch_unwind(AssertUnwindSafe(|| factory()))
+            panic::catch_unwind(AssertUnwindSafe(factory))
         })
     };
     let mut state = match construct(factory) {
@@ -417,7 +429,7 @@ fn actor_main<A: ActorClass>(
         let call = match msg {
             Msg::Call(c) => c,
             Msg::Drain => {
-                if core.dead.get().is_some() || Arc::strong_count(&core) <= 2 {
+                if core.dead.get().is_some() || core.orphaned.load(Ordering::Acquire) {
                     break;
                 }
                 continue;
@@ -472,17 +484,17 @@ fn actor_main<A: ActorClass>(
         }
     }
     drop(state);
-    finish_actor(&inner, &core, Some(&request));
+    finish_actor(&inner, &core, Some((&request, &gpu_ids)));
 }
 
-fn finish_actor<A>(inner: &Arc<Inner>, core: &Arc<Core<A>>, held: Option<&Request>) {
+fn finish_actor<A>(inner: &Arc<Inner>, core: &Arc<Core<A>>, held: Option<(&Request, &[u32])>) {
     let _ = core
         .dead
         .set("it was stopped (all handles dropped)".to_string());
     core.fail_queued(true);
     lock(&inner.actors.live).remove(&core.id);
-    if let Some(req) = held {
-        inner.sched.release(inner, req);
+    if let Some((req, gpus)) = held {
+        inner.sched.release(inner, req, gpus);
     }
     context::set_runtime(None);
 }

@@ -24,6 +24,21 @@ pub(crate) struct TaskCtx {
     pub(crate) may_retry: std::cell::Cell<bool>,
 }
 
+/// The task's environment plus `CUDA_VISIBLE_DEVICES` naming its GPUs, as
+/// Ray sets it for a task or actor that was given GPUs.
+pub(crate) fn env_with_gpus(
+    env: &Arc<[(String, String)]>,
+    gpus: &[u32],
+) -> Arc<[(String, String)]> {
+    if gpus.is_empty() {
+        return env.clone();
+    }
+    let ids: Vec<String> = gpus.iter().map(u32::to_string).collect();
+    let mut v = env.to_vec();
+    v.push(("CUDA_VISIBLE_DEVICES".to_string(), ids.join(",")));
+    v.into()
+}
+
 thread_local! {
     static RUNTIME: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
     static TASKS: RefCell<Vec<Rc<TaskCtx>>> = const { RefCell::new(Vec::new()) };

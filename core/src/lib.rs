@@ -11,6 +11,7 @@ mod config;
 mod context;
 mod error;
 mod exports;
+mod gpus;
 mod ids;
 mod object_ref;
 mod options;
@@ -35,7 +36,7 @@ pub use error::{Error, FailureKind, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
 pub use object_ref::{ArchivedObjectRef, ObjectRef};
 pub use options::{ActorOptions, RetryOn, TaskOptions};
-pub use runtime::{Runtime, init};
+pub use runtime::{Runtime, WaitResult, init};
 pub use values::{Object, Remotable};
 pub use view::View;
 

@@ -21,6 +21,11 @@ pub(crate) const GPU: usize = 1;
 /// Index of the memory resource.
 pub(crate) const MEMORY: usize = 2;
 
+/// A resource amount a user may ask for or configure: finite and not negative.
+pub(crate) fn valid_amount(amount: f64) -> bool {
+    amount.is_finite() && amount >= 0.0
+}
+
 pub(crate) fn to_fixed(amount: f64) -> i64 {
     (amount * UNIT as f64).round() as i64
 }
@@ -38,6 +43,14 @@ pub(crate) struct Request {
 impl Request {
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The GPUs asked for (fixed point).
+    pub(crate) fn gpus(&self) -> i64 {
+        self.items
+            .iter()
+            .find(|(i, _)| *i == GPU)
+            .map_or(0, |(_, a)| *a)
     }
 
     /// The part of this request that is CPU (given back while blocked).
@@ -81,7 +94,7 @@ impl Ledger {
     pub(crate) fn request(&self, what: &str, asks: &[(&str, f64)]) -> Result<Request> {
         let mut items: Vec<(usize, i64)> = Vec::with_capacity(asks.len());
         for &(name, amount) in asks {
-            if !(amount >= 0.0) || !amount.is_finite() {
+            if !valid_amount(amount) {
                 return Err(Error::InvalidArgument(format!(
                     "{what}: resource {name} must be a finite number >= 0, got {amount}"
                 )));

@@ -22,9 +22,10 @@ use crate::config::Config;
 use crate::context;
 use crate::error::{Error, Result};
 use crate::exports::{self, Exports};
+use crate::gpus::GpuPool;
 use crate::ids::IdGen;
 use crate::object_ref::ObjectRef;
-use crate::resources::Ledger;
+use crate::resources::{Ledger, Request, valid_amount};
 use crate::scheduler::Scheduler;
 use crate::signal::{self, Signal};
 use crate::slot::{Slot, StoredValue, UnhandledSink, Waiter};
@@ -38,6 +39,7 @@ pub(crate) struct Inner {
     pub(crate) ids: IdGen,
     pub(crate) arena: Arena,
     pub(crate) ledger: Ledger,
+    pub(crate) gpus: GpuPool,
     pub(crate) sched: Scheduler,
     pub(crate) exports: Arc<Exports>,
     pub(crate) unhandled: Arc<UnhandledSink>,
@@ -53,6 +55,26 @@ impl Inner {
         self.shut.load(Ordering::Acquire)
     }
 
+    /// Reserves `req` and picks its GPUs, if all of it is free now.
+    pub(crate) fn try_grant(&self, req: &Request) -> Option<Arc<[u32]>> {
+        if !self.ledger.try_acquire(req) {
+            return None;
+        }
+        match self.gpus.assign(req.gpus()) {
+            Some(ids) => Some(ids.into()),
+            None => {
+                self.ledger.release(req);
+                None
+            }
+        }
+    }
+
+    /// Gives back what [`try_grant`](Self::try_grant) reserved.
+    pub(crate) fn release_grant(&self, req: &Request, gpu_ids: &[u32]) {
+        self.gpus.release(gpu_ids, req.gpus());
+        self.ledger.release(req);
+    }
+
     /// Serializes `value` into the arena (one copy), capturing nested refs.
     pub(crate) fn store_value<T: Object>(&self, value: &T) -> Result<StoredValue> {
         let (block, contained) =
@@ -66,6 +88,9 @@ impl Inner {
         })
     }
 }
+
+/// What [`Runtime::wait`] returns: `(ready, not_ready)`.
+pub type WaitResult<T> = (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>);
 
 /// A handle to a running Ferry runtime (one rank's object store, scheduler
 /// and actors). Cheap to clone; tasks get one from [`current`](crate::current).
@@ -124,14 +149,23 @@ pub fn init(cfg: Config) -> Result<Runtime> {
         .unwrap_or(1)
         .max(1);
     let num_cpus = cfg.num_cpus.unwrap_or(cores as f64);
-    if !(num_cpus >= 0.0) || !num_cpus.is_finite() {
+    if !valid_amount(num_cpus) {
         return Err(Error::InvalidArgument(format!(
             "num_cpus must be >= 0, got {num_cpus}"
         )));
     }
+    let num_gpus = match cfg.num_gpus {
+        Some(n) if !valid_amount(n) || n.fract() != 0.0 => {
+            return Err(Error::InvalidArgument(format!(
+                "num_gpus must be a whole number >= 0, got {n}"
+            )));
+        }
+        Some(n) => n,
+        None => ferry_launcher::Topology::detect().map_or(0, |t| t.gpus.len()) as f64,
+    };
     let mut totals = vec![
         ("CPU".to_string(), num_cpus),
-        ("GPU".to_string(), cfg.num_gpus.unwrap_or(0.0)),
+        ("GPU".to_string(), num_gpus),
         (
             "memory".to_string(),
             cfg.memory
@@ -144,7 +178,7 @@ pub fn init(cfg: Config) -> Result<Runtime> {
                 "resource {name} is given twice (CPU, GPU and memory have their own settings)"
             )));
         }
-        if !(*amount >= 0.0) || !amount.is_finite() {
+        if !valid_amount(*amount) {
             return Err(Error::InvalidArgument(format!(
                 "resource {name} must be >= 0, got {amount}"
             )));
@@ -163,6 +197,7 @@ pub fn init(cfg: Config) -> Result<Runtime> {
         ids: IdGen::new(world.rank),
         arena,
         ledger: Ledger::new(totals),
+        gpus: GpuPool::new(num_gpus as usize),
         sched: Scheduler::new(base_threads, cfg.max_threads.unwrap_or(256), spin),
         exports: Arc::new(Exports::default()),
         unhandled: Arc::new(UnhandledSink {
@@ -350,9 +385,13 @@ impl Runtime {
         if slot.is_ready() {
             return Ok(());
         }
-        if let Some(p) = slot.producer() {
-            if p.run_inline() && slot.is_ready() {
-                return Ok(());
+        // Run the producer here rather than sleep, unless a deadline forbids
+        // starting work of unknown length.
+        if deadline.is_none() {
+            if let Some(p) = slot.producer() {
+                if p.run_inline() && slot.is_ready() {
+                    return Ok(());
+                }
             }
         }
         if signal::spin_until(self.spin_budget(deadline), || slot.is_ready()) {
@@ -411,7 +450,7 @@ impl Runtime {
         refs: &[ObjectRef<T>],
         num_returns: usize,
         timeout: Option<Duration>,
-    ) -> Result<(Vec<ObjectRef<T>>, Vec<ObjectRef<T>>)> {
+    ) -> Result<WaitResult<T>> {
         if num_returns > refs.len() {
             return Err(Error::InvalidArgument(format!(
                 "wait: num_returns ({num_returns}) is more than the {} refs given",

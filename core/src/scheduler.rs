@@ -135,7 +135,8 @@ impl Scheduler {
             cell.abandon(Error::Shutdown);
             return;
         }
-        if inner.ledger.try_acquire(&cell.request) {
+        if let Some(gpus) = inner.try_grant(&cell.request) {
+            cell.set_grant(gpus);
             self.enqueue(inner, cell);
         } else {
             lock(&self.pending).push_back(cell);
@@ -188,10 +189,10 @@ impl Scheduler {
         }
     }
 
-    /// Gives a task's resources back and grants waiting tasks.
-    pub(crate) fn release(&self, inner: &Arc<Inner>, req: &Request) {
+    /// Gives a task's or actor's resources back and grants waiting tasks.
+    pub(crate) fn release(&self, inner: &Arc<Inner>, req: &Request, gpu_ids: &[u32]) {
         if !req.is_empty() {
-            inner.ledger.release(req);
+            inner.release_grant(req, gpu_ids);
         }
         self.drain_pending(inner);
     }
@@ -209,8 +210,16 @@ impl Scheduler {
             let mut kept = 0;
             while i < pending.len() && kept < PENDING_SCAN {
                 let req = &pending[i].request;
-                if !failed.contains(req) && inner.ledger.try_acquire(req) {
-                    granted.extend(pending.remove(i));
+                let grant = if failed.contains(req) {
+                    None
+                } else {
+                    inner.try_grant(req)
+                };
+                if let Some(gpus) = grant {
+                    if let Some(cell) = pending.remove(i) {
+                        cell.set_grant(gpus);
+                        granted.push(cell);
+                    }
                 } else {
                     if !failed.contains(req) {
                         failed.push(req.clone());
@@ -273,7 +282,8 @@ impl Scheduler {
     /// the pool (Ray's "yielding resources while blocked").
     pub(crate) fn block_begin(&self, inner: &Arc<Inner>, cpus: &Request) {
         if !cpus.is_empty() {
-            self.release(inner, cpus);
+            inner.ledger.release(cpus);
+            self.drain_pending(inner);
         }
     }
 

@@ -77,6 +77,8 @@ pub(crate) struct TaskCell {
     env: Arc<[(String, String)]>,
     retry: RetryPolicy,
     job: Mutex<Option<Job>>,
+    /// The GPUs granted with the resources.
+    gpu_ids: Mutex<Arc<[u32]>>,
     pub(crate) output: Arc<Slot>,
     rt: Weak<Inner>,
 }
@@ -103,6 +105,7 @@ impl TaskCell {
                 env: task.env,
                 retry: task.retry,
                 job: Mutex::new(Some(task.job)),
+                gpu_ids: Mutex::new(Arc::from([])),
                 output: Slot::pending(id, Some(producer), inner.unhandled.clone()),
                 rt: Arc::downgrade(inner),
             }
@@ -118,6 +121,20 @@ impl TaskCell {
             }
         }
         self.clone().dep_ready();
+    }
+
+    /// Records the GPUs granted with the task's resources.
+    pub(crate) fn set_grant(&self, gpus: Arc<[u32]>) {
+        if !gpus.is_empty() {
+            *self.gpu_ids.lock().unwrap_or_else(|e| e.into_inner()) = gpus;
+        }
+    }
+
+    fn granted_gpus(&self) -> Arc<[u32]> {
+        self.gpu_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn set_queued(&self) {
@@ -151,7 +168,7 @@ impl TaskCell {
         self.output.complete(Stored::Error(err));
         if state == QUEUED {
             if let Some(inner) = self.rt.upgrade() {
-                inner.ledger.release(&self.request);
+                inner.release_grant(&self.request, &self.granted_gpus());
             }
         }
     }
@@ -164,10 +181,11 @@ impl TaskCell {
             before_release();
             return;
         };
+        let gpu_ids = self.granted_gpus();
         let ctx = Rc::new(TaskCtx {
             name: self.name.clone(),
-            env: self.env.clone(),
-            gpu_ids: Arc::from([]),
+            env: crate::context::env_with_gpus(&self.env, &gpu_ids),
+            gpu_ids: gpu_ids.clone(),
             held: self.request.clone(),
             is_task: true,
             may_retry: std::cell::Cell::new(false),
@@ -202,7 +220,7 @@ impl TaskCell {
         drop(job);
         self.output.complete(stored);
         before_release();
-        inner.sched.release(inner, &self.request);
+        inner.sched.release(inner, &self.request, &gpu_ids);
     }
 }
 

@@ -1,0 +1,91 @@
+//! Which GPUs a task or actor gets (Ray's `ray.get_gpu_ids()`).
+//!
+//! The [`Ledger`](crate::resources::Ledger) counts GPUs as a number; this pool
+//! picks the devices. A whole-GPU request takes that many free devices; a
+//! fractional one shares a device with others, best fit (the device with the
+//! least room that still fits), as Ray packs fractional GPU requests.
+
+use std::sync::Mutex;
+
+use crate::resources::UNIT;
+
+#[derive(Debug)]
+pub(crate) struct GpuPool {
+    /// Free capacity per device, fixed point; index = device ordinal.
+    free: Mutex<Vec<i64>>,
+}
+
+impl GpuPool {
+    pub(crate) fn new(devices: usize) -> Self {
+        GpuPool {
+            free: Mutex::new(vec![UNIT; devices]),
+        }
+    }
+
+    /// Picks devices for `amount` (fixed point); `None` if they are not free.
+    pub(crate) fn assign(&self, amount: i64) -> Option<Vec<u32>> {
+        if amount <= 0 {
+            return Some(Vec::new());
+        }
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if amount >= UNIT {
+            let want = (amount / UNIT) as usize;
+            let ids: Vec<u32> = (0..free.len())
+                .filter(|&i| free[i] == UNIT)
+                .take(want)
+                .map(|i| i as u32)
+                .collect();
+            if ids.len() < want {
+                return None;
+            }
+            for &i in &ids {
+                free[i as usize] = 0;
+            }
+            Some(ids)
+        } else {
+            let best = (0..free.len())
+                .filter(|&i| free[i] >= amount)
+                .min_by_key(|&i| free[i])?;
+            free[best] -= amount;
+            Some(vec![best as u32])
+        }
+    }
+
+    /// Gives back what [`assign`](Self::assign) returned for `amount`.
+    pub(crate) fn release(&self, ids: &[u32], amount: i64) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let each = if amount >= UNIT { UNIT } else { amount };
+        for &i in ids {
+            if let Some(f) = free.get_mut(i as usize) {
+                *f = (*f + each).min(UNIT);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_requests_take_distinct_devices() {
+        let p = GpuPool::new(3);
+        assert_eq!(p.assign(2 * UNIT), Some(vec![0, 1]));
+        assert_eq!(p.assign(2 * UNIT), None);
+        assert_eq!(p.assign(UNIT), Some(vec![2]));
+        p.release(&[0, 1], 2 * UNIT);
+        assert_eq!(p.assign(UNIT), Some(vec![0]));
+    }
+
+    #[test]
+    fn fractional_requests_pack_best_fit() {
+        let p = GpuPool::new(2);
+        assert_eq!(p.assign(UNIT / 2), Some(vec![0]));
+        assert_eq!(p.assign(UNIT / 4), Some(vec![0]));
+        assert_eq!(p.assign(UNIT / 2), Some(vec![1]));
+        assert_eq!(p.assign(UNIT / 4), Some(vec![0]));
+        assert_eq!(p.assign(UNIT), None);
+        p.release(&[1], UNIT / 2);
+        assert_eq!(p.assign(UNIT), Some(vec![1]));
+    }
+}

@@ -1,0 +1,353 @@
+//! Objects: put/get of plain and derived types, owned copies, zero-copy
+//! construction, timeouts, type mismatches, corrupt archives, freeing,
+//! views outliving refs, a full store and shutdown.
+
+use std::time::{Duration, Instant};
+
+use ferry::{Config, Error, Runtime};
+
+fn start(cpus: f64, store: usize) -> ferry::Result<Runtime> {
+    ferry::init(Config::default().num_cpus(cpus).object_store_memory(store))
+}
+
+/// A user type stored through rkyv's derives.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq)]
+struct Particle {
+    id: u32,
+    name: String,
+    pos: [f64; 3],
+    tags: Vec<u16>,
+    parent: Option<u64>,
+}
+
+fn particle() -> Particle {
+    Particle {
+        id: 7,
+        name: "muon".into(),
+        pos: [1.0, -2.5, 3.25],
+        tags: vec![1, 2, 3],
+        parent: Some(99),
+    }
+}
+
+#[ferry::remote]
+fn sleepy(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[ferry::remote]
+fn too_big() -> Vec<u8> {
+    vec![1u8; 16 << 20]
+}
+
+#[ferry::remote]
+fn particle_name(p: Particle) -> String {
+    p.name
+}
+
+#[test]
+fn put_get_roundtrip_of_plain_types() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let a = rt.put(&0xdead_beef_u64)?;
+    assert_eq!(*rt.get(&a)?, 0xdead_beef_u64);
+    assert!(a.is_ready());
+
+    let s = rt.put(&String::from("héllo ferry"))?;
+    assert_eq!(rt.get(&s)?.as_str(), "héllo ferry");
+
+    let xs: Vec<f64> = (0..1000).map(|i| i as f64 * 0.5).collect();
+    let v = rt.put(&xs)?;
+    assert_eq!(rt.get(&v)?.as_slice(), xs.as_slice());
+
+    let empty = rt.put(&Vec::<f64>::new())?;
+    assert!(rt.get(&empty)?.as_slice().is_empty());
+
+    let t = rt.put(&(3u8, -4i64, true))?;
+    assert_eq!(rt.get_value(&t)?, (3u8, -4i64, true));
+    rt.shutdown()
+}
+
+#[test]
+fn put_get_roundtrip_of_a_derived_struct() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let p = particle();
+    let r = rt.put(&p)?;
+    let view = rt.get(&r)?;
+    assert_eq!(view.id, 7);
+    assert_eq!(view.name.as_str(), "muon");
+    assert_eq!(view.tags.len(), 3);
+    assert_eq!(view.deserialize()?, p);
+    // A derived struct as a task argument, by ref.
+    let n = particle_name::remote(&rt, &r)?;
+    assert_eq!(rt.get(&n)?.as_str(), "muon");
+    rt.shutdown()
+}
+
+#[test]
+fn get_value_is_an_owned_copy() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let r = rt.put(&vec![1u32, 2, 3])?;
+    let mut owned: Vec<u32> = rt.get_value(&r)?;
+    owned.push(4);
+    assert_eq!(owned, vec![1, 2, 3, 4]);
+    assert_eq!(rt.get(&r)?.as_slice(), &[1, 2, 3], "the object changed");
+    let p = rt.put(&particle())?;
+    let q: Particle = rt.get_value(&p)?;
+    assert_eq!(q, particle());
+    rt.shutdown()
+}
+
+#[test]
+fn put_vec_with_fills_in_place() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let n = 100_000;
+    let r = rt.put_vec_with::<f64>(n, |xs| {
+        assert_eq!(xs.len(), n);
+        for (i, x) in xs.iter_mut().enumerate() {
+            *x = i as f64;
+        }
+    })?;
+    let v = rt.get(&r)?;
+    let s = v.as_slice();
+    assert_eq!(s.len(), n);
+    assert_eq!(s[0], 0.0);
+    assert_eq!(s[n - 1], (n - 1) as f64);
+    // The view is into the store's shared memory: the same bytes every get.
+    let again = rt.get(&r)?;
+    assert_eq!(again.as_slice().as_ptr(), s.as_ptr());
+    let ints = rt.put_vec_with::<u32>(4, |xs| xs.copy_from_slice(&[4, 3, 2, 1]))?;
+    assert_eq!(rt.get_value(&ints)?, vec![4, 3, 2, 1]);
+    let none = rt.put_vec_with::<u8>(0, |_| {})?;
+    assert!(rt.get(&none)?.as_slice().is_empty());
+    rt.shutdown()
+}
+
+#[test]
+fn get_timeout_on_a_slow_task_times_out() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let r = sleepy::remote(&rt, 5_000)?;
+    let t0 = Instant::now();
+    let got = rt.get_timeout(&r, Duration::from_millis(50)).map(|v| *v);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "get_timeout(50 ms) returned after {took:?} with {got:?}"
+    );
+    assert!(matches!(got, Err(Error::Timeout(_))), "{got:?}");
+    assert!(!r.is_ready());
+    rt.shutdown()
+}
+
+#[test]
+fn get_through_a_wrong_type_is_a_type_mismatch() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let r = rt.put(&5u64)?;
+    let wrong = r.clone().cast::<String>();
+    assert_eq!(wrong.id(), r.id());
+    match rt.get(&wrong) {
+        Err(Error::TypeMismatch { stored, asked, .. }) => {
+            assert!(stored.contains("u64"), "{stored}");
+            assert!(asked.contains("String"), "{asked}");
+        }
+        Err(e) => panic!("expected TypeMismatch, got {e:?}"),
+        Ok(v) => panic!("a u64 was read as a String: {:?}", v.as_str()),
+    }
+    assert!(matches!(
+        rt.get(&r.clone().cast::<u32>()),
+        Err(Error::TypeMismatch { .. })
+    ));
+    // The object itself is intact.
+    assert_eq!(*rt.get(&r)?, 5);
+    rt.shutdown()
+}
+
+#[test]
+fn corrupt_archive_is_an_error_not_a_crash() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let v: Vec<u64> = (0..32).collect();
+    let good = rkyv::to_bytes::<rkyv::rancor::Error>(&v).expect("serialize");
+    // A valid archive goes through put_archive and reads back.
+    let ok = rt.put_archive::<Vec<u64>>(&good)?;
+    assert_eq!(rt.get(&ok)?.as_slice(), v.as_slice());
+    assert_eq!(rt.get_value(&ok)?, v);
+
+    // The root (offset and length of the vec) is at the end of the archive.
+    let mut bad = good.to_vec();
+    let n = bad.len();
+    for (i, b) in bad[n - 16..].iter_mut().enumerate() {
+        *b = 0xA5 ^ (i as u8).wrapping_mul(37);
+    }
+    let r = rt.put_archive::<Vec<u64>>(&bad)?;
+    let e = rt.get(&r).expect_err("garbage offsets must not validate");
+    assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+    // Asking again still fails cleanly.
+    assert!(matches!(rt.get(&r), Err(Error::Corrupt { .. })));
+
+    // A huge length pointing past the end.
+    let mut long = good.to_vec();
+    long[n - 8..].copy_from_slice(&u64::MAX.to_le_bytes());
+    let r2 = rt.put_archive::<Vec<u64>>(&long)?;
+    assert!(matches!(rt.get(&r2), Err(Error::Corrupt { .. })));
+
+    // Too short to hold a root at all, and empty.
+    let r3 = rt.put_archive::<Vec<u64>>(&good[..4])?;
+    assert!(matches!(rt.get(&r3), Err(Error::Corrupt { .. })));
+    // Empty bytes: refused at put, or corrupt at get.
+    if let Ok(r4) = rt.put_archive::<Vec<u64>>(&[]) {
+        assert!(matches!(rt.get(&r4), Err(Error::Corrupt { .. })));
+    }
+
+    // A String archive with invalid UTF-8.
+    let s = rkyv::to_bytes::<rkyv::rancor::Error>(&String::from("abcdefghijklmnopqrstuvwxyz"))
+        .expect("serialize");
+    let mut bad_s = s.to_vec();
+    bad_s[0] = 0xFF;
+    bad_s[1] = 0xFE;
+    let r5 = rt.put_archive::<String>(&bad_s)?;
+    assert!(matches!(rt.get(&r5), Err(Error::Corrupt { .. })));
+
+    // The runtime still works.
+    let after = rt.put(&1u64)?;
+    assert_eq!(*rt.get(&after)?, 1);
+    rt.shutdown()
+}
+
+fn wait_for_used(rt: &Runtime, want: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let used = rt.store_used();
+        if used == want || Instant::now() > deadline {
+            return used;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn objects_are_freed_when_the_last_ref_drops() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let before = rt.store_used();
+    let r = rt.put_vec_with::<u8>(1 << 20, |xs| xs.fill(7))?;
+    assert!(rt.store_used() >= before + (1 << 20), "{}", rt.store_used());
+    let r2 = r.clone();
+    drop(r);
+    assert!(
+        rt.store_used() >= before + (1 << 20),
+        "freed while a clone lives"
+    );
+    drop(r2);
+    assert_eq!(wait_for_used(&rt, before), before);
+
+    // The same for a task's result.
+    let t = sleepy::remote(&rt, 0)?;
+    rt.get(&t)?;
+    let base = rt.store_used();
+    let big = rt.put(&vec![1u64; 1 << 17])?;
+    assert!(rt.store_used() >= base + (1 << 20));
+    drop(big);
+    assert_eq!(wait_for_used(&rt, base), base);
+    rt.shutdown()
+}
+
+#[test]
+fn contained_refs_keep_inner_objects_alive_until_the_outer_is_freed() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let before = rt.store_used();
+    let inner = rt.put_vec_with::<u8>(1 << 20, |xs| xs.fill(3))?;
+    let inner_id = inner.id();
+    let outer = rt.put(&vec![inner])?;
+    // The only ref left to the inner object is inside the outer one.
+    assert!(rt.store_used() >= before + (1 << 20));
+    let view = rt.get(&outer)?;
+    let again = view[0].to_ref()?;
+    assert_eq!(again.id(), inner_id);
+    assert_eq!(rt.get(&again)?.as_slice()[77], 3);
+    drop(again);
+    drop(view);
+    drop(outer);
+    assert_eq!(wait_for_used(&rt, before), before, "inner object leaked");
+    rt.shutdown()
+}
+
+#[test]
+fn views_keep_the_object_alive_after_the_ref_is_dropped() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let before = rt.store_used();
+    let r = rt.put_vec_with::<u64>(1 << 17, |xs| {
+        for (i, x) in xs.iter_mut().enumerate() {
+            *x = i as u64;
+        }
+    })?;
+    let view = rt.get(&r)?;
+    drop(r);
+    assert!(rt.store_used() >= before + (1 << 20), "freed under a view");
+    // Allocate and free other objects to reuse any freed space.
+    for _ in 0..4 {
+        let other = rt.put_vec_with::<u64>(1 << 17, |xs| xs.fill(u64::MAX))?;
+        drop(other);
+    }
+    let s = view.as_slice();
+    assert_eq!(s.len(), 1 << 17);
+    assert!(s.iter().enumerate().all(|(i, x)| *x == i as u64));
+    let clone = view.clone();
+    drop(view);
+    assert_eq!(clone.as_slice()[12345], 12345);
+    drop(clone);
+    assert_eq!(wait_for_used(&rt, before), before);
+    rt.shutdown()
+}
+
+#[test]
+fn a_put_larger_than_the_store_fails_cleanly() -> ferry::Result<()> {
+    let rt = start(1.0, 8 << 20)?;
+    let big = vec![0u8; 16 << 20];
+    match rt.put(&big) {
+        Err(Error::Store(msg)) => assert!(msg.contains("full"), "{msg}"),
+        Err(e) => panic!("expected Error::Store, got {e:?}"),
+        Ok(_) => panic!("16 MiB fit in an 8 MiB store"),
+    }
+    match rt.put_vec_with::<f64>(2 << 20, |xs| xs.fill(1.0)) {
+        Err(Error::Store(msg)) => assert!(msg.contains("full"), "{msg}"),
+        Err(e) => panic!("expected Error::Store, got {e:?}"),
+        Ok(_) => panic!("16 MiB fit in an 8 MiB store"),
+    }
+    // Nothing leaked, and the store still works.
+    let small = rt.put(&vec![1u8; 1 << 20])?;
+    assert_eq!(rt.get(&small)?.len(), 1 << 20);
+    let t = sleepy::remote(&rt, 1)?;
+    assert_eq!(*rt.get(&t)?, 1);
+    rt.shutdown()
+}
+
+#[test]
+fn a_task_result_that_does_not_fit_fails_the_task() -> ferry::Result<()> {
+    let rt = start(1.0, 8 << 20)?;
+    let r = too_big::remote(&rt)?;
+    let e = rt.get(&r).expect_err("16 MiB result in an 8 MiB store");
+    assert!(e.to_string().contains("full"), "{e}");
+    let ok = sleepy::remote(&rt, 1)?;
+    assert_eq!(*rt.get(&ok)?, 1);
+    rt.shutdown()
+}
+
+#[test]
+fn shutdown_removes_the_store_file_and_refuses_new_work() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let path = rt.store_path().to_path_buf();
+    let r = rt.put(&vec![1.0f64, 2.0])?;
+    let view = rt.get(&r)?;
+    assert!(path.exists(), "{} missing while running", path.display());
+    rt.shutdown()?;
+    assert!(!path.exists(), "{} left behind", path.display());
+    assert!(matches!(rt.put(&1u64), Err(Error::Shutdown)));
+    assert!(matches!(
+        rt.put_vec_with::<u8>(4, |_| {}),
+        Err(Error::Shutdown)
+    ));
+    assert!(matches!(sleepy::remote(&rt, 1), Err(Error::Shutdown)));
+    // What was already held stays readable.
+    assert_eq!(view.as_slice(), &[1.0, 2.0]);
+    // Shutting down again is fine.
+    rt.shutdown()
+}

@@ -1,0 +1,269 @@
+//! Resources: totals and availability, infeasible and invalid requests,
+//! fractional and zero-CPU tasks, custom resources.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ferry::{Config, Error, Runtime};
+
+fn start(cfg: Config) -> ferry::Result<Runtime> {
+    ferry::init(cfg.object_store_memory(64 << 20))
+}
+
+/// Polls `cond` every 10 ms for up to `secs` seconds.
+fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[ferry::remote]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+static ARRIVED: AtomicUsize = AtomicUsize::new(0);
+
+/// Arrives at a rendezvous and waits (at most 10 s) for a second task.
+#[ferry::remote]
+fn rendezvous() -> usize {
+    ARRIVED.fetch_add(1, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ARRIVED.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    ARRIVED.load(Ordering::SeqCst)
+}
+
+static BLOCKER_STARTED: AtomicBool = AtomicBool::new(false);
+static BLOCKER_RELEASE: AtomicBool = AtomicBool::new(false);
+
+/// Holds its CPU (without blocking in `get`) until released, at most 20 s.
+#[ferry::remote]
+fn blocker() -> bool {
+    BLOCKER_STARTED.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !BLOCKER_RELEASE.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    BLOCKER_RELEASE.load(Ordering::SeqCst)
+}
+
+/// An actor for resource checks at creation.
+#[ferry::actor]
+struct Holder {
+    n: u32,
+}
+
+#[ferry::actor]
+impl Holder {
+    fn new() -> Self {
+        Holder { n: 0 }
+    }
+
+    fn n(&self) -> u32 {
+        self.n
+    }
+}
+
+fn without_store(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    m.iter()
+        .filter(|(k, _)| k.as_str() != "object_store_memory")
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+#[test]
+fn cluster_resources_lists_builtin_and_custom_resources() -> ferry::Result<()> {
+    let rt = start(
+        Config::default()
+            .num_cpus(2.0)
+            .resource("TPU", 2.0)
+            .memory(4e9),
+    )?;
+    let res = rt.cluster_resources();
+    assert_eq!(res.get("CPU"), Some(&2.0), "{res:?}");
+    assert_eq!(res.get("TPU"), Some(&2.0), "{res:?}");
+    assert_eq!(res.get("memory"), Some(&4e9), "{res:?}");
+    assert_eq!(
+        res.get("object_store_memory"),
+        Some(&((64 << 20) as f64)),
+        "{res:?}"
+    );
+    assert!(!res.contains_key("GPU"), "no GPUs configured: {res:?}");
+    let avail = rt.available_resources();
+    assert_eq!(without_store(&avail), without_store(&res));
+    rt.shutdown()?;
+
+    let gpu = start(Config::default().num_cpus(1.0).num_gpus(2.0))?;
+    assert_eq!(gpu.cluster_resources().get("GPU"), Some(&2.0));
+    assert!(gpu.cluster_resources()["memory"] > 0.0);
+    gpu.shutdown()
+}
+
+#[test]
+fn infeasible_requests_fail_at_submission() -> ferry::Result<()> {
+    let rt = start(Config::default().num_cpus(2.0).resource("TPU", 2.0))?;
+    match square::options().num_gpus(1.0).remote(&rt, 1) {
+        Err(Error::Infeasible {
+            resource,
+            asked,
+            total,
+            ..
+        }) => {
+            assert_eq!(resource, "GPU");
+            assert_eq!(asked, 1.0);
+            assert_eq!(total, 0.0);
+        }
+        other => panic!("expected Infeasible, got {other:?}"),
+    }
+    match square::options().resource("FPGA", 1.0).remote(&rt, 1) {
+        Err(Error::Infeasible { resource, .. }) => assert_eq!(resource, "FPGA"),
+        other => panic!("expected Infeasible, got {other:?}"),
+    }
+    assert!(matches!(
+        square::options().num_cpus(3.0).remote(&rt, 1),
+        Err(Error::Infeasible { .. })
+    ));
+    assert!(matches!(
+        square::options().resource("TPU", 3.0).remote(&rt, 1),
+        Err(Error::Infeasible { .. })
+    ));
+    assert!(matches!(
+        Holder::options().num_gpus(1.0).remote(&rt),
+        Err(Error::Infeasible { .. })
+    ));
+    let h = Holder::options()
+        .num_cpus(2.0)
+        .resource("TPU", 1.0)
+        .remote(&rt)?;
+    assert_eq!(*rt.get(&h.n().remote()?)?, 0);
+    h.kill();
+    // Feasible custom requests run.
+    let ok = square::options().resource("TPU", 2.0).remote(&rt, 3)?;
+    assert_eq!(*rt.get(&ok)?, 9);
+    // Nothing was reserved by the refused requests.
+    assert!(eventually(5, || rt.available_resources()["CPU"] == 2.0));
+    rt.shutdown()
+}
+
+#[test]
+fn invalid_amounts_are_invalid_arguments() -> ferry::Result<()> {
+    let rt = start(Config::default().num_cpus(2.0).resource("TPU", 2.0))?;
+    let cases = [
+        square::options().num_cpus(-1.0).remote(&rt, 1),
+        square::options().num_cpus(1.5).remote(&rt, 1),
+        square::options().num_cpus(f64::NAN).remote(&rt, 1),
+        square::options().num_cpus(f64::INFINITY).remote(&rt, 1),
+        square::options().num_gpus(-0.5).remote(&rt, 1),
+        square::options().resource("TPU", -1.0).remote(&rt, 1),
+        square::options().resource("TPU", 1.5).remote(&rt, 1),
+    ];
+    for (i, c) in cases.into_iter().enumerate() {
+        assert!(
+            matches!(c, Err(Error::InvalidArgument(_))),
+            "case {i}: expected InvalidArgument, got {c:?}"
+        );
+    }
+    assert!(matches!(
+        Holder::options().num_cpus(-2.0).remote(&rt),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Config values are checked at init.
+    assert!(matches!(
+        ferry::init(
+            Config::default()
+                .num_cpus(-1.0)
+                .object_store_memory(8 << 20)
+        ),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        ferry::init(
+            Config::default()
+                .num_cpus(1.0)
+                .resource("TPU", -1.0)
+                .object_store_memory(8 << 20)
+        ),
+        Err(Error::InvalidArgument(_))
+    ));
+    rt.shutdown()
+}
+
+#[test]
+fn fractional_cpu_tasks_share_one_cpu() -> ferry::Result<()> {
+    let rt = start(Config::default().num_cpus(1.0))?;
+    let a = rendezvous::options().num_cpus(0.5).remote(&rt)?;
+    let b = rendezvous::options().num_cpus(0.5).remote(&rt)?;
+    let (va, vb) = (rt.get_value(&a)?, rt.get_value(&b)?);
+    assert!(
+        va >= 2 && vb >= 2,
+        "two 0.5-CPU tasks did not run at once on 1 CPU ({va}, {vb})"
+    );
+    rt.shutdown()
+}
+
+#[test]
+fn zero_cpu_tasks_run_while_cpus_are_busy() -> ferry::Result<()> {
+    let rt = start(Config::default().num_cpus(1.0))?;
+    let b = blocker::remote(&rt)?;
+    assert!(
+        eventually(10, || BLOCKER_STARTED.load(Ordering::SeqCst)),
+        "blocker never started"
+    );
+    let z = square::options().num_cpus(0.0).remote(&rt, 12);
+    let one = square::remote(&rt, 3)?;
+    let zv = z.and_then(|z| rt.get_timeout(&z, Duration::from_secs(10)).map(|v| *v));
+    // A 1-CPU task must wait for the blocker.
+    let waited = rt.get_timeout(&one, Duration::from_millis(200));
+    let one_ran_early = waited.is_ok();
+    drop(waited);
+    BLOCKER_RELEASE.store(true, Ordering::SeqCst);
+    assert_eq!(
+        zv?, 144,
+        "a zero-CPU task did not run while the CPU was busy"
+    );
+    assert!(
+        !one_ran_early,
+        "a 1-CPU task ran while the only CPU was held"
+    );
+    assert_eq!(*rt.get(&one)?, 9);
+    assert!(rt.get_value(&b)?);
+    rt.shutdown()
+}
+
+#[test]
+fn available_resources_return_to_totals() -> ferry::Result<()> {
+    let rt = start(Config::default().num_cpus(2.0).resource("TPU", 2.0))?;
+    let totals = rt.cluster_resources();
+    let refs: Vec<_> = (0..50u64)
+        .map(|i| {
+            square::options()
+                .num_cpus(0.5)
+                .resource("TPU", 1.0)
+                .memory(1e6)
+                .remote(&rt, i)
+        })
+        .collect::<ferry::Result<_>>()?;
+    let sum: u64 = rt.get_all(&refs)?.iter().map(|v| v.to_native()).sum();
+    assert_eq!(sum, (0..50u64).map(|i| i * i).sum::<u64>());
+    drop(refs);
+    let back = eventually(5, || {
+        without_store(&rt.available_resources()) == without_store(&totals)
+    });
+    assert!(back, "{:?} vs {:?}", rt.available_resources(), totals);
+    let store_free = rt.available_resources()["object_store_memory"];
+    assert_eq!(
+        store_free,
+        (totals["object_store_memory"] as usize - rt.store_used()) as f64
+    );
+    rt.shutdown()
+}

@@ -1,0 +1,309 @@
+//! Tasks: remote functions, argument passing (values, top-level refs, refs
+//! nested in values, zero-copy views), chaining, fan-out, nested submission,
+//! runtime injection and stable function ids.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ferry::{Config, ObjectRef, Runtime, View};
+
+fn start(cpus: f64) -> ferry::Result<Runtime> {
+    ferry::init(
+        Config::default()
+            .num_cpus(cpus)
+            .object_store_memory(64 << 20),
+    )
+}
+
+#[ferry::remote]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[ferry::remote]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+/// Set by `slow_value` just before it returns.
+static SLOW_DONE: AtomicBool = AtomicBool::new(false);
+
+#[ferry::remote]
+fn slow_value(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(300));
+    SLOW_DONE.store(true, Ordering::SeqCst);
+    x
+}
+
+#[ferry::remote]
+fn after_slow(x: u64) -> (u64, bool) {
+    (x + 1, SLOW_DONE.load(Ordering::SeqCst))
+}
+
+#[ferry::remote]
+fn sum_refs(rt: &Runtime, refs: Vec<ObjectRef<u64>>) -> ferry::Result<u64> {
+    let mut total = 0;
+    for r in &refs {
+        total += rt.get(r)?.to_native();
+    }
+    Ok(total)
+}
+
+#[ferry::remote]
+fn echo_refs(refs: Vec<ObjectRef<u64>>) -> Vec<ObjectRef<u64>> {
+    refs
+}
+
+#[ferry::remote]
+fn make_refs(rt: &Runtime, n: u64) -> ferry::Result<Vec<ObjectRef<u64>>> {
+    (0..n).map(|i| rt.put(&(i * 10))).collect()
+}
+
+#[ferry::remote]
+fn view_addr(v: View<Vec<f64>>) -> u64 {
+    v.as_slice().as_ptr() as u64
+}
+
+#[ferry::remote]
+fn view_sum(v: View<Vec<f64>>) -> f64 {
+    v.as_slice().iter().sum()
+}
+
+#[ferry::remote]
+fn nested(rt: &Runtime, depth: u64) -> ferry::Result<u64> {
+    if depth == 0 {
+        let r = square::remote(rt, 3)?;
+        return Ok(rt.get(&r)?.to_native());
+    }
+    let r = nested::remote(rt, depth - 1)?;
+    Ok(rt.get(&r)?.to_native() + 1)
+}
+
+#[ferry::remote]
+fn wait_on_children(rt: &Runtime, n: u64) -> ferry::Result<u64> {
+    let refs: Vec<_> = (0..n)
+        .map(|i| square::remote(rt, i))
+        .collect::<ferry::Result<_>>()?;
+    let (ready, rest) = rt.wait(&refs, refs.len(), Some(Duration::from_secs(20)))?;
+    if !rest.is_empty() {
+        return Ok(u64::MAX);
+    }
+    Ok(rt.get_all(&ready)?.iter().map(|v| v.to_native()).sum())
+}
+
+#[ferry::remote]
+fn hold_cpu(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[ferry::remote]
+fn same_runtime(rt: &Runtime) -> ferry::Result<(bool, bool)> {
+    let cur = ferry::current()?;
+    let inner = cur.put(&5u64)?;
+    let ok = rt.get(&inner)?.to_native() == 5;
+    Ok((
+        cur.job_id() == rt.job_id() && cur.store_path() == rt.store_path(),
+        ok,
+    ))
+}
+
+#[ferry::remote]
+fn job_of_current() -> ferry::Result<String> {
+    Ok(ferry::current()?.job_id().to_string())
+}
+
+#[ferry::remote]
+fn unit_task() {}
+
+#[test]
+fn remote_fn_returns_its_result() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let r = square::remote(&rt, 7)?;
+    assert_eq!(*rt.get(&r)?, 49);
+    assert_eq!(rt.get_value(&r)?, 49);
+    let u = unit_task::remote(&rt)?;
+    rt.get(&u)?;
+    rt.shutdown()
+}
+
+#[test]
+fn top_level_ref_argument_is_resolved() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let sq = square::remote(&rt, 4)?;
+    let sum = add::remote(&rt, 1, &sq)?;
+    assert_eq!(*rt.get(&sum)?, 17);
+    // A chain of refs, each the next task's argument; by value too.
+    let mut r = rt.put(&1u64)?;
+    for _ in 0..10 {
+        r = add::remote(&rt, r, 1)?;
+    }
+    assert_eq!(*rt.get(&r)?, 11);
+    // Both arguments refs, one of them a put.
+    let p = rt.put(&100u64)?;
+    let both = add::remote(&rt, &p, &sq)?;
+    assert_eq!(*rt.get(&both)?, 116);
+    rt.shutdown()
+}
+
+#[test]
+fn task_waits_for_slow_upstream_ref() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let up = slow_value::remote(&rt, 41)?;
+    let down = after_slow::remote(&rt, &up)?;
+    let v = rt.get_value(&down)?;
+    assert_eq!(
+        v,
+        (42, true),
+        "downstream ran before its argument was ready"
+    );
+    rt.shutdown()
+}
+
+#[test]
+fn refs_nested_in_a_vec_are_passed_as_refs() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let refs: Vec<ObjectRef<u64>> = (1..=4u64)
+        .map(|i| rt.put(&i))
+        .collect::<ferry::Result<_>>()?;
+    // The task receives the refs themselves and gets them.
+    let total = sum_refs::remote(&rt, refs.clone())?;
+    assert_eq!(*rt.get(&total)?, 10);
+
+    // A Vec of refs put into the store comes back as refs too.
+    let stored = rt.put(&refs)?;
+    let total2 = sum_refs::remote(&rt, &stored)?;
+    assert_eq!(*rt.get(&total2)?, 10);
+
+    // A task returning the refs: the caller turns them back into live refs.
+    let echoed = echo_refs::remote(&rt, refs.clone())?;
+    let view = rt.get(&echoed)?;
+    assert_eq!(view.len(), 4);
+    for (i, archived) in view.iter().enumerate() {
+        let r = archived.to_ref()?;
+        assert_eq!(r.id(), refs[i].id());
+        assert_eq!(*rt.get(&r)?, i as u64 + 1);
+    }
+    let owned: Vec<ObjectRef<u64>> = view.deserialize()?;
+    assert_eq!(owned, refs);
+    rt.shutdown()
+}
+
+#[test]
+fn refs_created_inside_a_task_outlive_it() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let r = make_refs::remote(&rt, 3)?;
+    let refs: Vec<ObjectRef<u64>> = rt.get_value(&r)?;
+    drop(r);
+    let vals: Vec<u64> = refs
+        .iter()
+        .map(|x| rt.get(x).map(|v| v.to_native()))
+        .collect::<ferry::Result<_>>()?;
+    assert_eq!(vals, vec![0, 10, 20]);
+    rt.shutdown()
+}
+
+#[test]
+fn fan_out_of_1000_tasks_is_all_correct() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let refs: Vec<_> = (0..1000u64)
+        .map(|i| square::remote(&rt, i))
+        .collect::<ferry::Result<_>>()?;
+    let views = rt.get_all(&refs)?;
+    for (i, v) in views.iter().enumerate() {
+        assert_eq!(v.to_native(), (i as u64) * (i as u64));
+    }
+    // Fan in: one task per pair.
+    let sums: Vec<_> = refs
+        .chunks(2)
+        .map(|c| add::remote(&rt, &c[0], &c[1]))
+        .collect::<ferry::Result<_>>()?;
+    let total: u64 = rt.get_all(&sums)?.iter().map(|v| v.to_native()).sum();
+    assert_eq!(total, (0..1000u64).map(|i| i * i).sum::<u64>());
+    rt.shutdown()
+}
+
+#[test]
+fn view_params_are_zero_copy() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let data = rt.put_vec_with::<f64>(1 << 16, |xs| xs.fill(0.5))?;
+    let driver_addr = rt.get(&data)?.as_slice().as_ptr() as u64;
+    let task_addr = view_addr::remote(&rt, &data)?;
+    assert_eq!(
+        *rt.get(&task_addr)?,
+        driver_addr,
+        "the task's view is not the driver's bytes"
+    );
+    let s = view_sum::remote(&rt, &data)?;
+    assert_eq!(*rt.get(&s)?, (1 << 15) as f64);
+    // A plain value for a View parameter works too.
+    let s2 = view_sum::remote(&rt, vec![1.0, 2.0, 3.5])?;
+    assert_eq!(*rt.get(&s2)?, 6.5);
+    rt.shutdown()
+}
+
+#[test]
+fn nested_tasks_with_one_cpu_do_not_deadlock() -> ferry::Result<()> {
+    let rt = start(1.0)?;
+    let r = nested::remote(&rt, 5)?;
+    let v = rt.get_timeout(&r, Duration::from_secs(30))?;
+    assert_eq!(*v, 9 + 5);
+    // Several nested trees at once on the single CPU.
+    let many: Vec<_> = (0..4)
+        .map(|_| nested::remote(&rt, 3))
+        .collect::<ferry::Result<_>>()?;
+    for r in &many {
+        assert_eq!(*rt.get_timeout(r, Duration::from_secs(30))?, 12);
+    }
+    rt.shutdown()
+}
+
+#[test]
+fn wait_inside_a_task_with_one_cpu_does_not_deadlock() -> ferry::Result<()> {
+    let rt = start(1.0)?;
+    let r = wait_on_children::remote(&rt, 5)?;
+    assert_eq!(*rt.get_timeout(&r, Duration::from_secs(30))?, 30);
+    rt.shutdown()
+}
+
+#[test]
+fn shutdown_with_queued_tasks_does_not_hang() -> ferry::Result<()> {
+    let rt = start(1.0)?;
+    let refs: Vec<_> = (0..5)
+        .map(|_| hold_cpu::remote(&rt, 100))
+        .collect::<ferry::Result<_>>()?;
+    std::thread::sleep(Duration::from_millis(20));
+    rt.shutdown()?;
+    for r in &refs {
+        match rt.get_timeout(r, Duration::from_secs(10)) {
+            Ok(v) => assert_eq!(*v, 100),
+            Err(e) => assert!(matches!(e, ferry::Error::Shutdown), "{e:?}"),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn runtime_param_is_injected_and_current_works_in_tasks() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let r = same_runtime::remote(&rt)?;
+    assert_eq!(rt.get_value(&r)?, (true, true));
+    let j = job_of_current::remote(&rt)?;
+    assert_eq!(rt.get(&j)?.as_str(), rt.job_id());
+    rt.shutdown()
+}
+
+#[test]
+fn remote_fns_have_stable_ids() {
+    assert_eq!(
+        square::ID,
+        ferry::__private::stable_id(concat!(module_path!(), "::square"))
+    );
+    assert_ne!(square::ID, add::ID);
+    let found = ferry::__private::lookup_remote(square::ID).expect("square is registered");
+    assert!(found.path.ends_with("::square"), "{}", found.path);
+    assert_eq!(found.id, square::ID);
+    let found_add = ferry::__private::lookup_remote(add::ID).expect("add is registered");
+    assert!(found_add.path.ends_with("::add"), "{}", found_add.path);
+    assert!(ferry::__private::lookup_remote(square::ID ^ 1).is_none());
+}
