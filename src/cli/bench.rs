@@ -1,0 +1,629 @@
+//! `ferry bench`: Ferry versions of Ray's single-process microbenchmark.
+//!
+//! Each metric does what the metric of the same name does in Ray's
+//! python/ray/_private/ray_perf.py: the same call counts, multipliers and
+//! payloads, timed by the same `timeit` (see [`super::timeit`]). Ray's
+//! async-actor and placement-group metrics are left out: Ferry has neither.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
+
+use ferry::{ActorHandle, Config, ObjectRef, Runtime};
+
+use super::CliError;
+use super::anchors::{RAY_2_60_0_2CORE, ray_per_second};
+use super::timeit::{Stat, Timing, py_round2, say, timeit};
+
+/// The options of `ferry bench`.
+#[derive(Debug)]
+pub(crate) struct BenchArgs {
+    /// Only metrics whose name contains this.
+    pub(crate) filter: Option<String>,
+    /// Where to write the JSON results.
+    pub(crate) json: Option<PathBuf>,
+    /// Short trials.
+    pub(crate) quick: bool,
+    /// Logical CPUs of the runtime.
+    pub(crate) num_cpus: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------
+// Remote functions and actors (ray_perf.py's helpers).
+
+/// Ray: `@ray.remote def small_value(): return b"ok"` (1 CPU).
+#[ferry::remote]
+fn small_value() -> Vec<u8> {
+    b"ok".to_vec()
+}
+
+/// Ray: `do_put_small`: 100 puts of a small integer.
+#[ferry::remote]
+fn do_put_small(rt: &Runtime) -> ferry::Result<()> {
+    for _ in 0..100 {
+        drop(rt.put(&0u64)?);
+    }
+    Ok(())
+}
+
+/// Ray: `do_put`: 10 puts of `np.zeros(10 * 1024 * 1024, dtype=np.int64)`.
+#[ferry::remote]
+fn do_put(rt: &Runtime) -> ferry::Result<()> {
+    for _ in 0..10 {
+        let arr = numpy_zeros(10 * 1024 * 1024);
+        drop(rt.put(&arr)?);
+    }
+    Ok(())
+}
+
+/// A fresh zeroed array the way numpy makes one: calloc'd (untouched) pages,
+/// with transparent huge pages asked for (numpy's `madvise(MADV_HUGEPAGE)`
+/// on large arrays), so the first read faults once per 2 MiB, not per 4 KiB.
+fn numpy_zeros(n: usize) -> Vec<i64> {
+    let v = vec![0i64; n];
+    let page = 4096usize;
+    let start = v.as_ptr() as usize & !(page - 1);
+    let end = v.as_ptr() as usize + n * std::mem::size_of::<i64>();
+    // SAFETY: [start, end) lies within the pages of `v`'s allocation (start is
+    // rounded down to the page that holds v's first byte); MADV_HUGEPAGE is
+    // advice only and changes no contents. A failure is harmless: ignored.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+    }
+    v
+}
+
+/// Ray: `create_object_containing_ref`: a list of 10 000 refs to `ray.put(1)`.
+#[ferry::remote]
+fn create_object_containing_ref(rt: &Runtime) -> ferry::Result<Vec<ObjectRef<u64>>> {
+    (0..10_000).map(|_| rt.put(&1u64)).collect()
+}
+
+/// Ray's n:n client task `work(actors)`: 5000 calls round-robin over the
+/// actors, then one get of them all.
+#[ferry::remote]
+fn work(rt: &Runtime, actors: Vec<ActorHandle<Server>>) -> ferry::Result<()> {
+    let refs = (0..5000)
+        .map(|i| actors[i % actors.len()].small_value().remote())
+        .collect::<ferry::Result<Vec<_>>>()?;
+    rt.get_all(&refs)?;
+    Ok(())
+}
+
+/// Ray: `@ray.remote(num_cpus=0) class Actor` (Ferry actors default to 0 CPUs).
+/// Named `Server` because a class `Actor` would generate a proxy type
+/// `ActorHandle` that shadows `ferry::ActorHandle`.
+#[ferry::actor]
+struct Server;
+
+#[ferry::actor]
+impl Server {
+    fn new() -> Self {
+        Server
+    }
+
+    fn small_value(&self) -> Vec<u8> {
+        b"ok".to_vec()
+    }
+
+    fn small_value_arg(&self, _x: u64) -> Vec<u8> {
+        b"ok".to_vec()
+    }
+
+    /// Submits `n` `small_value` **tasks** and gets them.
+    fn small_value_batch(&self, rt: &Runtime, n: u64) -> ferry::Result<()> {
+        let refs = (0..n)
+            .map(|_| small_value::remote(rt))
+            .collect::<ferry::Result<Vec<_>>>()?;
+        rt.get_all(&refs)?;
+        Ok(())
+    }
+}
+
+/// Ray: `@ray.remote(num_cpus=0) class Client(servers)`.
+#[ferry::actor]
+struct Client {
+    servers: Vec<ActorHandle<Server>>,
+}
+
+#[ferry::actor]
+impl Client {
+    fn new(servers: Vec<ActorHandle<Server>>) -> Self {
+        Client { servers }
+    }
+
+    /// `n` calls to each server, then one get of them all.
+    fn small_value_batch(&self, rt: &Runtime, n: u64) -> ferry::Result<()> {
+        let mut refs = Vec::with_capacity(n as usize * self.servers.len());
+        for s in &self.servers {
+            for _ in 0..n {
+                refs.push(s.small_value().remote()?);
+            }
+        }
+        rt.get_all(&refs)?;
+        Ok(())
+    }
+
+    /// `x = put(0)`, then `n` calls with `x` (a ref) as the argument to each
+    /// server, then one get of them all.
+    fn small_value_batch_arg(&self, rt: &Runtime, n: u64) -> ferry::Result<()> {
+        let x = rt.put(&0u64)?;
+        let mut refs = Vec::with_capacity(n as usize * self.servers.len());
+        for s in &self.servers {
+            for _ in 0..n {
+                refs.push(s.small_value_arg(&x).remote()?);
+            }
+        }
+        rt.get_all(&refs)?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// Runs the metrics that pass the filter and prints them, then the ratios.
+struct Runner<'a> {
+    timing: Timing,
+    filter: Option<&'a str>,
+    stats: Vec<Stat>,
+}
+
+impl Runner<'_> {
+    fn wants(&self, name: &str) -> bool {
+        self.filter.is_none_or(|f| name.contains(f))
+    }
+
+    /// Sets up (only when the metric is wanted), then times `f`.
+    fn metric<S, F>(
+        &mut self,
+        name: &str,
+        multiplier: f64,
+        setup: impl FnOnce() -> ferry::Result<S>,
+        f: F,
+    ) -> ferry::Result<Option<Stat>>
+    where
+        F: FnMut(&mut S) -> ferry::Result<()>,
+    {
+        if !self.wants(name) {
+            return Ok(None);
+        }
+        self.measure(name, multiplier, setup, f).map(Some)
+    }
+
+    /// Like [`metric`](Self::metric), without the filter.
+    fn measure<S, F>(
+        &mut self,
+        name: &str,
+        multiplier: f64,
+        setup: impl FnOnce() -> ferry::Result<S>,
+        mut f: F,
+    ) -> ferry::Result<Stat>
+    where
+        F: FnMut(&mut S) -> ferry::Result<()>,
+    {
+        let mut state = setup()?;
+        let stat = timeit(name, self.timing, multiplier, || f(&mut state))?;
+        drop(state);
+        self.stats.push(stat.clone());
+        Ok(stat)
+    }
+}
+
+/// Submits `n` `small_value` tasks.
+fn small_values(rt: &Runtime, n: usize) -> ferry::Result<Vec<ObjectRef<Vec<u8>>>> {
+    (0..n).map(|_| small_value::remote(rt)).collect()
+}
+
+/// `ray_perf.py`'s `n_cpu = multiprocessing.cpu_count() // 2` (at least 1).
+fn half_cpus() -> usize {
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus / 2).max(1)
+}
+
+fn actors(rt: &Runtime, n: usize) -> ferry::Result<Vec<ActorHandle<Server>>> {
+    (0..n).map(|_| Server::remote(rt)).collect()
+}
+
+/// Client threads for `1:1 actor calls concurrent`.
+///
+/// Ray runs that metric against a threaded actor (`max_concurrency=16`) that
+/// executes up to 16 calls at once. A Ferry actor executes its calls one at a
+/// time, so there is no actor-side equivalent; the closest honest one is the
+/// concurrency on the caller side: the 1000 calls of one round are submitted
+/// by 16 long-lived threads at once (62 or 63 calls each, then each gets its
+/// own results), all to the same actor. The threads live for the whole
+/// metric, so thread start-up is not timed. This measures contention on the
+/// actor's mailbox, which a single submitter (`1:1 actor calls async`) does
+/// not.
+struct ConcurrentCallers {
+    go: Vec<mpsc::Sender<()>>,
+    done: mpsc::Receiver<ferry::Result<()>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl ConcurrentCallers {
+    const THREADS: usize = 16;
+    const CALLS: usize = 1000;
+
+    fn start(rt: &Runtime, actor: &ActorHandle<Server>) -> ConcurrentCallers {
+        let (done_tx, done) = mpsc::channel();
+        let mut go = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..Self::THREADS {
+            let share = Self::CALLS / Self::THREADS + usize::from(i < Self::CALLS % Self::THREADS);
+            let (tx, rx) = mpsc::channel::<()>();
+            let rt = rt.clone();
+            let actor = actor.clone();
+            let done_tx = done_tx.clone();
+            go.push(tx);
+            threads.push(thread::spawn(move || {
+                while rx.recv().is_ok() {
+                    let r = (0..share)
+                        .map(|_| actor.small_value().remote())
+                        .collect::<ferry::Result<Vec<_>>>()
+                        .and_then(|refs: Vec<_>| rt.get_all(&refs).map(drop));
+                    if done_tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        ConcurrentCallers { go, done, threads }
+    }
+
+    fn round(&self) -> ferry::Result<()> {
+        for tx in &self.go {
+            tx.send(())
+                .map_err(|_| ferry::Error::Unknown("a caller thread stopped".into()))?;
+        }
+        let mut result = Ok(());
+        for _ in 0..self.go.len() {
+            let r = self
+                .done
+                .recv()
+                .map_err(|_| ferry::Error::Unknown("a caller thread stopped".into()))?;
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
+
+impl Drop for ConcurrentCallers {
+    fn drop(&mut self) {
+        self.go.clear();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Ray's `np.zeros(100 * 1024 * 1024, dtype=np.int64)`: 800 MiB.
+const BIG_LEN: usize = 100 * 1024 * 1024;
+
+fn run_metrics(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
+    let n_cpu = half_cpus();
+
+    r.metric(
+        "single client get calls (Plasma Store)",
+        1.0,
+        || rt.put(&0u64),
+        |value| {
+            black_box(rt.get(value)?.to_native());
+            Ok(())
+        },
+    )?;
+
+    r.metric(
+        "single client put calls (Plasma Store)",
+        1.0,
+        || Ok(()),
+        |_| {
+            drop(black_box(rt.put(&0u64)?));
+            Ok(())
+        },
+    )?;
+
+    r.metric(
+        "multi client put calls (Plasma Store)",
+        1000.0,
+        || Ok(()),
+        |_| {
+            let refs = (0..10)
+                .map(|_| do_put_small::remote(rt))
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+
+    // The source is written once so that its pages are real memory (numpy's
+    // zeros are untouched calloc pages that all read the one zero page); the
+    // memcpy below copies the same buffer, so the two are comparable.
+    let name = "single client put gigabytes";
+    if r.wants(name) {
+        let mut arr = vec![0i64; BIG_LEN];
+        arr.fill(black_box(0));
+        let put = r.measure(
+            name,
+            8.0 * 0.1,
+            || Ok(()),
+            |_| {
+                // Freed at once, as the Python ref is dropped at once.
+                drop(rt.put(&arr)?);
+                Ok(())
+            },
+        )?;
+        let mut dst = vec![1i64; BIG_LEN];
+        // Runs whenever the put metric runs, whatever the filter.
+        let memcpy = r.measure(
+            "memcpy gigabytes",
+            8.0 * 0.1,
+            || Ok(()),
+            |_| {
+                dst.copy_from_slice(black_box(&arr));
+                black_box(&mut dst);
+                Ok(())
+            },
+        )?;
+        say(&format!(
+            "put / memcpy ratio {} (single-thread memcpy of the same 800 MiB buffer into a pre-touched destination)",
+            py_round2(put.mean / memcpy.mean)
+        ));
+    }
+
+    r.metric(
+        "single client tasks and get batch",
+        1.0,
+        || Ok(()),
+        |_| {
+            rt.get_all(&small_values(rt, 1000)?)?;
+            Ok(())
+        },
+    )?;
+
+    r.metric(
+        "multi client put gigabytes",
+        10.0 * 8.0 * 0.1,
+        || Ok(()),
+        |_| {
+            let refs = (0..10)
+                .map(|_| do_put::remote(rt))
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+
+    r.metric(
+        "single client get object containing 10k refs",
+        1.0,
+        || {
+            let obj = create_object_containing_ref::remote(rt)?;
+            rt.get(&obj)?;
+            Ok(obj)
+        },
+        |obj| {
+            // Ray's get deserializes the list into 10 000 live ObjectRefs; so
+            // does this (a zero-copy view alone would not touch them).
+            let refs: Vec<ObjectRef<u64>> = rt.get_value(obj)?;
+            debug_assert_eq!(refs.len(), 10_000);
+            drop(black_box(refs));
+            Ok(())
+        },
+    )?;
+
+    r.metric(
+        "single client wait 1k refs",
+        1.0,
+        || Ok(()),
+        |_| {
+            let mut not_ready = small_values(rt, 1000)?;
+            for _ in 0..1000 {
+                let (_ready, rest) = rt.wait(&not_ready, 1, None)?;
+                not_ready = rest;
+            }
+            Ok(())
+        },
+    )?;
+
+    // `get` on a task that no worker has started yet runs it on the calling
+    // thread (Ferry's getter-runs-it rule), so this round trip mostly stays
+    // on the driver thread, where Ray's always crosses to a worker process.
+    r.metric(
+        "single client tasks sync",
+        1.0,
+        || Ok(()),
+        |_| {
+            rt.get(&small_value::remote(rt)?)?;
+            Ok(())
+        },
+    )?;
+
+    r.metric(
+        "single client tasks async",
+        1000.0,
+        || Ok(()),
+        |_| {
+            rt.get_all(&small_values(rt, 1000)?)?;
+            Ok(())
+        },
+    )?;
+
+    let (n, m) = (10_000u64, 4usize);
+    r.metric(
+        "multi client tasks async",
+        (n * m as u64) as f64,
+        || actors(rt, m),
+        |clients| {
+            let refs = clients
+                .iter()
+                .map(|a| a.small_value_batch(n).remote())
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+
+    r.metric(
+        "1:1 actor calls sync",
+        1.0,
+        || Server::remote(rt),
+        |a| {
+            rt.get(&a.small_value().remote()?)?;
+            Ok(())
+        },
+    )?;
+
+    r.metric(
+        "1:1 actor calls async",
+        1000.0,
+        || Server::remote(rt),
+        |a| {
+            let refs = (0..1000)
+                .map(|_| a.small_value().remote())
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+
+    r.metric(
+        "1:1 actor calls concurrent",
+        ConcurrentCallers::CALLS as f64,
+        || {
+            let a = Server::remote(rt)?;
+            Ok(ConcurrentCallers::start(rt, &a))
+        },
+        |callers| callers.round(),
+    )?;
+
+    let n = 5000u64;
+    r.metric(
+        "1:n actor calls async",
+        (n * n_cpu as u64) as f64,
+        || Client::remote(rt, actors(rt, n_cpu)?),
+        |client| {
+            rt.get(&client.small_value_batch(n).remote()?)?;
+            Ok(())
+        },
+    )?;
+
+    let (n, m) = (5000u64, 4usize);
+    r.metric(
+        "n:n actor calls async",
+        (n * m as u64) as f64,
+        || actors(rt, n_cpu),
+        |servers| {
+            let refs = (0..m)
+                .map(|_| work::remote(rt, servers.clone()))
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+
+    let n = 1000u64;
+    r.metric(
+        "n:n actor calls with arg async",
+        (n * n_cpu as u64) as f64,
+        || {
+            actors(rt, n_cpu)?
+                .into_iter()
+                .map(|a| Client::remote(rt, vec![a]))
+                .collect::<ferry::Result<Vec<_>>>()
+        },
+        |clients| {
+            let refs = clients
+                .iter()
+                .map(|c| c.small_value_batch_arg(n).remote())
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// `ferry bench`.
+pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
+    let mut cfg = Config::default();
+    if let Some(n) = args.num_cpus {
+        cfg = cfg.num_cpus(n);
+    }
+    let rt = ferry::init(cfg)?;
+    let timing = if args.quick {
+        Timing::QUICK
+    } else {
+        Timing::RAY
+    };
+    let mut runner = Runner {
+        timing,
+        filter: args.filter.as_deref(),
+        stats: Vec::new(),
+    };
+    let res = run_metrics(&rt, &mut runner);
+    let unhandled = rt.unhandled_errors();
+    rt.shutdown()?;
+    res?;
+    if unhandled > 0 {
+        return Err(format!("{unhandled} task errors were never retrieved").into());
+    }
+    if runner.stats.is_empty() {
+        return Err(format!(
+            "no metric matches the filter {:?}",
+            args.filter.as_deref().unwrap_or("")
+        )
+        .into());
+    }
+    print_ratios(&runner.stats);
+    if let Some(path) = &args.json {
+        let rows: Vec<_> = runner
+            .stats
+            .iter()
+            .map(|s| {
+                let ray = ray_per_second(&s.name);
+                serde_json::json!({
+                    "name": s.name,
+                    "per_second": s.mean,
+                    "std": s.std,
+                    "ray_per_second": ray,
+                    "ratio": ray.map(|r| s.mean / r),
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&rows)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_ratios(stats: &[Stat]) {
+    let width = stats.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    say("");
+    say("Ferry vs Ray 2.60.0 on a 2-core machine (anchor: ray-2.60.0-microbenchmark-2core.txt)");
+    say(&format!(
+        "{:<width$}  {:>14}  {:>22}  {:>9}",
+        "metric", "ferry /s", "ray /s", "ferry/ray"
+    ));
+    for s in stats {
+        let anchor = RAY_2_60_0_2CORE.iter().find(|(n, _, _)| *n == s.name);
+        let (ray, ratio) = match anchor {
+            Some(&(_, mean, std)) => (
+                format!("{} +- {}", py_round2(mean), py_round2(std)),
+                format!("{:.1}x", s.mean / mean),
+            ),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        say(&format!(
+            "{:<width$}  {:>14}  {:>22}  {:>9}",
+            s.name,
+            py_round2(s.mean),
+            ray,
+            ratio
+        ));
+    }
+}

@@ -1,0 +1,76 @@
+//! The `ferry` command line: argument parsing and dispatch.
+
+mod anchors;
+mod bench;
+mod info;
+mod timeit;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Ferry: Ray Core for HPC.
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show this node's topology and how N ranks per node would be bound.
+    Info {
+        /// Ranks per node to plan for.
+        #[arg(short = 'n', long = "ranks", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        ranks: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run Ferry's versions of Ray's single-process microbenchmarks.
+    Bench {
+        /// Run only the metrics whose name contains this substring.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also write the results as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Short trials (0.1 s warm-up, 2 trials of 0.2 s) for smoke runs.
+        #[arg(long)]
+        quick: bool,
+        /// Logical CPUs of the runtime (default: the cores this process may use).
+        #[arg(long, value_name = "N")]
+        num_cpus: Option<f64>,
+    },
+}
+
+/// An error that ends the program with exit code 1.
+pub(crate) type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Parses the arguments and runs the subcommand.
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { ranks, json } => info::run(ranks, json),
+        Command::Bench {
+            filter,
+            json,
+            quick,
+            num_cpus,
+        } => bench::run(&bench::BenchArgs {
+            filter,
+            json,
+            quick,
+            num_cpus,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
