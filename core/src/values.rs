@@ -27,4 +27,4 @@ pub trait Remotable: Object + Sized + Archive<Archived: rkyv::Deserialize<Self, 
 impl<T> Remotable for T where T: Object + Archive<Archived: rkyv::Deserialize<T, Deser>> {}
 
 /// The deserializer Ferry uses.
-pub(crate) type Deser = HighDeserializer<rancor::Error>;
+pub(crate) type Deser = HighDeserializer<ferry_store::ArchiveError>;

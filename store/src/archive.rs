@@ -106,11 +106,15 @@ impl<E: Source> Writer<E> for SliceWriter<'_> {
     }
 }
 
-/// The serializer used for everything put into the store.
-pub type StoreSerializer<'a> = HighSerializer<SliceWriter<'a>, ArenaHandle<'a>, rancor::Error>;
+/// The error type of every rkyv operation here: unlike `rancor::Error`, it
+/// keeps its message in release builds, so a corrupt archive says why.
+pub type ArchiveError = rancor::BoxedError;
+
+/// The serializer that writes objects into the arena.
+pub type StoreSerializer<'a> = HighSerializer<SliceWriter<'a>, ArenaHandle<'a>, ArchiveError>;
 
 /// The validator used by [`access`].
-pub type StoreValidator<'a> = HighValidator<'a, rancor::Error>;
+pub type StoreValidator<'a> = HighValidator<'a, ArchiveError>;
 
 /// Anything that can be stored: every `T` with an rkyv `Archive` +
 /// `Serialize` implementation (derive both) that is `Send + 'static`.
@@ -126,7 +130,7 @@ fn ser_err(e: impl std::fmt::Display) -> StoreError {
 fn serialize_with<T: Storable>(v: &T, writer: SliceWriter<'_>) -> Result<usize, StoreError> {
     with_arena(|arena| {
         let mut ser = Serializer::new(writer, arena.acquire(), Share::new());
-        rkyv::api::serialize_using::<_, rancor::Error>(v, &mut ser).map_err(ser_err)?;
+        rkyv::api::serialize_using::<_, ArchiveError>(v, &mut ser).map_err(ser_err)?;
         Ok(ser.into_writer().pos)
     })
 }
@@ -144,7 +148,8 @@ fn serialize_with<T: Storable>(v: &T, writer: SliceWriter<'_>) -> Result<usize, 
 /// # Panics
 ///
 /// Like rkyv itself, if the archive would exceed the range of rkyv's relative
-/// pointers (2 GiB with the default 32-bit pointer width).
+/// pointers (Ferry builds rkyv with 64-bit relative pointers, so objects over
+/// 2 GiB are fine).
 pub fn archived_len<T: Storable>(v: &T) -> Result<usize, StoreError> {
     serialize_with(v, SliceWriter::counting())
 }
@@ -231,8 +236,7 @@ where
     T: Archive,
     T::Archived: for<'a> CheckBytes<StoreValidator<'a>>,
 {
-    rkyv::access::<T::Archived, rancor::Error>(bytes)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
+    rkyv::access::<T::Archived, ArchiveError>(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Returns the archived `T` at the end of `bytes` without validation.
@@ -271,9 +275,9 @@ pub unsafe fn access_unchecked<T: Archive>(bytes: &[u8]) -> &T::Archived {
 pub fn deserialize<T>(archived: &T::Archived) -> Result<T, StoreError>
 where
     T: Archive,
-    T::Archived: Deserialize<T, HighDeserializer<rancor::Error>>,
+    T::Archived: Deserialize<T, HighDeserializer<ArchiveError>>,
 {
-    rkyv::deserialize::<T, rancor::Error>(archived).map_err(|e| StoreError::Corrupt(e.to_string()))
+    rkyv::deserialize::<T, ArchiveError>(archived).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 mod sealed {
@@ -450,7 +454,7 @@ pub fn put_pod_slice_with<P: PodElement>(
     // writer is at `root_pos`, a multiple of the root's alignment, in a
     // 16-byte aligned buffer.
     unsafe {
-        WriterExt::<rancor::Error>::resolve_aligned(&mut writer, &root, VecResolver::from_pos(0))
+        WriterExt::<ArchiveError>::resolve_aligned(&mut writer, &root, VecResolver::from_pos(0))
     }
     .map_err(ser_err)?;
     debug_assert_eq!(writer.pos(), total);

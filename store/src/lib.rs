@@ -16,8 +16,8 @@ mod error;
 mod segment;
 
 pub use archive::{
-    PodElement, SliceWriter, Storable, StoreSerializer, StoreValidator, access, access_unchecked,
-    archived_len, deserialize, put, serialize_into,
+    ArchiveError, PodElement, SliceWriter, Storable, StoreSerializer, StoreValidator, access,
+    access_unchecked, archived_len, deserialize, put, serialize_into,
 };
 #[cfg(target_endian = "little")]
 pub use archive::{as_native_slice, put_pod_slice_with};

@@ -113,8 +113,9 @@ fn corrupted_vec_is_rejected() {
     let v: Vec<u64> = (0..16).collect();
     let good = put(&a, &v).unwrap();
     let n = good.len();
-    // Layout: 16 elements, then the root: i32 relative pointer, u32 length.
-    assert_eq!(n, 16 * 8 + 8);
+    // Layout (rkyv's pointer_width_64, as the workspace builds it): 16
+    // elements, then the root: i64 relative pointer, u64 length.
+    assert_eq!(n, 16 * 8 + 16);
 
     let corrupt = |patch: &dyn Fn(&mut [u8])| {
         let mut m = a.alloc(n).unwrap();
@@ -124,27 +125,27 @@ fn corrupted_vec_is_rejected() {
     };
 
     // Length far past the buffer.
-    let b = corrupt(&|s| s[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes()));
+    let b = corrupt(&|s| s[n - 8..].copy_from_slice(&u64::MAX.to_le_bytes()));
     let e = access::<Vec<u64>>(&b).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
     assert!(e.to_string().starts_with("stored object is corrupt"));
 
     // Length just one element too long.
-    let b = corrupt(&|s| s[n - 4..].copy_from_slice(&17u32.to_le_bytes()));
+    let b = corrupt(&|s| s[n - 8..].copy_from_slice(&17u64.to_le_bytes()));
     assert!(matches!(
         access::<Vec<u64>>(&b),
         Err(StoreError::Corrupt(_))
     ));
 
     // Relative pointer before the start of the buffer.
-    let b = corrupt(&|s| s[n - 8..n - 4].copy_from_slice(&(-10_000i32).to_le_bytes()));
+    let b = corrupt(&|s| s[n - 16..n - 8].copy_from_slice(&(-10_000i64).to_le_bytes()));
     assert!(matches!(
         access::<Vec<u64>>(&b),
         Err(StoreError::Corrupt(_))
     ));
 
     // Relative pointer forward, out of bounds.
-    let b = corrupt(&|s| s[n - 8..n - 4].copy_from_slice(&1000i32.to_le_bytes()));
+    let b = corrupt(&|s| s[n - 16..n - 8].copy_from_slice(&1000i64.to_le_bytes()));
     assert!(matches!(
         access::<Vec<u64>>(&b),
         Err(StoreError::Corrupt(_))
@@ -152,8 +153,8 @@ fn corrupted_vec_is_rejected() {
 
     // Misaligned element pointer.
     let b = corrupt(&|s| {
-        s[n - 8..n - 4].copy_from_slice(&(-(n as i32 - 8) + 1).to_le_bytes());
-        s[n - 4..].copy_from_slice(&1u32.to_le_bytes());
+        s[n - 16..n - 8].copy_from_slice(&(-(n as i64 - 16) + 1).to_le_bytes());
+        s[n - 8..].copy_from_slice(&1u64.to_le_bytes());
     });
     assert!(matches!(
         access::<Vec<u64>>(&b),
@@ -217,7 +218,7 @@ fn pod_slice_large_is_page_aligned_and_exact() {
     })
     .unwrap();
     assert_eq!(b.offset() % 4096, 0);
-    assert_eq!(b.len(), n * 8 + 8);
+    assert_eq!(b.len(), n * 8 + 16);
     let v = as_native_slice::<f64>(access::<Vec<f64>>(&b).unwrap());
     assert_eq!(v.len(), n);
     assert_eq!(v[n - 1], (n - 1) as f64);
