@@ -3,7 +3,6 @@
 use rkyv::Archive;
 use rkyv::api::high::HighDeserializer;
 use rkyv::bytecheck::CheckBytes;
-use rkyv::rancor;
 
 use ferry_store::{Storable, StoreValidator};
 

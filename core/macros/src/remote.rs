@@ -1,7 +1,7 @@
 //! `#[ferry::remote]` on a function.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 use syn::ItemFn;
 use syn::spanned::Spanned;
 
@@ -39,33 +39,49 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         arg_types,
     } = g;
     let name_str = name.to_string();
+    let options = format_ident!("{}_options", name);
     let doc = format!(
-        "Remote task `{name_str}`: [`remote`](self::remote) submits it, [`options`](self::options) sets its options."
+        "Remote task `{name_str}`: `{name_str}::remote(&rt, …)` submits it, \
+         `{name_str}::options()` sets its options."
     );
+    let options_doc =
+        format!("Options for one submission of `{name_str}` (Ray's `.options(...)`).");
+    // A braced struct lives in the type namespace only, so it can share the
+    // function's name (`square::remote(…)` beside `square(…)`), and unlike a
+    // module it also works for functions defined inside a function body.
     Ok(quote! {
         #f
 
         #[doc = #doc]
-        #[allow(non_snake_case, non_camel_case_types, clippy::too_many_arguments, clippy::unused_unit)]
-        #vis mod #name {
-            #![allow(unused_imports)]
-            use super::*;
+        #[allow(non_camel_case_types)]
+        #vis struct #name {}
 
+        #[doc = #options_doc]
+        #[allow(non_camel_case_types)]
+        #[must_use]
+        #vis struct #options {
+            opts: ::ferry::TaskOptions,
+        }
+
+        #[allow(clippy::too_many_arguments, clippy::unused_unit, dead_code)]
+        impl #name {
             /// The function's stable id (a hash of its path, `module::name`),
             /// the same in every copy of this binary.
-            pub const ID: u64 = ::ferry::__private::stable_id(module_path!());
+            pub const ID: u64 = ::ferry::__private::stable_id(concat!(module_path!(), "::", #name_str));
 
-            ::ferry::__private::inventory::submit! {
-                ::ferry::__private::RemoteFn {
-                    id: ID,
-                    path: module_path!(),
-                    invoke: __ferry_invoke,
-                }
+            /// Options for one submission (Ray's `.options(...)`).
+            pub fn options() -> #options {
+                #options { opts: ::ferry::TaskOptions::default() }
             }
 
-            /// Encodes a call for running later by [`ID`] (on any rank of this binary).
+            /// Submits the task with default options (Ray's `.remote(...)`).
+            pub fn remote(rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
+                Self::options().remote(rt, #(#forward),*)
+            }
+
+            /// Encodes a call for running later by [`ID`](Self::ID) (on any rank of this binary).
             pub fn encode(rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::__private::EncodedCall> {
-                ::ferry::__private::encode_call(rt, ID, &(#(::ferry::IntoArg::<#arg_types>::into_arg(#forward),)*))
+                ::ferry::__private::encode_call(rt, Self::ID, &(#(::ferry::IntoArg::<#arg_types>::into_arg(#forward),)*))
             }
 
             fn __ferry_invoke(
@@ -73,44 +89,37 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 bytes: &[u8],
             ) -> ::ferry::Result<::ferry::ObjectRef<::ferry::__private::Untyped>> {
                 let (#(#forward,)*): (#(::ferry::Arg<#arg_types>,)*) = ::ferry::__private::decode_args(rt, bytes)?;
-                ::core::result::Result::Ok(options().remote(rt, #(#forward),*)?.cast())
+                ::core::result::Result::Ok(Self::options().remote(rt, #(#forward),*)?.cast())
             }
+        }
 
-            /// Task options; `.remote(&rt, …)` submits with them.
-            #[must_use]
-            pub struct Options {
-                opts: ::ferry::TaskOptions,
+        ::ferry::__private::inventory::submit! {
+            ::ferry::__private::RemoteFn {
+                id: #name::ID,
+                path: concat!(module_path!(), "::", #name_str),
+                invoke: #name::__ferry_invoke,
             }
+        }
 
-            /// Options for one submission (Ray's `.options(...)`).
-            pub fn options() -> Options {
-                Options { opts: ::ferry::TaskOptions::default() }
-            }
+        #[allow(clippy::too_many_arguments, clippy::unused_unit)]
+        impl #options {
+            ::ferry::__builder_methods!(task);
 
-            /// Submits the task with default options (Ray's `.remote(...)`).
-            pub fn remote(rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
-                options().remote(rt, #(#forward),*)
-            }
-
-            impl Options {
-                ::ferry::__builder_methods!(task);
-
-                /// Submits the task with these options.
-                pub fn remote(self, rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
-                    let mut __ferry_deps = ::ferry::__private::Deps::default();
-                    #prepare
-                    let mut __ferry_stash = ::core::option::Option::Some((#(#forward,)*));
-                    ::ferry::__private::submit(rt, #name_str, &self.opts, __ferry_deps, move |rt: &::ferry::Runtime| {
-                        let (#(#forward,)*) = ::ferry::__private::args_for_attempt(&mut __ferry_stash, |s| {
-                            #[allow(unused_imports)]
-                            use ::ferry::__private::{ViaClone as _, ViaNoClone as _};
-                            (&&::ferry::__private::CloneProbe(s)).maybe_clone()
-                        })?;
-                        #resolve
-                        let _ = rt;
-                        #convert(super::#name(#(#call_args),*))
-                    })
-                }
+            /// Submits the task with these options.
+            pub fn remote(self, rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
+                let mut __ferry_deps = ::ferry::__private::Deps::default();
+                #prepare
+                let mut __ferry_stash = ::core::option::Option::Some((#(#forward,)*));
+                ::ferry::__private::submit(rt, #name_str, &self.opts, __ferry_deps, move |rt: &::ferry::Runtime| {
+                    let (#(#forward,)*) = ::ferry::__private::args_for_attempt(&mut __ferry_stash, |s| {
+                        #[allow(unused_imports)]
+                        use ::ferry::__private::{ViaClone as _, ViaNoClone as _};
+                        (&&::ferry::__private::CloneProbe(s)).maybe_clone()
+                    })?;
+                    #resolve
+                    let _ = rt;
+                    #convert(#name(#(#call_args),*))
+                })
             }
         }
     })
