@@ -41,7 +41,7 @@ fn main(rt: ferry::Runtime) -> ferry::Result<()> {
         println!("{} items not ready...", not_ready_refs.len());
         results.extend(batch);
         batches += 1;
-        (ready_refs, not_ready_refs) = rt.wait(&not_ready_refs, BATCH_SIZE, None)?;
+        (ready_refs, not_ready_refs) = rt.wait(not_ready_refs, BATCH_SIZE, None)?;
     }
     // 15 is a multiple of 3, so the last batch is full too.
     assert_eq!(ready_refs.len(), BATCH_SIZE);

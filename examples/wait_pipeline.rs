@@ -34,7 +34,7 @@ fn main(rt: ferry::Runtime) -> ferry::Result<()> {
         println!("{:?} is ready; result: {v}", ready_refs[0]);
         println!("{} items not ready...", not_ready_refs.len());
         results.push(v);
-        (ready_refs, not_ready_refs) = rt.wait(&not_ready_refs, 1, None)?;
+        (ready_refs, not_ready_refs) = rt.wait(not_ready_refs, 1, None)?;
         assert_eq!(
             ready_refs.len(),
             1,

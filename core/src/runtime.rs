@@ -10,6 +10,7 @@
 //!    readable (the mapping lives until the last one is dropped).
 
 use std::any::TypeId;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -435,7 +436,10 @@ impl Runtime {
 
     /// Waits until `num_returns` of `refs` are ready or `timeout` passes (Ray's
     /// `ray.wait`). Returns `(ready, not_ready)`, both in the order of `refs`;
-    /// `ready` holds at most `num_returns` refs.
+    /// `ready` holds at most `num_returns` refs. Pass the refs by value
+    /// (`rt.wait(not_ready, 1, None)`, as Ray code does) to move them into the
+    /// result without touching their reference counts, or borrow them
+    /// (`rt.wait(&refs, …)`) to keep yours.
     ///
     /// ```
     /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
@@ -445,42 +449,52 @@ impl Runtime {
     /// assert_eq!(ready[0], refs[0]);
     /// # Ok::<(), ferry_core::Error>(())
     /// ```
-    pub fn wait<T>(
+    pub fn wait<'a, T: 'a>(
         &self,
-        refs: &[ObjectRef<T>],
+        refs: impl Into<Cow<'a, [ObjectRef<T>]>>,
         num_returns: usize,
         timeout: Option<Duration>,
     ) -> Result<WaitResult<T>> {
+        let refs: Cow<'a, [ObjectRef<T>]> = refs.into();
         if num_returns > refs.len() {
             return Err(Error::InvalidArgument(format!(
                 "wait: num_returns ({num_returns}) is more than the {} refs given",
                 refs.len()
             )));
         }
-        let mut seen = HashSet::with_capacity(refs.len());
-        if let Some(dup) = refs.iter().find(|r| !seen.insert(r.id())) {
+        if let Some(dup) = first_duplicate(&refs) {
             return Err(Error::InvalidArgument(format!(
-                "wait: {} is given twice",
-                dup.id()
+                "wait: {dup} is given twice"
             )));
         }
         let deadline = timeout.map(|t| Instant::now() + t);
-        let enough = || refs.iter().filter(|r| r.is_ready()).count() >= num_returns;
+        let enough = || {
+            refs.iter()
+                .filter(|r| r.is_ready())
+                .take(num_returns)
+                .count()
+                >= num_returns
+        };
         if !signal::spin_until(self.spin_budget(deadline), enough) {
             let sig = Signal::for_current();
-            for r in refs {
+            for r in refs.iter() {
                 r.slot.add_waiter(Waiter::Thread(sig.clone()));
             }
             self.blocking(|| signal::park_until(deadline, enough));
         }
         let mut ready = Vec::with_capacity(num_returns);
         let mut not_ready = Vec::with_capacity(refs.len());
-        for r in refs {
+        let mut split = |r: ObjectRef<T>| {
             if ready.len() < num_returns && r.is_ready() {
-                ready.push(r.clone());
+                ready.push(r);
             } else {
-                not_ready.push(r.clone());
+                not_ready.push(r);
             }
+        };
+        // Refs given by value move into the result; borrowed ones are cloned.
+        match refs {
+            Cow::Owned(v) => v.into_iter().for_each(&mut split),
+            Cow::Borrowed(s) => s.iter().cloned().for_each(&mut split),
         }
         Ok((ready, not_ready))
     }
@@ -523,6 +537,17 @@ impl Runtime {
         tracing::debug!(rank = inner.rank, "runtime stopped");
         inner.arena.unlink().map_err(Error::from)
     }
+}
+
+/// The first id that appears twice in `refs`. Refs in submission order (the
+/// usual case, and what `wait` hands back as `not_ready`) have increasing
+/// ids, which one pass confirms; other orders are checked with a hash set.
+fn first_duplicate<T>(refs: &[ObjectRef<T>]) -> Option<crate::ids::ObjectId> {
+    if refs.windows(2).all(|w| w[0].id() < w[1].id()) {
+        return None;
+    }
+    let mut seen = HashSet::with_capacity(refs.len());
+    refs.iter().map(ObjectRef::id).find(|id| !seen.insert(*id))
 }
 
 impl Drop for Runtime {

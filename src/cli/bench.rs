@@ -422,7 +422,7 @@ fn run_metrics(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
         |_| {
             let mut not_ready = small_values(rt, 1000)?;
             for _ in 0..1000 {
-                let (_ready, rest) = rt.wait(&not_ready, 1, None)?;
+                let (_ready, rest) = rt.wait(not_ready, 1, None)?;
                 not_ready = rest;
             }
             Ok(())
