@@ -7,12 +7,14 @@
 
 mod actor;
 mod arg;
+mod cluster;
 mod config;
 mod context;
 mod error;
 mod exports;
 mod gpus;
 mod ids;
+pub mod loopback;
 mod object_ref;
 mod options;
 #[doc(hidden)]
@@ -25,6 +27,7 @@ mod slot;
 mod task;
 mod values;
 mod view;
+mod wire;
 
 pub use actor::{
     ActorCall, ActorClass, ActorHandle, ActorRef, ArchivedActorHandle, create as create_actor,

@@ -49,6 +49,8 @@ pub struct TaskOptions {
     pub(crate) max_retries: i32,
     pub(crate) retry_on: RetryOn,
     pub(crate) env: Vec<(String, String)>,
+    /// Set on the rank a task was sent to: run it here, do not place it again.
+    pub(crate) pinned_here: bool,
 }
 
 impl Default for TaskOptions {
@@ -62,6 +64,7 @@ impl Default for TaskOptions {
             max_retries: 3,
             retry_on: RetryOn::Never,
             env: Vec::new(),
+            pinned_here: false,
         }
     }
 }

@@ -129,6 +129,19 @@ where
     Ok(out)
 }
 
+/// Sends a task to another rank when it should run there (see `cluster`);
+/// `None`: run it here.
+pub fn try_remote<R: Object>(
+    rt: &Runtime,
+    fn_name: &str,
+    opts: &TaskOptions,
+    deps: &Deps,
+    fn_id: u64,
+    encode: impl FnOnce() -> Result<EncodedCall>,
+) -> Option<Result<ObjectRef<R>>> {
+    crate::cluster::try_remote(rt, fn_name, opts, !deps.slots.is_empty(), fn_id, encode)
+}
+
 /// True while the running attempt can still be retried (so arguments must be
 /// kept for the next attempt).
 pub fn may_retry() -> bool {
@@ -273,7 +286,7 @@ pub struct RemoteFn {
     /// `module::path::name`.
     pub path: &'static str,
     /// Decodes arguments made by the function's `encode` and submits the task.
-    pub invoke: fn(&Runtime, &[u8]) -> Result<ObjectRef<Untyped>>,
+    pub invoke: fn(&Runtime, &TaskOptions, &[u8]) -> Result<ObjectRef<Untyped>>,
 }
 
 /// The type parameter of a ref whose type is known only to the caller
@@ -290,6 +303,14 @@ pub struct EncodedCall {
     /// The archived argument tuple.
     pub args: rkyv::util::AlignedVec<16>,
     _kept: Vec<crate::slot::KeepAlive>,
+}
+
+impl EncodedCall {
+    /// Whether the arguments hold refs or actor handles (which cannot cross
+    /// ranks yet).
+    pub fn has_refs(&self) -> bool {
+        !self._kept.is_empty()
+    }
 }
 
 impl std::fmt::Debug for EncodedCall {
@@ -338,11 +359,21 @@ pub fn decode_args<T: crate::values::Remotable>(rt: &Runtime, bytes: &[u8]) -> R
     context::with_runtime(&rt.inner, || ferry_store::deserialize::<T>(archived)).map_err(corrupt)
 }
 
-/// Runs an encoded call: finds the function by id and submits it.
+/// Runs an encoded call: finds the function by id and submits it with `opts`.
+pub fn invoke_with(
+    rt: &Runtime,
+    id: u64,
+    opts: &TaskOptions,
+    args: &[u8],
+) -> Result<ObjectRef<Untyped>> {
+    let f =
+        lookup_remote(id).ok_or_else(|| Error::Unknown(format!("remote function {id:016x}")))?;
+    (f.invoke)(rt, opts, args)
+}
+
+/// Runs an encoded call with default options.
 pub fn invoke(rt: &Runtime, call: &EncodedCall) -> Result<ObjectRef<Untyped>> {
-    let f = lookup_remote(call.id)
-        .ok_or_else(|| Error::Unknown(format!("remote function {:016x}", call.id)))?;
-    (f.invoke)(rt, &call.args)
+    invoke_with(rt, call.id, &TaskOptions::default(), &call.args)
 }
 
 inventory::collect!(RemoteFn);

@@ -157,6 +157,13 @@ impl Ledger {
         true
     }
 
+    /// Whether `req` would fit now (a hint: it may change at once).
+    pub(crate) fn fits_now(&self, req: &Request) -> bool {
+        req.items
+            .iter()
+            .all(|&(i, amount)| self.available[i].load(Ordering::Relaxed) >= amount)
+    }
+
     /// Reserves `req` even if that overdraws (a blocked task taking its CPU back).
     pub(crate) fn force_acquire(&self, req: &Request) {
         for &(i, amount) in &req.items {

@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_store::{Arena, PodElement, StoreConfig};
+use ferry_transport::Transport;
 
 use crate::actor::ActorTable;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::context;
 use crate::error::{Error, Result};
@@ -47,11 +49,16 @@ pub(crate) struct Inner {
     pub(crate) actors: ActorTable,
     pub(crate) spin: Duration,
     pub(crate) empty_env: Arc<[(String, String)]>,
+    pub(crate) cluster: Option<Cluster>,
     shut: AtomicBool,
     shutdown_lock: Mutex<()>,
 }
 
 impl Inner {
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
     pub(crate) fn is_shut(&self) -> bool {
         self.shut.load(Ordering::Acquire)
     }
@@ -145,80 +152,140 @@ pub fn init(cfg: Config) -> Result<Runtime> {
     let world = ferry_launcher::discover()?;
     ferry_launcher::require_single_rank(&world)?;
     let job_id = cfg.job_id.clone().unwrap_or(world.job_id.clone());
-    let cores = ferry_launcher::affinity::allowed_cpus()
-        .map(|c| c.len())
-        .unwrap_or(1)
-        .max(1);
-    let num_cpus = cfg.num_cpus.unwrap_or(cores as f64);
-    if !valid_amount(num_cpus) {
-        return Err(Error::InvalidArgument(format!(
-            "num_cpus must be >= 0, got {num_cpus}"
-        )));
-    }
-    let num_gpus = match cfg.num_gpus {
-        Some(n) if !valid_amount(n) || n.fract() != 0.0 => {
+    let prepared = Prepared::new(&cfg, world.rank, job_id)?;
+    let arena = prepared.create_arena()?;
+    prepared.start(arena, None)
+}
+
+/// A rank's settings, checked, before anything is started.
+pub(crate) struct Prepared {
+    rank: u32,
+    job_id: String,
+    totals: Vec<(String, f64)>,
+    num_gpus: usize,
+    capacity: usize,
+    base_threads: usize,
+    max_threads: usize,
+    spin: Duration,
+}
+
+impl Prepared {
+    pub(crate) fn new(cfg: &Config, rank: u32, job_id: String) -> Result<Prepared> {
+        let cores = ferry_launcher::affinity::allowed_cpus()
+            .map(|c| c.len())
+            .unwrap_or(1)
+            .max(1);
+        let num_cpus = cfg.num_cpus.unwrap_or(cores as f64);
+        if !valid_amount(num_cpus) {
             return Err(Error::InvalidArgument(format!(
-                "num_gpus must be a whole number >= 0, got {n}"
+                "num_cpus must be >= 0, got {num_cpus}"
             )));
         }
-        Some(n) => n,
-        None => ferry_launcher::Topology::detect().map_or(0, |t| t.gpus.len()) as f64,
-    };
-    let mut totals = vec![
-        ("CPU".to_string(), num_cpus),
-        ("GPU".to_string(), num_gpus),
-        (
-            "memory".to_string(),
-            cfg.memory
-                .unwrap_or(ferry_launcher::affinity::total_memory_bytes() as f64),
-        ),
-    ];
-    for (name, amount) in &cfg.resources {
-        if totals.iter().any(|(n, _)| n == name) {
-            return Err(Error::InvalidArgument(format!(
-                "resource {name} is given twice (CPU, GPU and memory have their own settings)"
-            )));
+        let num_gpus = match cfg.num_gpus {
+            Some(n) if !valid_amount(n) || n.fract() != 0.0 => {
+                return Err(Error::InvalidArgument(format!(
+                    "num_gpus must be a whole number >= 0, got {n}"
+                )));
+            }
+            Some(n) => n,
+            None => ferry_launcher::Topology::detect().map_or(0, |t| t.gpus.len()) as f64,
+        };
+        let mut totals = vec![
+            ("CPU".to_string(), num_cpus),
+            ("GPU".to_string(), num_gpus),
+            (
+                "memory".to_string(),
+                cfg.memory
+                    .unwrap_or(ferry_launcher::affinity::total_memory_bytes() as f64),
+            ),
+        ];
+        for (name, amount) in &cfg.resources {
+            if totals.iter().any(|(n, _)| n == name) {
+                return Err(Error::InvalidArgument(format!(
+                    "resource {name} is given twice (CPU, GPU and memory have their own settings)"
+                )));
+            }
+            if !valid_amount(*amount) {
+                return Err(Error::InvalidArgument(format!(
+                    "resource {name} must be >= 0, got {amount}"
+                )));
+            }
+            totals.push((name.clone(), *amount));
         }
-        if !valid_amount(*amount) {
-            return Err(Error::InvalidArgument(format!(
-                "resource {name} must be >= 0, got {amount}"
-            )));
+        Ok(Prepared {
+            rank,
+            job_id,
+            totals,
+            num_gpus: num_gpus as usize,
+            capacity: cfg
+                .object_store_memory
+                .unwrap_or_else(ferry_store::default_capacity),
+            base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
+            max_threads: cfg.max_threads.unwrap_or(256),
+            spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
+        })
+    }
+
+    /// This rank's shared-memory arena.
+    pub(crate) fn create_arena(&self) -> Result<Arena> {
+        Ok(Arena::create(&StoreConfig::new(
+            self.job_id.clone(),
+            self.rank,
+            self.capacity,
+        ))?)
+    }
+
+    /// Starts the rank: workers, and with a transport the cluster protocol.
+    pub(crate) fn start(
+        self,
+        arena: Arena,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Result<Runtime> {
+        let ledger = Ledger::new(self.totals);
+        let cluster = transport.map(|t| {
+            let mut own = ledger.totals();
+            own.insert("object_store_memory".into(), arena.capacity() as f64);
+            Cluster::new(t, own)
+        });
+        let inner = Arc::new(Inner {
+            rank: self.rank,
+            job_id: self.job_id,
+            ids: IdGen::new(self.rank),
+            arena,
+            ledger,
+            gpus: GpuPool::new(self.num_gpus),
+            sched: Scheduler::new(self.base_threads, self.max_threads, self.spin),
+            exports: Arc::new(Exports::default()),
+            unhandled: Arc::new(UnhandledSink {
+                count: Default::default(),
+                quiet: std::env::var_os("FERRY_IGNORE_UNHANDLED_ERRORS").is_some_and(|v| v == "1"),
+            }),
+            actors: ActorTable::default(),
+            spin: self.spin,
+            empty_env: Arc::from(Vec::new()),
+            cluster,
+            shut: AtomicBool::new(false),
+            shutdown_lock: Mutex::new(()),
+        });
+        if let Err(e) = inner.sched.start(&inner) {
+            inner.sched.shutdown();
+            let _ = inner.arena.unlink();
+            return Err(Error::Init(format!("could not start worker threads: {e}")));
         }
-        totals.push((name.clone(), *amount));
+        if inner.cluster.is_some() {
+            if let Err(e) = Cluster::start(&inner, Duration::from_secs(60)) {
+                let rt = Runtime {
+                    inner,
+                    owner: false,
+                };
+                let _ = rt.shutdown();
+                return Err(e);
+            }
+        }
+        context::set_runtime(Some(inner.clone()));
+        tracing::debug!(rank = inner.rank, job = %inner.job_id, "runtime started");
+        Ok(Runtime { inner, owner: true })
     }
-    let capacity = cfg
-        .object_store_memory
-        .unwrap_or_else(ferry_store::default_capacity);
-    let arena = Arena::create(&StoreConfig::new(job_id.clone(), world.rank, capacity))?;
-    let base_threads = (num_cpus.ceil() as usize).clamp(1, cores);
-    let spin = cfg.spin.unwrap_or(Duration::from_micros(50));
-    let inner = Arc::new(Inner {
-        rank: world.rank,
-        job_id,
-        ids: IdGen::new(world.rank),
-        arena,
-        ledger: Ledger::new(totals),
-        gpus: GpuPool::new(num_gpus as usize),
-        sched: Scheduler::new(base_threads, cfg.max_threads.unwrap_or(256), spin),
-        exports: Arc::new(Exports::default()),
-        unhandled: Arc::new(UnhandledSink {
-            count: Default::default(),
-            quiet: std::env::var_os("FERRY_IGNORE_UNHANDLED_ERRORS").is_some_and(|v| v == "1"),
-        }),
-        actors: ActorTable::default(),
-        spin,
-        empty_env: Arc::from(Vec::new()),
-        shut: AtomicBool::new(false),
-        shutdown_lock: Mutex::new(()),
-    });
-    if let Err(e) = inner.sched.start(&inner) {
-        inner.sched.shutdown();
-        let _ = inner.arena.unlink();
-        return Err(Error::Init(format!("could not start worker threads: {e}")));
-    }
-    context::set_runtime(Some(inner.clone()));
-    tracing::debug!(rank = inner.rank, job = %inner.job_id, "runtime started");
-    Ok(Runtime { inner, owner: true })
 }
 
 impl Runtime {
@@ -232,6 +299,37 @@ impl Runtime {
     /// This process's rank (0 for the driver).
     pub fn rank(&self) -> u32 {
         self.inner.rank
+    }
+
+    /// How many ranks the job has.
+    pub fn world_size(&self) -> u32 {
+        self.inner.cluster().map_or(1, |c| c.size())
+    }
+
+    /// This rank's resources (for one rank, the same as
+    /// [`cluster_resources`](Self::cluster_resources)).
+    pub fn rank_resources(&self) -> BTreeMap<String, f64> {
+        let mut m = self.inner.ledger.totals();
+        m.insert(
+            "object_store_memory".into(),
+            self.inner.arena.capacity() as f64,
+        );
+        m
+    }
+
+    /// On a rank other than 0: runs tasks and actors for the others until
+    /// rank 0 ends the job, then shuts this rank down. Returns at once on
+    /// rank 0 and on a single rank.
+    pub fn serve(&self) -> Result<()> {
+        let Some(c) = self.inner.cluster() else {
+            return Ok(());
+        };
+        if self.inner.rank == 0 {
+            return Ok(());
+        }
+        let ended = c.wait_end();
+        let stopped = self.shutdown();
+        ended.and(stopped)
     }
 
     /// The job id that names this job's shared-memory files.
@@ -500,8 +598,11 @@ impl Runtime {
     }
 
     /// Every resource of the cluster and its total (Ray's `ray.cluster_resources()`),
-    /// including `object_store_memory` in bytes.
+    /// including `object_store_memory` in bytes: summed over all ranks.
     pub fn cluster_resources(&self) -> BTreeMap<String, f64> {
+        if let Some(c) = self.inner.cluster() {
+            return c.cluster_totals();
+        }
         let mut m = self.inner.ledger.totals();
         m.insert(
             "object_store_memory".into(),
@@ -531,8 +632,16 @@ impl Runtime {
         if inner.shut.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        if let Some(c) = inner.cluster() {
+            if inner.rank == 0 {
+                c.broadcast_shutdown();
+            }
+        }
         inner.actors.shutdown();
         inner.sched.shutdown();
+        if let Some(c) = inner.cluster() {
+            c.close();
+        }
         context::clear_runtime_if(inner);
         tracing::debug!(rank = inner.rank, "runtime stopped");
         inner.arena.unlink().map_err(Error::from)

@@ -157,6 +157,13 @@ impl Arena {
         self.shared.segment.path()
     }
 
+    /// Start of the mapped segment, for exposing the arena to one-sided reads
+    /// (another rank's `MPI_Get`). The mapping stays valid while any clone of
+    /// the arena, or any block from it, lives.
+    pub fn base_ptr(&self) -> *const u8 {
+        self.shared.segment.as_ptr()
+    }
+
     /// Arena size in bytes.
     pub fn capacity(&self) -> usize {
         self.shared.segment.capacity()

@@ -86,10 +86,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
 
             fn __ferry_invoke(
                 rt: &::ferry::Runtime,
+                opts: &::ferry::TaskOptions,
                 bytes: &[u8],
             ) -> ::ferry::Result<::ferry::ObjectRef<::ferry::__private::Untyped>> {
                 let (#(#forward,)*): (#(::ferry::Arg<#arg_types>,)*) = ::ferry::__private::decode_args(rt, bytes)?;
-                ::core::result::Result::Ok(Self::options().remote(rt, #(#forward),*)?.cast())
+                let options = #options { opts: opts.clone() };
+                ::core::result::Result::Ok(options.remote(rt, #(#forward),*)?.cast())
             }
         }
 
@@ -109,7 +111,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             pub fn remote(self, rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
                 let mut __ferry_deps = ::ferry::__private::Deps::default();
                 #prepare
-                let mut __ferry_stash = ::core::option::Option::Some((#(#forward,)*));
+                let __ferry_args = (#(#forward,)*);
+                if let ::core::option::Option::Some(sent) = ::ferry::__private::try_remote::<#out_ty>(
+                    rt,
+                    #name_str,
+                    &self.opts,
+                    &__ferry_deps,
+                    #name::ID,
+                    || ::ferry::__private::encode_call(rt, #name::ID, &__ferry_args),
+                ) {
+                    return sent;
+                }
+                let mut __ferry_stash = ::core::option::Option::Some(__ferry_args);
                 ::ferry::__private::submit(rt, #name_str, &self.opts, __ferry_deps, move |rt: &::ferry::Runtime| {
                     let (#(#forward,)*) = ::ferry::__private::args_for_attempt(&mut __ferry_stash, |s| {
                         #[allow(unused_imports)]

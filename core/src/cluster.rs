@@ -1,0 +1,535 @@
+//! Several ranks: placing tasks on other ranks, and the messages that carry
+//! them (over any [`Transport`]: loopback threads in tests, MPI for real).
+//!
+//! # Protocol
+//!
+//! 1. At start every rank sends `Hello` with its resource totals to every
+//!    other rank and waits until it has heard from all of them.
+//! 2. A task with no top-level ref arguments and no refs inside its
+//!    arguments runs where it was submitted while that rank has room; when it
+//!    has none (or cannot ever run it), the task goes to the least loaded
+//!    rank that can run it and has room: the owner sends `Submit` with the
+//!    function's stable id and its encoded arguments, and keeps the pending
+//!    output slot. (Tasks with ref arguments stay with their data until
+//!    objects can be borrowed across ranks.)
+//! 3. The executor runs the function by id, pinned there. When the result is
+//!    sealed it sends `Done`: small results inline, larger ones as an
+//!    (offset, length) in its arena, which it keeps until the owner has read
+//!    them one-sidedly (`Transport::read`) and sent `Free`.
+//! 4. A rank lost while running a task fails it with a system error, and
+//!    the owner resubmits it (to itself if need be) while `max_retries` allows.
+//! 5. Rank 0's shutdown sends `Shutdown` to every rank; each shuts down its
+//!    runtime and closes its endpoint.
+
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ferry_transport::{Event, Rank, Transport};
+
+use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::object_ref::ObjectRef;
+use crate::options::{RetryOn, TaskOptions};
+use crate::private::{EncodedCall, Untyped};
+use crate::runtime::{Inner, Runtime};
+use crate::slot::{DepWaiter, Slot, Stored, StoredValue, Waiter};
+use crate::values::Object;
+use crate::wire::{self, Msg, WireError, WireOptions, WireResult};
+
+/// Results up to this size travel inside `Done`.
+const INLINE_MAX: usize = 64 * 1024;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A task this rank sent to another, waiting for `Done`.
+struct Sent {
+    slot: Arc<Slot>,
+    rank: Rank,
+    type_id: TypeId,
+    type_name: &'static str,
+    fn_id: u64,
+    args: Vec<u8>,
+    opts: WireOptions,
+    max_retries: i32,
+    attempts: u32,
+}
+
+pub(crate) struct Cluster {
+    pub(crate) transport: Arc<dyn Transport>,
+    rank: Rank,
+    size: u32,
+    /// Every rank's resource totals, from `Hello` (this rank's own included).
+    totals: Mutex<Vec<Option<BTreeMap<String, f64>>>>,
+    heard: Condvar,
+    sent: Mutex<HashMap<u64, Sent>>,
+    in_flight: Box<[AtomicUsize]>,
+    held: Mutex<HashMap<u64, ObjectRef<Untyped>>>,
+    lost: Mutex<Vec<Rank>>,
+    stop: AtomicBool,
+    /// Set when rank 0 told this rank to stop (`serve` returns).
+    ended: (Mutex<Option<Result<()>>>, Condvar),
+    net: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Cluster {
+    pub(crate) fn new(transport: Arc<dyn Transport>, own: BTreeMap<String, f64>) -> Cluster {
+        let rank = transport.rank();
+        let size = transport.size();
+        let mut totals = vec![None; size as usize];
+        totals[rank as usize] = Some(own);
+        Cluster {
+            transport,
+            rank,
+            size,
+            totals: Mutex::new(totals),
+            heard: Condvar::new(),
+            sent: Mutex::new(HashMap::new()),
+            in_flight: (0..size).map(|_| AtomicUsize::new(0)).collect(),
+            held: Mutex::new(HashMap::new()),
+            lost: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+            ended: (Mutex::new(None), Condvar::new()),
+            net: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Step 1: starts the receive thread, says hello, waits to hear from all.
+    pub(crate) fn start(inner: &Arc<Inner>, timeout: Duration) -> Result<()> {
+        let c = inner
+            .cluster()
+            .expect("start is called on a cluster runtime");
+        let weak = Arc::downgrade(inner);
+        let transport = c.transport.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("ferry-r{}-net", c.rank))
+            .spawn(move || net_main(weak, transport))
+            .map_err(|e| Error::Init(format!("could not start the receive thread: {e}")))?;
+        *lock(&c.net) = Some(handle);
+        let own: Vec<(String, f64)> = lock(&c.totals)[c.rank as usize]
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let hello = wire::encode(&Msg::Hello { totals: own });
+        for r in (0..c.size).filter(|r| *r != c.rank) {
+            c.transport
+                .send(r, hello.clone())
+                .map_err(|e| Error::Init(format!("could not greet rank {r}: {e}")))?;
+        }
+        let deadline = Instant::now() + timeout;
+        let mut totals = lock(&c.totals);
+        while totals.iter().any(Option::is_none) {
+            let now = Instant::now();
+            if now >= deadline {
+                let missing: Vec<usize> =
+                    (0..totals.len()).filter(|i| totals[*i].is_none()).collect();
+                return Err(Error::Init(format!(
+                    "ranks {missing:?} did not answer within {timeout:?}"
+                )));
+            }
+            totals = c
+                .heard
+                .wait_timeout(totals, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+
+    /// Resources of the whole cluster, summed over ranks.
+    pub(crate) fn cluster_totals(&self) -> BTreeMap<String, f64> {
+        let mut sum = BTreeMap::new();
+        for t in lock(&self.totals).iter().flatten() {
+            for (k, v) in t {
+                *sum.entry(k.clone()).or_insert(0.0) += v;
+            }
+        }
+        sum
+    }
+
+    fn rank_can_run(totals: &BTreeMap<String, f64>, opts: &TaskOptions) -> bool {
+        let has = |name: &str, amount: f64| {
+            amount <= 0.0 || totals.get(name).is_some_and(|t| *t >= amount)
+        };
+        has("CPU", opts.num_cpus)
+            && has("GPU", opts.num_gpus)
+            && has("memory", opts.memory)
+            && opts.resources.iter().all(|(n, a)| has(n, *a))
+    }
+
+    /// Step 2: the rank to send a task to, if not this one.
+    fn pick(&self, opts: &TaskOptions, local_can_run: bool) -> Option<Rank> {
+        let totals = lock(&self.totals);
+        let lost = lock(&self.lost);
+        let mut best: Option<(f64, Rank)> = None;
+        for (r, t) in totals.iter().enumerate() {
+            let r = r as Rank;
+            let Some(t) = t else { continue };
+            if r == self.rank || lost.contains(&r) || !Self::rank_can_run(t, opts) {
+                continue;
+            }
+            let cpus = t.get("CPU").copied().unwrap_or(0.0).max(1.0);
+            let load = self.in_flight[r as usize].load(Ordering::Relaxed) as f64 / cpus;
+            if local_can_run && load >= 1.0 {
+                continue; // that rank is full too: queue here instead
+            }
+            if best.is_none_or(|(b, _)| load < b) {
+                best = Some((load, r));
+            }
+        }
+        best.map(|(_, r)| r)
+    }
+
+    fn send(&self, to: Rank, msg: &Msg) -> Result<()> {
+        self.transport.send(to, wire::encode(msg)).map_err(|e| {
+            Error::Task(Box::new(TaskError {
+                task: "send".into(),
+                rank: to,
+                kind: FailureKind::System,
+                message: e.to_string(),
+                attempts: 1,
+            }))
+        })
+    }
+
+    /// Step 5 on rank 0: tells every other rank to stop.
+    pub(crate) fn broadcast_shutdown(&self) {
+        let bye = wire::encode(&Msg::Shutdown);
+        for r in (0..self.size).filter(|r| *r != self.rank) {
+            let _ = self.transport.send(r, bye.clone());
+        }
+    }
+
+    /// Stops the receive thread and closes the endpoint.
+    pub(crate) fn close(&self) {
+        self.stop.store(true, Ordering::Release);
+        let handle = lock(&self.net).take();
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+        lock(&self.held).clear();
+        let sent: Vec<Sent> = lock(&self.sent).drain().map(|(_, s)| s).collect();
+        for s in sent {
+            s.slot.complete(Stored::Error(Error::Shutdown));
+        }
+        if let Err(e) = self.transport.close() {
+            tracing::warn!("closing the transport: {e}");
+        }
+    }
+
+    fn end(&self, outcome: Result<()>) {
+        let (m, cv) = &self.ended;
+        let mut e = lock(m);
+        if e.is_none() {
+            *e = Some(outcome);
+        }
+        cv.notify_all();
+    }
+
+    /// Waits until rank 0 ends the job (or the job is lost).
+    pub(crate) fn wait_end(&self) -> Result<()> {
+        let (m, cv) = &self.ended;
+        let mut e = lock(m);
+        loop {
+            if let Some(r) = e.take() {
+                return r;
+            }
+            e = cv.wait(e).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Step 2 for generated code: sends the task to another rank when it should
+/// run there; `None` means "run it here".
+pub(crate) fn try_remote<R: Object>(
+    rt: &Runtime,
+    fn_name: &str,
+    opts: &TaskOptions,
+    has_deps: bool,
+    fn_id: u64,
+    encode: impl FnOnce() -> Result<EncodedCall>,
+) -> Option<Result<ObjectRef<R>>> {
+    let inner = &rt.inner;
+    let c = inner.cluster()?;
+    if has_deps || opts.pinned_here || matches!(opts.retry_on, RetryOn::When(_)) {
+        return None;
+    }
+    let local = opts.request(fn_name, &inner.ledger);
+    let local_can_run = local.is_ok();
+    if let Ok(req) = &local {
+        if inner.ledger.fits_now(req) {
+            return None;
+        }
+    }
+    let rank = c.pick(opts, local_can_run)?;
+    let call = match encode() {
+        Ok(call) if call.has_refs() => return None,
+        Ok(call) => call,
+        Err(e) => return Some(Err(e)),
+    };
+    let slot = Slot::pending(inner.ids.object(), None, inner.unhandled.clone());
+    let sent = Sent {
+        slot: slot.clone(),
+        rank,
+        type_id: TypeId::of::<R>(),
+        type_name: std::any::type_name::<R>(),
+        fn_id,
+        args: call.args.to_vec(),
+        opts: WireOptions::from_options(opts),
+        max_retries: opts.max_retries,
+        attempts: 1,
+    };
+    dispatch(c, slot.id.as_u64(), sent);
+    Some(Ok(ObjectRef::from_slot(slot)))
+}
+
+/// Sends (or re-sends) a task to `sent.rank`.
+fn dispatch(c: &Cluster, object: u64, sent: Sent) {
+    let msg = Msg::Submit {
+        object,
+        fn_id: sent.fn_id,
+        args: sent.args.clone(),
+        opts: sent.opts.clone(),
+    };
+    let rank = sent.rank;
+    c.in_flight[rank as usize].fetch_add(1, Ordering::Relaxed);
+    lock(&c.sent).insert(object, sent);
+    if let Err(e) = c.send(rank, &msg) {
+        if let Some(s) = lock(&c.sent).remove(&object) {
+            c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+            s.slot.complete(Stored::Error(e));
+        }
+    }
+}
+
+fn net_main(inner: Weak<Inner>, transport: Arc<dyn Transport>) {
+    loop {
+        let Some(inner) = inner.upgrade() else { return };
+        let Some(c) = inner.cluster() else { return };
+        if c.stop.load(Ordering::Acquire) {
+            return;
+        }
+        match transport.recv(Some(Duration::from_millis(50))) {
+            Ok(Some(Event::Frame { from, bytes })) => match wire::decode(&bytes) {
+                Ok(msg) => handle(&inner, c, from, msg),
+                Err(e) => {
+                    tracing::error!("rank {}: undecodable frame from rank {from}: {e}", c.rank)
+                }
+            },
+            Ok(Some(Event::RankLost { rank, reason })) => rank_lost(&inner, c, rank, &reason),
+            Ok(None) => {}
+            Err(e) => {
+                c.end(Err(Error::Init(format!("transport closed: {e}"))));
+                return;
+            }
+        }
+    }
+}
+
+fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
+    match msg {
+        Msg::Hello { totals } => {
+            lock(&c.totals)[from as usize] = Some(totals.into_iter().collect());
+            c.heard.notify_all();
+        }
+        Msg::Submit {
+            object,
+            fn_id,
+            args,
+            opts,
+        } => execute(inner, c, from, object, fn_id, &args, opts),
+        Msg::Done { object, result } => done(inner, c, from, object, result),
+        Msg::Free { object } => {
+            lock(&c.held).remove(&object);
+        }
+        Msg::Shutdown => c.end(Ok(())),
+    }
+}
+
+/// Step 3 on the executor.
+fn execute(
+    inner: &Arc<Inner>,
+    c: &Cluster,
+    from: Rank,
+    object: u64,
+    fn_id: u64,
+    args: &[u8],
+    opts: WireOptions,
+) {
+    let rt = Runtime::from_inner(inner.clone());
+    let opts = opts.into_options();
+    let task = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("function {fn_id:016x}"));
+    match crate::private::invoke_with(&rt, fn_id, &opts, args) {
+        Ok(out) => {
+            let reply = Arc::new(Reply {
+                rt: Arc::downgrade(inner),
+                to: from,
+                object,
+                task,
+                out: out.clone(),
+            });
+            if !out.slot.add_waiter(Waiter::Task(reply.clone())) {
+                reply.dep_ready();
+            }
+        }
+        Err(e) => {
+            let result = WireResult::Failed(WireError::from_error(&e, &task, c.rank));
+            let _ = c.send(from, &Msg::Done { object, result });
+        }
+    }
+}
+
+/// Sends `Done` when a task run for another rank completes.
+struct Reply {
+    rt: Weak<Inner>,
+    to: Rank,
+    object: u64,
+    task: String,
+    out: ObjectRef<Untyped>,
+}
+
+impl DepWaiter for Reply {
+    fn dep_ready(self: Arc<Self>) {
+        let Some(inner) = self.rt.upgrade() else {
+            return;
+        };
+        let Some(c) = inner.cluster() else { return };
+        let result = match self.out.slot.get() {
+            Some(Stored::Value(v)) => {
+                let bytes = v.block.as_slice();
+                if bytes.len() <= INLINE_MAX {
+                    WireResult::Inline(bytes.to_vec())
+                } else {
+                    let at = WireResult::At {
+                        offset: v.block.offset() as u64,
+                        len: bytes.len() as u64,
+                    };
+                    lock(&c.held).insert(self.object, self.out.clone());
+                    at
+                }
+            }
+            Some(Stored::Error(e)) => {
+                WireResult::Failed(WireError::from_error(e, &self.task, c.rank))
+            }
+            None => return,
+        };
+        self.out.slot.mark_observed();
+        let _ = c.send(
+            self.to,
+            &Msg::Done {
+                object: self.object,
+                result,
+            },
+        );
+    }
+}
+
+/// Step 3 on the owner: the result arrives.
+fn done(inner: &Arc<Inner>, c: &Cluster, from: Rank, object: u64, result: WireResult) {
+    let Some(sent) = lock(&c.sent).remove(&object) else {
+        return;
+    };
+    c.in_flight[sent.rank as usize].fetch_sub(1, Ordering::Relaxed);
+    let stored = match result {
+        WireResult::Inline(bytes) => copy_in(inner, &sent, bytes.len(), |dst| {
+            dst.copy_from_slice(&bytes);
+            Ok(())
+        }),
+        WireResult::At { offset, len } => {
+            let s = copy_in(inner, &sent, len as usize, |dst| {
+                c.transport
+                    .read(from, offset as usize, dst)
+                    .map_err(|e| Error::Store(format!("reading the result from rank {from}: {e}")))
+            });
+            let _ = c.send(from, &Msg::Free { object });
+            s
+        }
+        WireResult::Failed(w) => Stored::Error(w.into_error()),
+    };
+    sent.slot.complete(stored);
+}
+
+fn copy_in(
+    inner: &Inner,
+    sent: &Sent,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<()>,
+) -> Stored {
+    let mut block = match inner.arena.alloc(len) {
+        Ok(b) => b,
+        Err(e) => return Stored::Error(e.into()),
+    };
+    if let Err(e) = fill(block.as_mut_slice()) {
+        return Stored::Error(e);
+    }
+    Stored::Value(StoredValue {
+        block: block.freeze(),
+        type_id: sent.type_id,
+        type_name: sent.type_name,
+        // Bytes from another process are checked at the first get.
+        validated: AtomicBool::new(false),
+        _contained: Vec::new(),
+    })
+}
+
+/// Step 4: a rank is gone.
+fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
+    tracing::error!("rank {}: rank {rank} was lost: {reason}", c.rank);
+    lock(&c.lost).push(rank);
+    if rank == 0 && c.rank != 0 {
+        c.end(Err(Error::Init(format!(
+            "rank 0 (the driver) was lost: {reason}"
+        ))));
+        return;
+    }
+    let orphans: Vec<(u64, Sent)> = {
+        let mut sent = lock(&c.sent);
+        let ids: Vec<u64> = sent
+            .iter()
+            .filter(|(_, s)| s.rank == rank)
+            .map(|(k, _)| *k)
+            .collect();
+        ids.into_iter()
+            .filter_map(|k| sent.remove(&k).map(|s| (k, s)))
+            .collect()
+    };
+    for (object, mut s) in orphans {
+        c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+        let allowed = s.max_retries < 0 || s.attempts <= s.max_retries as u32;
+        if allowed {
+            s.attempts += 1;
+            let opts = s.opts.clone().into_options();
+            s.rank = c.pick(&opts, true).unwrap_or(c.rank);
+            tracing::warn!(
+                "resubmitting task {object:016x} to rank {} (attempt {})",
+                s.rank,
+                s.attempts
+            );
+            dispatch(c, object, s);
+        } else {
+            s.slot
+                .complete(Stored::Error(Error::Task(Box::new(TaskError {
+                    task: format!("function {:016x}", s.fn_id),
+                    rank,
+                    kind: FailureKind::System,
+                    message: format!("rank {rank} was lost: {reason}"),
+                    attempts: s.attempts,
+                }))));
+        }
+    }
+    let _ = inner;
+}

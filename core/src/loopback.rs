@@ -1,0 +1,125 @@
+//! Several ranks in one process, over the loopback transport: the same
+//! protocol as under `mpirun`, for tests and for trying multi-rank
+//! behaviour (placement, transfers, a rank dying) on a laptop.
+//!
+//! ```
+//! let cfg = ferry_core::Config::default().num_cpus(1.0).object_store_memory(16 << 20);
+//! let cpus = ferry_core::loopback::run(3, cfg, |rt, _world| {
+//!     assert_eq!(rt.world_size(), 3);
+//!     rt.cluster_resources()["CPU"]
+//! })?;
+//! assert_eq!(cpus, 3.0);
+//! # Ok::<(), ferry_core::Error>(())
+//! ```
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ferry_store::Arena;
+use ferry_transport::{Exposed, Loopback, Rank, Region, Transport};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::runtime::{Prepared, Runtime};
+
+/// An arena exposed to one-sided reads by other ranks.
+struct ArenaRegion(Arena);
+
+// SAFETY: the arena's mapping is fixed for its lifetime (`base_ptr` and
+// `capacity` never change) and this value keeps the arena alive; other ranks
+// only read sealed objects, which are never written again while a reader is
+// told to read them (the owner keeps them until `Free`).
+unsafe impl Exposed for ArenaRegion {
+    fn base(&self) -> *const u8 {
+        self.0.base_ptr()
+    }
+
+    fn len(&self) -> usize {
+        self.0.capacity()
+    }
+}
+
+/// Control of a loopback world, handed to the body of [`run`].
+pub struct World {
+    endpoints: Vec<Arc<Loopback>>,
+}
+
+impl World {
+    /// Simulates rank `rank` dying: the others see it lost (its tasks are
+    /// retried elsewhere, as after a real failure) and it stops serving.
+    pub fn kill(&self, rank: Rank, reason: &str) -> Result<()> {
+        self.endpoints[0]
+            .kill(rank, reason)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))
+    }
+}
+
+/// Runs `body` on rank 0 of an `n`-rank world in this process; ranks
+/// `1..n` serve until the body returns, then all shut down.
+pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> Result<R> {
+    if n == 0 {
+        return Err(Error::InvalidArgument(
+            "a world needs at least one rank".into(),
+        ));
+    }
+    let job_id = cfg.job_id.clone().unwrap_or_else(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("lb{}-{nanos}", std::process::id())
+    });
+    let mut prepared = Vec::new();
+    let mut arenas = Vec::new();
+    for rank in 0..n {
+        let p = Prepared::new(&cfg, rank, job_id.clone())?;
+        arenas.push(p.create_arena()?);
+        prepared.push(p);
+    }
+    let regions = arenas
+        .iter()
+        .map(|a| Region::new(ArenaRegion(a.clone())))
+        .collect();
+    let endpoints = Loopback::world(n, regions);
+    let world = World {
+        endpoints: endpoints.clone(),
+    };
+    let mut ranks = prepared.into_iter().zip(arenas).zip(endpoints);
+    let ((p0, a0), e0) = ranks.next().expect("n >= 1");
+    let servers: Vec<_> = ranks
+        .map(|((p, a), e)| {
+            std::thread::Builder::new()
+                .name("ferry-loopback-rank".into())
+                .spawn(move || {
+                    let t: Arc<dyn Transport> = e;
+                    let rt = p.start(a, Some(t))?;
+                    rt.serve()
+                })
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::Init(format!("could not start a rank thread: {e}")))?;
+    let t0: Arc<dyn Transport> = e0;
+    let started = p0.start(a0, Some(t0));
+    let out = started.map(|rt| {
+        let out = body(rt.clone(), &world);
+        let stopped = rt.shutdown();
+        (out, stopped)
+    });
+    let mut first_err = None;
+    for s in servers {
+        match s.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert(Error::Init("a rank thread panicked".into()));
+            }
+        }
+    }
+    let (out, stopped) = out?;
+    stopped?;
+    if let Some(e) = first_err {
+        tracing::warn!("a loopback rank ended with: {e}");
+    }
+    Ok(out)
+}

@@ -1,0 +1,150 @@
+//! The control messages ranks exchange, as rkyv archives in transport frames.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::error::{Error, FailureKind, TaskError};
+use crate::options::{RetryOn, TaskOptions};
+
+/// One control message.
+#[derive(Archive, Serialize, Deserialize, Debug)]
+pub(crate) enum Msg {
+    /// A rank announces its resources (sent to every rank at start).
+    Hello { totals: Vec<(String, f64)> },
+    /// Run remote function `fn_id` on the encoded `args`; the sender owns
+    /// the result, named `object`, and gets a `Done` back.
+    Submit {
+        object: u64,
+        fn_id: u64,
+        args: Vec<u8>,
+        opts: WireOptions,
+    },
+    /// The outcome of a `Submit`.
+    Done { object: u64, result: WireResult },
+    /// The owner has copied a result out: its bytes may be freed.
+    Free { object: u64 },
+    /// Rank 0 ends the job: every rank shuts down.
+    Shutdown,
+}
+
+/// A task's result as its owner receives it.
+#[derive(Archive, Serialize, Deserialize, Debug)]
+pub(crate) enum WireResult {
+    /// Small results travel in the message.
+    Inline(Vec<u8>),
+    /// Larger ones stay in the executor's arena until the owner has read them.
+    At { offset: u64, len: u64 },
+    /// The task failed.
+    Failed(WireError),
+}
+
+/// A task error crossing ranks.
+#[derive(Archive, Serialize, Deserialize, Debug)]
+pub(crate) struct WireError {
+    pub(crate) task: String,
+    pub(crate) rank: u32,
+    /// 0 panic, 1 application, 2 system.
+    pub(crate) kind: u8,
+    pub(crate) message: String,
+    pub(crate) attempts: u32,
+}
+
+impl WireError {
+    pub(crate) fn from_error(e: &Error, task: &str, rank: u32) -> WireError {
+        match e.task_error() {
+            Some(t) => WireError {
+                task: t.task.clone(),
+                rank: t.rank,
+                kind: match t.kind {
+                    FailureKind::Panic => 0,
+                    FailureKind::Application => 1,
+                    FailureKind::System => 2,
+                },
+                message: t.message.clone(),
+                attempts: t.attempts,
+            },
+            None => WireError {
+                task: task.to_string(),
+                rank,
+                kind: 2,
+                message: e.to_string(),
+                attempts: 1,
+            },
+        }
+    }
+
+    pub(crate) fn into_error(self) -> Error {
+        Error::Task(Box::new(TaskError {
+            task: self.task,
+            rank: self.rank,
+            kind: match self.kind {
+                0 => FailureKind::Panic,
+                1 => FailureKind::Application,
+                _ => FailureKind::System,
+            },
+            message: self.message,
+            attempts: self.attempts,
+        }))
+    }
+}
+
+/// The task options that can cross ranks (a `retry_when` predicate cannot:
+/// such tasks run where they were submitted).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct WireOptions {
+    name: Option<String>,
+    num_cpus: f64,
+    num_gpus: f64,
+    memory: f64,
+    resources: Vec<(String, f64)>,
+    max_retries: i32,
+    retry_all: bool,
+    env: Vec<(String, String)>,
+}
+
+impl WireOptions {
+    pub(crate) fn from_options(o: &TaskOptions) -> WireOptions {
+        WireOptions {
+            name: o.name.clone(),
+            num_cpus: o.num_cpus,
+            num_gpus: o.num_gpus,
+            memory: o.memory,
+            resources: o.resources.clone(),
+            max_retries: o.max_retries,
+            retry_all: matches!(o.retry_on, RetryOn::All),
+            env: o.env.clone(),
+        }
+    }
+
+    /// The options to run with on the executing rank (pinned there).
+    pub(crate) fn into_options(self) -> TaskOptions {
+        TaskOptions {
+            name: self.name,
+            num_cpus: self.num_cpus,
+            num_gpus: self.num_gpus,
+            memory: self.memory,
+            resources: self.resources,
+            max_retries: self.max_retries,
+            retry_on: if self.retry_all {
+                RetryOn::All
+            } else {
+                RetryOn::Never
+            },
+            env: self.env,
+            pinned_here: true,
+        }
+    }
+}
+
+/// Encodes a message into a frame.
+pub(crate) fn encode(msg: &Msg) -> Vec<u8> {
+    rkyv::to_bytes::<ferry_store::ArchiveError>(msg)
+        .map(|b| b.to_vec())
+        .unwrap_or_default()
+}
+
+/// Decodes a frame (validated: frames come from other processes).
+pub(crate) fn decode(bytes: &[u8]) -> Result<Msg, String> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<Msg, ferry_store::ArchiveError>(&aligned).map_err(|e| e.to_string())
+}

@@ -1,0 +1,120 @@
+//! Ferry's rank-to-rank transport: opaque control frames and one-sided reads.
+//!
+//! Every rank owns one endpoint implementing [`Transport`]:
+//!
+//! - [`Transport::send`] / [`Transport::recv`]: small opaque byte frames
+//!   (the runtime encodes them, e.g. as rkyv archives). Frames from one
+//!   sender to one receiver arrive in the order they were sent.
+//! - [`Transport::read`]: a one-sided copy out of another rank's exposed
+//!   [`Region`] (its object arena). The owner's threads take no part.
+//! - [`Event::RankLost`]: a peer is gone; sends to it fail with
+//!   [`TransportError::RankLost`].
+//!
+//! Two implementations:
+//!
+//! - [`Loopback`]: N ranks as threads of one process over crossbeam
+//!   channels (tests, and single-process runs).
+//! - `MpiTransport` (feature `mpi`): real ranks under `mpirun`/`srun`,
+//!   two-sided MPI messages for frames and a passive-target MPI RMA window
+//!   over the region for reads; one progress thread owns every MPI call.
+//!   See the crate README for the design and measured numbers.
+//!
+//! All `unsafe` code lives in one private module (`rma`): the raw-memory
+//! copy out of an [`Exposed`] region and the `mpi::ffi` calls for the RMA
+//! window and non-blocking sends.
+
+mod error;
+mod loopback;
+#[cfg(feature = "mpi")]
+mod mpi;
+mod region;
+mod rma;
+mod wait;
+
+use std::time::Duration;
+
+pub use error::TransportError;
+pub use loopback::Loopback;
+#[cfg(feature = "mpi")]
+pub use mpi::{FRAME_TAG, MpiInfo, MpiTransport};
+pub use region::{Exposed, Region};
+
+/// A rank number: `0..size`.
+pub type Rank = u32;
+
+/// What a rank receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A frame another rank (or this one) sent.
+    Frame {
+        /// The sender.
+        from: Rank,
+        /// The frame, exactly as sent.
+        bytes: Vec<u8>,
+    },
+    /// A rank is gone; frames it sent before are delivered before this event.
+    RankLost {
+        /// The lost rank.
+        rank: Rank,
+        /// Why, for the error message the runtime shows.
+        reason: String,
+    },
+}
+
+/// One rank's endpoint: frames in and out, one-sided reads of other ranks'
+/// regions.
+///
+/// All methods take `&self` and may be called from any thread.
+pub trait Transport: Send + Sync + 'static {
+    /// This rank.
+    fn rank(&self) -> Rank;
+
+    /// Number of ranks.
+    fn size(&self) -> u32;
+
+    /// Queues one frame to `to`. Never blocks on the receiver; the order of
+    /// frames between one sender and one receiver is kept. Sending to
+    /// yourself works.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::UnknownRank`], [`TransportError::RankLost`] when
+    /// `to` is known to be gone, [`TransportError::PeerClosed`] when `to`
+    /// closed its endpoint (where that can be known),
+    /// [`TransportError::Closed`] after [`close`](Self::close),
+    /// [`TransportError::FrameTooLarge`].
+    fn send(&self, to: Rank, bytes: Vec<u8>) -> Result<(), TransportError>;
+
+    /// The next event, waiting up to `timeout` (`None`: forever); `Ok(None)`
+    /// when the timeout passed. Spins briefly, then parks: an idle caller
+    /// does not burn a core.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Closed`] once the endpoint is closed and every
+    /// event received before has been returned.
+    fn recv(&self, timeout: Option<Duration>) -> Result<Option<Event>, TransportError>;
+
+    /// Copies `dst.len()` bytes at `offset` of rank `from`'s exposed region
+    /// into `dst`. One-sided: the owner's threads do nothing. Reading your
+    /// own region is a local copy.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::OutOfBounds`] when `offset + dst.len()` exceeds the
+    /// region, [`TransportError::UnknownRank`], [`TransportError::RankLost`],
+    /// [`TransportError::Closed`], [`TransportError::Mpi`].
+    fn read(&self, from: Rank, offset: usize, dst: &mut [u8]) -> Result<(), TransportError>;
+
+    /// Stops this endpoint and joins its threads. Idempotent. For MPI this is
+    /// collective (every rank must call it): see `MpiTransport::close`.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Mpi`] when shutting MPI down failed.
+    fn close(&self) -> Result<(), TransportError>;
+}
+
+/// The rsmpi crate this transport is built with (for [`MpiTransport::with_world`]).
+#[cfg(feature = "mpi")]
+pub use ::mpi as rsmpi;

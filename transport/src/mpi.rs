@@ -1,0 +1,446 @@
+//! Real ranks over MPI: one progress thread owns every MPI call.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, unbounded};
+use mpi::Threading;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::{Communicator, CommunicatorCollectives, MatchedReceiveVec, Source};
+
+use crate::rma::{PendingSend, ReadRequest, Window};
+use crate::wait::recv_until;
+use crate::{Event, Rank, Region, Transport, TransportError};
+
+/// The MPI tag every transport frame is sent with (on `MPI_COMM_WORLD`).
+/// Code run through [`MpiTransport::with_world`] must not use it.
+pub const FRAME_TAG: i32 = 0x0FE7;
+
+/// Longest idle sleep of the progress thread between two polls of MPI.
+const MAX_BACKOFF: Duration = Duration::from_millis(1);
+/// How long the progress thread keeps polling (yielding the core between
+/// polls) after its last piece of work before it starts sleeping. Longer
+/// than a frame round trip (~20 µs here), so a conversation in progress
+/// never waits for a sleeping thread; short enough that an idle rank costs
+/// nothing measurable.
+const PROGRESS_SPIN: Duration = Duration::from_micros(200);
+/// First idle sleep after the spin phase.
+const MIN_BACKOFF: Duration = Duration::from_micros(10);
+
+/// What the MPI library provided, for logs and `ferry info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpiInfo {
+    /// The thread level granted (`Funneled`, `Serialized` or `Multiple`).
+    pub threading: String,
+    /// `MPI_Get_library_version`.
+    pub library: String,
+}
+
+type WorldJob = Box<dyn FnOnce(&SimpleCommunicator) + Send>;
+
+enum Cmd {
+    Send { to: Rank, bytes: Vec<u8> },
+    Read(ReadRequest),
+    Run(WorldJob),
+    Close,
+}
+
+/// What the progress thread reports once MPI is up.
+struct Started {
+    rank: Rank,
+    size: u32,
+    region_lens: Vec<usize>,
+    info: MpiInfo,
+}
+
+/// A rank's endpoint over MPI (feature `mpi`).
+///
+/// [`start`](MpiTransport::start) spawns a progress thread that initializes
+/// MPI (`MPI_THREAD_SERIALIZED` asked, at least `FUNNELED` required: every
+/// MPI call of the process happens on that one thread, because OpenMPI's
+/// handles are `!Send` and thread-safe MPI is slower), creates a
+/// passive-target RMA window over the rank's [`Region`] and then loops:
+/// posts queued frames (`MPI_Isend`, tag [`FRAME_TAG`]), probes for incoming
+/// ones (`MPI_Improbe` + `MPI_Mrecv`), serves queued reads (`MPI_Get` +
+/// `MPI_Win_flush`), and when idle spins ~50 µs, then sleeps with
+/// exponential backoff from 10 µs to 1 ms — ranks share cores with workers,
+/// so an idle rank must not burn one. Queuing work wakes the thread at once;
+/// an incoming frame on an idle rank waits up to 1 ms to be noticed.
+///
+/// MPI can be initialized once per process: start one `MpiTransport` per
+/// process, and do not initialize MPI elsewhere.
+///
+/// A dead rank ends the whole job: MPI's default error handler aborts and
+/// `mpirun` kills the other ranks, so this transport never produces
+/// [`Event::RankLost`].
+pub struct MpiTransport {
+    rank: Rank,
+    size: u32,
+    region: Region,
+    region_lens: Vec<usize>,
+    info: MpiInfo,
+    cmds: Sender<Cmd>,
+    /// Frames to self skip MPI.
+    self_tx: Sender<Event>,
+    events: Receiver<Event>,
+    progress: Thread,
+    closed: AtomicBool,
+    join: Mutex<Option<JoinHandle<Result<(), TransportError>>>>,
+    close_result: Mutex<Option<Result<(), TransportError>>>,
+}
+
+impl std::fmt::Debug for MpiTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpiTransport")
+            .field("rank", &self.rank)
+            .field("size", &self.size)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+fn level(t: Threading) -> u8 {
+    match t {
+        Threading::Single => 0,
+        Threading::Funneled => 1,
+        Threading::Serialized => 2,
+        Threading::Multiple => 3,
+    }
+}
+
+impl MpiTransport {
+    /// Initializes MPI on a new progress thread and exposes `region` to the
+    /// other ranks. Collective: every rank of `MPI_COMM_WORLD` must call it.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Mpi`] when MPI was already initialized in this
+    /// process, offers less than `MPI_THREAD_FUNNELED`, or window creation
+    /// fails.
+    pub fn start(region: Region) -> Result<Arc<MpiTransport>, TransportError> {
+        let (cmd_tx, cmd_rx) = unbounded();
+        let (ev_tx, ev_rx) = unbounded();
+        let (started_tx, started_rx) = bounded(1);
+        let thread_region = region.clone();
+        let thread_events = ev_tx.clone();
+        let handle = std::thread::Builder::new()
+            .name("ferry-mpi-progress".into())
+            .spawn(move || progress_main(thread_region, cmd_rx, thread_events, started_tx))
+            .map_err(|e| TransportError::Mpi(format!("cannot spawn the progress thread: {e}")))?;
+        let progress = handle.thread().clone();
+        let started = match started_rx.recv() {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(match handle.join() {
+                    Ok(Err(e)) => e,
+                    _ => TransportError::Mpi("the progress thread died while starting".into()),
+                });
+            }
+        };
+        Ok(Arc::new(MpiTransport {
+            rank: started.rank,
+            size: started.size,
+            region,
+            region_lens: started.region_lens,
+            info: started.info,
+            cmds: cmd_tx,
+            self_tx: ev_tx,
+            events: ev_rx,
+            progress,
+            closed: AtomicBool::new(false),
+            join: Mutex::new(Some(handle)),
+            close_result: Mutex::new(None),
+        }))
+    }
+
+    /// Thread level and library version.
+    pub fn info(&self) -> &MpiInfo {
+        &self.info
+    }
+
+    /// Length of every rank's exposed region (exchanged at start).
+    pub fn region_lens(&self) -> &[usize] {
+        &self.region_lens
+    }
+
+    /// Runs `f` on the progress thread with `MPI_COMM_WORLD` and returns its
+    /// result (benchmarks, collectives). The progress loop pauses meanwhile.
+    /// `f` must not use tag [`FRAME_TAG`]; a collective in `f` must be
+    /// entered by every rank.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Closed`] after [`close`](Transport::close) or when
+    /// `f` panicked (which also stops the progress thread).
+    pub fn with_world<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SimpleCommunicator) -> R + Send + 'static,
+    ) -> Result<R, TransportError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TransportError::Closed);
+        }
+        let (tx, rx) = bounded(1);
+        let job: WorldJob = Box::new(move |world| {
+            let _ = tx.send(f(world));
+        });
+        self.command(Cmd::Run(job))?;
+        rx.recv().map_err(|_| TransportError::Closed)
+    }
+
+    fn command(&self, cmd: Cmd) -> Result<(), TransportError> {
+        self.cmds.send(cmd).map_err(|_| TransportError::Closed)?;
+        // Cheap when the thread is not parked (an atomic swap, no syscall).
+        self.progress.unpark();
+        Ok(())
+    }
+
+    fn check_rank(&self, rank: Rank) -> Result<(), TransportError> {
+        if rank < self.size {
+            Ok(())
+        } else {
+            Err(TransportError::UnknownRank {
+                rank,
+                size: self.size,
+            })
+        }
+    }
+
+    fn check_open(&self) -> Result<(), TransportError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(TransportError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Transport for MpiTransport {
+    fn rank(&self) -> Rank {
+        self.rank
+    }
+
+    fn size(&self) -> u32 {
+        self.size
+    }
+
+    fn send(&self, to: Rank, bytes: Vec<u8>) -> Result<(), TransportError> {
+        self.check_open()?;
+        self.check_rank(to)?;
+        if to == self.rank {
+            return self
+                .self_tx
+                .send(Event::Frame { from: to, bytes })
+                .map_err(|_| TransportError::Closed);
+        }
+        if bytes.len() > i32::MAX as usize {
+            return Err(TransportError::FrameTooLarge {
+                len: bytes.len(),
+                max: i32::MAX as usize,
+            });
+        }
+        self.command(Cmd::Send { to, bytes })
+    }
+
+    fn recv(&self, timeout: Option<Duration>) -> Result<Option<Event>, TransportError> {
+        if self.closed.load(Ordering::Acquire) {
+            return match self.events.try_recv() {
+                Ok(ev) => Ok(Some(ev)),
+                Err(_) => Err(TransportError::Closed),
+            };
+        }
+        recv_until(&self.events, timeout, || self.check_open())
+    }
+
+    fn read(&self, from: Rank, offset: usize, dst: &mut [u8]) -> Result<(), TransportError> {
+        self.check_open()?;
+        self.check_rank(from)?;
+        if from == self.rank {
+            return self.region.read_local(from, offset, dst);
+        }
+        let region_len = self.region_lens[from as usize];
+        match offset.checked_add(dst.len()) {
+            Some(end) if end <= region_len => {}
+            _ => {
+                return Err(TransportError::OutOfBounds {
+                    rank: from,
+                    offset,
+                    len: dst.len(),
+                    region_len,
+                });
+            }
+        }
+        if dst.is_empty() {
+            return Ok(());
+        }
+        ReadRequest::run(from, offset, dst, |req| self.command(Cmd::Read(req)))
+    }
+
+    /// Stops the progress thread and shuts MPI down: posts every frame
+    /// queued before, waits until they have left, frees the RMA window and
+    /// finalizes MPI.
+    ///
+    /// **Collective**: every rank must call it (`MPI_Win_free` and
+    /// `MPI_Finalize` synchronize the ranks); the runtime's shutdown
+    /// protocol (rank 0 tells every rank to stop) guarantees that. Frames
+    /// sent to a rank after it closed are lost. Idempotent: later calls
+    /// return the first call's result. Events received before remain
+    /// available to [`recv`](Transport::recv).
+    fn close(&self) -> Result<(), TransportError> {
+        let mut join = self.join.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(handle) = join.take() {
+            self.closed.store(true, Ordering::Release);
+            let _ = self.cmds.send(Cmd::Close);
+            self.progress.unpark();
+            let result = handle.join().unwrap_or_else(|_| {
+                Err(TransportError::Mpi("the progress thread panicked".into()))
+            });
+            *self.close_result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        }
+        drop(join);
+        self.close_result
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(Ok(()))
+    }
+}
+
+/// The progress thread: initialize, serve, shut down.
+fn progress_main(
+    region: Region,
+    cmds: Receiver<Cmd>,
+    events: Sender<Event>,
+    started: Sender<Result<Started, TransportError>>,
+) -> Result<(), TransportError> {
+    let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Serialized) else {
+        let e = TransportError::Mpi("MPI is already initialized in this process".into());
+        let _ = started.send(Err(e.clone()));
+        return Err(e);
+    };
+    if level(threading) < level(Threading::Funneled) {
+        let e = TransportError::Mpi(format!(
+            "MPI offers thread level {threading:?}; FUNNELED or better is needed"
+        ));
+        let _ = started.send(Err(e.clone()));
+        return Err(e);
+    }
+    let world = universe.world();
+    let rank = world.rank() as Rank;
+    let size = world.size() as u32;
+    let mine = region.len() as u64;
+    let mut lens = vec![0u64; size as usize];
+    world.all_gather_into(&mine, &mut lens[..]);
+    let window = match Window::create(&world, region) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = started.send(Err(e.clone()));
+            return Err(e);
+        }
+    };
+    let info = MpiInfo {
+        threading: format!("{threading:?}"),
+        library: mpi::environment::library_version()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    };
+    let _ = started.send(Ok(Started {
+        rank,
+        size,
+        region_lens: lens.iter().map(|&l| l as usize).collect(),
+        info,
+    }));
+
+    let served = serve(&world, &window, &cmds, &events);
+    let freed = window.free().map(drop);
+    // Frames that arrived before every rank freed the window are still
+    // handed out.
+    let _ = poll_frames(&world, &events);
+    drop(world);
+    // Dropping the universe calls MPI_Finalize.
+    drop(universe);
+    served.and(freed)
+}
+
+/// Receives every frame that has arrived; whether there was any.
+fn poll_frames(world: &SimpleCommunicator, events: &Sender<Event>) -> bool {
+    let mut any = false;
+    while let Some(probed) = world
+        .any_process()
+        .immediate_matched_probe_with_tag(FRAME_TAG)
+    {
+        let (bytes, status) = probed.matched_receive_vec::<u8>();
+        let from = status.source_rank() as Rank;
+        // The receiver lives in the transport; if it is gone nobody listens.
+        let _ = events.send(Event::Frame { from, bytes });
+        any = true;
+    }
+    any
+}
+
+/// The progress loop, until `Cmd::Close` (or the transport is dropped) and
+/// every posted send has completed.
+fn serve(
+    world: &SimpleCommunicator,
+    window: &Window,
+    cmds: &Receiver<Cmd>,
+    events: &Sender<Event>,
+) -> Result<(), TransportError> {
+    let mut pending: VecDeque<PendingSend> = VecDeque::new();
+    let mut closing = false;
+    let mut idle_since: Option<Instant> = None;
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let mut busy = false;
+        while !closing {
+            match cmds.try_recv() {
+                Ok(Cmd::Send { to, bytes }) => {
+                    pending.push_back(PendingSend::start(world, to, FRAME_TAG, bytes)?);
+                }
+                Ok(Cmd::Read(req)) => req.serve(window),
+                Ok(Cmd::Run(job)) => job(world),
+                Ok(Cmd::Close) | Err(TryRecvError::Disconnected) => closing = true,
+                Err(TryRecvError::Empty) => break,
+            }
+            busy = true;
+        }
+        busy |= poll_frames(world, events);
+        let before = pending.len();
+        let mut i = 0;
+        while i < pending.len() {
+            if pending[i].test()? {
+                pending.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        busy |= pending.len() != before;
+        if closing && pending.is_empty() {
+            return Ok(());
+        }
+        if busy {
+            idle_since = None;
+            backoff = MIN_BACKOFF;
+            continue;
+        }
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < PROGRESS_SPIN {
+            // Let a runnable thread on this core (a worker, or the rank's own
+            // thread waiting to hand us a frame) go first.
+            std::thread::yield_now();
+            continue;
+        }
+        // Sleep until woken by a new command or the backoff passes; incoming
+        // frames and remote RMA need no action from us when MPI progresses
+        // them in the background, and are picked up at the next poll.
+        std::thread::park_timeout(backoff);
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,347 @@
+//! Every `unsafe` line of the crate: raw copies out of [`Exposed`] memory
+//! and, with feature `mpi`, the `mpi::ffi` calls rsmpi has no safe wrapper
+//! for (the RMA window, non-blocking sends of owned buffers, reads into a
+//! caller's buffer on the progress thread).
+
+use crate::Exposed;
+
+/// An owned, immutable byte buffer exposed as a region.
+pub(crate) struct OwnedBytes {
+    bytes: Box<[u8]>,
+}
+
+impl OwnedBytes {
+    pub(crate) fn new(bytes: Box<[u8]>) -> OwnedBytes {
+        OwnedBytes { bytes }
+    }
+}
+
+// SAFETY: the boxed slice is owned, never written after construction and
+// never moves while `self` lives (moving a `Box` does not move its heap
+// allocation), so `base`/`len` are stable and the bytes stay readable with
+// no concurrent writes.
+unsafe impl Exposed for OwnedBytes {
+    fn base(&self) -> *const u8 {
+        self.bytes.as_ptr()
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Copies `dst.len()` bytes at `offset` of `src` into `dst`.
+///
+/// # Panics
+///
+/// When `offset + dst.len() > src.len()` (callers check bounds first).
+pub(crate) fn copy_out(src: &dyn Exposed, offset: usize, dst: &mut [u8]) {
+    let end = offset.checked_add(dst.len()).expect("read range overflows");
+    assert!(end <= src.len(), "read past the end of an exposed region");
+    if dst.is_empty() {
+        return;
+    }
+    // SAFETY: `Exposed` guarantees `base()..base()+len()` is mapped and
+    // readable while `src` lives, and that the bytes being read are not
+    // written concurrently; `offset..end` lies inside it (asserted above).
+    // `dst` is a distinct `&mut` buffer of exactly `dst.len()` bytes, so the
+    // ranges cannot overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.base().add(offset), dst.as_mut_ptr(), dst.len());
+    }
+}
+
+#[cfg(feature = "mpi")]
+pub(crate) use self::mpi_ffi::{PendingSend, ReadRequest, Window};
+
+#[cfg(feature = "mpi")]
+mod mpi_ffi {
+    use std::os::raw::{c_int, c_void};
+
+    use crossbeam_channel::{Sender, bounded};
+    use mpi::ffi;
+    use mpi::raw::AsRaw;
+    use mpi::topology::SimpleCommunicator;
+
+    use crate::{Rank, Region, TransportError};
+
+    /// Largest count handed to one MPI call (counts are `c_int`).
+    const CHUNK: usize = 1 << 30;
+
+    fn check(what: &str, code: c_int) -> Result<(), TransportError> {
+        if code == ffi::MPI_SUCCESS as c_int {
+            Ok(())
+        } else {
+            Err(TransportError::Mpi(format!(
+                "{what} failed with error code {code}"
+            )))
+        }
+    }
+
+    /// A passive-target RMA window over this rank's [`Region`], locked
+    /// (shared, `MPI_MODE_NOCHECK`) towards every rank for its whole life.
+    ///
+    /// Not `Send` (it holds an `MPI_Win` pointer): it lives on the progress
+    /// thread. [`free`](Window::free) is collective and must be called by
+    /// every rank; dropping a window without `free` leaks it.
+    pub(crate) struct Window {
+        win: ffi::MPI_Win,
+        /// Keeps the exposed memory alive for as long as the window exists.
+        region: Region,
+        freed: bool,
+    }
+
+    impl Window {
+        /// Creates the window over `region` (collective over `comm`:
+        /// `MPI_Win_create`, displacement unit 1) and locks it towards all
+        /// ranks (`MPI_Win_lock_all(MPI_MODE_NOCHECK)`).
+        pub(crate) fn create(
+            comm: &SimpleCommunicator,
+            region: Region,
+        ) -> Result<Window, TransportError> {
+            let exposed = region.exposed();
+            let size = ffi::MPI_Aint::try_from(exposed.len())
+                .map_err(|_| TransportError::Mpi("region too large for MPI_Aint".into()))?;
+            // SAFETY: `RSMPI_WIN_NULL` is a constant handle initialised by the
+            // MPI library's static data; reading it has no side effect.
+            let mut win = unsafe { ffi::RSMPI_WIN_NULL };
+            // SAFETY: `base..base+size` is valid, stable memory for as long as
+            // `region` lives (the `Exposed` contract), and `region` is stored in
+            // the returned window, which must be freed (collectively) before
+            // the memory can go. MPI only reads it: we issue no `MPI_Put` or
+            // accumulate on this window. `comm` is a live communicator and
+            // `win` a valid out-pointer.
+            let code = unsafe {
+                ffi::MPI_Win_create(
+                    exposed.base() as *mut c_void,
+                    size,
+                    1,
+                    ffi::RSMPI_INFO_NULL,
+                    comm.as_raw(),
+                    &mut win,
+                )
+            };
+            check("MPI_Win_create", code)?;
+            let mut window = Window {
+                win,
+                region,
+                freed: false,
+            };
+            // SAFETY: `window.win` is the window just created; no lock epoch
+            // is open on it yet.
+            let code = unsafe { ffi::MPI_Win_lock_all(ffi::MPI_MODE_NOCHECK as c_int, window.win) };
+            if let Err(e) = check("MPI_Win_lock_all", code) {
+                // Do not leave a half-made window behind; freeing is collective
+                // but so was creating, and every rank takes this same path.
+                // SAFETY: `window.win` is a valid window with no open epoch.
+                unsafe { ffi::MPI_Win_free(&mut window.win) };
+                window.freed = true;
+                return Err(e);
+            }
+            Ok(window)
+        }
+
+        /// The exposed region (for local reads).
+        #[allow(dead_code)]
+        pub(crate) fn region(&self) -> &Region {
+            &self.region
+        }
+
+        /// Copies `dst.len()` bytes at `offset` of `target`'s window into `dst`
+        /// and waits until they are there (`MPI_Get` + `MPI_Win_flush`).
+        /// The caller has checked the range against the target's region length.
+        pub(crate) fn get(
+            &self,
+            target: Rank,
+            offset: usize,
+            dst: &mut [u8],
+        ) -> Result<(), TransportError> {
+            let target_c = c_int::try_from(target)
+                .map_err(|_| TransportError::Mpi("rank exceeds c_int".into()))?;
+            let mut done = 0;
+            while done < dst.len() {
+                let n = (dst.len() - done).min(CHUNK);
+                let disp = ffi::MPI_Aint::try_from(offset + done)
+                    .map_err(|_| TransportError::Mpi("offset exceeds MPI_Aint".into()))?;
+                // SAFETY: `dst[done..done+n]` is a live, exclusively borrowed
+                // buffer of `n` bytes (`n <= CHUNK` fits `c_int`); it stays
+                // borrowed until the flush below completes the operation.
+                // `self.win` is a live window with an open lock_all epoch.
+                let code = unsafe {
+                    ffi::MPI_Get(
+                        dst.as_mut_ptr().add(done) as *mut c_void,
+                        n as c_int,
+                        ffi::RSMPI_UINT8_T,
+                        target_c,
+                        disp,
+                        n as c_int,
+                        ffi::RSMPI_UINT8_T,
+                        self.win,
+                    )
+                };
+                check("MPI_Get", code)?;
+                done += n;
+            }
+            // SAFETY: `self.win` is a live window with an open lock_all epoch;
+            // the flush completes every get issued above before `dst` is
+            // released. It runs even when a get failed part-way, so nothing
+            // is left writing into `dst`.
+            let code = unsafe { ffi::MPI_Win_flush(target_c, self.win) };
+            check("MPI_Win_flush", code)
+        }
+
+        /// Ends the lock_all epoch and frees the window (`MPI_Win_free` is
+        /// collective: every rank must call it). Returns the region.
+        pub(crate) fn free(mut self) -> Result<Region, TransportError> {
+            // SAFETY: `self.win` is live with an open lock_all epoch (opened
+            // in `create`); every get was flushed before its request returned.
+            let unlock = unsafe { ffi::MPI_Win_unlock_all(self.win) };
+            // SAFETY: `self.win` is live and its epoch is closed; after this
+            // call it is `MPI_WIN_NULL` and never used again (`freed`).
+            let free = unsafe { ffi::MPI_Win_free(&mut self.win) };
+            self.freed = true;
+            check("MPI_Win_unlock_all", unlock)?;
+            check("MPI_Win_free", free)?;
+            Ok(self.region.clone())
+        }
+    }
+
+    impl Drop for Window {
+        fn drop(&mut self) {
+            if !self.freed {
+                // Freeing is collective, so it cannot happen here: leak the
+                // window and the memory MPI may still read through it.
+                std::mem::forget(self.region.clone());
+            }
+        }
+    }
+
+    /// An `MPI_Isend` of an owned buffer, kept alive until the send completes.
+    pub(crate) struct PendingSend {
+        req: ffi::MPI_Request,
+        buf: Vec<u8>,
+        done: bool,
+    }
+
+    impl PendingSend {
+        /// Starts sending `buf` to `to` with `tag` on `comm` (`MPI_Isend`).
+        /// `buf.len()` must fit a `c_int` (the caller checks).
+        pub(crate) fn start(
+            comm: &SimpleCommunicator,
+            to: Rank,
+            tag: c_int,
+            buf: Vec<u8>,
+        ) -> Result<PendingSend, TransportError> {
+            let count = c_int::try_from(buf.len()).map_err(|_| TransportError::FrameTooLarge {
+                len: buf.len(),
+                max: c_int::MAX as usize,
+            })?;
+            let to = c_int::try_from(to)
+                .map_err(|_| TransportError::Mpi("rank exceeds c_int".into()))?;
+            // SAFETY: `RSMPI_REQUEST_NULL` is a constant handle from the MPI
+            // library's static data.
+            let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
+            // SAFETY: `buf` holds `count` initialised bytes; its heap
+            // allocation does not move when the `Vec` is moved into the
+            // returned value, which keeps it until MPI reports completion (or
+            // leaks it, see `Drop`). `comm` is live; `req` is an out-pointer.
+            let code = unsafe {
+                ffi::MPI_Isend(
+                    buf.as_ptr() as *const c_void,
+                    count,
+                    ffi::RSMPI_UINT8_T,
+                    to,
+                    tag,
+                    comm.as_raw(),
+                    &mut req,
+                )
+            };
+            check("MPI_Isend", code)?;
+            Ok(PendingSend {
+                req,
+                buf,
+                done: false,
+            })
+        }
+
+        /// Whether the send has completed (`MPI_Test`); frees the buffer then.
+        pub(crate) fn test(&mut self) -> Result<bool, TransportError> {
+            if self.done {
+                return Ok(true);
+            }
+            let mut flag: c_int = 0;
+            // SAFETY: `self.req` is the live request from `MPI_Isend` (not yet
+            // completed: `done` is false); `flag` is an out-pointer and the
+            // status is ignored.
+            let code = unsafe { ffi::MPI_Test(&mut self.req, &mut flag, ffi::RSMPI_STATUS_IGNORE) };
+            check("MPI_Test", code)?;
+            if flag != 0 {
+                self.done = true;
+                self.buf = Vec::new();
+            }
+            Ok(self.done)
+        }
+    }
+
+    impl Drop for PendingSend {
+        fn drop(&mut self) {
+            if !self.done {
+                // MPI may still read the buffer: leak it rather than free it
+                // under the library's feet.
+                std::mem::forget(std::mem::take(&mut self.buf));
+            }
+        }
+    }
+
+    /// A `read` waiting for the progress thread: carries the caller's buffer.
+    pub(crate) struct ReadRequest {
+        target: Rank,
+        offset: usize,
+        dst: *mut u8,
+        len: usize,
+        done: Sender<Result<(), TransportError>>,
+    }
+
+    // SAFETY: the raw `dst` pointer is only written through in `serve`, while
+    // the thread that built the request (in `run`) is blocked holding the
+    // exclusive borrow it came from; see `run`.
+    unsafe impl Send for ReadRequest {}
+
+    impl ReadRequest {
+        /// Builds a request to fill `dst` from `target`'s window at `offset`,
+        /// hands it to `submit` (which queues it for the progress thread) and
+        /// blocks until the request has been served or dropped.
+        pub(crate) fn run(
+            target: Rank,
+            offset: usize,
+            dst: &mut [u8],
+            submit: impl FnOnce(ReadRequest) -> Result<(), TransportError>,
+        ) -> Result<(), TransportError> {
+            let (tx, rx) = bounded(1);
+            let req = ReadRequest {
+                target,
+                offset,
+                dst: dst.as_mut_ptr(),
+                len: dst.len(),
+                done: tx,
+            };
+            submit(req)?;
+            // The only sender lives in the request, so `recv` returns once the
+            // request has been served (a result) or dropped unserved
+            // (disconnected) — in both cases nobody writes to `dst` any more,
+            // and `dst` stays borrowed by this frame until then.
+            rx.recv().unwrap_or(Err(TransportError::Closed))
+        }
+
+        /// Performs the read on the progress thread and wakes the caller.
+        pub(crate) fn serve(self, window: &Window) {
+            // SAFETY: `dst`/`len` come from the `&mut [u8]` borrowed by the
+            // caller blocked in `run`, which cannot return (and so cannot
+            // release or touch the buffer) before `self.done` is sent to or
+            // dropped, which happens only after this slice's last use below.
+            let dst = unsafe { std::slice::from_raw_parts_mut(self.dst, self.len) };
+            let result = window.get(self.target, self.offset, dst);
+            let _ = self.done.send(result);
+        }
+    }
+}
