@@ -53,6 +53,26 @@ for src in examples/*.rs; do
   echo "-- example $name passed in $(( $(date +%s) - start )) s"
 done
 
+say "MPI: the mpi feature, the transport over real mpirun, every example on 2, 3 and 4 ranks"
+if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  cargo clippy --workspace --all-targets --release --features mpi -- -D warnings
+  cargo test --release -p ferry-transport --features mpi
+  cargo build --release --features mpi --examples
+  for n in 2 3 4; do
+    for src in examples/*.rs; do
+      name=$(basename "$src" .rs)
+      echo "-- mpirun -n $n example $name"
+      timeout 600 mpirun --oversubscribe -x FERRY_NUM_CPUS=2 -n "$n" "target/release/examples/$name" > "target/mpi-$name-$n.log" 2>&1 \
+        || { cat "target/mpi-$name-$n.log"; echo "example $name failed on $n ranks" >&2; exit 1; }
+    done
+  done
+  # Leave the default (no-MPI) build of the examples in place.
+  cargo build --release --examples
+else
+  echo "skipped: mpirun/mpicc not found (install openmpi-bin libopenmpi-dev)"
+fi
+
 say "benchmarks build; ferry bench smoke run"
 cargo bench --workspace --no-run
 cargo run --release --bin ferry -- bench --quick

@@ -156,6 +156,26 @@ impl Cluster {
         sum
     }
 
+    /// What the other ranks have free, as this rank sees it: their totals,
+    /// less the CPUs of the tasks this rank has running there (Ray's
+    /// `available_resources` is likewise a recent view, not a lock).
+    pub(crate) fn others_available(&self) -> BTreeMap<String, f64> {
+        let mut sum = BTreeMap::new();
+        let lost = lock(&self.lost);
+        for (r, t) in lock(&self.totals).iter().enumerate() {
+            let Some(t) = t else { continue };
+            if r as Rank == self.rank || lost.contains(&(r as Rank)) {
+                continue;
+            }
+            let busy = self.in_flight[r].load(Ordering::Relaxed) as f64;
+            for (k, v) in t {
+                let v = if k == "CPU" { (v - busy).max(0.0) } else { *v };
+                *sum.entry(k.clone()).or_insert(0.0) += v;
+            }
+        }
+        sum
+    }
+
     fn rank_can_run(totals: &BTreeMap<String, f64>, opts: &TaskOptions) -> bool {
         let has = |name: &str, amount: f64| {
             amount <= 0.0 || totals.get(name).is_some_and(|t| *t >= amount)

@@ -12,6 +12,7 @@ mod config;
 mod context;
 mod error;
 mod exports;
+mod exposed;
 mod gpus;
 mod ids;
 pub mod loopback;

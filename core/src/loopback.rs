@@ -15,29 +15,12 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferry_store::Arena;
-use ferry_transport::{Exposed, Loopback, Rank, Region, Transport};
+use ferry_transport::{Loopback, Rank, Region, Transport};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::exposed::ArenaRegion;
 use crate::runtime::{Prepared, Runtime};
-
-/// An arena exposed to one-sided reads by other ranks.
-struct ArenaRegion(Arena);
-
-// SAFETY: the arena's mapping is fixed for its lifetime (`base_ptr` and
-// `capacity` never change) and this value keeps the arena alive; other ranks
-// only read sealed objects, which are never written again while a reader is
-// told to read them (the owner keeps them until `Free`).
-unsafe impl Exposed for ArenaRegion {
-    fn base(&self) -> *const u8 {
-        self.0.base_ptr()
-    }
-
-    fn len(&self) -> usize {
-        self.0.capacity()
-    }
-}
 
 /// Control of a loopback world, handed to the body of [`run`].
 pub struct World {

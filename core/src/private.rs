@@ -223,8 +223,16 @@ pub fn run_main<R: MainResult>(body: impl FnOnce(Runtime) -> R) -> std::process:
             return std::process::ExitCode::FAILURE;
         }
     };
-    let outcome = body(rt.clone()).into_error();
-    let stopped = rt.shutdown();
+    // Rank 0 runs the body; the other ranks serve until it ends the job.
+    let (outcome, stopped) = if rt.rank() == 0 {
+        let outcome = body(rt.clone()).into_error();
+        (outcome, rt.shutdown())
+    } else {
+        (
+            rt.serve().err().map(|e| format!("rank {}: {e}", rt.rank())),
+            Ok(()),
+        )
+    };
     match (outcome, stopped) {
         (None, Ok(())) => std::process::ExitCode::SUCCESS,
         (Some(e), _) => {

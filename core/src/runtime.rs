@@ -150,11 +150,49 @@ impl std::fmt::Debug for Runtime {
 /// ```
 pub fn init(cfg: Config) -> Result<Runtime> {
     let world = ferry_launcher::discover()?;
+    #[cfg(feature = "mpi")]
+    if world.size > 1 {
+        return init_mpi(cfg, &world);
+    }
     ferry_launcher::require_single_rank(&world)?;
     let job_id = cfg.job_id.clone().unwrap_or(world.job_id.clone());
     let prepared = Prepared::new(&cfg, world.rank, job_id)?;
     let arena = prepared.create_arena()?;
     prepared.start(arena, None)
+}
+
+/// Starts this process as one rank of an MPI job. Rank 0 returns its
+/// runtime and runs the program; every other rank serves tasks until rank 0
+/// ends the job, then exits the process (status 0, or 1 with a message), so
+/// that the same program runs unchanged on one rank and on many.
+#[cfg(feature = "mpi")]
+fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
+    let job_id = cfg.job_id.clone().unwrap_or(world.job_id.clone());
+    let prepared = Prepared::new(&cfg, world.rank, job_id)?;
+    let arena = prepared.create_arena()?;
+    let region = ferry_transport::Region::new(crate::exposed::ArenaRegion(arena.clone()));
+    let transport = ferry_transport::MpiTransport::start(region)
+        .map_err(|e| Error::Init(format!("MPI: {e}")))?;
+    if transport.rank() != world.rank {
+        return Err(Error::Init(format!(
+            "the launcher says rank {} but MPI says rank {}",
+            world.rank,
+            transport.rank()
+        )));
+    }
+    let rt = prepared.start(arena, Some(transport))?;
+    if rt.rank() == 0 {
+        return Ok(rt);
+    }
+    let served = rt.serve();
+    drop(rt);
+    match served {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("ferry: rank {}: {e}", world.rank);
+            std::process::exit(1)
+        }
+    }
 }
 
 /// A rank's settings, checked, before anything is started.
@@ -611,13 +649,20 @@ impl Runtime {
         m
     }
 
-    /// What is free now (Ray's `ray.available_resources()`).
+    /// What is free now (Ray's `ray.available_resources()`): this rank's
+    /// free resources plus, on several ranks, the others' as this rank sees
+    /// them (their totals less the tasks it has running there).
     pub fn available_resources(&self) -> BTreeMap<String, f64> {
         let mut m = self.inner.ledger.available();
         m.insert(
             "object_store_memory".into(),
             (self.inner.arena.capacity() - self.inner.arena.used()) as f64,
         );
+        if let Some(c) = self.inner.cluster() {
+            for (k, v) in c.others_available() {
+                *m.entry(k).or_insert(0.0) += v;
+            }
+        }
         m
     }
 

@@ -364,6 +364,11 @@ fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>) {
             }
             if cell.claim() {
                 sched.idle.fetch_sub(1, Ordering::AcqRel);
+                // A push may have counted on this worker being idle: if work
+                // is left, make sure somebody else takes it (or a thread starts).
+                if sched.has_work() {
+                    sched.notify(&inner);
+                }
                 // Idle again before the release, so that a task granted by the
                 // release does not start a needless thread.
                 cell.execute(&inner, || {

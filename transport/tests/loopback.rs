@@ -9,7 +9,11 @@ use ferry_transport::{Event, Loopback, Rank, Region, Transport, TransportError};
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
 
 fn region_of(rank: Rank, len: usize) -> Region {
-    Region::from_bytes((0..len).map(|i| (i as u8).wrapping_mul(3) ^ rank as u8).collect::<Vec<u8>>())
+    Region::from_bytes(
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(3) ^ rank as u8)
+            .collect::<Vec<u8>>(),
+    )
 }
 
 fn world(n: u32) -> Vec<Arc<Loopback>> {
@@ -39,9 +43,15 @@ fn all_to_all_keeps_per_pair_order() {
                     for _ in 0..PER_PAIR * n {
                         match ep.recv(WAIT).unwrap() {
                             Some(Event::Frame { from, bytes }) => {
-                                assert_eq!(u32::from_le_bytes(bytes[..4].try_into().unwrap()), from);
+                                assert_eq!(
+                                    u32::from_le_bytes(bytes[..4].try_into().unwrap()),
+                                    from
+                                );
                                 let seq = u32::from_le_bytes(bytes[4..].try_into().unwrap());
-                                assert_eq!(seq, next[from as usize], "rank {me}: order from {from}");
+                                assert_eq!(
+                                    seq, next[from as usize],
+                                    "rank {me}: order from {from}"
+                                );
                                 next[from as usize] += 1;
                             }
                             other => panic!("rank {me}: unexpected {other:?}"),
@@ -92,14 +102,20 @@ fn out_of_bounds_read_fails() {
             region_len: 1001
         }
     );
-    assert!(matches!(eps[0].read(1, usize::MAX, &mut buf), Err(TransportError::OutOfBounds { .. })));
+    assert!(matches!(
+        eps[0].read(1, usize::MAX, &mut buf),
+        Err(TransportError::OutOfBounds { .. })
+    ));
     assert!(matches!(
         eps[0].read(5, 0, &mut buf),
         Err(TransportError::UnknownRank { rank: 5, size: 2 })
     ));
     // A rank given no region exposes nothing.
     let bare = Loopback::world(2, Vec::new());
-    assert!(matches!(bare[0].read(1, 0, &mut buf), Err(TransportError::OutOfBounds { .. })));
+    assert!(matches!(
+        bare[0].read(1, 0, &mut buf),
+        Err(TransportError::OutOfBounds { .. })
+    ));
 }
 
 #[test]
@@ -131,16 +147,28 @@ fn kill_reports_rank_lost_and_fails_sends() {
                 reason: "simulated crash".into()
             }
         );
-        assert!(matches!(ep.read(1, 0, &mut [0u8; 4]), Err(TransportError::RankLost { rank: 1, .. })));
+        assert!(matches!(
+            ep.read(1, 0, &mut [0u8; 4]),
+            Err(TransportError::RankLost { rank: 1, .. })
+        ));
     }
     // The dead rank itself can do nothing; killing it again does nothing.
-    assert!(matches!(eps[1].send(0, vec![]), Err(TransportError::RankLost { rank: 1, .. })));
-    assert!(matches!(eps[1].recv(Some(Duration::ZERO)), Err(TransportError::RankLost { .. })));
+    assert!(matches!(
+        eps[1].send(0, vec![]),
+        Err(TransportError::RankLost { rank: 1, .. })
+    ));
+    assert!(matches!(
+        eps[1].recv(Some(Duration::ZERO)),
+        Err(TransportError::RankLost { .. })
+    ));
     eps[0].kill(1, "again").unwrap();
     assert_eq!(eps[0].recv(Some(Duration::from_millis(5))).unwrap(), None);
     // The survivors still talk.
     eps[0].send(2, b"still here".to_vec()).unwrap();
-    assert!(matches!(eps[2].recv(WAIT).unwrap(), Some(Event::Frame { from: 0, .. })));
+    assert!(matches!(
+        eps[2].recv(WAIT).unwrap(),
+        Some(Event::Frame { from: 0, .. })
+    ));
 }
 
 #[test]
@@ -172,7 +200,10 @@ fn recv_timeout_returns_none() {
     eps[1].send(0, vec![7]).unwrap();
     assert_eq!(
         eps[0].recv(Some(Duration::MAX)).unwrap(),
-        Some(Event::Frame { from: 1, bytes: vec![7] })
+        Some(Event::Frame {
+            from: 1,
+            bytes: vec![7]
+        })
     );
 }
 
@@ -189,10 +220,19 @@ fn send_to_self_and_close() {
         got.push(ev);
     }
     assert_eq!(got.len(), 2);
-    assert_eq!(eps[0].recv(Some(Duration::ZERO)), Err(TransportError::Closed));
+    assert_eq!(
+        eps[0].recv(Some(Duration::ZERO)),
+        Err(TransportError::Closed)
+    );
     assert_eq!(eps[0].send(1, vec![]), Err(TransportError::Closed));
-    assert_eq!(eps[1].send(0, vec![]), Err(TransportError::PeerClosed { rank: 0 }));
-    assert!(matches!(eps[1].send(9, vec![]), Err(TransportError::UnknownRank { .. })));
+    assert_eq!(
+        eps[1].send(0, vec![]),
+        Err(TransportError::PeerClosed { rank: 0 })
+    );
+    assert!(matches!(
+        eps[1].send(9, vec![]),
+        Err(TransportError::UnknownRank { .. })
+    ));
 }
 
 #[test]

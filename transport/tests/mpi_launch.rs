@@ -16,7 +16,12 @@ fn mpirun_found() -> bool {
 /// Runs the check with `n` ranks; returns (success, stdout + stderr).
 fn run(n: u32, extra: &[&str]) -> (bool, String) {
     let mut child = Command::new("mpirun")
-        .args(["--allow-run-as-root", "--oversubscribe", "-n", &n.to_string()])
+        .args([
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-n",
+            &n.to_string(),
+        ])
         .arg(env!("CARGO_BIN_EXE_ferry-transport-mpi-check"))
         .args(extra)
         .stdin(Stdio::null())
@@ -43,7 +48,9 @@ fn run(n: u32, extra: &[&str]) -> (bool, String) {
         }
         if start.elapsed() > LIMIT {
             // Ask mpirun to take its ranks down, then insist.
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             std::thread::sleep(Duration::from_secs(5));
             let _ = child.kill();
             let _ = child.wait();
@@ -73,6 +80,9 @@ fn mpi_check_on_2_3_4_ranks() {
             let count = text.lines().filter(|l| l.starts_with(what)).count();
             assert_eq!(count, n as usize, "{what}: {count} of {n} ranks\n{text}");
         }
-        assert!(text.contains("latency:") && text.contains("bandwidth:"), "{text}");
+        assert!(
+            text.contains("latency:") && text.contains("bandwidth:"),
+            "{text}"
+        );
     }
 }

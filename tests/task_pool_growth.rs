@@ -1,0 +1,44 @@
+//! The worker pool grows when more tasks are granted than there are worker
+//! threads (logical CPUs above the core count, blocked or busy workers), so
+//! granted tasks never wait for a thread that will not come.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ferry::Config;
+
+static ARRIVED: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits until `n` tasks are running at once (or gives up after 10 s).
+#[ferry::remote]
+fn rendezvous(n: u64) -> bool {
+    ARRIVED.fetch_add(1, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ARRIVED.load(Ordering::SeqCst) < n as usize {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+#[test]
+fn granted_tasks_all_get_a_thread() -> ferry::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = (cores * 2 + 2) as u64; // more logical CPUs than cores
+    let rt = ferry::init(
+        Config::default()
+            .num_cpus(n as f64)
+            .object_store_memory(16 << 20),
+    )?;
+    let refs: Vec<_> = (0..n)
+        .map(|_| rendezvous::remote(&rt, n))
+        .collect::<ferry::Result<_>>()?;
+    for r in &refs {
+        assert!(*rt.get(r)?, "not all {n} tasks ran at once");
+    }
+    // The driver may run one of them itself while it waits in `get`.
+    assert!(rt.worker_threads() >= n as usize - 1);
+    rt.shutdown()
+}
