@@ -56,7 +56,8 @@ fn main() -> ferry::Result<()> {
     // The CPU comes back once the last task has released it (the result can
     // be seen a moment before that, as with Ray's `available_resources`).
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while rt.available_resources()["CPU"] != 1.0 {
+    let total = rt.cluster_resources()["CPU"]; // 1 per rank
+    while rt.available_resources()["CPU"] != total {
         assert!(
             std::time::Instant::now() < deadline,
             "the CPU did not come back"

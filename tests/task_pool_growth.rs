@@ -42,3 +42,27 @@ fn granted_tasks_all_get_a_thread() -> ferry::Result<()> {
     assert!(rt.worker_threads() >= n as usize - 1);
     rt.shutdown()
 }
+
+#[ferry::remote]
+fn forever() -> u64 {
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn shutdown_does_not_hang_on_a_task_that_never_returns() -> ferry::Result<()> {
+    let rt = ferry::init(
+        Config::default()
+            .num_cpus(1.0)
+            .object_store_memory(16 << 20),
+    )?;
+    let r = forever::remote(&rt)?;
+    assert!(rt.get_timeout(&r, Duration::from_millis(100)).is_err());
+    let path = rt.store_path().to_path_buf();
+    let start = Instant::now();
+    rt.shutdown()?;
+    assert!(start.elapsed() < Duration::from_secs(30), "shutdown hung");
+    assert!(!path.exists(), "the store file is removed");
+    Ok(())
+}

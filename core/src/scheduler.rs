@@ -39,6 +39,9 @@ use crate::task::TaskCell;
 
 type TaskRef = Arc<TaskCell>;
 
+/// How long shutdown waits for running tasks before leaving them behind.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// How many pending tasks a release looks at past the first that does not fit.
 const PENDING_SCAN: usize = 64;
 
@@ -304,15 +307,26 @@ impl Scheduler {
         }
         let handles: Vec<_> = lock(&self.handles).drain(..).collect();
         let me = thread::current().id();
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         for h in handles {
             if h.thread().id() == me {
                 continue;
             }
-            while !h.is_finished() {
+            while !h.is_finished() && std::time::Instant::now() < deadline {
                 h.thread().unpark();
                 thread::sleep(Duration::from_micros(200));
             }
-            let _ = h.join();
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                // User code that does not return cannot be stopped from
+                // outside a thread: leave it running (its result is dropped)
+                // rather than hang the shutdown. It ends with the process.
+                tracing::warn!(
+                    "worker {:?} is still running a task {SHUTDOWN_GRACE:?} after shutdown; leaving it",
+                    h.thread().name()
+                );
+            }
         }
         self.abandon_queued();
     }
