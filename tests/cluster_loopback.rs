@@ -162,3 +162,158 @@ fn without_retries_a_lost_rank_is_a_system_error() -> ferry::Result<()> {
         Ok(())
     })?
 }
+
+#[ferry::remote]
+fn sum_on_rank(xs: ferry::View<Vec<u64>>, _pad: u64) -> (u64, u32) {
+    let rank = ferry::current().map(|rt| rt.rank()).unwrap_or(u32::MAX);
+    (xs.iter().map(|x| x.to_native()).sum(), rank)
+}
+
+#[ferry::remote]
+fn make_refs(rt: &ferry::Runtime, n: u64) -> ferry::Result<(Vec<ferry::ObjectRef<u64>>, u32)> {
+    let refs = (0..n)
+        .map(|i| rt.put(&(i * 10)))
+        .collect::<ferry::Result<_>>()?;
+    Ok((refs, rt.rank()))
+}
+
+#[test]
+fn ref_arguments_are_borrowed_by_the_rank_that_runs_the_task() -> ferry::Result<()> {
+    ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
+        let data = rt.put(&(1..=1000u64).collect::<Vec<_>>())?;
+        // Fill rank 0 so the next task, despite its local argument, goes to rank 1.
+        let hold = busy_rank::remote(&rt, 400)?;
+        let r = sum_on_rank::remote(&rt, &data, 0)?;
+        let v = rt.get(&r)?;
+        assert_eq!(v.0, 500_500);
+        assert_eq!(v.1, 1, "ran on the other rank");
+        rt.get(&hold)?;
+        // The borrow ends with the task: rank 1 lets go, and the object is
+        // freed when rank 0 drops its last ref.
+        drop(v);
+        drop(r);
+        let before = rt.store_used();
+        drop(data);
+        assert!(rt.store_used() < before, "the object was freed");
+        let r1 = world.runtime(1).expect("rank 1 is up");
+        assert!(r1.store_used() < 64 << 20);
+        Ok(())
+    })?
+}
+
+#[test]
+fn refs_returned_from_another_rank_stay_alive_and_resolve() -> ferry::Result<()> {
+    ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
+        let hold = busy_rank::remote(&rt, 400)?;
+        let r = make_refs::remote(&rt, 5)?;
+        let view = rt.get(&r)?;
+        assert_eq!(view.1, 1, "made on rank 1");
+        let refs: Vec<ferry::ObjectRef<u64>> = view
+            .0
+            .iter()
+            .map(|a| a.to_ref())
+            .collect::<ferry::Result<_>>()?;
+        drop(view);
+        drop(r); // rank 1 has freed its copy of the result by now or soon
+        std::thread::sleep(Duration::from_millis(100));
+        let values: Vec<u64> = refs
+            .iter()
+            .map(|x| rt.get_value(x))
+            .collect::<ferry::Result<_>>()?;
+        assert_eq!(values, vec![0, 10, 20, 30, 40]);
+        rt.get(&hold)?;
+        // Once rank 0 drops them, rank 1 frees the five objects.
+        let r1 = world.runtime(1).expect("rank 1 is up");
+        let with_refs = r1.store_used();
+        drop(refs);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while r1.store_used() >= with_refs {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rank 1 kept the objects"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    })?
+}
+
+#[test]
+fn many_cross_rank_refs_leak_nothing() -> ferry::Result<()> {
+    ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
+        let r1 = world.runtime(1).expect("rank 1 is up");
+        let base0 = rt.store_used();
+        let base1 = r1.store_used();
+        for _ in 0..20 {
+            let hold = busy_rank::remote(&rt, 20)?;
+            let r = make_refs::remote(&rt, 500)?;
+            let refs: Vec<ferry::ObjectRef<u64>> = rt
+                .get(&r)?
+                .0
+                .iter()
+                .map(|a| a.to_ref())
+                .collect::<ferry::Result<_>>()?;
+            let sum: u64 = refs
+                .iter()
+                .map(|x| rt.get_value(x))
+                .sum::<ferry::Result<u64>>()?;
+            assert_eq!(sum, (0..500u64).map(|i| i * 10).sum::<u64>());
+            rt.get(&hold)?;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while rt.store_used() != base0 || r1.store_used() != base1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "leaked: rank 0 {} -> {}, rank 1 {} -> {}",
+                base0,
+                rt.store_used(),
+                base1,
+                r1.store_used()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    })?
+}
+
+/// A counter actor.
+#[ferry::actor]
+struct Tally {
+    n: u64,
+}
+
+#[ferry::actor]
+impl Tally {
+    fn new() -> Self {
+        Tally { n: 0 }
+    }
+
+    fn add(&mut self, k: u64) -> u64 {
+        self.n += k;
+        self.n
+    }
+}
+
+#[ferry::remote]
+fn bump(rt: &ferry::Runtime, t: ferry::ActorHandle<Tally>) -> ferry::Result<u64> {
+    rt.get_value(&t.add(1).remote()?)
+}
+
+#[test]
+fn tasks_holding_actor_handles_stay_with_the_actor() -> ferry::Result<()> {
+    ferry::loopback::run(2, cfg(), |rt, _| -> ferry::Result<()> {
+        let t = Tally::remote(&rt)?;
+        let hold = busy_rank::remote(&rt, 300)?;
+        let refs: Vec<_> = (0..3)
+            .map(|_| bump::remote(&rt, t.clone()))
+            .collect::<ferry::Result<_>>()?;
+        let mut got: Vec<u64> = refs
+            .iter()
+            .map(|r| rt.get_value(r))
+            .collect::<ferry::Result<_>>()?;
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2, 3]);
+        rt.get(&hold)?;
+        Ok(())
+    })?
+}

@@ -20,22 +20,37 @@
 //!    the owner resubmits it (to itself if need be) while `max_retries` allows.
 //! 5. Rank 0's shutdown sends `Shutdown` to every rank; each shuts down its
 //!    runtime and closes its endpoint.
+//!
+//! # Borrowing (refs that cross ranks)
+//!
+//! The rank that made an object owns it (its id carries the rank). A rank
+//! that receives a ref to a foreign object makes a *borrowed* slot for it
+//! (one per object per rank) and sends `AddBorrow` to the owner, which keeps
+//! the object while any rank borrows it and answers `BorrowAck`. Whoever
+//! handed the ref over keeps its own ref until the receiver has that ack:
+//! a submitter keeps a task's arguments until `Done`, and an executor sends
+//! `Done` only once the borrows made while decoding the arguments are acked
+//! (and, for refs inside a result, the owner of the result borrows them
+//! before it sends `Free`). So an object is never freed while a ref to it is
+//! in flight. A borrowed value is fetched on first need (`Fetch` →
+//! `Value`, read one-sidedly when large); dropping the last borrowed ref
+//! sends `RemoveBorrow`.
 
-use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ferry_transport::{Event, Rank, Transport};
 
 use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::ids::ObjectId;
 use crate::object_ref::ObjectRef;
 use crate::options::{RetryOn, TaskOptions};
 use crate::private::{EncodedCall, Untyped};
 use crate::runtime::{Inner, Runtime};
-use crate::slot::{DepWaiter, Slot, Stored, StoredValue, Waiter};
+use crate::slot::{DepWaiter, KeepAlive, Slot, Stored, StoredValue, TypeTag, Waiter};
 use crate::values::Object;
 use crate::wire::{self, Msg, WireError, WireOptions, WireResult};
 
@@ -50,13 +65,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Sent {
     slot: Arc<Slot>,
     rank: Rank,
-    type_id: TypeId,
+    type_tag: TypeTag,
     type_name: &'static str,
     fn_id: u64,
     args: Vec<u8>,
     opts: WireOptions,
     max_retries: i32,
     attempts: u32,
+    /// Refs among the arguments, kept until `Done` (see Borrowing).
+    _kept: Vec<KeepAlive>,
 }
 
 pub(crate) struct Cluster {
@@ -69,6 +86,12 @@ pub(crate) struct Cluster {
     sent: Mutex<HashMap<u64, Sent>>,
     in_flight: Box<[AtomicUsize]>,
     held: Mutex<HashMap<u64, ObjectRef<Untyped>>>,
+    /// Objects of this rank that others borrow, and how many ranks do.
+    lent: Mutex<HashMap<u64, (Arc<Slot>, usize)>>,
+    /// Foreign objects this rank borrows.
+    borrowed: Mutex<HashMap<u64, Weak<Slot>>>,
+    /// Work waiting for a `BorrowAck`, by object.
+    awaiting: Mutex<HashMap<u64, Vec<Arc<Latch>>>>,
     lost: Mutex<Vec<Rank>>,
     stop: AtomicBool,
     /// Set when rank 0 told this rank to stop (`serve` returns).
@@ -91,6 +114,9 @@ impl Cluster {
             sent: Mutex::new(HashMap::new()),
             in_flight: (0..size).map(|_| AtomicUsize::new(0)).collect(),
             held: Mutex::new(HashMap::new()),
+            lent: Mutex::new(HashMap::new()),
+            borrowed: Mutex::new(HashMap::new()),
+            awaiting: Mutex::new(HashMap::new()),
             lost: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),
@@ -239,6 +265,8 @@ impl Cluster {
             }
         }
         lock(&self.held).clear();
+        lock(&self.lent).clear();
+        lock(&self.awaiting).clear();
         let sent: Vec<Sent> = lock(&self.sent).drain().map(|(_, s)| s).collect();
         for s in sent {
             s.slot.complete(Stored::Error(Error::Shutdown));
@@ -282,9 +310,11 @@ pub(crate) fn try_remote<R: Object>(
 ) -> Option<Result<ObjectRef<R>>> {
     let inner = &rt.inner;
     let c = inner.cluster()?;
-    if has_deps || opts.pinned_here || matches!(opts.retry_on, RetryOn::When(_)) {
+    if opts.pinned_here || matches!(opts.retry_on, RetryOn::When(_)) {
         return None;
     }
+    // Arguments in this rank's store stay here while it has room (below).
+    let _ = has_deps;
     let local = opts.request(fn_name, &inner.ledger);
     let local_can_run = local.is_ok();
     if let Ok(req) = &local {
@@ -294,21 +324,23 @@ pub(crate) fn try_remote<R: Object>(
     }
     let rank = c.pick(opts, local_can_run)?;
     let call = match encode() {
-        Ok(call) if call.has_refs() => return None,
+        Ok(call) if call.has_actor_handles() => return None,
         Ok(call) => call,
         Err(e) => return Some(Err(e)),
     };
+    let (args, kept) = call.into_parts();
     let slot = Slot::pending(inner.ids.object(), None, inner.unhandled.clone());
     let sent = Sent {
         slot: slot.clone(),
         rank,
-        type_id: TypeId::of::<R>(),
+        type_tag: TypeTag::of::<R>(),
         type_name: std::any::type_name::<R>(),
         fn_id,
-        args: call.args.to_vec(),
+        args: args.to_vec(),
         opts: WireOptions::from_options(opts),
         max_retries: opts.max_retries,
         attempts: 1,
+        _kept: kept,
     };
     dispatch(c, slot.id.as_u64(), sent);
     Some(Ok(ObjectRef::from_slot(slot)))
@@ -369,11 +401,17 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             args,
             opts,
         } => execute(inner, c, from, object, fn_id, &args, opts),
-        Msg::Done { object, result } => done(inner, c, from, object, result),
+        Msg::Done {
+            object,
+            result,
+            contained,
+        } => done(inner, c, from, object, result, contained),
         Msg::Free { object } => {
-            lock(&c.held).remove(&object);
+            let freed = lock(&c.held).remove(&object);
+            drop(freed); // outside the lock: this may free the result
         }
         Msg::Shutdown => c.end(Ok(())),
+        other => borrow_handlers(inner, c, from, other),
     }
 }
 
@@ -393,7 +431,9 @@ fn execute(
         .name
         .clone()
         .unwrap_or_else(|| format!("function {fn_id:016x}"));
-    match crate::private::invoke_with(&rt, fn_id, &opts, args) {
+    let (invoked, borrows) =
+        collect_borrows(|| crate::private::invoke_with(&rt, fn_id, &opts, args));
+    match invoked {
         Ok(out) => {
             let reply = Arc::new(Reply {
                 rt: Arc::downgrade(inner),
@@ -401,14 +441,28 @@ fn execute(
                 object,
                 task,
                 out: out.clone(),
+                latch: OnceLock::new(),
             });
+            // `Done` goes out when the result is ready and every borrow made
+            // while decoding the arguments is acked.
+            let r2 = reply.clone();
+            let latch = Latch::new(2, move || r2.send_done());
+            let _ = reply.latch.set(latch.clone());
+            after_acks(c, &borrows, move || latch.hit());
             if !out.slot.add_waiter(Waiter::Task(reply.clone())) {
                 reply.dep_ready();
             }
         }
         Err(e) => {
             let result = WireResult::Failed(WireError::from_error(&e, &task, c.rank));
-            let _ = c.send(from, &Msg::Done { object, result });
+            let _ = c.send(
+                from,
+                &Msg::Done {
+                    object,
+                    result,
+                    contained: Vec::new(),
+                },
+            );
         }
     }
 }
@@ -420,27 +474,46 @@ struct Reply {
     object: u64,
     task: String,
     out: ObjectRef<Untyped>,
+    latch: OnceLock<Arc<Latch>>,
 }
 
 impl DepWaiter for Reply {
     fn dep_ready(self: Arc<Self>) {
+        if let Some(l) = self.latch.get() {
+            l.hit();
+        }
+    }
+}
+
+impl Reply {
+    fn send_done(&self) {
         let Some(inner) = self.rt.upgrade() else {
             return;
         };
         let Some(c) = inner.cluster() else { return };
+        let mut contained = Vec::new();
         let result = match self.out.slot.get() {
             Some(Stored::Value(v)) => {
+                contained = v
+                    ._contained
+                    .iter()
+                    .filter_map(|k| k.clone().downcast::<Slot>().ok())
+                    .map(|s| s.id.as_u64())
+                    .collect();
                 let bytes = v.block.as_slice();
-                if bytes.len() <= INLINE_MAX {
+                let result = if bytes.len() <= INLINE_MAX {
                     WireResult::Inline(bytes.to_vec())
                 } else {
-                    let at = WireResult::At {
+                    WireResult::At {
                         offset: v.block.offset() as u64,
                         len: bytes.len() as u64,
-                    };
+                    }
+                };
+                if matches!(result, WireResult::At { .. }) || !contained.is_empty() {
+                    // Kept (with the refs it holds) until the owner's `Free`.
                     lock(&c.held).insert(self.object, self.out.clone());
-                    at
                 }
+                result
             }
             Some(Stored::Error(e)) => {
                 WireResult::Failed(WireError::from_error(e, &self.task, c.rank))
@@ -453,39 +526,65 @@ impl DepWaiter for Reply {
             &Msg::Done {
                 object: self.object,
                 result,
+                contained,
             },
         );
     }
 }
 
 /// Step 3 on the owner: the result arrives.
-fn done(inner: &Arc<Inner>, c: &Cluster, from: Rank, object: u64, result: WireResult) {
+fn done(
+    inner: &Arc<Inner>,
+    c: &Cluster,
+    from: Rank,
+    object: u64,
+    result: WireResult,
+    contained: Vec<u64>,
+) {
     let Some(sent) = lock(&c.sent).remove(&object) else {
         return;
     };
     c.in_flight[sent.rank as usize].fetch_sub(1, Ordering::Relaxed);
-    let stored = match result {
-        WireResult::Inline(bytes) => copy_in(inner, &sent, bytes.len(), |dst| {
+    let needs_free = matches!(result, WireResult::At { .. }) || !contained.is_empty();
+    let tag = sent.type_tag;
+    let mut stored = match result {
+        WireResult::Inline(bytes) => copy_in(inner, tag, sent.type_name, bytes.len(), |dst| {
             dst.copy_from_slice(&bytes);
             Ok(())
         }),
         WireResult::At { offset, len } => {
-            let s = copy_in(inner, &sent, len as usize, |dst| {
+            copy_in(inner, tag, sent.type_name, len as usize, |dst| {
                 c.transport
                     .read(from, offset as usize, dst)
                     .map_err(|e| Error::Store(format!("reading the result from rank {from}: {e}")))
-            });
-            let _ = c.send(from, &Msg::Free { object });
-            s
+            })
         }
         WireResult::Failed(w) => Stored::Error(w.into_error()),
     };
+    // Borrow the objects the result refers to before the executor lets go.
+    let (kept, pending) = collect_borrows(|| {
+        contained
+            .iter()
+            .filter_map(|id| lookup(inner, ObjectId::from_u64(*id)).ok())
+            .map(|s| s as KeepAlive)
+            .collect::<Vec<_>>()
+    });
+    if let Stored::Value(v) = &mut stored {
+        v._contained = kept;
+    }
     sent.slot.complete(stored);
+    if needs_free {
+        let t = c.transport.clone();
+        after_acks(c, &pending, move || {
+            let _ = t.send(from, wire::encode(&Msg::Free { object }));
+        });
+    }
 }
 
 fn copy_in(
     inner: &Inner,
-    sent: &Sent,
+    type_tag: TypeTag,
+    type_name: impl Into<std::borrow::Cow<'static, str>>,
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> Result<()>,
 ) -> Stored {
@@ -498,8 +597,8 @@ fn copy_in(
     }
     Stored::Value(StoredValue {
         block: block.freeze(),
-        type_id: sent.type_id,
-        type_name: sent.type_name,
+        type_tag,
+        type_name: type_name.into(),
         // Bytes from another process are checked at the first get.
         validated: AtomicBool::new(false),
         _contained: Vec::new(),
@@ -510,6 +609,18 @@ fn copy_in(
 fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
     tracing::error!("rank {}: rank {rank} was lost: {reason}", c.rank);
     lock(&c.lost).push(rank);
+    // Objects it owned are gone (rebuilding them from lineage comes later).
+    let orphaned: Vec<Arc<Slot>> = lock(&c.borrowed)
+        .values()
+        .filter_map(Weak::upgrade)
+        .filter(|s| s.borrow().is_some_and(|b| b.owner == rank))
+        .collect();
+    for s in orphaned {
+        s.complete(Stored::Error(Error::Unknown(format!(
+            "{} (its owner, rank {rank}, was lost: {reason})",
+            s.id
+        ))));
+    }
     if rank == 0 && c.rank != 0 {
         c.end(Err(Error::Init(format!(
             "rank 0 (the driver) was lost: {reason}"
@@ -552,4 +663,285 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
         }
     }
     let _ = inner;
+}
+
+/// Counts down to running a closure once: used to send `Done` or `Free`
+/// only after every borrow it depends on is acked.
+pub(crate) struct Latch {
+    remaining: AtomicUsize,
+    then: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Latch {
+    fn new(count: usize, then: impl FnOnce() + Send + 'static) -> Arc<Latch> {
+        Arc::new(Latch {
+            remaining: AtomicUsize::new(count),
+            then: Mutex::new(Some(Box::new(then))),
+        })
+    }
+
+    fn hit(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(f) = lock(&self.then).take() {
+                f();
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Borrows made on this thread whose ack is still to come (see [`collect_borrows`]).
+    static NEW_BORROWS: std::cell::RefCell<Option<Vec<u64>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a decoding) and returns the borrows it made that are not acked yet.
+fn collect_borrows<R>(f: impl FnOnce() -> R) -> (R, Vec<u64>) {
+    let outer = NEW_BORROWS.with(|b| b.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let mine = NEW_BORROWS.with(|b| std::mem::replace(&mut *b.borrow_mut(), outer));
+    (r, mine.unwrap_or_default())
+}
+
+/// The live slot for `id` on this rank: its own object, or a borrow of a
+/// foreign one (made on first sight, with `AddBorrow` to the owner).
+pub(crate) fn lookup(inner: &Arc<Inner>, id: ObjectId) -> Result<Arc<Slot>> {
+    let local = inner.exports.object(id);
+    let Some(c) = inner.cluster() else {
+        return local;
+    };
+    if local.is_ok() || id.rank() == c.rank {
+        return local;
+    }
+    let (slot, fresh) = {
+        let mut map = lock(&c.borrowed);
+        match map.get(&id.as_u64()).and_then(Weak::upgrade) {
+            Some(s) => (s, false),
+            None => {
+                let s = Slot::borrowed(id, id.rank(), Arc::downgrade(inner));
+                map.insert(id.as_u64(), Arc::downgrade(&s));
+                (s, true)
+            }
+        }
+    };
+    if fresh {
+        let _ = c.send(
+            id.rank(),
+            &Msg::AddBorrow {
+                object: id.as_u64(),
+            },
+        );
+    }
+    let acked = slot
+        .borrow()
+        .is_some_and(|b| b.acked.load(Ordering::Acquire));
+    if !acked {
+        NEW_BORROWS.with(|b| {
+            if let Some(v) = b.borrow_mut().as_mut() {
+                v.push(id.as_u64());
+            }
+        });
+    }
+    Ok(slot)
+}
+
+/// Runs `then` once every object in `ids` has its borrow acked.
+fn after_acks(c: &Cluster, ids: &[u64], then: impl FnOnce() + Send + 'static) {
+    let latch = Latch::new(ids.len() + 1, then);
+    {
+        let mut awaiting = lock(&c.awaiting);
+        let borrowed = lock(&c.borrowed);
+        for id in ids {
+            let acked = borrowed
+                .get(id)
+                .and_then(Weak::upgrade)
+                .is_none_or(|s| s.borrow().is_none_or(|b| b.acked.load(Ordering::Acquire)));
+            if acked {
+                latch.hit();
+            } else {
+                awaiting.entry(*id).or_default().push(latch.clone());
+            }
+        }
+    }
+    latch.hit();
+}
+
+/// A borrowed slot needs its value.
+pub(crate) fn fetch(inner: &Arc<Inner>, id: ObjectId, owner: Rank) {
+    if let Some(c) = inner.cluster() {
+        let _ = c.send(
+            owner,
+            &Msg::Fetch {
+                object: id.as_u64(),
+            },
+        );
+    }
+}
+
+/// The last borrowed ref of `id` on this rank is gone.
+pub(crate) fn unborrow(inner: &Arc<Inner>, id: ObjectId, owner: Rank) {
+    let Some(c) = inner.cluster() else { return };
+    {
+        let mut map = lock(&c.borrowed);
+        if map.get(&id.as_u64()).is_some_and(|w| w.strong_count() == 0) {
+            map.remove(&id.as_u64());
+        }
+    }
+    if !c.stop.load(Ordering::Acquire) {
+        let _ = c.send(
+            owner,
+            &Msg::RemoveBorrow {
+                object: id.as_u64(),
+            },
+        );
+    }
+}
+
+/// The owner's answer to a `Fetch`: sent when the object is ready.
+struct ValueReply {
+    rt: Weak<Inner>,
+    to: Rank,
+    slot: Arc<Slot>,
+}
+
+impl DepWaiter for ValueReply {
+    fn dep_ready(self: Arc<Self>) {
+        let Some(inner) = self.rt.upgrade() else {
+            return;
+        };
+        let Some(c) = inner.cluster() else { return };
+        let (type_name, result) = match self.slot.get() {
+            Some(Stored::Value(v)) => {
+                let bytes = v.block.as_slice();
+                let result = if bytes.len() <= INLINE_MAX {
+                    WireResult::Inline(bytes.to_vec())
+                } else {
+                    // The borrower's borrow keeps the object here while it reads.
+                    WireResult::At {
+                        offset: v.block.offset() as u64,
+                        len: bytes.len() as u64,
+                    }
+                };
+                (v.type_name.to_string(), result)
+            }
+            Some(Stored::Error(e)) => (
+                String::new(),
+                WireResult::Failed(WireError::from_error(e, &self.slot.id.to_string(), c.rank)),
+            ),
+            None => return,
+        };
+        let _ = c.send(
+            self.to,
+            &Msg::Value {
+                object: self.slot.id.as_u64(),
+                type_name,
+                result,
+            },
+        );
+    }
+}
+
+fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
+    match msg {
+        Msg::AddBorrow { object } => {
+            let found = inner.exports.object(ObjectId::from_u64(object));
+            let ok = found.is_ok();
+            if let Ok(slot) = found {
+                lock(&c.lent).entry(object).or_insert((slot, 0)).1 += 1;
+            }
+            let _ = c.send(from, &Msg::BorrowAck { object, ok });
+        }
+        Msg::RemoveBorrow { object } => {
+            let gone = {
+                let mut lent = lock(&c.lent);
+                match lent.get_mut(&object) {
+                    Some(e) if e.1 <= 1 => lent.remove(&object),
+                    Some(e) => {
+                        e.1 -= 1;
+                        None
+                    }
+                    None => None,
+                }
+            };
+            drop(gone); // outside the lock: this may free the object
+        }
+        Msg::BorrowAck { object, ok } => {
+            let (slot, latches) = {
+                let mut awaiting = lock(&c.awaiting);
+                let slot = lock(&c.borrowed).get(&object).and_then(Weak::upgrade);
+                if let Some(b) = slot.as_ref().and_then(|s| s.borrow()) {
+                    b.acked.store(true, Ordering::Release);
+                }
+                (slot, awaiting.remove(&object).unwrap_or_default())
+            };
+            if let (Some(slot), false) = (&slot, ok) {
+                slot.complete(Stored::Error(Error::Unknown(format!(
+                    "{} (freed by its owner, rank {from}, before it could be borrowed)",
+                    slot.id
+                ))));
+            }
+            drop(slot);
+            for l in latches {
+                l.hit();
+            }
+        }
+        Msg::Fetch { object } => {
+            let id = ObjectId::from_u64(object);
+            let slot = inner
+                .exports
+                .object(id)
+                .or_else(|e| lock(&c.lent).get(&object).map(|(s, _)| s.clone()).ok_or(e));
+            match slot {
+                Ok(slot) => {
+                    let reply = Arc::new(ValueReply {
+                        rt: Arc::downgrade(inner),
+                        to: from,
+                        slot: slot.clone(),
+                    });
+                    if !slot.add_waiter(Waiter::Task(reply.clone())) {
+                        reply.dep_ready();
+                    }
+                }
+                Err(e) => {
+                    let result =
+                        WireResult::Failed(WireError::from_error(&e, &id.to_string(), c.rank));
+                    let _ = c.send(
+                        from,
+                        &Msg::Value {
+                            object,
+                            type_name: String::new(),
+                            result,
+                        },
+                    );
+                }
+            }
+        }
+        Msg::Value {
+            object,
+            type_name,
+            result,
+        } => {
+            let Some(slot) = lock(&c.borrowed).get(&object).and_then(Weak::upgrade) else {
+                return;
+            };
+            let tag = TypeTag::named(&type_name);
+            let stored = match result {
+                WireResult::Inline(bytes) => copy_in(inner, tag, type_name, bytes.len(), |d| {
+                    d.copy_from_slice(&bytes);
+                    Ok(())
+                }),
+                WireResult::At { offset, len } => {
+                    copy_in(inner, tag, type_name, len as usize, |d| {
+                        c.transport.read(from, offset as usize, d).map_err(|e| {
+                            Error::Store(format!(
+                                "reading object {object:016x} from rank {from}: {e}"
+                            ))
+                        })
+                    })
+                }
+                WireResult::Failed(w) => Stored::Error(w.into_error()),
+            };
+            slot.complete(stored);
+        }
+        _ => {}
+    }
 }

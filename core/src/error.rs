@@ -91,7 +91,7 @@ pub enum Error {
         /// The object.
         object: String,
         /// The type it holds.
-        stored: &'static str,
+        stored: String,
         /// The type that was asked for.
         asked: &'static str,
     },

@@ -12,7 +12,7 @@
 //! # Ok::<(), ferry_core::Error>(())
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_transport::{Loopback, Rank, Region, Transport};
@@ -25,9 +25,37 @@ use crate::runtime::{Prepared, Runtime};
 /// Control of a loopback world, handed to the body of [`run`].
 pub struct World {
     endpoints: Vec<Arc<Loopback>>,
+    /// Per rank: `None` while starting, then `Some(rt)` while up, `Some(None)` after.
+    runtimes: Mutex<Vec<Option<Option<Runtime>>>>,
+    started: Condvar,
 }
 
 impl World {
+    /// Rank `rank`'s runtime (to look at its store or resources in tests);
+    /// `None` once it has stopped or if it failed to start.
+    pub fn runtime(&self, rank: Rank) -> Option<Runtime> {
+        let mut rts = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while rts.get(rank as usize)?.is_none() {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            rts = self
+                .started
+                .wait_timeout(rts, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        rts[rank as usize].clone().flatten()
+    }
+
+    fn set_runtime(&self, rank: Rank, rt: Option<Runtime>) {
+        let mut rts = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        rts[rank as usize] = Some(rt);
+        self.started.notify_all();
+    }
+
     /// Simulates rank `rank` dying: the others see it lost (its tasks are
     /// retried elsewhere, as after a real failure) and it stops serving.
     pub fn kill(&self, rank: Rank, reason: &str) -> Result<()> {
@@ -63,19 +91,34 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
         .map(|a| Region::new(ArenaRegion(a.clone())))
         .collect();
     let endpoints = Loopback::world(n, regions);
-    let world = World {
+    let world = Arc::new(World {
         endpoints: endpoints.clone(),
-    };
+        runtimes: Mutex::new(vec![None; n as usize]),
+        started: Condvar::new(),
+    });
     let mut ranks = prepared.into_iter().zip(arenas).zip(endpoints);
     let ((p0, a0), e0) = ranks.next().expect("n >= 1");
     let servers: Vec<_> = ranks
-        .map(|((p, a), e)| {
+        .enumerate()
+        .map(|(i, ((p, a), e))| {
+            let world = world.clone();
             std::thread::Builder::new()
                 .name("ferry-loopback-rank".into())
                 .spawn(move || {
+                    let rank = i as Rank + 1;
                     let t: Arc<dyn Transport> = e;
-                    let rt = p.start(a, Some(t))?;
-                    rt.serve()
+                    let rt = p.start(a, Some(t));
+                    let rt = match rt {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            world.set_runtime(rank, None);
+                            return Err(e);
+                        }
+                    };
+                    world.set_runtime(rank, Some(rt.clone()));
+                    let served = rt.serve();
+                    world.set_runtime(rank, None);
+                    served
                 })
         })
         .collect::<std::io::Result<_>>()
@@ -83,7 +126,9 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
     let t0: Arc<dyn Transport> = e0;
     let started = p0.start(a0, Some(t0));
     let out = started.map(|rt| {
+        world.set_runtime(0, Some(rt.clone()));
         let out = body(rt.clone(), &world);
+        world.set_runtime(0, None);
         let stopped = rt.shutdown();
         (out, stopped)
     });

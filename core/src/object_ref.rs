@@ -104,7 +104,7 @@ impl<T> ArchivedObjectRef<T> {
     /// The live ref, looked up in this thread's runtime.
     pub fn to_ref(&self) -> Result<ObjectRef<T>, Error> {
         let inner = context::runtime_inner().ok_or(Error::NoRuntime)?;
-        inner.exports.object(self.id()).map(ObjectRef::from_slot)
+        crate::cluster::lookup(&inner, self.id()).map(ObjectRef::from_slot)
     }
 }
 

@@ -73,6 +73,8 @@ impl Deps {
     /// Notes `arg` if it is a ref.
     pub fn add<T>(&mut self, arg: &Arg<T>) {
         if let Some(s) = arg.dep() {
+            // A borrowed argument is fetched now, so the task can run soon.
+            s.start_fetch();
             self.slots.push(s.clone());
         }
     }
@@ -318,6 +320,16 @@ impl EncodedCall {
     /// ranks yet).
     pub fn has_refs(&self) -> bool {
         !self._kept.is_empty()
+    }
+
+    /// Whether the arguments hold actor handles (actors cannot be reached
+    /// from other ranks yet, so such a task runs where it was submitted).
+    pub(crate) fn has_actor_handles(&self) -> bool {
+        self._kept.iter().any(|k| !k.is::<crate::slot::Slot>())
+    }
+
+    pub(crate) fn into_parts(self) -> (rkyv::util::AlignedVec<16>, Vec<crate::slot::KeepAlive>) {
+        (self.args, self._kept)
     }
 }
 

@@ -9,7 +9,6 @@
 //! 4. Remove the shared-memory file. Views and refs the user still holds stay
 //!    readable (the mapping lives until the last one is dropped).
 
-use std::any::TypeId;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +30,7 @@ use crate::object_ref::ObjectRef;
 use crate::resources::{Ledger, Request, valid_amount};
 use crate::scheduler::Scheduler;
 use crate::signal::{self, Signal};
-use crate::slot::{Slot, StoredValue, UnhandledSink, Waiter};
+use crate::slot::{Slot, StoredValue, TypeTag, UnhandledSink, Waiter};
 use crate::values::Object;
 use crate::view::View;
 
@@ -89,8 +88,8 @@ impl Inner {
             exports::capture(&self.exports, || ferry_store::put(&self.arena, value));
         Ok(StoredValue {
             block: block?,
-            type_id: TypeId::of::<T>(),
-            type_name: std::any::type_name::<T>(),
+            type_tag: TypeTag::of::<T>(),
+            type_name: std::any::type_name::<T>().into(),
             validated: AtomicBool::new(true),
             _contained: contained,
         })
@@ -445,8 +444,8 @@ impl Runtime {
         let block = ferry_store::put_pod_slice_with::<P>(&self.inner.arena, len, fill)?;
         let stored = StoredValue {
             block,
-            type_id: TypeId::of::<Vec<P>>(),
-            type_name: std::any::type_name::<Vec<P>>(),
+            type_tag: TypeTag::of::<Vec<P>>(),
+            type_name: std::any::type_name::<Vec<P>>().into(),
             validated: AtomicBool::new(true),
             _contained: Vec::new(),
         };
@@ -473,8 +472,8 @@ impl Runtime {
         block.as_mut_slice().copy_from_slice(bytes);
         let stored = StoredValue {
             block: block.freeze(),
-            type_id: TypeId::of::<T>(),
-            type_name: std::any::type_name::<T>(),
+            type_tag: TypeTag::of::<T>(),
+            type_name: std::any::type_name::<T>().into(),
             validated: AtomicBool::new(false),
             _contained: Vec::new(),
         };
@@ -522,6 +521,7 @@ impl Runtime {
         if slot.is_ready() {
             return Ok(());
         }
+        slot.start_fetch();
         // Run the producer here rather than sleep, unless a deadline forbids
         // starting work of unknown length.
         if deadline.is_none() {

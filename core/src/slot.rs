@@ -16,6 +16,7 @@
 //!    its error once when it is dropped.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -39,11 +40,38 @@ pub(crate) enum Waiter {
 /// Something kept alive by an object that contains it (a nested ref or handle).
 pub(crate) type KeepAlive = Arc<dyn Any + Send + Sync>;
 
+/// What type an object holds: exactly, for objects made in this process; by
+/// the hash of the type's name (the same in every copy of the binary) for
+/// objects that came from another rank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TypeTag {
+    Local(TypeId),
+    Named(u64),
+}
+
+impl TypeTag {
+    pub(crate) fn of<T: 'static>() -> TypeTag {
+        TypeTag::Local(TypeId::of::<T>())
+    }
+
+    pub(crate) fn named(type_name: &str) -> TypeTag {
+        TypeTag::Named(crate::private::stable_id(type_name))
+    }
+
+    /// Whether an object with this tag may be read as a `T`.
+    pub(crate) fn is<T: 'static>(self) -> bool {
+        match self {
+            TypeTag::Local(id) => id == TypeId::of::<T>(),
+            TypeTag::Named(h) => h == crate::private::stable_id(std::any::type_name::<T>()),
+        }
+    }
+}
+
 /// An object's sealed bytes.
 pub(crate) struct StoredValue {
     pub(crate) block: Block,
-    pub(crate) type_id: TypeId,
-    pub(crate) type_name: &'static str,
+    pub(crate) type_tag: TypeTag,
+    pub(crate) type_name: Cow<'static, str>,
     /// Set once the bytes have been checked (or were written by this rank).
     pub(crate) validated: AtomicBool,
     pub(crate) _contained: Vec<KeepAlive>,
@@ -77,6 +105,19 @@ pub(crate) struct Slot {
     unhandled: Option<Arc<UnhandledSink>>,
     /// Where this slot is listed for lookups by id, to unlist it on drop.
     exported: OnceLock<Weak<crate::exports::Exports>>,
+    /// Set for an object owned by another rank that this rank borrows.
+    borrow: Option<Borrow>,
+}
+
+/// A borrowed object: its owner, and the state of the borrow protocol
+/// (see `cluster`).
+pub(crate) struct Borrow {
+    pub(crate) owner: u32,
+    pub(crate) rt: Weak<crate::runtime::Inner>,
+    /// The owner has registered this rank as a borrower.
+    pub(crate) acked: AtomicBool,
+    /// The value has been asked for.
+    fetching: AtomicBool,
 }
 
 impl Slot {
@@ -89,6 +130,7 @@ impl Slot {
             observed: AtomicBool::new(false),
             unhandled: None,
             exported: OnceLock::new(),
+            borrow: None,
         };
         let _ = slot.value.set(Stored::Value(value));
         Arc::new(slot)
@@ -107,7 +149,42 @@ impl Slot {
             observed: AtomicBool::new(false),
             unhandled: Some(unhandled),
             exported: OnceLock::new(),
+            borrow: None,
         })
+    }
+
+    /// A slot for object `id`, owned by rank `owner`, that this rank borrows.
+    pub(crate) fn borrowed(id: ObjectId, owner: u32, rt: Weak<crate::runtime::Inner>) -> Arc<Slot> {
+        Arc::new(Slot {
+            id,
+            value: OnceLock::new(),
+            waiters: Mutex::new(Vec::new()),
+            producer: None,
+            observed: AtomicBool::new(false),
+            unhandled: None,
+            exported: OnceLock::new(),
+            borrow: Some(Borrow {
+                owner,
+                rt,
+                acked: AtomicBool::new(false),
+                fetching: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub(crate) fn borrow(&self) -> Option<&Borrow> {
+        self.borrow.as_ref()
+    }
+
+    /// For a borrowed object: asks its owner for the value (once).
+    pub(crate) fn start_fetch(&self) {
+        if let Some(b) = &self.borrow {
+            if !self.is_ready() && !b.fetching.swap(true, Ordering::AcqRel) {
+                if let Some(inner) = b.rt.upgrade() {
+                    crate::cluster::fetch(&inner, self.id, b.owner);
+                }
+            }
+        }
     }
 
     #[inline]
@@ -164,6 +241,11 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if let Some(b) = &self.borrow {
+            if let Some(inner) = b.rt.upgrade() {
+                crate::cluster::unborrow(&inner, self.id, b.owner);
+            }
+        }
         if let Some(exports) = self.exported.get().and_then(Weak::upgrade) {
             exports.forget_object(self.id);
         }

@@ -49,10 +49,10 @@ impl<T: Object> View<T> {
             Some(Stored::Error(e)) => return Err(e.clone()),
             None => return Err(Error::Unknown(slot.id.to_string())),
         };
-        if value.type_id != std::any::TypeId::of::<T>() {
+        if !value.type_tag.is::<T>() {
             return Err(Error::TypeMismatch {
                 object: slot.id.to_string(),
-                stored: value.type_name,
+                stored: value.type_name.to_string(),
                 asked: std::any::type_name::<T>(),
             });
         }

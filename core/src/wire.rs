@@ -18,8 +18,27 @@ pub(crate) enum Msg {
         args: Vec<u8>,
         opts: WireOptions,
     },
-    /// The outcome of a `Submit`.
-    Done { object: u64, result: WireResult },
+    /// The outcome of a `Submit`; `contained` lists the objects the result
+    /// holds refs to, which the owner borrows before it sends `Free`.
+    Done {
+        object: u64,
+        result: WireResult,
+        contained: Vec<u64>,
+    },
+    /// The sender holds a ref to `object`, owned by the receiver: keep it.
+    AddBorrow { object: u64 },
+    /// The answer to `AddBorrow`; `ok` is false if the object was gone.
+    BorrowAck { object: u64, ok: bool },
+    /// The sender no longer holds refs to `object`.
+    RemoveBorrow { object: u64 },
+    /// The sender (a borrower) wants the value of `object` when it is ready.
+    Fetch { object: u64 },
+    /// The answer to `Fetch`: the value is read where `result` says.
+    Value {
+        object: u64,
+        type_name: String,
+        result: WireResult,
+    },
     /// The owner has copied a result out: its bytes may be freed.
     Free { object: u64 },
     /// Rank 0 ends the job: every rank shuts down.
