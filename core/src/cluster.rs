@@ -137,7 +137,19 @@ impl Cluster {
         let transport = c.transport.clone();
         let handle = std::thread::Builder::new()
             .name(format!("ferry-r{}-net", c.rank))
-            .spawn(move || net_main(weak, transport))
+            .spawn(move || {
+                let rank = transport.rank();
+                let run = std::panic::AssertUnwindSafe(|| net_main(weak, transport));
+                if let Err(p) = std::panic::catch_unwind(run) {
+                    // The rank can no longer take part in the job: end it, so
+                    // that the launcher stops every rank and names this one.
+                    eprintln!(
+                        "ferry: rank {rank}: internal error in the receive thread: {}",
+                        crate::task::panic_message(p.as_ref())
+                    );
+                    std::process::exit(70);
+                }
+            })
             .map_err(|e| Error::Init(format!("could not start the receive thread: {e}")))?;
         *lock(&c.net) = Some(handle);
         let own: Vec<(String, f64)> = lock(&c.totals)[c.rank as usize]
