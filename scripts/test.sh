@@ -67,8 +67,11 @@ if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
         || { cat "target/mpi-$name-$n.log"; echo "example $name failed on $n ranks" >&2; exit 1; }
     done
   done
-  # Leave the default (no-MPI) build of the examples in place.
-  cargo build --release --examples
+  echo "-- mpirun -n 2 ferry bench --quick --filter cross-rank"
+  cargo build --release --features mpi --bin ferry
+  timeout 600 mpirun --oversubscribe -x FERRY_NUM_CPUS=1 -n 2 target/release/ferry bench --quick --filter cross-rank
+  # Leave the default (no-MPI) builds in place.
+  cargo build --release --examples --bin ferry
 else
   echo "skipped: mpirun/mpicc not found (install openmpi-bin libopenmpi-dev)"
 fi

@@ -317,3 +317,18 @@ fn tasks_holding_actor_handles_stay_with_the_actor() -> ferry::Result<()> {
         Ok(())
     })?
 }
+
+#[test]
+fn on_rank_places_a_task_exactly() -> ferry::Result<()> {
+    ferry::loopback::run(3, cfg(), |rt, _| -> ferry::Result<()> {
+        for r in [2, 0, 1, 2] {
+            let x = rank_of::options().on_rank(r).remote(&rt)?;
+            assert_eq!(rt.get_value(&x)?, r);
+        }
+        assert!(matches!(
+            rank_of::options().on_rank(3).remote(&rt),
+            Err(Error::InvalidArgument(_))
+        ));
+        Ok(())
+    })?
+}

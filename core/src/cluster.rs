@@ -321,20 +321,34 @@ pub(crate) fn try_remote<R: Object>(
     encode: impl FnOnce() -> Result<EncodedCall>,
 ) -> Option<Result<ObjectRef<R>>> {
     let inner = &rt.inner;
+    if let Some(r) = opts.rank {
+        let size = inner.cluster().map_or(1, Cluster::size);
+        if r >= size {
+            return Some(Err(Error::InvalidArgument(format!(
+                "{fn_name}: on_rank({r}), but the job has {size} rank(s)"
+            ))));
+        }
+    }
     let c = inner.cluster()?;
     if opts.pinned_here || matches!(opts.retry_on, RetryOn::When(_)) {
         return None;
     }
     // Arguments in this rank's store stay here while it has room (below).
     let _ = has_deps;
-    let local = opts.request(fn_name, &inner.ledger);
-    let local_can_run = local.is_ok();
-    if let Ok(req) = &local {
-        if inner.ledger.fits_now(req) {
-            return None;
+    let rank = match opts.rank {
+        Some(r) if r == c.rank => return None,
+        Some(r) => r,
+        None => {
+            let local = opts.request(fn_name, &inner.ledger);
+            let local_can_run = local.is_ok();
+            if let Ok(req) = &local {
+                if inner.ledger.fits_now(req) {
+                    return None;
+                }
+            }
+            c.pick(opts, local_can_run)?
         }
-    }
-    let rank = c.pick(opts, local_can_run)?;
+    };
     let call = match encode() {
         Ok(call) if call.has_actor_handles() => return None,
         Ok(call) => call,

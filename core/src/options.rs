@@ -51,6 +51,8 @@ pub struct TaskOptions {
     pub(crate) env: Vec<(String, String)>,
     /// Set on the rank a task was sent to: run it here, do not place it again.
     pub(crate) pinned_here: bool,
+    /// Run on this rank (Ray's node-affinity scheduling strategy).
+    pub(crate) rank: Option<u32>,
 }
 
 impl Default for TaskOptions {
@@ -65,6 +67,7 @@ impl Default for TaskOptions {
             retry_on: RetryOn::Never,
             env: Vec::new(),
             pinned_here: false,
+            rank: None,
         }
     }
 }
@@ -117,6 +120,13 @@ impl TaskOptions {
     /// read inside with [`env_var`](crate::env_var).
     pub fn env_var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Run the task on rank `rank` (like Ray's node-affinity strategy, hard):
+    /// a rank that does not exist is an error at `.remote()`.
+    pub fn on_rank(mut self, rank: u32) -> Self {
+        self.rank = Some(rank);
         self
     }
 

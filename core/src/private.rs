@@ -144,6 +144,19 @@ pub fn try_remote<R: Object>(
     crate::cluster::try_remote(rt, fn_name, opts, !deps.slots.is_empty(), fn_id, encode)
 }
 
+/// A one-sided read of `dst.len()` bytes at `offset` of rank `from`'s arena,
+/// straight through the transport (MPI_Get + flush under MPI): the raw
+/// baseline `ferry bench` prints beside object transfers.
+pub fn raw_read(rt: &Runtime, from: u32, offset: usize, dst: &mut [u8]) -> Result<()> {
+    let c = rt
+        .inner
+        .cluster()
+        .ok_or_else(|| Error::InvalidArgument("raw_read needs several ranks".into()))?;
+    c.transport
+        .read(from, offset, dst)
+        .map_err(|e| Error::Store(e.to_string()))
+}
+
 /// True while the running attempt can still be retried (so arguments must be
 /// kept for the next attempt).
 pub fn may_retry() -> bool {
@@ -261,6 +274,8 @@ macro_rules! __builder_methods {
         pub fn retry_exceptions(mut self, yes: bool) -> Self { self.opts = self.opts.retry_exceptions(yes); self }
         /// Retry on the application errors for which `pred` says yes.
         pub fn retry_when(mut self, pred: impl Fn(&$crate::TaskError) -> bool + Send + Sync + 'static) -> Self { self.opts = self.opts.retry_when(pred); self }
+        /// Run on this rank (Ray's node-affinity scheduling strategy).
+        pub fn on_rank(mut self, rank: u32) -> Self { self.opts = self.opts.on_rank(rank); self }
     };
     (actor) => {
         $crate::__builder_methods!(common $crate::ActorOptions);

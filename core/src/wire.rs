@@ -150,6 +150,7 @@ impl WireOptions {
             },
             env: self.env,
             pinned_here: true,
+            rank: None,
         }
     }
 }

@@ -163,19 +163,19 @@ impl Client {
 // ---------------------------------------------------------------------------
 
 /// Runs the metrics that pass the filter and prints them, then the ratios.
-struct Runner<'a> {
+pub(crate) struct Runner<'a> {
     timing: Timing,
     filter: Option<&'a str>,
     stats: Vec<Stat>,
 }
 
 impl Runner<'_> {
-    fn wants(&self, name: &str) -> bool {
+    pub(crate) fn wants(&self, name: &str) -> bool {
         self.filter.is_none_or(|f| name.contains(f))
     }
 
     /// Sets up (only when the metric is wanted), then times `f`.
-    fn metric<S, F>(
+    pub(crate) fn metric<S, F>(
         &mut self,
         name: &str,
         multiplier: f64,
@@ -564,7 +564,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
         filter: args.filter.as_deref(),
         stats: Vec::new(),
     };
-    let res = run_metrics(&rt, &mut runner);
+    let res = run_metrics(&rt, &mut runner).and_then(|()| super::cross_rank::run(&rt, &mut runner));
     let unhandled = rt.unhandled_errors();
     rt.shutdown()?;
     res?;

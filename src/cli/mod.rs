@@ -2,6 +2,7 @@
 
 mod anchors;
 mod bench;
+mod cross_rank;
 mod info;
 mod timeit;
 

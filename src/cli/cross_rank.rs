@@ -1,0 +1,103 @@
+//! `ferry bench` metrics that need several ranks (run under `mpirun -n 2`):
+//! the round trip of an empty task on another rank, and the transfer of
+//! objects owned by another rank, beside a raw one-sided read (MPI_Get +
+//! flush through the same transport) of the same sizes in the same run.
+
+use std::time::Instant;
+
+use ferry::{ObjectRef, Runtime};
+
+use super::bench::Runner;
+use super::timeit::say;
+
+/// An empty task.
+#[ferry::remote]
+fn empty() {}
+
+/// `count` objects of `size` bytes, owned by the rank that runs this.
+#[ferry::remote]
+fn blobs(rt: &Runtime, size: u64, count: u64) -> ferry::Result<Vec<ObjectRef<Vec<u8>>>> {
+    (0..count)
+        .map(|i| rt.put_vec_with::<u8>(size as usize, |b| b.fill(i as u8)))
+        .collect()
+}
+
+/// Transfer sizes and how many objects to time for each.
+const SIZES: [(u64, usize, &str); 6] = [
+    (8, 200, "8 B"),
+    (1 << 10, 200, "1 KiB"),
+    (64 << 10, 100, "64 KiB"),
+    (1 << 20, 50, "1 MiB"),
+    (64 << 20, 6, "64 MiB"),
+    (256 << 20, 3, "256 MiB"),
+];
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Runs the cross-rank metrics (rank 0 drives, rank 1 serves).
+pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
+    if rt.world_size() < 2 {
+        say("cross-rank metrics skipped: one rank (run under `mpirun -n 2 ferry bench`)");
+        return Ok(());
+    }
+    r.metric(
+        "cross-rank task round trip",
+        1.0,
+        || Ok(()),
+        |_| {
+            rt.get(&empty::options().on_rank(1).remote(rt)?)?;
+            Ok(())
+        },
+    )?;
+    r.metric(
+        "cross-rank tasks async",
+        1000.0,
+        || Ok(()),
+        |_| {
+            let refs = (0..1000)
+                .map(|_| empty::options().on_rank(1).remote(rt))
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+    if !r.wants("cross-rank get") {
+        return Ok(());
+    }
+    for (size, count, label) in SIZES {
+        let made = blobs::options().on_rank(1).remote(rt, size, count as u64)?;
+        let refs: Vec<ObjectRef<Vec<u8>>> = rt
+            .get(&made)?
+            .iter()
+            .map(|a| a.to_ref())
+            .collect::<ferry::Result<_>>()?;
+        let mut ferry_s = Vec::with_capacity(count);
+        for x in &refs {
+            let t = Instant::now();
+            let v = rt.get(x)?;
+            ferry_s.push(t.elapsed().as_secs_f64());
+            assert_eq!(v.len() as u64, size);
+        }
+        drop(refs);
+        let mut buf = vec![0u8; size as usize];
+        let mut raw_s = Vec::with_capacity(count);
+        for _ in 0..count {
+            let t = Instant::now();
+            ferry::__private::raw_read(rt, 1, 0, &mut buf)?;
+            raw_s.push(t.elapsed().as_secs_f64());
+        }
+        let (f, raw) = (median(ferry_s), median(raw_s));
+        say(&format!(
+            "cross-rank get {label}: median {:.1} us, {:.2} GB/s | raw one-sided read: {:.1} us, {:.2} GB/s | ratio {:.2}",
+            f * 1e6,
+            size as f64 / f / 1e9,
+            raw * 1e6,
+            size as f64 / raw / 1e9,
+            raw / f
+        ));
+    }
+    Ok(())
+}
