@@ -66,3 +66,48 @@ fn shutdown_does_not_hang_on_a_task_that_never_returns() -> ferry::Result<()> {
     assert!(!path.exists(), "the store file is removed");
     Ok(())
 }
+
+static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[ferry::remote]
+fn blocker() -> u64 {
+    while !RELEASE.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    1
+}
+
+#[ferry::remote]
+fn megabyte() -> Vec<u8> {
+    vec![7u8; 1 << 20]
+}
+
+#[test]
+fn a_result_run_inline_is_freed_with_its_ref_while_its_queue_entry_waits() -> ferry::Result<()> {
+    // One worker thread, kept busy: the task below is run by the driver's
+    // `get`, and its queue entry stays behind until the worker is free.
+    let rt = ferry::init(
+        Config::default()
+            .num_cpus(1.0)
+            .max_threads(1)
+            .object_store_memory(16 << 20),
+    )?;
+    let b = blocker::remote(&rt)?;
+    while rt.worker_threads() < 1 || b.is_ready() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let before = rt.store_used();
+    let r = megabyte::options().num_cpus(0.0).remote(&rt)?;
+    assert_eq!(rt.get(&r)?.len(), 1 << 20);
+    assert!(rt.store_used() > before);
+    drop(r);
+    assert_eq!(
+        rt.store_used(),
+        before,
+        "the result was freed with its last ref"
+    );
+    RELEASE.store(true, Ordering::SeqCst);
+    assert_eq!(*rt.get(&b)?, 1);
+    rt.shutdown()
+}

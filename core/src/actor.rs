@@ -179,26 +179,7 @@ impl ActorTable {
             c.kill("the runtime shut down");
         }
         let threads: Vec<_> = lock(&self.threads).drain(..).collect();
-        let me = thread::current().id();
-        let deadline = std::time::Instant::now() + crate::scheduler::SHUTDOWN_GRACE;
-        for t in threads {
-            if t.thread().id() == me {
-                continue;
-            }
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                t.thread().unpark();
-                thread::sleep(Duration::from_micros(200));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
-                // A method that never returns: leave its thread (see the scheduler).
-                tracing::warn!(
-                    "actor thread {:?} is still in a call after shutdown; leaving it",
-                    t.thread().name()
-                );
-            }
-        }
+        crate::scheduler::join_with_grace(threads);
     }
 }
 

@@ -61,6 +61,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl WireResult {
+    /// Where a receiver finds `v`: in the message when small, else at its
+    /// place in this rank's arena (which the sender keeps until it is read).
+    fn of(v: &StoredValue) -> WireResult {
+        let bytes = v.block.as_slice();
+        if bytes.len() <= INLINE_MAX {
+            WireResult::Inline(bytes.to_vec())
+        } else {
+            WireResult::At {
+                offset: v.block.offset() as u64,
+                len: bytes.len() as u64,
+            }
+        }
+    }
+}
+
 /// A task this rank sent to another, waiting for `Done`.
 struct Sent {
     slot: Arc<Slot>,
@@ -526,15 +542,7 @@ impl Reply {
                     .filter_map(|k| k.clone().downcast::<Slot>().ok())
                     .map(|s| s.id.as_u64())
                     .collect();
-                let bytes = v.block.as_slice();
-                let result = if bytes.len() <= INLINE_MAX {
-                    WireResult::Inline(bytes.to_vec())
-                } else {
-                    WireResult::At {
-                        offset: v.block.offset() as u64,
-                        len: bytes.len() as u64,
-                    }
-                };
+                let result = WireResult::of(v);
                 if matches!(result, WireResult::At { .. }) || !contained.is_empty() {
                     // Kept (with the refs it holds) until the owner's `Free`.
                     lock(&c.held).insert(self.object, self.out.clone());
@@ -837,17 +845,8 @@ impl DepWaiter for ValueReply {
         let Some(c) = inner.cluster() else { return };
         let (type_name, result) = match self.slot.get() {
             Some(Stored::Value(v)) => {
-                let bytes = v.block.as_slice();
-                let result = if bytes.len() <= INLINE_MAX {
-                    WireResult::Inline(bytes.to_vec())
-                } else {
-                    // The borrower's borrow keeps the object here while it reads.
-                    WireResult::At {
-                        offset: v.block.offset() as u64,
-                        len: bytes.len() as u64,
-                    }
-                };
-                (v.type_name.to_string(), result)
+                // The borrower's borrow keeps the object here while it reads.
+                (v.type_name.to_string(), WireResult::of(v))
             }
             Some(Stored::Error(e)) => (
                 String::new(),

@@ -112,7 +112,7 @@ where
         let result = body(rt);
         finish(rt, &|| task_name.to_string(), result)
     });
-    let cell = TaskCell::new(
+    let (cell, output) = TaskCell::new(
         inner,
         NewTask {
             name,
@@ -125,7 +125,7 @@ where
             job,
         },
     );
-    let out = ObjectRef::from_slot(cell.output.clone());
+    let out = ObjectRef::from_slot(output);
     let deps: Vec<&Arc<Slot>> = deps.slots.iter().collect();
     cell.submit(&deps);
     Ok(out)

@@ -306,28 +306,7 @@ impl Scheduler {
             t.unpark();
         }
         let handles: Vec<_> = lock(&self.handles).drain(..).collect();
-        let me = thread::current().id();
-        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-        for h in handles {
-            if h.thread().id() == me {
-                continue;
-            }
-            while !h.is_finished() && std::time::Instant::now() < deadline {
-                h.thread().unpark();
-                thread::sleep(Duration::from_micros(200));
-            }
-            if h.is_finished() {
-                let _ = h.join();
-            } else {
-                // User code that does not return cannot be stopped from
-                // outside a thread: leave it running (its result is dropped)
-                // rather than hang the shutdown. It ends with the process.
-                tracing::warn!(
-                    "worker {:?} is still running a task {SHUTDOWN_GRACE:?} after shutdown; leaving it",
-                    h.thread().name()
-                );
-            }
-        }
+        join_with_grace(handles);
         self.abandon_queued();
     }
 
@@ -357,6 +336,32 @@ impl Scheduler {
 
     fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// Joins runtime threads (not the calling one), waking them while they wind
+/// down. User code that does not return cannot be stopped from outside a
+/// thread: after [`SHUTDOWN_GRACE`] such a thread is left running (its
+/// result is dropped) rather than hang the shutdown; it ends with the process.
+pub(crate) fn join_with_grace(handles: Vec<JoinHandle<()>>) {
+    let me = thread::current().id();
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    for h in handles {
+        if h.thread().id() == me {
+            continue;
+        }
+        while !h.is_finished() && std::time::Instant::now() < deadline {
+            h.thread().unpark();
+            thread::sleep(Duration::from_micros(200));
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        } else {
+            tracing::warn!(
+                "thread {:?} is still in user code {SHUTDOWN_GRACE:?} after shutdown; leaving it",
+                h.thread().name()
+            );
+        }
     }
 }
 

@@ -79,7 +79,10 @@ pub(crate) struct TaskCell {
     job: Mutex<Option<Job>>,
     /// The GPUs granted with the resources.
     gpu_ids: Mutex<Arc<[u32]>>,
-    pub(crate) output: Arc<Slot>,
+    /// The output, weakly: the refs the user holds keep it. A finished cell
+    /// may sit in a queue until a worker skips it, and must not keep the
+    /// result alive meanwhile; a result nobody holds is simply dropped.
+    output: Weak<Slot>,
     rt: Weak<Inner>,
 }
 
@@ -93,9 +96,10 @@ pub(crate) struct NewTask {
 
 impl TaskCell {
     /// Makes the cell and its pending output slot.
-    pub(crate) fn new(inner: &Arc<Inner>, task: NewTask) -> Arc<TaskCell> {
+    pub(crate) fn new(inner: &Arc<Inner>, task: NewTask) -> (Arc<TaskCell>, Arc<Slot>) {
         let id = inner.ids.object();
-        Arc::new_cyclic(|me: &Weak<TaskCell>| {
+        let mut output = None;
+        let cell = Arc::new_cyclic(|me: &Weak<TaskCell>| {
             let producer: Weak<dyn Producer> = me.clone();
             TaskCell {
                 state: AtomicU8::new(WAITING),
@@ -106,10 +110,16 @@ impl TaskCell {
                 retry: task.retry,
                 job: Mutex::new(Some(task.job)),
                 gpu_ids: Mutex::new(Arc::from([])),
-                output: Slot::pending(id, Some(producer), inner.unhandled.clone()),
+                output: {
+                    let slot = Slot::pending(id, Some(producer), inner.unhandled.clone());
+                    let weak = Arc::downgrade(&slot);
+                    output = Some(slot);
+                    weak
+                },
                 rt: Arc::downgrade(inner),
             }
-        })
+        });
+        (cell, output.expect("set by new_cyclic"))
     }
 
     /// Step 1: waits for `deps`, then schedules.
@@ -165,7 +175,9 @@ impl TaskCell {
             }
         }
         drop(self.job.lock().unwrap_or_else(|e| e.into_inner()).take());
-        self.output.complete(Stored::Error(err));
+        if let Some(out) = self.output.upgrade() {
+            out.complete(Stored::Error(err));
+        }
         if state == QUEUED {
             if let Some(inner) = self.rt.upgrade() {
                 inner.release_grant(&self.request, &self.granted_gpus());
@@ -218,7 +230,9 @@ impl TaskCell {
             break Stored::Error(Error::Task(Box::new(err)));
         };
         drop(job);
-        self.output.complete(stored);
+        if let Some(out) = self.output.upgrade() {
+            out.complete(stored);
+        }
         before_release();
         inner.sched.release(inner, &self.request, &gpu_ids);
     }
