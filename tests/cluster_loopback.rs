@@ -128,8 +128,11 @@ fn a_lost_rank_s_tasks_are_retried_elsewhere() -> ferry::Result<()> {
         let refs: Vec<_> = (0..6)
             .map(|_| slow_on::remote(&rt, 300))
             .collect::<ferry::Result<_>>()?;
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(STARTED_ON[2].load(Ordering::SeqCst), "rank 2 got work");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !STARTED_ON[2].load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "rank 2 got no work");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         world.kill(2, "killed by the test")?;
         let ranks: Vec<u32> = refs
             .iter()
