@@ -399,9 +399,11 @@ fn dispatch(c: &Cluster, object: u64, sent: Sent) {
     let rank = sent.rank;
     c.in_flight[rank as usize].fetch_add(1, Ordering::Relaxed);
     lock(&c.sent).insert(object, sent);
+    c.transport.expect_reply(true);
     if let Err(e) = c.send(rank, &msg) {
         if let Some(s) = lock(&c.sent).remove(&object) {
             c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+            c.transport.expect_reply(false);
             s.slot.complete(Stored::Error(e));
         }
     }
@@ -579,6 +581,7 @@ fn done(
         return;
     };
     c.in_flight[sent.rank as usize].fetch_sub(1, Ordering::Relaxed);
+    c.transport.expect_reply(false);
     let needs_free = matches!(result, WireResult::At { .. }) || !contained.is_empty();
     let tag = sent.type_tag;
     let mut stored = match result {
@@ -674,6 +677,7 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
     };
     for (object, mut s) in orphans {
         c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+        c.transport.expect_reply(false);
         let allowed = s.max_retries < 0 || s.attempts <= s.max_retries as u32;
         if allowed {
             s.attempts += 1;
@@ -802,12 +806,13 @@ fn after_acks(c: &Cluster, ids: &[u64], then: impl FnOnce() + Send + 'static) {
 /// A borrowed slot needs its value.
 pub(crate) fn fetch(inner: &Arc<Inner>, id: ObjectId, owner: Rank) {
     if let Some(c) = inner.cluster() {
-        let _ = c.send(
-            owner,
-            &Msg::Fetch {
-                object: id.as_u64(),
-            },
-        );
+        c.transport.expect_reply(true);
+        let fetch = Msg::Fetch {
+            object: id.as_u64(),
+        };
+        if c.send(owner, &fetch).is_err() {
+            c.transport.expect_reply(false);
+        }
     }
 }
 
@@ -945,6 +950,7 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             type_name,
             result,
         } => {
+            c.transport.expect_reply(false);
             let Some(slot) = lock(&c.borrowed).get(&object).and_then(Weak::upgrade) else {
                 return;
             };

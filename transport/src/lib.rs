@@ -113,6 +113,15 @@ pub trait Transport: Send + Sync + 'static {
     ///
     /// [`TransportError::Mpi`] when shutting MPI down failed.
     fn close(&self) -> Result<(), TransportError>;
+
+    /// A hint from the runtime: it has sent a request and waits for the
+    /// answer (`true`), or one such answer came (`false`). While answers are
+    /// awaited an implementation may poll harder (MPI: the progress thread
+    /// does not back off), trading a little CPU for latency; idle ranks are
+    /// unaffected. The default does nothing.
+    fn expect_reply(&self, awaiting: bool) {
+        let _ = awaiting;
+    }
 }
 
 /// The rsmpi crate this transport is built with (for [`MpiTransport::with_world`]).
