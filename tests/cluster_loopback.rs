@@ -335,3 +335,50 @@ fn on_rank_places_a_task_exactly() -> ferry::Result<()> {
         Ok(())
     })?
 }
+
+#[ferry::remote]
+fn make_big(rt: &ferry::Runtime, n: u64) -> ferry::Result<Vec<ferry::ObjectRef<Vec<u64>>>> {
+    Ok(vec![rt.put_vec_with::<u64>(n as usize, |xs| {
+        for (i, x) in xs.iter_mut().enumerate() {
+            *x = i as u64;
+        }
+    })?])
+}
+
+/// Gets an 8 MiB object owned by rank 1 on rank 0; returns how much rank
+/// 0's store grew while it held the view.
+fn neighbour_get_growth(force_rma: bool) -> ferry::Result<usize> {
+    ferry::loopback::run(
+        2,
+        cfg().force_rma(force_rma),
+        |rt, _| -> ferry::Result<usize> {
+            let n = 1u64 << 20;
+            let made = make_big::options().on_rank(1).remote(&rt, n)?;
+            let r = rt.get(&made)?[0].to_ref()?;
+            let before = rt.store_used();
+            let v = rt.get(&r)?;
+            assert_eq!(v.as_slice().len() as u64, n);
+            assert!(v.as_slice().iter().enumerate().all(|(i, x)| *x == i as u64));
+            Ok(rt.store_used() - before)
+        },
+    )?
+}
+
+#[test]
+fn a_same_node_neighbour_s_object_is_read_in_place() -> ferry::Result<()> {
+    assert_eq!(
+        neighbour_get_growth(false)?,
+        0,
+        "zero copy: nothing stored here"
+    );
+    Ok(())
+}
+
+#[test]
+fn forcing_rma_copies_the_object_here() -> ferry::Result<()> {
+    assert!(
+        neighbour_get_growth(true)? >= 8 << 20,
+        "one copy in this rank's store"
+    );
+    Ok(())
+}

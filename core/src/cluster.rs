@@ -37,11 +37,13 @@
 //! sends `RemoveBorrow`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use ferry_store::ReadOnlySegment;
 use ferry_transport::{Event, Rank, Transport};
 
 use crate::error::{Error, FailureKind, Result, TaskError};
@@ -50,7 +52,7 @@ use crate::object_ref::ObjectRef;
 use crate::options::{RetryOn, TaskOptions};
 use crate::private::{EncodedCall, Untyped};
 use crate::runtime::{Inner, Runtime};
-use crate::slot::{DepWaiter, KeepAlive, Slot, Stored, StoredValue, TypeTag, Waiter};
+use crate::slot::{Bytes, DepWaiter, KeepAlive, Slot, Stored, StoredValue, TypeTag, Waiter};
 use crate::values::Object;
 use crate::wire::{self, Msg, WireError, WireOptions, WireResult};
 
@@ -66,13 +68,12 @@ impl WireResult {
     /// place in this rank's arena (which the sender keeps until it is read).
     fn of(v: &StoredValue) -> WireResult {
         let bytes = v.block.as_slice();
-        if bytes.len() <= INLINE_MAX {
-            WireResult::Inline(bytes.to_vec())
-        } else {
-            WireResult::At {
-                offset: v.block.offset() as u64,
+        match v.block.own_offset() {
+            Some(offset) if bytes.len() > INLINE_MAX => WireResult::At {
+                offset: offset as u64,
                 len: bytes.len() as u64,
-            }
+            },
+            _ => WireResult::Inline(bytes.to_vec()),
         }
     }
 }
@@ -98,6 +99,11 @@ pub(crate) struct Cluster {
     size: u32,
     /// Every rank's resource totals, from `Hello` (this rank's own included).
     totals: Mutex<Vec<Option<BTreeMap<String, f64>>>>,
+    /// Every rank's host and arena file, from `Hello`.
+    places: Mutex<Vec<Option<(String, PathBuf)>>>,
+    /// Same-node neighbours' arenas, mapped read-only on first use.
+    neighbours: Mutex<HashMap<Rank, Arc<ReadOnlySegment>>>,
+    force_rma: bool,
     heard: Condvar,
     sent: Mutex<HashMap<u64, Sent>>,
     in_flight: Box<[AtomicUsize]>,
@@ -116,16 +122,26 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(transport: Arc<dyn Transport>, own: BTreeMap<String, f64>) -> Cluster {
+    pub(crate) fn new(
+        transport: Arc<dyn Transport>,
+        own: BTreeMap<String, f64>,
+        store: PathBuf,
+        force_rma: bool,
+    ) -> Cluster {
         let rank = transport.rank();
         let size = transport.size();
         let mut totals = vec![None; size as usize];
         totals[rank as usize] = Some(own);
+        let mut places = vec![None; size as usize];
+        places[rank as usize] = Some((host_name(), store));
         Cluster {
             transport,
             rank,
             size,
             totals: Mutex::new(totals),
+            places: Mutex::new(places),
+            neighbours: Mutex::new(HashMap::new()),
+            force_rma,
             heard: Condvar::new(),
             sent: Mutex::new(HashMap::new()),
             in_flight: (0..size).map(|_| AtomicUsize::new(0)).collect(),
@@ -173,7 +189,12 @@ impl Cluster {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        let hello = wire::encode(&Msg::Hello { totals: own });
+        let (host, store) = lock(&c.places)[c.rank as usize].clone().unwrap_or_default();
+        let hello = wire::encode(&Msg::Hello {
+            totals: own,
+            host,
+            store: store.to_string_lossy().into_owned(),
+        });
         for r in (0..c.size).filter(|r| *r != c.rank) {
             c.transport
                 .send(r, hello.clone())
@@ -261,6 +282,38 @@ impl Cluster {
             }
         }
         best.map(|(_, r)| r)
+    }
+
+    /// `rank`'s arena mapped read-only, if it is on this node (and the RMA
+    /// path is not forced).
+    fn neighbour(&self, rank: Rank) -> Option<Arc<ReadOnlySegment>> {
+        if self.force_rma || rank == self.rank {
+            return None;
+        }
+        let path = {
+            let places = lock(&self.places);
+            let mine = places[self.rank as usize].as_ref()?;
+            let theirs = places.get(rank as usize)?.as_ref()?;
+            if mine.0.is_empty() || mine.0 != theirs.0 {
+                return None;
+            }
+            theirs.1.clone()
+        };
+        let mut map = lock(&self.neighbours);
+        if let Some(seg) = map.get(&rank) {
+            return Some(seg.clone());
+        }
+        match ferry_store::open_readonly(&path) {
+            Ok(seg) => {
+                let seg = Arc::new(seg);
+                map.insert(rank, seg.clone());
+                Some(seg)
+            }
+            Err(e) => {
+                tracing::warn!("cannot map rank {rank}'s store, using one-sided reads: {e}");
+                None
+            }
+        }
     }
 
     fn send(&self, to: Rank, msg: &Msg) -> Result<()> {
@@ -435,7 +488,12 @@ fn net_main(inner: Weak<Inner>, transport: Arc<dyn Transport>) {
 
 fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
     match msg {
-        Msg::Hello { totals } => {
+        Msg::Hello {
+            totals,
+            host,
+            store,
+        } => {
+            lock(&c.places)[from as usize] = Some((host, PathBuf::from(store)));
             lock(&c.totals)[from as usize] = Some(totals.into_iter().collect());
             c.heard.notify_all();
         }
@@ -633,7 +691,7 @@ fn copy_in(
         return Stored::Error(e);
     }
     Stored::Value(StoredValue {
-        block: block.freeze(),
+        block: block.freeze().into(),
         type_tag,
         type_name: type_name.into(),
         // Bytes from another process are checked at the first get.
@@ -960,6 +1018,27 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
                     d.copy_from_slice(&bytes);
                     Ok(())
                 }),
+                WireResult::At { offset, len }
+                    if c.neighbour(from).is_some_and(|s| {
+                        (offset as usize)
+                            .checked_add(len as usize)
+                            .is_some_and(|end| end <= s.len())
+                    }) =>
+                {
+                    // Same node: view the owner's bytes in place (zero copy).
+                    let seg = c.neighbour(from).expect("checked just above");
+                    Stored::Value(StoredValue {
+                        block: Bytes::Mapped {
+                            seg,
+                            offset: offset as usize,
+                            len: len as usize,
+                        },
+                        type_tag: tag,
+                        type_name: type_name.into(),
+                        validated: AtomicBool::new(false),
+                        _contained: Vec::new(),
+                    })
+                }
                 WireResult::At { offset, len } => {
                     copy_in(inner, tag, type_name, len as usize, |d| {
                         c.transport.read(from, offset as usize, d).map_err(|e| {
@@ -975,4 +1054,11 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
         }
         _ => {}
     }
+}
+
+/// This machine's host name ("" if unknown: then no rank counts as a neighbour).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }

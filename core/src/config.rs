@@ -24,6 +24,7 @@ pub struct Config {
     pub(crate) job_id: Option<String>,
     pub(crate) spin: Option<Duration>,
     pub(crate) max_threads: Option<usize>,
+    pub(crate) force_rma: Option<bool>,
 }
 
 impl Config {
@@ -78,6 +79,14 @@ impl Config {
         self
     }
 
+    /// Move objects between ranks of one node by one-sided reads too,
+    /// instead of mapping the neighbour's arena (for tests and benchmarks of
+    /// the RMA path; also `FERRY_FORCE_RMA=1`).
+    pub fn force_rma(mut self, yes: bool) -> Self {
+        self.force_rma = Some(yes);
+        self
+    }
+
     /// Reads `FERRY_NUM_CPUS`, `FERRY_NUM_GPUS`, `FERRY_OBJECT_STORE_MEMORY`
     /// and `FERRY_JOB_ID` over the defaults; a malformed value is an error.
     ///
@@ -99,6 +108,7 @@ impl Config {
             num_gpus: parse("FERRY_NUM_GPUS")?,
             object_store_memory: parse("FERRY_OBJECT_STORE_MEMORY")?,
             job_id: std::env::var("FERRY_JOB_ID").ok(),
+            force_rma: std::env::var("FERRY_FORCE_RMA").ok().map(|v| v == "1"),
             ..Config::default()
         })
     }

@@ -87,7 +87,7 @@ impl Inner {
         let (block, contained) =
             exports::capture(&self.exports, || ferry_store::put(&self.arena, value));
         Ok(StoredValue {
-            block: block?,
+            block: block?.into(),
             type_tag: TypeTag::of::<T>(),
             type_name: std::any::type_name::<T>().into(),
             validated: AtomicBool::new(true),
@@ -204,6 +204,7 @@ pub(crate) struct Prepared {
     base_threads: usize,
     max_threads: usize,
     spin: Duration,
+    force_rma: bool,
 }
 
 impl Prepared {
@@ -260,6 +261,9 @@ impl Prepared {
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
+            force_rma: cfg
+                .force_rma
+                .unwrap_or_else(|| std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1")),
         })
     }
 
@@ -282,7 +286,7 @@ impl Prepared {
         let cluster = transport.map(|t| {
             let mut own = ledger.totals();
             own.insert("object_store_memory".into(), arena.capacity() as f64);
-            Cluster::new(t, own)
+            Cluster::new(t, own, arena.path().to_path_buf(), self.force_rma)
         });
         let inner = Arc::new(Inner {
             rank: self.rank,
@@ -443,7 +447,7 @@ impl Runtime {
         self.check_live()?;
         let block = ferry_store::put_pod_slice_with::<P>(&self.inner.arena, len, fill)?;
         let stored = StoredValue {
-            block,
+            block: block.into(),
             type_tag: TypeTag::of::<Vec<P>>(),
             type_name: std::any::type_name::<Vec<P>>().into(),
             validated: AtomicBool::new(true),
@@ -471,7 +475,7 @@ impl Runtime {
         let mut block = self.inner.arena.alloc(bytes.len())?;
         block.as_mut_slice().copy_from_slice(bytes);
         let stored = StoredValue {
-            block: block.freeze(),
+            block: block.freeze().into(),
             type_tag: TypeTag::of::<T>(),
             type_name: std::any::type_name::<T>().into(),
             validated: AtomicBool::new(false),

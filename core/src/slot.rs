@@ -67,9 +67,45 @@ impl TypeTag {
     }
 }
 
+/// Where an object's bytes are.
+pub(crate) enum Bytes {
+    /// In this rank's arena.
+    Own(Block),
+    /// In a same-node neighbour's arena, mapped read-only (zero copy); the
+    /// owner keeps the object while this rank borrows it.
+    Mapped {
+        seg: Arc<ferry_store::ReadOnlySegment>,
+        offset: usize,
+        len: usize,
+    },
+}
+
+impl Bytes {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Own(b) => b.as_slice(),
+            Bytes::Mapped { seg, offset, len } => &seg.as_slice()[*offset..*offset + *len],
+        }
+    }
+
+    /// The offset in this rank's own arena, for other ranks to read from.
+    pub(crate) fn own_offset(&self) -> Option<usize> {
+        match self {
+            Bytes::Own(b) => Some(b.offset()),
+            Bytes::Mapped { .. } => None,
+        }
+    }
+}
+
+impl From<Block> for Bytes {
+    fn from(b: Block) -> Self {
+        Bytes::Own(b)
+    }
+}
+
 /// An object's sealed bytes.
 pub(crate) struct StoredValue {
-    pub(crate) block: Block,
+    pub(crate) block: Bytes,
     pub(crate) type_tag: TypeTag,
     pub(crate) type_name: Cow<'static, str>,
     /// Set once the bytes have been checked (or were written by this rank).

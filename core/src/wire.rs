@@ -8,8 +8,13 @@ use crate::options::{RetryOn, TaskOptions};
 /// One control message.
 #[derive(Archive, Serialize, Deserialize, Debug)]
 pub(crate) enum Msg {
-    /// A rank announces its resources (sent to every rank at start).
-    Hello { totals: Vec<(String, f64)> },
+    /// A rank announces its resources, its host and its arena file (sent
+    /// to every rank at start).
+    Hello {
+        totals: Vec<(String, f64)>,
+        host: String,
+        store: String,
+    },
     /// Run remote function `fn_id` on the encoded `args`; the sender owns
     /// the result, named `object`, and gets a `Done` back.
     Submit {

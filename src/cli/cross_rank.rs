@@ -67,6 +67,13 @@ pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
     if !r.wants("cross-rank get") {
         return Ok(());
     }
+    if std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1") {
+        say("cross-rank get path: one-sided reads (FERRY_FORCE_RMA=1)");
+    } else {
+        say(
+            "cross-rank get path: ranks on one node map each other's stores (zero copy; FERRY_FORCE_RMA=1 forces one-sided reads)",
+        );
+    }
     for (size, count, label) in SIZES {
         let made = blobs::options().on_rank(1).remote(rt, size, count as u64)?;
         let refs: Vec<ObjectRef<Vec<u8>>> = rt
