@@ -157,55 +157,50 @@ pub(crate) struct Borrow {
 }
 
 impl Slot {
-    pub(crate) fn ready(id: ObjectId, value: StoredValue) -> Arc<Slot> {
-        let slot = Slot {
-            id,
-            value: OnceLock::new(),
-            waiters: Mutex::new(Vec::new()),
-            producer: None,
-            observed: AtomicBool::new(false),
-            unhandled: None,
-            exported: OnceLock::new(),
-            borrow: None,
-        };
-        let _ = slot.value.set(Stored::Value(value));
-        Arc::new(slot)
-    }
-
-    pub(crate) fn pending(
+    fn empty(
         id: ObjectId,
         producer: Option<Weak<dyn Producer>>,
-        unhandled: Arc<UnhandledSink>,
-    ) -> Arc<Slot> {
-        Arc::new(Slot {
+        unhandled: Option<Arc<UnhandledSink>>,
+        borrow: Option<Borrow>,
+    ) -> Slot {
+        Slot {
             id,
             value: OnceLock::new(),
             waiters: Mutex::new(Vec::new()),
             producer,
             observed: AtomicBool::new(false),
-            unhandled: Some(unhandled),
+            unhandled,
             exported: OnceLock::new(),
-            borrow: None,
-        })
+            borrow,
+        }
+    }
+
+    /// A slot whose value is known at once (`put`).
+    pub(crate) fn ready(id: ObjectId, value: StoredValue) -> Arc<Slot> {
+        let slot = Slot::empty(id, None, None, None);
+        let _ = slot.value.set(Stored::Value(value));
+        Arc::new(slot)
+    }
+
+    /// A slot a task or actor call will complete; its error, if nobody looks
+    /// at it, is reported to `unhandled`.
+    pub(crate) fn pending(
+        id: ObjectId,
+        producer: Option<Weak<dyn Producer>>,
+        unhandled: Arc<UnhandledSink>,
+    ) -> Arc<Slot> {
+        Arc::new(Slot::empty(id, producer, Some(unhandled), None))
     }
 
     /// A slot for object `id`, owned by rank `owner`, that this rank borrows.
     pub(crate) fn borrowed(id: ObjectId, owner: u32, rt: Weak<crate::runtime::Inner>) -> Arc<Slot> {
-        Arc::new(Slot {
-            id,
-            value: OnceLock::new(),
-            waiters: Mutex::new(Vec::new()),
-            producer: None,
-            observed: AtomicBool::new(false),
-            unhandled: None,
-            exported: OnceLock::new(),
-            borrow: Some(Borrow {
-                owner,
-                rt,
-                acked: AtomicBool::new(false),
-                fetching: AtomicBool::new(false),
-            }),
-        })
+        let borrow = Borrow {
+            owner,
+            rt,
+            acked: AtomicBool::new(false),
+            fetching: AtomicBool::new(false),
+        };
+        Arc::new(Slot::empty(id, None, None, Some(borrow)))
     }
 
     pub(crate) fn borrow(&self) -> Option<&Borrow> {
