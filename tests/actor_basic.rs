@@ -1,18 +1,13 @@
 //! Actors: call ordering, persistent state, parallelism between actors,
 //! handles passed into and returned from tasks, and ref arguments.
 
+mod common;
+use common::start;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry::{ActorHandle, Config, ObjectRef, Runtime};
-
-fn start(cpus: f64) -> ferry::Result<Runtime> {
-    ferry::init(
-        Config::default()
-            .num_cpus(cpus)
-            .object_store_memory(64 << 20),
-    )
-}
+use ferry::{ActorHandle, ObjectRef, Runtime};
 
 /// A counter.
 #[ferry::actor]

@@ -2,32 +2,13 @@
 //! panics, stopping when the last handle drops, the resources an actor
 //! holds, and calls after shutdown.
 
+mod common;
+use common::{eventually, start};
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferry::{Config, Error, FailureKind, Runtime};
-
-fn start(cpus: f64) -> ferry::Result<Runtime> {
-    ferry::init(
-        Config::default()
-            .num_cpus(cpus)
-            .object_store_memory(64 << 20),
-    )
-}
-
-/// Polls `cond` every 10 ms for up to `secs` seconds.
-fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use ferry::{Error, FailureKind};
 
 fn assert_died(e: &Error) {
     assert!(

@@ -2,18 +2,13 @@
 //! failed dependencies, retries (`max_retries`, `retry_exceptions`,
 //! `retry_when`) and the count of failed objects nobody looked at.
 
+mod common;
+use common::start;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry::{Config, Error, FailureKind, Runtime};
-
-fn start(cpus: f64) -> ferry::Result<Runtime> {
-    ferry::init(
-        Config::default()
-            .num_cpus(cpus)
-            .object_store_memory(64 << 20),
-    )
-}
+use ferry::{Error, FailureKind};
 
 fn task_error(e: &Error) -> &ferry::TaskError {
     match e {

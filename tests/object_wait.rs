@@ -1,17 +1,12 @@
 //! `wait`: readiness in submission order, `num_returns`, timeouts and the
 //! argument checks (too many asked for, duplicates).
 
+mod common;
+use common::start;
+
 use std::time::{Duration, Instant};
 
-use ferry::{Config, Error, Runtime};
-
-fn start(cpus: f64) -> ferry::Result<Runtime> {
-    ferry::init(
-        Config::default()
-            .num_cpus(cpus)
-            .object_store_memory(64 << 20),
-    )
-}
+use ferry::Error;
 
 #[ferry::remote]
 fn sleepy(ms: u64) -> u64 {

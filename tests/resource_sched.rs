@@ -1,6 +1,9 @@
 //! Resources: totals and availability, infeasible and invalid requests,
 //! fractional and zero-CPU tasks, custom resources.
 
+mod common;
+use common::eventually;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -9,20 +12,6 @@ use ferry::{Config, Error, Runtime};
 
 fn start(cfg: Config) -> ferry::Result<Runtime> {
     ferry::init(cfg.object_store_memory(64 << 20))
-}
-
-/// Polls `cond` every 10 ms for up to `secs` seconds.
-fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[ferry::remote]

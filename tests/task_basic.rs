@@ -2,18 +2,13 @@
 //! nested in values, zero-copy views), chaining, fan-out, nested submission,
 //! runtime injection and stable function ids.
 
+mod common;
+use common::start;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ferry::{Config, ObjectRef, Runtime, View};
-
-fn start(cpus: f64) -> ferry::Result<Runtime> {
-    ferry::init(
-        Config::default()
-            .num_cpus(cpus)
-            .object_store_memory(64 << 20),
-    )
-}
+use ferry::{ObjectRef, Runtime, View};
 
 #[ferry::remote]
 fn square(x: u64) -> u64 {

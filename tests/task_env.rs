@@ -2,17 +2,12 @@
 //! `ferry::command`, `ferry::current`, configuration checks and two
 //! runtimes in one process.
 
+mod common;
+use common::start;
+
 use std::time::Duration;
 
-use ferry::{Config, Error, Runtime};
-
-fn start(cpus: f64) -> ferry::Result<Runtime> {
-    ferry::init(
-        Config::default()
-            .num_cpus(cpus)
-            .object_store_memory(64 << 20),
-    )
-}
+use ferry::{Config, Error};
 
 const VAR: &str = "FERRY_IT_RUNTIME_ENV_MARKER";
 
