@@ -303,7 +303,7 @@ fn bump(rt: &ferry::Runtime, t: ferry::ActorHandle<Tally>) -> ferry::Result<u64>
 }
 
 #[test]
-fn tasks_holding_actor_handles_stay_with_the_actor() -> ferry::Result<()> {
+fn tasks_holding_actor_handles_reach_the_actor_from_any_rank() -> ferry::Result<()> {
     ferry::loopback::run(2, cfg(), |rt, _| -> ferry::Result<()> {
         let t = Tally::remote(&rt)?;
         let hold = busy_rank::remote(&rt, 300)?;

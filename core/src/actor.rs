@@ -15,6 +15,11 @@
 //! 4. When the last handle is dropped the actor finishes the calls already
 //!    queued, then stops. `kill` stops it now: queued calls fail with
 //!    [`Error::ActorDied`].
+//! 5. An actor lives on one rank. A handle on another rank is a
+//!    [`RemoteActor`]: its calls are encoded (method id and archived
+//!    arguments) and sent to the actor's rank, which runs them in arrival
+//!    order; handles on other ranks keep the actor alive like local ones
+//!    (see `remote_actor`).
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -27,7 +32,7 @@ use std::thread::{self, JoinHandle, Thread};
 use std::time::Duration;
 
 use rkyv::rancor::{Fallible, Source};
-use rkyv::rend::u64_le;
+use rkyv::rend::{u32_le, u64_le};
 use rkyv::{Archive, Deserialize, Place, Portable, Serialize};
 
 use crate::context::{self, TaskCtx};
@@ -36,6 +41,8 @@ use crate::exports::{self, NotInRuntime};
 use crate::ids::ActorId;
 use crate::object_ref::ObjectRef;
 use crate::options::ActorOptions;
+use crate::private::EncodedCall;
+use crate::remote_actor::{self, RemoteActor};
 use crate::resources::Request;
 use crate::runtime::{Inner, Runtime};
 use crate::signal;
@@ -52,6 +59,9 @@ pub trait ActorClass: Sized + Send + 'static {
     type Handle: From<ActorRef<Self>> + AsRef<ActorRef<Self>>;
     /// The class name, for errors and listings.
     const NAME: &'static str;
+    /// The class's stable id (a hash of its path), the same in every copy of
+    /// the binary: how another rank finds its constructor.
+    const ID: u64;
 }
 
 type CallFn<A> = Box<dyn FnOnce(&mut A, &Runtime) -> Outcome + Send>;
@@ -70,6 +80,8 @@ enum Msg<A> {
 
 struct Core<A> {
     id: ActorId,
+    /// The rank the actor lives on.
+    rank: u32,
     name: Arc<str>,
     mailbox: Mutex<Mailbox<A>>,
     queued: AtomicUsize,
@@ -173,6 +185,14 @@ pub(crate) struct ActorTable {
 }
 
 impl ActorTable {
+    /// Kills actor `id` if it lives here.
+    pub(crate) fn kill(&self, id: ActorId, reason: &str) {
+        let found = lock(&self.live).get(&id).cloned();
+        if let Some(c) = found {
+            c.kill(reason);
+        }
+    }
+
     pub(crate) fn shutdown(&self) {
         let live: Vec<_> = lock(&self.live).drain().collect();
         for (_, c) in &live {
@@ -194,20 +214,51 @@ impl<A> Drop for Link<A> {
         self.core.orphaned.store(true, Ordering::Release);
         if let Some(inner) = self.core.rt.upgrade() {
             inner.exports.forget_actor(self.core.id);
+            remote_actor::no_more_handles(&inner, self.core.id);
         }
         self.core.push(Msg::Drain);
     }
 }
 
+/// What a serialized handle keeps alive inside the object (or call) that
+/// holds it, and where the actor lives: the receiver of such an object
+/// registers its own handle before the sender lets go (see `cluster`).
+pub(crate) struct HeldHandle {
+    pub(crate) id: ActorId,
+    pub(crate) host: u32,
+    _keep: KeepAlive,
+}
+
+impl HeldHandle {
+    pub(crate) fn new(id: ActorId, host: u32, keep: KeepAlive) -> HeldHandle {
+        HeldHandle {
+            id,
+            host,
+            _keep: keep,
+        }
+    }
+}
+
+/// How a handle reaches its actor.
+enum Reach<A> {
+    /// The actor lives on this rank.
+    Local(Arc<Link<A>>),
+    /// The actor lives on another rank.
+    Remote(Arc<RemoteActor>),
+}
+
 /// The class-independent part of an actor handle, used by generated code.
 pub struct ActorRef<A> {
-    link: Arc<Link<A>>,
+    reach: Reach<A>,
 }
 
 impl<A> Clone for ActorRef<A> {
     fn clone(&self) -> Self {
         ActorRef {
-            link: self.link.clone(),
+            reach: match &self.reach {
+                Reach::Local(l) => Reach::Local(l.clone()),
+                Reach::Remote(r) => Reach::Remote(r.clone()),
+            },
         }
     }
 }
@@ -215,7 +266,28 @@ impl<A> Clone for ActorRef<A> {
 impl<A: ActorClass> ActorRef<A> {
     /// The actor's id.
     pub fn id(&self) -> ActorId {
-        self.link.core.id
+        match &self.reach {
+            Reach::Local(l) => l.core.id,
+            Reach::Remote(r) => r.id,
+        }
+    }
+
+    /// The rank the actor lives on.
+    pub fn rank(&self) -> u32 {
+        match &self.reach {
+            Reach::Local(l) => l.core.rank,
+            Reach::Remote(r) => r.host,
+        }
+    }
+
+    /// For a handle to an actor on another rank: the runtime to encode a
+    /// call with (calls to a local actor are not encoded).
+    #[doc(hidden)]
+    pub fn remote_runtime(&self) -> Option<Runtime> {
+        match &self.reach {
+            Reach::Local(_) => None,
+            Reach::Remote(r) => r.rt.upgrade().map(Runtime::from_inner),
+        }
     }
 
     /// Submits a method call; `run` resolves the arguments and calls the method.
@@ -227,7 +299,11 @@ impl<A: ActorClass> ActorRef<A> {
         + Send
         + 'static,
     ) -> Result<ObjectRef<R>> {
-        let core = &self.link.core;
+        let core = match &self.reach {
+            Reach::Local(l) => &l.core,
+            // The runtime is gone (so the call could not be encoded).
+            Reach::Remote(_) => return Err(Error::Shutdown),
+        };
         let inner = core.rt.upgrade().ok_or(Error::Shutdown)?;
         if inner.is_shut() {
             return Err(Error::Shutdown);
@@ -272,18 +348,28 @@ impl<A: ActorClass> ActorHandle<A> {
         self.actor_ref().id()
     }
 
+    /// The rank the actor lives on (named so that it does not hide an
+    /// actor method called `rank`).
+    pub fn actor_rank(&self) -> u32 {
+        self.actor_ref().rank()
+    }
+
     /// Stops the actor now (Ray's `ray.kill`): the running call finishes,
     /// queued and later calls fail with [`Error::ActorDied`]; no restart.
     pub fn kill(&self) {
-        self.actor_ref()
-            .link
-            .core
-            .kill("killed by ray.kill (ActorHandle::kill)");
+        match &self.actor_ref().reach {
+            Reach::Local(l) => l.core.kill(KILLED),
+            Reach::Remote(r) => remote_actor::kill(r),
+        }
     }
 
-    /// True while the actor has not died.
+    /// True while the actor has not died, as far as this rank knows (for an
+    /// actor on another rank: until a call or `kill` from here found it dead).
     pub fn is_alive(&self) -> bool {
-        self.actor_ref().link.core.dead.get().is_none()
+        match &self.actor_ref().reach {
+            Reach::Local(l) => l.core.dead.get().is_none(),
+            Reach::Remote(r) => r.dead.get().is_none(),
+        }
     }
 }
 
@@ -307,22 +393,97 @@ impl<A: ActorClass> std::fmt::Debug for ActorHandle<A> {
     }
 }
 
-/// Creates an actor; used by the code `#[ferry::actor]` generates.
+/// Why a killed actor died.
+pub(crate) const KILLED: &str = "killed by ray.kill (ActorHandle::kill)";
+
+/// Creates an actor; used by the code `#[ferry::actor]` generates. The
+/// actor goes to this rank when its resources are free here (or it has
+/// none), else to a rank where they are (`encode` then archives the
+/// constructor's arguments for that rank); `on_rank` picks the rank.
 #[doc(hidden)]
 pub fn create<A: ActorClass>(
     rt: &Runtime,
     opts: &ActorOptions,
-    mut factory: impl FnMut() -> A + Send + 'static,
+    encode: impl FnOnce(&Runtime) -> Result<EncodedCall>,
+    factory: impl FnMut() -> A + Send + 'static,
 ) -> Result<ActorHandle<A>> {
     let inner = &rt.inner;
     if inner.is_shut() {
         return Err(Error::Shutdown);
     }
     let name: Arc<str> = opts.name.as_deref().unwrap_or(A::NAME).into();
+    let what = format!("actor {name}");
+    let local = opts.request(&what, &inner.ledger);
+    match remote_actor::place(inner, opts, &local)? {
+        Some(host) => {
+            let call = encode(rt)?;
+            let r = remote_actor::create_on(inner, host, A::ID, name, opts, call)?;
+            Ok(ActorHandle::from_ref(ActorRef {
+                reach: Reach::Remote(r),
+            }))
+        }
+        None => {
+            let link = create_here(inner, opts, inner.ids.actor(), local?, factory)?;
+            Ok(ActorHandle::from_ref(ActorRef {
+                reach: Reach::Local(link),
+            }))
+        }
+    }
+}
+
+/// Creates an actor on this rank for another rank that asked (`CreateActor`);
+/// used by the code `#[ferry::actor]` generates.
+#[doc(hidden)]
+pub fn create_hosted<A: ActorClass>(
+    rt: &Runtime,
+    opts: &ActorOptions,
+    id: ActorId,
+    factory: impl FnMut() -> A + Send + 'static,
+) -> Result<()> {
+    let inner = &rt.inner;
+    let name = opts.name.as_deref().unwrap_or(A::NAME);
     let request = opts.request(&format!("actor {name}"), &inner.ledger)?;
-    let id = inner.ids.actor();
+    let link = create_here(inner, opts, id, request, factory)?;
+    let keep: Arc<dyn Any + Send + Sync> = link;
+    inner.exports.export_actor(id, &keep);
+    remote_actor::lend_new(inner, id, keep);
+    Ok(())
+}
+
+/// The handle of actor `id`, which lives on this rank; used by the code
+/// `#[ferry::actor]` generates to run a call that came from another rank.
+#[doc(hidden)]
+pub fn hosted_handle<A: ActorClass>(rt: &Runtime, id: ActorId) -> Result<ActorHandle<A>> {
+    local_handle(&rt.inner, id)
+}
+
+fn local_handle<A: ActorClass>(inner: &Inner, id: ActorId) -> Result<ActorHandle<A>> {
+    let any = inner
+        .exports
+        .actor(id)
+        .ok_or_else(|| Error::Unknown(id.to_string()))?;
+    let link = any
+        .downcast::<Link<A>>()
+        .map_err(|_| Error::Unknown(format!("{id} as a {}", A::NAME)))?;
+    Ok(ActorHandle::from_ref(ActorRef {
+        reach: Reach::Local(link),
+    }))
+}
+
+/// Starts the actor's thread on this rank. Resources free now are taken at
+/// once (so actors created one after another see each other's share);
+/// otherwise the thread waits for them.
+fn create_here<A: ActorClass>(
+    inner: &Arc<Inner>,
+    opts: &ActorOptions,
+    id: ActorId,
+    request: Request,
+    mut factory: impl FnMut() -> A + Send + 'static,
+) -> Result<Arc<Link<A>>> {
+    let name: Arc<str> = opts.name.as_deref().unwrap_or(A::NAME).into();
     let core = Arc::new(Core::<A> {
         id,
+        rank: inner.rank,
         name: name.clone(),
         mailbox: Mutex::new(Mailbox {
             queue: VecDeque::new(),
@@ -344,21 +505,30 @@ pub fn create<A: ActorClass>(
         may_retry: std::cell::Cell::new(false),
     };
     let restarts = opts.max_restarts;
+    let granted = inner.try_grant(&request);
+    let kept_grant = granted.clone();
     let core2 = core.clone();
     let inner2 = inner.clone();
-    let handle = thread::Builder::new()
+    let request2 = request.clone();
+    let spawned = thread::Builder::new()
         .name(format!("ferry-actor-{}", A::NAME))
         .spawn(move || {
             let factory: &mut dyn FnMut() -> A = &mut factory;
-            actor_main(inner2, core2, ctx, request, restarts, factory)
-        })
-        .map_err(|e| Error::Init(format!("could not start an actor thread: {e}")))?;
+            actor_main(inner2, core2, ctx, request2, granted, restarts, factory)
+        });
+    let handle = match spawned {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(gpus) = &kept_grant {
+                inner.release_grant(&request, gpus);
+            }
+            return Err(Error::Init(format!("could not start an actor thread: {e}")));
+        }
+    };
     let _ = core.thread.set(handle.thread().clone());
     lock(&inner.actors.threads).push(handle);
     lock(&inner.actors.live).insert(id, core.clone() as Arc<dyn Control>);
-    Ok(ActorHandle::from_ref(ActorRef {
-        link: Arc::new(Link { core }),
-    }))
+    Ok(Arc::new(Link { core }))
 }
 
 fn actor_main<A: ActorClass>(
@@ -366,15 +536,17 @@ fn actor_main<A: ActorClass>(
     core: Arc<Core<A>>,
     ctx: TaskCtx,
     request: Request,
+    granted: Option<Arc<[u32]>>,
     restarts: i32,
     factory: &mut dyn FnMut() -> A,
 ) {
     context::set_runtime(Some(inner.clone()));
     let rt = Runtime::from_inner(inner.clone());
-    // Step 1: wait for the resources, then construct.
+    // Step 1: wait for the resources (unless granted at creation), then construct.
     let mut waited = Duration::from_micros(50);
+    let mut granted = granted;
     let gpu_ids = loop {
-        if let Some(ids) = inner.try_grant(&request) {
+        if let Some(ids) = granted.take().or_else(|| inner.try_grant(&request)) {
             break ids;
         }
         if core.dead.get().is_some() {
@@ -510,10 +682,13 @@ fn call_error<A>(
     }))
 }
 
-/// An [`ActorHandle`] inside an archived object: just the actor's id.
-#[repr(transparent)]
+/// An [`ActorHandle`] inside an archived object: the actor's id and the
+/// rank it lives on.
+#[repr(C)]
 pub struct ArchivedActorHandle<A> {
     id: u64_le,
+    host: u32_le,
+    _pad: u32_le,
     _a: PhantomData<fn() -> A>,
 }
 
@@ -523,23 +698,29 @@ impl<A: ActorClass> ArchivedActorHandle<A> {
         ActorId::from_u64(self.id.to_native())
     }
 
-    /// The live handle, looked up in this thread's runtime.
+    /// The rank the actor lives on.
+    pub fn rank(&self) -> u32 {
+        self.host.to_native()
+    }
+
+    /// The live handle, for this thread's runtime: the actor itself when it
+    /// lives on this rank, else a handle that sends calls to its rank.
     pub fn to_handle(&self) -> Result<ActorHandle<A>> {
         let inner = context::runtime_inner().ok_or(Error::NoRuntime)?;
-        let any = inner
-            .exports
-            .actor(self.id())
-            .ok_or_else(|| Error::Unknown(self.id().to_string()))?;
-        let link = any
-            .downcast::<Link<A>>()
-            .map_err(|_| Error::Unknown(format!("{} as a {}", self.id(), A::NAME)))?;
-        Ok(ActorHandle::from_ref(ActorRef { link }))
+        if self.rank() == inner.rank {
+            return local_handle(&inner, self.id());
+        }
+        let r = remote_actor::attach(&inner, self.id(), self.rank(), A::NAME.into())?;
+        Ok(ActorHandle::from_ref(ActorRef {
+            reach: Reach::Remote(r),
+        }))
     }
 }
 
-// SAFETY: a transparent wrapper of `u64_le`, which is portable.
+// SAFETY: `repr(C)` of little-endian integers (and a zero-sized marker),
+// which are portable.
 unsafe impl<A> Portable for ArchivedActorHandle<A> {}
-// SAFETY: as above; no padding.
+// SAFETY: as above; 8 + 4 + 4 bytes with 8-byte alignment leave no padding.
 unsafe impl<A> rkyv::traits::NoUndef for ArchivedActorHandle<A> {}
 // SAFETY: every bit pattern is a valid id (unknown ids fail at lookup).
 unsafe impl<A, C: Fallible + ?Sized> rkyv::bytecheck::CheckBytes<C> for ArchivedActorHandle<A> {
@@ -555,6 +736,8 @@ impl<A: ActorClass> Archive for ActorHandle<A> {
     fn resolve(&self, _resolver: (), out: Place<Self::Archived>) {
         out.write(ArchivedActorHandle {
             id: u64_le::from_native(self.id().as_u64()),
+            host: u32_le::from_native(self.actor_rank()),
+            _pad: u32_le::from_native(0),
             _a: PhantomData,
         });
     }
@@ -566,12 +749,22 @@ where
     S::Error: Source,
 {
     fn serialize(&self, _serializer: &mut S) -> std::result::Result<(), S::Error> {
-        let link = self.actor_ref().link.clone();
         let id = self.id();
+        let host = self.actor_rank();
+        let keep: KeepAlive = match &self.actor_ref().reach {
+            Reach::Local(l) => l.clone(),
+            Reach::Remote(r) => r.clone(),
+        };
+        let local = matches!(self.actor_ref().reach, Reach::Local(_));
         let noted = exports::note(move |ex| {
-            let any: Arc<dyn Any + Send + Sync> = link;
-            ex.export_actor(id, &any);
-            any as KeepAlive
+            if local {
+                ex.export_actor(id, &keep);
+            }
+            Arc::new(HeldHandle {
+                id,
+                host,
+                _keep: keep,
+            }) as KeepAlive
         });
         if noted {
             Ok(())
@@ -597,6 +790,8 @@ where
 pub struct ActorCall<'a, A: ActorClass, R, F> {
     actor: &'a ActorRef<A>,
     method: &'static str,
+    /// The encoded call, for an actor on another rank.
+    encoded: Option<Result<EncodedCall>>,
     run: F,
     _r: PhantomData<fn() -> R>,
 }
@@ -607,12 +802,20 @@ where
     R: crate::values::Object,
     F: FnOnce(&mut A, &Runtime) -> std::result::Result<R, crate::private::Failure> + Send + 'static,
 {
-    /// Prepares a call; used by generated code.
+    /// Prepares a call; used by generated code. `encoded` is the call
+    /// encoded for another rank (when the actor lives on one), `run` the
+    /// call on this rank.
     #[doc(hidden)]
-    pub fn new(actor: &'a ActorRef<A>, method: &'static str, run: F) -> Self {
+    pub fn new(
+        actor: &'a ActorRef<A>,
+        method: &'static str,
+        encoded: Option<Result<EncodedCall>>,
+        run: F,
+    ) -> Self {
         ActorCall {
             actor,
             method,
+            encoded,
             run,
             _r: PhantomData,
         }
@@ -620,6 +823,9 @@ where
 
     /// Submits the call; the ref resolves to the method's return value.
     pub fn remote(self) -> Result<ObjectRef<R>> {
-        self.actor.call(self.method, self.run)
+        match (&self.actor.reach, self.encoded) {
+            (Reach::Remote(r), Some(call)) => remote_actor::call::<R>(r, self.method, call?),
+            _ => self.actor.call(self.method, self.run),
+        }
     }
 }

@@ -54,7 +54,7 @@ use crate::private::{EncodedCall, Untyped};
 use crate::runtime::{Inner, Runtime};
 use crate::slot::{Bytes, DepWaiter, KeepAlive, Slot, Stored, StoredValue, TypeTag, Waiter};
 use crate::values::Object;
-use crate::wire::{self, Msg, WireError, WireOptions, WireResult};
+use crate::wire::{self, Msg, WireError, WireOptions, WireRef, WireResult};
 
 /// Results up to this size travel inside `Done`.
 const INLINE_MAX: usize = 64 * 1024;
@@ -78,44 +78,57 @@ impl WireResult {
     }
 }
 
-/// A task this rank sent to another, waiting for `Done`.
-struct Sent {
-    slot: Arc<Slot>,
-    rank: Rank,
-    type_tag: TypeTag,
-    type_name: &'static str,
-    fn_id: u64,
-    args: Vec<u8>,
-    opts: WireOptions,
-    max_retries: i32,
-    attempts: u32,
+/// A task or actor call this rank sent to another, waiting for `Done`.
+pub(crate) struct Sent {
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) rank: Rank,
+    pub(crate) type_tag: TypeTag,
+    pub(crate) type_name: &'static str,
+    pub(crate) work: Work,
     /// Refs among the arguments, kept until `Done` (see Borrowing).
-    _kept: Vec<KeepAlive>,
+    pub(crate) _kept: Vec<KeepAlive>,
+}
+
+/// What a [`Sent`] was.
+pub(crate) enum Work {
+    /// A task, kept so that it can be sent again if its rank is lost.
+    Task {
+        fn_id: u64,
+        args: Vec<u8>,
+        opts: WireOptions,
+        max_retries: i32,
+        attempts: u32,
+    },
+    /// A call of actor `actor` (which has no retries: its state lived on
+    /// the lost rank).
+    ActorCall { actor: u64, name: Arc<str> },
 }
 
 pub(crate) struct Cluster {
     pub(crate) transport: Arc<dyn Transport>,
-    rank: Rank,
+    pub(crate) rank: Rank,
     size: u32,
     /// Every rank's resource totals, from `Hello` (this rank's own included).
-    totals: Mutex<Vec<Option<BTreeMap<String, f64>>>>,
+    pub(crate) totals: Mutex<Vec<Option<BTreeMap<String, f64>>>>,
     /// Every rank's host and arena file, from `Hello`.
     places: Mutex<Vec<Option<(String, PathBuf)>>>,
     /// Same-node neighbours' arenas, mapped read-only on first use.
     neighbours: Mutex<HashMap<Rank, Arc<ReadOnlySegment>>>,
     force_rma: bool,
     heard: Condvar,
-    sent: Mutex<HashMap<u64, Sent>>,
-    in_flight: Box<[AtomicUsize]>,
+    pub(crate) sent: Mutex<HashMap<u64, Sent>>,
+    pub(crate) in_flight: Box<[AtomicUsize]>,
     held: Mutex<HashMap<u64, ObjectRef<Untyped>>>,
     /// Objects of this rank that others borrow, and how many ranks do.
     lent: Mutex<HashMap<u64, (Arc<Slot>, usize)>>,
     /// Foreign objects this rank borrows.
     borrowed: Mutex<HashMap<u64, Weak<Slot>>>,
-    /// Work waiting for a `BorrowAck`, by object.
+    /// Work waiting for a `BorrowAck`, by object or actor.
     awaiting: Mutex<HashMap<u64, Vec<Arc<Latch>>>>,
-    lost: Mutex<Vec<Rank>>,
-    stop: AtomicBool,
+    /// Actors across ranks: those lent to others, handles to others'.
+    pub(crate) actors: crate::remote_actor::Book,
+    pub(crate) lost: Mutex<Vec<Rank>>,
+    pub(crate) stop: AtomicBool,
     /// Set when rank 0 told this rank to stop (`serve` returns).
     ended: (Mutex<Option<Result<()>>>, Condvar),
     net: Mutex<Option<JoinHandle<()>>>,
@@ -149,6 +162,7 @@ impl Cluster {
             lent: Mutex::new(HashMap::new()),
             borrowed: Mutex::new(HashMap::new()),
             awaiting: Mutex::new(HashMap::new()),
+            actors: crate::remote_actor::Book::new(size),
             lost: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),
@@ -252,13 +266,11 @@ impl Cluster {
     }
 
     fn rank_can_run(totals: &BTreeMap<String, f64>, opts: &TaskOptions) -> bool {
-        let has = |name: &str, amount: f64| {
-            amount <= 0.0 || totals.get(name).is_some_and(|t| *t >= amount)
-        };
-        has("CPU", opts.num_cpus)
-            && has("GPU", opts.num_gpus)
-            && has("memory", opts.memory)
-            && opts.resources.iter().all(|(n, a)| has(n, *a))
+        rank_has(
+            totals,
+            [opts.num_cpus, opts.num_gpus, opts.memory],
+            &opts.resources,
+        )
     }
 
     /// Step 2: the rank to send a task to, if not this one.
@@ -316,7 +328,7 @@ impl Cluster {
         }
     }
 
-    fn send(&self, to: Rank, msg: &Msg) -> Result<()> {
+    pub(crate) fn send(&self, to: Rank, msg: &Msg) -> Result<()> {
         self.transport.send(to, wire::encode(msg)).map_err(|e| {
             Error::Task(Box::new(TaskError {
                 task: "send".into(),
@@ -348,6 +360,7 @@ impl Cluster {
         lock(&self.held).clear();
         lock(&self.lent).clear();
         lock(&self.awaiting).clear();
+        self.actors.clear();
         let sent: Vec<Sent> = lock(&self.sent).drain().map(|(_, s)| s).collect();
         for s in sent {
             s.slot.complete(Stored::Error(Error::Shutdown));
@@ -377,6 +390,21 @@ impl Cluster {
             e = cv.wait(e).unwrap_or_else(|p| p.into_inner());
         }
     }
+}
+
+/// Whether a rank with `totals` could ever hold `[cpus, gpus, memory]` and
+/// the custom resources.
+pub(crate) fn rank_has(
+    totals: &BTreeMap<String, f64>,
+    [cpus, gpus, memory]: [f64; 3],
+    custom: &[(String, f64)],
+) -> bool {
+    let has =
+        |name: &str, amount: f64| amount <= 0.0 || totals.get(name).is_some_and(|t| *t >= amount);
+    has("CPU", cpus)
+        && has("GPU", gpus)
+        && has("memory", memory)
+        && custom.iter().all(|(n, a)| has(n, *a))
 }
 
 /// Step 2 for generated code: sends the task to another rank when it should
@@ -419,7 +447,6 @@ pub(crate) fn try_remote<R: Object>(
         }
     };
     let call = match encode() {
-        Ok(call) if call.has_actor_handles() => return None,
         Ok(call) => call,
         Err(e) => return Some(Err(e)),
     };
@@ -430,11 +457,13 @@ pub(crate) fn try_remote<R: Object>(
         rank,
         type_tag: TypeTag::of::<R>(),
         type_name: std::any::type_name::<R>(),
-        fn_id,
-        args: args.to_vec(),
-        opts: WireOptions::from_options(opts),
-        max_retries: opts.max_retries,
-        attempts: 1,
+        work: Work::Task {
+            fn_id,
+            args: args.to_vec(),
+            opts: WireOptions::from_options(opts),
+            max_retries: opts.max_retries,
+            attempts: 1,
+        },
         _kept: kept,
     };
     dispatch(c, slot.id.as_u64(), sent);
@@ -443,19 +472,36 @@ pub(crate) fn try_remote<R: Object>(
 
 /// Sends (or re-sends) a task to `sent.rank`.
 fn dispatch(c: &Cluster, object: u64, sent: Sent) {
+    let Work::Task {
+        fn_id, args, opts, ..
+    } = &sent.work
+    else {
+        return;
+    };
     let msg = Msg::Submit {
         object,
-        fn_id: sent.fn_id,
-        args: sent.args.clone(),
-        opts: sent.opts.clone(),
+        fn_id: *fn_id,
+        args: args.clone(),
+        opts: opts.clone(),
     };
+    send_awaiting_done(c, object, sent, &msg);
+}
+
+/// Sends `msg` (a `Submit` or `ActorCall`) for `sent`, which then waits
+/// for its `Done`.
+pub(crate) fn send_awaiting_done(c: &Cluster, object: u64, sent: Sent, msg: &Msg) {
     let rank = sent.rank;
-    c.in_flight[rank as usize].fetch_add(1, Ordering::Relaxed);
+    let task = matches!(sent.work, Work::Task { .. });
+    if task {
+        c.in_flight[rank as usize].fetch_add(1, Ordering::Relaxed);
+    }
     lock(&c.sent).insert(object, sent);
     c.transport.expect_reply(true);
-    if let Err(e) = c.send(rank, &msg) {
+    if let Err(e) = c.send(rank, msg) {
         if let Some(s) = lock(&c.sent).remove(&object) {
-            c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+            if task {
+                c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+            }
             c.transport.expect_reply(false);
             s.slot.complete(Stored::Error(e));
         }
@@ -502,7 +548,16 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             fn_id,
             args,
             opts,
-        } => execute(inner, c, from, object, fn_id, &args, opts),
+        } => {
+            let opts = opts.into_options();
+            let task = opts
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("function {fn_id:016x}"));
+            execute(inner, c, from, object, task, |rt| {
+                crate::private::invoke_with(rt, fn_id, &opts, &args)
+            })
+        }
         Msg::Done {
             object,
             result,
@@ -513,28 +568,28 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             drop(freed); // outside the lock: this may free the result
         }
         Msg::Shutdown => c.end(Ok(())),
+        msg @ (Msg::CreateActor { .. }
+        | Msg::ActorCall { .. }
+        | Msg::AddActorBorrow { .. }
+        | Msg::RemoveActorBorrow { .. }
+        | Msg::KillActor { .. }) => crate::remote_actor::handle(inner, c, from, msg),
         other => borrow_handlers(inner, c, from, other),
     }
 }
 
-/// Step 3 on the executor.
-fn execute(
+/// Step 3 on the executor: `invoke` decodes the call and submits it here
+/// (a task, or a call of an actor that lives here); `Done` goes back to
+/// `from` when its result is ready.
+pub(crate) fn execute(
     inner: &Arc<Inner>,
     c: &Cluster,
     from: Rank,
     object: u64,
-    fn_id: u64,
-    args: &[u8],
-    opts: WireOptions,
+    task: String,
+    invoke: impl FnOnce(&Runtime) -> Result<ObjectRef<Untyped>>,
 ) {
     let rt = Runtime::from_inner(inner.clone());
-    let opts = opts.into_options();
-    let task = opts
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("function {fn_id:016x}"));
-    let (invoked, borrows) =
-        collect_borrows(|| crate::private::invoke_with(&rt, fn_id, &opts, args));
+    let (invoked, borrows) = collect_borrows(|| invoke(&rt));
     match invoked {
         Ok(out) => {
             let reply = Arc::new(Reply {
@@ -555,18 +610,20 @@ fn execute(
                 reply.dep_ready();
             }
         }
-        Err(e) => {
-            let result = WireResult::Failed(WireError::from_error(&e, &task, c.rank));
-            let _ = c.send(
-                from,
-                &Msg::Done {
-                    object,
-                    result,
-                    contained: Vec::new(),
-                },
-            );
-        }
+        Err(e) => fail_call(c, from, object, WireError::from_error(&e, &task, c.rank)),
     }
+}
+
+/// Answers a `Submit` or `ActorCall` that could not even start.
+pub(crate) fn fail_call(c: &Cluster, to: Rank, object: u64, error: WireError) {
+    let _ = c.send(
+        to,
+        &Msg::Done {
+            object,
+            result: WireResult::Failed(error),
+            contained: Vec::new(),
+        },
+    );
 }
 
 /// Sends `Done` when a task run for another rank completes.
@@ -596,12 +653,7 @@ impl Reply {
         let mut contained = Vec::new();
         let result = match self.out.slot.get() {
             Some(Stored::Value(v)) => {
-                contained = v
-                    ._contained
-                    .iter()
-                    .filter_map(|k| k.clone().downcast::<Slot>().ok())
-                    .map(|s| s.id.as_u64())
-                    .collect();
+                contained = v._contained.iter().filter_map(wire_ref).collect();
                 let result = WireResult::of(v);
                 if matches!(result, WireResult::At { .. }) || !contained.is_empty() {
                     // Kept (with the refs it holds) until the owner's `Free`.
@@ -633,12 +685,21 @@ fn done(
     from: Rank,
     object: u64,
     result: WireResult,
-    contained: Vec<u64>,
+    contained: Vec<WireRef>,
 ) {
     let Some(sent) = lock(&c.sent).remove(&object) else {
         return;
     };
-    c.in_flight[sent.rank as usize].fetch_sub(1, Ordering::Relaxed);
+    match &sent.work {
+        Work::Task { .. } => {
+            c.in_flight[sent.rank as usize].fetch_sub(1, Ordering::Relaxed);
+        }
+        Work::ActorCall { actor, .. } => {
+            if let WireResult::Failed(e) = &result {
+                crate::remote_actor::note_call_failed(c, *actor, e);
+            }
+        }
+    }
     c.transport.expect_reply(false);
     let needs_free = matches!(result, WireResult::At { .. }) || !contained.is_empty();
     let tag = sent.type_tag;
@@ -660,8 +721,12 @@ fn done(
     let (kept, pending) = collect_borrows(|| {
         contained
             .iter()
-            .filter_map(|id| lookup(inner, ObjectId::from_u64(*id)).ok())
-            .map(|s| s as KeepAlive)
+            .filter_map(|r| match *r {
+                WireRef::Object(id) => lookup(inner, ObjectId::from_u64(id))
+                    .ok()
+                    .map(|s| s as KeepAlive),
+                WireRef::Actor { id, host } => crate::remote_actor::keep(inner, id, host),
+            })
             .collect::<Vec<_>>()
     });
     if let Stored::Value(v) = &mut stored {
@@ -716,6 +781,7 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
             s.id
         ))));
     }
+    crate::remote_actor::rank_lost(c, rank, reason);
     if rank == 0 && c.rank != 0 {
         c.end(Err(Error::Init(format!(
             "rank 0 (the driver) was lost: {reason}"
@@ -734,31 +800,58 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
             .collect()
     };
     for (object, mut s) in orphans {
-        c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
         c.transport.expect_reply(false);
-        let allowed = s.max_retries < 0 || s.attempts <= s.max_retries as u32;
+        let (fn_id, opts, max_retries, attempts) = match &mut s.work {
+            Work::Task {
+                fn_id,
+                opts,
+                max_retries,
+                attempts,
+                ..
+            } => (*fn_id, opts.clone(), *max_retries, attempts),
+            Work::ActorCall { name, .. } => {
+                s.slot.complete(Stored::Error(Error::ActorDied {
+                    actor: name.to_string(),
+                    reason: format!("its rank, {rank}, was lost: {reason}"),
+                }));
+                continue;
+            }
+        };
+        c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+        let allowed = max_retries < 0 || *attempts <= max_retries as u32;
         if allowed {
-            s.attempts += 1;
-            let opts = s.opts.clone().into_options();
-            s.rank = c.pick(&opts, true).unwrap_or(c.rank);
+            *attempts += 1;
+            let tries = *attempts;
+            s.rank = c.pick(&opts.into_options(), true).unwrap_or(c.rank);
             tracing::warn!(
-                "resubmitting task {object:016x} to rank {} (attempt {})",
-                s.rank,
-                s.attempts
+                "resubmitting task {object:016x} to rank {} (attempt {tries})",
+                s.rank
             );
             dispatch(c, object, s);
         } else {
             s.slot
                 .complete(Stored::Error(Error::Task(Box::new(TaskError {
-                    task: format!("function {:016x}", s.fn_id),
+                    task: format!("function {fn_id:016x}"),
                     rank,
                     kind: FailureKind::System,
                     message: format!("rank {rank} was lost: {reason}"),
-                    attempts: s.attempts,
+                    attempts: *attempts,
                 }))));
         }
     }
     let _ = inner;
+}
+
+/// The ref or handle a kept value stands for, if it names one.
+fn wire_ref(k: &KeepAlive) -> Option<WireRef> {
+    if let Some(s) = k.downcast_ref::<Slot>() {
+        return Some(WireRef::Object(s.id.as_u64()));
+    }
+    k.downcast_ref::<crate::actor::HeldHandle>()
+        .map(|h| WireRef::Actor {
+            id: h.id.as_u64(),
+            host: h.host,
+        })
 }
 
 /// Counts down to running a closure once: used to send `Done` or `Free`
@@ -788,6 +881,16 @@ impl Latch {
 thread_local! {
     /// Borrows made on this thread whose ack is still to come (see [`collect_borrows`]).
     static NEW_BORROWS: std::cell::RefCell<Option<Vec<u64>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Notes that this thread made a borrow of `id` (an object or actor) whose
+/// ack is still to come.
+pub(crate) fn note_new_borrow(id: u64) {
+    NEW_BORROWS.with(|b| {
+        if let Some(v) = b.borrow_mut().as_mut() {
+            v.push(id);
+        }
+    });
 }
 
 /// Runs `f` (a decoding) and returns the borrows it made that are not acked yet.
@@ -831,11 +934,7 @@ pub(crate) fn lookup(inner: &Arc<Inner>, id: ObjectId) -> Result<Arc<Slot>> {
         .borrow()
         .is_some_and(|b| b.acked.load(Ordering::Acquire));
     if !acked {
-        NEW_BORROWS.with(|b| {
-            if let Some(v) = b.borrow_mut().as_mut() {
-                v.push(id.as_u64());
-            }
-        });
+        note_new_borrow(id.as_u64());
     }
     Ok(slot)
 }
@@ -850,7 +949,8 @@ fn after_acks(c: &Cluster, ids: &[u64], then: impl FnOnce() + Send + 'static) {
             let acked = borrowed
                 .get(id)
                 .and_then(Weak::upgrade)
-                .is_none_or(|s| s.borrow().is_none_or(|b| b.acked.load(Ordering::Acquire)));
+                .is_none_or(|s| s.borrow().is_none_or(|b| b.acked.load(Ordering::Acquire)))
+                && c.actors.acked(*id);
             if acked {
                 latch.hit();
             } else {
@@ -959,6 +1059,7 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
                 if let Some(b) = slot.as_ref().and_then(|s| s.borrow()) {
                     b.acked.store(true, Ordering::Release);
                 }
+                c.actors.ack(object, ok, from);
                 (slot, awaiting.remove(&object).unwrap_or_default())
             };
             if let (Some(slot), false) = (&slot, ok) {

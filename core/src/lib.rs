@@ -20,6 +20,7 @@ mod object_ref;
 mod options;
 #[doc(hidden)]
 pub mod private;
+mod remote_actor;
 mod resources;
 mod runtime;
 mod scheduler;

@@ -166,6 +166,8 @@ pub struct ActorOptions {
     pub(crate) resources: Vec<(String, f64)>,
     pub(crate) max_restarts: i32,
     pub(crate) env: Vec<(String, String)>,
+    /// Create the actor on this rank (Ray's node-affinity scheduling strategy).
+    pub(crate) rank: Option<u32>,
 }
 
 impl ActorOptions {
@@ -197,6 +199,14 @@ impl ActorOptions {
     /// constructor (default 0; -1 forever).
     pub fn max_restarts(mut self, n: i32) -> Self {
         self.max_restarts = n;
+        self
+    }
+
+    /// Creates the actor on this rank (Ray's node-affinity scheduling
+    /// strategy); by default it goes where its resources are free, this
+    /// rank first.
+    pub fn on_rank(mut self, rank: u32) -> Self {
+        self.rank = Some(rank);
         self
     }
 

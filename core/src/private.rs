@@ -1,18 +1,22 @@
 //! Support for the code the macros generate. Not a public API: names here
 //! may change at any release.
 
+use std::collections::HashMap;
 use std::fmt::Display;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::arg::Arg;
 use crate::context;
 use crate::error::{Error, FailureKind, Result};
+use crate::ids::ActorId;
 use crate::object_ref::ObjectRef;
-use crate::options::TaskOptions;
+use crate::options::{ActorOptions, TaskOptions};
 use crate::runtime::Runtime;
 use crate::slot::Slot;
 use crate::task::{Job, NewTask, Outcome, RetryPolicy, TaskCell};
 use crate::values::Object;
+
+pub use crate::actor::{create_hosted, hosted_handle};
 
 /// Why a call's body failed before or instead of producing a value.
 #[derive(Debug)]
@@ -281,6 +285,8 @@ macro_rules! __builder_methods {
         $crate::__builder_methods!(common $crate::ActorOptions);
         /// Restarts after a panic, re-running the constructor (default 0; -1 forever).
         pub fn max_restarts(mut self, n: i32) -> Self { self.opts = self.opts.max_restarts(n); self }
+        /// Create the actor on this rank (Ray's node-affinity scheduling strategy).
+        pub fn on_rank(mut self, rank: u32) -> Self { self.opts = self.opts.on_rank(rank); self }
     };
     (common $opts:ty) => {
         /// Logical CPUs (fractional and 0 allowed).
@@ -331,16 +337,9 @@ pub struct EncodedCall {
 }
 
 impl EncodedCall {
-    /// Whether the arguments hold refs or actor handles (which cannot cross
-    /// ranks yet).
+    /// Whether the arguments hold refs or actor handles.
     pub fn has_refs(&self) -> bool {
         !self._kept.is_empty()
-    }
-
-    /// Whether the arguments hold actor handles (actors cannot be reached
-    /// from other ranks yet, so such a task runs where it was submitted).
-    pub(crate) fn has_actor_handles(&self) -> bool {
-        self._kept.iter().any(|k| !k.is::<crate::slot::Slot>())
     }
 
     pub(crate) fn into_parts(self) -> (rkyv::util::AlignedVec<16>, Vec<crate::slot::KeepAlive>) {
@@ -426,7 +425,138 @@ pub const fn stable_id(path: &str) -> u64 {
     hash
 }
 
-/// Finds a remote function by its stable id.
+/// Finds a remote function by its stable id (a table built on first use).
 pub fn lookup_remote(id: u64) -> Option<&'static RemoteFn> {
-    inventory::iter::<RemoteFn>().find(|f| f.id == id)
+    static TABLE: OnceLock<HashMap<u64, &'static RemoteFn>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| inventory::iter::<RemoteFn>().map(|f| (f.id, f)).collect())
+        .get(&id)
+        .copied()
+}
+
+/// An actor class's constructor, listed at link time so any rank of the same
+/// binary can create the actor from encoded constructor arguments.
+#[derive(Debug)]
+pub struct ActorCtorFn {
+    /// The class's [`ActorClass::ID`](crate::ActorClass::ID).
+    pub class: u64,
+    /// `module::path::Class`.
+    pub path: &'static str,
+    /// Decodes the arguments and creates the actor on this rank, under `id`.
+    pub create: fn(&Runtime, &ActorOptions, ActorId, &[u8]) -> Result<()>,
+}
+
+/// An actor method, listed at link time so a call made on another rank can
+/// run here from its encoded arguments.
+#[derive(Debug)]
+pub struct ActorMethodFn {
+    /// [`stable_id`] of `Class::method` (with its module path).
+    pub id: u64,
+    /// `module::path::Class::method`.
+    pub path: &'static str,
+    /// Decodes the arguments and submits the call to the actor `id`, which
+    /// lives on this rank.
+    pub invoke: fn(&Runtime, ActorId, &[u8]) -> Result<ObjectRef<Untyped>>,
+}
+
+inventory::collect!(ActorCtorFn);
+inventory::collect!(ActorMethodFn);
+
+/// Finds an actor class's constructor by the class id.
+pub(crate) fn lookup_ctor(class: u64) -> Option<&'static ActorCtorFn> {
+    static TABLE: OnceLock<HashMap<u64, &'static ActorCtorFn>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            inventory::iter::<ActorCtorFn>()
+                .map(|f| (f.class, f))
+                .collect()
+        })
+        .get(&class)
+        .copied()
+}
+
+/// Finds an actor method by its id.
+pub(crate) fn lookup_method(id: u64) -> Option<&'static ActorMethodFn> {
+    static TABLE: OnceLock<HashMap<u64, &'static ActorMethodFn>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            inventory::iter::<ActorMethodFn>()
+                .map(|f| (f.id, f))
+                .collect()
+        })
+        .get(&id)
+        .copied()
+}
+
+/// Encodes arguments when their type is archivable (autoref specialization:
+/// call as `(&&EncodeProbe(&args)).maybe_encode(rt, id, what)` on a concrete
+/// type). An actor whose constructor or method arguments cannot be archived
+/// still works on its own rank; only crossing ranks needs the encoding.
+pub struct EncodeProbe<'a, T>(pub &'a T);
+
+/// The archivable arm of [`EncodeProbe`].
+pub trait ViaEncode {
+    /// The encoded arguments.
+    fn maybe_encode(&self, rt: &Runtime, id: u64, what: &str) -> Result<EncodedCall>;
+}
+
+impl<T: ferry_store::Storable> ViaEncode for &EncodeProbe<'_, T> {
+    fn maybe_encode(&self, rt: &Runtime, id: u64, _what: &str) -> Result<EncodedCall> {
+        encode_call(rt, id, self.0)
+    }
+}
+
+/// The fallback arm of [`EncodeProbe`].
+pub trait ViaNoEncode {
+    /// An error: the arguments cannot cross ranks.
+    fn maybe_encode(&self, rt: &Runtime, id: u64, what: &str) -> Result<EncodedCall>;
+}
+
+impl<T> ViaNoEncode for EncodeProbe<'_, T> {
+    fn maybe_encode(&self, _rt: &Runtime, _id: u64, what: &str) -> Result<EncodedCall> {
+        Err(not_archivable(what))
+    }
+}
+
+/// Decodes arguments when their type is archivable (the other half of
+/// [`EncodeProbe`]: `(&&DecodeProbe::<T>::new()).maybe_decode(rt, bytes, what)`).
+pub struct DecodeProbe<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> DecodeProbe<T> {
+    /// A probe for `T`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        DecodeProbe(std::marker::PhantomData)
+    }
+}
+
+/// The archivable arm of [`DecodeProbe`].
+pub trait ViaDecode<T> {
+    /// The decoded arguments.
+    fn maybe_decode(&self, rt: &Runtime, bytes: &[u8], what: &str) -> Result<T>;
+}
+
+impl<T: crate::values::Remotable> ViaDecode<T> for &DecodeProbe<T> {
+    fn maybe_decode(&self, rt: &Runtime, bytes: &[u8], _what: &str) -> Result<T> {
+        decode_args(rt, bytes)
+    }
+}
+
+/// The fallback arm of [`DecodeProbe`].
+pub trait ViaNoDecode<T> {
+    /// An error: the arguments cannot cross ranks.
+    fn maybe_decode(&self, rt: &Runtime, bytes: &[u8], what: &str) -> Result<T>;
+}
+
+impl<T> ViaNoDecode<T> for DecodeProbe<T> {
+    fn maybe_decode(&self, _rt: &Runtime, _bytes: &[u8], what: &str) -> Result<T> {
+        Err(not_archivable(what))
+    }
+}
+
+fn not_archivable(what: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "{what}: the arguments are not archivable (derive rkyv's Archive, Serialize and \
+         Deserialize on them), so the actor cannot be reached from another rank"
+    ))
 }

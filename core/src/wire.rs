@@ -3,7 +3,7 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::{Error, FailureKind, TaskError};
-use crate::options::{RetryOn, TaskOptions};
+use crate::options::{ActorOptions, RetryOn, TaskOptions};
 
 /// One control message.
 #[derive(Archive, Serialize, Deserialize, Debug)]
@@ -28,8 +28,31 @@ pub(crate) enum Msg {
     Done {
         object: u64,
         result: WireResult,
-        contained: Vec<u64>,
+        contained: Vec<WireRef>,
     },
+    /// Create actor `actor` (an id minted by the sender, who holds the first
+    /// handle) of class `class` here, from encoded constructor arguments.
+    CreateActor {
+        actor: u64,
+        class: u64,
+        args: Vec<u8>,
+        opts: WireActorOptions,
+    },
+    /// Call method `method` of actor `actor` (which lives on the receiver);
+    /// the sender owns the result, named `object`, and gets a `Done` back.
+    ActorCall {
+        actor: u64,
+        method: u64,
+        object: u64,
+        args: Vec<u8>,
+    },
+    /// The sender holds a handle to actor `actor`, which lives on the
+    /// receiver: keep it (answered by `BorrowAck`).
+    AddActorBorrow { actor: u64 },
+    /// The sender no longer holds handles to `actor`.
+    RemoveActorBorrow { actor: u64 },
+    /// Stop actor `actor` now (Ray's `ray.kill`).
+    KillActor { actor: u64 },
     /// The sender holds a ref to `object`, owned by the receiver: keep it.
     AddBorrow { object: u64 },
     /// The answer to `AddBorrow`; `ok` is false if the object was gone.
@@ -50,6 +73,16 @@ pub(crate) enum Msg {
     Shutdown,
 }
 
+/// A ref or actor handle inside a result, which its owner must register
+/// before the executor lets the result go.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WireRef {
+    /// An object (its id carries its owner).
+    Object(u64),
+    /// An actor and the rank it lives on.
+    Actor { id: u64, host: u32 },
+}
+
 /// A task's result as its owner receives it.
 #[derive(Archive, Serialize, Deserialize, Debug)]
 pub(crate) enum WireResult {
@@ -66,7 +99,8 @@ pub(crate) enum WireResult {
 pub(crate) struct WireError {
     pub(crate) task: String,
     pub(crate) rank: u32,
-    /// 0 panic, 1 application, 2 system.
+    /// 0 panic, 1 application, 2 system, 3 the actor died (`task` names
+    /// the actor, `message` says why).
     pub(crate) kind: u8,
     pub(crate) message: String,
     pub(crate) attempts: u32,
@@ -74,6 +108,9 @@ pub(crate) struct WireError {
 
 impl WireError {
     pub(crate) fn from_error(e: &Error, task: &str, rank: u32) -> WireError {
+        if let Error::ActorDied { actor, reason } = e {
+            return WireError::actor_died(actor, reason, rank);
+        }
         match e.task_error() {
             Some(t) => WireError {
                 task: t.task.clone(),
@@ -96,7 +133,27 @@ impl WireError {
         }
     }
 
+    pub(crate) fn is_actor_died(&self) -> bool {
+        self.kind == 3
+    }
+
+    pub(crate) fn actor_died(actor: &str, reason: &str, rank: u32) -> WireError {
+        WireError {
+            task: actor.to_string(),
+            rank,
+            kind: 3,
+            message: reason.to_string(),
+            attempts: 1,
+        }
+    }
+
     pub(crate) fn into_error(self) -> Error {
+        if self.kind == 3 {
+            return Error::ActorDied {
+                actor: self.task,
+                reason: self.message,
+            };
+        }
         Error::Task(Box::new(TaskError {
             task: self.task,
             rank: self.rank,
@@ -155,6 +212,46 @@ impl WireOptions {
             },
             env: self.env,
             pinned_here: true,
+            rank: None,
+        }
+    }
+}
+
+/// The actor options that cross ranks with `CreateActor`.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct WireActorOptions {
+    name: Option<String>,
+    num_cpus: f64,
+    num_gpus: f64,
+    memory: f64,
+    resources: Vec<(String, f64)>,
+    max_restarts: i32,
+    env: Vec<(String, String)>,
+}
+
+impl WireActorOptions {
+    pub(crate) fn from_options(o: &ActorOptions) -> WireActorOptions {
+        WireActorOptions {
+            name: o.name.clone(),
+            num_cpus: o.num_cpus,
+            num_gpus: o.num_gpus,
+            memory: o.memory,
+            resources: o.resources.clone(),
+            max_restarts: o.max_restarts,
+            env: o.env.clone(),
+        }
+    }
+
+    /// The options to create the actor with on the receiving rank (there).
+    pub(crate) fn into_options(self) -> ActorOptions {
+        ActorOptions {
+            name: self.name,
+            num_cpus: self.num_cpus,
+            num_gpus: self.num_gpus,
+            memory: self.memory,
+            resources: self.resources,
+            max_restarts: self.max_restarts,
+            env: self.env,
             rank: None,
         }
     }

@@ -61,6 +61,7 @@ fn class(s: ItemStruct) -> syn::Result<TokenStream> {
         impl ::ferry::ActorClass for #name {
             type Handle = #handle;
             const NAME: &'static str = #name_str;
+            const ID: u64 = ::ferry::__private::stable_id(concat!(module_path!(), "::", #name_str));
         }
 
         #[doc = #options_doc]
@@ -93,8 +94,10 @@ fn methods(imp: ItemImpl) -> syn::Result<TokenStream> {
         .ident;
     let handle = format_ident!("{}Handle", name);
     let options = format_ident!("{}Options", name);
+    let name_str_ctor = name.to_string();
     let mut ctor = None;
     let mut proxies = Vec::new();
+    let mut registrations = Vec::new();
     for item in &imp.items {
         let ImplItem::Fn(m) = item else { continue };
         let receiver = m.sig.inputs.first().and_then(|a| match a {
@@ -110,7 +113,11 @@ fn methods(imp: ItemImpl) -> syn::Result<TokenStream> {
                     "actor methods take &self or &mut self (the actor keeps its state)",
                 ));
             }
-            Some(_) => proxies.push(proxy(name, m)?),
+            Some(_) => {
+                let (p, r) = proxy(name, &handle, m)?;
+                proxies.push(p);
+                registrations.push(r);
+            }
         }
     }
     let ctor = ctor.ok_or_else(|| {
@@ -122,12 +129,14 @@ fn methods(imp: ItemImpl) -> syn::Result<TokenStream> {
     let ps = params::params(ctor.sig.inputs.iter())?;
     let mut sig = Vec::new();
     let mut names = Vec::new();
+    let mut tys = Vec::new();
     for p in &ps {
         let n = &p.name;
         match &p.kind {
             Kind::Value(ty) => {
                 sig.push(quote!(#n: #ty));
                 names.push(n.clone());
+                tys.push(ty.clone());
             }
             _ => {
                 return Err(err(
@@ -155,19 +164,67 @@ fn methods(imp: ItemImpl) -> syn::Result<TokenStream> {
         impl #options {
             /// Creates the actor with these options.
             pub fn remote(self, rt: &::ferry::Runtime, #(#sig),*) -> ::ferry::Result<::ferry::ActorHandle<#name>> {
-                ::ferry::create_actor::<#name>(rt, &self.opts, move || {
+                // A copy for the case that the actor goes to another rank.
+                let __ferry_args = (#(::core::clone::Clone::clone(&#names),)*);
+                ::ferry::create_actor::<#name>(
+                    rt,
+                    &self.opts,
+                    move |rt: &::ferry::Runtime| {
+                        #[allow(unused_imports)]
+                        use ::ferry::__private::{ViaEncode as _, ViaNoEncode as _};
+                        (&&::ferry::__private::EncodeProbe(&__ferry_args)).maybe_encode(
+                            rt,
+                            <#name as ::ferry::ActorClass>::ID,
+                            #name_str_ctor,
+                        )
+                    },
+                    move || #name::new(#(::core::clone::Clone::clone(&#names)),*),
+                )
+            }
+        }
+
+        #[allow(clippy::unused_unit)]
+        impl #name {
+            #[doc(hidden)]
+            fn __ferry_create(
+                rt: &::ferry::Runtime,
+                opts: &::ferry::ActorOptions,
+                id: ::ferry::ActorId,
+                bytes: &[u8],
+            ) -> ::ferry::Result<()> {
+                #[allow(unused_imports)]
+                use ::ferry::__private::{ViaDecode as _, ViaNoDecode as _};
+                let (#(#names,)*): (#(#tys,)*) = (&&::ferry::__private::DecodeProbe::<(#(#tys,)*)>::new())
+                    .maybe_decode(rt, bytes, #name_str_ctor)?;
+                ::ferry::__private::create_hosted::<#name>(rt, opts, id, move || {
                     #name::new(#(::core::clone::Clone::clone(&#names)),*)
                 })
+            }
+        }
+
+        ::ferry::__private::inventory::submit! {
+            ::ferry::__private::ActorCtorFn {
+                class: <#name as ::ferry::ActorClass>::ID,
+                path: concat!(module_path!(), "::", #name_str_ctor),
+                create: #name::__ferry_create,
             }
         }
 
         impl #handle {
             #(#proxies)*
         }
+
+        #(#registrations)*
     })
 }
 
-fn proxy(class: &syn::Ident, m: &syn::ImplItemFn) -> syn::Result<TokenStream> {
+/// A method's proxy on the handle (with the function that runs a call that
+/// came from another rank), and its registration by id.
+fn proxy(
+    class: &syn::Ident,
+    handle: &syn::Ident,
+    m: &syn::ImplItemFn,
+) -> syn::Result<(TokenStream, TokenStream)> {
     let method = &m.sig.ident;
     if !m.sig.generics.params.is_empty() {
         return Err(err(
@@ -179,14 +236,46 @@ fn proxy(class: &syn::Ident, m: &syn::ImplItemFn) -> syn::Result<TokenStream> {
     let (out_ty, convert) = params::output(&m.sig.output);
     let params::Generated {
         sig,
+        forward,
         prepare,
         resolve,
         call_args,
-        ..
+        arg_types,
     } = params::generate(&ps);
     let method_str = method.to_string();
+    let class_str = class.to_string();
+    let what = format!("{class}.{method_str}");
+    let invoke = format_ident!("__ferry_invoke_{}", method);
     let doc = format!("Calls `{class}::{method_str}` on the actor; `.remote()` submits it.");
-    Ok(quote! {
+    let id = quote!(::ferry::__private::stable_id(
+        concat!(module_path!(), "::", #class_str, "::", #method_str)
+    ));
+    let registration = quote! {
+        ::ferry::__private::inventory::submit! {
+            ::ferry::__private::ActorMethodFn {
+                id: #id,
+                path: concat!(module_path!(), "::", #class_str, "::", #method_str),
+                invoke: #handle::#invoke,
+            }
+        }
+    };
+    let methods = quote! {
+        #[doc(hidden)]
+        #[allow(clippy::unused_unit)]
+        pub fn #invoke(
+            rt: &::ferry::Runtime,
+            actor: ::ferry::ActorId,
+            bytes: &[u8],
+        ) -> ::ferry::Result<::ferry::ObjectRef<::ferry::__private::Untyped>> {
+            #[allow(unused_imports)]
+            use ::ferry::__private::{ViaDecode as _, ViaNoDecode as _};
+            let (#(#forward,)*): (#(::ferry::Arg<#arg_types>,)*) =
+                (&&::ferry::__private::DecodeProbe::<(#(::ferry::Arg<#arg_types>,)*)>::new())
+                    .maybe_decode(rt, bytes, #what)?;
+            let __ferry_handle = ::ferry::__private::hosted_handle::<#class>(rt, actor)?;
+            ::core::result::Result::Ok(__ferry_handle.#method(#(#forward),*).remote()?.cast())
+        }
+
         #[doc = #doc]
         #[allow(clippy::too_many_arguments)]
         pub fn #method(&self, #(#sig),*) -> ::ferry::ActorCall<
@@ -198,11 +287,19 @@ fn proxy(class: &syn::Ident, m: &syn::ImplItemFn) -> syn::Result<TokenStream> {
             let mut __ferry_deps = ::ferry::__private::Deps::default();
             #prepare
             let _ = __ferry_deps;
-            ::ferry::ActorCall::new(&self.inner, #method_str, move |__ferry_this: &mut #class, rt: &::ferry::Runtime| {
+            let __ferry_args = (#(#forward,)*);
+            let __ferry_encoded = self.inner.remote_runtime().map(|rt| {
+                #[allow(unused_imports)]
+                use ::ferry::__private::{ViaEncode as _, ViaNoEncode as _};
+                (&&::ferry::__private::EncodeProbe(&__ferry_args)).maybe_encode(&rt, #id, #what)
+            });
+            ::ferry::ActorCall::new(&self.inner, #method_str, __ferry_encoded, move |__ferry_this: &mut #class, rt: &::ferry::Runtime| {
+                let (#(#forward,)*) = __ferry_args;
                 #resolve
                 let _ = rt;
                 #convert(__ferry_this.#method(#(#call_args),*))
             })
         }
-    })
+    };
+    Ok((methods, registration))
 }

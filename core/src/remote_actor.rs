@@ -1,0 +1,532 @@
+//! Actors across ranks: creating an actor on another rank, calling it from
+//! any rank, and keeping it alive while any rank holds a handle.
+//!
+//! # Protocol
+//!
+//! 1. `create` places an actor by its resources: this rank when they are
+//!    free here (or it asks for none), else the rank with the most of them
+//!    free (`on_rank` chooses). For another rank the creator mints the id,
+//!    sends `CreateActor` with the class id and the encoded constructor
+//!    arguments, and returns a handle at once; the host counts the creator
+//!    as the actor's first holder.
+//! 2. A call through a handle on another rank is encoded (method id and
+//!    archived arguments) and sent as `ActorCall`; the host submits it to the
+//!    actor's mailbox in arrival order (so calls from one caller run in the
+//!    order they were made) and answers `Done` as for a task. The caller owns
+//!    the result.
+//! 3. A handle that reaches a new rank (inside task arguments, results or
+//!    objects) registers there with `AddActorBorrow`; the host answers
+//!    `BorrowAck`, and whoever handed the handle over keeps its own until
+//!    then (the same rule, and the same ack bookkeeping, as for borrowed
+//!    objects in `cluster`). The last handle on a rank going away sends
+//!    `RemoveActorBorrow`; when no rank holds one the actor stops.
+//! 4. Messages about an actor created elsewhere can overtake its
+//!    `CreateActor` (they travel on other channels): the host queues them
+//!    until the actor exists. An actor that is gone answers calls with
+//!    [`Error::ActorDied`].
+//! 5. A lost host fails the calls in flight to it with `ActorDied` and marks
+//!    its actors dead on every rank.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use ferry_transport::Rank;
+
+use crate::actor::{HeldHandle, KILLED};
+use crate::cluster::{self, Cluster, Sent, Work};
+use crate::error::{Error, Result};
+use crate::ids::ActorId;
+use crate::object_ref::ObjectRef;
+use crate::options::ActorOptions;
+use crate::private::{self, EncodedCall};
+use crate::resources::Request;
+use crate::runtime::{Inner, Runtime};
+use crate::slot::{KeepAlive, Slot, Stored, TypeTag};
+use crate::values::Object;
+use crate::wire::{Msg, WireActorOptions, WireError};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A handle's link to an actor on another rank (one per actor per rank,
+/// shared by every handle there).
+pub(crate) struct RemoteActor {
+    pub(crate) id: ActorId,
+    pub(crate) host: Rank,
+    pub(crate) name: Arc<str>,
+    pub(crate) rt: Weak<Inner>,
+    /// Set once the host has counted this rank as a holder.
+    acked: AtomicBool,
+    /// Set when this rank learnt that the actor died, with why.
+    pub(crate) dead: OnceLock<String>,
+    /// CPUs this rank counts as held on `host` by an actor it created there.
+    reserved: f64,
+    /// Refs and handles among the constructor's arguments: kept while the
+    /// creator's handle lives (restarts re-run the constructor with them).
+    _ctor_args: Vec<KeepAlive>,
+}
+
+impl Drop for RemoteActor {
+    fn drop(&mut self) {
+        let Some(inner) = self.rt.upgrade() else {
+            return;
+        };
+        let Some(c) = inner.cluster() else { return };
+        let id = self.id.as_u64();
+        {
+            let mut map = lock(&c.actors.remote);
+            if map.get(&id).is_some_and(|w| w.strong_count() == 0) {
+                map.remove(&id);
+            }
+        }
+        if self.reserved > 0.0 {
+            if let Some(r) = lock(&c.actors.reserved).get_mut(self.host as usize) {
+                *r = (*r - self.reserved).max(0.0);
+            }
+        }
+        if !c.stop.load(Ordering::Acquire) {
+            let _ = c.send(self.host, &Msg::RemoveActorBorrow { actor: id });
+        }
+    }
+}
+
+/// One rank's bookkeeping of actors across ranks.
+pub(crate) struct Book {
+    /// Actors living here that other ranks hold handles to: a strong handle
+    /// and how many ranks hold one.
+    lent: Mutex<HashMap<u64, (KeepAlive, usize)>>,
+    /// This rank's links to actors on other ranks.
+    remote: Mutex<HashMap<u64, Weak<RemoteActor>>>,
+    /// Messages for actors created elsewhere whose `CreateActor` is still
+    /// on its way (step 4).
+    early: Mutex<HashMap<u64, Vec<(Rank, Msg)>>>,
+    /// Actors created here for other ranks that are gone, and why.
+    gone: Mutex<HashMap<u64, String>>,
+    /// CPUs held on each rank by the actors this rank created there.
+    reserved: Mutex<Vec<f64>>,
+}
+
+impl Book {
+    pub(crate) fn new(size: u32) -> Book {
+        Book {
+            lent: Mutex::new(HashMap::new()),
+            remote: Mutex::new(HashMap::new()),
+            early: Mutex::new(HashMap::new()),
+            gone: Mutex::new(HashMap::new()),
+            reserved: Mutex::new(vec![0.0; size as usize]),
+        }
+    }
+
+    /// Lets go of every actor lent to other ranks (at shutdown).
+    pub(crate) fn clear(&self) {
+        let lent: Vec<_> = lock(&self.lent).drain().collect();
+        lock(&self.early).clear();
+        drop(lent); // outside the lock: this may stop actors
+    }
+
+    /// False while `id` is an actor handle here whose host has not acked it.
+    pub(crate) fn acked(&self, id: u64) -> bool {
+        lock(&self.remote)
+            .get(&id)
+            .and_then(Weak::upgrade)
+            .is_none_or(|r| r.acked.load(Ordering::Acquire))
+    }
+
+    /// A `BorrowAck` for `id` arrived (it may name an object instead).
+    pub(crate) fn ack(&self, id: u64, ok: bool, from: Rank) {
+        let Some(r) = lock(&self.remote).get(&id).and_then(Weak::upgrade) else {
+            return;
+        };
+        if !ok {
+            let _ = r.dead.set(format!(
+                "it was stopped on rank {from} before this rank could hold a handle"
+            ));
+        }
+        r.acked.store(true, Ordering::Release);
+    }
+}
+
+/// Step 1: where a new actor goes. `None`: this rank (the actor waits here
+/// for its resources, or `local` is the error that it never could).
+pub(crate) fn place(
+    inner: &Inner,
+    opts: &ActorOptions,
+    local: &Result<Request>,
+) -> Result<Option<Rank>> {
+    let Some(c) = inner.cluster() else {
+        return Ok(None);
+    };
+    if let Some(r) = opts.rank {
+        if r >= c.size() {
+            return Err(Error::InvalidArgument(format!(
+                "actor {}: on_rank({r}), but the job has {} rank(s)",
+                opts.name.as_deref().unwrap_or("?"),
+                c.size()
+            )));
+        }
+        return Ok((r != c.rank).then_some(r));
+    }
+    if let Ok(req) = local {
+        if inner.ledger.fits_now(req) {
+            return Ok(None);
+        }
+    }
+    let need = [opts.num_cpus, opts.num_gpus, opts.memory];
+    let totals = lock(&c.totals);
+    let lost = lock(&c.lost);
+    let reserved = lock(&c.actors.reserved);
+    // The rank with the most CPUs free (after this rank's tasks and actors
+    // there) among those that could ever hold the actor.
+    let mut free_best: Option<(f64, Rank)> = None;
+    let mut any: Option<Rank> = None;
+    for (r, t) in totals.iter().enumerate() {
+        let rank = r as Rank;
+        let Some(t) = t else { continue };
+        if rank == c.rank || lost.contains(&rank) || !cluster::rank_has(t, need, &opts.resources) {
+            continue;
+        }
+        any.get_or_insert(rank);
+        let busy = c.in_flight[r].load(Ordering::Relaxed) as f64 + reserved[r];
+        let free = t.get("CPU").copied().unwrap_or(0.0) - busy;
+        if free >= opts.num_cpus && free_best.is_none_or(|(b, _)| free > b) {
+            free_best = Some((free, rank));
+        }
+    }
+    Ok(match (free_best, local) {
+        (Some((_, r)), _) => Some(r),
+        (None, Ok(_)) => None,
+        (None, Err(_)) => any,
+    })
+}
+
+/// Step 1 on the creator: asks `host` to create the actor; returns the
+/// creator's link to it.
+pub(crate) fn create_on(
+    inner: &Arc<Inner>,
+    host: Rank,
+    class: u64,
+    name: Arc<str>,
+    opts: &ActorOptions,
+    ctor: EncodedCall,
+) -> Result<Arc<RemoteActor>> {
+    let c = inner.cluster().ok_or(Error::Shutdown)?;
+    let id = inner.ids.actor();
+    let (args, kept) = ctor.into_parts();
+    c.send(
+        host,
+        &Msg::CreateActor {
+            actor: id.as_u64(),
+            class,
+            args: args.to_vec(),
+            opts: WireActorOptions::from_options(opts),
+        },
+    )?;
+    let reserved = opts.num_cpus.max(0.0);
+    if let Some(r) = lock(&c.actors.reserved).get_mut(host as usize) {
+        *r += reserved;
+    }
+    let link = Arc::new(RemoteActor {
+        id,
+        host,
+        name,
+        rt: Arc::downgrade(inner),
+        acked: AtomicBool::new(true),
+        dead: OnceLock::new(),
+        reserved,
+        _ctor_args: kept,
+    });
+    lock(&c.actors.remote).insert(id.as_u64(), Arc::downgrade(&link));
+    Ok(link)
+}
+
+/// Step 3 on a receiver: this rank's link to actor `id` on `host`,
+/// registering with the host on first sight.
+pub(crate) fn attach(
+    inner: &Arc<Inner>,
+    id: ActorId,
+    host: Rank,
+    name: Arc<str>,
+) -> Result<Arc<RemoteActor>> {
+    let c = inner
+        .cluster()
+        .ok_or_else(|| Error::Unknown(format!("{id} (on rank {host}, but this job has one)")))?;
+    if host >= c.size() {
+        return Err(Error::Unknown(format!(
+            "{id} on rank {host} (the job has {} ranks)",
+            c.size()
+        )));
+    }
+    let link = {
+        let mut map = lock(&c.actors.remote);
+        if let Some(r) = map.get(&id.as_u64()).and_then(Weak::upgrade) {
+            return Ok(r);
+        }
+        let link = Arc::new(RemoteActor {
+            id,
+            host,
+            name,
+            rt: Arc::downgrade(inner),
+            acked: AtomicBool::new(false),
+            dead: OnceLock::new(),
+            reserved: 0.0,
+            _ctor_args: Vec::new(),
+        });
+        map.insert(id.as_u64(), Arc::downgrade(&link));
+        link
+    };
+    if lock(&c.lost).contains(&host) {
+        let _ = link.dead.set(format!("its rank, {host}, was lost"));
+        link.acked.store(true, Ordering::Release);
+        return Ok(link);
+    }
+    cluster::note_new_borrow(id.as_u64());
+    let _ = c.send(host, &Msg::AddActorBorrow { actor: id.as_u64() });
+    Ok(link)
+}
+
+/// What keeps actor `id` (on `host`) alive inside a result received from
+/// another rank.
+pub(crate) fn keep(inner: &Arc<Inner>, id: u64, host: Rank) -> Option<KeepAlive> {
+    let aid = ActorId::from_u64(id);
+    let keep: KeepAlive = if host == inner.rank {
+        inner.exports.actor(aid)?
+    } else {
+        attach(inner, aid, host, format!("actor {aid}").into()).ok()?
+    };
+    Some(Arc::new(HeldHandle::new(aid, host, keep)))
+}
+
+/// Step 2 on the caller.
+pub(crate) fn call<R: Object>(
+    link: &RemoteActor,
+    method: &'static str,
+    call: EncodedCall,
+) -> Result<ObjectRef<R>> {
+    let inner = link.rt.upgrade().ok_or(Error::Shutdown)?;
+    if inner.is_shut() {
+        return Err(Error::Shutdown);
+    }
+    let c = inner.cluster().ok_or(Error::Shutdown)?;
+    let slot = Slot::pending(inner.ids.object(), None, inner.unhandled.clone());
+    let out = ObjectRef::from_slot(slot.clone());
+    if let Some(reason) = link.dead.get() {
+        slot.complete(Stored::Error(Error::ActorDied {
+            actor: link.name.to_string(),
+            reason: reason.clone(),
+        }));
+        return Ok(out);
+    }
+    let method_id = call.id;
+    let (args, kept) = call.into_parts();
+    let object = slot.id.as_u64();
+    let msg = Msg::ActorCall {
+        actor: link.id.as_u64(),
+        method: method_id,
+        object,
+        args: args.to_vec(),
+    };
+    let _ = method;
+    let sent = Sent {
+        slot,
+        rank: link.host,
+        type_tag: TypeTag::of::<R>(),
+        type_name: std::any::type_name::<R>(),
+        work: Work::ActorCall {
+            actor: link.id.as_u64(),
+            name: link.name.clone(),
+        },
+        _kept: kept,
+    };
+    cluster::send_awaiting_done(c, object, sent, &msg);
+    Ok(out)
+}
+
+/// `kill` through a handle on another rank.
+pub(crate) fn kill(link: &RemoteActor) {
+    let _ = link.dead.set(KILLED.to_string());
+    if let Some(inner) = link.rt.upgrade() {
+        if let Some(c) = inner.cluster() {
+            let _ = c.send(
+                link.host,
+                &Msg::KillActor {
+                    actor: link.id.as_u64(),
+                },
+            );
+        }
+    }
+}
+
+/// A call's `Done` said the actor died: later calls from here fail at once.
+pub(crate) fn note_call_failed(c: &Cluster, actor: u64, e: &WireError) {
+    if !e.is_actor_died() {
+        return;
+    }
+    if let Some(r) = lock(&c.actors.remote).get(&actor).and_then(Weak::upgrade) {
+        let _ = r.dead.set(e.message.clone());
+    }
+}
+
+/// Step 5: `rank` is gone.
+pub(crate) fn rank_lost(c: &Cluster, rank: Rank, reason: &str) {
+    let links: Vec<Arc<RemoteActor>> = lock(&c.actors.remote)
+        .values()
+        .filter_map(Weak::upgrade)
+        .filter(|r| r.host == rank)
+        .collect();
+    for r in links {
+        let _ = r.dead.set(format!("its rank, {rank}, was lost: {reason}"));
+        r.acked.store(true, Ordering::Release);
+    }
+    // Actors that rank asked for and has not created yet never will be.
+    lock(&c.actors.early).retain(|id, _| ActorId::from_u64(*id).rank() != rank);
+}
+
+/// An actor created here for another rank (by `create_hosted`): the
+/// creator is its first holder.
+pub(crate) fn lend_new(inner: &Inner, id: ActorId, keep: KeepAlive) {
+    if let Some(c) = inner.cluster() {
+        lock(&c.actors.lent).insert(id.as_u64(), (keep, 1));
+    }
+}
+
+/// The last handle to actor `id` on this rank is gone.
+pub(crate) fn no_more_handles(inner: &Inner, id: ActorId) {
+    if id.rank() == inner.rank {
+        return;
+    }
+    if let Some(c) = inner.cluster() {
+        lock(&c.actors.gone).insert(
+            id.as_u64(),
+            "it was stopped (all handles dropped)".to_string(),
+        );
+    }
+}
+
+/// Whether a message about unknown actor `id` should wait for its
+/// `CreateActor` (step 4), and if not, why the actor is not here.
+fn missing(inner: &Inner, c: &Cluster, id: u64) -> std::result::Result<(), String> {
+    let aid = ActorId::from_u64(id);
+    if let Some(why) = lock(&c.actors.gone).get(&id) {
+        return Err(why.clone());
+    }
+    if aid.rank() == inner.rank || lock(&c.lost).contains(&aid.rank()) {
+        return Err("it is not on this rank any more".to_string());
+    }
+    Ok(())
+}
+
+/// The net thread's handler of actor messages.
+pub(crate) fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
+    let actor = match &msg {
+        Msg::CreateActor { actor, .. }
+        | Msg::ActorCall { actor, .. }
+        | Msg::AddActorBorrow { actor }
+        | Msg::RemoveActorBorrow { actor }
+        | Msg::KillActor { actor } => *actor,
+        _ => return,
+    };
+    let id = ActorId::from_u64(actor);
+    if !matches!(msg, Msg::CreateActor { .. }) && inner.exports.actor(id).is_none() {
+        match missing(inner, c, actor) {
+            Ok(()) => lock(&c.actors.early)
+                .entry(actor)
+                .or_default()
+                .push((from, msg)),
+            Err(why) => refuse(c, from, id, msg, &why),
+        }
+        return;
+    }
+    match msg {
+        Msg::CreateActor {
+            class, args, opts, ..
+        } => {
+            let rt = Runtime::from_inner(inner.clone());
+            let made = match private::lookup_ctor(class) {
+                Some(f) => (f.create)(&rt, &opts.into_options(), id, &args),
+                None => Err(Error::Unknown(format!(
+                    "actor class {class:016x} (not in this rank's binary)"
+                ))),
+            };
+            if let Err(e) = made {
+                tracing::warn!("rank {}: creating {id} for rank {from}: {e}", c.rank);
+                lock(&c.actors.gone).insert(
+                    actor,
+                    format!("it could not be created on rank {}: {e}", c.rank),
+                );
+            }
+            let queued = lock(&c.actors.early).remove(&actor).unwrap_or_default();
+            for (f, m) in queued {
+                handle(inner, c, f, m);
+            }
+        }
+        Msg::ActorCall {
+            method,
+            object,
+            args,
+            ..
+        } => {
+            let f = private::lookup_method(method);
+            let task = f.map_or_else(|| format!("method {method:016x}"), |f| f.path.to_string());
+            cluster::execute(inner, c, from, object, task, |rt| match f {
+                Some(f) => (f.invoke)(rt, id, &args),
+                None => Err(Error::Unknown(format!(
+                    "actor method {method:016x} (not in this rank's binary)"
+                ))),
+            });
+        }
+        Msg::AddActorBorrow { .. } => {
+            if let Some(keep) = inner.exports.actor(id) {
+                lock(&c.actors.lent).entry(actor).or_insert((keep, 0)).1 += 1;
+            }
+            let _ = c.send(
+                from,
+                &Msg::BorrowAck {
+                    object: actor,
+                    ok: true,
+                },
+            );
+        }
+        Msg::RemoveActorBorrow { .. } => {
+            let gone = {
+                let mut lent = lock(&c.actors.lent);
+                match lent.get_mut(&actor) {
+                    Some(e) if e.1 <= 1 => lent.remove(&actor),
+                    Some(e) => {
+                        e.1 -= 1;
+                        None
+                    }
+                    None => None,
+                }
+            };
+            drop(gone); // outside the lock: this may stop the actor
+        }
+        Msg::KillActor { .. } => {
+            inner.actors.kill(id, KILLED);
+        }
+        _ => {}
+    }
+}
+
+/// Answers a message about an actor that is not here.
+fn refuse(c: &Cluster, from: Rank, id: ActorId, msg: Msg, why: &str) {
+    match msg {
+        Msg::ActorCall { object, .. } => cluster::fail_call(
+            c,
+            from,
+            object,
+            WireError::actor_died(&id.to_string(), why, c.rank),
+        ),
+        Msg::AddActorBorrow { actor } => {
+            let _ = c.send(
+                from,
+                &Msg::BorrowAck {
+                    object: actor,
+                    ok: false,
+                },
+            );
+        }
+        _ => {}
+    }
+}
