@@ -568,6 +568,11 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             drop(freed); // outside the lock: this may free the result
         }
         Msg::Shutdown => c.end(Ok(())),
+        Msg::PingPong { iters } => {
+            if let Err(e) = c.transport.raw_ping_pong(from, iters as usize, false) {
+                tracing::warn!("rank {}: raw ping-pong with rank {from}: {e}", c.rank);
+            }
+        }
         msg @ (Msg::CreateActor { .. }
         | Msg::ActorCall { .. }
         | Msg::AddActorBorrow { .. }

@@ -161,6 +161,37 @@ pub fn raw_read(rt: &Runtime, from: u32, offset: usize, dst: &mut [u8]) -> Resul
         .map_err(|e| Error::Store(e.to_string()))
 }
 
+/// `iters` raw round trips of an 8-byte message with rank `peer` through the
+/// transport's library (MPI send and receive), the baseline `ferry bench`
+/// prints beside cross-rank calls; each round trip's time, or `None` where
+/// the transport has no such library (loopback).
+pub fn raw_ping_pong(
+    rt: &Runtime,
+    peer: u32,
+    iters: usize,
+) -> Result<Option<Vec<std::time::Duration>>> {
+    let c = rt
+        .inner
+        .cluster()
+        .ok_or_else(|| Error::InvalidArgument("raw_ping_pong needs several ranks".into()))?;
+    if peer == c.rank || peer >= c.size() {
+        return Err(Error::InvalidArgument(format!(
+            "raw_ping_pong: no rank {peer} to play with (this is rank {} of {})",
+            c.rank,
+            c.size()
+        )));
+    }
+    c.send(
+        peer,
+        &crate::wire::Msg::PingPong {
+            iters: iters as u64,
+        },
+    )?;
+    c.transport
+        .raw_ping_pong(peer, iters, true)
+        .map_err(|e| Error::Store(e.to_string()))
+}
+
 /// True while the running attempt can still be retried (so arguments must be
 /// kept for the next attempt).
 pub fn may_retry() -> bool {

@@ -71,6 +71,9 @@ pub(crate) enum Msg {
     Free { object: u64 },
     /// Rank 0 ends the job: every rank shuts down.
     Shutdown,
+    /// Take part in a raw ping-pong of `iters` round trips with the sender
+    /// (`Transport::raw_ping_pong`, the baseline `ferry bench` prints).
+    PingPong { iters: u64 },
 }
 
 /// A ref or actor handle inside a result, which its owner must register

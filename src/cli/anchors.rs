@@ -30,10 +30,19 @@ pub(crate) const RAY_2_60_0_2CORE: &[(&str, f64, f64)] = &[
     ("single client wait 1k refs", 1.98, 0.05),
 ];
 
-/// Ray's mean for a metric name, if the anchor file has it.
-pub(crate) fn ray_per_second(name: &str) -> Option<f64> {
+/// Ray's mean and standard deviation for a metric name, if the anchor file
+/// has it. A metric "… across ranks" is compared with Ray's metric of the
+/// same name without those words: Ray's multi-client metrics run their
+/// clients as worker processes of one node, as Ferry's ranks on one node.
+pub(crate) fn ray_anchor(name: &str) -> Option<(f64, f64)> {
+    let name = name.replace(" across ranks", "");
     RAY_2_60_0_2CORE
         .iter()
         .find(|(n, _, _)| *n == name)
-        .map(|&(_, mean, _)| mean)
+        .map(|&(_, mean, std)| (mean, std))
+}
+
+/// Ray's mean for a metric name, if the anchor file has it.
+pub(crate) fn ray_per_second(name: &str) -> Option<f64> {
+    ray_anchor(name).map(|(mean, _)| mean)
 }

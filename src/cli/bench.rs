@@ -13,7 +13,7 @@ use std::thread;
 use ferry::{ActorHandle, Config, ObjectRef, Runtime};
 
 use super::CliError;
-use super::anchors::{RAY_2_60_0_2CORE, ray_per_second};
+use super::anchors::{ray_anchor, ray_per_second};
 use super::timeit::{Stat, Timing, py_round2, say, timeit};
 
 /// The options of `ferry bench`.
@@ -40,7 +40,7 @@ fn small_value() -> Vec<u8> {
 
 /// Ray: `do_put_small`: 100 puts of a small integer.
 #[ferry::remote]
-fn do_put_small(rt: &Runtime) -> ferry::Result<()> {
+pub(super) fn do_put_small(rt: &Runtime) -> ferry::Result<()> {
     for _ in 0..100 {
         drop(rt.put(&0u64)?);
     }
@@ -49,7 +49,7 @@ fn do_put_small(rt: &Runtime) -> ferry::Result<()> {
 
 /// Ray: `do_put`: 10 puts of `np.zeros(10 * 1024 * 1024, dtype=np.int64)`.
 #[ferry::remote]
-fn do_put(rt: &Runtime) -> ferry::Result<()> {
+pub(super) fn do_put(rt: &Runtime) -> ferry::Result<()> {
     for _ in 0..10 {
         let arr = numpy_zeros(10 * 1024 * 1024);
         drop(rt.put(&arr)?);
@@ -83,7 +83,7 @@ fn create_object_containing_ref(rt: &Runtime) -> ferry::Result<Vec<ObjectRef<u64
 /// Ray's n:n client task `work(actors)`: 5000 calls round-robin over the
 /// actors, then one get of them all.
 #[ferry::remote]
-fn work(rt: &Runtime, actors: Vec<ActorHandle<Server>>) -> ferry::Result<()> {
+pub(super) fn work(rt: &Runtime, actors: Vec<ActorHandle<Server>>) -> ferry::Result<()> {
     let refs = (0..5000)
         .map(|i| actors[i % actors.len()].small_value().remote())
         .collect::<ferry::Result<Vec<_>>>()?;
@@ -95,7 +95,7 @@ fn work(rt: &Runtime, actors: Vec<ActorHandle<Server>>) -> ferry::Result<()> {
 /// Named `Server` because a class `Actor` would generate a proxy type
 /// `ActorHandle` that shadows `ferry::ActorHandle`.
 #[ferry::actor]
-struct Server;
+pub(super) struct Server;
 
 #[ferry::actor]
 impl Server {
@@ -610,9 +610,8 @@ fn print_ratios(stats: &[Stat]) {
         "metric", "ferry /s", "ray /s", "ferry/ray"
     ));
     for s in stats {
-        let anchor = RAY_2_60_0_2CORE.iter().find(|(n, _, _)| *n == s.name);
-        let (ray, ratio) = match anchor {
-            Some(&(_, mean, std)) => (
+        let (ray, ratio) = match ray_anchor(&s.name) {
+            Some((mean, std)) => (
                 format!("{} +- {}", py_round2(mean), py_round2(std)),
                 format!("{:.1}x", s.mean / mean),
             ),

@@ -1,13 +1,16 @@
-//! `ferry bench` metrics that need several ranks (run under `mpirun -n 2`):
-//! the round trip of an empty task on another rank, and the transfer of
-//! objects owned by another rank, beside a raw one-sided read (MPI_Get +
-//! flush through the same transport) of the same sizes in the same run.
+//! `ferry bench` metrics that need several ranks (run under `mpirun -n 2`
+//! or more): the round trip of an empty task and of an actor call on
+//! another rank beside a raw MPI ping-pong, cross-rank actor call
+//! throughput, Ray's multi-client metrics spread over the ranks, and the
+//! transfer of objects owned by another rank beside a raw one-sided read
+//! (MPI_Get + flush through the same transport) of the same sizes, all in
+//! the same run.
 
 use std::time::Instant;
 
-use ferry::{ObjectRef, Runtime};
+use ferry::{ActorHandle, ObjectRef, Runtime};
 
-use super::bench::Runner;
+use super::bench::{Runner, Server, do_put, do_put_small, work};
 use super::timeit::say;
 
 /// An empty task.
@@ -43,6 +46,8 @@ pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
         say("cross-rank metrics skipped: one rank (run under `mpirun -n 2 ferry bench`)");
         return Ok(());
     }
+    let size = rt.world_size();
+    raw_ping_pong(rt, r);
     r.metric(
         "cross-rank task round trip",
         1.0,
@@ -59,6 +64,68 @@ pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
         |_| {
             let refs = (0..1000)
                 .map(|_| empty::options().on_rank(1).remote(rt))
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+    r.metric(
+        "cross-rank actor call round trip",
+        1.0,
+        || Server::options().on_rank(1).remote(rt),
+        |server| {
+            rt.get(&server.small_value().remote()?)?;
+            Ok(())
+        },
+    )?;
+    r.metric(
+        "cross-rank actor calls async",
+        1000.0,
+        || Server::options().on_rank(1).remote(rt),
+        |server| {
+            let refs = (0..1000)
+                .map(|_| server.small_value().remote())
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+    // Ray's n:n actor calls async with one server actor and one client task
+    // per rank: each client's 5000 calls go round-robin to every rank's
+    // server, so most of them cross ranks.
+    r.metric(
+        "n:n actor calls across ranks async",
+        5000.0 * f64::from(size),
+        || servers_on_every_rank(rt),
+        |servers| {
+            let refs = (0..size)
+                .map(|c| work::options().on_rank(c).remote(rt, servers.clone()))
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+    // Ray's multi-client put metrics with the 10 clients spread over the
+    // ranks (each rank puts into its own store).
+    r.metric(
+        "multi client put calls across ranks (Plasma Store)",
+        1000.0,
+        || Ok(()),
+        |_| {
+            let refs = (0..10)
+                .map(|i| do_put_small::options().on_rank(i % size).remote(rt))
+                .collect::<ferry::Result<Vec<_>>>()?;
+            rt.get_all(&refs)?;
+            Ok(())
+        },
+    )?;
+    r.metric(
+        "multi client put gigabytes across ranks",
+        10.0 * 8.0 * 0.1,
+        || Ok(()),
+        |_| {
+            let refs = (0..10)
+                .map(|i| do_put::options().on_rank(i % size).remote(rt))
                 .collect::<ferry::Result<Vec<_>>>()?;
             rt.get_all(&refs)?;
             Ok(())
@@ -109,4 +176,29 @@ pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// One `Server` actor on every rank.
+fn servers_on_every_rank(rt: &Runtime) -> ferry::Result<Vec<ActorHandle<Server>>> {
+    (0..rt.world_size())
+        .map(|r| Server::options().on_rank(r).remote(rt))
+        .collect()
+}
+
+/// Prints the raw MPI ping-pong between ranks 0 and 1: the floor under
+/// every cross-rank round trip below.
+fn raw_ping_pong(rt: &Runtime, r: &Runner<'_>) {
+    if !r.wants("cross-rank task round trip") && !r.wants("cross-rank actor call round trip") {
+        return;
+    }
+    match ferry::__private::raw_ping_pong(rt, 1, 10_000) {
+        Ok(Some(rtts)) => {
+            let us = median(rtts.iter().map(|d| d.as_secs_f64() * 1e6).collect());
+            say(&format!(
+                "raw MPI ping-pong with rank 1 (8 B, blocking send + receive): median {us:.2} us per round trip"
+            ));
+        }
+        Ok(None) => say("raw ping-pong: not measured (no MPI under this transport)"),
+        Err(e) => say(&format!("raw ping-pong failed: {e}")),
+    }
 }

@@ -122,6 +122,28 @@ pub trait Transport: Send + Sync + 'static {
     fn expect_reply(&self, awaiting: bool) {
         let _ = awaiting;
     }
+
+    /// The baseline for the runtime's message latency: `iters` round trips
+    /// of an 8-byte message with `peer` straight through the underlying
+    /// library (MPI: blocking send and receive on the progress thread, on a
+    /// tag of their own), after a tenth as many to warm up. Both ranks must
+    /// call it at about the same time, `lead` on exactly one of them; the
+    /// leader gets each round trip's time, the other an empty list. `None`
+    /// where there is no underlying library to measure (loopback).
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::UnknownRank`] (or `peer` is this rank),
+    /// [`TransportError::Closed`].
+    fn raw_ping_pong(
+        &self,
+        peer: Rank,
+        iters: usize,
+        lead: bool,
+    ) -> Result<Option<Vec<Duration>>, TransportError> {
+        let _ = (peer, iters, lead);
+        Ok(None)
+    }
 }
 
 /// The rsmpi crate this transport is built with (for [`MpiTransport::with_world`]).

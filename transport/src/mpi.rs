@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, unbounded};
 use mpi::Threading;
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::{Communicator, CommunicatorCollectives, MatchedReceiveVec, Source};
+use mpi::traits::{Communicator, CommunicatorCollectives, Destination, MatchedReceiveVec, Source};
 
 use crate::rma::{PendingSend, ReadRequest, Window};
 use crate::wait::recv_until;
@@ -18,6 +18,8 @@ use crate::{Event, Rank, Region, Transport, TransportError};
 /// The MPI tag every transport frame is sent with (on `MPI_COMM_WORLD`).
 /// Code run through [`MpiTransport::with_world`] must not use it.
 pub const FRAME_TAG: i32 = 0x0FE7;
+/// The tag of [`Transport::raw_ping_pong`]'s messages.
+const PING_TAG: i32 = 0x0FE8;
 
 /// Longest idle sleep of the progress thread between two polls of MPI.
 const MAX_BACKOFF: Duration = Duration::from_millis(1);
@@ -251,6 +253,42 @@ impl Transport for MpiTransport {
 
     fn rank(&self) -> Rank {
         self.rank
+    }
+
+    fn raw_ping_pong(
+        &self,
+        peer: Rank,
+        iters: usize,
+        lead: bool,
+    ) -> Result<Option<Vec<Duration>>, TransportError> {
+        self.check_rank(peer)?;
+        if peer == self.rank {
+            return Err(TransportError::UnknownRank {
+                rank: peer,
+                size: self.size,
+            });
+        }
+        let rtts = self.with_world(move |w| {
+            let other = w.process_at_rank(peer as i32);
+            let mut buf = [0u8; 8];
+            let warmup = iters / 10;
+            let mut rtts = Vec::with_capacity(if lead { iters } else { 0 });
+            for i in 0..warmup + iters {
+                if lead {
+                    let start = Instant::now();
+                    other.send_with_tag(&buf[..], PING_TAG);
+                    other.receive_into_with_tag(&mut buf[..], PING_TAG);
+                    if i >= warmup {
+                        rtts.push(start.elapsed());
+                    }
+                } else {
+                    other.receive_into_with_tag(&mut buf[..], PING_TAG);
+                    other.send_with_tag(&buf[..], PING_TAG);
+                }
+            }
+            rtts
+        })?;
+        Ok(Some(rtts))
     }
 
     fn size(&self) -> u32 {
