@@ -53,11 +53,14 @@ for src in examples/*.rs; do
   echo "-- example $name passed in $(( $(date +%s) - start )) s"
 done
 
-say "MPI: the mpi feature, the transport over real mpirun, every example on 2, 3 and 4 ranks"
+say "MPI: the mpi feature, the transport and the multi-rank suite over real mpirun, every example on 2, 3 and 4 ranks"
 if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   cargo clippy --workspace --all-targets --release --features mpi -- -D warnings
   cargo test --release -p ferry-transport --features mpi
+  # The multi-rank suite (tests/multirank) under mpirun -n 2, 3 and 4: the
+  # same scenarios tests/cluster_suite.rs runs over loopback.
+  cargo test --release --features mpi --test mpi_suite
   cargo build --release --features mpi --examples
   for n in 2 3 4; do
     for src in examples/*.rs; do

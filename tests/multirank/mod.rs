@@ -1,0 +1,544 @@
+//! The multi-rank suite: scenarios that need only the driver's runtime, so
+//! that the same code runs over the loopback transport (`cluster_suite.rs`,
+//! ranks as threads) and under real `mpirun` (`mpi_suite.rs`, ranks as
+//! processes). Each runs on 2 ranks or more with one logical CPU per rank,
+//! and adapts the ranks it names to the world's size.
+#![allow(dead_code)]
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
+
+/// A scenario: its name and its body, run on rank 0.
+pub(crate) type Scenario = (&'static str, fn(&Runtime) -> ferry::Result<()>);
+
+/// Every scenario, in the order they run.
+pub(crate) const SCENARIOS: &[Scenario] = &[
+    ("resources_add_up_over_ranks", resources_add_up_over_ranks),
+    ("a_task_runs_on_every_rank", a_task_runs_on_every_rank),
+    (
+        "a_saturated_rank_sends_work_to_the_others",
+        a_saturated_rank_sends_work_to_the_others,
+    ),
+    ("large_results_come_back", large_results_come_back),
+    (
+        "remote_errors_come_back_typed",
+        remote_errors_come_back_typed,
+    ),
+    (
+        "ref_arguments_are_borrowed_by_the_rank_that_runs_the_task",
+        ref_arguments_are_borrowed,
+    ),
+    (
+        "refs_returned_from_another_rank_stay_alive",
+        refs_returned_from_another_rank_stay_alive,
+    ),
+    (
+        "an_actor_on_another_rank_runs_calls_in_order",
+        an_actor_on_another_rank_runs_calls_in_order,
+    ),
+    (
+        "actors_go_where_their_resources_are_free",
+        actors_go_where_their_resources_are_free,
+    ),
+    (
+        "a_task_calls_an_actor_on_a_third_rank_with_a_ref_of_a_fourth",
+        task_calls_actor_with_ref,
+    ),
+    (
+        "a_handle_returned_from_another_rank_reaches_its_actor",
+        handle_returned_from_another_rank,
+    ),
+    (
+        "an_actor_stops_when_no_rank_holds_a_handle",
+        an_actor_stops_when_no_rank_holds_a_handle,
+    ),
+    (
+        "killing_through_a_remote_handle_fails_later_calls",
+        killing_through_a_remote_handle,
+    ),
+    (
+        "remote_actor_errors_and_restarts",
+        remote_actor_errors_and_restarts,
+    ),
+    (
+        "a_million_cross_rank_refs_leak_nothing",
+        a_million_cross_rank_refs_leak_nothing,
+    ),
+];
+
+/// The last rank, and the one before it (or the last again on 2 ranks).
+fn last(rt: &Runtime) -> u32 {
+    rt.world_size() - 1
+}
+
+fn here() -> u32 {
+    ferry::current().map_or(u32::MAX, |rt| rt.rank())
+}
+
+/// Polls `cond` every 5 ms for up to `secs` seconds.
+fn eventually(secs: u64, mut cond: impl FnMut() -> ferry::Result<bool>) -> ferry::Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if cond()? {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[ferry::remote]
+fn rank_of() -> u32 {
+    here()
+}
+
+#[ferry::remote]
+fn busy_rank(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    here()
+}
+
+/// Bytes in use in the store of the rank this runs on.
+#[ferry::remote]
+fn store_used_here(rt: &Runtime) -> u64 {
+    rt.store_used() as u64
+}
+
+fn store_used_on(rt: &Runtime, rank: u32) -> ferry::Result<u64> {
+    let r = store_used_here::options()
+        .num_cpus(0.0)
+        .on_rank(rank)
+        .remote(rt)?;
+    rt.get_value(&r)
+}
+
+#[ferry::remote]
+fn big(n: u64) -> Vec<u64> {
+    (0..n).collect()
+}
+
+#[ferry::remote]
+fn fails(msg: String) -> Result<u64, String> {
+    Err(msg)
+}
+
+#[ferry::remote]
+fn make_refs(rt: &Runtime, n: u64) -> ferry::Result<(Vec<ObjectRef<u64>>, u32)> {
+    let refs = (0..n)
+        .map(|i| rt.put(&(i * 10)))
+        .collect::<ferry::Result<_>>()?;
+    Ok((refs, rt.rank()))
+}
+
+#[ferry::remote]
+fn sum_on_rank(xs: View<Vec<u64>>) -> (u64, u32) {
+    (xs.iter().map(|x| x.to_native()).sum(), here())
+}
+
+fn resources_add_up_over_ranks(rt: &Runtime) -> ferry::Result<()> {
+    let n = f64::from(rt.world_size());
+    let cluster = rt.cluster_resources();
+    assert_eq!(cluster["CPU"], n * rt.rank_resources()["CPU"]);
+    Ok(())
+}
+
+fn a_task_runs_on_every_rank(rt: &Runtime) -> ferry::Result<()> {
+    for r in (0..rt.world_size()).rev() {
+        let x = rank_of::options().on_rank(r).remote(rt)?;
+        assert_eq!(rt.get_value(&x)?, r);
+    }
+    match rank_of::options().on_rank(rt.world_size()).remote(rt) {
+        Err(Error::InvalidArgument(_)) => Ok(()),
+        other => panic!("expected InvalidArgument for a rank past the end, got {other:?}"),
+    }
+}
+
+fn a_saturated_rank_sends_work_to_the_others(rt: &Runtime) -> ferry::Result<()> {
+    let n = rt.world_size();
+    let refs: Vec<_> = (0..3 * n)
+        .map(|_| busy_rank::remote(rt, 100))
+        .collect::<ferry::Result<_>>()?;
+    let ranks = refs
+        .iter()
+        .map(|r| rt.get_value(r))
+        .collect::<ferry::Result<Vec<u32>>>()?;
+    for r in 0..n {
+        assert!(ranks.contains(&r), "rank {r} got no work: {ranks:?}");
+    }
+    Ok(())
+}
+
+fn large_results_come_back(rt: &Runtime) -> ferry::Result<()> {
+    // 800 KB: more than travels inside a message.
+    let r = big::options().on_rank(last(rt)).remote(rt, 100_000)?;
+    let v = rt.get(&r)?;
+    assert_eq!(v.len(), 100_000);
+    assert!(v.iter().enumerate().all(|(i, x)| *x == i as u64));
+    Ok(())
+}
+
+fn remote_errors_come_back_typed(rt: &Runtime) -> ferry::Result<()> {
+    let r = fails::options()
+        .on_rank(last(rt))
+        .remote(rt, "boom on another rank".to_string())?;
+    let err = rt.get(&r).unwrap_err();
+    let t = err.task_error().expect("a task error");
+    assert_eq!(t.kind, ferry::FailureKind::Application);
+    assert_eq!(t.message, "boom on another rank");
+    assert_eq!(t.rank, last(rt));
+    Ok(())
+}
+
+fn ref_arguments_are_borrowed(rt: &Runtime) -> ferry::Result<()> {
+    let base = store_used_on(rt, 0)?;
+    let data = rt.put(&(1..=1000u64).collect::<Vec<_>>())?;
+    let r = sum_on_rank::options().on_rank(1).remote(rt, &data)?;
+    assert_eq!(rt.get_value(&r)?, (500_500, 1));
+    // Rank 1's borrow ended with the task: dropping rank 0's ref frees it.
+    drop(r);
+    drop(data);
+    assert!(
+        eventually(10, || Ok(store_used_on(rt, 0)? <= base))?,
+        "the argument was not freed on rank 0"
+    );
+    Ok(())
+}
+
+fn refs_returned_from_another_rank_stay_alive(rt: &Runtime) -> ferry::Result<()> {
+    let maker = last(rt);
+    let base = store_used_on(rt, maker)?;
+    let r = make_refs::options().on_rank(maker).remote(rt, 5)?;
+    let (refs, made_on) = rt.get_value(&r)?;
+    assert_eq!(made_on, maker);
+    drop(r); // the maker frees its copy of the result
+    std::thread::sleep(Duration::from_millis(50));
+    let values: Vec<u64> = refs
+        .iter()
+        .map(|x| rt.get_value(x))
+        .collect::<ferry::Result<_>>()?;
+    assert_eq!(values, vec![0, 10, 20, 30, 40]);
+    assert!(store_used_on(rt, maker)? > base, "the five objects live on");
+    drop(refs);
+    assert!(
+        eventually(10, || Ok(store_used_on(rt, maker)? <= base))?,
+        "rank {maker} kept objects nobody holds"
+    );
+    Ok(())
+}
+
+/// The first entries of the `Ledger`s dropped in this process (the ranks
+/// of a loopback world, and the worlds of tests running at once, share it).
+static LEDGERS_DROPPED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+/// A first entry no other ledger of this run has.
+fn unique_first() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos << 8) ^ NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Whether the ledger that started with `first` was dropped where this runs.
+#[ferry::remote]
+fn ledger_dropped(first: u64) -> bool {
+    LEDGERS_DROPPED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&first)
+}
+
+fn ledger_dropped_on(rt: &Runtime, rank: u32, first: u64) -> ferry::Result<bool> {
+    let r = ledger_dropped::options()
+        .num_cpus(0.0)
+        .on_rank(rank)
+        .remote(rt, first)?;
+    rt.get_value(&r)
+}
+
+#[ferry::actor]
+struct Ledger {
+    first: u64,
+    entries: Vec<u64>,
+}
+
+#[ferry::actor]
+impl Ledger {
+    fn new(first: u64) -> Self {
+        Ledger {
+            first,
+            entries: vec![first],
+        }
+    }
+
+    fn push(&mut self, x: u64) -> Vec<u64> {
+        self.entries.push(x);
+        self.entries.clone()
+    }
+
+    fn rank(&self) -> u32 {
+        here()
+    }
+
+    fn total(&self) -> u64 {
+        self.entries.iter().sum()
+    }
+
+    fn explode(&mut self, why: String) -> u64 {
+        self.entries.clear();
+        panic!("{why}")
+    }
+
+    fn refuse(&self) -> Result<u64, String> {
+        Err("refused".into())
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        LEDGERS_DROPPED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.first);
+    }
+}
+
+fn an_actor_on_another_rank_runs_calls_in_order(rt: &Runtime) -> ferry::Result<()> {
+    let a = Ledger::options().on_rank(last(rt)).remote(rt, 7)?;
+    assert_eq!(a.actor_rank(), last(rt));
+    assert_eq!(rt.get_value(&a.rank().remote()?)?, last(rt));
+    let refs: Vec<ObjectRef<Vec<u64>>> = (0..200)
+        .map(|i| a.push(i).remote())
+        .collect::<ferry::Result<_>>()?;
+    // Every call saw exactly the calls made before it.
+    for (i, r) in refs.iter().enumerate() {
+        let seen = rt.get_value(r)?;
+        assert_eq!(seen.len(), i + 2);
+        assert_eq!(seen[0], 7);
+        assert_eq!(seen.last().copied(), Some(i as u64));
+    }
+    assert_eq!(*rt.get(&a.total().remote()?)?, 7 + (0..200u64).sum::<u64>());
+    Ok(())
+}
+
+fn actors_go_where_their_resources_are_free(rt: &Runtime) -> ferry::Result<()> {
+    let n = rt.world_size();
+    let cpus = rt.rank_resources()["CPU"];
+    let actors: Vec<ActorHandle<Ledger>> = (0..n)
+        .map(|i| Ledger::options().num_cpus(cpus).remote(rt, u64::from(i)))
+        .collect::<ferry::Result<_>>()?;
+    let mut ranks: Vec<u32> = actors
+        .iter()
+        .map(|a| rt.get_value(&a.rank().remote()?))
+        .collect::<ferry::Result<_>>()?;
+    ranks.sort_unstable();
+    assert_eq!(ranks, (0..n).collect::<Vec<_>>(), "one actor per rank");
+    let mut handles: Vec<u32> = actors.iter().map(|a| a.actor_rank()).collect();
+    handles.sort_unstable();
+    assert_eq!(handles, ranks, "handles know where their actors are");
+    // An actor no rank could hold fails at once, naming the resource.
+    match Ledger::options().resource("TPU", 1.0).remote(rt, 0) {
+        Err(Error::Infeasible { resource, .. }) => assert_eq!(resource, "TPU"),
+        other => panic!("expected Infeasible, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[ferry::actor]
+struct Summer {
+    sum: u64,
+}
+
+#[ferry::actor]
+impl Summer {
+    fn new() -> Self {
+        Summer { sum: 0 }
+    }
+
+    fn add(&mut self, x: u64) -> (u64, u32) {
+        self.sum += x;
+        (self.sum, here())
+    }
+}
+
+/// Calls `s` (an actor elsewhere) with each of `x` (refs owned by another
+/// rank) and says where it ran.
+#[ferry::remote]
+fn call_with_refs(
+    rt: &Runtime,
+    s: ActorHandle<Summer>,
+    x: Vec<ObjectRef<u64>>,
+) -> ferry::Result<(u64, u32, u32)> {
+    let mut last = (0, u32::MAX);
+    for r in &x {
+        last = rt.get_value(&s.add(r).remote()?)?;
+    }
+    Ok((last.0, last.1, rt.rank()))
+}
+
+/// On 4 ranks: a task on rank 3 calls an actor on rank 1 with refs owned
+/// by rank 2 (on fewer ranks some of them coincide).
+fn task_calls_actor_with_ref(rt: &Runtime) -> ferry::Result<()> {
+    let n = rt.world_size();
+    let (actor_on, owner, caller) = (1, 2 % n, 3 % n);
+    let s = Summer::options().on_rank(actor_on).remote(rt)?;
+    let made = make_refs::options().on_rank(owner).remote(rt, 10)?;
+    let (refs, made_on) = rt.get_value(&made)?;
+    assert_eq!(made_on, owner);
+    assert!(refs.iter().all(|r| r.id().rank() == owner));
+    let out = call_with_refs::options()
+        .on_rank(caller)
+        .remote(rt, s.clone(), refs)?;
+    let (sum, actor_rank, task_rank) = rt.get_value(&out)?;
+    assert_eq!(sum, (0..10u64).map(|i| i * 10).sum::<u64>());
+    assert_eq!((actor_rank, task_rank), (actor_on, caller));
+    // Rank 0's handle still works after the caller let go of its own.
+    assert_eq!(rt.get_value(&s.add(1).remote()?)?.0, sum + 1);
+    Ok(())
+}
+
+/// Creates a `Ledger` on the rank it runs on and returns the handle.
+#[ferry::remote]
+fn make_ledger(rt: &Runtime, first: u64) -> ferry::Result<ActorHandle<Ledger>> {
+    Ledger::remote(rt, first)
+}
+
+fn handle_returned_from_another_rank(rt: &Runtime) -> ferry::Result<()> {
+    let made = make_ledger::options().on_rank(last(rt)).remote(rt, 5)?;
+    let a: ActorHandle<Ledger> = rt.get_value(&made)?;
+    drop(made); // rank 0's handle alone keeps the actor now
+    assert_eq!(a.actor_rank(), last(rt));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(rt.get_value(&a.push(6).remote()?)?, vec![5, 6]);
+    assert_eq!(rt.get_value(&a.rank().remote()?)?, last(rt));
+    Ok(())
+}
+
+#[ferry::remote]
+fn total_via(h: ActorHandle<Ledger>) -> ferry::Result<u64> {
+    let rt = ferry::current()?;
+    rt.get_value(&h.total().remote()?)
+}
+
+fn an_actor_stops_when_no_rank_holds_a_handle(rt: &Runtime) -> ferry::Result<()> {
+    let host = 1;
+    let first = unique_first();
+    let a = Ledger::options().on_rank(host).remote(rt, first)?;
+    // A copy inside an object on rank 0, and a call through a task elsewhere.
+    let boxed = rt.put(&vec![a.clone()])?;
+    let t = total_via::options()
+        .on_rank(last(rt))
+        .remote(rt, a.clone())?;
+    assert_eq!(rt.get_value(&t)?, first);
+    drop(a);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !ledger_dropped_on(rt, host, first)?,
+        "the handle inside the object keeps the actor"
+    );
+    let inner: Vec<ActorHandle<Ledger>> = rt.get_value(&boxed)?;
+    assert_eq!(rt.get_value(&inner[0].push(2).remote()?)?, vec![first, 2]);
+    drop(inner);
+    drop(boxed);
+    assert!(
+        eventually(10, || ledger_dropped_on(rt, host, first))?,
+        "the actor on rank {host} did not stop after every handle was dropped"
+    );
+    Ok(())
+}
+
+#[ferry::remote]
+fn ask_total(h: ActorHandle<Ledger>) -> ferry::Result<String> {
+    let rt = ferry::current()?;
+    Ok(match rt.get_value(&h.total().remote()?) {
+        Err(Error::ActorDied { .. }) => "died".to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+fn killing_through_a_remote_handle(rt: &Runtime) -> ferry::Result<()> {
+    let a = Ledger::options().on_rank(1).remote(rt, 1)?;
+    assert_eq!(rt.get_value(&a.total().remote()?)?, 1);
+    a.kill();
+    assert!(!a.is_alive());
+    match rt.get_value(&a.total().remote()?) {
+        Err(Error::ActorDied { .. }) => {}
+        other => panic!("expected ActorDied, got {other:?}"),
+    }
+    // A handle on another rank learns it from the actor's rank.
+    let r = ask_total::options()
+        .on_rank(last(rt))
+        .remote(rt, a.clone())?;
+    assert_eq!(rt.get_value(&r)?, "died");
+    Ok(())
+}
+
+fn remote_actor_errors_and_restarts(rt: &Runtime) -> ferry::Result<()> {
+    let host = last(rt);
+    let a = Ledger::options()
+        .on_rank(host)
+        .max_restarts(1)
+        .remote(rt, 10)?;
+    assert_eq!(rt.get_value(&a.push(1).remote()?)?, vec![10, 1]);
+    match rt.get_value(&a.refuse().remote()?) {
+        Err(Error::Task(t)) => {
+            assert_eq!(t.kind, ferry::FailureKind::Application);
+            assert_eq!(t.rank, host);
+            assert!(t.message.contains("refused"), "{t:?}");
+        }
+        other => panic!("expected an application error, got {other:?}"),
+    }
+    match rt.get_value(&a.explode("boom".to_string()).remote()?) {
+        Err(Error::Task(t)) => {
+            assert_eq!(t.kind, ferry::FailureKind::Panic);
+            assert!(t.message.contains("boom"), "{t:?}");
+            assert!(t.task.contains("explode"), "{t:?}");
+        }
+        other => panic!("expected a panic error, got {other:?}"),
+    }
+    // Restarted: the constructor ran again on its rank.
+    assert_eq!(rt.get_value(&a.push(2).remote()?)?, vec![10, 2]);
+    assert_eq!(rt.get_value(&a.rank().remote()?)?, host);
+    // Out of restarts: the actor dies and says why.
+    let _ = rt.get_value(&a.explode("again".to_string()).remote()?);
+    match rt.get_value(&a.total().remote()?) {
+        Err(Error::ActorDied { reason, .. }) => assert!(reason.contains("again"), "{reason}"),
+        other => panic!("expected ActorDied, got {other:?}"),
+    }
+    Ok(())
+}
+
+/// A million refs to objects owned by another rank pass through rank 0
+/// (each one borrowed from its owner, a sample of them read, all dropped);
+/// afterwards neither rank holds more than before.
+fn a_million_cross_rank_refs_leak_nothing(rt: &Runtime) -> ferry::Result<()> {
+    const BATCH: u64 = 5_000; // 40 KB of refs: one message
+    const BATCHES: u64 = 200;
+    let owner = last(rt);
+    let (base0, base_owner) = (store_used_on(rt, 0)?, store_used_on(rt, owner)?);
+    let mut next = make_refs::options().on_rank(owner).remote(rt, BATCH)?;
+    for b in 0..BATCHES {
+        let (refs, _) = rt.get_value(&next)?;
+        if b + 1 < BATCHES {
+            next = make_refs::options().on_rank(owner).remote(rt, BATCH)?;
+        }
+        assert_eq!(refs.len() as u64, BATCH);
+        let k = (b * 37) % BATCH;
+        assert_eq!(rt.get_value(&refs[k as usize])?, k * 10);
+    }
+    drop(next);
+    assert!(
+        eventually(30, || Ok(
+            store_used_on(rt, 0)? <= base0 && store_used_on(rt, owner)? <= base_owner
+        ))?,
+        "leaked: rank 0 {base0} -> {}, rank {owner} {base_owner} -> {}",
+        store_used_on(rt, 0)?,
+        store_used_on(rt, owner)?
+    );
+    Ok(())
+}
