@@ -54,7 +54,7 @@ use crate::private::{EncodedCall, Untyped};
 use crate::runtime::{Inner, Runtime};
 use crate::slot::{Bytes, DepWaiter, KeepAlive, Slot, Stored, StoredValue, TypeTag, Waiter};
 use crate::values::Object;
-use crate::wire::{self, Msg, WireError, WireOptions, WireRef, WireResult};
+use crate::wire::{self, Msg, WireError, WireOptions, WireRef, WireResult, WireValue};
 
 /// Results up to this size travel inside `Done`.
 const INLINE_MAX: usize = 64 * 1024;
@@ -966,16 +966,94 @@ fn after_acks(c: &Cluster, ids: &[u64], then: impl FnOnce() + Send + 'static) {
     latch.hit();
 }
 
-/// A borrowed slot needs its value.
-pub(crate) fn fetch(inner: &Arc<Inner>, id: ObjectId, owner: Rank) {
-    if let Some(c) = inner.cluster() {
-        c.transport.expect_reply(true);
-        let fetch = Msg::Fetch {
-            object: id.as_u64(),
-        };
-        if c.send(owner, &fetch).is_err() {
-            c.transport.expect_reply(false);
+/// A borrowed slot needs its value: read straight from where the owner's
+/// `BorrowAck` said it is, or else ask the owner (`Fetch`).
+pub(crate) fn fetch(inner: &Arc<Inner>, slot: &Slot, borrow: &crate::slot::Borrow) {
+    let Some(c) = inner.cluster() else { return };
+    if let Some((offset, len, type_name)) = borrow.at.get() {
+        let stored = stored_at(
+            inner,
+            c,
+            borrow.owner,
+            slot.id.as_u64(),
+            type_name.clone(),
+            *offset,
+            *len,
+        );
+        slot.complete(stored);
+        return;
+    }
+    c.transport.expect_reply(true);
+    let fetch = Msg::Fetch {
+        object: slot.id.as_u64(),
+    };
+    if c.send(borrow.owner, &fetch).is_err() {
+        c.transport.expect_reply(false);
+    }
+}
+
+/// Objects up to this size travel inside the `BorrowAck` itself.
+const EAGER_MAX: usize = 256;
+
+/// What a `BorrowAck` tells of a sealed object: its bytes when tiny, else
+/// where it lies in this rank's arena.
+fn ack_value(slot: &Slot) -> Option<WireValue> {
+    let Some(Stored::Value(v)) = slot.get() else {
+        return None;
+    };
+    let bytes = v.block.as_slice();
+    let result = if bytes.len() <= EAGER_MAX {
+        WireResult::Inline(bytes.to_vec())
+    } else {
+        WireResult::At {
+            offset: v.block.own_offset()? as u64,
+            len: bytes.len() as u64,
         }
+    };
+    Some(WireValue {
+        type_name: v.type_name.to_string(),
+        result,
+    })
+}
+
+/// The value of `object` at `offset..offset + len` of rank `from`'s arena:
+/// viewed in place when `from` is on this node, else read one-sidedly into
+/// this rank's arena.
+fn stored_at(
+    inner: &Inner,
+    c: &Cluster,
+    from: Rank,
+    object: u64,
+    type_name: String,
+    offset: u64,
+    len: u64,
+) -> Stored {
+    let tag = TypeTag::named(&type_name);
+    let fits = |s: &ReadOnlySegment| {
+        (offset as usize)
+            .checked_add(len as usize)
+            .is_some_and(|end| end <= s.len())
+    };
+    match c.neighbour(from) {
+        // Same node: view the owner's bytes in place (zero copy).
+        Some(seg) if fits(&seg) => Stored::Value(StoredValue {
+            block: Bytes::Mapped {
+                seg,
+                offset: offset as usize,
+                len: len as usize,
+            },
+            type_tag: tag,
+            type_name: type_name.into(),
+            validated: AtomicBool::new(false),
+            _contained: Vec::new(),
+        }),
+        _ => copy_in(inner, tag, type_name, len as usize, |d| {
+            c.transport.read(from, offset as usize, d).map_err(|e| {
+                Error::Store(format!(
+                    "reading object {object:016x} from rank {from}: {e}"
+                ))
+            })
+        }),
     }
 }
 
@@ -1038,10 +1116,11 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
         Msg::AddBorrow { object } => {
             let found = inner.exports.object(ObjectId::from_u64(object));
             let ok = found.is_ok();
+            let value = found.as_ref().ok().and_then(|s| ack_value(s));
             if let Ok(slot) = found {
                 lock(&c.lent).entry(object).or_insert((slot, 0)).1 += 1;
             }
-            let _ = c.send(from, &Msg::BorrowAck { object, ok });
+            let _ = c.send(from, &Msg::BorrowAck { object, ok, value });
         }
         Msg::RemoveBorrow { object } => {
             let gone = {
@@ -1057,7 +1136,7 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             };
             drop(gone); // outside the lock: this may free the object
         }
-        Msg::BorrowAck { object, ok } => {
+        Msg::BorrowAck { object, ok, value } => {
             let (slot, latches) = {
                 let mut awaiting = lock(&c.awaiting);
                 let slot = lock(&c.borrowed).get(&object).and_then(Weak::upgrade);
@@ -1072,6 +1151,23 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
                     "{} (freed by its owner, rank {from}, before it could be borrowed)",
                     slot.id
                 ))));
+            }
+            if let (Some(slot), Some(v)) = (&slot, value) {
+                match v.result {
+                    WireResult::Inline(bytes) => {
+                        let tag = TypeTag::named(&v.type_name);
+                        slot.complete(copy_in(inner, tag, v.type_name, bytes.len(), |d| {
+                            d.copy_from_slice(&bytes);
+                            Ok(())
+                        }));
+                    }
+                    WireResult::At { offset, len } => {
+                        if let Some(b) = slot.borrow() {
+                            let _ = b.at.set((offset, len, v.type_name));
+                        }
+                    }
+                    WireResult::Failed(_) => {}
+                }
             }
             drop(slot);
             for l in latches {
@@ -1118,41 +1214,16 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             let Some(slot) = lock(&c.borrowed).get(&object).and_then(Weak::upgrade) else {
                 return;
             };
-            let tag = TypeTag::named(&type_name);
             let stored = match result {
-                WireResult::Inline(bytes) => copy_in(inner, tag, type_name, bytes.len(), |d| {
-                    d.copy_from_slice(&bytes);
-                    Ok(())
-                }),
-                WireResult::At { offset, len }
-                    if c.neighbour(from).is_some_and(|s| {
-                        (offset as usize)
-                            .checked_add(len as usize)
-                            .is_some_and(|end| end <= s.len())
-                    }) =>
-                {
-                    // Same node: view the owner's bytes in place (zero copy).
-                    let seg = c.neighbour(from).expect("checked just above");
-                    Stored::Value(StoredValue {
-                        block: Bytes::Mapped {
-                            seg,
-                            offset: offset as usize,
-                            len: len as usize,
-                        },
-                        type_tag: tag,
-                        type_name: type_name.into(),
-                        validated: AtomicBool::new(false),
-                        _contained: Vec::new(),
+                WireResult::Inline(bytes) => {
+                    let tag = TypeTag::named(&type_name);
+                    copy_in(inner, tag, type_name, bytes.len(), |d| {
+                        d.copy_from_slice(&bytes);
+                        Ok(())
                     })
                 }
                 WireResult::At { offset, len } => {
-                    copy_in(inner, tag, type_name, len as usize, |d| {
-                        c.transport.read(from, offset as usize, d).map_err(|e| {
-                            Error::Store(format!(
-                                "reading object {object:016x} from rank {from}: {e}"
-                            ))
-                        })
-                    })
+                    stored_at(inner, c, from, object, type_name, offset, len)
                 }
                 WireResult::Failed(w) => Stored::Error(w.into_error()),
             };

@@ -485,6 +485,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
                 &Msg::BorrowAck {
                     object: actor,
                     ok: true,
+                    value: None,
                 },
             );
         }
@@ -524,6 +525,7 @@ fn refuse(c: &Cluster, from: Rank, id: ActorId, msg: Msg, why: &str) {
                 &Msg::BorrowAck {
                     object: actor,
                     ok: false,
+                    value: None,
                 },
             );
         }

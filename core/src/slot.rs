@@ -154,6 +154,9 @@ pub(crate) struct Borrow {
     pub(crate) acked: AtomicBool,
     /// The value has been asked for.
     fetching: AtomicBool,
+    /// Where the owner keeps the sealed value, from its `BorrowAck`:
+    /// offset and length in its arena, and the type's name.
+    pub(crate) at: OnceLock<(u64, u64, String)>,
 }
 
 impl Slot {
@@ -199,6 +202,7 @@ impl Slot {
             rt,
             acked: AtomicBool::new(false),
             fetching: AtomicBool::new(false),
+            at: OnceLock::new(),
         };
         Arc::new(Slot::empty(id, None, None, Some(borrow)))
     }
@@ -212,7 +216,7 @@ impl Slot {
         if let Some(b) = &self.borrow {
             if !self.is_ready() && !b.fetching.swap(true, Ordering::AcqRel) {
                 if let Some(inner) = b.rt.upgrade() {
-                    crate::cluster::fetch(&inner, self.id, b.owner);
+                    crate::cluster::fetch(&inner, self, b);
                 }
             }
         }

@@ -56,7 +56,13 @@ pub(crate) enum Msg {
     /// The sender holds a ref to `object`, owned by the receiver: keep it.
     AddBorrow { object: u64 },
     /// The answer to `AddBorrow`; `ok` is false if the object was gone.
-    BorrowAck { object: u64, ok: bool },
+    /// When the object is already sealed, `value` says where it is (or holds
+    /// it, when tiny), so that a later get needs no `Fetch`.
+    BorrowAck {
+        object: u64,
+        ok: bool,
+        value: Option<WireValue>,
+    },
     /// The sender no longer holds refs to `object`.
     RemoveBorrow { object: u64 },
     /// The sender (a borrower) wants the value of `object` when it is ready.
@@ -84,6 +90,13 @@ pub(crate) enum WireRef {
     Object(u64),
     /// An actor and the rank it lives on.
     Actor { id: u64, host: u32 },
+}
+
+/// A sealed object's type and where to find its bytes.
+#[derive(Archive, Serialize, Deserialize, Debug)]
+pub(crate) struct WireValue {
+    pub(crate) type_name: String,
+    pub(crate) result: WireResult,
 }
 
 /// A task's result as its owner receives it.

@@ -167,11 +167,21 @@ pub(crate) struct Runner<'a> {
     timing: Timing,
     filter: Option<&'a str>,
     stats: Vec<Stat>,
+    /// Set when a measurement that prints lines but no `Stat` ran.
+    pub(crate) printed: bool,
 }
 
 impl Runner<'_> {
     pub(crate) fn wants(&self, name: &str) -> bool {
         self.filter.is_none_or(|f| name.contains(f))
+    }
+
+    /// Like [`wants`](Self::wants), for a measurement that prints its
+    /// figures instead of recording a metric; notes that one ran.
+    pub(crate) fn wants_printed(&mut self, name: &str) -> bool {
+        let yes = self.wants(name);
+        self.printed |= yes;
+        yes
     }
 
     /// Sets up (only when the metric is wanted), then times `f`.
@@ -563,6 +573,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
         timing,
         filter: args.filter.as_deref(),
         stats: Vec::new(),
+        printed: false,
     };
     let res = run_metrics(&rt, &mut runner).and_then(|()| super::cross_rank::run(&rt, &mut runner));
     let unhandled = rt.unhandled_errors();
@@ -571,7 +582,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
     if unhandled > 0 {
         return Err(format!("{unhandled} task errors were never retrieved").into());
     }
-    if runner.stats.is_empty() {
+    if runner.stats.is_empty() && !runner.printed {
         return Err(format!(
             "no metric matches the filter {:?}",
             args.filter.as_deref().unwrap_or("")
