@@ -382,3 +382,23 @@ fn forcing_rma_copies_the_object_here() -> ferry::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_panicking_body_still_stops_every_rank_and_removes_their_files() {
+    let paths = std::sync::Mutex::new(Vec::new());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ferry::loopback::run(3, cfg(), |_rt, world| {
+            for r in 0..3 {
+                let rt = world.runtime(r).expect("rank is up");
+                paths.lock().unwrap().push(rt.store_path().to_path_buf());
+            }
+            panic!("a failed assertion in a test");
+        })
+    }));
+    assert!(outcome.is_err(), "the panic comes back out of run");
+    let paths = paths.into_inner().unwrap();
+    assert_eq!(paths.len(), 3);
+    for p in paths {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+}

@@ -30,10 +30,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let found = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("mpirun").is_file()));
+    let mpirun = mpirun();
+    let found = mpirun.contains('/') && std::path::Path::new(&mpirun).is_file()
+        || std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| dir.join(&mpirun).is_file())
+        });
     if !found {
-        println!("mpi_suite skipped: mpirun is not on PATH (install openmpi-bin)");
+        println!("mpi_suite skipped: {mpirun} is not on PATH (install openmpi-bin or mpich)");
         return ExitCode::SUCCESS;
     }
     let mut ok = true;
@@ -112,22 +115,46 @@ fn as_rank() -> ExitCode {
     }
 }
 
+/// The launcher to use: `FERRY_MPIRUN` (e.g. `mpirun.mpich`, to match a
+/// build made with `MPICC=mpicc.mpich`) or `mpirun`.
+fn mpirun() -> String {
+    std::env::var("FERRY_MPIRUN")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "mpirun".to_string())
+}
+
+/// Whether `mpirun` is MPICH's Hydra, which rejects Open MPI's
+/// `--allow-run-as-root`, `--oversubscribe` and `-x` (and needs none of
+/// them: it runs as root, oversubscribes and passes the environment on).
+fn is_hydra(mpirun: &str) -> bool {
+    Command::new(mpirun)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("HYDRA"))
+}
+
 /// Runs this program under `mpirun -n n`; (success, stdout + stderr).
 fn launch(n: u32) -> (bool, String) {
     let exe = std::env::current_exe().expect("the test's own path");
-    let mut child = Command::new("mpirun")
-        .args([
+    let mpirun = mpirun();
+    let launcher_args: &[&str] = if is_hydra(&mpirun) {
+        &[]
+    } else {
+        &[
             "--allow-run-as-root",
             "--oversubscribe",
             "-x",
             "FERRY_NUM_CPUS=1",
-        ])
-        .args([
             "-x",
             "FERRY_IGNORE_UNHANDLED_ERRORS=1",
-            "-n",
-            &n.to_string(),
-        ])
+        ]
+    };
+    let mut child = Command::new(&mpirun)
+        .args(launcher_args)
+        .args(["-n", &n.to_string()])
         .arg(exe)
         .env("FERRY_NUM_CPUS", "1")
         .env("FERRY_IGNORE_UNHANDLED_ERRORS", "1")

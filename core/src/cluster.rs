@@ -198,6 +198,11 @@ impl Cluster {
             })
             .map_err(|e| Error::Init(format!("could not start the receive thread: {e}")))?;
         *lock(&c.net) = Some(handle);
+        // Where the transport can, frames are handled on the thread that
+        // receives them (MPI: the progress thread), one handoff less each.
+        let _ = c
+            .transport
+            .set_handler(event_handler(Arc::downgrade(inner)));
         let own: Vec<(String, f64)> = lock(&c.totals)[c.rank as usize]
             .clone()
             .unwrap_or_default()
@@ -271,6 +276,21 @@ impl Cluster {
             [opts.num_cpus, opts.num_gpus, opts.memory],
             &opts.resources,
         )
+    }
+
+    /// Whether rank `r` could run a task with `opts` and has a CPU free, as
+    /// this rank sees it.
+    fn has_room(&self, r: Rank, opts: &TaskOptions) -> bool {
+        if lock(&self.lost).contains(&r) {
+            return false;
+        }
+        let totals = lock(&self.totals);
+        let Some(t) = totals.get(r as usize).and_then(Option::as_ref) else {
+            return false;
+        };
+        let cpus = t.get("CPU").copied().unwrap_or(0.0);
+        let busy = self.in_flight[r as usize].load(Ordering::Relaxed) as f64;
+        Self::rank_can_run(t, opts) && busy + opts.num_cpus <= cpus.max(opts.num_cpus)
     }
 
     /// Step 2: the rank to send a task to, if not this one.
@@ -407,13 +427,31 @@ pub(crate) fn rank_has(
         && custom.iter().all(|(n, a)| has(n, *a))
 }
 
+/// Arguments at least this large pull their task to the rank that holds
+/// them (smaller ones travel as cheaply as the task).
+const LOCALITY_MIN: usize = 64 * 1024;
+
+/// The rank holding the largest of a task's top-level ref arguments whose
+/// size is known here, and that size: this rank for its own objects and
+/// for borrowed ones already copied or mapped here, the owner for borrowed
+/// ones whose place its `BorrowAck` told.
+fn largest_arg(c: &Cluster, deps: &[Arc<Slot>]) -> Option<(Rank, usize)> {
+    deps.iter()
+        .filter_map(|s| match (s.get(), s.borrow()) {
+            (Some(Stored::Value(v)), _) => Some((c.rank, v.block.as_slice().len())),
+            (None, Some(b)) => b.at.get().map(|(_, len, _)| (b.owner, *len as usize)),
+            _ => None,
+        })
+        .max_by_key(|(_, len)| *len)
+}
+
 /// Step 2 for generated code: sends the task to another rank when it should
 /// run there; `None` means "run it here".
 pub(crate) fn try_remote<R: Object>(
     rt: &Runtime,
     fn_name: &str,
     opts: &TaskOptions,
-    has_deps: bool,
+    deps: &[Arc<Slot>],
     fn_id: u64,
     encode: impl FnOnce() -> Result<EncodedCall>,
 ) -> Option<Result<ObjectRef<R>>> {
@@ -430,12 +468,15 @@ pub(crate) fn try_remote<R: Object>(
     if opts.pinned_here || matches!(opts.retry_on, RetryOn::When(_)) {
         return None;
     }
-    // Arguments in this rank's store stay here while it has room (below).
-    let _ = has_deps;
-    let rank = match opts.rank {
-        Some(r) if r == c.rank => return None,
-        Some(r) => r,
-        None => {
+    // A large argument on another rank that has room: run it there.
+    let near_data = largest_arg(c, deps)
+        .filter(|&(r, len)| r != c.rank && len >= LOCALITY_MIN)
+        .map(|(r, _)| r)
+        .filter(|&r| c.has_room(r, opts));
+    let rank = match (opts.rank, near_data) {
+        (Some(r), _) if r == c.rank => return None,
+        (Some(r), _) | (None, Some(r)) => r,
+        (None, None) => {
             let local = opts.request(fn_name, &inner.ledger);
             let local_can_run = local.is_ok();
             if let Ok(req) = &local {
@@ -508,6 +549,40 @@ pub(crate) fn send_awaiting_done(c: &Cluster, object: u64, sent: Sent, msg: &Msg
     }
 }
 
+/// Handles one event from the transport (on the receive thread, or on the
+/// transport's own thread through [`event_handler`]).
+fn on_event(inner: &Arc<Inner>, c: &Cluster, ev: Event) {
+    match ev {
+        Event::Frame { from, bytes } => match wire::decode(&bytes) {
+            Ok(msg) => handle(inner, c, from, msg),
+            Err(e) => tracing::error!("rank {}: undecodable frame from rank {from}: {e}", c.rank),
+        },
+        Event::RankLost { rank, reason } => rank_lost(inner, c, rank, &reason),
+    }
+}
+
+/// The handler the transport calls with each event it receives. A panic
+/// in it ends the rank, as one in the receive thread does.
+fn event_handler(weak: Weak<Inner>) -> ferry_transport::Handler {
+    Box::new(move |ev| {
+        let run = std::panic::AssertUnwindSafe(|| {
+            let Some(inner) = weak.upgrade() else { return };
+            let Some(c) = inner.cluster() else { return };
+            if !c.stop.load(Ordering::Acquire) {
+                on_event(&inner, c, ev);
+            }
+        });
+        if let Err(p) = std::panic::catch_unwind(run) {
+            let rank = weak.upgrade().map_or(u32::MAX, |i| i.rank);
+            eprintln!(
+                "ferry: rank {rank}: internal error handling a message: {}",
+                crate::task::panic_message(p.as_ref())
+            );
+            std::process::exit(70);
+        }
+    })
+}
+
 fn net_main(inner: Weak<Inner>, transport: Arc<dyn Transport>) {
     loop {
         let Some(inner) = inner.upgrade() else { return };
@@ -516,13 +591,7 @@ fn net_main(inner: Weak<Inner>, transport: Arc<dyn Transport>) {
             return;
         }
         match transport.recv(Some(Duration::from_millis(50))) {
-            Ok(Some(Event::Frame { from, bytes })) => match wire::decode(&bytes) {
-                Ok(msg) => handle(&inner, c, from, msg),
-                Err(e) => {
-                    tracing::error!("rank {}: undecodable frame from rank {from}: {e}", c.rank)
-                }
-            },
-            Ok(Some(Event::RankLost { rank, reason })) => rank_lost(&inner, c, rank, &reason),
+            Ok(Some(ev)) => on_event(&inner, c, ev),
             Ok(None) => {}
             Err(e) => {
                 c.end(Err(Error::Init(format!("transport closed: {e}"))));

@@ -127,7 +127,11 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
     let started = p0.start(a0, Some(t0));
     let out = started.map(|rt| {
         world.set_runtime(0, Some(rt.clone()));
-        let out = body(rt.clone(), &world);
+        // A panicking body (a failed assertion in a test) still ends every
+        // rank, and is raised again once they have stopped and removed
+        // their store files.
+        let out =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(rt.clone(), &world)));
         world.set_runtime(0, None);
         let stopped = rt.shutdown();
         (out, stopped)
@@ -145,6 +149,7 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
         }
     }
     let (out, stopped) = out?;
+    let out = out.unwrap_or_else(|p| std::panic::resume_unwind(p));
     stopped?;
     if let Some(e) = first_err {
         tracing::warn!("a loopback rank ended with: {e}");

@@ -77,9 +77,15 @@ impl Deps {
     /// Notes `arg` if it is a ref.
     pub fn add<T>(&mut self, arg: &Arg<T>) {
         if let Some(s) = arg.dep() {
-            // A borrowed argument is fetched now, so the task can run soon.
-            s.start_fetch();
             self.slots.push(s.clone());
+        }
+    }
+
+    /// Starts fetching the borrowed ones, for a call that runs on this rank
+    /// (after placement: a call sent to another rank leaves them be).
+    pub fn prefetch(&self) {
+        for s in &self.slots {
+            s.start_fetch();
         }
     }
 }
@@ -130,6 +136,7 @@ where
         },
     );
     let out = ObjectRef::from_slot(output);
+    deps.prefetch();
     let deps: Vec<&Arc<Slot>> = deps.slots.iter().collect();
     cell.submit(&deps);
     Ok(out)
@@ -145,7 +152,7 @@ pub fn try_remote<R: Object>(
     fn_id: u64,
     encode: impl FnOnce() -> Result<EncodedCall>,
 ) -> Option<Result<ObjectRef<R>>> {
-    crate::cluster::try_remote(rt, fn_name, opts, !deps.slots.is_empty(), fn_id, encode)
+    crate::cluster::try_remote(rt, fn_name, opts, &deps.slots, fn_id, encode)
 }
 
 /// A one-sided read of `dst.len()` bytes at `offset` of rank `from`'s arena,

@@ -172,11 +172,16 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     let region = ferry_transport::Region::new(crate::exposed::ArenaRegion(arena.clone()));
     let transport = ferry_transport::MpiTransport::start(region)
         .map_err(|e| Error::Init(format!("MPI: {e}")))?;
-    if transport.rank() != world.rank {
+    if transport.rank() != world.rank || transport.size() != world.size {
         return Err(Error::Init(format!(
-            "the launcher says rank {} but MPI says rank {}",
+            "the launcher ({}) says rank {} of {} but MPI says rank {} of {}: \
+             is this program linked against the MPI library of the launcher \
+             that started it?",
+            world.launcher,
             world.rank,
-            transport.rank()
+            world.size,
+            transport.rank(),
+            transport.size()
         )));
     }
     let rt = prepared.start(arena, Some(transport))?;

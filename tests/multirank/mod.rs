@@ -24,6 +24,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     ),
     ("large_results_come_back", large_results_come_back),
     (
+        "a_task_goes_to_the_rank_holding_its_large_argument",
+        task_goes_to_its_large_argument,
+    ),
+    (
         "remote_errors_come_back_typed",
         remote_errors_come_back_typed,
     ),
@@ -179,6 +183,36 @@ fn large_results_come_back(rt: &Runtime) -> ferry::Result<()> {
     let v = rt.get(&r)?;
     assert_eq!(v.len(), 100_000);
     assert!(v.iter().enumerate().all(|(i, x)| *x == i as u64));
+    Ok(())
+}
+
+/// A vector of `n` numbers made (and owned) where this runs.
+#[ferry::remote]
+fn make_vec(rt: &Runtime, n: u64) -> ferry::Result<Vec<ObjectRef<Vec<u64>>>> {
+    Ok(vec![rt.put(&(0..n).collect::<Vec<u64>>())?])
+}
+
+fn task_goes_to_its_large_argument(rt: &Runtime) -> ferry::Result<()> {
+    let owner = last(rt);
+    let made = make_vec::options().on_rank(owner).remote(rt, 1 << 17)?; // 1 MiB
+    let refs: Vec<ObjectRef<Vec<u64>>> = rt.get_value(&made)?;
+    drop(made);
+    // Let the owner's answer to rank 0's borrow (which says where the
+    // object lies, and how large it is) arrive.
+    std::thread::sleep(Duration::from_millis(100));
+    // Rank 0 has a free CPU, but the megabyte is on the owner: run there.
+    let r = sum_on_rank::remote(rt, &refs[0])?;
+    let n = 1u64 << 17;
+    assert_eq!(rt.get_value(&r)?, (n * (n - 1) / 2, owner));
+    // A small argument does not pull its task away from a rank with room.
+    let small = make_refs::options().on_rank(owner).remote(rt, 1)?;
+    let (tiny, _) = rt.get_value(&small)?;
+    std::thread::sleep(Duration::from_millis(50));
+    #[ferry::remote]
+    fn where_with(_x: u64) -> u32 {
+        here()
+    }
+    assert_eq!(rt.get_value(&where_with::remote(rt, &tiny[0])?)?, 0);
     Ok(())
 }
 

@@ -61,6 +61,9 @@ pub enum Event {
     },
 }
 
+/// What [`Transport::set_handler`] takes: called with every incoming event.
+pub type Handler = Box<dyn Fn(Event) + Send + Sync>;
+
 /// One rank's endpoint: frames in and out, one-sided reads of other ranks'
 /// regions.
 ///
@@ -121,6 +124,19 @@ pub trait Transport: Send + Sync + 'static {
     /// unaffected. The default does nothing.
     fn expect_reply(&self, awaiting: bool) {
         let _ = awaiting;
+    }
+
+    /// Asks the transport to hand incoming frames (and losses) straight to
+    /// `handler` on the thread that receives them, instead of queueing them
+    /// for [`recv`](Self::recv): one thread handoff less per message.
+    /// `handler` runs on the transport's own thread, so it must not block
+    /// for long; it may call [`send`](Self::send), [`read`](Self::read) and
+    /// the transport's other methods, which then do their MPI work inline.
+    /// Events queued before keep coming from `recv`. Returns the handler
+    /// back where the transport cannot do this (the default: loopback,
+    /// whose frames already go straight to the receiving thread).
+    fn set_handler(&self, handler: Handler) -> Result<(), Handler> {
+        Err(handler)
     }
 
     /// The baseline for the runtime's message latency: `iters` round trips

@@ -11,9 +11,9 @@ use mpi::Threading;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Destination, MatchedReceiveVec, Source};
 
-use crate::rma::{PendingSend, ReadRequest, Window};
+use crate::rma::{PendingSend, ReadRequest, Serving, Window, serving};
 use crate::wait::recv_until;
-use crate::{Event, Rank, Region, Transport, TransportError};
+use crate::{Event, Handler, Rank, Region, Transport, TransportError};
 
 /// The MPI tag every transport frame is sent with (on `MPI_COMM_WORLD`).
 /// Code run through [`MpiTransport::with_world`] must not use it.
@@ -95,6 +95,8 @@ pub struct MpiTransport {
     closed: AtomicBool,
     /// Answers the runtime waits for (see `Transport::expect_reply`).
     expecting: Arc<AtomicUsize>,
+    /// Where incoming frames go once set (see `Transport::set_handler`).
+    handler: Arc<std::sync::OnceLock<Handler>>,
     join: Mutex<Option<JoinHandle<Result<(), TransportError>>>>,
     close_result: Mutex<Option<Result<(), TransportError>>>,
 }
@@ -135,6 +137,8 @@ impl MpiTransport {
         let thread_events = ev_tx.clone();
         let expecting = Arc::new(AtomicUsize::new(0));
         let thread_expecting = expecting.clone();
+        let handler = Arc::new(std::sync::OnceLock::new());
+        let thread_handler = handler.clone();
         let handle = std::thread::Builder::new()
             .name("ferry-mpi-progress".into())
             .spawn(move || {
@@ -144,6 +148,7 @@ impl MpiTransport {
                     thread_events,
                     started_tx,
                     thread_expecting,
+                    thread_handler,
                 )
             })
             .map_err(|e| TransportError::Mpi(format!("cannot spawn the progress thread: {e}")))?;
@@ -173,6 +178,7 @@ impl MpiTransport {
             progress,
             closed: AtomicBool::new(false),
             expecting,
+            handler,
             join: Mutex::new(Some(handle)),
             close_result: Mutex::new(None),
         }))
@@ -204,6 +210,12 @@ impl MpiTransport {
         if self.closed.load(Ordering::Acquire) {
             return Err(TransportError::Closed);
         }
+        // Called by a frame handler on the progress thread: run it here.
+        let mut f = Some(f);
+        if let Some(r) = serving(|_, world| f.take().map(|f| f(world))) {
+            return r.ok_or(TransportError::Closed);
+        }
+        let f = f.take().ok_or(TransportError::Closed)?;
         let (tx, rx) = bounded(1);
         let job: WorldJob = Box::new(move |world| {
             let _ = tx.send(f(world));
@@ -253,6 +265,13 @@ impl Transport for MpiTransport {
 
     fn rank(&self) -> Rank {
         self.rank
+    }
+
+    fn set_handler(&self, handler: Handler) -> Result<(), Handler> {
+        self.handler.set(handler)?;
+        // The progress thread may be asleep: let it see the handler soon.
+        self.progress.unpark();
+        Ok(())
     }
 
     fn raw_ping_pong(
@@ -344,6 +363,16 @@ impl Transport for MpiTransport {
         if dst.is_empty() {
             return Ok(());
         }
+        // A frame handler on the progress thread reads right there.
+        let mut dst = Some(dst);
+        if let Some(r) = serving(|window, _| {
+            dst.take()
+                .map(|d| window.get(from, offset, d))
+                .unwrap_or(Err(TransportError::Closed))
+        }) {
+            return r;
+        }
+        let dst = dst.take().ok_or(TransportError::Closed)?;
         ReadRequest::run(from, offset, dst, |req| self.command(Cmd::Read(req)))
     }
 
@@ -384,6 +413,7 @@ fn progress_main(
     events: Sender<Event>,
     started: Sender<Result<Started, TransportError>>,
     expecting: Arc<AtomicUsize>,
+    handler: Arc<std::sync::OnceLock<Handler>>,
 ) -> Result<(), TransportError> {
     let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Serialized) else {
         let e = TransportError::Mpi("MPI is already initialized in this process".into());
@@ -424,19 +454,51 @@ fn progress_main(
         info,
     }));
 
-    let served = serve(&world, &window, &cmds, &events, &expecting);
+    let sink = Sink {
+        events: &events,
+        handler: &handler,
+    };
+    let served = {
+        let _serving = Serving::new(&window, &world);
+        serve(&world, &window, &cmds, &sink, &expecting)
+    };
     let freed = window.free().map(drop);
     // Frames that arrived before every rank freed the window are still
-    // handed out.
-    let _ = poll_frames(&world, &events);
+    // handed out (to the queue: the runtime has stopped handling them).
+    let _ = poll_frames(
+        &world,
+        &Sink {
+            events: &events,
+            handler: &std::sync::OnceLock::new(),
+        },
+    );
     drop(world);
     // Dropping the universe calls MPI_Finalize.
     drop(universe);
     served.and(freed)
 }
 
+/// Where the progress thread puts incoming events: the handler once the
+/// runtime has set one, else the queue `recv` reads.
+struct Sink<'a> {
+    events: &'a Sender<Event>,
+    handler: &'a std::sync::OnceLock<Handler>,
+}
+
+impl Sink<'_> {
+    fn put(&self, ev: Event) {
+        match self.handler.get() {
+            Some(h) => h(ev),
+            // The receiver lives in the transport; if it is gone nobody listens.
+            None => {
+                let _ = self.events.send(ev);
+            }
+        }
+    }
+}
+
 /// Receives every frame that has arrived; whether there was any.
-fn poll_frames(world: &SimpleCommunicator, events: &Sender<Event>) -> bool {
+fn poll_frames(world: &SimpleCommunicator, sink: &Sink<'_>) -> bool {
     let mut any = false;
     while let Some(probed) = world
         .any_process()
@@ -444,8 +506,7 @@ fn poll_frames(world: &SimpleCommunicator, events: &Sender<Event>) -> bool {
     {
         let (bytes, status) = probed.matched_receive_vec::<u8>();
         let from = status.source_rank() as Rank;
-        // The receiver lives in the transport; if it is gone nobody listens.
-        let _ = events.send(Event::Frame { from, bytes });
+        sink.put(Event::Frame { from, bytes });
         any = true;
     }
     any
@@ -457,7 +518,7 @@ fn serve(
     world: &SimpleCommunicator,
     window: &Window,
     cmds: &Receiver<Cmd>,
-    events: &Sender<Event>,
+    sink: &Sink<'_>,
     expecting: &AtomicUsize,
 ) -> Result<(), TransportError> {
     let mut pending: VecDeque<PendingSend> = VecDeque::new();
@@ -478,7 +539,7 @@ fn serve(
             }
             busy = true;
         }
-        busy |= poll_frames(world, events);
+        busy |= poll_frames(world, sink);
         let before = pending.len();
         let mut i = 0;
         while i < pending.len() {

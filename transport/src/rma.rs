@@ -52,7 +52,7 @@ pub(crate) fn copy_out(src: &dyn Exposed, offset: usize, dst: &mut [u8]) {
 }
 
 #[cfg(feature = "mpi")]
-pub(crate) use self::mpi_ffi::{PendingSend, ReadRequest, Window};
+pub(crate) use self::mpi_ffi::{PendingSend, ReadRequest, Serving, Window, serving};
 
 #[cfg(feature = "mpi")]
 mod mpi_ffi {
@@ -306,6 +306,50 @@ mod mpi_ffi {
     // the thread that built the request (in `run`) is blocked holding the
     // exclusive borrow it came from; see `run`.
     unsafe impl Send for ReadRequest {}
+
+    thread_local! {
+        /// The window and communicator of the progress loop running on this
+        /// thread (null elsewhere): set by [`Serving`], for work that a frame
+        /// handler called on the progress thread must do right there.
+        static SERVING: std::cell::Cell<(*const Window, *const SimpleCommunicator)> =
+            const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
+    }
+
+    /// Marks the calling thread as the progress thread serving `window` over
+    /// `world` until dropped.
+    pub(crate) struct Serving<'a> {
+        _borrows: std::marker::PhantomData<(&'a Window, &'a SimpleCommunicator)>,
+    }
+
+    impl<'a> Serving<'a> {
+        pub(crate) fn new(window: &'a Window, world: &'a SimpleCommunicator) -> Serving<'a> {
+            SERVING.with(|s| s.set((window, world)));
+            Serving {
+                _borrows: std::marker::PhantomData,
+            }
+        }
+    }
+
+    impl Drop for Serving<'_> {
+        fn drop(&mut self) {
+            SERVING.with(|s| s.set((std::ptr::null(), std::ptr::null())));
+        }
+    }
+
+    /// Runs `f` with the window and communicator if the calling thread is
+    /// the progress thread inside its loop; `None` on any other thread.
+    pub(crate) fn serving<R>(f: impl FnOnce(&Window, &SimpleCommunicator) -> R) -> Option<R> {
+        let (w, c) = SERVING.with(|s| s.get());
+        if w.is_null() || c.is_null() {
+            return None;
+        }
+        // SAFETY: both pointers were set by a `Serving` guard on this very
+        // thread (thread-local) from references that outlive the guard, and
+        // the guard resets them to null when dropped; non-null therefore
+        // means the guard, and so the window and communicator, are alive.
+        // Both are only used from this thread.
+        Some(f(unsafe { &*w }, unsafe { &*c }))
+    }
 
     impl ReadRequest {
         /// Builds a request to fill `dst` from `target`'s window at `offset`,

@@ -286,13 +286,16 @@ fn proxy(
         > {
             let mut __ferry_deps = ::ferry::__private::Deps::default();
             #prepare
-            let _ = __ferry_deps;
             let __ferry_args = (#(#forward,)*);
             let __ferry_encoded = self.inner.remote_runtime().map(|rt| {
                 #[allow(unused_imports)]
                 use ::ferry::__private::{ViaEncode as _, ViaNoEncode as _};
                 (&&::ferry::__private::EncodeProbe(&__ferry_args)).maybe_encode(&rt, #id, #what)
             });
+            if __ferry_encoded.is_none() {
+                // The actor is here: fetch borrowed arguments while the call waits its turn.
+                __ferry_deps.prefetch();
+            }
             ::ferry::ActorCall::new(&self.inner, #method_str, __ferry_encoded, move |__ferry_this: &mut #class, rt: &::ferry::Runtime| {
                 let (#(#forward,)*) = __ferry_args;
                 #resolve
