@@ -402,3 +402,37 @@ fn a_panicking_body_still_stops_every_rank_and_removes_their_files() {
         assert!(!p.exists(), "{} left behind", p.display());
     }
 }
+
+#[ferry::remote]
+fn hold_for(x: ferry::View<Vec<u64>>, ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    x.len() as u64
+}
+
+#[test]
+fn a_lost_rank_s_borrows_end_with_it() -> ferry::Result<()> {
+    ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
+        let base = rt.store_used();
+        let data = rt.put(&vec![7u64; 1 << 17])?; // 1 MiB, owned by rank 0
+        // Rank 1 borrows it for a task that outlives the rank.
+        let r = hold_for::options()
+            .on_rank(1)
+            .max_retries(0)
+            .remote(&rt, &data, 3_000)?;
+        std::thread::sleep(Duration::from_millis(200));
+        world.kill(1, "killed by the test")?;
+        assert!(rt.get(&r).is_err(), "the task died with its rank");
+        drop(r);
+        drop(data);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while rt.store_used() > base {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rank 0 still holds the object rank 1 borrowed: {} > {base}",
+                rt.store_used()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    })?
+}

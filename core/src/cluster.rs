@@ -48,6 +48,7 @@ use ferry_transport::{Event, Rank, Transport};
 
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::ids::ObjectId;
+use crate::lent::Lent;
 use crate::object_ref::ObjectRef;
 use crate::options::{RetryOn, TaskOptions};
 use crate::private::{EncodedCall, Untyped};
@@ -119,8 +120,8 @@ pub(crate) struct Cluster {
     pub(crate) sent: Mutex<HashMap<u64, Sent>>,
     pub(crate) in_flight: Box<[AtomicUsize]>,
     held: Mutex<HashMap<u64, ObjectRef<Untyped>>>,
-    /// Objects of this rank that others borrow, and how many ranks do.
-    lent: Mutex<HashMap<u64, (Arc<Slot>, usize)>>,
+    /// Objects of this rank that others borrow, and which ranks do.
+    lent: Lent<Arc<Slot>>,
     /// Foreign objects this rank borrows.
     borrowed: Mutex<HashMap<u64, Weak<Slot>>>,
     /// Work waiting for a `BorrowAck`, by object or actor.
@@ -159,7 +160,7 @@ impl Cluster {
             sent: Mutex::new(HashMap::new()),
             in_flight: (0..size).map(|_| AtomicUsize::new(0)).collect(),
             held: Mutex::new(HashMap::new()),
-            lent: Mutex::new(HashMap::new()),
+            lent: Lent::new(),
             borrowed: Mutex::new(HashMap::new()),
             awaiting: Mutex::new(HashMap::new()),
             actors: crate::remote_actor::Book::new(size),
@@ -378,7 +379,7 @@ impl Cluster {
             }
         }
         lock(&self.held).clear();
-        lock(&self.lent).clear();
+        drop(self.lent.clear());
         lock(&self.awaiting).clear();
         self.actors.clear();
         let sent: Vec<Sent> = lock(&self.sent).drain().map(|(_, s)| s).collect();
@@ -856,6 +857,8 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
         ))));
     }
     crate::remote_actor::rank_lost(c, rank, reason);
+    // Its borrows end: what only it held is freed (outside the locks).
+    drop(c.lent.drop_rank(rank));
     if rank == 0 && c.rank != 0 {
         c.end(Err(Error::Init(format!(
             "rank 0 (the driver) was lost: {reason}"
@@ -1187,22 +1190,12 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             let ok = found.is_ok();
             let value = found.as_ref().ok().and_then(|s| ack_value(s));
             if let Ok(slot) = found {
-                lock(&c.lent).entry(object).or_insert((slot, 0)).1 += 1;
+                c.lent.add(object, from, slot);
             }
             let _ = c.send(from, &Msg::BorrowAck { object, ok, value });
         }
         Msg::RemoveBorrow { object } => {
-            let gone = {
-                let mut lent = lock(&c.lent);
-                match lent.get_mut(&object) {
-                    Some(e) if e.1 <= 1 => lent.remove(&object),
-                    Some(e) => {
-                        e.1 -= 1;
-                        None
-                    }
-                    None => None,
-                }
-            };
+            let gone = c.lent.remove(object, from);
             drop(gone); // outside the lock: this may free the object
         }
         Msg::BorrowAck { object, ok, value } => {
@@ -1248,7 +1241,7 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             let slot = inner
                 .exports
                 .object(id)
-                .or_else(|e| lock(&c.lent).get(&object).map(|(s, _)| s.clone()).ok_or(e));
+                .or_else(|e| c.lent.get(object).ok_or(e));
             match slot {
                 Ok(slot) => {
                     let reply = Arc::new(ValueReply {

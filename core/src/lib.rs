@@ -15,6 +15,7 @@ mod exports;
 mod exposed;
 mod gpus;
 mod ids;
+mod lent;
 pub mod loopback;
 mod object_ref;
 mod options;

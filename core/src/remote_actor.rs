@@ -37,6 +37,7 @@ use crate::actor::{HeldHandle, KILLED};
 use crate::cluster::{self, Cluster, Sent, Work};
 use crate::error::{Error, Result};
 use crate::ids::ActorId;
+use crate::lent::Lent;
 use crate::object_ref::ObjectRef;
 use crate::options::ActorOptions;
 use crate::private::{self, EncodedCall};
@@ -95,8 +96,8 @@ impl Drop for RemoteActor {
 /// One rank's bookkeeping of actors across ranks.
 pub(crate) struct Book {
     /// Actors living here that other ranks hold handles to: a strong handle
-    /// and how many ranks hold one.
-    lent: Mutex<HashMap<u64, (KeepAlive, usize)>>,
+    /// and which ranks hold one.
+    lent: Lent<KeepAlive>,
     /// This rank's links to actors on other ranks.
     remote: Mutex<HashMap<u64, Weak<RemoteActor>>>,
     /// Messages for actors created elsewhere whose `CreateActor` is still
@@ -111,7 +112,7 @@ pub(crate) struct Book {
 impl Book {
     pub(crate) fn new(size: u32) -> Book {
         Book {
-            lent: Mutex::new(HashMap::new()),
+            lent: Lent::new(),
             remote: Mutex::new(HashMap::new()),
             early: Mutex::new(HashMap::new()),
             gone: Mutex::new(HashMap::new()),
@@ -121,7 +122,7 @@ impl Book {
 
     /// Lets go of every actor lent to other ranks (at shutdown).
     pub(crate) fn clear(&self) {
-        let lent: Vec<_> = lock(&self.lent).drain().collect();
+        let lent = self.lent.clear();
         lock(&self.early).clear();
         drop(lent); // outside the lock: this may stop actors
     }
@@ -381,13 +382,16 @@ pub(crate) fn rank_lost(c: &Cluster, rank: Rank, reason: &str) {
     }
     // Actors that rank asked for and has not created yet never will be.
     lock(&c.actors.early).retain(|id, _| ActorId::from_u64(*id).rank() != rank);
+    // Its handles are gone: actors only it held stop (outside the locks).
+    drop(c.actors.lent.drop_rank(rank));
 }
 
 /// An actor created here for another rank (by `create_hosted`): the
 /// creator is its first holder.
 pub(crate) fn lend_new(inner: &Inner, id: ActorId, keep: KeepAlive) {
     if let Some(c) = inner.cluster() {
-        lock(&c.actors.lent).insert(id.as_u64(), (keep, 1));
+        // The creator minted the id.
+        c.actors.lent.add(id.as_u64(), id.rank(), keep);
     }
 }
 
@@ -478,7 +482,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
         }
         Msg::AddActorBorrow { .. } => {
             if let Some(keep) = inner.exports.actor(id) {
-                lock(&c.actors.lent).entry(actor).or_insert((keep, 0)).1 += 1;
+                c.actors.lent.add(actor, from, keep);
             }
             let _ = c.send(
                 from,
@@ -490,17 +494,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             );
         }
         Msg::RemoveActorBorrow { .. } => {
-            let gone = {
-                let mut lent = lock(&c.actors.lent);
-                match lent.get_mut(&actor) {
-                    Some(e) if e.1 <= 1 => lent.remove(&actor),
-                    Some(e) => {
-                        e.1 -= 1;
-                        None
-                    }
-                    None => None,
-                }
-            };
+            let gone = c.actors.lent.remove(actor, from);
             drop(gone); // outside the lock: this may stop the actor
         }
         Msg::KillActor { .. } => {
