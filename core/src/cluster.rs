@@ -124,6 +124,8 @@ pub(crate) struct Cluster {
     lent: Lent<Arc<Slot>>,
     /// Foreign objects this rank borrows.
     borrowed: Mutex<HashMap<u64, Weak<Slot>>>,
+    /// Ends of borrows, held back behind earlier unacked borrows.
+    pub(crate) releases: crate::releases::Releases,
     /// Work waiting for a `BorrowAck`, by object or actor.
     awaiting: Mutex<HashMap<u64, Vec<Arc<Latch>>>>,
     /// Actors across ranks: those lent to others, handles to others'.
@@ -163,6 +165,7 @@ impl Cluster {
             lent: Lent::new(),
             borrowed: Mutex::new(HashMap::new()),
             awaiting: Mutex::new(HashMap::new()),
+            releases: Default::default(),
             actors: crate::remote_actor::Book::new(size),
             lost: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -359,6 +362,13 @@ impl Cluster {
                 attempts: 1,
             }))
         })
+    }
+
+    /// Sends the ends of borrows that may go now (see `releases`).
+    pub(crate) fn send_releases(&self, ready: Vec<(Rank, Msg)>) {
+        for (to, msg) in ready {
+            let _ = self.send(to, &msg);
+        }
     }
 
     /// Step 5 on rank 0: tells every other rank to stop.
@@ -856,6 +866,7 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
             s.id
         ))));
     }
+    c.send_releases(c.releases.rank_lost(rank));
     crate::remote_actor::rank_lost(c, rank, reason);
     // Its borrows end: what only it held is freed (outside the locks).
     drop(c.lent.drop_rank(rank));
@@ -1000,6 +1011,7 @@ pub(crate) fn lookup(inner: &Arc<Inner>, id: ObjectId) -> Result<Arc<Slot>> {
         }
     };
     if fresh {
+        c.releases.borrowing(id.as_u64(), id.rank());
         let _ = c.send(
             id.rank(),
             &Msg::AddBorrow {
@@ -1139,12 +1151,10 @@ pub(crate) fn unborrow(inner: &Arc<Inner>, id: ObjectId, owner: Rank) {
         }
     }
     if !c.stop.load(Ordering::Acquire) {
-        let _ = c.send(
-            owner,
-            &Msg::RemoveBorrow {
-                object: id.as_u64(),
-            },
-        );
+        let msg = Msg::RemoveBorrow {
+            object: id.as_u64(),
+        };
+        c.send_releases(c.releases.release(owner, msg));
     }
 }
 
@@ -1199,6 +1209,7 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             drop(gone); // outside the lock: this may free the object
         }
         Msg::BorrowAck { object, ok, value } => {
+            c.send_releases(c.releases.acked(object));
             let (slot, latches) = {
                 let mut awaiting = lock(&c.awaiting);
                 let slot = lock(&c.borrowed).get(&object).and_then(Weak::upgrade);

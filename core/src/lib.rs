@@ -21,6 +21,7 @@ mod object_ref;
 mod options;
 #[doc(hidden)]
 pub mod private;
+mod releases;
 mod remote_actor;
 mod resources;
 mod runtime;

@@ -88,7 +88,8 @@ impl Drop for RemoteActor {
             }
         }
         if !c.stop.load(Ordering::Acquire) {
-            let _ = c.send(self.host, &Msg::RemoveActorBorrow { actor: id });
+            let msg = Msg::RemoveActorBorrow { actor: id };
+            c.send_releases(c.releases.release(self.host, msg));
         }
     }
 }
@@ -283,6 +284,7 @@ pub(crate) fn attach(
         return Ok(link);
     }
     cluster::note_new_borrow(id.as_u64());
+    c.releases.borrowing(id.as_u64(), host);
     let _ = c.send(host, &Msg::AddActorBorrow { actor: id.as_u64() });
     Ok(link)
 }

@@ -40,6 +40,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         refs_returned_from_another_rank_stay_alive,
     ),
     (
+        "refs_inside_a_borrowed_object_outlive_it",
+        refs_inside_a_borrowed_object_outlive_it,
+    ),
+    (
         "an_actor_on_another_rank_runs_calls_in_order",
         an_actor_on_another_rank_runs_calls_in_order,
     ),
@@ -262,6 +266,43 @@ fn refs_returned_from_another_rank_stay_alive(rt: &Runtime) -> ferry::Result<()>
         eventually(10, || Ok(store_used_on(rt, maker)? <= base))?,
         "rank {maker} kept objects nobody holds"
     );
+    Ok(())
+}
+
+/// On one rank: asks `maker` for `n` refs it owns, and wraps them in an
+/// object owned here.
+#[ferry::remote]
+fn wrap_refs_of(
+    rt: &Runtime,
+    maker: u32,
+    n: u64,
+) -> ferry::Result<Vec<ObjectRef<Vec<ObjectRef<u64>>>>> {
+    let made = make_refs::options().on_rank(maker).remote(rt, n)?;
+    let (refs, _) = rt.get_value(&made)?;
+    Ok(vec![rt.put(&refs)?])
+}
+
+/// Rank 0 reads an object owned by rank 1 that holds refs owned by rank 2,
+/// and drops the object at once: the refs it took out stay valid, however
+/// the three ranks' messages race (rank 0 ends its borrow of the outer
+/// object only after rank 2 has counted its borrows of the inner ones).
+fn refs_inside_a_borrowed_object_outlive_it(rt: &Runtime) -> ferry::Result<()> {
+    let n = rt.world_size();
+    let (wrapper, maker) = (1, 2 % n);
+    for round in 0..50u64 {
+        let w = wrap_refs_of::options()
+            .on_rank(wrapper)
+            .remote(rt, maker, 3)?;
+        let outer: Vec<ObjectRef<Vec<ObjectRef<u64>>>> = rt.get_value(&w)?;
+        drop(w);
+        let inner: Vec<ObjectRef<u64>> = rt.get_value(&outer[0])?;
+        drop(outer); // the wrapper may now free its object and its borrows
+        let values: Vec<u64> = inner
+            .iter()
+            .map(|r| rt.get_value(r))
+            .collect::<ferry::Result<_>>()?;
+        assert_eq!(values, vec![0, 10, 20], "round {round}");
+    }
     Ok(())
 }
 
