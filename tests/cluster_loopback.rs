@@ -1,6 +1,8 @@
-//! Several ranks in one process over the loopback transport: tasks placed
-//! on other ranks, results moved back, resources of the whole cluster, a
-//! rank that dies, and shutdown.
+//! Several ranks in one process over the loopback transport: what only
+//! loopback can show (a rank that dies, every rank's store seen from the
+//! test) and a few placement cases. The scenarios that need only the
+//! driver's runtime are in the multi-rank suite (`tests/multirank`), run
+//! over loopback and under real `mpirun`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -32,16 +34,6 @@ fn slow_on(ms: u64) -> u32 {
 }
 
 #[ferry::remote]
-fn big(n: u64) -> Vec<u64> {
-    (0..n).collect()
-}
-
-#[ferry::remote]
-fn fails(msg: String) -> Result<u64, String> {
-    Err(msg)
-}
-
-#[ferry::remote]
 fn add(a: u64, b: u64) -> u64 {
     a + b
 }
@@ -62,52 +54,6 @@ fn resources_add_up_over_ranks() -> ferry::Result<()> {
     assert_eq!(cluster["TPU"], 3.0);
     assert_eq!(own["CPU"], 1.0);
     Ok(())
-}
-
-#[test]
-fn a_saturated_rank_sends_work_to_the_others() -> ferry::Result<()> {
-    let ranks = ferry::loopback::run(3, cfg(), |rt, _| {
-        let refs: Vec<_> = (0..9)
-            .map(|_| busy_rank::remote(&rt, 100))
-            .collect::<ferry::Result<_>>()?;
-        refs.iter()
-            .map(|r| rt.get_value(r))
-            .collect::<ferry::Result<Vec<u32>>>()
-    })??;
-    assert!(ranks.iter().all(|r| *r < 3), "{ranks:?}");
-    for r in 1..3 {
-        assert!(ranks.contains(&r), "rank {r} got no work: {ranks:?}");
-    }
-    Ok(())
-}
-
-#[test]
-fn large_results_come_back_by_one_sided_reads() -> ferry::Result<()> {
-    ferry::loopback::run(2, cfg(), |rt, _| -> ferry::Result<()> {
-        // Keep rank 0 busy so the next task goes to rank 1.
-        let hold = busy_rank::remote(&rt, 300)?;
-        let r = big::remote(&rt, 100_000)?; // 800 KB: more than travels inline
-        let v = rt.get(&r)?;
-        assert_eq!(v.len(), 100_000);
-        assert!(v.iter().enumerate().all(|(i, x)| *x == i as u64));
-        rt.get(&hold)?;
-        Ok(())
-    })?
-}
-
-#[test]
-fn remote_errors_come_back_typed() -> ferry::Result<()> {
-    ferry::loopback::run(2, cfg(), |rt, _| -> ferry::Result<()> {
-        let hold = busy_rank::remote(&rt, 300)?;
-        let r = fails::remote(&rt, "boom on another rank".to_string())?;
-        let err = rt.get(&r).unwrap_err();
-        let t = err.task_error().expect("a task error");
-        assert_eq!(t.kind, ferry::FailureKind::Application);
-        assert_eq!(t.message, "boom on another rank");
-        assert_eq!(t.rank, 1);
-        rt.get(&hold)?;
-        Ok(())
-    })?
 }
 
 #[test]
@@ -166,119 +112,6 @@ fn without_retries_a_lost_rank_is_a_system_error() -> ferry::Result<()> {
     })?
 }
 
-#[ferry::remote]
-fn sum_on_rank(xs: ferry::View<Vec<u64>>, _pad: u64) -> (u64, u32) {
-    let rank = ferry::current().map(|rt| rt.rank()).unwrap_or(u32::MAX);
-    (xs.iter().map(|x| x.to_native()).sum(), rank)
-}
-
-#[ferry::remote]
-fn make_refs(rt: &ferry::Runtime, n: u64) -> ferry::Result<(Vec<ferry::ObjectRef<u64>>, u32)> {
-    let refs = (0..n)
-        .map(|i| rt.put(&(i * 10)))
-        .collect::<ferry::Result<_>>()?;
-    Ok((refs, rt.rank()))
-}
-
-#[test]
-fn ref_arguments_are_borrowed_by_the_rank_that_runs_the_task() -> ferry::Result<()> {
-    ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
-        let data = rt.put(&(1..=1000u64).collect::<Vec<_>>())?;
-        // Fill rank 0 so the next task, despite its local argument, goes to rank 1.
-        let hold = busy_rank::remote(&rt, 400)?;
-        let r = sum_on_rank::remote(&rt, &data, 0)?;
-        let v = rt.get(&r)?;
-        assert_eq!(v.0, 500_500);
-        assert_eq!(v.1, 1, "ran on the other rank");
-        rt.get(&hold)?;
-        // The borrow ends with the task: rank 1 lets go, and the object is
-        // freed when rank 0 drops its last ref.
-        drop(v);
-        drop(r);
-        let before = rt.store_used();
-        drop(data);
-        assert!(rt.store_used() < before, "the object was freed");
-        let r1 = world.runtime(1).expect("rank 1 is up");
-        assert!(r1.store_used() < 64 << 20);
-        Ok(())
-    })?
-}
-
-#[test]
-fn refs_returned_from_another_rank_stay_alive_and_resolve() -> ferry::Result<()> {
-    ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
-        let hold = busy_rank::remote(&rt, 400)?;
-        let r = make_refs::remote(&rt, 5)?;
-        let view = rt.get(&r)?;
-        assert_eq!(view.1, 1, "made on rank 1");
-        let refs: Vec<ferry::ObjectRef<u64>> = view
-            .0
-            .iter()
-            .map(|a| a.to_ref())
-            .collect::<ferry::Result<_>>()?;
-        drop(view);
-        drop(r); // rank 1 has freed its copy of the result by now or soon
-        std::thread::sleep(Duration::from_millis(100));
-        let values: Vec<u64> = refs
-            .iter()
-            .map(|x| rt.get_value(x))
-            .collect::<ferry::Result<_>>()?;
-        assert_eq!(values, vec![0, 10, 20, 30, 40]);
-        rt.get(&hold)?;
-        // Once rank 0 drops them, rank 1 frees the five objects.
-        let r1 = world.runtime(1).expect("rank 1 is up");
-        let with_refs = r1.store_used();
-        drop(refs);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while r1.store_used() >= with_refs {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "rank 1 kept the objects"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok(())
-    })?
-}
-
-#[test]
-fn many_cross_rank_refs_leak_nothing() -> ferry::Result<()> {
-    ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
-        let r1 = world.runtime(1).expect("rank 1 is up");
-        let base0 = rt.store_used();
-        let base1 = r1.store_used();
-        for _ in 0..20 {
-            let hold = busy_rank::remote(&rt, 20)?;
-            let r = make_refs::remote(&rt, 500)?;
-            let refs: Vec<ferry::ObjectRef<u64>> = rt
-                .get(&r)?
-                .0
-                .iter()
-                .map(|a| a.to_ref())
-                .collect::<ferry::Result<_>>()?;
-            let sum: u64 = refs
-                .iter()
-                .map(|x| rt.get_value(x))
-                .sum::<ferry::Result<u64>>()?;
-            assert_eq!(sum, (0..500u64).map(|i| i * 10).sum::<u64>());
-            rt.get(&hold)?;
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while rt.store_used() != base0 || r1.store_used() != base1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "leaked: rank 0 {} -> {}, rank 1 {} -> {}",
-                base0,
-                rt.store_used(),
-                base1,
-                r1.store_used()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok(())
-    })?
-}
-
 /// A counter actor.
 #[ferry::actor]
 struct Tally {
@@ -317,21 +150,6 @@ fn tasks_holding_actor_handles_reach_the_actor_from_any_rank() -> ferry::Result<
         got.sort_unstable();
         assert_eq!(got, vec![1, 2, 3]);
         rt.get(&hold)?;
-        Ok(())
-    })?
-}
-
-#[test]
-fn on_rank_places_a_task_exactly() -> ferry::Result<()> {
-    ferry::loopback::run(3, cfg(), |rt, _| -> ferry::Result<()> {
-        for r in [2, 0, 1, 2] {
-            let x = rank_of::options().on_rank(r).remote(&rt)?;
-            assert_eq!(rt.get_value(&x)?, r);
-        }
-        assert!(matches!(
-            rank_of::options().on_rank(3).remote(&rt),
-            Err(Error::InvalidArgument(_))
-        ));
         Ok(())
     })?
 }
