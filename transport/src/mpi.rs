@@ -97,6 +97,8 @@ pub struct MpiTransport {
     expecting: Arc<AtomicUsize>,
     /// Where incoming frames go once set (see `Transport::set_handler`).
     handler: Arc<std::sync::OnceLock<Handler>>,
+    /// Lets a sending thread post its frame itself.
+    direct: Arc<Direct>,
     join: Mutex<Option<JoinHandle<Result<(), TransportError>>>>,
     close_result: Mutex<Option<Result<(), TransportError>>>,
 }
@@ -139,6 +141,12 @@ impl MpiTransport {
         let thread_expecting = expecting.clone();
         let handler = Arc::new(std::sync::OnceLock::new());
         let thread_handler = handler.clone();
+        let direct = Arc::new(Direct {
+            mpi: Mutex::new(()),
+            pending: Mutex::new(VecDeque::new()),
+            allowed: AtomicBool::new(false),
+        });
+        let thread_direct = direct.clone();
         let handle = std::thread::Builder::new()
             .name("ferry-mpi-progress".into())
             .spawn(move || {
@@ -149,6 +157,7 @@ impl MpiTransport {
                     started_tx,
                     thread_expecting,
                     thread_handler,
+                    thread_direct,
                 )
             })
             .map_err(|e| TransportError::Mpi(format!("cannot spawn the progress thread: {e}")))?;
@@ -179,6 +188,7 @@ impl MpiTransport {
             closed: AtomicBool::new(false),
             expecting,
             handler,
+            direct,
             join: Mutex::new(Some(handle)),
             close_result: Mutex::new(None),
         }))
@@ -329,6 +339,19 @@ impl Transport for MpiTransport {
                 max: i32::MAX as usize,
             });
         }
+        // Post it from this thread when MPI is free and nothing is queued
+        // before it (one thread handoff less); else queue it.
+        if self.direct.allowed.load(Ordering::Acquire) && self.cmds.is_empty() {
+            if let Ok(_mpi) = self.direct.mpi.try_lock() {
+                if self.cmds.is_empty() && !self.closed.load(Ordering::Acquire) {
+                    let p = PendingSend::start_on_world(to, FRAME_TAG, bytes)?;
+                    lock(&self.direct.pending).push_back(p);
+                    // The progress thread tests it for completion.
+                    self.progress.unpark();
+                    return Ok(());
+                }
+            }
+        }
         self.command(Cmd::Send { to, bytes })
     }
 
@@ -414,6 +437,7 @@ fn progress_main(
     started: Sender<Result<Started, TransportError>>,
     expecting: Arc<AtomicUsize>,
     handler: Arc<std::sync::OnceLock<Handler>>,
+    direct: Arc<Direct>,
 ) -> Result<(), TransportError> {
     let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Serialized) else {
         let e = TransportError::Mpi("MPI is already initialized in this process".into());
@@ -427,6 +451,12 @@ fn progress_main(
         let _ = started.send(Err(e.clone()));
         return Err(e);
     }
+    // Other threads may post sends themselves only where MPI allows calls
+    // from any thread, one at a time.
+    direct.allowed.store(
+        level(threading) >= level(Threading::Serialized),
+        Ordering::Release,
+    );
     let world = universe.world();
     let rank = world.rank() as Rank;
     let size = world.size() as u32;
@@ -460,8 +490,10 @@ fn progress_main(
     };
     let served = {
         let _serving = Serving::new(&window, &world);
-        serve(&world, &window, &cmds, &sink, &expecting)
+        serve(&world, &window, &cmds, &sink, &expecting, &direct)
     };
+    // From here on no thread but this one calls MPI.
+    let _mpi = lock(&direct.mpi);
     let freed = window.free().map(drop);
     // Frames that arrived before every rank freed the window are still
     // handed out (to the queue: the runtime has stopped handling them).
@@ -476,6 +508,24 @@ fn progress_main(
     // Dropping the universe calls MPI_Finalize.
     drop(universe);
     served.and(freed)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What lets a thread other than the progress thread post its own sends:
+/// the lock that serializes MPI calls (the library runs at
+/// `MPI_THREAD_SERIALIZED`), and the sends in flight, which the progress
+/// thread tests for completion. A sender that finds the lock taken, or
+/// frames still queued for the progress thread (whose order must be kept),
+/// queues its frame instead.
+struct Direct {
+    mpi: Mutex<()>,
+    pending: Mutex<VecDeque<PendingSend>>,
+    /// False when MPI granted less than `SERIALIZED`: every call stays on
+    /// the progress thread.
+    allowed: AtomicBool,
 }
 
 /// Where the progress thread puts incoming events: the handler once the
@@ -520,17 +570,21 @@ fn serve(
     cmds: &Receiver<Cmd>,
     sink: &Sink<'_>,
     expecting: &AtomicUsize,
+    direct: &Direct,
 ) -> Result<(), TransportError> {
-    let mut pending: VecDeque<PendingSend> = VecDeque::new();
     let mut closing = false;
     let mut idle_since: Option<Instant> = None;
     let mut backoff = MIN_BACKOFF;
     loop {
         let mut busy = false;
+        // Every MPI call below happens under the MPI lock, which other
+        // threads take to post their sends themselves (see `Direct`).
+        let mpi = lock(&direct.mpi);
         while !closing {
             match cmds.try_recv() {
                 Ok(Cmd::Send { to, bytes }) => {
-                    pending.push_back(PendingSend::start(world, to, FRAME_TAG, bytes)?);
+                    let p = PendingSend::start(world, to, FRAME_TAG, bytes)?;
+                    lock(&direct.pending).push_back(p);
                 }
                 Ok(Cmd::Read(req)) => req.serve(window),
                 Ok(Cmd::Run(job)) => job(world),
@@ -540,17 +594,22 @@ fn serve(
             busy = true;
         }
         busy |= poll_frames(world, sink);
-        let before = pending.len();
-        let mut i = 0;
-        while i < pending.len() {
-            if pending[i].test()? {
-                pending.remove(i);
-            } else {
-                i += 1;
+        let in_flight = {
+            let mut pending = lock(&direct.pending);
+            let before = pending.len();
+            let mut i = 0;
+            while i < pending.len() {
+                if pending[i].test()? {
+                    pending.remove(i);
+                } else {
+                    i += 1;
+                }
             }
-        }
-        busy |= pending.len() != before;
-        if closing && pending.is_empty() {
+            busy |= pending.len() != before;
+            pending.len()
+        };
+        drop(mpi);
+        if closing && in_flight == 0 {
             return Ok(());
         }
         if busy {
@@ -565,7 +624,7 @@ fn serve(
             std::thread::yield_now();
             continue;
         }
-        if !pending.is_empty() || expecting.load(Ordering::Relaxed) > 0 {
+        if in_flight > 0 || expecting.load(Ordering::Relaxed) > 0 {
             // A send is in flight, or the runtime waits for an answer: keep
             // polling at the shortest interval so the exchange does not wait
             // on our sleep (large messages need both sides to progress).

@@ -232,6 +232,15 @@ mod mpi_ffi {
             tag: c_int,
             buf: Vec<u8>,
         ) -> Result<PendingSend, TransportError> {
+            Self::start_raw(comm.as_raw(), to, tag, buf)
+        }
+
+        fn start_raw(
+            comm: ffi::MPI_Comm,
+            to: Rank,
+            tag: c_int,
+            buf: Vec<u8>,
+        ) -> Result<PendingSend, TransportError> {
             let count = c_int::try_from(buf.len()).map_err(|_| TransportError::FrameTooLarge {
                 len: buf.len(),
                 max: c_int::MAX as usize,
@@ -252,7 +261,7 @@ mod mpi_ffi {
                     ffi::RSMPI_UINT8_T,
                     to,
                     tag,
-                    comm.as_raw(),
+                    comm,
                     &mut req,
                 )
             };
@@ -280,6 +289,30 @@ mod mpi_ffi {
                 self.buf = Vec::new();
             }
             Ok(self.done)
+        }
+    }
+
+    // SAFETY: the request handle and buffer are plain data; the transport
+    // only starts, tests and drops a `PendingSend` while it holds its MPI
+    // lock, which serializes every MPI call of the process (the library
+    // was initialized with at least `MPI_THREAD_SERIALIZED` before any
+    // thread but the progress thread makes such calls).
+    unsafe impl Send for PendingSend {}
+
+    impl PendingSend {
+        /// [`start`](Self::start) on `MPI_COMM_WORLD`, for a thread that is
+        /// not the progress thread (which owns the rsmpi communicator) but
+        /// holds the transport's MPI lock.
+        pub(crate) fn start_on_world(
+            to: Rank,
+            tag: c_int,
+            buf: Vec<u8>,
+        ) -> Result<PendingSend, TransportError> {
+            // SAFETY: `RSMPI_COMM_WORLD` is a constant handle from the MPI
+            // library's static data, valid between init and finalize (the
+            // transport is open, so MPI is initialized).
+            let world = unsafe { ffi::RSMPI_COMM_WORLD };
+            Self::start_raw(world, to, tag, buf)
         }
     }
 
