@@ -220,3 +220,16 @@ fn many_callers_reach_one_actor() -> ferry::Result<()> {
     assert_eq!(*rt.get(&c.get().remote()?)?, 200);
     rt.shutdown()
 }
+
+#[test]
+fn on_rank_past_the_job_is_an_error_even_on_one_rank() -> ferry::Result<()> {
+    let rt = start(1.0)?;
+    match Counter::options().on_rank(1).remote(&rt, 0) {
+        Err(ferry::Error::InvalidArgument(m)) => assert!(m.contains("on_rank(1)"), "{m}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    let here = Counter::options().on_rank(0).remote(&rt, 5)?;
+    assert_eq!(here.actor_rank(), 0);
+    assert_eq!(*rt.get(&here.increment().remote()?)?, 6);
+    rt.shutdown()
+}

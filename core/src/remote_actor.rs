@@ -157,17 +157,19 @@ pub(crate) fn place(
     opts: &ActorOptions,
     local: &Result<Request>,
 ) -> Result<Option<Rank>> {
+    let size = inner.cluster().map_or(1, Cluster::size);
+    if let Some(r) = opts.rank {
+        if r >= size {
+            return Err(Error::InvalidArgument(format!(
+                "actor {}: on_rank({r}), but the job has {size} rank(s)",
+                opts.name.as_deref().unwrap_or("?"),
+            )));
+        }
+    }
     let Some(c) = inner.cluster() else {
         return Ok(None);
     };
     if let Some(r) = opts.rank {
-        if r >= c.size() {
-            return Err(Error::InvalidArgument(format!(
-                "actor {}: on_rank({r}), but the job has {} rank(s)",
-                opts.name.as_deref().unwrap_or("?"),
-                c.size()
-            )));
-        }
         return Ok((r != c.rank).then_some(r));
     }
     if let Ok(req) = local {
