@@ -37,6 +37,9 @@ pub enum LaunchError {
         /// CPUs available on this node.
         cpus: usize,
     },
+    /// The inputs of a plan do not fit together.
+    #[error("cannot plan the binding: {0}")]
+    Plan(String),
     /// An operating-system call failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

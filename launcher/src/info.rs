@@ -81,11 +81,13 @@ pub fn render_table(topo: &Topology, plan: &[RankBinding]) -> String {
         .iter()
         .flat_map(|n| n.cpus.iter().copied())
         .collect();
+    let cores = topo.core_count();
     let _ = writeln!(
         out,
-        "cpus: {} ({}) in {} NUMA node{}",
+        "cpus: {} ({}), {cores} core{}, in {} NUMA node{}",
         all.len(),
         format_cpu_ranges(&all),
+        if cores == 1 { "" } else { "s" },
         topo.numa_nodes.len(),
         if topo.numa_nodes.len() == 1 { "" } else { "s" },
     );
@@ -105,7 +107,9 @@ pub fn render_table(topo: &Topology, plan: &[RankBinding]) -> String {
         let _ = writeln!(out, "gpus: {}", topo.gpus.len());
         for gpu in &topo.gpus {
             let numa = gpu.numa_node.map_or("?".to_string(), |n| n.to_string());
-            let _ = writeln!(out, "  gpu {}: {} (numa {numa})", gpu.ordinal, gpu.name);
+            let id = gpu.uuid.as_deref().or(gpu.pci_bus_id.as_deref());
+            let id = id.map_or(String::new(), |id| format!(", {id}"));
+            let _ = writeln!(out, "  gpu {}: {} (numa {numa}{id})", gpu.ordinal, gpu.name);
         }
     }
     let rows: Vec<[String; 4]> = plan
@@ -142,11 +146,14 @@ pub fn render_table(topo: &Topology, plan: &[RankBinding]) -> String {
 ///
 /// ```json
 /// { "source": "affinity", "source_description": "...",
-///   "cpu_count": 8,
-///   "numa_nodes": [{"os_index": 0, "cpus": [0, ...], "cpu_ranges": "0-7"}],
-///   "gpus": [{"ordinal": 0, "numa_node": null, "name": "..."}],
+///   "cpu_count": 8, "core_count": 8,
+///   "numa_nodes": [{"os_index": 0, "cpus": [0, ...], "cpu_ranges": "0-7",
+///                   "cores": [[0], [1], ...]}],
+///   "gpus": [{"ordinal": 0, "numa_node": null, "name": "...", "uuid": null,
+///             "pci_bus_id": null, "visible_id": "0"}],
 ///   "ranks": [{"local_rank": 0, "cpus": [0, 1, 2, 3], "cpu_ranges": "0-3",
-///              "numa_node": 0, "gpus": []}] }
+///              "cores": [[0], [1], [2], [3]], "numa_node": 0, "gpus": [],
+///              "shares_cpus": false}] }
 /// ```
 ///
 /// ```
@@ -164,22 +171,29 @@ pub fn render_json(topo: &Topology, plan: &[RankBinding]) -> Value {
         "source": topo.source.name(),
         "source_description": topo.source.describe(),
         "cpu_count": topo.cpu_count(),
+        "core_count": topo.core_count(),
         "numa_nodes": topo.numa_nodes.iter().map(|n| json!({
             "os_index": n.os_index,
             "cpus": n.cpus,
             "cpu_ranges": format_cpu_ranges(&n.cpus),
+            "cores": n.cores,
         })).collect::<Vec<_>>(),
         "gpus": topo.gpus.iter().map(|g| json!({
             "ordinal": g.ordinal,
             "numa_node": g.numa_node,
             "name": g.name,
+            "uuid": g.uuid,
+            "pci_bus_id": g.pci_bus_id,
+            "visible_id": g.visible_id,
         })).collect::<Vec<_>>(),
         "ranks": plan.iter().map(|b| json!({
             "local_rank": b.local_rank,
             "cpus": b.cpus,
             "cpu_ranges": format_cpu_ranges(&b.cpus),
+            "cores": b.cores,
             "numa_node": b.numa_node,
             "gpus": b.gpus,
+            "shares_cpus": b.shares_cpus,
         })).collect::<Vec<_>>(),
     })
 }

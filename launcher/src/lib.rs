@@ -7,9 +7,12 @@
 //! * [`world`]: who am I? ([`discover`] reads the launcher's environment
 //!   variables into a [`World`]: rank, size, local rank, job id).
 //! * [`affinity`]: which CPUs may I run on, and how do I pin a thread?
+//!   [`membind`]: where do my thread's and my arena's pages come from?
+//! * [`cuda_visible`]: which GPUs does `CUDA_VISIBLE_DEVICES` leave me?
 //! * [`topology`] and [`plan`](mod@plan): how should the ranks of one node split
 //!   its CPUs and GPUs between them ([`plan()`] gives a [`RankBinding`] per
-//!   local rank, without overlap).
+//!   local rank, without overlap; [`plan_rank`] one rank's binding given
+//!   what the launcher gave every rank of the node).
 //! * [`info`]: a readable table (or JSON) of that plan, for `ferry info`.
 //!
 //! ```
@@ -33,14 +36,18 @@
 //! ```
 
 pub mod affinity;
+pub mod cuda_visible;
 pub mod error;
+#[cfg(feature = "hwloc")]
+mod hwloc;
 pub mod info;
+pub mod membind;
 pub mod plan;
 pub mod topology;
 pub mod world;
 
 pub use error::LaunchError;
 pub use info::{format_cpu_ranges, render_json, render_table};
-pub use plan::{RankBinding, plan, plan_oversubscribed};
+pub use plan::{Granted, RankBinding, plan, plan_oversubscribed, plan_rank};
 pub use topology::{GpuInfo, NumaNode, Topology, TopologySource};
 pub use world::{Launcher, World, discover, discover_from, require_single_rank, sanitize_job_id};

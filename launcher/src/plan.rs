@@ -4,7 +4,7 @@
 //! machine can be planned (and tested) anywhere.
 
 use crate::error::LaunchError;
-use crate::topology::Topology;
+use crate::topology::{NumaNode, Topology};
 
 /// The CPUs and GPUs one rank of a node should use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,12 @@ pub struct RankBinding {
     pub local_rank: u32,
     /// The CPUs to bind the rank's threads to, ascending.
     pub cpus: Vec<usize>,
+    /// The same CPUs grouped by core (a core's hardware threads), ordered
+    /// by their first CPU: one worker thread per core.
+    pub cores: Vec<Vec<usize>>,
+    /// Whether another rank of the node was given some of the same CPUs
+    /// (more ranks than CPUs): then threads are better left unbound.
+    pub shares_cpus: bool,
     /// The NUMA node holding all of `cpus`; `None` when they span several.
     pub numa_node: Option<u32>,
     /// The ordinals of the GPUs this rank should use, ascending.
@@ -21,7 +27,8 @@ pub struct RankBinding {
 
 /// Splits the node's CPUs and GPUs among `local_size` ranks.
 ///
-/// * CPUs: each rank gets a contiguous block of CPUs, the blocks never
+/// * CPUs: each rank gets a contiguous block of whole cores (of single
+///   CPUs when there are more ranks than cores), the blocks never
 ///   overlap, no rank is left empty and every CPU is used (block sizes differ
 ///   by at most one within a NUMA node). When there are at least as many
 ///   ranks as NUMA nodes, each rank stays inside one NUMA node, and the
@@ -45,10 +52,7 @@ pub struct RankBinding {
 /// use ferry_launcher::{plan, NumaNode, Topology};
 ///
 /// let mut topo = Topology::from_cpus((0..8).collect());
-/// topo.numa_nodes = vec![
-///     NumaNode { os_index: 0, cpus: (0..4).collect() },
-///     NumaNode { os_index: 1, cpus: (4..8).collect() },
-/// ];
+/// topo.numa_nodes = vec![NumaNode::new(0, (0..4).collect()), NumaNode::new(1, (4..8).collect())];
 /// let bindings = plan(&topo, 4)?;
 /// assert_eq!(bindings[2].cpus, vec![4, 5]);
 /// assert_eq!(bindings[2].numa_node, Some(1));
@@ -113,8 +117,10 @@ pub fn plan_oversubscribed(
         bindings.push(RankBinding {
             local_rank: rank,
             cpus: vec![cpu],
+            cores: vec![vec![cpu]],
             numa_node: Some(node),
             gpus: Vec::new(),
+            shares_cpus: true,
         });
         locality.push(vec![node]);
     }
@@ -132,12 +138,23 @@ fn split_cpus(topo: &Topology, ranks: usize) -> (Vec<RankBinding>, Vec<Vec<u32>>
         .collect();
     let mut bindings = Vec::with_capacity(ranks);
     let mut locality = Vec::with_capacity(ranks);
-    let mut push = |cpus: Vec<usize>, node_ids: Vec<u32>| {
-        let mut cpus = cpus;
+    // Whole cores while there are enough of them, else single CPUs.
+    let by_core = ranks <= topo.core_count();
+    let units = |node: &NumaNode| -> Vec<Vec<usize>> {
+        if by_core {
+            node.cores.clone()
+        } else {
+            node.cpus.iter().map(|&c| vec![c]).collect()
+        }
+    };
+    let mut push = |cores: Vec<Vec<usize>>, node_ids: Vec<u32>| {
+        let mut cpus: Vec<usize> = cores.iter().flatten().copied().collect();
         cpus.sort_unstable();
         bindings.push(RankBinding {
             local_rank: bindings.len() as u32,
             cpus,
+            cores,
+            shares_cpus: false,
             numa_node: match node_ids.as_slice() {
                 [one] => Some(*one),
                 _ => None,
@@ -151,40 +168,40 @@ fn split_cpus(topo: &Topology, ranks: usize) -> (Vec<RankBinding>, Vec<Vec<u32>>
     } else if ranks >= nodes.len() {
         // Every node gets a rank, the rest go where a rank gets the most
         // CPUs (D'Hondt), never more ranks than CPUs on a node.
+        let unit_counts: Vec<usize> = nodes.iter().map(|n| units(n).len()).collect();
         let mut per_node = vec![1usize; nodes.len()];
         for _ in nodes.len()..ranks {
             let mut best: Option<usize> = None;
-            for (i, node) in nodes.iter().enumerate() {
-                if per_node[i] >= node.cpus.len() {
+            for i in 0..nodes.len() {
+                if per_node[i] >= unit_counts[i] {
                     continue;
                 }
                 let better = match best {
                     None => true,
-                    // cpus_i / (r_i + 1) > cpus_b / (r_b + 1)
+                    // units_i / (r_i + 1) > units_b / (r_b + 1)
                     Some(b) => {
-                        node.cpus.len() * (per_node[b] + 1)
-                            > nodes[b].cpus.len() * (per_node[i] + 1)
+                        unit_counts[i] * (per_node[b] + 1) > unit_counts[b] * (per_node[i] + 1)
                     }
                 };
                 if better {
                     best = Some(i);
                 }
             }
-            // ranks <= cpus, so some node still has room.
+            // ranks <= units, so some node still has room.
             if let Some(b) = best {
                 per_node[b] += 1;
             }
         }
         for (node, &count) in nodes.iter().zip(&per_node) {
-            for block in even_blocks(&node.cpus, count) {
+            for block in even_blocks(&units(node), count) {
                 push(block.to_vec(), vec![node.os_index]);
             }
         }
     } else {
         // Fewer ranks than NUMA nodes: whole neighbouring nodes per rank.
         for group in even_blocks(&nodes, ranks) {
-            let cpus = group.iter().flat_map(|n| n.cpus.iter().copied()).collect();
-            push(cpus, group.iter().map(|n| n.os_index).collect());
+            let cores = group.iter().flat_map(|n| units(n)).collect();
+            push(cores, group.iter().map(|n| n.os_index).collect());
         }
     }
     (bindings, locality)
@@ -259,6 +276,116 @@ fn balanced_assign(items: usize, bins: usize, near: impl Fn(usize, usize) -> boo
     }
     // The capacities add up to `items`, so the second pass placed them all.
     chosen.into_iter().map(|c| c.unwrap_or(0)).collect()
+}
+
+/// What the launcher gave one rank of a node: the CPUs it may run on (its
+/// affinity mask) and the GPUs it can see (by UUID, or by
+/// `CUDA_VISIBLE_DEVICES` entry when the UUID is unknown), ascending.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Granted {
+    /// The rank's allowed CPUs, ascending.
+    pub cpus: Vec<usize>,
+    /// Names of the rank's visible GPUs.
+    pub gpus: Vec<String>,
+}
+
+impl Granted {
+    /// What this process was given, read from its topology.
+    ///
+    /// ```
+    /// let topo = ferry_launcher::Topology::from_cpus(vec![2, 3]);
+    /// let granted = ferry_launcher::Granted::of(&topo);
+    /// assert_eq!(granted.cpus, vec![2, 3]);
+    /// assert!(granted.gpus.is_empty());
+    /// ```
+    pub fn of(topo: &Topology) -> Granted {
+        let mut cpus: Vec<usize> = topo
+            .numa_nodes
+            .iter()
+            .flat_map(|n| n.cpus.iter().copied())
+            .collect();
+        cpus.sort_unstable();
+        let mut gpus: Vec<String> = topo
+            .gpus
+            .iter()
+            .map(|g| g.uuid.clone().unwrap_or_else(|| g.visible_id.clone()))
+            .collect();
+        gpus.sort();
+        Granted { cpus, gpus }
+    }
+}
+
+/// The binding of local rank `me` of a node, given what the launcher gave
+/// every local rank (`local[i]` for local rank `i`) and `topo`, this rank's
+/// own view of the node (its allowed CPUs, its visible GPUs).
+///
+/// What the launcher already divided stays divided; what ranks share is
+/// split among the ranks sharing it:
+///
+/// * ranks with the same CPU mask (no binding by the launcher, a job
+///   cgroup, `mpirun --bind-to socket`) split that mask as [`plan`] does,
+///   in local-rank order, sharing CPUs round-robin when there are more of
+///   them than CPUs ([`RankBinding::shares_cpus`]); a rank whose mask is
+///   its own (`srun`'s default, `mpirun --bind-to core`) keeps all of it;
+/// * likewise ranks that see the same GPUs split them (near their CPUs
+///   when the same ranks share the CPUs too), and a rank that sees GPUs of
+///   its own (`srun --gpus-per-task`) keeps them.
+///
+/// # Errors
+///
+/// [`LaunchError::Oversubscribed`] when this rank has no CPU at all, and
+/// [`LaunchError::Plan`] when `me` is not a rank of `local`.
+///
+/// ```
+/// use ferry_launcher::{plan_rank, Granted, Topology};
+///
+/// // Two ranks bound by mpirun to one socket of 4 CPUs each, two more ranks
+/// // on each socket: each rank gets half of its socket.
+/// let socket = |s: usize| Granted { cpus: (4 * s..4 * s + 4).collect(), gpus: vec![] };
+/// let local = [socket(0), socket(0), socket(1), socket(1)];
+/// let me = plan_rank(&Topology::from_cpus(local[3].cpus.clone()), &local, 3)?;
+/// assert_eq!(me.cpus, vec![6, 7]);
+/// assert_eq!(me.local_rank, 3);
+/// # Ok::<(), ferry_launcher::LaunchError>(())
+/// ```
+pub fn plan_rank(
+    topo: &Topology,
+    local: &[Granted],
+    me: usize,
+) -> Result<RankBinding, LaunchError> {
+    let Some(mine) = local.get(me) else {
+        return Err(LaunchError::Plan(format!(
+            "local rank {me} is not one of the node's {} ranks",
+            local.len()
+        )));
+    };
+    let cpu_group: Vec<usize> = (0..local.len())
+        .filter(|&j| local[j].cpus == mine.cpus)
+        .collect();
+    let gpu_group: Vec<usize> = (0..local.len())
+        .filter(|&j| local[j].gpus == mine.gpus)
+        .collect();
+    let position = |group: &[usize]| group.iter().position(|&j| j == me).unwrap_or(0);
+    let own = topo.restricted_to(&mine.cpus);
+    let mut bindings = plan_oversubscribed(&own, cpu_group.len() as u32)?;
+    let mut binding = bindings.swap_remove(position(&cpu_group));
+    if gpu_group != cpu_group {
+        // The GPUs are shared by other ranks than the CPUs: split them
+        // evenly in local-rank order, without locality.
+        binding.gpus.clear();
+        let mut shares: Vec<RankBinding> = gpu_group
+            .iter()
+            .map(|_| RankBinding {
+                gpus: Vec::new(),
+                ..binding.clone()
+            })
+            .collect();
+        let locality = vec![Vec::new(); shares.len()];
+        assign_gpus(topo, &mut shares, &locality);
+        binding.gpus = shares.swap_remove(position(&gpu_group)).gpus;
+    }
+    binding.local_rank = me as u32;
+    Ok(binding)
 }
 
 #[cfg(test)]

@@ -52,3 +52,61 @@ fn detected_topology_matches_affinity() {
     assert_eq!(bindings.len(), 2);
     assert!(total_memory_bytes() > 1 << 20);
 }
+
+#[test]
+fn detected_topology_holds_exactly_the_allowed_cpus() {
+    let topo = Topology::detect().unwrap();
+    let mut cpus: Vec<usize> = topo
+        .numa_nodes
+        .iter()
+        .flat_map(|n| n.cpus.clone())
+        .collect();
+    cpus.sort_unstable();
+    assert_eq!(cpus, allowed_cpus().unwrap());
+    for node in &topo.numa_nodes {
+        let mut from_cores: Vec<usize> = node.cores.iter().flatten().copied().collect();
+        from_cores.sort_unstable();
+        assert_eq!(from_cores, node.cpus);
+    }
+    let expected = if cfg!(feature = "hwloc") {
+        ferry_launcher::TopologySource::Hwloc
+    } else {
+        ferry_launcher::TopologySource::Affinity
+    };
+    assert_eq!(topo.source, expected);
+}
+
+#[test]
+fn a_thread_bound_to_a_numa_node_allocates_there() {
+    use ferry_launcher::membind::{MemPolicy, bind_thread_memory, thread_memory_policy};
+    let topo = Topology::detect().unwrap();
+    let node = topo.numa_nodes[0].os_index;
+    let got = std::thread::spawn(move || {
+        let before = thread_memory_policy().unwrap();
+        bind_thread_memory(node).unwrap();
+        (before, thread_memory_policy().unwrap())
+    })
+    .join()
+    .unwrap();
+    assert_eq!(got, (MemPolicy::Default, MemPolicy::Preferred(vec![node])));
+    // A node the machine does not have is an error, not a silent no-op.
+    let err = std::thread::spawn(|| bind_thread_memory(1000).unwrap_err())
+        .join()
+        .unwrap();
+    assert_eq!(err.raw_os_error(), Some(22));
+}
+
+#[test]
+fn an_area_is_bound_before_first_touch() {
+    use ferry_launcher::membind::{MemPolicy, area_policy, bind_area};
+    // Fresh pages, not yet touched (the arena test in ferry-core binds the
+    // real shared arena).
+    let area: Vec<u8> = Vec::with_capacity(8 << 20);
+    let node = Topology::detect().unwrap().numa_nodes[0].os_index;
+    bind_area(area.as_ptr(), area.capacity(), node).unwrap();
+    assert_eq!(
+        area_policy(area.as_ptr().wrapping_add(6 << 20)).unwrap(),
+        MemPolicy::Preferred(vec![node])
+    );
+    assert!(bind_area(area.as_ptr(), area.capacity(), 1000).is_err());
+}

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use ferry_launcher::{
-    GpuInfo, LaunchError, NumaNode, RankBinding, Topology, TopologySource, plan,
-    plan_oversubscribed, render_json, render_table,
+    GpuInfo, Granted, LaunchError, NumaNode, RankBinding, Topology, TopologySource, plan,
+    plan_oversubscribed, plan_rank, render_json, render_table,
 };
 
 /// `nodes` NUMA nodes splitting `cpus` CPUs (the first nodes get the extra
@@ -14,23 +14,35 @@ fn topo(nodes: usize, cpus: usize, gpus: u32) -> Topology {
     let mut next = 0;
     for n in 0..nodes {
         let count = cpus / nodes + usize::from(n < cpus % nodes);
-        numa_nodes.push(NumaNode {
-            os_index: n as u32,
-            cpus: (next..next + count).collect(),
-        });
+        numa_nodes.push(NumaNode::new(n as u32, (next..next + count).collect()));
         next += count;
     }
     Topology {
         numa_nodes,
         gpus: (0..gpus)
             .map(|g| GpuInfo {
-                ordinal: g,
                 numa_node: Some(g % nodes as u32),
-                name: format!("gpu{g}"),
+                ..GpuInfo::new(g, format!("gpu{g}"))
             })
             .collect(),
         source: TopologySource::Affinity,
     }
+}
+
+/// Like `topo`, with `smt` hardware threads per core: core `k` of the
+/// machine holds CPUs `k` and `k + cores`, `k + 2 * cores`, ... (the
+/// numbering Linux gives SMT siblings).
+fn smt_topo(nodes: usize, cores: usize, smt: usize, gpus: u32) -> Topology {
+    let mut t = topo(nodes, cores, gpus);
+    for node in &mut t.numa_nodes {
+        let split: Vec<Vec<usize>> = node
+            .cpus
+            .iter()
+            .map(|&c| (0..smt).map(|s| c + s * cores).collect())
+            .collect();
+        *node = NumaNode::with_cores(node.os_index, split);
+    }
+    t
 }
 
 fn node_of(topo: &Topology, cpu: usize) -> u32 {
@@ -69,8 +81,18 @@ fn check(topo: &Topology, ranks: u32, bindings: &[RankBinding]) {
     }
     // Contiguous blocks inside each NUMA node and every CPU used.
     assert_eq!(seen.len(), topo.cpu_count(), "{ctx}: all cpus used");
-    let cpu_sizes: Vec<usize> = bindings.iter().map(|b| b.cpus.len()).collect();
-    if ranks as usize >= topo.numa_nodes.len() && topo.cpu_count() % ranks as usize == 0 {
+    // Shares are counted in cores while there are enough, else in CPUs.
+    let by_core = ranks as usize <= topo.core_count();
+    let units = if by_core {
+        topo.core_count()
+    } else {
+        topo.cpu_count()
+    };
+    let cpu_sizes: Vec<usize> = bindings
+        .iter()
+        .map(|b| if by_core { b.cores.len() } else { b.cpus.len() })
+        .collect();
+    if ranks as usize >= topo.numa_nodes.len() && units % ranks as usize == 0 {
         // Equal NUMA nodes and an even split: equal shares.
         let equal_nodes = topo
             .numa_nodes
@@ -143,6 +165,44 @@ fn sweep_synthetic_topologies() {
 }
 
 #[test]
+fn sweep_smt_topologies_keeps_cores_whole() {
+    let mut cases = 0;
+    for nodes in 1..=4 {
+        for cores in [2, 4, 6, 8, 16, 32, 64] {
+            if cores < nodes {
+                continue;
+            }
+            for smt in [2, 4] {
+                for gpus in [0, 1, 2, 4, 8] {
+                    let t = smt_topo(nodes, cores, smt, gpus);
+                    for ranks in (1..=8u32).filter(|&r| r as usize <= cores * smt) {
+                        let b = plan(&t, ranks).unwrap();
+                        check(&t, ranks, &b);
+                        for r in &b {
+                            assert_eq!(r.cores.iter().flatten().count(), r.cpus.len());
+                            if ranks as usize <= cores {
+                                // Whole cores: every core's threads together.
+                                for core in &r.cores {
+                                    assert_eq!(core.len(), smt, "{r:?}");
+                                    assert!(core.iter().all(|c| r.cpus.contains(c)));
+                                }
+                            }
+                            assert!(!r.shares_cpus);
+                        }
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 800, "{cases}");
+    // More ranks than cores (but not than CPUs): single CPUs.
+    let t = smt_topo(1, 2, 2, 0);
+    let b = plan(&t, 4).unwrap();
+    assert!(b.iter().all(|r| r.cpus.len() == 1), "{b:?}");
+}
+
+#[test]
 fn gpus_stay_on_their_numa_node_when_even() {
     // Two NUMA nodes, two ranks each; four GPUs, two per node, listed
     // node 1 first.
@@ -168,14 +228,8 @@ fn ranks_follow_numa_sizes() {
     // Node 0 has 12 CPUs, node 1 has 4: three ranks go 2 + 1.
     let t = Topology {
         numa_nodes: vec![
-            NumaNode {
-                os_index: 0,
-                cpus: (0..12).collect(),
-            },
-            NumaNode {
-                os_index: 1,
-                cpus: (12..16).collect(),
-            },
+            NumaNode::new(0, (0..12).collect()),
+            NumaNode::new(1, (12..16).collect()),
         ],
         gpus: Vec::new(),
         source: TopologySource::Affinity,
@@ -233,9 +287,9 @@ fn table_and_json() {
     let b = plan(&t, 2).unwrap();
     let table = render_table(&t, &b);
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(
-        lines[0],
-        "topology: from the CPU affinity mask (built without hwloc: one NUMA node assumed)"
+    assert!(
+        lines[0].starts_with("topology: from the CPU affinity mask ("),
+        "{table}"
     );
     assert!(table.contains("gpu 1: gpu1 (numa 1)"), "{table}");
     let rows: Vec<&str> = lines
@@ -253,4 +307,103 @@ fn table_and_json() {
     assert_eq!(json["gpus"][1]["numa_node"], 1);
     assert_eq!(json["ranks"][0]["cpus"], serde_json::json!([0, 1, 2, 3]));
     assert_eq!(json["ranks"][1]["gpus"], serde_json::json!([1]));
+}
+
+/// What the launcher gave each rank.
+fn granted(cpus: std::ops::Range<usize>, gpus: &[&str]) -> Granted {
+    Granted {
+        cpus: cpus.collect(),
+        gpus: gpus.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+#[test]
+fn ranks_sharing_one_mask_split_it_as_plan_does() {
+    for nodes in 1..=4 {
+        for cpus in [4, 8, 16, 64, 128] {
+            for gpus in 0..=8 {
+                let t = topo(nodes, cpus, gpus);
+                let names: Vec<String> = (0..gpus).map(|g| g.to_string()).collect();
+                for ranks in 1..=8usize {
+                    let all = Granted::of(&t);
+                    assert_eq!(all.gpus, names);
+                    let local = vec![all; ranks];
+                    let whole = plan_oversubscribed(&t, ranks as u32).unwrap();
+                    for me in 0..ranks {
+                        assert_eq!(plan_rank(&t, &local, me).unwrap(), whole[me]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rank_bound_by_its_launcher_keeps_its_cpus() {
+    // srun's default / mpirun --bind-to core: one core each.
+    let local: Vec<Granted> = (0..4).map(|r| granted(r..r + 1, &[])).collect();
+    for me in 0..4 {
+        let b = plan_rank(&Topology::from_cpus(vec![me]), &local, me).unwrap();
+        assert_eq!((b.cpus.clone(), b.local_rank), (vec![me], me as u32));
+        assert!(!b.shares_cpus);
+    }
+    // Two NUMA nodes of 8, mpirun --bind-to numa with 3 ranks per node:
+    // ranks 0-2 share node 0, ranks 3-5 node 1.
+    let t = topo(2, 16, 0);
+    let local: Vec<Granted> = (0..6)
+        .map(|r| {
+            if r < 3 {
+                granted(0..8, &[])
+            } else {
+                granted(8..16, &[])
+            }
+        })
+        .collect();
+    let mine = |me: usize| {
+        let own = t.restricted_to(&local[me].cpus);
+        plan_rank(&own, &local, me).unwrap()
+    };
+    assert_eq!(mine(0).cpus, vec![0, 1, 2]);
+    assert_eq!(mine(2).cpus, vec![6, 7]);
+    assert_eq!(mine(3).cpus, vec![8, 9, 10]);
+    assert_eq!(mine(5).cpus, vec![14, 15]);
+    assert_eq!(mine(5).numa_node, Some(1));
+    // Two ranks on one CPU share it.
+    let local = vec![granted(3..4, &[]), granted(3..4, &[])];
+    let b = plan_rank(&Topology::from_cpus(vec![3]), &local, 1).unwrap();
+    assert_eq!(b.cpus, vec![3]);
+    assert!(b.shares_cpus);
+    assert!(plan_rank(&Topology::from_cpus(vec![3]), &local, 2).is_err());
+}
+
+#[test]
+fn gpus_given_per_rank_stay_with_their_rank() {
+    // srun --gpus-per-task=1: every rank sees one GPU of its own, as
+    // device 0, and all share the node's CPUs.
+    let local: Vec<Granted> = (0..4)
+        .map(|r| granted(0..8, &[["GPU-a", "GPU-b", "GPU-c", "GPU-d"][r]]))
+        .collect();
+    for me in 0..4 {
+        let mut t = Topology::from_cpus((0..8).collect());
+        t.gpus = vec![GpuInfo {
+            uuid: Some(local[me].gpus[0].clone()),
+            ..GpuInfo::new(0, "GPU")
+        }];
+        let b = plan_rank(&t, &local, me).unwrap();
+        assert_eq!(b.gpus, vec![0], "rank {me}");
+        assert_eq!(b.cpus, vec![2 * me, 2 * me + 1]);
+    }
+    // Bound to CPUs by the launcher, all GPUs visible to all: the GPUs
+    // are split evenly among all ranks.
+    let mut t = topo(1, 4, 4);
+    let names = ["0", "1", "2", "3"];
+    let local: Vec<Granted> = (0..2).map(|r| granted(2 * r..2 * r + 2, &names)).collect();
+    t.numa_nodes = vec![NumaNode::new(0, vec![0, 1])];
+    let b0 = plan_rank(&t, &local, 0).unwrap();
+    t.numa_nodes = vec![NumaNode::new(0, vec![2, 3])];
+    let b1 = plan_rank(&t, &local, 1).unwrap();
+    assert_eq!((b0.cpus.clone(), b1.cpus.clone()), (vec![0, 1], vec![2, 3]));
+    let mut all = [b0.gpus.clone(), b1.gpus.clone()].concat();
+    all.sort_unstable();
+    assert_eq!((b0.gpus.len(), all), (2, vec![0, 1, 2, 3]));
 }
