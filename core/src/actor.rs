@@ -480,6 +480,10 @@ fn create_here<A: ActorClass>(
     request: Request,
     mut factory: impl FnMut() -> A + Send + 'static,
 ) -> Result<Arc<Link<A>>> {
+    if let Some(pin) = opts.pin {
+        inner.pinning.check(pin)?;
+    }
+    let pin = opts.pin;
     let name: Arc<str> = opts.name.as_deref().unwrap_or(A::NAME).into();
     let core = Arc::new(Core::<A> {
         id,
@@ -514,7 +518,9 @@ fn create_here<A: ActorClass>(
         .name(format!("ferry-actor-{}", A::NAME))
         .spawn(move || {
             let factory: &mut dyn FnMut() -> A = &mut factory;
-            actor_main(inner2, core2, ctx, request2, granted, restarts, factory)
+            actor_main(
+                inner2, core2, ctx, request2, granted, restarts, pin, factory,
+            )
         });
     let handle = match spawned {
         Ok(h) => h,
@@ -538,6 +544,7 @@ fn actor_main<A: ActorClass>(
     request: Request,
     granted: Option<Arc<[u32]>>,
     restarts: i32,
+    pin: Option<crate::pinning::Pin>,
     factory: &mut dyn FnMut() -> A,
 ) {
     context::set_runtime(Some(inner.clone()));
@@ -555,8 +562,9 @@ fn actor_main<A: ActorClass>(
         thread::park_timeout(waited);
         waited = (waited * 2).min(Duration::from_millis(20));
     };
+    inner.pinning.bind_actor(pin, &gpu_ids);
     let ctx = Rc::new(TaskCtx {
-        env: context::env_with_gpus(&ctx.env, &gpu_ids),
+        env: context::env_with_gpus(&ctx.env, &gpu_ids, &inner.pinning),
         gpu_ids: gpu_ids.clone(),
         ..ctx
     });

@@ -25,16 +25,21 @@ pub struct Config {
     pub(crate) spin: Option<Duration>,
     pub(crate) max_threads: Option<usize>,
     pub(crate) force_rma: Option<bool>,
+    pub(crate) pin_threads: Option<bool>,
 }
 
 impl Config {
-    /// Logical CPUs of this rank (default: the cores this process may run on).
+    /// Logical CPUs of this rank (default: the CPUs of the rank's binding:
+    /// what this process may run on, split among the node's ranks that
+    /// share it).
     pub fn num_cpus(mut self, n: f64) -> Self {
         self.num_cpus = Some(n);
         self
     }
 
-    /// Logical GPUs of this rank (default 0 until GPU discovery finds some).
+    /// Logical GPUs of this rank (default: the GPUs of the rank's binding,
+    /// found on the node and left visible by `CUDA_VISIBLE_DEVICES`; more
+    /// than there are gives logical GPUs numbered after the real ones).
     pub fn num_gpus(mut self, n: f64) -> Self {
         self.num_gpus = Some(n);
         self
@@ -87,8 +92,20 @@ impl Config {
         self
     }
 
+    /// Bind worker threads to the rank's cores (worker `i` to core `i`) and
+    /// the object store's pages to the rank's NUMA node. Default: on for a
+    /// rank of its own process that has CPUs of its own; off for loopback
+    /// ranks (threads of one process) and for ranks that share CPUs with
+    /// other ranks (more ranks than CPUs). Also `FERRY_PIN_THREADS=0|1`.
+    /// Actors that ask for a core, NUMA node or GPU are bound either way.
+    pub fn pin_threads(mut self, yes: bool) -> Self {
+        self.pin_threads = Some(yes);
+        self
+    }
+
     /// Reads `FERRY_NUM_CPUS`, `FERRY_NUM_GPUS`, `FERRY_OBJECT_STORE_MEMORY`
-    /// and `FERRY_JOB_ID` over the defaults; a malformed value is an error.
+    /// `FERRY_JOB_ID` and `FERRY_PIN_THREADS` over the defaults; a
+    /// malformed value is an error.
     ///
     /// ```
     /// let cfg = ferry_core::Config::from_env()?;
@@ -109,6 +126,16 @@ impl Config {
             object_store_memory: parse("FERRY_OBJECT_STORE_MEMORY")?,
             job_id: std::env::var("FERRY_JOB_ID").ok(),
             force_rma: std::env::var("FERRY_FORCE_RMA").ok().map(|v| v == "1"),
+            pin_threads: match std::env::var("FERRY_PIN_THREADS").as_deref() {
+                Ok("1") => Some(true),
+                Ok("0") => Some(false),
+                Ok(v) => {
+                    return Err(crate::Error::InvalidArgument(format!(
+                        "FERRY_PIN_THREADS={v:?}: use 0 or 1"
+                    )));
+                }
+                Err(_) => None,
+            },
             ..Config::default()
         })
     }

@@ -29,13 +29,16 @@ pub(crate) struct TaskCtx {
 pub(crate) fn env_with_gpus(
     env: &Arc<[(String, String)]>,
     gpus: &[u32],
+    pinning: &crate::pinning::Pinning,
 ) -> Arc<[(String, String)]> {
     if gpus.is_empty() {
         return env.clone();
     }
-    let ids: Vec<String> = gpus.iter().map(u32::to_string).collect();
     let mut v = env.to_vec();
-    v.push(("CUDA_VISIBLE_DEVICES".to_string(), ids.join(",")));
+    v.push((
+        "CUDA_VISIBLE_DEVICES".to_string(),
+        pinning.visible_ids(gpus),
+    ));
     v.into()
 }
 

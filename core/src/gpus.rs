@@ -11,15 +11,22 @@ use crate::resources::UNIT;
 
 #[derive(Debug)]
 pub(crate) struct GpuPool {
-    /// Free capacity per device, fixed point; index = device ordinal.
+    /// The rank's device ids (CUDA ordinals of this process).
+    ids: Vec<u32>,
+    /// Free capacity per device, fixed point; index into `ids`.
     free: Mutex<Vec<i64>>,
 }
 
 impl GpuPool {
-    pub(crate) fn new(devices: usize) -> Self {
+    pub(crate) fn new(ids: Vec<u32>) -> Self {
         GpuPool {
-            free: Mutex::new(vec![UNIT; devices]),
+            free: Mutex::new(vec![UNIT; ids.len()]),
+            ids,
         }
+    }
+
+    fn slot(&self, id: u32) -> Option<usize> {
+        self.ids.iter().position(|&i| i == id)
     }
 
     /// Picks devices for `amount` (fixed point); `None` if they are not free.
@@ -30,24 +37,23 @@ impl GpuPool {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         if amount >= UNIT {
             let want = (amount / UNIT) as usize;
-            let ids: Vec<u32> = (0..free.len())
+            let slots: Vec<usize> = (0..free.len())
                 .filter(|&i| free[i] == UNIT)
                 .take(want)
-                .map(|i| i as u32)
                 .collect();
-            if ids.len() < want {
+            if slots.len() < want {
                 return None;
             }
-            for &i in &ids {
-                free[i as usize] = 0;
+            for &i in &slots {
+                free[i] = 0;
             }
-            Some(ids)
+            Some(slots.into_iter().map(|i| self.ids[i]).collect())
         } else {
             let best = (0..free.len())
                 .filter(|&i| free[i] >= amount)
                 .min_by_key(|&i| free[i])?;
             free[best] -= amount;
-            Some(vec![best as u32])
+            Some(vec![self.ids[best]])
         }
     }
 
@@ -55,8 +61,8 @@ impl GpuPool {
     pub(crate) fn release(&self, ids: &[u32], amount: i64) {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let each = if amount >= UNIT { UNIT } else { amount };
-        for &i in ids {
-            if let Some(f) = free.get_mut(i as usize) {
+        for &id in ids {
+            if let Some(f) = self.slot(id).and_then(|i| free.get_mut(i)) {
                 *f = (*f + each).min(UNIT);
             }
         }
@@ -68,8 +74,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ids_are_the_ranks_devices() {
+        let p = GpuPool::new(vec![2, 3]);
+        assert_eq!(p.assign(UNIT), Some(vec![2]));
+        assert_eq!(p.assign(UNIT), Some(vec![3]));
+        assert_eq!(p.assign(UNIT / 2), None);
+        p.release(&[3], UNIT);
+        assert_eq!(p.assign(UNIT / 2), Some(vec![3]));
+    }
+
+    #[test]
     fn whole_requests_take_distinct_devices() {
-        let p = GpuPool::new(3);
+        let p = GpuPool::new(vec![0, 1, 2]);
         assert_eq!(p.assign(2 * UNIT), Some(vec![0, 1]));
         assert_eq!(p.assign(2 * UNIT), None);
         assert_eq!(p.assign(UNIT), Some(vec![2]));
@@ -79,7 +95,7 @@ mod tests {
 
     #[test]
     fn fractional_requests_pack_best_fit() {
-        let p = GpuPool::new(2);
+        let p = GpuPool::new(vec![0, 1]);
         assert_eq!(p.assign(UNIT / 2), Some(vec![0]));
         assert_eq!(p.assign(UNIT / 4), Some(vec![0]));
         assert_eq!(p.assign(UNIT / 2), Some(vec![1]));

@@ -17,8 +17,10 @@ mod gpus;
 mod ids;
 mod lent;
 pub mod loopback;
+mod node_hello;
 mod object_ref;
 mod options;
+mod pinning;
 #[doc(hidden)]
 pub mod private;
 mod releases;
@@ -43,6 +45,7 @@ pub use error::{Error, FailureKind, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
 pub use object_ref::{ArchivedObjectRef, ObjectRef};
 pub use options::{ActorOptions, RetryOn, TaskOptions};
+pub use pinning::Pin;
 pub use runtime::{Runtime, WaitResult, init};
 pub use values::{Object, Remotable};
 pub use view::View;

@@ -20,7 +20,7 @@ use ferry_transport::{Loopback, Rank, Region, Transport};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exposed::ArenaRegion;
-use crate::runtime::{Prepared, Runtime};
+use crate::runtime::{Placement, Prepared, Runtime};
 
 /// Control of a loopback world, handed to the body of [`run`].
 pub struct World {
@@ -82,7 +82,7 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
     let mut prepared = Vec::new();
     let mut arenas = Vec::new();
     for rank in 0..n {
-        let p = Prepared::new(&cfg, rank, job_id.clone())?;
+        let p = Prepared::new(&cfg, rank, job_id.clone(), Placement::Loopback)?;
         arenas.push(p.create_arena()?);
         prepared.push(p);
     }

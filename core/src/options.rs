@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Result, TaskError};
+use crate::pinning::Pin;
 use crate::resources::{Ledger, Request};
 
 /// Which application errors a task retries on.
@@ -168,6 +169,8 @@ pub struct ActorOptions {
     pub(crate) env: Vec<(String, String)>,
     /// Create the actor on this rank (Ray's node-affinity scheduling strategy).
     pub(crate) rank: Option<u32>,
+    /// Run the actor on a thread bound to this core or NUMA node.
+    pub(crate) pin: Option<Pin>,
 }
 
 impl ActorOptions {
@@ -213,6 +216,24 @@ impl ActorOptions {
     /// An environment variable for the actor's calls.
     pub fn env_var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs the actor on a thread bound to one core or to a NUMA node's
+    /// cores, with the memory it allocates on that NUMA node (preferred
+    /// policy: explicit, not first touch). The core or node must be one of
+    /// the rank's (the rank it is created on: this one, or
+    /// [`on_rank`](Self::on_rank)'s); otherwise creating the actor fails with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument). Actors
+    /// that ask for GPUs and no pin are bound near their first GPU.
+    ///
+    /// ```
+    /// use ferry_core::{ActorOptions, Pin};
+    /// let near_gpu = ActorOptions::default().num_gpus(1.0).pin(Pin::NumaNode(0));
+    /// # let _ = near_gpu;
+    /// ```
+    pub fn pin(mut self, pin: Pin) -> Self {
+        self.pin = Some(pin);
         self
     }
 

@@ -325,6 +325,8 @@ macro_rules! __builder_methods {
         pub fn max_restarts(mut self, n: i32) -> Self { self.opts = self.opts.max_restarts(n); self }
         /// Create the actor on this rank (Ray's node-affinity scheduling strategy).
         pub fn on_rank(mut self, rank: u32) -> Self { self.opts = self.opts.on_rank(rank); self }
+        /// Run the actor on a thread bound to a core or NUMA node (see [`ActorOptions::pin`](::ferry::ActorOptions::pin)).
+        pub fn pin(mut self, pin: ::ferry::Pin) -> Self { self.opts = self.opts.pin(pin); self }
     };
     (common $opts:ty) => {
         /// Logical CPUs (fractional and 0 allowed).

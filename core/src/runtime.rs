@@ -27,6 +27,7 @@ use crate::exports::{self, Exports};
 use crate::gpus::GpuPool;
 use crate::ids::IdGen;
 use crate::object_ref::ObjectRef;
+use crate::pinning::Pinning;
 use crate::resources::{Ledger, Request, valid_amount};
 use crate::scheduler::Scheduler;
 use crate::signal::{self, Signal};
@@ -42,6 +43,7 @@ pub(crate) struct Inner {
     pub(crate) arena: Arena,
     pub(crate) ledger: Ledger,
     pub(crate) gpus: GpuPool,
+    pub(crate) pinning: Pinning,
     pub(crate) sched: Scheduler,
     pub(crate) exports: Arc<Exports>,
     pub(crate) unhandled: Arc<UnhandledSink>,
@@ -155,7 +157,7 @@ pub fn init(cfg: Config) -> Result<Runtime> {
     }
     ferry_launcher::require_single_rank(&world)?;
     let job_id = cfg.job_id.clone().unwrap_or(world.job_id.clone());
-    let prepared = Prepared::new(&cfg, world.rank, job_id)?;
+    let prepared = Prepared::new(&cfg, world.rank, job_id, Placement::Alone)?;
     let arena = prepared.create_arena()?;
     prepared.start(arena, None)
 }
@@ -167,8 +169,7 @@ pub fn init(cfg: Config) -> Result<Runtime> {
 #[cfg(feature = "mpi")]
 fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     let job_id = cfg.job_id.clone().unwrap_or(world.job_id.clone());
-    let prepared = Prepared::new(&cfg, world.rank, job_id)?;
-    let arena = prepared.create_arena()?;
+    let arena = create_arena(&cfg, &job_id, world.rank)?;
     let region = ferry_transport::Region::new(crate::exposed::ArenaRegion(arena.clone()));
     let transport = ferry_transport::MpiTransport::start(region)
         .map_err(|e| Error::Init(format!("MPI: {e}")))?;
@@ -184,6 +185,22 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
             transport.size()
         )));
     }
+    // Which ranks share this node, and what their launcher gave each: the
+    // binding plan splits only what ranks share.
+    let topo = ferry_launcher::Topology::detect()
+        .map_err(|e| Error::Init(format!("cannot read this node's topology: {e}")))?;
+    let hello = crate::node_hello::Hello::of(&topo);
+    let hellos = transport
+        .all_gather_bytes(hello.encode())
+        .map_err(|e| Error::Init(format!("MPI: {e}")))?;
+    let (local, me) = crate::node_hello::local_ranks(&hellos, world.rank)
+        .map_err(|e| Error::Init(format!("MPI start-up exchange: {e}")))?;
+    let prepared = Prepared::new(
+        &cfg,
+        world.rank,
+        job_id,
+        Placement::Node { topo, local, me },
+    )?;
     let rt = prepared.start(arena, Some(transport))?;
     if rt.rank() == 0 {
         return Ok(rt);
@@ -199,12 +216,47 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     }
 }
 
+/// Where a rank runs, for its binding plan.
+pub(crate) enum Placement {
+    /// The only rank of its node (one process, no MPI).
+    Alone,
+    /// One of several loopback ranks: threads of one process, left unbound
+    /// unless the config asks (tests).
+    Loopback,
+    /// Local rank `me` of a node whose ranks were given `local` by their
+    /// launcher; `topo` is this rank's view of the node.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    Node {
+        topo: ferry_launcher::Topology,
+        local: Vec<ferry_launcher::Granted>,
+        me: usize,
+    },
+}
+
+/// The store's capacity from the config.
+fn capacity_of(cfg: &Config) -> usize {
+    cfg.object_store_memory
+        .unwrap_or_else(ferry_store::default_capacity)
+}
+
+/// A rank's shared-memory arena, before the rest of the rank exists (MPI
+/// exposes it as a window at start).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn create_arena(cfg: &Config, job_id: &str, rank: u32) -> Result<Arena> {
+    Ok(Arena::create(&StoreConfig::new(
+        job_id.to_string(),
+        rank,
+        capacity_of(cfg),
+    ))?)
+}
+
 /// A rank's settings, checked, before anything is started.
 pub(crate) struct Prepared {
     rank: u32,
     job_id: String,
     totals: Vec<(String, f64)>,
-    num_gpus: usize,
+    gpu_ids: Vec<u32>,
+    pinning: Pinning,
     capacity: usize,
     base_threads: usize,
     max_threads: usize,
@@ -213,11 +265,27 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    pub(crate) fn new(cfg: &Config, rank: u32, job_id: String) -> Result<Prepared> {
-        let cores = ferry_launcher::affinity::allowed_cpus()
-            .map(|c| c.len())
-            .unwrap_or(1)
-            .max(1);
+    pub(crate) fn new(
+        cfg: &Config,
+        rank: u32,
+        job_id: String,
+        placement: Placement,
+    ) -> Result<Prepared> {
+        let (topo, local, me, bind_default) = match placement {
+            Placement::Alone | Placement::Loopback => {
+                let topo = ferry_launcher::Topology::detect().unwrap_or_else(|_| {
+                    ferry_launcher::Topology::from_cpus(
+                        ferry_launcher::affinity::allowed_cpus().unwrap_or_default(),
+                    )
+                });
+                let local = vec![ferry_launcher::Granted::of(&topo)];
+                (topo, local, 0, matches!(placement, Placement::Alone))
+            }
+            Placement::Node { topo, local, me } => (topo, local, me, true),
+        };
+        let binding = ferry_launcher::plan_rank(&topo, &local, me)
+            .map_err(|e| Error::Init(format!("cannot plan this rank's binding: {e}")))?;
+        let cores = binding.cpus.len().max(1);
         let num_cpus = cfg.num_cpus.unwrap_or(cores as f64);
         if !valid_amount(num_cpus) {
             return Err(Error::InvalidArgument(format!(
@@ -231,8 +299,21 @@ impl Prepared {
                 )));
             }
             Some(n) => n,
-            None => ferry_launcher::Topology::detect().map_or(0, |t| t.gpus.len()) as f64,
+            None => binding.gpus.len() as f64,
         };
+        // The rank's own devices first; logical GPUs asked for beyond them
+        // (Ray's `init(num_gpus=8)` on a machine without) are numbered on.
+        let mut gpu_ids: Vec<u32> = binding
+            .gpus
+            .iter()
+            .copied()
+            .take(num_gpus as usize)
+            .collect();
+        let mut next = topo.gpus.iter().map(|g| g.ordinal + 1).max().unwrap_or(0);
+        while gpu_ids.len() < num_gpus as usize {
+            gpu_ids.push(next);
+            next += 1;
+        }
         let mut totals = vec![
             ("CPU".to_string(), num_cpus),
             ("GPU".to_string(), num_gpus),
@@ -255,14 +336,14 @@ impl Prepared {
             }
             totals.push((name.clone(), *amount));
         }
+        let bind = cfg.pin_threads.unwrap_or(bind_default);
         Ok(Prepared {
             rank,
             job_id,
             totals,
-            num_gpus: num_gpus as usize,
-            capacity: cfg
-                .object_store_memory
-                .unwrap_or_else(ferry_store::default_capacity),
+            gpu_ids,
+            pinning: Pinning::new(topo, binding, bind),
+            capacity: capacity_of(cfg),
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
@@ -287,6 +368,7 @@ impl Prepared {
         arena: Arena,
         transport: Option<Arc<dyn Transport>>,
     ) -> Result<Runtime> {
+        self.pinning.bind_arena(&arena);
         let ledger = Ledger::new(self.totals);
         let cluster = transport.map(|t| {
             let mut own = ledger.totals();
@@ -299,7 +381,8 @@ impl Prepared {
             ids: IdGen::new(self.rank),
             arena,
             ledger,
-            gpus: GpuPool::new(self.num_gpus),
+            gpus: GpuPool::new(self.gpu_ids),
+            pinning: self.pinning,
             sched: Scheduler::new(self.base_threads, self.max_threads, self.spin),
             exports: Arc::new(Exports::default()),
             unhandled: Arc::new(UnhandledSink {
@@ -345,6 +428,25 @@ impl Runtime {
     /// This process's rank (0 for the driver).
     pub fn rank(&self) -> u32 {
         self.inner.rank
+    }
+
+    /// This rank's share of its node (CPUs grouped by core, NUMA node,
+    /// GPUs), as the binding plan gave it.
+    ///
+    /// ```
+    /// let rt = ferry_core::init(ferry_core::Config::default().object_store_memory(16 << 20))?;
+    /// let binding = rt.binding();
+    /// assert_eq!(binding.cpus, ferry_launcher::affinity::allowed_cpus()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn binding(&self) -> ferry_launcher::RankBinding {
+        self.inner.pinning.binding().clone()
+    }
+
+    /// Whether this rank's worker threads are bound to its cores (see
+    /// [`Config::pin_threads`]).
+    pub fn pins_threads(&self) -> bool {
+        self.inner.pinning.binds()
     }
 
     /// How many ranks the job has.

@@ -119,7 +119,7 @@ impl Scheduler {
         let inner2 = inner.clone();
         let spawned = thread::Builder::new()
             .name(format!("ferry-r{}-w{index}", inner.rank))
-            .spawn(move || worker_main(inner2, worker));
+            .spawn(move || worker_main(inner2, worker, index));
         match spawned {
             Ok(h) => {
                 lock(&self.handles).push(h);
@@ -365,7 +365,8 @@ pub(crate) fn join_with_grace(handles: Vec<JoinHandle<()>>) {
     }
 }
 
-fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>) {
+fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>, index: usize) {
+    inner.pinning.bind_worker(index);
     crate::context::set_runtime(Some(inner.clone()));
     let sched = &inner.sched;
     let key = sched.key();

@@ -196,7 +196,7 @@ impl TaskCell {
         let gpu_ids = self.granted_gpus();
         let ctx = Rc::new(TaskCtx {
             name: self.name.clone(),
-            env: crate::context::env_with_gpus(&self.env, &gpu_ids),
+            env: crate::context::env_with_gpus(&self.env, &gpu_ids, &inner.pinning),
             gpu_ids: gpu_ids.clone(),
             held: self.request.clone(),
             is_task: true,

@@ -4,6 +4,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::{Error, FailureKind, TaskError};
 use crate::options::{ActorOptions, RetryOn, TaskOptions};
+use crate::pinning::Pin;
 
 /// One control message.
 #[derive(Archive, Serialize, Deserialize, Debug)]
@@ -243,6 +244,8 @@ pub(crate) struct WireActorOptions {
     resources: Vec<(String, f64)>,
     max_restarts: i32,
     env: Vec<(String, String)>,
+    /// `Pin::Core(n)` as `(0, n)`, `Pin::NumaNode(n)` as `(1, n)`.
+    pin: Option<(u8, u64)>,
 }
 
 impl WireActorOptions {
@@ -255,6 +258,10 @@ impl WireActorOptions {
             resources: o.resources.clone(),
             max_restarts: o.max_restarts,
             env: o.env.clone(),
+            pin: o.pin.map(|p| match p {
+                Pin::Core(c) => (0, c as u64),
+                Pin::NumaNode(n) => (1, u64::from(n)),
+            }),
         }
     }
 
@@ -269,6 +276,10 @@ impl WireActorOptions {
             max_restarts: self.max_restarts,
             env: self.env,
             rank: None,
+            pin: self.pin.map(|(kind, n)| match kind {
+                0 => Pin::Core(n as usize),
+                _ => Pin::NumaNode(n as u32),
+            }),
         }
     }
 }

@@ -234,6 +234,42 @@ impl MpiTransport {
         rx.recv().map_err(|_| TransportError::Closed)
     }
 
+    /// Gives every rank every rank's `bytes` (index = rank): a collective
+    /// that every rank must enter, for the few facts ranks exchange at start
+    /// (which node each is on, what its launcher gave it).
+    ///
+    /// # Errors
+    ///
+    /// As [`with_world`](Self::with_world).
+    pub fn all_gather_bytes(&self, bytes: Vec<u8>) -> Result<Vec<Vec<u8>>, TransportError> {
+        self.with_world(move |world| {
+            use mpi::datatype::PartitionMut;
+            let size = world.size() as usize;
+            let mine = bytes.len() as i32;
+            let mut counts = vec![0i32; size];
+            world.all_gather_into(&mine, &mut counts[..]);
+            let displs: Vec<i32> = counts
+                .iter()
+                .scan(0i32, |at, &c| {
+                    let d = *at;
+                    *at += c;
+                    Some(d)
+                })
+                .collect();
+            let total: i32 = counts.iter().sum();
+            let mut all = vec![0u8; total as usize];
+            {
+                let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+                world.all_gather_varcount_into(&bytes[..], &mut part);
+            }
+            counts
+                .iter()
+                .zip(&displs)
+                .map(|(&c, &d)| all[d as usize..(d + c) as usize].to_vec())
+                .collect()
+        })
+    }
+
     fn command(&self, cmd: Cmd) -> Result<(), TransportError> {
         self.cmds.send(cmd).map_err(|_| TransportError::Closed)?;
         // Cheap when the thread is not parked (an atomic swap, no syscall).

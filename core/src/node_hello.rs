@@ -1,0 +1,143 @@
+//! What ranks tell each other at start to plan their binding: which node
+//! each runs on and what its launcher gave it (CPUs, visible GPUs).
+
+use ferry_launcher::{Granted, Topology};
+
+/// One rank's start-up facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hello {
+    pub(crate) host: String,
+    pub(crate) granted: Granted,
+}
+
+impl Hello {
+    /// This process's facts.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn of(topo: &Topology) -> Hello {
+        Hello {
+            host: hostname(),
+            granted: Granted::of(topo),
+        }
+    }
+
+    /// Three lines: host, CPUs (comma-separated), GPU names (tab-separated,
+    /// as UUIDs and `CUDA_VISIBLE_DEVICES` entries hold no tab).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let cpus: Vec<String> = self.granted.cpus.iter().map(usize::to_string).collect();
+        format!(
+            "{}\n{}\n{}",
+            self.host,
+            cpus.join(","),
+            self.granted.gpus.join("\t")
+        )
+        .into_bytes()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Hello, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+        let mut lines = text.split('\n');
+        let (Some(host), Some(cpus), Some(gpus), None) =
+            (lines.next(), lines.next(), lines.next(), lines.next())
+        else {
+            return Err(format!("malformed start-up message {text:?}"));
+        };
+        let cpus = cpus
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(|c| c.parse().map_err(|_| format!("bad CPU number {c:?}")))
+            .collect::<Result<Vec<usize>, String>>()?;
+        let gpus = gpus
+            .split('\t')
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(Hello {
+            host: host.to_string(),
+            granted: Granted { cpus, gpus },
+        })
+    }
+}
+
+/// The node's ranks (those on this rank's host, in rank order) and this
+/// rank's place among them.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn local_ranks(hellos: &[Vec<u8>], rank: u32) -> Result<(Vec<Granted>, usize), String> {
+    let all = hellos
+        .iter()
+        .map(|h| Hello::decode(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mine = all
+        .get(rank as usize)
+        .ok_or_else(|| format!("no start-up message from rank {rank}"))?;
+    let on_node: Vec<usize> = (0..all.len())
+        .filter(|&r| all[r].host == mine.host)
+        .collect();
+    let me = on_node
+        .iter()
+        .position(|&r| r == rank as usize)
+        .unwrap_or(0);
+    Ok((
+        on_node.iter().map(|&r| all[r].granted.clone()).collect(),
+        me,
+    ))
+}
+
+/// This machine's host name.
+pub(crate) fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`, a
+    // live, writable buffer of that size.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(host: &str, cpus: &[usize], gpus: &[&str]) -> Hello {
+        Hello {
+            host: host.into(),
+            granted: Granted {
+                cpus: cpus.to_vec(),
+                gpus: gpus.iter().map(|g| g.to_string()).collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip_and_garbage() {
+        for h in [
+            hello("n1", &[0, 1, 7], &["GPU-a", "MIG-GPU-b/1/0"]),
+            hello("n2", &[], &[]),
+        ] {
+            assert_eq!(Hello::decode(&h.encode()).unwrap(), h);
+        }
+        assert!(Hello::decode(b"only-a-host").is_err());
+        assert!(Hello::decode(b"h\n1,x\n").is_err());
+        assert!(Hello::decode(&[0xff, b'\n', b'\n']).is_err());
+    }
+
+    #[test]
+    fn local_ranks_are_those_of_this_host_in_rank_order() {
+        let hellos: Vec<Vec<u8>> = [
+            hello("a", &[0], &[]),
+            hello("b", &[0], &[]),
+            hello("a", &[1], &[]),
+            hello("b", &[1], &[]),
+        ]
+        .iter()
+        .map(Hello::encode)
+        .collect();
+        let (local, me) = local_ranks(&hellos, 3).unwrap();
+        assert_eq!(me, 1);
+        assert_eq!(local.len(), 2);
+        assert_eq!(local[1].cpus, vec![1]);
+        assert!(local_ranks(&hellos, 9).is_err());
+    }
+}

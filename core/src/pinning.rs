@@ -1,0 +1,210 @@
+//! Where a rank's threads run and where their memory lives.
+//!
+//! The launcher's plan gives each rank a [`RankBinding`]: its cores, its
+//! NUMA node, its GPUs. [`Pinning`] applies it: worker `i` is bound to the
+//! rank's core `i` (workers started beyond the cores, while others block in
+//! `get`, to all of the rank's CPUs), the arena's pages prefer the rank's
+//! NUMA node, and an actor asking for a core, a NUMA node or a GPU runs on
+//! a thread bound there with its memory on that node.
+
+use ferry_launcher::membind;
+use ferry_launcher::{RankBinding, Topology, affinity};
+use ferry_store::Arena;
+
+use crate::error::{Error, Result};
+
+/// Where an actor asks to run ([`ActorOptions::pin`](crate::ActorOptions::pin)).
+///
+/// ```
+/// let opts = ferry_core::ActorOptions::default().pin(ferry_core::Pin::Core(0));
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Pin {
+    /// One CPU (hardware thread), by the operating system's number. The
+    /// actor's memory goes to that CPU's NUMA node.
+    Core(usize),
+    /// Any CPU of the rank on this NUMA node (by the OS's number), with
+    /// the actor's memory on it.
+    NumaNode(u32),
+}
+
+impl std::fmt::Display for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pin::Core(c) => write!(f, "core {c}"),
+            Pin::NumaNode(n) => write!(f, "NUMA node {n}"),
+        }
+    }
+}
+
+/// One rank's binding, and whether its threads are bound by default.
+#[derive(Debug)]
+pub(crate) struct Pinning {
+    binding: RankBinding,
+    topo: Topology,
+    /// Bind workers and the arena (off for loopback ranks, which share one
+    /// process, and for ranks that share CPUs with other ranks).
+    bind: bool,
+}
+
+/// What a thread ended up bound to, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Bound {
+    pub(crate) cpus: Vec<usize>,
+    pub(crate) numa_node: Option<u32>,
+}
+
+impl Pinning {
+    pub(crate) fn new(topo: Topology, binding: RankBinding, bind: bool) -> Pinning {
+        Pinning {
+            bind: bind && !binding.shares_cpus && !binding.cpus.is_empty(),
+            binding,
+            topo,
+        }
+    }
+
+    /// The rank's binding.
+    pub(crate) fn binding(&self) -> &RankBinding {
+        &self.binding
+    }
+
+    /// Whether the rank's threads are bound by default.
+    pub(crate) fn binds(&self) -> bool {
+        self.bind
+    }
+
+    /// How to name the devices `ids` (CUDA ordinals of this process) in a
+    /// task's `CUDA_VISIBLE_DEVICES`: as this process's own
+    /// `CUDA_VISIBLE_DEVICES` named them (logical GPUs beyond the real ones
+    /// by their number).
+    pub(crate) fn visible_ids(&self, ids: &[u32]) -> String {
+        ids.iter()
+            .map(|&id| {
+                self.topo
+                    .gpus
+                    .iter()
+                    .find(|g| g.ordinal == id)
+                    .map_or_else(|| id.to_string(), |g| g.visible_id.clone())
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Binds the calling worker thread, the `index`-th of the pool.
+    pub(crate) fn bind_worker(&self, index: usize) {
+        if !self.bind {
+            return;
+        }
+        let cpus = self.binding.cores.get(index).unwrap_or(&self.binding.cpus);
+        if let Err(e) = affinity::bind_current_thread(cpus) {
+            tracing::warn!("could not bind worker {index} to CPUs {cpus:?}: {e}");
+        }
+        if let Some(node) = self.binding.numa_node {
+            if let Err(e) = membind::bind_thread_memory(node) {
+                tracing::debug!("could not bind worker {index}'s memory to node {node}: {e}");
+            }
+        }
+    }
+
+    /// Makes the arena's pages prefer the rank's NUMA node (before most of
+    /// them are touched).
+    pub(crate) fn bind_arena(&self, arena: &Arena) {
+        let Some(node) = self.binding.numa_node.filter(|_| self.bind) else {
+            return;
+        };
+        if let Err(e) = membind::bind_area(arena.base_ptr(), arena.capacity(), node) {
+            tracing::warn!("could not bind the object store to NUMA node {node}: {e}");
+        }
+    }
+
+    /// Checks that this rank can honour `pin`.
+    pub(crate) fn check(&self, pin: Pin) -> Result<()> {
+        self.cpus_of(pin).map(|_| ())
+    }
+
+    fn cpus_of(&self, pin: Pin) -> Result<Bound> {
+        let have = &self.binding.cpus;
+        let ranges = ferry_launcher::format_cpu_ranges(have);
+        match pin {
+            Pin::Core(cpu) if have.contains(&cpu) => Ok(Bound {
+                cpus: vec![cpu],
+                numa_node: self.topo.numa_of(cpu),
+            }),
+            Pin::Core(cpu) => Err(Error::InvalidArgument(format!(
+                "an actor pinned to core {cpu}: rank {} has CPUs {ranges}",
+                self.binding.local_rank
+            ))),
+            Pin::NumaNode(node) => {
+                let cpus: Vec<usize> = have
+                    .iter()
+                    .copied()
+                    .filter(|&c| self.topo.numa_of(c) == Some(node))
+                    .collect();
+                if cpus.is_empty() {
+                    return Err(Error::InvalidArgument(format!(
+                        "an actor pinned to NUMA node {node}: this rank's CPUs {ranges} are on \
+                         NUMA node{} {}",
+                        if self.topo.numa_nodes.len() == 1 {
+                            ""
+                        } else {
+                            "s"
+                        },
+                        self.rank_nodes()
+                    )));
+                }
+                Ok(Bound {
+                    cpus,
+                    numa_node: Some(node),
+                })
+            }
+        }
+    }
+
+    fn rank_nodes(&self) -> String {
+        let mut nodes: Vec<u32> = self
+            .binding
+            .cpus
+            .iter()
+            .filter_map(|&c| self.topo.numa_of(c))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Binds the calling actor thread: to `pin` when given, else near its
+    /// first GPU (the rank's CPUs on the GPU's NUMA node), else like an
+    /// extra worker (all of the rank's CPUs, when the rank binds).
+    pub(crate) fn bind_actor(&self, pin: Option<Pin>, gpus: &[u32]) -> Option<Bound> {
+        let target = match pin {
+            Some(pin) => self.cpus_of(pin).ok(),
+            None => gpus
+                .first()
+                .and_then(|g| self.topo.gpus.iter().find(|info| info.ordinal == *g))
+                .and_then(|g| g.numa_node)
+                .and_then(|node| self.cpus_of(Pin::NumaNode(node)).ok())
+                .or_else(|| {
+                    self.bind.then(|| Bound {
+                        cpus: self.binding.cpus.clone(),
+                        numa_node: self.binding.numa_node,
+                    })
+                }),
+        }?;
+        if let Err(e) = affinity::bind_current_thread(&target.cpus) {
+            tracing::warn!("could not bind an actor to CPUs {:?}: {e}", target.cpus);
+            return None;
+        }
+        if let Some(node) = target.numa_node {
+            if let Err(e) = membind::bind_thread_memory(node) {
+                tracing::warn!("could not bind an actor's memory to NUMA node {node}: {e}");
+            }
+        }
+        Some(target)
+    }
+}
