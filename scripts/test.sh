@@ -79,6 +79,18 @@ else
   echo "skipped: mpirun/mpicc not found (install openmpi-bin libopenmpi-dev)"
 fi
 
+say "hwloc: topology, binding plan and real binding read through hwloc"
+if pkg-config --exists hwloc 2>/dev/null; then
+  cargo clippy --workspace --all-targets --release --features hwloc -- -D warnings
+  cargo test --release -p ferry-launcher --features hwloc
+  cargo test --release --features hwloc --test binding --test binding_threads --test gpu_no_driver
+  cargo run --release --features hwloc --bin ferry -- info -n 2
+  cargo run --release --features hwloc --bin ferry -- info -n 2 --json > target/info-hwloc.json
+  grep -q '"source": "hwloc"' target/info-hwloc.json || { echo "ferry info did not read hwloc" >&2; exit 1; }
+else
+  echo "skipped: hwloc not found by pkg-config (install libhwloc-dev libudev-dev)"
+fi
+
 say "benchmarks build; ferry bench smoke run"
 cargo bench --workspace --no-run
 cargo run --release --bin ferry -- bench --quick

@@ -2,7 +2,7 @@
 //! what the rank's binding plan says.
 
 use ferry::parts::launcher::affinity::{allowed_cpus, current_thread_cpus};
-use ferry::parts::launcher::membind::{MemPolicy, thread_memory_policy};
+use ferry::parts::launcher::membind::thread_memory_policy;
 use ferry::{Config, Error, Pin, Runtime};
 
 /// Runs `r`'s task on a worker (a getter would run a queued task itself)
@@ -33,7 +33,9 @@ fn memory_policy() -> String {
 
 #[test]
 fn one_rank_gets_every_allowed_cpu_and_binds_a_worker_per_core() {
-    let rt = start(None).unwrap();
+    // A lone rank leaves its threads to the OS unless asked.
+    assert!(!start(None).unwrap().pins_threads());
+    let rt = start(Some(true)).unwrap();
     let binding = rt.binding();
     assert_eq!(binding.cpus, allowed_cpus().unwrap());
     assert_eq!(binding.local_rank, 0);
@@ -76,7 +78,7 @@ fn unpinned_workers_may_run_anywhere_the_process_may() {
 
 #[test]
 fn the_object_store_prefers_the_ranks_numa_node() {
-    let rt = start(None).unwrap();
+    let rt = start(Some(true)).unwrap();
     let node = rt.binding().numa_node.unwrap();
     let path = rt.store_path().to_string_lossy().into_owned();
     // The kernel's own account of this process's mappings.

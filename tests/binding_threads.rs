@@ -41,6 +41,7 @@ fn worker_threads_are_bound_to_their_cores() {
     let rt = ferry::init(
         ferry::Config::default()
             .max_threads(64)
+            .pin_threads(true)
             .object_store_memory(16 << 20),
     )
     .unwrap();

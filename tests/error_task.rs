@@ -32,7 +32,7 @@ fn square_panics(x: u64) -> u64 {
 
 #[ferry::remote]
 fn check_even(x: u64) -> Result<u64, String> {
-    if x % 2 == 0 {
+    if x.is_multiple_of(2) {
         Ok(x / 2)
     } else {
         Err(format!("{x} is odd"))

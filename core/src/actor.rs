@@ -115,10 +115,10 @@ impl<A> Core<A> {
             self.queued.fetch_add(1, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
-        if self.parked.load(Ordering::SeqCst) {
-            if let Some(t) = self.thread.get() {
-                t.unpark();
-            }
+        if self.parked.load(Ordering::SeqCst)
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
         }
     }
 
@@ -519,7 +519,13 @@ fn create_here<A: ActorClass>(
         .spawn(move || {
             let factory: &mut dyn FnMut() -> A = &mut factory;
             actor_main(
-                inner2, core2, ctx, request2, granted, restarts, pin, factory,
+                inner2,
+                core2,
+                ctx,
+                request2,
+                granted,
+                Placing { restarts, pin },
+                factory,
             )
         });
     let handle = match spawned {
@@ -537,14 +543,19 @@ fn create_here<A: ActorClass>(
     Ok(Arc::new(Link { core }))
 }
 
+/// How an actor thread lives: its restarts and where it is pinned.
+struct Placing {
+    restarts: i32,
+    pin: Option<crate::pinning::Pin>,
+}
+
 fn actor_main<A: ActorClass>(
     inner: Arc<Inner>,
     core: Arc<Core<A>>,
     ctx: TaskCtx,
     request: Request,
     granted: Option<Arc<[u32]>>,
-    restarts: i32,
-    pin: Option<crate::pinning::Pin>,
+    Placing { restarts, pin }: Placing,
     factory: &mut dyn FnMut() -> A,
 ) {
     context::set_runtime(Some(inner.clone()));

@@ -383,10 +383,10 @@ impl Cluster {
     pub(crate) fn close(&self) {
         self.stop.store(true, Ordering::Release);
         let handle = lock(&self.net).take();
-        if let Some(h) = handle {
-            if h.thread().id() != std::thread::current().id() {
-                let _ = h.join();
-            }
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
         }
         lock(&self.held).clear();
         drop(self.lent.clear());
@@ -490,10 +490,10 @@ pub(crate) fn try_remote<R: Object>(
         (None, None) => {
             let local = opts.request(fn_name, &inner.ledger);
             let local_can_run = local.is_ok();
-            if let Ok(req) = &local {
-                if inner.ledger.fits_now(req) {
-                    return None;
-                }
+            if let Ok(req) = &local
+                && inner.ledger.fits_now(req)
+            {
+                return None;
             }
             c.pick(opts, local_can_run)?
         }
@@ -549,14 +549,14 @@ pub(crate) fn send_awaiting_done(c: &Cluster, object: u64, sent: Sent, msg: &Msg
     }
     lock(&c.sent).insert(object, sent);
     c.transport.expect_reply(true);
-    if let Err(e) = c.send(rank, msg) {
-        if let Some(s) = lock(&c.sent).remove(&object) {
-            if task {
-                c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
-            }
-            c.transport.expect_reply(false);
-            s.slot.complete(Stored::Error(e));
+    if let Err(e) = c.send(rank, msg)
+        && let Some(s) = lock(&c.sent).remove(&object)
+    {
+        if task {
+            c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
         }
+        c.transport.expect_reply(false);
+        s.slot.complete(Stored::Error(e));
     }
 }
 
@@ -958,10 +958,10 @@ impl Latch {
     }
 
     fn hit(&self) {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(f) = lock(&self.then).take() {
-                f();
-            }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(f) = lock(&self.then).take()
+        {
+            f();
         }
     }
 }

@@ -118,10 +118,10 @@ pub fn current() -> Result<Runtime> {
 /// assert_eq!(ferry_core::env_var("FERRY_SURELY_UNSET_VARIABLE"), None);
 /// ```
 pub fn env_var(name: &str) -> Option<String> {
-    if let Some(ctx) = current_task() {
-        if let Some((_, v)) = ctx.env.iter().rev().find(|(k, _)| k == name) {
-            return Some(v.clone());
-        }
+    if let Some(ctx) = current_task()
+        && let Some((_, v)) = ctx.env.iter().rev().find(|(k, _)| k == name)
+    {
+        return Some(v.clone());
     }
     std::env::var(name).ok()
 }

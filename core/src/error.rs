@@ -126,6 +126,15 @@ pub enum Error {
     /// Starting the runtime failed.
     #[error("could not start the runtime: {0}")]
     Init(String),
+    /// No usable GPU: no CUDA driver, no device, or a CUDA call failed.
+    #[error("GPU: {0}")]
+    Gpu(String),
+}
+
+impl From<ferry_gpu::GpuError> for Error {
+    fn from(e: ferry_gpu::GpuError) -> Error {
+        Error::Gpu(e.to_string())
+    }
 }
 
 impl Error {

@@ -13,6 +13,7 @@ mod context;
 mod error;
 mod exports;
 mod exposed;
+pub mod gpu;
 mod gpus;
 mod ids;
 mod lent;

@@ -101,10 +101,10 @@ impl Pinning {
         if let Err(e) = affinity::bind_current_thread(cpus) {
             tracing::warn!("could not bind worker {index} to CPUs {cpus:?}: {e}");
         }
-        if let Some(node) = self.binding.numa_node {
-            if let Err(e) = membind::bind_thread_memory(node) {
-                tracing::debug!("could not bind worker {index}'s memory to node {node}: {e}");
-            }
+        if let Some(node) = self.binding.numa_node
+            && let Err(e) = membind::bind_thread_memory(node)
+        {
+            tracing::debug!("could not bind worker {index}'s memory to node {node}: {e}");
         }
     }
 
@@ -200,10 +200,10 @@ impl Pinning {
             tracing::warn!("could not bind an actor to CPUs {:?}: {e}", target.cpus);
             return None;
         }
-        if let Some(node) = target.numa_node {
-            if let Err(e) = membind::bind_thread_memory(node) {
-                tracing::warn!("could not bind an actor's memory to NUMA node {node}: {e}");
-            }
+        if let Some(node) = target.numa_node
+            && let Err(e) = membind::bind_thread_memory(node)
+        {
+            tracing::warn!("could not bind an actor's memory to NUMA node {node}: {e}");
         }
         Some(target)
     }

@@ -239,10 +239,10 @@ pub fn args_for_attempt<T>(
     stash: &mut Option<T>,
     clone: impl FnOnce(&T) -> Option<T>,
 ) -> std::result::Result<T, Failure> {
-    if may_retry() {
-        if let Some(c) = stash.as_ref().and_then(clone) {
-            return Ok(c);
-        }
+    if may_retry()
+        && let Some(c) = stash.as_ref().and_then(clone)
+    {
+        return Ok(c);
     }
     stash.take().ok_or_else(|| {
         Failure::App(

@@ -82,10 +82,10 @@ impl Drop for RemoteActor {
                 map.remove(&id);
             }
         }
-        if self.reserved > 0.0 {
-            if let Some(r) = lock(&c.actors.reserved).get_mut(self.host as usize) {
-                *r = (*r - self.reserved).max(0.0);
-            }
+        if self.reserved > 0.0
+            && let Some(r) = lock(&c.actors.reserved).get_mut(self.host as usize)
+        {
+            *r = (*r - self.reserved).max(0.0);
         }
         if !c.stop.load(Ordering::Acquire) {
             let msg = Msg::RemoveActorBorrow { actor: id };
@@ -158,13 +158,13 @@ pub(crate) fn place(
     local: &Result<Request>,
 ) -> Result<Option<Rank>> {
     let size = inner.cluster().map_or(1, Cluster::size);
-    if let Some(r) = opts.rank {
-        if r >= size {
-            return Err(Error::InvalidArgument(format!(
-                "actor {}: on_rank({r}), but the job has {size} rank(s)",
-                opts.name.as_deref().unwrap_or("?"),
-            )));
-        }
+    if let Some(r) = opts.rank
+        && r >= size
+    {
+        return Err(Error::InvalidArgument(format!(
+            "actor {}: on_rank({r}), but the job has {size} rank(s)",
+            opts.name.as_deref().unwrap_or("?"),
+        )));
     }
     let Some(c) = inner.cluster() else {
         return Ok(None);
@@ -172,10 +172,10 @@ pub(crate) fn place(
     if let Some(r) = opts.rank {
         return Ok((r != c.rank).then_some(r));
     }
-    if let Ok(req) = local {
-        if inner.ledger.fits_now(req) {
-            return Ok(None);
-        }
+    if let Ok(req) = local
+        && inner.ledger.fits_now(req)
+    {
+        return Ok(None);
     }
     let need = [opts.num_cpus, opts.num_gpus, opts.memory];
     let totals = lock(&c.totals);
@@ -351,15 +351,15 @@ pub(crate) fn call<R: Object>(
 /// `kill` through a handle on another rank.
 pub(crate) fn kill(link: &RemoteActor) {
     let _ = link.dead.set(KILLED.to_string());
-    if let Some(inner) = link.rt.upgrade() {
-        if let Some(c) = inner.cluster() {
-            let _ = c.send(
-                link.host,
-                &Msg::KillActor {
-                    actor: link.id.as_u64(),
-                },
-            );
-        }
+    if let Some(inner) = link.rt.upgrade()
+        && let Some(c) = inner.cluster()
+    {
+        let _ = c.send(
+            link.host,
+            &Msg::KillActor {
+                actor: link.id.as_u64(),
+            },
+        );
     }
 }
 

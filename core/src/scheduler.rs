@@ -185,10 +185,11 @@ impl Scheduler {
                 return;
             }
         }
-        if self.idle.load(Ordering::SeqCst) == 0 && !self.shutdown.load(Ordering::Acquire) {
-            if let Err(e) = self.spawn_worker(inner) {
-                tracing::warn!("could not start another worker thread: {e}");
-            }
+        if self.idle.load(Ordering::SeqCst) == 0
+            && !self.shutdown.load(Ordering::Acquire)
+            && let Err(e) = self.spawn_worker(inner)
+        {
+            tracing::warn!("could not start another worker thread: {e}");
         }
     }
 

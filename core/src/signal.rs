@@ -53,7 +53,7 @@ pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> b
             return true;
         }
         round = round.wrapping_add(1);
-        if round % 8 == 0 {
+        if round.is_multiple_of(8) {
             if start.elapsed() >= budget {
                 return false;
             }

@@ -213,12 +213,12 @@ impl Slot {
 
     /// For a borrowed object: asks its owner for the value (once).
     pub(crate) fn start_fetch(&self) {
-        if let Some(b) = &self.borrow {
-            if !self.is_ready() && !b.fetching.swap(true, Ordering::AcqRel) {
-                if let Some(inner) = b.rt.upgrade() {
-                    crate::cluster::fetch(&inner, self, b);
-                }
-            }
+        if let Some(b) = &self.borrow
+            && !self.is_ready()
+            && !b.fetching.swap(true, Ordering::AcqRel)
+            && let Some(inner) = b.rt.upgrade()
+        {
+            crate::cluster::fetch(&inner, self, b);
         }
     }
 
@@ -276,24 +276,24 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(b) = &self.borrow {
-            if let Some(inner) = b.rt.upgrade() {
-                crate::cluster::unborrow(&inner, self.id, b.owner);
-            }
+        if let Some(b) = &self.borrow
+            && let Some(inner) = b.rt.upgrade()
+        {
+            crate::cluster::unborrow(&inner, self.id, b.owner);
         }
         if let Some(exports) = self.exported.get().and_then(Weak::upgrade) {
             exports.forget_object(self.id);
         }
-        if let (Some(Stored::Error(e)), Some(sink)) = (self.value.get(), &self.unhandled) {
-            if !self.observed.load(Ordering::Relaxed) {
-                sink.count.fetch_add(1, Ordering::Relaxed);
-                if !sink.quiet {
-                    eprintln!(
-                        "ferry: unhandled error in {} (nobody called get on it; \
+        if let (Some(Stored::Error(e)), Some(sink)) = (self.value.get(), &self.unhandled)
+            && !self.observed.load(Ordering::Relaxed)
+        {
+            sink.count.fetch_add(1, Ordering::Relaxed);
+            if !sink.quiet {
+                eprintln!(
+                    "ferry: unhandled error in {} (nobody called get on it; \
                          set FERRY_IGNORE_UNHANDLED_ERRORS=1 to silence): {e}",
-                        self.id
-                    );
-                }
+                    self.id
+                );
             }
         }
     }

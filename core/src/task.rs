@@ -178,10 +178,10 @@ impl TaskCell {
         if let Some(out) = self.output.upgrade() {
             out.complete(Stored::Error(err));
         }
-        if state == QUEUED {
-            if let Some(inner) = self.rt.upgrade() {
-                inner.release_grant(&self.request, &self.granted_gpus());
-            }
+        if state == QUEUED
+            && let Some(inner) = self.rt.upgrade()
+        {
+            inner.release_grant(&self.request, &self.granted_gpus());
         }
     }
 

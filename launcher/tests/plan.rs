@@ -98,7 +98,7 @@ fn check(topo: &Topology, ranks: u32, bindings: &[RankBinding]) {
             .numa_nodes
             .iter()
             .all(|n| n.cpus.len() == topo.numa_nodes[0].cpus.len());
-        if equal_nodes && ranks as usize % topo.numa_nodes.len() == 0 {
+        if equal_nodes && (ranks as usize).is_multiple_of(topo.numa_nodes.len()) {
             assert!(
                 cpu_sizes.iter().all(|&s| s == cpu_sizes[0]),
                 "{ctx}: {cpu_sizes:?}"
@@ -329,8 +329,8 @@ fn ranks_sharing_one_mask_split_it_as_plan_does() {
                     assert_eq!(all.gpus, names);
                     let local = vec![all; ranks];
                     let whole = plan_oversubscribed(&t, ranks as u32).unwrap();
-                    for me in 0..ranks {
-                        assert_eq!(plan_rank(&t, &local, me).unwrap(), whole[me]);
+                    for (me, expected) in whole.iter().enumerate() {
+                        assert_eq!(&plan_rank(&t, &local, me).unwrap(), expected);
                     }
                 }
             }

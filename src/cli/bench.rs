@@ -559,7 +559,7 @@ fn run_metrics(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
 
 /// `ferry bench`.
 pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
-    let mut cfg = Config::default();
+    let mut cfg = Config::from_env()?;
     if let Some(n) = args.num_cpus {
         cfg = cfg.num_cpus(n);
     }
@@ -575,7 +575,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
         stats: Vec::new(),
         printed: false,
     };
-    let res = run_metrics(&rt, &mut runner).and_then(|()| super::cross_rank::run(&rt, &mut runner));
+    let res = run_metrics(&rt, &mut runner)
+        .and_then(|()| super::cross_rank::run(&rt, &mut runner))
+        .and_then(|()| super::locality::run(&rt, &mut runner))
+        .and_then(|()| super::gpu_bench::run(&mut runner));
     let unhandled = rt.unhandled_errors();
     rt.shutdown()?;
     res?;
@@ -613,6 +616,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
 }
 
 fn print_ratios(stats: &[Stat]) {
+    if stats.is_empty() {
+        return;
+    }
     let width = stats.iter().map(|s| s.name.len()).max().unwrap_or(0);
     say("");
     say("Ferry vs Ray 2.60.0 on a 2-core machine (anchor: ray-2.60.0-microbenchmark-2core.txt)");

@@ -42,6 +42,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 /// Runs the cross-rank metrics (rank 0 drives, rank 1 serves).
 pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
+    if !r.wants("cross-rank") && !r.wants("across ranks") {
+        return Ok(());
+    }
     if rt.world_size() < 2 {
         say("cross-rank metrics skipped: one rank (run under `mpirun -n 2 ferry bench`)");
         return Ok(());

@@ -14,11 +14,22 @@ pub(crate) fn run(ranks: u32, json: bool) -> Result<(), CliError> {
     } else {
         launcher::plan(&topo, ranks)?
     };
+    let cuda = match ferry::gpu::probe::driver() {
+        Ok(d) => format!(
+            "CUDA driver {}.{}, {} device{}",
+            d.version_major(),
+            d.version_minor(),
+            d.device_count,
+            if d.device_count == 1 { "" } else { "s" }
+        ),
+        Err(e) => format!("no usable CUDA driver ({e}): GPU requests are infeasible"),
+    };
     if json {
         let mut v = launcher::render_json(&topo, &plan);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("ranks_per_node".into(), ranks.into());
             obj.insert("oversubscribed".into(), oversubscribed.into());
+            obj.insert("cuda".into(), cuda.into());
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -29,6 +40,7 @@ pub(crate) fn run(ranks: u32, json: bool) -> Result<(), CliError> {
             );
         }
         print!("{}", launcher::render_table(&topo, &plan));
+        println!("cuda: {cuda}");
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 mod anchors;
 mod bench;
 mod cross_rank;
+mod gpu_bench;
 mod info;
+mod locality;
 mod timeit;
 
 use std::path::PathBuf;

@@ -92,12 +92,12 @@ impl OffsetAllocator {
     /// Reserves at least `len` bytes; `None` when no free range fits.
     pub(crate) fn alloc(&mut self, len: usize) -> Option<Allocation> {
         let (size, align) = size_class(len)?;
-        if size <= QUICK_MAX {
-            if let Some(offset) = self.quick[size / ALIGN - 1].pop() {
-                self.quick_bytes -= size;
-                self.used += size;
-                return Some(Allocation { offset, size });
-            }
+        if size <= QUICK_MAX
+            && let Some(offset) = self.quick[size / ALIGN - 1].pop()
+        {
+            self.quick_bytes -= size;
+            self.used += size;
+            return Some(Allocation { offset, size });
         }
         let offset = match self.alloc_general(size, align) {
             Some(o) => o,
@@ -163,11 +163,11 @@ impl OffsetAllocator {
                 size += prev_size;
             }
         }
-        if let Some((&next_off, &next_size)) = self.by_offset.range(offset + size..).next() {
-            if next_off == offset + size {
-                self.remove_free(next_off, next_size);
-                size += next_size;
-            }
+        if let Some((&next_off, &next_size)) = self.by_offset.range(offset + size..).next()
+            && next_off == offset + size
+        {
+            self.remove_free(next_off, next_size);
+            size += next_size;
         }
         debug_assert!(
             self.by_offset

@@ -177,7 +177,7 @@ pub fn archived_len<T: Storable>(v: &T) -> Result<usize, StoreError> {
 ///
 /// As [`archived_len`].
 pub fn serialize_into<T: Storable>(v: &T, buf: &mut [u8]) -> Result<usize, StoreError> {
-    if buf.as_ptr() as usize % 16 != 0 {
+    if !(buf.as_ptr() as usize).is_multiple_of(16) {
         return Err(StoreError::Serialize(
             "destination buffer is not 16-byte aligned".into(),
         ));

@@ -17,6 +17,10 @@ pub(crate) type Scenario = (&'static str, fn(&Runtime) -> ferry::Result<()>);
 /// Every scenario, in the order they run.
 pub(crate) const SCENARIOS: &[Scenario] = &[
     ("resources_add_up_over_ranks", resources_add_up_over_ranks),
+    (
+        "each_rank_runs_where_its_binding_says",
+        each_rank_runs_where_its_binding_says,
+    ),
     ("a_task_runs_on_every_rank", a_task_runs_on_every_rank),
     (
         "a_saturated_rank_sends_work_to_the_others",
@@ -615,5 +619,61 @@ fn a_million_cross_rank_refs_leak_nothing(rt: &Runtime) -> ferry::Result<()> {
         store_used_on(rt, 0)?,
         store_used_on(rt, owner)?
     );
+    Ok(())
+}
+
+/// A rank's binding and where its worker runs: (local rank, CPUs, shares
+/// CPUs, pins threads, the worker thread's CPUs).
+#[ferry::remote]
+fn binding_here(rt: &Runtime) -> (u32, Vec<u32>, bool, bool, Vec<u32>) {
+    let b = rt.binding();
+    let cpus = |v: Vec<usize>| v.into_iter().map(|c| c as u32).collect();
+    let thread = ferry::parts::launcher::affinity::current_thread_cpus().unwrap_or_default();
+    (
+        b.local_rank,
+        cpus(b.cpus),
+        b.shares_cpus,
+        rt.pins_threads(),
+        cpus(thread),
+    )
+}
+
+/// Ranks that bind get CPUs no other rank has, and their workers run there;
+/// ranks that share CPUs (more ranks than CPUs, or loopback ranks in one
+/// process) leave their threads unbound.
+fn each_rank_runs_where_its_binding_says(rt: &Runtime) -> ferry::Result<()> {
+    let n = rt.world_size();
+    let refs = (0..n)
+        .map(|r| binding_here::options().on_rank(r).remote(rt))
+        .collect::<ferry::Result<Vec<_>>>()?;
+    let mut all = Vec::new();
+    for r in &refs {
+        // Let a worker run it (a getter would run a queued task itself).
+        rt.wait(std::slice::from_ref(r), 1, None)?;
+        all.push(rt.get_value(r)?);
+    }
+    // Real ranks of one node (distinct local ranks; loopback ranks are each
+    // alone in their plan) with a CPU each: every one binds.
+    let locals: std::collections::HashSet<u32> = all.iter().map(|b| b.0).collect();
+    let cpus_here = ferry::parts::launcher::affinity::allowed_cpus()
+        .map(|c| c.len())
+        .unwrap_or(0);
+    if locals.len() == n as usize && n > 1 && n as usize <= cpus_here {
+        assert!(all.iter().all(|b| b.3), "a rank left unbound: {all:?}");
+    }
+    let mut taken = std::collections::HashSet::new();
+    for (rank, (_local, cpus, shares, pins, thread)) in all.iter().enumerate() {
+        assert!(!cpus.is_empty(), "rank {rank} has no CPU");
+        if *pins {
+            assert!(!shares, "rank {rank} pins CPUs it shares");
+            assert!(
+                thread.iter().all(|c| cpus.contains(c)),
+                "rank {rank}: a worker on {thread:?}, binding {cpus:?}"
+            );
+            for c in cpus {
+                assert!(taken.insert(*c), "CPU {c} bound by two ranks: {all:?}");
+            }
+        }
+    }
     Ok(())
 }
