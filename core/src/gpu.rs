@@ -14,10 +14,14 @@
 //!   node;
 //! * [`GpuObject::to_host`]: a host copy, for a CPU consumer.
 //!
-//! Limits: the producer owns the memory. It must keep its [`SharedBuffer`]
-//! (typically in the actor's state) while consumers may still read; once it
-//! is dropped, reads fail with [`Error::Gpu`] (same process) or a CUDA
-//! error (other processes). GPU objects do not cross nodes (CUDA IPC is
+//! Limits: the producer owns the memory and must not change it after
+//! sharing (it is an immutable object, as everything in the store). It must
+//! keep its [`SharedBuffer`] (typically in the actor's state) until every
+//! consumer has copied what it needs: once it is dropped, reads in the same
+//! process fail with [`Error::Gpu`], and freeing memory another process
+//! still has mapped is undefined in CUDA, so a producer on another rank must
+//! outlive its consumers' copies (keep the actor alive until they are
+//! done). GPU objects do not cross nodes (CUDA IPC is
 //! node-local): a consumer on another node gets [`Error::Gpu`]. The data is
 //! not spilled or kept by the object store: the store holds only the handle.
 //!
@@ -87,6 +91,9 @@ impl SharedBuffer {
     /// [`Error::Gpu`] when the buffer cannot be exported (it is empty, or
     /// the driver refuses).
     pub fn new(buffer: DeviceBytes) -> Result<SharedBuffer> {
+        // Everything queued on the device (the producer's kernels on its
+        // own streams) is done before anyone can read the buffer.
+        buffer.device().synchronize()?;
         let ipc = buffer.export_ipc()?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let buffer = Arc::new(buffer);

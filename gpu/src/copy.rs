@@ -58,7 +58,8 @@ pub fn copy_peer(dst: &DeviceBytes, src: &DeviceBytes) -> Result<()> {
 
 /// The raw copy underneath [`copy_peer`] and the IPC mapping copies:
 /// `cuMemcpyDtoD` when both sides share a context, `cuMemcpyPeer` otherwise,
-/// followed by a synchronize of the context(s) involved.
+/// after waiting for the source context's work and followed by a
+/// synchronize of the context(s) involved.
 ///
 /// # Safety
 ///
@@ -75,6 +76,10 @@ pub(crate) unsafe fn copy_raw(
     if bytes == 0 {
         return Ok(());
     }
+    // Work the producer queued on its own (possibly non-blocking) cudarc
+    // streams is not ordered before a copy on the legacy stream: wait for
+    // it, so the copy reads what was written.
+    src_dev.synchronize()?;
     dst_dev.bind()?;
     if dst_dev.same_context(src_dev) {
         ffi::call("cuMemcpyDtoD", || {

@@ -1,6 +1,7 @@
 //! An opened CUDA device: its primary context and default stream.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{CudaContext, CudaStream};
 
@@ -39,7 +40,20 @@ impl Device {
     /// Errors: [`GpuError::NoDriver`] without a driver, [`GpuError::NoDevice`]
     /// for an ordinal out of range, [`GpuError::Cuda`] if the context cannot be
     /// created.
+    ///
+    /// The device is opened once per process and kept: later calls (from
+    /// any thread) share it, so the primary context is not torn down and
+    /// rebuilt each time the last user lets go.
     pub fn open(ordinal: usize) -> Result<Device> {
+        static OPENED: OnceLock<Mutex<HashMap<usize, Device>>> = OnceLock::new();
+        let opened = OPENED.get_or_init(Default::default);
+        if let Some(dev) = opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ordinal)
+        {
+            return Ok(dev.clone());
+        }
         let count = probe::device_count()?;
         if ordinal >= count {
             return Err(GpuError::NoDevice { ordinal, count });
@@ -47,7 +61,13 @@ impl Device {
         let info = probe::device_info(ordinal)?;
         let ctx = ffi::call("cuDevicePrimaryCtxRetain", || CudaContext::new(ordinal))?;
         let stream = ctx.default_stream();
-        Ok(Device { info, ctx, stream })
+        let dev = Device { info, ctx, stream };
+        Ok(opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ordinal)
+            .or_insert(dev)
+            .clone())
     }
 
     /// The CUDA ordinal of this device.
@@ -77,8 +97,20 @@ impl Device {
     }
 
     /// Makes this device's context current on the calling thread.
+    ///
+    /// Sets the context directly rather than through cudarc's
+    /// `bind_to_thread`, which first reports (and clears) an error cudarc
+    /// deferred from dropping one of its own objects: that error belongs to
+    /// someone else, and on that path the context would not be made current,
+    /// so a later free would run under the wrong context.
     pub(crate) fn bind(&self) -> Result<()> {
-        ffi::call("cuCtxSetCurrent", || self.ctx.bind_to_thread())
+        let ctx = self.ctx.cu_ctx();
+        ffi::call("cuCtxSetCurrent", || {
+            // SAFETY: `ctx` is the primary context this `Device` retains
+            // (kept alive by `self.ctx`); making it current only changes the
+            // calling thread's CUDA state.
+            unsafe { cudarc::driver::result::ctx::set_current(ctx) }
+        })
     }
 
     /// Whether `self` and `other` share one CUDA context.

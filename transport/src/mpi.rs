@@ -377,16 +377,17 @@ impl Transport for MpiTransport {
         }
         // Post it from this thread when MPI is free and nothing is queued
         // before it (one thread handoff less); else queue it.
-        if self.direct.allowed.load(Ordering::Acquire) && self.cmds.is_empty() {
-            if let Ok(_mpi) = self.direct.mpi.try_lock() {
-                if self.cmds.is_empty() && !self.closed.load(Ordering::Acquire) {
-                    let p = PendingSend::start_on_world(to, FRAME_TAG, bytes)?;
-                    lock(&self.direct.pending).push_back(p);
-                    // The progress thread tests it for completion.
-                    self.progress.unpark();
-                    return Ok(());
-                }
-            }
+        if self.direct.allowed.load(Ordering::Acquire)
+            && self.cmds.is_empty()
+            && let Ok(_mpi) = self.direct.mpi.try_lock()
+            && self.cmds.is_empty()
+            && !self.closed.load(Ordering::Acquire)
+        {
+            let p = PendingSend::start_on_world(to, FRAME_TAG, bytes)?;
+            lock(&self.direct.pending).push_back(p);
+            // The progress thread tests it for completion.
+            self.progress.unpark();
+            return Ok(());
         }
         self.command(Cmd::Send { to, bytes })
     }
