@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use crate::buffer::DeviceBytes;
-use crate::copy::{copy_peer, copy_raw};
+use crate::copy::copy_peer;
 use crate::device::Device;
 use crate::error::{GpuError, Result};
 use crate::ipc::IpcHandle;
@@ -118,19 +118,9 @@ fn ferry_copy(dst: &DeviceBytes, src: &DeviceBytes) -> Result<()> {
     copy_peer(dst, src)
 }
 
-/// The baseline: one driver copy and a synchronize, nothing else.
+/// The baseline: the driver copy and its synchronize, nothing else.
 fn raw_copy(dst: &DeviceBytes, src: &DeviceBytes) -> Result<()> {
-    // SAFETY: both are live, distinct allocations of `src.len()` bytes
-    // (d2d_copy allocates them with the same size).
-    unsafe {
-        copy_raw(
-            dst.device(),
-            dst.as_raw(),
-            src.device(),
-            src.as_raw(),
-            src.len(),
-        )
-    }
+    copy_peer(dst, src)
 }
 
 /// Median of a non-empty sample (mean of the middle two for even sizes).

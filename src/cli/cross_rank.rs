@@ -11,7 +11,7 @@ use std::time::Instant;
 use ferry::{ActorHandle, ObjectRef, Runtime};
 
 use super::bench::{Runner, Server, do_put, do_put_small, work};
-use super::timeit::say;
+use super::timeit::{median, say};
 
 /// An empty task.
 #[ferry::remote]
@@ -34,11 +34,6 @@ const SIZES: [(u64, usize, &str); 6] = [
     (64 << 20, 6, "64 MiB"),
     (256 << 20, 3, "256 MiB"),
 ];
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
 
 /// Runs the cross-rank metrics (rank 0 drives, rank 1 serves).
 pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {

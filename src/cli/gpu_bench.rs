@@ -8,18 +8,13 @@ use std::time::Instant;
 use ferry::gpu::{Device, DeviceBytes, SharedBuffer, bench, probe};
 
 use super::bench::Runner;
-use super::timeit::say;
+use super::timeit::{median, say};
 
 const SIZES: [(usize, usize, &str); 3] = [
     (1 << 20, 50, "1 MiB"),
     (64 << 20, 20, "64 MiB"),
     (256 << 20, 10, "256 MiB"),
 ];
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
 
 /// Runs the measurement when the filter wants "gpu".
 pub(crate) fn run(r: &mut Runner<'_>) -> ferry::Result<()> {

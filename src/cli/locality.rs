@@ -10,7 +10,7 @@ use ferry::parts::launcher::{Topology, membind};
 use ferry::{Pin, Runtime};
 
 use super::bench::Runner;
-use super::timeit::say;
+use super::timeit::{median, say};
 
 /// Bytes streamed per pass.
 const BYTES: usize = 256 << 20;
@@ -44,11 +44,6 @@ impl Streamer {
         std::hint::black_box(total);
         Ok(rates)
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 /// Runs the measurement when the filter wants "numa streaming".

@@ -122,6 +122,13 @@ pub(crate) fn summarize(name: &str, rates: &[f64]) -> Stat {
     }
 }
 
+/// The median of `xs` (the upper middle for an even count); `xs` must not
+/// be empty.
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
