@@ -243,11 +243,25 @@ fn capacity_of(cfg: &Config) -> usize {
 /// exposes it as a window at start).
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) fn create_arena(cfg: &Config, job_id: &str, rank: u32) -> Result<Arena> {
-    Ok(Arena::create(&StoreConfig::new(
-        job_id.to_string(),
-        rank,
-        capacity_of(cfg),
-    ))?)
+    arena(StoreConfig::new(job_id.to_string(), rank, capacity_of(cfg)))
+}
+
+/// Creates a rank's arena, first removing what a crashed earlier run of
+/// the same job left (files no live rank holds; this job's only).
+fn arena(cfg: StoreConfig) -> Result<Arena> {
+    match ferry_store::clean(&cfg.dir, Some(&cfg.job_id)) {
+        Ok(removed) => {
+            for path in removed {
+                tracing::warn!(
+                    "removed {}, left by a rank of job {} that ended without cleaning up",
+                    path.display(),
+                    cfg.job_id
+                );
+            }
+        }
+        Err(e) => tracing::debug!("could not look for stale files: {e}"),
+    }
+    Ok(Arena::create(&cfg)?)
 }
 
 /// A rank's settings, checked, before anything is started.
@@ -358,11 +372,11 @@ impl Prepared {
 
     /// This rank's shared-memory arena.
     pub(crate) fn create_arena(&self) -> Result<Arena> {
-        Ok(Arena::create(&StoreConfig::new(
+        arena(StoreConfig::new(
             self.job_id.clone(),
             self.rank,
             self.capacity,
-        ))?)
+        ))
     }
 
     /// Starts the rank: workers, and with a transport the cluster protocol.

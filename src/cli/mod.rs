@@ -32,6 +32,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove shared-memory files that crashed ranks left behind (files no
+    /// live rank holds; live jobs' files are never touched).
+    Clean {
+        /// Only this job's files.
+        #[arg(long, value_name = "ID")]
+        job: Option<String>,
+        /// The directory holding the segments.
+        #[arg(long, value_name = "DIR", default_value = "/dev/shm")]
+        dir: PathBuf,
+    },
     /// Run Ferry's versions of Ray's single-process microbenchmarks.
     Bench {
         /// Run only the metrics whose name contains this substring.
@@ -49,6 +59,21 @@ enum Command {
     },
 }
 
+/// `ferry clean`.
+fn clean(job: Option<&str>, dir: &std::path::Path) -> Result<(), CliError> {
+    let removed = ferry::parts::store::clean(dir, job)?;
+    for path in &removed {
+        println!("removed {}", path.display());
+    }
+    println!(
+        "{} stale file{} removed from {}",
+        removed.len(),
+        if removed.len() == 1 { "" } else { "s" },
+        dir.display()
+    );
+    Ok(())
+}
+
 /// An error that ends the program with exit code 1.
 pub(crate) type CliError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -57,6 +82,7 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { ranks, json } => info::run(ranks, json),
+        Command::Clean { job, dir } => clean(job.as_deref(), &dir),
         Command::Bench {
             filter,
             json,

@@ -13,6 +13,7 @@ mod alloc;
 mod archive;
 mod arena;
 mod error;
+mod liveness;
 mod segment;
 
 pub use archive::{
@@ -23,4 +24,5 @@ pub use archive::{
 pub use archive::{as_native_slice, put_pod_slice_with};
 pub use arena::{Arena, Block, BlockMut, StoreConfig, default_capacity};
 pub use error::StoreError;
+pub use liveness::clean;
 pub use segment::{DEFAULT_SHM_DIR, ReadOnlySegment, Segment, free_space, open_readonly};

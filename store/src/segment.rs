@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use memmap2::{Mmap, MmapOptions, MmapRaw};
 
 use crate::error::StoreError;
+use crate::liveness;
 
 /// Default directory for segments.
 pub const DEFAULT_SHM_DIR: &str = "/dev/shm";
@@ -72,6 +73,8 @@ pub struct Segment {
     path: PathBuf,
     capacity: usize,
     unlinked: AtomicBool,
+    /// Holds the liveness lock ([`crate::clean`]) while the segment lives.
+    _owner: File,
 }
 
 impl Segment {
@@ -81,15 +84,18 @@ impl Segment {
         dir.join(format!("ferry-{job_id}-r{rank}"))
     }
 
-    /// Creates the file at `path` (`O_CREAT | O_EXCL | O_RDWR`, mode `0600`),
+    /// Creates the file at `path` (mode `0600`, never replacing a live one),
     /// sizes it to `capacity` bytes without touching any page and maps it
-    /// shared read-write.
+    /// shared read-write. The segment holds an exclusive `flock` on the file
+    /// while it lives; a file at `path` that nobody holds (left by a rank
+    /// that crashed) is replaced.
     ///
     /// # Errors
     ///
     /// [`StoreError::ShmTooSmall`] when the file system has less than
-    /// `capacity` bytes free, [`StoreError::Exists`] when `path` exists,
-    /// [`StoreError::Io`] for any other failure (including `capacity == 0`).
+    /// `capacity` bytes free, [`StoreError::Exists`] when a live segment is
+    /// at `path`, [`StoreError::Io`] for any other failure (including
+    /// `capacity == 0`).
     pub fn create(path: &Path, capacity: usize) -> Result<Segment, StoreError> {
         if capacity == 0 {
             return Err(io_err(
@@ -109,23 +115,65 @@ impl Segment {
                 available,
             });
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| match e.kind() {
+        // Made under a temporary name, locked, sized, then renamed into
+        // place without replacing anything: a cleaner never sees it unlocked.
+        let temp = dir.join(format!(
+            ".{}-tmp-{}",
+            path.file_name()
+                .map_or_else(Default::default, |n| n.to_string_lossy()),
+            std::process::id()
+        ));
+        let open_temp = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)
+        };
+        let file = match open_temp() {
+            // Left by an earlier process that had this pid and died.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                liveness::remove_if_stale(&temp)?;
+                open_temp()
+            }
+            other => other,
+        }
+        .map_err(|e| io_err(&temp, e))?;
+        let cleanup = |e: StoreError| {
+            let _ = std::fs::remove_file(&temp);
+            e
+        };
+        if !liveness::try_lock(&file).map_err(|e| cleanup(io_err(&temp, e)))? {
+            return Err(cleanup(io_err(
+                &temp,
+                io::Error::other("a fresh file is locked by someone else"),
+            )));
+        }
+        file.set_len(capacity as u64)
+            .map_err(|e| cleanup(io_err(&temp, e)))?;
+        let mut placed = liveness::rename_noreplace(&temp, path);
+        if placed
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::AlreadyExists)
+            && liveness::remove_if_stale(path).map_err(cleanup)?
+        {
+            // The file of a rank that died with this job id and rank:
+            // replaced.
+            placed = liveness::rename_noreplace(&temp, path);
+        }
+        placed.map_err(|e| {
+            cleanup(match e.kind() {
                 io::ErrorKind::AlreadyExists => StoreError::Exists(path.to_path_buf()),
                 _ => io_err(path, e),
-            })?;
-        // From here on the file is ours: remove it again if anything fails.
+            })
+        })?;
+        // From here on the file is ours under its name: remove it again if
+        // anything fails.
         let cleanup = |e: StoreError| {
             let _ = std::fs::remove_file(path);
             e
         };
-        file.set_len(capacity as u64)
-            .map_err(|e| cleanup(io_err(path, e)))?;
         let map = MmapOptions::new()
             .len(capacity)
             .map_raw(&file)
@@ -135,6 +183,7 @@ impl Segment {
             path: path.to_path_buf(),
             capacity,
             unlinked: AtomicBool::new(false),
+            _owner: file,
         })
     }
 

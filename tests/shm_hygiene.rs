@@ -1,0 +1,83 @@
+//! Shared-memory hygiene at the runtime's level: files a crashed run of the
+//! same job left are removed at the next start; other jobs' files are not;
+//! `ferry clean` removes stale files and leaves live ones.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use ferry::Config;
+
+fn shm(name: &str) -> PathBuf {
+    PathBuf::from("/dev/shm").join(name)
+}
+
+#[test]
+fn the_next_start_of_a_job_removes_what_its_crashed_ranks_left() {
+    let job = format!("hyg{}", std::process::id());
+    let other = format!("hygother{}", std::process::id());
+    // As SIGKILLed ranks leave them: files nobody holds.
+    for name in [
+        format!("ferry-{job}-r0"),
+        format!("ferry-{job}-r3"),
+        format!("ferry-{other}-r0"),
+    ] {
+        std::fs::write(shm(&name), b"").unwrap();
+    }
+    let rt = ferry::init(
+        Config::default()
+            .job_id(job.clone())
+            .object_store_memory(16 << 20),
+    )
+    .unwrap();
+    assert!(!shm(&format!("ferry-{job}-r3")).exists());
+    // Rank 0's own name is the live arena now.
+    assert_eq!(rt.store_path(), shm(&format!("ferry-{job}-r0")));
+    assert_eq!(
+        std::fs::metadata(rt.store_path()).unwrap().len(),
+        16 << 20,
+        "the live arena replaced the stale file"
+    );
+    assert!(
+        shm(&format!("ferry-{other}-r0")).exists(),
+        "another job's file"
+    );
+    rt.shutdown().unwrap();
+    assert!(!shm(&format!("ferry-{job}-r0")).exists());
+    std::fs::remove_file(shm(&format!("ferry-{other}-r0"))).unwrap();
+}
+
+#[test]
+fn ferry_clean_removes_stale_files_and_leaves_live_ones() {
+    let job = format!("hygcli{}", std::process::id());
+    let stale = shm(&format!("ferry-{job}-r1"));
+    std::fs::write(&stale, b"").unwrap();
+    let rt = ferry::init(
+        Config::default()
+            .job_id(job.clone())
+            .object_store_memory(16 << 20),
+    )
+    .unwrap();
+    // The start removed r1 already; leave another one behind again.
+    std::fs::write(&stale, b"").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["clean", "--job", &job])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("removed {}", stale.display())),
+        "{text}"
+    );
+    assert!(text.contains("1 stale file removed"), "{text}");
+    assert!(!stale.exists());
+    assert!(rt.store_path().exists(), "the live arena stays");
+    rt.shutdown().unwrap();
+    // A directory that is not there: a clear error, exit code 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["clean", "--dir", "/nonexistent/ferry"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ferry"));
+}
