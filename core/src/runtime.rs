@@ -583,6 +583,86 @@ impl Runtime {
         )))
     }
 
+    /// Puts a whole file into the store as a `Vec<u8>`, read from disk
+    /// straight into shared memory (io_uring, several reads in flight; `pread`
+    /// where io_uring is not allowed), with no buffer in between: a dataset
+    /// or a checkpoint becomes an object every task can view.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the file cannot be opened,
+    /// [`Error::Store`] when the store cannot hold it or a read fails.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("ferry-doc-put-file-{}", std::process::id()));
+    /// std::fs::write(&path, b"a checkpoint")?;
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0).object_store_memory(16 << 20))?;
+    /// let r = rt.put_file(&path)?;
+    /// assert_eq!(rt.get(&r)?.as_slice(), b"a checkpoint");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_file(&self, path: impl AsRef<std::path::Path>) -> Result<ObjectRef<Vec<u8>>> {
+        let path = path.as_ref();
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", path.display())))?
+            .len();
+        self.put_file_range(path, 0, len)
+    }
+
+    /// Puts `len` bytes of a file, from byte `offset` on, into the store as a
+    /// `Vec<u8>` (as [`put_file`](Self::put_file) does for a whole file).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the file cannot be opened or the range
+    /// goes past its end, [`Error::Store`] when the store cannot hold it or
+    /// a read fails.
+    pub fn put_file_range(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        offset: u64,
+        len: u64,
+    ) -> Result<ObjectRef<Vec<u8>>> {
+        self.check_live()?;
+        let path = path.as_ref();
+        let bad =
+            |why: String| Error::InvalidArgument(format!("cannot read {}: {why}", path.display()));
+        let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+        let size = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| end <= size)
+            .ok_or_else(|| {
+                bad(format!(
+                    "bytes {offset}..{} asked for, the file has {size}",
+                    offset.saturating_add(len)
+                ))
+            })?;
+        debug_assert!(end <= size);
+        let len =
+            usize::try_from(len).map_err(|_| bad(format!("{len} bytes do not fit in memory")))?;
+        let block = ferry_store::try_put_pod_slice_with::<u8>(&self.inner.arena, len, |dst| {
+            ferry_store::read_exact_at(&file, offset, dst)
+                .map(|_| ())
+                .map_err(|source| ferry_store::StoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+        })?;
+        let stored = StoredValue {
+            block: block.into(),
+            type_tag: TypeTag::of::<Vec<u8>>(),
+            type_name: std::any::type_name::<Vec<u8>>().into(),
+            validated: AtomicBool::new(true),
+            _contained: Vec::new(),
+        };
+        Ok(ObjectRef::from_slot(Slot::ready(
+            self.inner.ids.object(),
+            stored,
+        )))
+    }
+
     /// Stores bytes that claim to be an rkyv archive of a `T` (read from a
     /// file, received from elsewhere). They are validated at the first `get`:
     /// bytes that are not a valid archive give [`Error::Corrupt`], never

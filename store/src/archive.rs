@@ -425,6 +425,24 @@ pub fn put_pod_slice_with<P: PodElement>(
     len: usize,
     fill: impl FnOnce(&mut [P]),
 ) -> Result<Block, StoreError> {
+    try_put_pod_slice_with(arena, len, |xs| {
+        fill(xs);
+        Ok(())
+    })
+}
+
+/// Like [`put_pod_slice_with`], for a `fill` that can fail (reading a
+/// file): on its error the block is given back and the error returned.
+///
+/// # Errors
+///
+/// As [`put_pod_slice_with`], and `fill`'s error.
+#[cfg(target_endian = "little")]
+pub fn try_put_pod_slice_with<P: PodElement>(
+    arena: &Arena,
+    len: usize,
+    fill: impl FnOnce(&mut [P]) -> Result<(), StoreError>,
+) -> Result<Block, StoreError> {
     let (element_bytes, root_pos, total) = pod_vec_layout::<P>(len)?;
     let mut block = arena.alloc(total)?;
     let buf = block.as_mut_slice();
@@ -438,7 +456,7 @@ pub fn put_pod_slice_with<P: PodElement>(
         // bit pattern is a valid value, and mapped memory is initialised.
         let elements: &mut [P] =
             unsafe { std::slice::from_raw_parts_mut(elements.as_mut_ptr().cast::<P>(), len) };
-        fill(elements);
+        fill(elements)?;
     }
     // rkyv pads with zeros before the root.
     buf[element_bytes..root_pos].fill(0);

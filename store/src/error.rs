@@ -29,8 +29,8 @@ pub enum StoreError {
     },
     /// The shared-memory file already exists (another job or a stale run).
     #[error(
-        "object store file {} already exists (another run with the same job id and rank, \
-         or a stale file that can be removed)",
+        "object store file {} belongs to a live process (another run with the same job id \
+         and rank is still going)",
         .0.display()
     )]
     Exists(PathBuf),
@@ -114,7 +114,7 @@ mod tests {
         assert!(
             StoreError::Exists("/dev/shm/x".into())
                 .to_string()
-                .contains("/dev/shm/x already exists")
+                .contains("/dev/shm/x belongs to a live process")
         );
     }
 }

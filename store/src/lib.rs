@@ -13,6 +13,7 @@ mod alloc;
 mod archive;
 mod arena;
 mod error;
+mod fileio;
 mod liveness;
 mod segment;
 
@@ -21,8 +22,9 @@ pub use archive::{
     access_unchecked, archived_len, deserialize, put, serialize_into,
 };
 #[cfg(target_endian = "little")]
-pub use archive::{as_native_slice, put_pod_slice_with};
+pub use archive::{as_native_slice, put_pod_slice_with, try_put_pod_slice_with};
 pub use arena::{Arena, Block, BlockMut, StoreConfig, default_capacity};
 pub use error::StoreError;
+pub use fileio::{IoPath, read_exact_at};
 pub use liveness::clean;
 pub use segment::{DEFAULT_SHM_DIR, ReadOnlySegment, Segment, free_space, open_readonly};
