@@ -578,7 +578,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
     let res = run_metrics(&rt, &mut runner)
         .and_then(|()| super::cross_rank::run(&rt, &mut runner))
         .and_then(|()| super::locality::run(&rt, &mut runner))
-        .and_then(|()| super::gpu_bench::run(&mut runner));
+        .and_then(|()| super::gpu_bench::run(&mut runner))
+        .and_then(|()| super::put_file_bench::run(&rt, &mut runner, args.quick));
     let unhandled = rt.unhandled_errors();
     rt.shutdown()?;
     res?;

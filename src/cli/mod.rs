@@ -6,6 +6,7 @@ mod cross_rank;
 mod gpu_bench;
 mod info;
 mod locality;
+mod put_file_bench;
 mod timeit;
 
 use std::path::PathBuf;

@@ -17,9 +17,9 @@ use std::sync::Once;
 use io_uring::{IoUring, opcode, types};
 
 /// Bytes per read request.
-const CHUNK: usize = 4 << 20;
+const CHUNK: usize = 16 << 20;
 /// Read requests in flight.
-const DEPTH: usize = 8;
+const DEPTH: usize = 2;
 
 /// How a read was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
