@@ -570,6 +570,16 @@ impl Runtime {
     {
         self.check_live()?;
         let block = ferry_store::put_pod_slice_with::<P>(&self.inner.arena, len, fill)?;
+        Ok(self.pod_vec_ref(block))
+    }
+
+    /// The ref of a sealed block holding a `Vec<P>` built in place (valid by
+    /// construction).
+    fn pod_vec_ref<P>(&self, block: ferry_store::Block) -> ObjectRef<Vec<P>>
+    where
+        P: PodElement,
+        Vec<P>: Object,
+    {
         let stored = StoredValue {
             block: block.into(),
             type_tag: TypeTag::of::<Vec<P>>(),
@@ -577,10 +587,7 @@ impl Runtime {
             validated: AtomicBool::new(true),
             _contained: Vec::new(),
         };
-        Ok(ObjectRef::from_slot(Slot::ready(
-            self.inner.ids.object(),
-            stored,
-        )))
+        ObjectRef::from_slot(Slot::ready(self.inner.ids.object(), stored))
     }
 
     /// Puts a whole file into the store as a `Vec<u8>`, read from disk
@@ -650,17 +657,7 @@ impl Runtime {
                     source,
                 })
         })?;
-        let stored = StoredValue {
-            block: block.into(),
-            type_tag: TypeTag::of::<Vec<u8>>(),
-            type_name: std::any::type_name::<Vec<u8>>().into(),
-            validated: AtomicBool::new(true),
-            _contained: Vec::new(),
-        };
-        Ok(ObjectRef::from_slot(Slot::ready(
-            self.inner.ids.object(),
-            stored,
-        )))
+        Ok(self.pod_vec_ref(block))
     }
 
     /// Stores bytes that claim to be an rkyv archive of a `T` (read from a
