@@ -60,9 +60,5 @@ fn a_directory_is_an_os_error() {
     let dir = std::fs::File::open(std::env::temp_dir()).unwrap();
     let mut buf = [0u8; 16];
     let err = read_exact_at(&dir, 0, &mut buf).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc_eisdir()), "{err}");
-}
-
-fn libc_eisdir() -> i32 {
-    21
+    assert_eq!(err.raw_os_error(), Some(libc::EISDIR), "{err}");
 }
