@@ -60,6 +60,11 @@ fn size_class(len: usize) -> Option<(usize, usize)> {
     }
 }
 
+/// The bytes a request of `len` reserves (`None` on overflow).
+pub(crate) fn reserved_size(len: usize) -> Option<usize> {
+    size_class(len).map(|(size, _)| size)
+}
+
 impl OffsetAllocator {
     /// An allocator whose whole `[0, capacity)` range is free. `capacity` is
     /// rounded down to a multiple of [`ALIGN`].
@@ -87,6 +92,17 @@ impl OffsetAllocator {
     /// Bytes currently handed out (sum of the rounded sizes of live ranges).
     pub(crate) fn used(&self) -> usize {
         self.used
+    }
+
+    /// The longest free range, counting the cached small ones as free only
+    /// where they are (a quick check before an allocation that may fail).
+    pub(crate) fn largest_free(&self) -> usize {
+        let coalesced = self.by_size.iter().next_back().map_or(0, |&(s, _)| s);
+        if self.quick_bytes > 0 {
+            coalesced.max(QUICK_MAX)
+        } else {
+            coalesced
+        }
     }
 
     /// Reserves at least `len` bytes; `None` when no free range fits.

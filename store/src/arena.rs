@@ -5,10 +5,14 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::alloc::{Allocation, OffsetAllocator, PAGE};
-use crate::error::StoreError;
+use crate::error::{HeldReport, StoreError};
+use crate::pressure::{Pressure, SpillStats, alloc_under_pressure};
+use crate::sealed::Sealed;
 use crate::segment::{DEFAULT_SHM_DIR, Segment, free_space};
+use crate::spill_dir::SpillDir;
 
 /// Where and how large to create a rank's arena.
 ///
@@ -29,6 +33,13 @@ pub struct StoreConfig {
     pub rank: u32,
     /// Arena size in bytes (rounded up to a whole page).
     pub capacity: usize,
+    /// Where idle objects are spilled when the arena is full: the rank's
+    /// directory `ferry-<job_id>-r<rank>.spill` is made in it. `None`
+    /// (the default) spills nothing.
+    pub spill_root: Option<PathBuf>,
+    /// How long an allocation that does not fit waits for space (after
+    /// spilling what it can) before it fails (default: not at all).
+    pub put_timeout: Duration,
 }
 
 impl StoreConfig {
@@ -39,6 +50,8 @@ impl StoreConfig {
             job_id: job_id.into(),
             rank,
             capacity,
+            spill_root: None,
+            put_timeout: Duration::ZERO,
         }
     }
 
@@ -72,13 +85,14 @@ pub fn default_capacity() -> usize {
     cap.max(MIN) & !(PAGE - 1)
 }
 
-struct Shared {
-    segment: Segment,
+pub(crate) struct Shared {
+    pub(crate) segment: Segment,
     alloc: Mutex<OffsetAllocator>,
+    pub(crate) pressure: Pressure,
 }
 
 impl Shared {
-    fn allocator(&self) -> MutexGuard<'_, OffsetAllocator> {
+    pub(crate) fn allocator(&self) -> MutexGuard<'_, OffsetAllocator> {
         // The allocator's state is updated atomically with respect to panics
         // (no user code runs under the lock), so a poisoned lock is still
         // consistent.
@@ -86,7 +100,23 @@ impl Shared {
     }
 
     fn free(&self, a: Allocation) {
-        self.allocator().free(a);
+        let mut alloc = self.allocator();
+        alloc.free(a);
+        if self.pressure.is_waited_on() {
+            self.pressure.bump();
+        }
+    }
+
+    /// An object became spillable (or space freed): wakes waiting puts.
+    pub(crate) fn space_changed(&self) {
+        if self.pressure.is_waited_on() {
+            let _alloc = self.allocator();
+            self.pressure.bump();
+        }
+    }
+
+    pub(crate) fn base(&self) -> *const u8 {
+        self.segment.as_ptr()
     }
 }
 
@@ -143,13 +173,43 @@ impl Arena {
             });
         }
         let capacity = cfg.capacity.max(1).div_ceil(PAGE).saturating_mul(PAGE);
+        let spill = match &cfg.spill_root {
+            Some(root) => Some(SpillDir::create(root, &cfg.job_id, cfg.rank)?),
+            None => None,
+        };
         let segment = Segment::create(&path, capacity)?;
         Ok(Arena {
             shared: Arc::new(Shared {
                 alloc: Mutex::new(OffsetAllocator::new(capacity)),
                 segment,
+                pressure: Pressure::new(spill, cfg.put_timeout),
             }),
         })
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Arena {
+        Arena { shared }
+    }
+
+    /// Seals `block` as an object the store may spill while it is not
+    /// pinned (see [`Sealed`]).
+    pub fn seal(&self, block: Block) -> Sealed {
+        crate::sealed::seal(&self.shared, block)
+    }
+
+    /// The rank's spill directory, when spilling is on.
+    pub fn spill_dir(&self) -> Option<&Path> {
+        self.shared.pressure.spill_dir().map(SpillDir::path)
+    }
+
+    /// What was spilled and read back so far.
+    pub fn spill_stats(&self) -> SpillStats {
+        self.shared.pressure.stats()
+    }
+
+    /// What holds the store's memory now (the report a failed put gives).
+    pub fn held(&self) -> HeldReport {
+        crate::pressure::report(&self.shared)
     }
 
     /// The segment's file path (it may already be unlinked).
@@ -179,23 +239,24 @@ impl Arena {
     /// use, old data when reused). `len == 0` gives an empty block that holds
     /// no memory.
     ///
+    /// When no free range is large enough, idle sealed objects are spilled
+    /// (if the arena has a spill directory) and the call waits up to the
+    /// configured put timeout for space.
+    ///
     /// # Errors
     ///
-    /// [`StoreError::Full`] when no free range is large enough.
+    /// [`StoreError::Full`] when `len` can never fit, or no free range is
+    /// large enough and neither spilling nor waiting is configured;
+    /// [`StoreError::Held`] (with what holds the store) when the wait ran
+    /// out.
     pub fn alloc(&self, len: usize) -> Result<BlockMut, StoreError> {
         let alloc = if len == 0 {
             Allocation { offset: 0, size: 0 }
         } else {
-            let mut a = self.shared.allocator();
-            match a.alloc(len) {
+            let quick = self.shared.allocator().alloc(len);
+            match quick {
                 Some(x) => x,
-                None => {
-                    return Err(StoreError::Full {
-                        requested: len,
-                        used: a.used(),
-                        capacity: a.capacity(),
-                    });
-                }
+                None => alloc_under_pressure(&self.shared, len)?,
             }
         };
         Ok(BlockMut {
@@ -292,6 +353,14 @@ impl BlockMut {
         self.raw.len = self.raw.len.min(len);
     }
 
+    /// The whole reserved range (a whole number of pages for blocks of
+    /// 64 KiB and more), for direct I/O that moves whole pages.
+    pub(crate) fn reserved_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_mut_slice`, over the full reserved range, which
+        // this block owns alone.
+        unsafe { std::slice::from_raw_parts_mut(self.raw.ptr(), self.raw.alloc.size) }
+    }
+
     /// Makes the block immutable and shareable.
     pub fn freeze(self) -> Block {
         Block { raw: self.raw }
@@ -350,6 +419,19 @@ impl Block {
     /// rank needs to find it in a [`ReadOnlySegment`](crate::ReadOnlySegment)).
     pub fn offset(&self) -> usize {
         self.raw.alloc.offset
+    }
+
+    /// Arena bytes the block takes (its length rounded up).
+    pub(crate) fn reserved_len(&self) -> usize {
+        self.raw.alloc.size
+    }
+
+    /// The whole reserved range, padding included (see
+    /// [`BlockMut::reserved_mut`]).
+    pub(crate) fn reserved(&self) -> &[u8] {
+        // SAFETY: as in `as_slice`; the padding after `len` belongs to this
+        // block too, and nothing writes it while the block is frozen.
+        unsafe { std::slice::from_raw_parts(self.raw.ptr(), self.raw.alloc.size) }
     }
 }
 

@@ -61,12 +61,128 @@ pub enum StoreError {
         /// Total arena size.
         capacity: usize,
     },
+    /// A put waited for space as long as it may and none freed: what holds
+    /// the store is in the report.
+    #[error(
+        "object store full: asked for {} and waited {:.1} s; {held}",
+        Bytes(*.requested), .waited.as_secs_f64()
+    )]
+    Held {
+        /// Bytes asked for.
+        requested: usize,
+        /// How long the put waited.
+        waited: std::time::Duration,
+        /// What held the store when it gave up.
+        held: Box<HeldReport>,
+    },
+    /// The spill directory cannot be made or written.
+    #[error(
+        "cannot spill objects to {}: {source} (choose a writable local directory with \
+         Config::spill_dir or FERRY_SPILL_DIR)",
+        .path.display()
+    )]
+    SpillDir {
+        /// The directory (or the root it was to be made in).
+        path: PathBuf,
+        /// The underlying operating-system error.
+        source: std::io::Error,
+    },
     /// Serializing a value failed.
     #[error("cannot serialize object: {0}")]
     Serialize(String),
     /// Bytes did not validate as the expected archived type.
     #[error("stored object is corrupt or of another type: {0}")]
     Corrupt(String),
+}
+
+/// A number of objects and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    /// Objects.
+    pub objects: usize,
+    /// Bytes they take (arena bytes: rounded up to their alignment).
+    pub bytes: usize,
+}
+
+impl Count {
+    pub(crate) fn add(&mut self, bytes: usize) {
+        self.objects += 1;
+        self.bytes += bytes;
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.objects == 1 { "" } else { "s" };
+        write!(f, "{} object{s} ({})", self.objects, Bytes(self.bytes))
+    }
+}
+
+/// What holds a full object store: the answer to "why did my put fail".
+///
+/// ```
+/// use ferry_store::{Count, HeldReport};
+///
+/// let held = HeldReport {
+///     capacity: 64 << 20,
+///     used: 64 << 20,
+///     in_use: Count { objects: 2, bytes: 48 << 20 },
+///     lent: Count { objects: 1, bytes: 16 << 20 },
+///     ..HeldReport::default()
+/// };
+/// assert_eq!(
+///     held.to_string(),
+///     "64.0 MiB of 64.0 MiB in use: 2 objects (48.0 MiB) read by live views or running \
+///      tasks, 1 object (16.0 MiB) lent to other ranks, 0 B being written, 0 objects (0 B) \
+///      idle; spilling is off"
+/// );
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldReport {
+    /// Arena size.
+    pub capacity: usize,
+    /// Arena bytes allocated.
+    pub used: usize,
+    /// Sealed objects that are pinned: a live view, a running task's
+    /// argument, a read in progress.
+    pub in_use: Count,
+    /// Sealed objects other ranks read in place (never spilled).
+    pub lent: Count,
+    /// Bytes of blocks still being written (not sealed yet).
+    pub being_written: usize,
+    /// Sealed, unpinned objects still in memory: spilling them failed (see
+    /// `spill_error`) or spilling is off.
+    pub idle: Count,
+    /// Objects on disk.
+    pub spilled: Count,
+    /// The spill directory, when spilling is on.
+    pub spill_dir: Option<PathBuf>,
+    /// The last spill failure, if any.
+    pub spill_error: Option<String>,
+}
+
+impl fmt::Display for HeldReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {} in use: {} read by live views or running tasks, {} lent to other \
+             ranks, {} being written, {} idle",
+            Bytes(self.used),
+            Bytes(self.capacity),
+            self.in_use,
+            self.lent,
+            Bytes(self.being_written),
+            self.idle
+        )?;
+        match &self.spill_dir {
+            Some(dir) => write!(f, "; {} spilled to {}", self.spilled, dir.display())?,
+            None => write!(f, "; spilling is off")?,
+        }
+        if let Some(e) = &self.spill_error {
+            write!(f, " (last spill failed: {e})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Formats a byte count with binary units: `512 B`, `1.5 KiB`, `2.0 GiB`.

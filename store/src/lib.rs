@@ -7,6 +7,8 @@
 //! - [`put`], [`access`], [`deserialize`], [`put_pod_slice_with`],
 //!   [`as_native_slice`]: rkyv archives written straight into the arena and
 //!   read in place.
+//! - [`Sealed`] / [`Pinned`]: sealed objects the store spills to disk while
+//!   nobody pins them, and reads back on the next pin.
 //! - [`StoreError`]: everything that can fail.
 
 mod alloc;
@@ -15,7 +17,10 @@ mod arena;
 mod error;
 mod fileio;
 mod liveness;
+mod pressure;
+mod sealed;
 mod segment;
+mod spill_dir;
 
 pub use archive::{
     ArchiveError, PodElement, SliceWriter, Storable, StoreSerializer, StoreValidator, access,
@@ -24,7 +29,9 @@ pub use archive::{
 #[cfg(target_endian = "little")]
 pub use archive::{as_native_slice, put_pod_slice_with, try_put_pod_slice_with};
 pub use arena::{Arena, Block, BlockMut, StoreConfig, default_capacity};
-pub use error::StoreError;
+pub use error::{Count, HeldReport, StoreError};
 pub use fileio::{IoPath, read_exact_at};
-pub use liveness::clean;
+pub use liveness::{clean, clean_spill};
+pub use pressure::SpillStats;
+pub use sealed::{Pinned, Sealed};
 pub use segment::{DEFAULT_SHM_DIR, ReadOnlySegment, Segment, free_space, open_readonly};

@@ -68,8 +68,8 @@ pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Whether `path` is a file no live rank holds (it is removed then).
-/// `Ok(false)` for a live file or one that vanished meanwhile.
+/// Whether `path` is a file (or spill directory) no live rank holds (it is
+/// removed then). `Ok(false)` for a live one or one that vanished meanwhile.
 pub(crate) fn remove_if_stale(path: &Path) -> Result<bool, StoreError> {
     let file = match File::open(path) {
         Ok(f) => f,
@@ -81,7 +81,13 @@ pub(crate) fn remove_if_stale(path: &Path) -> Result<bool, StoreError> {
     }
     // Locked by us: nobody owns it. Remove it while holding the lock, so a
     // concurrent cleaner cannot be fooled either.
-    match std::fs::remove_file(path) {
+    let is_dir = file.metadata().map_err(|e| io_err(path, e))?.is_dir();
+    let removed = if is_dir {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match removed {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(io_err(path, e)),
@@ -115,6 +121,39 @@ fn temp_owner(name: &str) -> Option<u32> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn clean(dir: &Path, job: Option<&str>) -> Result<Vec<PathBuf>, StoreError> {
+    clean_matching(dir, job, |_, is_dir| !is_dir)
+}
+
+/// Removes the stale spill directories in `root` (`ferry-<job>-r<rank>.spill`
+/// of ranks that died, and half-made ones of dead processes), of job `job`
+/// only when given. Nothing else in `root` is looked at: it is usually a
+/// shared temporary directory.
+///
+/// # Errors
+///
+/// [`StoreError::Io`] when `root` cannot be listed.
+///
+/// ```
+/// let root = std::env::temp_dir().join(format!("ferry-doc-spillclean-{}", std::process::id()));
+/// std::fs::create_dir_all(root.join("ferry-j1-r0.spill"))?;
+/// std::fs::write(root.join("ferry-j1-r1"), b"not a spill directory")?;
+/// let removed = ferry_store::clean_spill(&root, Some("j1"))?;
+/// assert_eq!(removed, vec![root.join("ferry-j1-r0.spill")]);
+/// assert!(root.join("ferry-j1-r1").exists());
+/// # std::fs::remove_dir_all(&root)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn clean_spill(root: &Path, job: Option<&str>) -> Result<Vec<PathBuf>, StoreError> {
+    clean_matching(root, job, |name, is_dir| {
+        is_dir && (name.ends_with(".spill") || name.contains(".spill-tmp-"))
+    })
+}
+
+fn clean_matching(
+    dir: &Path,
+    job: Option<&str>,
+    wanted: impl Fn(&str, bool) -> bool,
+) -> Result<Vec<PathBuf>, StoreError> {
     let entries = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
     let mut removed = Vec::new();
     for entry in entries.flatten() {
@@ -136,6 +175,10 @@ pub fn clean(dir: &Path, job: Option<&str>) -> Result<Vec<PathBuf>, StoreError> 
             if !after.starts_with("-r") {
                 continue;
             }
+        }
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !wanted(name, is_dir) {
+            continue;
         }
         // A temporary file being made right now by a live process: not
         // ours to judge.
