@@ -66,16 +66,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl WireResult {
     /// Where a receiver finds `v`: in the message when small, else at its
-    /// place in this rank's arena (which the sender keeps until it is read).
-    fn of(v: &StoredValue) -> WireResult {
-        let bytes = v.block.as_slice();
-        match v.block.own_offset() {
-            Some(offset) if bytes.len() > INLINE_MAX => WireResult::At {
+    /// place in this rank's arena (which the sender keeps until it is read,
+    /// and never spills from then on). A spilled object is read back first;
+    /// when that fails, the failure is what the receiver gets (`what` and
+    /// `rank` name it).
+    fn of(v: &StoredValue, what: &str, rank: Rank) -> WireResult {
+        let len = v.block.len();
+        let at = if len > INLINE_MAX { v.block.lend() } else { None };
+        let found = match at {
+            Some(Ok(offset)) => Ok(WireResult::At {
                 offset: offset as u64,
-                len: bytes.len() as u64,
-            },
-            _ => WireResult::Inline(bytes.to_vec()),
-        }
+                len: len as u64,
+            }),
+            Some(Err(e)) => Err(e),
+            None => v
+                .block
+                .access()
+                .map(|a| WireResult::Inline(a.as_slice().to_vec())),
+        };
+        found.unwrap_or_else(|e| WireResult::Failed(WireError::from_error(&e.into(), what, rank)))
     }
 }
 
@@ -449,7 +458,7 @@ const LOCALITY_MIN: usize = 64 * 1024;
 fn largest_arg(c: &Cluster, deps: &[Arc<Slot>]) -> Option<(Rank, usize)> {
     deps.iter()
         .filter_map(|s| match (s.get(), s.borrow()) {
-            (Some(Stored::Value(v)), _) => Some((c.rank, v.block.as_slice().len())),
+            (Some(Stored::Value(v)), _) => Some((c.rank, v.block.len())),
             (None, Some(b)) => b.at.get().map(|(_, len, _)| (b.owner, *len as usize)),
             _ => None,
         })
@@ -739,7 +748,7 @@ impl Reply {
         let result = match self.out.slot.get() {
             Some(Stored::Value(v)) => {
                 contained = v._contained.iter().filter_map(wire_ref).collect();
-                let result = WireResult::of(v);
+                let result = WireResult::of(v, &self.task, c.rank);
                 if matches!(result, WireResult::At { .. }) || !contained.is_empty() {
                     // Kept (with the refs it holds) until the owner's `Free`.
                     lock(&c.held).insert(self.object, self.out.clone());
@@ -841,7 +850,7 @@ fn copy_in(
         return Stored::Error(e);
     }
     Stored::Value(StoredValue {
-        block: block.freeze().into(),
+        block: Bytes::Own(inner.arena.seal(block.freeze())),
         type_tag,
         type_name: type_name.into(),
         // Bytes from another process are checked at the first get.
@@ -1085,13 +1094,15 @@ fn ack_value(slot: &Slot) -> Option<WireValue> {
     let Some(Stored::Value(v)) = slot.get() else {
         return None;
     };
-    let bytes = v.block.as_slice();
-    let result = if bytes.len() <= EAGER_MAX {
-        WireResult::Inline(bytes.to_vec())
+    // A spilled object that cannot be read back now is left for the
+    // borrower's `Fetch`, whose answer carries the error.
+    let len = v.block.len();
+    let result = if len <= EAGER_MAX {
+        WireResult::Inline(v.block.access().ok()?.as_slice().to_vec())
     } else {
         WireResult::At {
-            offset: v.block.own_offset()? as u64,
-            len: bytes.len() as u64,
+            offset: v.block.lend()?.ok()? as u64,
+            len: len as u64,
         }
     };
     Some(WireValue {
@@ -1174,7 +1185,8 @@ impl DepWaiter for ValueReply {
         let (type_name, result) = match self.slot.get() {
             Some(Stored::Value(v)) => {
                 // The borrower's borrow keeps the object here while it reads.
-                (v.type_name.to_string(), WireResult::of(v))
+                let what = self.slot.id.to_string();
+                (v.type_name.to_string(), WireResult::of(v, &what, c.rank))
             }
             Some(Stored::Error(e)) => (
                 String::new(),

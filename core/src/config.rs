@@ -26,7 +26,13 @@ pub struct Config {
     pub(crate) max_threads: Option<usize>,
     pub(crate) force_rma: Option<bool>,
     pub(crate) pin_threads: Option<bool>,
+    pub(crate) spill_dir: Option<std::path::PathBuf>,
+    pub(crate) spill: Option<bool>,
+    pub(crate) put_timeout: Option<Duration>,
 }
+
+/// How long a put waits for space by default.
+pub(crate) const DEFAULT_PUT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Config {
     /// Logical CPUs of this rank (default: the CPUs of the rank's binding:
@@ -106,9 +112,39 @@ impl Config {
         self
     }
 
-    /// Reads `FERRY_NUM_CPUS`, `FERRY_NUM_GPUS`, `FERRY_OBJECT_STORE_MEMORY`
-    /// `FERRY_JOB_ID` and `FERRY_PIN_THREADS` over the defaults; a
-    /// malformed value is an error.
+    /// Where objects are spilled when the object store is full: each rank
+    /// makes `ferry-<job>-r<rank>.spill` in this directory (made if
+    /// missing), whose files are gone when the rank ends, however it ends.
+    /// Default: the system's temporary directory (`$TMPDIR`, else `/tmp`);
+    /// on a cluster, point it at node-local disk. A directory that cannot be
+    /// written is an error at start. Also `FERRY_SPILL_DIR`.
+    pub fn spill_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spill_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether idle objects may be spilled to disk when the store is full
+    /// (default: yes). Without spilling, a put that does not fit waits for
+    /// space (see [`put_timeout`](Self::put_timeout)) and then fails. Also
+    /// `FERRY_SPILL=0`.
+    pub fn spill(mut self, yes: bool) -> Self {
+        self.spill = Some(yes);
+        self
+    }
+
+    /// How long a put that does not fit, even after spilling what can be
+    /// spilled, waits for space to free before it fails with an error that
+    /// says what holds the store (default 10 s; zero fails at once). Also
+    /// `FERRY_PUT_TIMEOUT` in seconds.
+    pub fn put_timeout(mut self, d: Duration) -> Self {
+        self.put_timeout = Some(d);
+        self
+    }
+
+    /// Reads `FERRY_NUM_CPUS`, `FERRY_NUM_GPUS`, `FERRY_OBJECT_STORE_MEMORY`,
+    /// `FERRY_JOB_ID`, `FERRY_PIN_THREADS`, `FERRY_SPILL_DIR`, `FERRY_SPILL`
+    /// and `FERRY_PUT_TIMEOUT` over the defaults; a malformed value is an
+    /// error.
     ///
     /// ```
     /// let cfg = ferry_core::Config::from_env()?;
@@ -123,22 +159,35 @@ impl Config {
                 Err(_) => Ok(None),
             }
         }
+        let switch = |name: &str| match std::env::var(name).as_deref() {
+            Ok("1") => Ok(Some(true)),
+            Ok("0") => Ok(Some(false)),
+            Ok(v) => Err(crate::Error::InvalidArgument(format!(
+                "{name}={v:?}: use 0 or 1"
+            ))),
+            Err(_) => Ok(None),
+        };
+        let put_timeout = match parse::<f64>("FERRY_PUT_TIMEOUT")? {
+            Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+            Some(s) => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "FERRY_PUT_TIMEOUT={s}: give seconds, 0 or more"
+                )));
+            }
+            None => None,
+        };
         Ok(Config {
             num_cpus: parse("FERRY_NUM_CPUS")?,
             num_gpus: parse("FERRY_NUM_GPUS")?,
             object_store_memory: parse("FERRY_OBJECT_STORE_MEMORY")?,
             job_id: std::env::var("FERRY_JOB_ID").ok(),
             force_rma: std::env::var("FERRY_FORCE_RMA").ok().map(|v| v == "1"),
-            pin_threads: match std::env::var("FERRY_PIN_THREADS").as_deref() {
-                Ok("1") => Some(true),
-                Ok("0") => Some(false),
-                Ok(v) => {
-                    return Err(crate::Error::InvalidArgument(format!(
-                        "FERRY_PIN_THREADS={v:?}: use 0 or 1"
-                    )));
-                }
-                Err(_) => None,
-            },
+            pin_threads: switch("FERRY_PIN_THREADS")?,
+            spill: switch("FERRY_SPILL")?,
+            spill_dir: std::env::var_os("FERRY_SPILL_DIR")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
+            put_timeout,
             ..Config::default()
         })
     }

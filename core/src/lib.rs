@@ -51,5 +51,5 @@ pub use runtime::{Runtime, WaitResult, init};
 pub use values::{Object, Remotable};
 pub use view::View;
 
-pub use ferry_store::PodElement;
+pub use ferry_store::{HeldReport, PodElement, SpillStats};
 pub use rkyv;

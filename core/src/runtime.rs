@@ -31,7 +31,7 @@ use crate::pinning::Pinning;
 use crate::resources::{Ledger, Request, valid_amount};
 use crate::scheduler::Scheduler;
 use crate::signal::{self, Signal};
-use crate::slot::{Slot, StoredValue, TypeTag, UnhandledSink, Waiter};
+use crate::slot::{Bytes, Slot, StoredValue, TypeTag, UnhandledSink, Waiter};
 use crate::values::Object;
 use crate::view::View;
 
@@ -89,7 +89,7 @@ impl Inner {
         let (block, contained) =
             exports::capture(&self.exports, || ferry_store::put(&self.arena, value));
         Ok(StoredValue {
-            block: block?.into(),
+            block: Bytes::Own(self.arena.seal(block?)),
             type_tag: TypeTag::of::<T>(),
             type_name: std::any::type_name::<T>().into(),
             validated: AtomicBool::new(true),
@@ -243,13 +243,35 @@ fn capacity_of(cfg: &Config) -> usize {
 /// exposes it as a window at start).
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) fn create_arena(cfg: &Config, job_id: &str, rank: u32) -> Result<Arena> {
-    arena(StoreConfig::new(job_id.to_string(), rank, capacity_of(cfg)))
+    arena(store_config(cfg, job_id, rank))
+}
+
+/// The store settings of `job_id`'s rank `rank`.
+fn store_config(cfg: &Config, job_id: &str, rank: u32) -> StoreConfig {
+    let mut store = StoreConfig::new(job_id.to_string(), rank, capacity_of(cfg));
+    if cfg.spill != Some(false) {
+        store.spill_root = Some(cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+    }
+    store.put_timeout = cfg
+        .put_timeout
+        .unwrap_or(crate::config::DEFAULT_PUT_TIMEOUT);
+    store
 }
 
 /// Creates a rank's arena, first removing what a crashed earlier run of
 /// the same job left (files no live rank holds; this job's only).
 fn arena(cfg: StoreConfig) -> Result<Arena> {
-    match ferry_store::clean(&cfg.dir, Some(&cfg.job_id)) {
+    let spills = cfg
+        .spill_root
+        .as_deref()
+        .map(|root| ferry_store::clean_spill(root, Some(&cfg.job_id)));
+    let cleaned = ferry_store::clean(&cfg.dir, Some(&cfg.job_id)).and_then(|mut removed| {
+        if let Some(Ok(more)) = spills {
+            removed.extend(more);
+        }
+        Ok(removed)
+    });
+    match cleaned {
         Ok(removed) => {
             for path in removed {
                 tracing::warn!(
@@ -271,7 +293,7 @@ pub(crate) struct Prepared {
     totals: Vec<(String, f64)>,
     gpu_ids: Vec<u32>,
     pinning: Pinning,
-    capacity: usize,
+    store: StoreConfig,
     base_threads: usize,
     max_threads: usize,
     spin: Duration,
@@ -354,13 +376,14 @@ impl Prepared {
             totals.push((name.clone(), *amount));
         }
         let bind = cfg.pin_threads.unwrap_or(bind_default);
+        let store = store_config(cfg, &job_id, rank);
         Ok(Prepared {
             rank,
             job_id,
             totals,
             gpu_ids,
             pinning: Pinning::new(topo, binding, bind),
-            capacity: capacity_of(cfg),
+            store,
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
@@ -372,11 +395,7 @@ impl Prepared {
 
     /// This rank's shared-memory arena.
     pub(crate) fn create_arena(&self) -> Result<Arena> {
-        arena(StoreConfig::new(
-            self.job_id.clone(),
-            self.rank,
-            self.capacity,
-        ))
+        arena(self.store.clone())
     }
 
     /// Starts the rank: workers, and with a transport the cluster protocol.
@@ -512,6 +531,29 @@ impl Runtime {
         self.inner.arena.used()
     }
 
+    /// This rank's spill directory (`None` when spilling is off).
+    pub fn spill_dir(&self) -> Option<&std::path::Path> {
+        self.inner.arena.spill_dir()
+    }
+
+    /// What this rank has spilled to disk and read back so far.
+    ///
+    /// ```
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
+    /// assert_eq!(rt.spill_stats().spilled_objects, 0);
+    /// # Ok::<(), ferry_core::Error>(())
+    /// ```
+    pub fn spill_stats(&self) -> ferry_store::SpillStats {
+        self.inner.arena.spill_stats()
+    }
+
+    /// What holds this rank's object store now: pinned, lent, being
+    /// written, idle and spilled objects (what a put that timed out
+    /// reports).
+    pub fn store_held(&self) -> ferry_store::HeldReport {
+        self.inner.arena.held()
+    }
+
     /// Worker threads started so far (the pool grows when tasks block).
     pub fn worker_threads(&self) -> usize {
         self.inner.sched.thread_count()
@@ -581,7 +623,7 @@ impl Runtime {
         Vec<P>: Object,
     {
         let stored = StoredValue {
-            block: block.into(),
+            block: Bytes::Own(self.inner.arena.seal(block)),
             type_tag: TypeTag::of::<Vec<P>>(),
             type_name: std::any::type_name::<Vec<P>>().into(),
             validated: AtomicBool::new(true),
@@ -676,7 +718,7 @@ impl Runtime {
         let mut block = self.inner.arena.alloc(bytes.len())?;
         block.as_mut_slice().copy_from_slice(bytes);
         let stored = StoredValue {
-            block: block.freeze().into(),
+            block: Bytes::Own(self.inner.arena.seal(block.freeze())),
             type_tag: TypeTag::of::<T>(),
             type_name: std::any::type_name::<T>().into(),
             validated: AtomicBool::new(false),

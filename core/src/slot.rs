@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use ferry_store::Block;
+use ferry_store::{Pinned, Sealed, StoreError};
 
 use crate::error::Error;
 use crate::ids::ObjectId;
@@ -69,8 +69,9 @@ impl TypeTag {
 
 /// Where an object's bytes are.
 pub(crate) enum Bytes {
-    /// In this rank's arena.
-    Own(Block),
+    /// In this rank's store (in the arena, or spilled to disk while nobody
+    /// reads it).
+    Own(Sealed),
     /// In a same-node neighbour's arena, mapped read-only (zero copy); the
     /// owner keeps the object while this rank borrows it.
     Mapped {
@@ -80,26 +81,56 @@ pub(crate) enum Bytes {
     },
 }
 
-impl Bytes {
+/// An object's bytes, held in memory while this lives.
+pub(crate) enum Access<'a> {
+    Own(Pinned),
+    Mapped(&'a [u8]),
+}
+
+impl Access<'_> {
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
-            Bytes::Own(b) => b.as_slice(),
-            Bytes::Mapped { seg, offset, len } => &seg.as_slice()[*offset..*offset + *len],
+            Access::Own(p) => p.as_slice(),
+            Access::Mapped(b) => b,
         }
     }
 
-    /// The offset in this rank's own arena, for other ranks to read from.
-    pub(crate) fn own_offset(&self) -> Option<usize> {
+    /// The pin, when the bytes are this rank's own.
+    pub(crate) fn into_pin(self) -> Option<Pinned> {
         match self {
-            Bytes::Own(b) => Some(b.offset()),
-            Bytes::Mapped { .. } => None,
+            Access::Own(p) => Some(p),
+            Access::Mapped(_) => None,
         }
     }
 }
 
-impl From<Block> for Bytes {
-    fn from(b: Block) -> Self {
-        Bytes::Own(b)
+impl Bytes {
+    /// Length in bytes (known without reading them back from disk).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Bytes::Own(s) => s.len(),
+            Bytes::Mapped { len, .. } => *len,
+        }
+    }
+
+    /// The bytes, read back first if they were spilled.
+    pub(crate) fn access(&self) -> Result<Access<'_>, StoreError> {
+        match self {
+            Bytes::Own(s) => s.pin().map(Access::Own),
+            Bytes::Mapped { seg, offset, len } => {
+                Ok(Access::Mapped(&seg.as_slice()[*offset..*offset + *len]))
+            }
+        }
+    }
+
+    /// The offset in this rank's own arena, for other ranks to read from
+    /// (the object stays there for good from now on); `None` for bytes
+    /// that are a neighbour's.
+    pub(crate) fn lend(&self) -> Option<Result<usize, StoreError>> {
+        match self {
+            Bytes::Own(s) => Some(s.lend()),
+            Bytes::Mapped { .. } => None,
+        }
     }
 }
 

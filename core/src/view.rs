@@ -32,6 +32,10 @@ use crate::values::{Object, Remotable};
 pub struct View<T: Archive> {
     slot: Arc<Slot>,
     archived: NonNull<T::Archived>,
+    bytes: NonNull<[u8]>,
+    /// Keeps the bytes in shared memory (not spilled) while the view lives;
+    /// `None` for a neighbour's object, which its owner keeps.
+    _pin: Option<ferry_store::Pinned>,
 }
 
 // SAFETY: a View only hands out shared references to immutable archived
@@ -56,7 +60,8 @@ impl<T: Object> View<T> {
                 asked: std::any::type_name::<T>(),
             });
         }
-        let bytes = value.block.as_slice();
+        let access = value.block.access().map_err(Error::from)?;
+        let bytes = access.as_slice();
         // Acquire pairs with the Release below: whoever sees `validated` sees a
         // check that succeeded on these same immutable bytes.
         let archived: &T::Archived = if value.validated.load(Ordering::Acquire) {
@@ -73,7 +78,14 @@ impl<T: Object> View<T> {
             a
         };
         let archived = NonNull::from(archived);
-        Ok(View { slot, archived })
+        let bytes = NonNull::from(bytes);
+        let _pin = access.into_pin();
+        Ok(View {
+            slot,
+            archived,
+            bytes,
+            _pin,
+        })
     }
 
     /// The object's id.
@@ -83,10 +95,9 @@ impl<T: Object> View<T> {
 
     /// The archive's bytes in the store.
     pub fn bytes(&self) -> &[u8] {
-        match self.slot.get() {
-            Some(Stored::Value(v)) => v.block.as_slice(),
-            _ => &[],
-        }
+        // SAFETY: the bytes of the sealed object, kept in place by the pin
+        // (or by the owner, for a neighbour's object) while `self` lives.
+        unsafe { self.bytes.as_ref() }
     }
 
     /// Deserializes an owned copy of the value.
@@ -106,7 +117,8 @@ impl<T: Archive> Deref for View<T> {
 
     fn deref(&self) -> &T::Archived {
         // SAFETY: `archived` points into the slot's sealed block, which `self`
-        // keeps alive (`slot`) and which is never written after sealing.
+        // keeps alive (`slot`) and in place (the pin), and which is never
+        // written after sealing.
         unsafe { self.archived.as_ref() }
     }
 }
@@ -116,6 +128,8 @@ impl<T: Archive> Clone for View<T> {
         View {
             slot: self.slot.clone(),
             archived: self.archived,
+            bytes: self.bytes,
+            _pin: self._pin.clone(),
         }
     }
 }
