@@ -81,3 +81,38 @@ fn ferry_clean_removes_stale_files_and_leaves_live_ones() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ferry"));
 }
+
+#[test]
+fn ferry_clean_removes_stale_spill_directories_and_leaves_live_ones() {
+    let job = format!("hygspill{}", std::process::id());
+    let root = std::env::temp_dir().join(format!("ferry-hygspill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let rt = ferry::init(
+        Config::default()
+            .job_id(job.clone())
+            .object_store_memory(16 << 20)
+            .spill_dir(&root),
+    )
+    .unwrap();
+    let live = rt.spill_dir().unwrap().to_path_buf();
+    // What a killed rank 1 of the job leaves: a directory nobody locks.
+    let stale = root.join(format!("ferry-{job}-r1.spill"));
+    std::fs::create_dir(&stale).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["clean", "--job", &job, "--spill-dir"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("removed {}", stale.display())),
+        "{text}"
+    );
+    assert!(text.contains("1 stale spill directory removed"), "{text}");
+    assert!(!stale.exists());
+    assert!(live.is_dir(), "the live rank's directory stays");
+    rt.shutdown().unwrap();
+    assert!(!live.exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}

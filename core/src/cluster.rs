@@ -72,7 +72,11 @@ impl WireResult {
     /// `rank` name it).
     fn of(v: &StoredValue, what: &str, rank: Rank) -> WireResult {
         let len = v.block.len();
-        let at = if len > INLINE_MAX { v.block.lend() } else { None };
+        let at = if len > INLINE_MAX {
+            v.block.lend()
+        } else {
+            None
+        };
         let found = match at {
             Some(Ok(offset)) => Ok(WireResult::At {
                 offset: offset as u64,
@@ -585,6 +589,8 @@ fn on_event(inner: &Arc<Inner>, c: &Cluster, ev: Event) {
 /// in it ends the rank, as one in the receive thread does.
 fn event_handler(weak: Weak<Inner>) -> ferry_transport::Handler {
     Box::new(move |ev| {
+        // Frees arrive as messages on this thread: it must not wait for space.
+        ferry_store::never_wait_on_this_thread();
         let run = std::panic::AssertUnwindSafe(|| {
             let Some(inner) = weak.upgrade() else { return };
             let Some(c) = inner.cluster() else { return };
@@ -604,6 +610,8 @@ fn event_handler(weak: Weak<Inner>) -> ferry_transport::Handler {
 }
 
 fn net_main(inner: Weak<Inner>, transport: Arc<dyn Transport>) {
+    // Frees arrive as messages on this thread: it must not wait for space.
+    ferry_store::never_wait_on_this_thread();
     loop {
         let Some(inner) = inner.upgrade() else { return };
         let Some(c) = inner.cluster() else { return };
@@ -654,6 +662,9 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
         } => done(inner, c, from, object, result, contained),
         Msg::Free { object } => {
             let freed = lock(&c.held).remove(&object);
+            if let Some(r) = &freed {
+                r.slot.unlend();
+            }
             drop(freed); // outside the lock: this may free the result
         }
         Msg::Shutdown => c.end(Ok(())),
@@ -878,7 +889,9 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
     c.send_releases(c.releases.rank_lost(rank));
     crate::remote_actor::rank_lost(c, rank, reason);
     // Its borrows end: what only it held is freed (outside the locks).
-    drop(c.lent.drop_rank(rank));
+    for slot in c.lent.drop_rank(rank) {
+        slot.unlend();
+    }
     if rank == 0 && c.rank != 0 {
         c.end(Err(Error::Init(format!(
             "rank 0 (the driver) was lost: {reason}"
@@ -1094,8 +1107,11 @@ fn ack_value(slot: &Slot) -> Option<WireValue> {
     let Some(Stored::Value(v)) = slot.get() else {
         return None;
     };
-    // A spilled object that cannot be read back now is left for the
-    // borrower's `Fetch`, whose answer carries the error.
+    // A spilled object is not read back on this (message) thread: the
+    // borrower's `Fetch` gets it.
+    if v.block.is_spilled() {
+        return None;
+    }
     let len = v.block.len();
     let result = if len <= EAGER_MAX {
         WireResult::Inline(v.block.access().ok()?.as_slice().to_vec())
@@ -1178,6 +1194,27 @@ struct ValueReply {
 
 impl DepWaiter for ValueReply {
     fn dep_ready(self: Arc<Self>) {
+        // Reading a spilled object back may wait for space, which must not
+        // happen on the message thread that will bring the frees.
+        if let Some(Stored::Value(v)) = self.slot.get()
+            && v.block.is_spilled()
+        {
+            let spawned = std::thread::Builder::new()
+                .name("ferry-restore".into())
+                .spawn({
+                    let me = Arc::clone(&self);
+                    move || me.reply()
+                });
+            if spawned.is_ok() {
+                return;
+            }
+        }
+        self.reply();
+    }
+}
+
+impl ValueReply {
+    fn reply(&self) {
         let Some(inner) = self.rt.upgrade() else {
             return;
         };
@@ -1218,6 +1255,10 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
         }
         Msg::RemoveBorrow { object } => {
             let gone = c.lent.remove(object, from);
+            if let Some(slot) = &gone {
+                // Its last borrower is done with it: it may be spilled again.
+                slot.unlend();
+            }
             drop(gone); // outside the lock: this may free the object
         }
         Msg::BorrowAck { object, ok, value } => {

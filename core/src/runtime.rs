@@ -265,11 +265,11 @@ fn arena(cfg: StoreConfig) -> Result<Arena> {
         .spill_root
         .as_deref()
         .map(|root| ferry_store::clean_spill(root, Some(&cfg.job_id)));
-    let cleaned = ferry_store::clean(&cfg.dir, Some(&cfg.job_id)).and_then(|mut removed| {
+    let cleaned = ferry_store::clean(&cfg.dir, Some(&cfg.job_id)).map(|mut removed| {
         if let Some(Ok(more)) = spills {
             removed.extend(more);
         }
-        Ok(removed)
+        removed
     });
     match cleaned {
         Ok(removed) => {

@@ -113,6 +113,18 @@ impl Bytes {
         }
     }
 
+    /// Other ranks no longer read the bytes in place: they may be spilled.
+    pub(crate) fn unlend(&self) {
+        if let Bytes::Own(s) = self {
+            s.unlend();
+        }
+    }
+
+    /// Whether the bytes are on disk now.
+    pub(crate) fn is_spilled(&self) -> bool {
+        matches!(self, Bytes::Own(s) if s.is_spilled())
+    }
+
     /// The bytes, read back first if they were spilled.
     pub(crate) fn access(&self) -> Result<Access<'_>, StoreError> {
         match self {
@@ -124,8 +136,8 @@ impl Bytes {
     }
 
     /// The offset in this rank's own arena, for other ranks to read from
-    /// (the object stays there for good from now on); `None` for bytes
-    /// that are a neighbour's.
+    /// (the object stays there until [`unlend`](Self::unlend)); `None` for
+    /// bytes that are a neighbour's.
     pub(crate) fn lend(&self) -> Option<Result<usize, StoreError>> {
         match self {
             Bytes::Own(s) => Some(s.lend()),
@@ -261,6 +273,13 @@ impl Slot {
     #[inline]
     pub(crate) fn is_ready(&self) -> bool {
         self.value.get().is_some()
+    }
+
+    /// No other rank reads this object's bytes in place any more.
+    pub(crate) fn unlend(&self) {
+        if let Some(Stored::Value(v)) = self.value.get() {
+            v.block.unlend();
+        }
     }
 
     pub(crate) fn mark_observed(&self) {

@@ -33,8 +33,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove shared-memory files that crashed ranks left behind (files no
-    /// live rank holds; live jobs' files are never touched).
+    /// Remove shared-memory files and spill directories that crashed ranks
+    /// left behind (those no live rank holds; live jobs' are never touched).
     Clean {
         /// Only this job's files.
         #[arg(long, value_name = "ID")]
@@ -42,6 +42,10 @@ enum Command {
         /// The directory holding the segments.
         #[arg(long, value_name = "DIR", default_value = "/dev/shm")]
         dir: PathBuf,
+        /// The directory holding the ranks' spill directories (default:
+        /// FERRY_SPILL_DIR, else the system's temporary directory).
+        #[arg(long, value_name = "DIR")]
+        spill_dir: Option<PathBuf>,
     },
     /// Run Ferry's versions of Ray's single-process microbenchmarks.
     Bench {
@@ -61,7 +65,12 @@ enum Command {
 }
 
 /// `ferry clean`.
-fn clean(job: Option<&str>, dir: &std::path::Path) -> Result<(), CliError> {
+fn clean(
+    job: Option<&str>,
+    dir: &std::path::Path,
+    spill_dir: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     let removed = ferry::parts::store::clean(dir, job)?;
     for path in &removed {
         println!("removed {}", path.display());
@@ -69,8 +78,30 @@ fn clean(job: Option<&str>, dir: &std::path::Path) -> Result<(), CliError> {
     println!(
         "{} stale file{} removed from {}",
         removed.len(),
-        if removed.len() == 1 { "" } else { "s" },
+        plural(removed.len()),
         dir.display()
+    );
+    let root = spill_dir
+        .or_else(|| std::env::var_os("FERRY_SPILL_DIR").map(PathBuf::from))
+        .unwrap_or_else(std::env::temp_dir);
+    let spills = match ferry::parts::store::clean_spill(&root, job) {
+        Ok(r) => r,
+        // No spill directory yet: nothing was ever spilled there.
+        Err(ferry::parts::store::StoreError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for path in &spills {
+        println!("removed {}", path.display());
+    }
+    println!(
+        "{} stale spill director{} removed from {}",
+        spills.len(),
+        if spills.len() == 1 { "y" } else { "ies" },
+        root.display()
     );
     Ok(())
 }
@@ -83,7 +114,11 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { ranks, json } => info::run(ranks, json),
-        Command::Clean { job, dir } => clean(job.as_deref(), &dir),
+        Command::Clean {
+            job,
+            dir,
+            spill_dir,
+        } => clean(job.as_deref(), &dir, spill_dir),
         Command::Bench {
             filter,
             json,

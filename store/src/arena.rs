@@ -268,7 +268,8 @@ impl Arena {
         })
     }
 
-    /// Removes the segment's file name now (idempotent); the memory stays
+    /// Removes the segment's file name (and the spill directory, whose files
+    /// have no names and stay readable) now (idempotent); the memory stays
     /// mapped and usable. Also done automatically when the last handle
     /// (arena or block) is dropped.
     ///
@@ -276,6 +277,9 @@ impl Arena {
     ///
     /// [`StoreError::Io`] if the file cannot be removed.
     pub fn unlink(&self) -> Result<(), StoreError> {
+        if let Some(dir) = self.shared.pressure.spill_dir() {
+            dir.remove();
+        }
         self.shared.segment.unlink()
     }
 }

@@ -150,6 +150,9 @@ pub struct HeldReport {
     pub lent: Count,
     /// Bytes of blocks still being written (not sealed yet).
     pub being_written: usize,
+    /// The longest free range: less than `capacity - used` when the free
+    /// space lies in pieces between objects that cannot move.
+    pub largest_free: usize,
     /// Sealed, unpinned objects still in memory: spilling them failed (see
     /// `spill_error`) or spilling is off.
     pub idle: Count,
@@ -174,6 +177,15 @@ impl fmt::Display for HeldReport {
             Bytes(self.being_written),
             self.idle
         )?;
+        let free = self.capacity.saturating_sub(self.used);
+        if free > 0 {
+            write!(
+                f,
+                ", {} free in pieces of at most {}",
+                Bytes(free),
+                Bytes(self.largest_free)
+            )?;
+        }
         match &self.spill_dir {
             Some(dir) => write!(f, "; {} spilled to {}", self.spilled, dir.display())?,
             None => write!(f, "; spilling is off")?,

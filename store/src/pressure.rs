@@ -194,6 +194,22 @@ impl Pressure {
     }
 }
 
+thread_local! {
+    static NEVER_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Allocations on the calling thread never wait for space: they spill what
+/// they can and fail at once if that is not enough. For threads whose
+/// waiting could hold up what would free the space (the thread that
+/// handles messages from other ranks: frees arrive as messages).
+///
+/// ```
+/// ferry_store::never_wait_on_this_thread();
+/// ```
+pub fn never_wait_on_this_thread() {
+    NEVER_WAIT.with(|w| w.set(true));
+}
+
 /// An allocation that did not fit at once: spill, wait, or say why not.
 pub(crate) fn alloc_under_pressure(shared: &Shared, len: usize) -> Result<Allocation, StoreError> {
     let capacity = shared.segment.capacity();
@@ -212,8 +228,13 @@ pub(crate) fn alloc_under_pressure(shared: &Shared, len: usize) -> Result<Alloca
     {
         return Err(full());
     }
+    let timeout = if NEVER_WAIT.with(std::cell::Cell::get) {
+        Duration::ZERO
+    } else {
+        p.timeout
+    };
     let start = Instant::now();
-    let deadline = start + p.timeout;
+    let deadline = start + timeout;
     p.waiting.fetch_add(1, Ordering::SeqCst);
     struct Leave<'a>(&'a AtomicUsize);
     impl Drop for Leave<'_> {
@@ -345,9 +366,14 @@ fn spill_for(shared: &Shared, need: usize) {
 /// What holds the store now.
 pub(crate) fn report(shared: &Shared) -> HeldReport {
     let p = &shared.pressure;
+    let (used, largest_free) = {
+        let a = shared.allocator();
+        (a.used(), a.largest_free())
+    };
     let mut held = HeldReport {
         capacity: shared.segment.capacity(),
-        used: shared.allocator().used(),
+        used,
+        largest_free,
         spill_dir: p.spill.as_ref().map(|d| d.path().to_path_buf()),
         spill_error: lock(&p.last_error).clone(),
         ..HeldReport::default()

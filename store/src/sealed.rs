@@ -16,8 +16,8 @@
 //!   bytes are on disk (or back, if writing failed).
 //! - Under the place lock, "in the arena" and "`OUT` clear" are the same
 //!   thing, so a pinner holding the lock never races a spiller.
-//! - An object lent to another rank (its offset handed out) keeps one pin
-//!   for the rest of its life: it never moves.
+//! - An object lent to other ranks (its offset handed out) keeps one pin
+//!   until it is given back: it does not move while they may read it.
 
 use std::fmt;
 use std::ops::Deref;
@@ -229,7 +229,8 @@ impl Sealed {
     }
 
     /// The object's offset in the arena, for another rank to read it in
-    /// place; from now on it is never spilled (read back first if it was).
+    /// place; from now on it is not spilled (read back first if it was)
+    /// until [`unlend`](Sealed::unlend).
     ///
     /// # Errors
     ///
@@ -242,6 +243,17 @@ impl Sealed {
             self.0.state.fetch_add(1, Ordering::Relaxed);
         }
         Ok((p.ptr as usize).wrapping_sub(self.0.shared.base() as usize))
+    }
+}
+
+impl Sealed {
+    /// No other rank reads the object in place any more: it may be spilled
+    /// again (the pin [`lend`](Sealed::lend) took is given back). Does
+    /// nothing for an object that is not lent.
+    pub fn unlend(&self) {
+        if self.0.lent.swap(false, Ordering::AcqRel) {
+            self.0.unpin();
+        }
     }
 }
 

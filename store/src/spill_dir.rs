@@ -73,6 +73,8 @@ pub(crate) struct SpillDir {
     direct: Option<SpillFile>,
     /// The file system refused a direct write: large objects go buffered.
     direct_refused: AtomicBool,
+    /// The directory was removed (at shutdown).
+    removed: AtomicBool,
 }
 
 impl std::fmt::Debug for SpillDir {
@@ -166,6 +168,7 @@ impl SpillDir {
                 buffered: SpillFile::new(buffered),
                 direct: direct.map(SpillFile::new),
                 direct_refused: AtomicBool::new(false),
+                removed: AtomicBool::new(false),
             })
         });
         match made {
@@ -263,12 +266,22 @@ impl SpillDir {
     }
 }
 
-impl Drop for SpillDir {
-    fn drop(&mut self) {
-        // The files have no names; only the (locked) directory is left.
+impl SpillDir {
+    /// Removes the directory now (idempotent): the spill files have no
+    /// names, so what is on disk stays readable through them.
+    pub(crate) fn remove(&self) {
+        if self.removed.swap(true, Ordering::AcqRel) {
+            return;
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
             tracing::debug!("could not remove {}: {e}", self.path.display());
         }
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 
