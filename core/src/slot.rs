@@ -83,7 +83,7 @@ pub(crate) enum Bytes {
 
 /// An object's bytes, held in memory while this lives.
 pub(crate) enum Access<'a> {
-    Own(Pinned),
+    Own(Pinned<'a>),
     Mapped(&'a [u8]),
 }
 
@@ -92,14 +92,6 @@ impl Access<'_> {
         match self {
             Access::Own(p) => p.as_slice(),
             Access::Mapped(b) => b,
-        }
-    }
-
-    /// The pin, when the bytes are this rank's own.
-    pub(crate) fn into_pin(self) -> Option<Pinned> {
-        match self {
-            Access::Own(p) => Some(p),
-            Access::Mapped(_) => None,
         }
     }
 }
@@ -117,6 +109,15 @@ impl Bytes {
     pub(crate) fn unlend(&self) {
         if let Bytes::Own(s) = self {
             s.unlend();
+        }
+    }
+
+    /// A neighbour's bytes (empty for this rank's own: those are reached
+    /// through a pin).
+    pub(crate) fn mapped(&self) -> &[u8] {
+        match self {
+            Bytes::Own(_) => &[],
+            Bytes::Mapped { seg, offset, len } => &seg.as_slice()[*offset..*offset + *len],
         }
     }
 

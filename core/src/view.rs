@@ -12,7 +12,7 @@ use ferry_store::PodElement;
 
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
-use crate::slot::{Slot, Stored};
+use crate::slot::{Bytes, Slot, Stored};
 use crate::values::{Object, Remotable};
 
 /// A read-only view of an object's archived value, straight in shared memory:
@@ -31,11 +31,10 @@ use crate::values::{Object, Remotable};
 /// ```
 pub struct View<T: Archive> {
     slot: Arc<Slot>,
+    /// Into the bytes, which stay in shared memory while the view lives:
+    /// the view holds a pin on the slot's own bytes (given back on drop),
+    /// and a neighbour's object is kept by its owner.
     archived: NonNull<T::Archived>,
-    bytes: NonNull<[u8]>,
-    /// Keeps the bytes in shared memory (not spilled) while the view lives;
-    /// `None` for a neighbour's object, which its owner keeps.
-    _pin: Option<ferry_store::Pinned>,
 }
 
 // SAFETY: a View only hands out shared references to immutable archived
@@ -60,8 +59,15 @@ impl<T: Object> View<T> {
                 asked: std::any::type_name::<T>(),
             });
         }
-        let access = value.block.access().map_err(Error::from)?;
-        let bytes = access.as_slice();
+        let bytes = match &value.block {
+            Bytes::Own(s) => match s.small_bytes() {
+                Some(b) => b,
+                None => s.acquire().map_err(Error::from)?.bytes,
+            },
+            other => other.mapped(),
+        };
+        // Gives the pin back if the checks below fail.
+        let guard = Unpin(&slot);
         // Acquire pairs with the Release below: whoever sees `validated` sees a
         // check that succeeded on these same immutable bytes.
         let archived: &T::Archived = if value.validated.load(Ordering::Acquire) {
@@ -78,14 +84,8 @@ impl<T: Object> View<T> {
             a
         };
         let archived = NonNull::from(archived);
-        let bytes = NonNull::from(bytes);
-        let _pin = access.into_pin();
-        Ok(View {
-            slot,
-            archived,
-            bytes,
-            _pin,
-        })
+        std::mem::forget(guard);
+        Ok(View { slot, archived })
     }
 
     /// The object's id.
@@ -95,9 +95,14 @@ impl<T: Object> View<T> {
 
     /// The archive's bytes in the store.
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: the bytes of the sealed object, kept in place by the pin
-        // (or by the owner, for a neighbour's object) while `self` lives.
-        unsafe { self.bytes.as_ref() }
+        match self.slot.get() {
+            Some(Stored::Value(v)) => match &v.block {
+                // SAFETY: this view holds a pin on them (taken in `of`).
+                Bytes::Own(s) => unsafe { s.pinned_bytes() },
+                other => other.mapped(),
+            },
+            _ => &[],
+        }
     }
 
     /// Deserializes an owned copy of the value.
@@ -125,12 +130,43 @@ impl<T: Archive> Deref for View<T> {
 
 impl<T: Archive> Clone for View<T> {
     fn clone(&self) -> Self {
+        if let Some(Stored::Value(v)) = self.slot.get()
+            && let Bytes::Own(s) = &v.block
+        {
+            s.repin();
+        }
         View {
             slot: self.slot.clone(),
             archived: self.archived,
-            bytes: self.bytes,
-            _pin: self._pin.clone(),
         }
+    }
+}
+
+/// Gives back the pin of a view being made that fails its checks.
+struct Unpin<'a>(&'a Slot);
+
+impl Drop for Unpin<'_> {
+    fn drop(&mut self) {
+        release(self.0);
+    }
+}
+
+/// Gives back one pin on the slot's own bytes (nothing to do for small
+/// objects and for neighbours' objects).
+#[inline]
+fn release(slot: &Slot) {
+    if let Some(Stored::Value(v)) = slot.get()
+        && let Bytes::Own(s) = &v.block
+    {
+        // SAFETY: called once per pin a view took (`View::of`, `clone`),
+        // when that view (or the one being made) is done with its bytes.
+        unsafe { s.release() };
+    }
+}
+
+impl<T: Archive> Drop for View<T> {
+    fn drop(&mut self) {
+        release(&self.slot);
     }
 }
 

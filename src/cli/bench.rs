@@ -579,7 +579,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
         .and_then(|()| super::cross_rank::run(&rt, &mut runner))
         .and_then(|()| super::locality::run(&rt, &mut runner))
         .and_then(|()| super::gpu_bench::run(&mut runner))
-        .and_then(|()| super::put_file_bench::run(&rt, &mut runner, args.quick));
+        .and_then(|()| super::put_file_bench::run(&rt, &mut runner, args.quick))
+        .and_then(|()| super::spill_bench::run(&mut runner, args.quick))
+        .and_then(|()| super::spill_bench::run_million(&rt, &mut runner, args.quick));
     let unhandled = rt.unhandled_errors();
     rt.shutdown()?;
     res?;

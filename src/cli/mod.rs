@@ -7,6 +7,7 @@ mod gpu_bench;
 mod info;
 mod locality;
 mod put_file_bench;
+mod spill_bench;
 mod timeit;
 
 use std::path::PathBuf;

@@ -401,6 +401,7 @@ pub struct Block {
 
 impl Block {
     /// The bytes.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: the range is inside the mapping, which outlives `self`
         // (we hold the `Arc<Shared>`); it came from a `BlockMut` that was

@@ -133,8 +133,8 @@ impl fmt::Display for Count {
 /// assert_eq!(
 ///     held.to_string(),
 ///     "64.0 MiB of 64.0 MiB in use: 2 objects (48.0 MiB) read by live views or running \
-///      tasks, 1 object (16.0 MiB) lent to other ranks, 0 B being written, 0 objects (0 B) \
-///      idle; spilling is off"
+///      tasks, 1 object (16.0 MiB) lent to other ranks, 0 B being written or in small \
+///      objects, 0 objects (0 B) idle; spilling is off"
 /// );
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -148,7 +148,8 @@ pub struct HeldReport {
     pub in_use: Count,
     /// Sealed objects other ranks read in place (never spilled).
     pub lent: Count,
-    /// Bytes of blocks still being written (not sealed yet).
+    /// Bytes of blocks still being written (not sealed yet) and of sealed
+    /// objects too small to be spilled (under 4 KiB).
     pub being_written: usize,
     /// The longest free range: less than `capacity - used` when the free
     /// space lies in pieces between objects that cannot move.
@@ -169,7 +170,7 @@ impl fmt::Display for HeldReport {
         write!(
             f,
             "{} of {} in use: {} read by live views or running tasks, {} lent to other \
-             ranks, {} being written, {} idle",
+             ranks, {} being written or in small objects, {} idle",
             Bytes(self.used),
             Bytes(self.capacity),
             self.in_use,

@@ -33,5 +33,5 @@ pub use error::{Count, HeldReport, StoreError};
 pub use fileio::{IoPath, read_exact_at};
 pub use liveness::{clean, clean_spill};
 pub use pressure::{SpillStats, never_wait_on_this_thread};
-pub use sealed::{Pinned, Sealed};
+pub use sealed::{Pinned, SPILL_MIN, Sealed};
 pub use segment::{DEFAULT_SHM_DIR, ReadOnlySegment, Segment, free_space, open_readonly};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::alloc::{Allocation, reserved_size};
 use crate::arena::Shared;
 use crate::error::{HeldReport, StoreError};
-use crate::fileio::{self, Buf, Op};
+use crate::fileio::{self, Buf, Op, Shape};
 use crate::sealed::{Entry, OUT, Place};
 use crate::spill_dir::SpillDir;
 
@@ -332,7 +332,15 @@ fn spill_for(shared: &Shared, need: usize) {
                 }
             })
             .collect();
-        fileio::run(&mut ops)
+        let direct = chosen.iter().any(|(_, _, x)| x.is_direct());
+        fileio::run_shaped(
+            &mut ops,
+            if direct {
+                Shape::DIRECT
+            } else {
+                Shape::BUFFERED
+            },
+        )
     };
     match written {
         Ok(_) => {

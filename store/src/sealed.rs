@@ -18,6 +18,10 @@
 //!   thing, so a pinner holding the lock never races a spiller.
 //! - An object lent to other ranks (its offset handed out) keeps one pin
 //!   until it is given back: it does not move while they may read it.
+//! - Objects under [`SPILL_MIN`] are never spilled (each would cost a
+//!   write for little room): they are plain blocks, not listed for the
+//!   spiller, and pinning them changes nothing, so small puts and gets
+//!   cost what they did before spilling existed.
 
 use std::fmt;
 use std::ops::Deref;
@@ -26,11 +30,14 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use crate::arena::{Arena, Block, Shared};
 use crate::error::StoreError;
-use crate::fileio::{self, Buf, Op};
+use crate::fileio::{self, Buf, Op, Shape};
 use crate::spill_dir::Extent;
 
 /// Set in the state word while the bytes are not in the arena.
 pub(crate) const OUT: u64 = 1 << 63;
+
+/// Objects smaller than this are never spilled.
+pub const SPILL_MIN: usize = 4096;
 
 /// Where an object's bytes are.
 pub(crate) enum Place {
@@ -49,7 +56,7 @@ pub(crate) struct Entry {
     pub(crate) reserved: usize,
     /// The store's clock at the last pin: the oldest is spilled first.
     pub(crate) last_use: AtomicU64,
-    /// Handed out to other ranks: pinned for good.
+    /// Handed out to other ranks: pinned until given back.
     pub(crate) lent: AtomicBool,
     pub(crate) place: Mutex<Place>,
     /// Where the store's registry lists it.
@@ -105,11 +112,19 @@ impl Entry {
             } else {
                 block.as_mut_slice()
             };
-            fileio::run(&mut [Op {
-                file: ext.file(),
-                offset: ext.offset(),
-                buf: Buf::Read(buf),
-            }])
+            let shape = if ext.is_direct() {
+                Shape::DIRECT
+            } else {
+                Shape::BUFFERED
+            };
+            fileio::run_shaped(
+                &mut [Op {
+                    file: ext.file(),
+                    offset: ext.offset(),
+                    buf: Buf::Read(buf),
+                }],
+                shape,
+            )
         };
         result.map_err(|e| StoreError::Io {
             path: self.shared.pressure.spill_path(),
@@ -131,7 +146,8 @@ impl Drop for Entry {
 
 /// A sealed object in a rank's store: immutable bytes that stay in shared
 /// memory while [`pin`](Sealed::pin)ned and may be spilled to disk (and
-/// read back on the next pin) while not. Cheap to clone.
+/// read back on the next pin) while not. Objects under [`SPILL_MIN`] bytes
+/// always stay.
 ///
 /// ```
 /// use ferry_store::{Arena, StoreConfig};
@@ -147,32 +163,55 @@ impl Drop for Entry {
 /// assert_eq!(obj.len(), 5);
 /// # Ok::<(), ferry_store::StoreError>(())
 /// ```
-#[derive(Clone)]
-pub struct Sealed(pub(crate) Arc<Entry>);
+pub struct Sealed(Repr);
+
+enum Repr {
+    /// Never spilled: the block itself.
+    Small(Block),
+    /// Listed for the spiller.
+    Large(Arc<Entry>),
+}
 
 impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sealed")
-            .field("len", &self.0.len)
+            .field("len", &self.len())
             .field("spilled", &self.is_spilled())
             .finish()
     }
 }
 
+/// The bytes [`Sealed::acquire`] gives, and whether it took a pin that
+/// [`Sealed::release`] must give back.
+#[derive(Debug, Clone, Copy)]
+pub struct Acquired<'a> {
+    /// The object's bytes.
+    pub bytes: &'a [u8],
+    /// A pin was taken (objects under [`SPILL_MIN`] need none).
+    pub pinned: bool,
+}
+
 impl Sealed {
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.0.len
+        match &self.0 {
+            Repr::Small(b) => b.len(),
+            Repr::Large(e) => e.len,
+        }
     }
 
     /// Whether the object is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.len == 0
+        self.len() == 0
     }
 
     /// Whether the bytes are on disk right now (or on their way there).
     pub fn is_spilled(&self) -> bool {
-        self.0.state.load(Ordering::Relaxed) & OUT != 0
+        match &self.0 {
+            Repr::Small(_) => false,
+            Repr::Large(e) => e.state.load(Ordering::Relaxed) & OUT != 0,
+        }
     }
 
     /// The bytes, kept in memory (read back from disk first if spilled)
@@ -183,48 +222,90 @@ impl Sealed {
     /// Reading a spilled object back needs arena space:
     /// [`StoreError::Held`] / [`StoreError::Full`] when none frees in time,
     /// [`StoreError::Io`] when the spill file cannot be read.
-    pub fn pin(&self) -> Result<Pinned, StoreError> {
-        let e = &self.0;
-        let mut s = e.state.load(Ordering::Acquire);
-        while s & OUT == 0 {
-            match e
-                .state
-                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return Ok(self.pinned()),
-                Err(now) => s = now,
-            }
-        }
-        self.pin_slow()
+    pub fn pin(&self) -> Result<Pinned<'_>, StoreError> {
+        let a = self.acquire()?;
+        Ok(Pinned {
+            bytes: a.bytes,
+            entry: match &self.0 {
+                Repr::Large(e) => Some(e),
+                Repr::Small(_) => None,
+            },
+            base: self.base(),
+        })
     }
 
-    fn pin_slow(&self) -> Result<Pinned, StoreError> {
-        let e = &self.0;
-        let mut place = e.lock_place();
-        if let Place::Disk(ext) = &*place {
-            let block = e.restore(ext)?;
-            e.data
-                .store(block.as_slice().as_ptr().cast_mut(), Ordering::Relaxed);
-            // Drops the extent: its range of the spill file is free again.
-            *place = Place::Arena(block);
-            e.shared.pressure.note_gone_from_disk(e.reserved);
-            // Publishes `data` to fast-path pinners.
-            e.state.store(1, Ordering::Release);
-        } else {
-            // In the arena, so `OUT` is clear, and it stays clear while we
-            // hold the lock (spillers need it).
-            e.state.fetch_add(1, Ordering::Acquire);
+    fn base(&self) -> *const u8 {
+        match &self.0 {
+            Repr::Small(b) => b.as_slice().as_ptr().wrapping_sub(b.offset()),
+            Repr::Large(e) => e.shared.base(),
         }
-        drop(place);
-        Ok(self.pinned())
     }
 
-    /// The guard for a pin just taken.
-    fn pinned(&self) -> Pinned {
-        self.0.touch();
-        Pinned {
-            ptr: self.0.data.load(Ordering::Relaxed),
-            entry: Arc::clone(&self.0),
+    /// Takes a pin (if the object needs one) and gives the bytes, borrowed
+    /// from `self`; a pin taken is held until [`release`](Sealed::release):
+    /// for a handle that keeps the object alive itself and cannot hold a
+    /// [`Pinned`] borrowing it (a view holding its slot).
+    ///
+    /// # Errors
+    ///
+    /// As [`pin`](Sealed::pin).
+    #[inline]
+    pub fn acquire(&self) -> Result<Acquired<'_>, StoreError> {
+        match &self.0 {
+            Repr::Small(b) => Ok(Acquired {
+                bytes: b.as_slice(),
+                pinned: false,
+            }),
+            Repr::Large(e) => acquire_large(e),
+        }
+    }
+
+    /// The bytes of an object too small ever to be spilled (no pin needed,
+    /// nothing to give back); `None` for the others.
+    #[inline]
+    pub fn small_bytes(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Repr::Small(b) => Some(b.as_slice()),
+            Repr::Large(_) => None,
+        }
+    }
+
+    /// The bytes of an object the caller holds a pin on.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds a pin taken with [`acquire`](Sealed::acquire) or
+    /// [`repin`](Sealed::repin) for as long as it uses the slice.
+    #[inline]
+    pub unsafe fn pinned_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Small(b) => b.as_slice(),
+            Repr::Large(e) => bytes_while_pinned(e),
+        }
+    }
+
+    /// Takes one more pin on an object already pinned (a view's clone); it
+    /// is released with [`release`](Sealed::release) as any other.
+    #[inline]
+    pub fn repin(&self) {
+        if let Repr::Large(e) = &self.0 {
+            // A pin exists, so no spiller can set `OUT` meanwhile.
+            e.state.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives back a pin taken with [`acquire`](Sealed::acquire) (one that
+    /// said `pinned`) or [`repin`](Sealed::repin).
+    ///
+    /// # Safety
+    ///
+    /// The caller took a pin it has not given back yet, and uses no byte
+    /// slice obtained under that pin after this call: once the last pin is
+    /// gone the bytes may move to disk and their memory be reused.
+    #[inline]
+    pub unsafe fn release(&self) {
+        if let Repr::Large(e) = &self.0 {
+            e.unpin();
         }
     }
 
@@ -237,101 +318,165 @@ impl Sealed {
     /// As [`pin`](Sealed::pin).
     pub fn lend(&self) -> Result<usize, StoreError> {
         let p = self.pin()?;
-        if !self.0.lent.swap(true, Ordering::AcqRel) {
-            // The pin that keeps it for good (`p` holds one, so this
-            // cannot race a spiller).
-            self.0.state.fetch_add(1, Ordering::Relaxed);
+        if let Repr::Large(e) = &self.0
+            && !e.lent.swap(true, Ordering::AcqRel)
+        {
+            // The pin that keeps it until given back (`p` holds one, so
+            // this cannot race a spiller).
+            e.state.fetch_add(1, Ordering::Relaxed);
         }
-        Ok((p.ptr as usize).wrapping_sub(self.0.shared.base() as usize))
+        Ok(p.offset())
     }
-}
 
-impl Sealed {
     /// No other rank reads the object in place any more: it may be spilled
     /// again (the pin [`lend`](Sealed::lend) took is given back). Does
     /// nothing for an object that is not lent.
     pub fn unlend(&self) {
-        if self.0.lent.swap(false, Ordering::AcqRel) {
-            self.0.unpin();
+        if let Repr::Large(e) = &self.0
+            && e.lent.swap(false, Ordering::AcqRel)
+        {
+            e.unpin();
         }
     }
 }
 
-/// A pinned object's bytes: the object stays in shared memory while this
-/// lives. Cheap to clone; `Send + Sync`.
-pub struct Pinned {
-    entry: Arc<Entry>,
-    ptr: *const u8,
+#[inline(never)]
+fn acquire_large(e: &Entry) -> Result<Acquired<'_>, StoreError> {
+    take_pin(e)?;
+    Ok(Acquired {
+        bytes: bytes_while_pinned(e),
+        pinned: true,
+    })
 }
 
-// SAFETY: `Pinned` only gives shared access to immutable bytes that stay
-// where they are while any pin is held (see the module's protocol), and the
-// entry is `Send + Sync` itself.
-unsafe impl Send for Pinned {}
-// SAFETY: as above.
-unsafe impl Sync for Pinned {}
+/// The bytes of a pinned object (`e` holds a pin).
+fn bytes_while_pinned(e: &Entry) -> &[u8] {
+    if e.len == 0 {
+        return &[];
+    }
+    let ptr = e.data.load(Ordering::Relaxed);
+    // SAFETY: a pin is held, so the object is in the arena at `data`
+    // (published by the Acquire that took the pin) and its `len` sealed bytes
+    // are never written again while the block lives; the block lives as long
+    // as the entry, which the caller borrows, and stays put while pinned.
+    unsafe { std::slice::from_raw_parts(ptr, e.len) }
+}
 
-impl Pinned {
+fn take_pin(e: &Entry) -> Result<(), StoreError> {
+    let mut s = e.state.load(Ordering::Acquire);
+    while s & OUT == 0 {
+        match e
+            .state
+            .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                e.touch();
+                return Ok(());
+            }
+            Err(now) => s = now,
+        }
+    }
+    pin_slow(e)
+}
+
+fn pin_slow(e: &Entry) -> Result<(), StoreError> {
+    let mut place = e.lock_place();
+    if let Place::Disk(ext) = &*place {
+        let block = e.restore(ext)?;
+        e.data
+            .store(block.as_slice().as_ptr().cast_mut(), Ordering::Relaxed);
+        // Drops the extent: its range of the spill file is free again.
+        *place = Place::Arena(block);
+        e.shared.pressure.note_gone_from_disk(e.reserved);
+        // Publishes `data` to fast-path pinners.
+        e.state.store(1, Ordering::Release);
+    } else {
+        // In the arena, so `OUT` is clear, and it stays clear while we hold
+        // the lock (spillers need it).
+        e.state.fetch_add(1, Ordering::Acquire);
+    }
+    drop(place);
+    e.touch();
+    Ok(())
+}
+
+/// A pinned object's bytes: the object stays in shared memory while this
+/// lives.
+pub struct Pinned<'a> {
+    bytes: &'a [u8],
+    /// The pinned entry (`None`: a small object, which needs no pin).
+    entry: Option<&'a Entry>,
+    base: *const u8,
+}
+
+// SAFETY: `base` is only compared against (never dereferenced); the rest is
+// shared references to `Sync` data.
+unsafe impl Send for Pinned<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for Pinned<'_> {}
+
+impl Pinned<'_> {
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
-        if self.entry.len == 0 {
-            return &[];
-        }
-        // SAFETY: while this pin is held the object is in the arena at
-        // `ptr` (the spiller only moves objects with no pins) and its
-        // `len` bytes are sealed, never written again while the block
-        // lives; the block lives as long as the entry, which we hold.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.entry.len) }
+        self.bytes
     }
 
     /// Offset of the first byte in the arena (valid while pinned).
     pub fn offset(&self) -> usize {
-        (self.ptr as usize).wrapping_sub(self.entry.shared.base() as usize)
+        (self.bytes.as_ptr() as usize).wrapping_sub(self.base as usize)
     }
 }
 
-impl Clone for Pinned {
+impl Clone for Pinned<'_> {
     fn clone(&self) -> Self {
-        // A pin exists, so no spiller can set `OUT` meanwhile.
-        self.entry.state.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = self.entry {
+            // A pin exists, so no spiller can set `OUT` meanwhile.
+            e.state.fetch_add(1, Ordering::Relaxed);
+        }
         Pinned {
-            entry: Arc::clone(&self.entry),
-            ptr: self.ptr,
+            bytes: self.bytes,
+            entry: self.entry,
+            base: self.base,
         }
     }
 }
 
-impl Drop for Pinned {
+impl Drop for Pinned<'_> {
     fn drop(&mut self) {
-        self.entry.unpin();
+        if let Some(e) = self.entry {
+            e.unpin();
+        }
     }
 }
 
-impl Deref for Pinned {
+impl Deref for Pinned<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        self.as_slice()
+        self.bytes
     }
 }
 
-impl AsRef<[u8]> for Pinned {
+impl AsRef<[u8]> for Pinned<'_> {
     fn as_ref(&self) -> &[u8] {
-        self.as_slice()
+        self.bytes
     }
 }
 
-impl fmt::Debug for Pinned {
+impl fmt::Debug for Pinned<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pinned")
             .field("offset", &self.offset())
-            .field("len", &self.entry.len)
+            .field("len", &self.bytes.len())
             .finish()
     }
 }
 
-/// Makes the entry of a freshly sealed block.
+/// Makes the object of a freshly sealed block.
 pub(crate) fn seal(shared: &Arc<Shared>, block: Block) -> Sealed {
     let len = block.len();
+    if len < SPILL_MIN {
+        return Sealed(Repr::Small(block));
+    }
     let reserved = block.reserved_len();
     let data = block.as_slice().as_ptr().cast_mut();
     let shared = Arc::clone(shared);
@@ -349,5 +494,5 @@ pub(crate) fn seal(shared: &Arc<Shared>, block: Block) -> Sealed {
             index,
         }
     });
-    Sealed(entry)
+    Sealed(Repr::Large(entry))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry_store::{Arena, Sealed, StoreConfig, StoreError};
+use ferry_store::{Arena, SPILL_MIN, Sealed, StoreConfig, StoreError};
 
 /// A spill root of its own for each test, removed at the end.
 struct Root(PathBuf);
@@ -82,6 +82,11 @@ fn three_times_the_capacity_comes_back_intact() {
     assert!(stats.spilled_objects > 0, "{stats:?}");
     assert!(stats.on_disk_bytes as usize >= cap, "{stats:?}");
     assert!(arena.used() <= cap);
+    for (i, (obj, _)) in &objects {
+        if obj.len() < SPILL_MIN {
+            assert!(!obj.is_spilled(), "object {i}: too small to spill");
+        }
+    }
     // Every object, in a shuffled order, read back and checked.
     let n = objects.len();
     for k in 0..n {
@@ -235,6 +240,7 @@ fn concurrent_puts_and_gets_under_a_small_capacity_lose_nothing() {
                     let (p, q) = (mine[k].0.pin().unwrap(), mine[j].0.pin().unwrap());
                     assert_eq!(checksum(&p), mine[k].1);
                     assert_eq!(checksum(&q), mine[j].1);
+                    drop((p, q));
                     checked.fetch_add(2, Ordering::Relaxed);
                     // Keep at most ~3x the store per thread alive.
                     if mine.len() > 40 {
