@@ -68,35 +68,56 @@ fn one_size(root: &Path, size: usize, total: usize, runs: usize) -> ferry::Resul
     let bs = size.min(64 << 20);
     let dd_count = total / bs;
     let mut times: [Vec<f64>; 4] = Default::default();
-    for _ in 0..runs {
+    let of = format!("of={}", ddfile.display());
+    let iff = format!("if={}", ddfile.display());
+    let bs = format!("bs={bs}");
+    let dd_count = format!("count={dd_count}");
+    let dd_write = || {
+        dd(&[
+            "if=/dev/zero".into(),
+            of.clone(),
+            bs.clone(),
+            dd_count.clone(),
+            "oflag=direct".into(),
+        ])
+    };
+    let dd_read = || {
+        dd(&[
+            iff.clone(),
+            "of=/dev/null".into(),
+            bs.clone(),
+            dd_count.clone(),
+            "iflag=direct".into(),
+        ])
+    };
+    let spill = || -> ferry::Result<f64> {
         // Everything is idle: a block the size of all of it spills all.
         let t = Instant::now();
         let all = arena.alloc(total).map_err(store)?;
-        times[0].push(t.elapsed().as_secs_f64());
+        let s = t.elapsed().as_secs_f64();
         drop(all);
-        let of = format!("of={}", ddfile.display());
-        let iff = format!("if={}", ddfile.display());
-        let bs = format!("bs={bs}");
-        let count = format!("count={dd_count}");
-        times[2].push(dd(&[
-            "if=/dev/zero".into(),
-            of,
-            bs.clone(),
-            count.clone(),
-            "oflag=direct".into(),
-        ])?);
+        Ok(s)
+    };
+    let restore = || -> ferry::Result<f64> {
         let t = Instant::now();
         for o in &objects {
             drop(o.pin().map_err(store)?);
         }
-        times[1].push(t.elapsed().as_secs_f64());
-        times[3].push(dd(&[
-            iff,
-            "of=/dev/null".into(),
-            bs,
-            count,
-            "iflag=direct".into(),
-        ])?);
+        Ok(t.elapsed().as_secs_f64())
+    };
+    for run in 0..runs {
+        // Who goes first alternates: the disk's write cache favours neither.
+        if run % 2 == 0 {
+            times[0].push(spill()?);
+            times[2].push(dd_write()?);
+            times[1].push(restore()?);
+            times[3].push(dd_read()?);
+        } else {
+            times[2].push(dd_write()?);
+            times[0].push(spill()?);
+            times[3].push(dd_read()?);
+            times[1].push(restore()?);
+        }
         let _ = std::fs::remove_file(&ddfile);
     }
     let direct = arena.spill_stats().direct_objects > 0;

@@ -313,6 +313,11 @@ fn spill_for(shared: &Shared, need: usize) {
     if chosen.is_empty() {
         return;
     }
+    for (_, _, ext) in &chosen {
+        if ext.is_direct() {
+            ext.preallocate();
+        }
+    }
     let written = {
         let mut ops: Vec<Op<'_>> = chosen
             .iter()
