@@ -11,6 +11,23 @@ fn shm(name: &str) -> PathBuf {
     PathBuf::from("/dev/shm").join(name)
 }
 
+/// Runs `ferry clean` with `args`, checks it succeeded and said it removed
+/// `removed`; its output.
+fn ferry_clean(args: &[&str], removed: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("clean")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("removed {}", removed.display())),
+        "{text}"
+    );
+    text
+}
+
 #[test]
 fn the_next_start_of_a_job_removes_what_its_crashed_ranks_left() {
     let job = format!("hyg{}", std::process::id());
@@ -59,16 +76,7 @@ fn ferry_clean_removes_stale_files_and_leaves_live_ones() {
     .unwrap();
     // The start removed r1 already; leave another one behind again.
     std::fs::write(&stale, b"").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["clean", "--job", &job])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains(&format!("removed {}", stale.display())),
-        "{text}"
-    );
+    let text = ferry_clean(&["--job", &job], &stale);
     assert!(text.contains("1 stale file removed"), "{text}");
     assert!(!stale.exists());
     assert!(rt.store_path().exists(), "the live arena stays");
@@ -98,17 +106,8 @@ fn ferry_clean_removes_stale_spill_directories_and_leaves_live_ones() {
     // What a killed rank 1 of the job leaves: a directory nobody locks.
     let stale = root.join(format!("ferry-{job}-r1.spill"));
     std::fs::create_dir(&stale).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["clean", "--job", &job, "--spill-dir"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains(&format!("removed {}", stale.display())),
-        "{text}"
-    );
+    let root_arg = root.to_string_lossy();
+    let text = ferry_clean(&["--job", &job, "--spill-dir", &root_arg], &stale);
     assert!(text.contains("1 stale spill directory removed"), "{text}");
     assert!(!stale.exists());
     assert!(live.is_dir(), "the live rank's directory stays");
