@@ -9,6 +9,7 @@ fn cfg() -> Config {
     Config::default()
         .num_cpus(1.0)
         .object_store_memory(256 << 20)
+        .timeline(true)
 }
 
 fn run_suite(n: u32) {

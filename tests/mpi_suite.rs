@@ -150,6 +150,8 @@ fn launch(n: u32) -> (bool, String) {
             "FERRY_NUM_CPUS=1",
             "-x",
             "FERRY_IGNORE_UNHANDLED_ERRORS=1",
+            "-x",
+            "FERRY_TIMELINE=1",
         ]
     };
     let mut child = Command::new(&mpirun)
@@ -158,6 +160,7 @@ fn launch(n: u32) -> (bool, String) {
         .arg(exe)
         .env("FERRY_NUM_CPUS", "1")
         .env("FERRY_IGNORE_UNHANDLED_ERRORS", "1")
+        .env("FERRY_TIMELINE", "1")
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

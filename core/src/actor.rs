@@ -630,9 +630,18 @@ fn actor_main<A: ActorClass>(
             run,
             output,
         } = call;
+        let started = inner.timeline.start();
         let outcome = context::with_task(ctx.clone(), || {
             panic::catch_unwind(AssertUnwindSafe(|| run(actor, &rt)))
         });
+        if inner.timeline.is_on() {
+            inner.timeline.record(
+                started,
+                crate::timeline::Kind::ActorCall,
+                format!("{}.{method}", core.name),
+                0,
+            );
+        }
         match outcome {
             Ok(Outcome::Value(v)) => output.complete(Stored::Value(v)),
             Ok(Outcome::Error(e)) => output.complete(Stored::Error(e)),

@@ -144,6 +144,8 @@ pub(crate) struct Cluster {
     /// Actors across ranks: those lent to others, handles to others'.
     pub(crate) actors: crate::remote_actor::Book,
     pub(crate) lost: Mutex<Vec<Rank>>,
+    /// Timeline events other ranks sent (rank 0, while it gathers).
+    pub(crate) timelines: crate::timeline::Replies,
     pub(crate) stop: AtomicBool,
     /// Set when rank 0 told this rank to stop (`serve` returns).
     ended: (Mutex<Option<Result<()>>>, Condvar),
@@ -181,6 +183,7 @@ impl Cluster {
             releases: Default::default(),
             actors: crate::remote_actor::Book::new(size),
             lost: Mutex::new(Vec::new()),
+            timelines: crate::timeline::Replies::default(),
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),
             net: Mutex::new(None),
@@ -673,6 +676,14 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
                 tracing::warn!("rank {}: raw ping-pong with rank {from}: {e}", c.rank);
             }
         }
+        Msg::TimelineRequest => {
+            let events = inner.timeline.snapshot();
+            let _ = c.send(from, &Msg::TimelineReply { events });
+        }
+        Msg::TimelineReply { events } => {
+            c.transport.expect_reply(false);
+            c.timelines.deposit(events);
+        }
         msg @ (Msg::CreateActor { .. }
         | Msg::ActorCall { .. }
         | Msg::AddActorBorrow { .. }
@@ -815,9 +826,17 @@ fn done(
         }),
         WireResult::At { offset, len } => {
             copy_in(inner, tag, sent.type_name, len as usize, |dst| {
-                c.transport
-                    .read(from, offset as usize, dst)
-                    .map_err(|e| Error::Store(format!("reading the result from rank {from}: {e}")))
+                let t = inner.timeline.start();
+                let read = c.transport.read(from, offset as usize, dst);
+                if inner.timeline.is_on() {
+                    inner.timeline.record(
+                        t,
+                        crate::timeline::Kind::Transfer,
+                        format!("result {object:016x} from rank {from}"),
+                        len,
+                    );
+                }
+                read.map_err(|e| Error::Store(format!("reading the result from rank {from}: {e}")))
             })
         }
         WireResult::Failed(w) => Stored::Error(w.into_error()),
@@ -1159,7 +1178,17 @@ fn stored_at(
             _contained: Vec::new(),
         }),
         _ => copy_in(inner, tag, type_name, len as usize, |d| {
-            c.transport.read(from, offset as usize, d).map_err(|e| {
+            let t = inner.timeline.start();
+            let read = c.transport.read(from, offset as usize, d);
+            if inner.timeline.is_on() {
+                inner.timeline.record(
+                    t,
+                    crate::timeline::Kind::Transfer,
+                    format!("object {object:016x} from rank {from}"),
+                    len,
+                );
+            }
+            read.map_err(|e| {
                 Error::Store(format!(
                     "reading object {object:016x} from rank {from}: {e}"
                 ))
@@ -1364,4 +1393,29 @@ fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
+}
+
+/// Every other live rank's timeline events, asked for now (rank 0's
+/// `timeline`); ranks that do not answer by `deadline` are left out, with a
+/// warning.
+pub(crate) fn gather_timelines(c: &Cluster, deadline: Instant) -> Vec<crate::timeline::RankEvents> {
+    c.timelines.clear();
+    let lost = lock(&c.lost).clone();
+    let mut asked = 0;
+    for r in (0..c.size).filter(|r| *r != c.rank && !lost.contains(r)) {
+        c.transport.expect_reply(true);
+        if c.send(r, &Msg::TimelineRequest).is_ok() {
+            asked += 1;
+        } else {
+            c.transport.expect_reply(false);
+        }
+    }
+    let got = c.timelines.wait_for(asked, deadline);
+    if got.len() < asked {
+        tracing::warn!(
+            "timeline: {} of {asked} ranks did not send their events in time",
+            asked - got.len()
+        );
+    }
+    got
 }

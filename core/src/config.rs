@@ -29,6 +29,7 @@ pub struct Config {
     pub(crate) spill_dir: Option<std::path::PathBuf>,
     pub(crate) spill: Option<bool>,
     pub(crate) put_timeout: Option<Duration>,
+    pub(crate) timeline: Option<bool>,
 }
 
 /// How long a put waits for space by default.
@@ -141,9 +142,17 @@ impl Config {
         self
     }
 
+    /// Record every task run, actor call and object transfer for
+    /// [`Runtime::timeline`](crate::Runtime::timeline) (default: off; each
+    /// event costs two clock reads and a short lock). Also `FERRY_TIMELINE=1`.
+    pub fn timeline(mut self, yes: bool) -> Self {
+        self.timeline = Some(yes);
+        self
+    }
+
     /// Reads `FERRY_NUM_CPUS`, `FERRY_NUM_GPUS`, `FERRY_OBJECT_STORE_MEMORY`,
-    /// `FERRY_JOB_ID`, `FERRY_PIN_THREADS`, `FERRY_SPILL_DIR`, `FERRY_SPILL`
-    /// and `FERRY_PUT_TIMEOUT` over the defaults; a malformed value is an
+    /// `FERRY_JOB_ID`, `FERRY_PIN_THREADS`, `FERRY_SPILL_DIR`, `FERRY_SPILL`,
+    /// `FERRY_PUT_TIMEOUT` and `FERRY_TIMELINE` over the defaults; a malformed value is an
     /// error.
     ///
     /// ```
@@ -184,6 +193,7 @@ impl Config {
             force_rma: std::env::var("FERRY_FORCE_RMA").ok().map(|v| v == "1"),
             pin_threads: switch("FERRY_PIN_THREADS")?,
             spill: switch("FERRY_SPILL")?,
+            timeline: switch("FERRY_TIMELINE")?,
             spill_dir: std::env::var_os("FERRY_SPILL_DIR")
                 .filter(|v| !v.is_empty())
                 .map(Into::into),

@@ -32,6 +32,7 @@ mod scheduler;
 mod signal;
 mod slot;
 mod task;
+mod timeline;
 mod values;
 mod view;
 mod wire;

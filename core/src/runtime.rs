@@ -51,6 +51,7 @@ pub(crate) struct Inner {
     pub(crate) spin: Duration,
     pub(crate) empty_env: Arc<[(String, String)]>,
     pub(crate) cluster: Option<Cluster>,
+    pub(crate) timeline: crate::timeline::Recorder,
     shut: AtomicBool,
     shutdown_lock: Mutex<()>,
 }
@@ -294,6 +295,7 @@ pub(crate) struct Prepared {
     gpu_ids: Vec<u32>,
     pinning: Pinning,
     store: StoreConfig,
+    timeline: bool,
     base_threads: usize,
     max_threads: usize,
     spin: Duration,
@@ -384,6 +386,7 @@ impl Prepared {
             gpu_ids,
             pinning: Pinning::new(topo, binding, bind),
             store,
+            timeline: cfg.timeline.unwrap_or(false),
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
@@ -429,6 +432,7 @@ impl Prepared {
             spin: self.spin,
             empty_env: Arc::from(Vec::new()),
             cluster,
+            timeline: crate::timeline::Recorder::new(self.rank, self.timeline),
             shut: AtomicBool::new(false),
             shutdown_lock: Mutex::new(()),
         });
@@ -529,6 +533,55 @@ impl Runtime {
     /// Bytes of the object store in use.
     pub fn store_used(&self) -> usize {
         self.inner.arena.used()
+    }
+
+    /// Writes the timeline of the job so far (Ray's `ray.timeline`): every
+    /// task run, actor call and object transfer of every rank, as Chrome
+    /// trace JSON (open it in Perfetto, <https://ui.perfetto.dev>, or
+    /// `chrome://tracing`), with each rank a process and each worker or
+    /// actor thread a thread. Called on rank 0 it gathers all ranks' events
+    /// (ranks that do not answer within 30 s are left out, with a warning);
+    /// elsewhere it writes that rank's own.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when recording is off (start the runtime
+    /// with [`Config::timeline`](crate::Config::timeline) or
+    /// `FERRY_TIMELINE=1`) or the file cannot be written.
+    ///
+    /// ```
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0).timeline(true))?;
+    /// let path = std::env::temp_dir().join(format!("ferry-doc-timeline-{}.json", std::process::id()));
+    /// rt.timeline(&path)?;
+    /// assert!(std::fs::read_to_string(&path)?.contains("traceEvents"));
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn timeline(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        if !self.inner.timeline.is_on() {
+            return Err(Error::InvalidArgument(
+                "the timeline is not being recorded: start the runtime with \
+                 Config::timeline(true) or FERRY_TIMELINE=1"
+                    .into(),
+            ));
+        }
+        let mut ranks = vec![self.inner.timeline.snapshot()];
+        if self.inner.rank == 0
+            && let Some(c) = self.inner.cluster()
+        {
+            ranks.extend(crate::cluster::gather_timelines(
+                c,
+                Instant::now() + Duration::from_secs(30),
+            ));
+        }
+        ranks.sort_by_key(|r| r.rank);
+        std::fs::write(path, crate::timeline::chrome_trace(&ranks)).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "cannot write the timeline to {}: {e}",
+                path.display()
+            ))
+        })
     }
 
     /// This rank's spill directory (`None` when spilling is off).

@@ -204,6 +204,7 @@ impl TaskCell {
         });
         let rt = Runtime::from_inner(inner.clone());
         let mut attempts = 0u32;
+        let started = inner.timeline.start();
         let stored = loop {
             attempts += 1;
             ctx.may_retry.set(self.retry.may_retry_errors(attempts));
@@ -230,6 +231,12 @@ impl TaskCell {
             break Stored::Error(Error::Task(Box::new(err)));
         };
         drop(job);
+        inner.timeline.record(
+            started,
+            crate::timeline::Kind::Task,
+            self.name.to_string(),
+            0,
+        );
         if let Some(out) = self.output.upgrade() {
             out.complete(stored);
         }

@@ -81,6 +81,11 @@ pub(crate) enum Msg {
     /// Take part in a raw ping-pong of `iters` round trips with the sender
     /// (`Transport::raw_ping_pong`, the baseline `ferry bench` prints).
     PingPong { iters: u64 },
+    /// Rank 0 asks for this rank's timeline events (answered by
+    /// `TimelineReply`).
+    TimelineRequest,
+    /// A rank's timeline events.
+    TimelineReply { events: crate::timeline::RankEvents },
 }
 
 /// A ref or actor handle inside a result, which its owner must register

@@ -23,6 +23,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     ),
     ("a_task_runs_on_every_rank", a_task_runs_on_every_rank),
     (
+        "the_timeline_shows_every_rank_s_tasks",
+        the_timeline_shows_every_rank_s_tasks,
+    ),
+    (
         "a_saturated_rank_sends_work_to_the_others",
         a_saturated_rank_sends_work_to_the_others,
     ),
@@ -636,6 +640,48 @@ fn binding_here(rt: &Runtime) -> (u32, Vec<u32>, bool, bool, Vec<u32>) {
         rt.pins_threads(),
         cpus(thread),
     )
+}
+
+#[ferry::remote]
+fn timeline_probe(x: u64) -> u64 {
+    x + 1
+}
+
+/// A timeline written on rank 0 (the suite records one) is Chrome trace
+/// JSON holding every rank as a process and the tasks each ran.
+fn the_timeline_shows_every_rank_s_tasks(rt: &Runtime) -> ferry::Result<()> {
+    let n = rt.world_size();
+    for r in 0..n {
+        let t = timeline_probe::options().on_rank(r).remote(rt, r as u64)?;
+        rt.wait(std::slice::from_ref(&t), 1, None)?;
+        assert_eq!(rt.get_value(&t)?, r as u64 + 1);
+    }
+    let path = std::env::temp_dir().join(format!(
+        "ferry-suite-timeline-{}-{n}.json",
+        std::process::id()
+    ));
+    rt.timeline(&path)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Init(e.to_string()))?;
+    let _ = std::fs::remove_file(&path);
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Init(format!("the timeline is not JSON: {e}")))?;
+    let events = json["traceEvents"]
+        .as_array()
+        .ok_or_else(|| Error::Init("no traceEvents".into()))?;
+    for r in 0..n {
+        let named = events.iter().any(|e| {
+            e["name"] == "process_name" && e["pid"] == r && e["args"]["name"] == format!("rank {r}")
+        });
+        let ran = events.iter().any(|e| {
+            e["ph"] == "X"
+                && e["pid"] == r
+                && e["name"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("timeline_probe"))
+        });
+        assert!(named && ran, "rank {r} missing from the timeline: {text}");
+    }
+    Ok(())
 }
 
 /// Ranks that bind get CPUs no other rank has, and their workers run there;
