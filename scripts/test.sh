@@ -73,6 +73,20 @@ if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
   echo "-- mpirun -n 2 ferry bench --quick --filter cross-rank"
   cargo build --release --features mpi --bin ferry
   timeout 600 mpirun --oversubscribe -x FERRY_NUM_CPUS=1 -n 2 target/release/ferry bench --quick --filter cross-rank
+  echo "-- Slurm: srun -n 2, and sbatch of a script from ferry sbatch, on a one-node Slurm here"
+  if [ "$(id -u)" = 0 ] && timeout 600 bash scripts/start-local-slurm.sh > target/slurm-start.log 2>&1; then
+    timeout 300 srun --mpi=pmix -n 2 target/release/examples/timeline "$PWD/target/srun-timeline.json" > target/srun.log 2>&1 \
+      || { cat target/srun.log; echo "srun -n 2 failed" >&2; exit 1; }
+    grep -q 'rank(s) {0, 1}' target/srun.log || { cat target/srun.log; echo "srun did not run 2 ranks" >&2; exit 1; }
+    rm -f target/sbatch-*.txt
+    timeout 600 target/release/ferry sbatch --ranks-per-node 2 --output "$PWD/target/sbatch-%j.txt" --submit --wait \
+      -- "$PWD/target/release/examples/timeline" "$PWD/target/sbatch-timeline.json"
+    grep -q 'rank(s) {0, 1}' target/sbatch-*.txt || { cat target/sbatch-*.txt; echo "the sbatch job did not run 2 ranks" >&2; exit 1; }
+    echo "Slurm: srun and sbatch ran the example on 2 ranks"
+  else
+    echo "skipped: a one-node Slurm needs root here (scripts/start-local-slurm.sh)"
+    cat target/slurm-start.log 2>/dev/null || true
+  fi
   # Leave the default (no-MPI) builds in place.
   cargo build --release --examples --bin ferry
 else
