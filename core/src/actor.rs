@@ -507,6 +507,7 @@ fn create_here<A: ActorClass>(
         held: request.clone(),
         is_task: false,
         may_retry: std::cell::Cell::new(false),
+        cancel: None,
     };
     let restarts = opts.max_restarts;
     let granted = inner.try_grant(&request);

@@ -144,6 +144,9 @@ pub(crate) struct Cluster {
     /// Actors across ranks: those lent to others, handles to others'.
     pub(crate) actors: crate::remote_actor::Book,
     pub(crate) lost: Mutex<Vec<Rank>>,
+    /// The outputs of tasks this rank runs for other ranks, by the owner's
+    /// object id (for `Cancel`).
+    pub(crate) executing: Mutex<HashMap<u64, Weak<Slot>>>,
     /// Timeline events other ranks sent (rank 0, while it gathers).
     pub(crate) timelines: crate::timeline::Replies,
     pub(crate) stop: AtomicBool,
@@ -184,6 +187,7 @@ impl Cluster {
             actors: crate::remote_actor::Book::new(size),
             lost: Mutex::new(Vec::new()),
             timelines: crate::timeline::Replies::default(),
+            executing: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),
             net: Mutex::new(None),
@@ -676,6 +680,12 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
                 tracing::warn!("rank {}: raw ping-pong with rank {from}: {e}", c.rank);
             }
         }
+        Msg::Cancel { object, recursive } => {
+            let slot = lock(&c.executing).get(&object).and_then(Weak::upgrade);
+            if let Some(p) = slot.and_then(|s| s.producer()) {
+                p.cancel(recursive);
+            }
+        }
         Msg::TimelineRequest => {
             let events = inner.timeline.snapshot();
             let _ = c.send(from, &Msg::TimelineReply { events });
@@ -708,6 +718,7 @@ pub(crate) fn execute(
     let (invoked, borrows) = collect_borrows(|| invoke(&rt));
     match invoked {
         Ok(out) => {
+            lock(&c.executing).insert(object, Arc::downgrade(&out.slot));
             let reply = Arc::new(Reply {
                 rt: Arc::downgrade(inner),
                 to: from,
@@ -766,6 +777,7 @@ impl Reply {
             return;
         };
         let Some(c) = inner.cluster() else { return };
+        lock(&c.executing).remove(&self.object);
         let mut contained = Vec::new();
         let result = match self.out.slot.get() {
             Some(Stored::Value(v)) => {
@@ -1418,4 +1430,19 @@ pub(crate) fn gather_timelines(c: &Cluster, deadline: Instant) -> Vec<crate::tim
         );
     }
     got
+}
+
+/// Asks the rank running the task behind `object` (sent from here) to
+/// cancel it; false when no task of this rank's is out there for it.
+pub(crate) fn cancel_remote(c: &Cluster, object: u64, recursive: bool) -> bool {
+    let to = match lock(&c.sent).get(&object) {
+        Some(Sent {
+            rank,
+            work: Work::Task { .. },
+            ..
+        }) => *rank,
+        _ => return false,
+    };
+    let _ = c.send(to, &Msg::Cancel { object, recursive });
+    true
 }

@@ -22,6 +22,22 @@ pub(crate) struct TaskCtx {
     pub(crate) is_task: bool,
     /// Set while a retry is still possible for this attempt.
     pub(crate) may_retry: std::cell::Cell<bool>,
+    /// The task's cancellation (`None` for actor calls).
+    pub(crate) cancel: Option<Arc<crate::cancel::Cancel>>,
+}
+
+/// Whether the task running on this thread was cancelled
+/// ([`Runtime::cancel`](crate::Runtime::cancel)): a long task checks it and
+/// returns early; its result is a [`Cancelled`](crate::Error::Cancelled)
+/// error either way. False outside tasks.
+///
+/// ```
+/// assert!(!ferry_core::is_cancelled());
+/// ```
+pub fn is_cancelled() -> bool {
+    current_task()
+        .and_then(|t| t.cancel.as_ref().map(|c| c.is_set()))
+        .unwrap_or(false)
 }
 
 /// The task's environment plus `CUDA_VISIBLE_DEVICES` naming its GPUs, as

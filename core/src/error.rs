@@ -117,6 +117,12 @@ pub enum Error {
     /// An id that refers to nothing this rank knows (a freed object, a stale handle).
     #[error("{0} is unknown to this rank (freed or never created here)")]
     Unknown(String),
+    /// The task was cancelled (`Runtime::cancel`) before it finished.
+    #[error("task {task} was cancelled")]
+    Cancelled {
+        /// The task.
+        task: String,
+    },
     /// The runtime has shut down.
     #[error("the runtime has shut down")]
     Shutdown,

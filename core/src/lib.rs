@@ -7,6 +7,7 @@
 
 mod actor;
 mod arg;
+mod cancel;
 mod cluster;
 mod config;
 mod context;
@@ -42,7 +43,7 @@ pub use actor::{
 };
 pub use arg::{Arg, IntoArg};
 pub use config::Config;
-pub use context::{command, current, env_var, gpu_ids, task_name};
+pub use context::{command, current, env_var, gpu_ids, is_cancelled, task_name};
 pub use error::{Error, FailureKind, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
 pub use object_ref::{ArchivedObjectRef, ObjectRef};

@@ -136,6 +136,13 @@ where
         },
     );
     let out = ObjectRef::from_slot(output);
+    // A task submitted by a task is cancelled with it (a recursive cancel).
+    if let Some(parent) = crate::context::current_task().and_then(|t| t.cancel.clone())
+        && !parent.adopt(&cell)
+    {
+        cell.cancel(true);
+        return Ok(out);
+    }
     deps.prefetch();
     let deps: Vec<&Arc<Slot>> = deps.slots.iter().collect();
     cell.submit(&deps);

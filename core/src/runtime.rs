@@ -535,6 +535,62 @@ impl Runtime {
         self.inner.arena.used()
     }
 
+    /// Cancels the task that makes `r` (Ray's `ray.cancel(ref)`), and the
+    /// tasks it submitted: a task that has not started never runs; a running
+    /// one sees [`is_cancelled`](crate::is_cancelled) turn true (a long task
+    /// checks it and returns early). Either way `get` on `r` gives
+    /// [`Error::Cancelled`]. A finished task is left as it is. Works for
+    /// tasks sent to other ranks too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an object no task of this rank makes
+    /// (a `put`, an actor call's result, another rank's object).
+    ///
+    /// ```
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
+    /// let r = rt.put(&1u8)?;
+    /// assert!(matches!(rt.cancel(&r), Err(ferry_core::Error::InvalidArgument(_))));
+    /// # Ok::<(), ferry_core::Error>(())
+    /// ```
+    pub fn cancel<T>(&self, r: &ObjectRef<T>) -> Result<()> {
+        self.cancel_with(r, true)
+    }
+
+    /// [`cancel`](Self::cancel), choosing whether the tasks it submitted are
+    /// cancelled too (Ray's `recursive`).
+    ///
+    /// # Errors
+    ///
+    /// As [`cancel`](Self::cancel).
+    pub fn cancel_with<T>(&self, r: &ObjectRef<T>, recursive: bool) -> Result<()> {
+        let nothing = |what: &str| {
+            Err(Error::InvalidArgument(format!(
+                "{} is {what}, not a task's result: there is nothing to cancel",
+                r.slot.id
+            )))
+        };
+        if r.slot.is_put() {
+            return nothing("a put object");
+        }
+        if r.slot.borrow().is_some() {
+            return nothing("another rank's object");
+        }
+        if r.slot.is_ready() {
+            return Ok(());
+        }
+        if let Some(p) = r.slot.producer() {
+            p.cancel(recursive);
+            return Ok(());
+        }
+        if let Some(c) = self.inner.cluster()
+            && crate::cluster::cancel_remote(c, r.slot.id.as_u64(), recursive)
+        {
+            return Ok(());
+        }
+        nothing("an actor call's result")
+    }
+
     /// Writes the timeline of the job so far (Ray's `ray.timeline`): every
     /// task run, actor call and object transfer of every rank, as Chrome
     /// trace JSON (open it in Perfetto, <https://ui.perfetto.dev>, or

@@ -152,12 +152,15 @@ impl Scheduler {
 
     /// Puts a granted task where a worker will find it, and wakes one.
     fn enqueue(&self, inner: &Arc<Inner>, cell: TaskRef) {
+        if !cell.set_queued() {
+            // Cancelled after it was granted: give the grant back.
+            inner.release_grant(&cell.request, &cell.granted_gpus());
+            return;
+        }
         if self.is_shutdown() {
-            cell.set_queued();
             cell.abandon(Error::Shutdown);
             return;
         }
-        cell.set_queued();
         let key = self.key();
         let leftover = LOCAL.with(|l| match &*l.borrow() {
             Some((k, w)) if *k == key => {

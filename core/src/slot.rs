@@ -173,6 +173,8 @@ pub(crate) enum Stored {
 pub(crate) trait Producer: Send + Sync {
     /// Runs the task on the calling thread if nobody has started it; true if it ran.
     fn run_inline(self: Arc<Self>) -> bool;
+    /// Cancels the task (see `TaskCell::cancel`).
+    fn cancel(self: Arc<Self>, recursive: bool);
 }
 
 pub(crate) struct Slot {
@@ -249,6 +251,11 @@ impl Slot {
             at: OnceLock::new(),
         };
         Arc::new(Slot::empty(id, None, None, Some(borrow)))
+    }
+
+    /// Made by `put` (ready at once, no task behind it).
+    pub(crate) fn is_put(&self) -> bool {
+        self.producer.is_none() && self.unhandled.is_none() && self.borrow.is_none()
     }
 
     pub(crate) fn borrow(&self) -> Option<&Borrow> {

@@ -84,6 +84,8 @@ pub(crate) struct TaskCell {
     /// result alive meanwhile; a result nobody holds is simply dropped.
     output: Weak<Slot>,
     rt: Weak<Inner>,
+    /// Its cancellation, shared with its body's context.
+    pub(crate) cancel: Arc<crate::cancel::Cancel>,
 }
 
 pub(crate) struct NewTask {
@@ -117,6 +119,7 @@ impl TaskCell {
                     weak
                 },
                 rt: Arc::downgrade(inner),
+                cancel: Arc::default(),
             }
         });
         (cell, output.expect("set by new_cyclic"))
@@ -140,15 +143,19 @@ impl TaskCell {
         }
     }
 
-    fn granted_gpus(&self) -> Arc<[u32]> {
+    pub(crate) fn granted_gpus(&self) -> Arc<[u32]> {
         self.gpu_ids
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub(crate) fn set_queued(&self) {
-        self.state.store(QUEUED, Ordering::Release);
+    /// `WAITING` → `QUEUED`; false when the task was abandoned meanwhile
+    /// (cancelled after its arguments came in).
+    pub(crate) fn set_queued(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, QUEUED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Step 3: true for the one thread that gets to run the task.
@@ -201,6 +208,7 @@ impl TaskCell {
             held: self.request.clone(),
             is_task: true,
             may_retry: std::cell::Cell::new(false),
+            cancel: Some(self.cancel.clone()),
         });
         let rt = Runtime::from_inner(inner.clone());
         let mut attempts = 0u32;
@@ -224,13 +232,20 @@ impl TaskCell {
                 message,
                 attempts,
             };
-            if self.retry.retries(&err, attempts) {
+            if !self.cancel.is_set() && self.retry.retries(&err, attempts) {
                 tracing::debug!(task = %self.name, attempts, "retrying after: {err}");
                 continue;
             }
             break Stored::Error(Error::Task(Box::new(err)));
         };
         drop(job);
+        let stored = if self.cancel.is_set() {
+            Stored::Error(Error::Cancelled {
+                task: self.name.to_string(),
+            })
+        } else {
+            stored
+        };
         inner.timeline.record(
             started,
             crate::timeline::Kind::Task,
@@ -256,7 +271,27 @@ impl DepWaiter for TaskCell {
     }
 }
 
+impl TaskCell {
+    /// Cancels the task: one that has not started never runs (its output
+    /// fails with `Cancelled` now); a running one sees `is_cancelled()` and
+    /// its output fails with `Cancelled` when it returns; with `recursive`,
+    /// the tasks it submitted are cancelled too.
+    pub(crate) fn cancel(self: &Arc<Self>, recursive: bool) {
+        let children = self.cancel.set(recursive);
+        self.abandon(Error::Cancelled {
+            task: self.name.to_string(),
+        });
+        for child in children {
+            child.cancel(true);
+        }
+    }
+}
+
 impl Producer for TaskCell {
+    fn cancel(self: Arc<Self>, recursive: bool) {
+        TaskCell::cancel(&self, recursive);
+    }
+
     fn run_inline(self: Arc<Self>) -> bool {
         let Some(inner) = self.rt.upgrade() else {
             return false;

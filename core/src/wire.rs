@@ -81,6 +81,9 @@ pub(crate) enum Msg {
     /// Take part in a raw ping-pong of `iters` round trips with the sender
     /// (`Transport::raw_ping_pong`, the baseline `ferry bench` prints).
     PingPong { iters: u64 },
+    /// Cancel the task the receiver runs for the sender's `object` (and,
+    /// when `recursive`, the tasks it submitted).
+    Cancel { object: u64, recursive: bool },
     /// Rank 0 asks for this rank's timeline events (answered by
     /// `TimelineReply`).
     TimelineRequest,
@@ -133,6 +136,15 @@ impl WireError {
         if let Error::ActorDied { actor, reason } = e {
             return WireError::actor_died(actor, reason, rank);
         }
+        if let Error::Cancelled { task } = e {
+            return WireError {
+                task: task.clone(),
+                rank,
+                kind: 4,
+                message: String::new(),
+                attempts: 1,
+            };
+        }
         match e.task_error() {
             Some(t) => WireError {
                 task: t.task.clone(),
@@ -170,6 +182,9 @@ impl WireError {
     }
 
     pub(crate) fn into_error(self) -> Error {
+        if self.kind == 4 {
+            return Error::Cancelled { task: self.task };
+        }
         if self.kind == 3 {
             return Error::ActorDied {
                 actor: self.task,

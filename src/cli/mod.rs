@@ -6,6 +6,7 @@ mod cross_rank;
 mod gpu_bench;
 mod info;
 mod locality;
+mod progress;
 mod put_file_bench;
 mod sbatch;
 mod spill_bench;

@@ -152,7 +152,11 @@ pub(crate) fn run(r: &mut Runner<'_>, quick: bool) -> ferry::Result<()> {
     ));
     for &size in sizes {
         let total = size.max(floor);
+        let progress =
+            super::progress::Progress::start(&format!("spill {} MiB objects", size >> 20), 1);
         let [spill, restore, dd_w, dd_r] = one_size(&root, size, total, runs)?;
+        progress.step();
+        drop(progress);
         let gbs = |s: f64| total as f64 / s / 1e9;
         say(&format!(
             "spill {:>5} MiB objects ({} of them): spill {:.2} GB/s, dd write {:.2} GB/s, \

@@ -78,12 +78,14 @@ pub(crate) fn timeit<E>(
     multiplier: f64,
     mut f: impl FnMut() -> Result<(), E>,
 ) -> Result<Stat, E> {
+    let progress = super::progress::Progress::start(name, 1 + timing.trials as u64);
     let start = Instant::now();
     let mut count: u64 = 0;
     while start.elapsed() < timing.warmup {
         f()?;
         count += 1;
     }
+    progress.step();
     let step = count / 10 + 1;
     let mut rates = Vec::with_capacity(timing.trials);
     for _ in 0..timing.trials {
@@ -97,7 +99,9 @@ pub(crate) fn timeit<E>(
         }
         let secs = start.elapsed().as_secs_f64();
         rates.push(multiplier * count as f64 / secs);
+        progress.step();
     }
+    drop(progress);
     let stat = summarize(name, &rates);
     say(&line(&stat));
     Ok(stat)
