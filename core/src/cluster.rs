@@ -838,17 +838,10 @@ fn done(
         }),
         WireResult::At { offset, len } => {
             copy_in(inner, tag, sent.type_name, len as usize, |dst| {
-                let t = inner.timeline.start();
-                let read = c.transport.read(from, offset as usize, dst);
-                if inner.timeline.is_on() {
-                    inner.timeline.record(
-                        t,
-                        crate::timeline::Kind::Transfer,
-                        format!("result {object:016x} from rank {from}"),
-                        len,
-                    );
-                }
-                read.map_err(|e| Error::Store(format!("reading the result from rank {from}: {e}")))
+                read_recorded(inner, c, from, offset, dst, || {
+                    format!("result {object:016x} from rank {from}")
+                })
+                .map_err(|e| Error::Store(format!("reading the result from rank {from}: {e}")))
             })
         }
         WireResult::Failed(w) => Stored::Error(w.into_error()),
@@ -875,6 +868,27 @@ fn done(
             let _ = t.send(from, wire::encode(&Msg::Free { object }));
         });
     }
+}
+
+/// A one-sided read of `dst.len()` bytes at `offset` of rank `from`'s
+/// arena, on the timeline as a transfer named by `name`.
+fn read_recorded(
+    inner: &Inner,
+    c: &Cluster,
+    from: Rank,
+    offset: u64,
+    dst: &mut [u8],
+    name: impl FnOnce() -> String,
+) -> std::result::Result<(), ferry_transport::TransportError> {
+    let t = inner.timeline.start();
+    let read = c.transport.read(from, offset as usize, dst);
+    if inner.timeline.is_on() {
+        let bytes = dst.len() as u64;
+        inner
+            .timeline
+            .record(t, crate::timeline::Kind::Transfer, name(), bytes);
+    }
+    read
 }
 
 fn copy_in(
@@ -1190,17 +1204,10 @@ fn stored_at(
             _contained: Vec::new(),
         }),
         _ => copy_in(inner, tag, type_name, len as usize, |d| {
-            let t = inner.timeline.start();
-            let read = c.transport.read(from, offset as usize, d);
-            if inner.timeline.is_on() {
-                inner.timeline.record(
-                    t,
-                    crate::timeline::Kind::Transfer,
-                    format!("object {object:016x} from rank {from}"),
-                    len,
-                );
-            }
-            read.map_err(|e| {
+            read_recorded(inner, c, from, offset, d, || {
+                format!("object {object:016x} from rank {from}")
+            })
+            .map_err(|e| {
                 Error::Store(format!(
                     "reading object {object:016x} from rank {from}: {e}"
                 ))

@@ -54,46 +54,7 @@ enum Command {
     /// ranks, each with the CPUs and GPUs Ferry's binding plan gives it (the
     /// plan for this node unless --cpus-per-rank / --gpus-per-rank say), and
     /// with --submit hand it to sbatch.
-    Sbatch {
-        /// Nodes.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        nodes: u32,
-        /// Ranks on each node.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        ranks_per_node: u32,
-        /// CPUs per rank (default: from the binding plan of this node).
-        #[arg(long, value_name = "N")]
-        cpus_per_rank: Option<usize>,
-        /// GPUs per rank (default: from the binding plan of this node).
-        #[arg(long, value_name = "N")]
-        gpus_per_rank: Option<usize>,
-        /// Time limit (Slurm's --time, e.g. 01:00:00).
-        #[arg(long)]
-        time: Option<String>,
-        /// Partition.
-        #[arg(long)]
-        partition: Option<String>,
-        /// Job name (default: the program's file name).
-        #[arg(long)]
-        job_name: Option<String>,
-        /// Where Slurm writes the job's output (Slurm's --output).
-        #[arg(long, value_name = "FILE")]
-        output: Option<String>,
-        /// Write the script here (default: standard output; a temporary
-        /// file with --submit).
-        #[arg(long, value_name = "FILE")]
-        script: Option<PathBuf>,
-        /// Submit the script with sbatch.
-        #[arg(long)]
-        submit: bool,
-        /// With --submit: wait for the job to end (sbatch --wait) and fail if
-        /// it failed.
-        #[arg(long)]
-        wait: bool,
-        /// The program and its arguments.
-        #[arg(last = true, required = true, value_name = "PROGRAM")]
-        program: Vec<String>,
-    },
+    Sbatch(sbatch::Args),
     /// Run Ferry's versions of Ray's single-process microbenchmarks.
     Bench {
         /// Run only the metrics whose name contains this substring.
@@ -166,33 +127,7 @@ pub(crate) fn main() -> ExitCode {
             dir,
             spill_dir,
         } => clean(job.as_deref(), &dir, spill_dir),
-        Command::Sbatch {
-            nodes,
-            ranks_per_node,
-            cpus_per_rank,
-            gpus_per_rank,
-            time,
-            partition,
-            job_name,
-            output,
-            script,
-            submit,
-            wait,
-            program,
-        } => sbatch::run(sbatch::Args {
-            nodes,
-            ranks_per_node,
-            cpus_per_rank,
-            gpus_per_rank,
-            time,
-            partition,
-            job_name,
-            output,
-            script,
-            submit,
-            wait,
-            program,
-        }),
+        Command::Sbatch(args) => sbatch::run(args),
         Command::Bench {
             filter,
             json,

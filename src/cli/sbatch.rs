@@ -88,18 +88,45 @@ fn planned(ranks_per_node: u32) -> Result<(usize, usize), CliError> {
 }
 
 /// The arguments of `ferry sbatch`.
+#[derive(clap::Args, Debug)]
 pub(crate) struct Args {
+    /// Nodes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) nodes: u32,
+    /// Ranks on each node.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) ranks_per_node: u32,
+    /// CPUs per rank (default: from the binding plan of this node).
+    #[arg(long, value_name = "N")]
     pub(crate) cpus_per_rank: Option<usize>,
+    /// GPUs per rank (default: from the binding plan of this node).
+    #[arg(long, value_name = "N")]
     pub(crate) gpus_per_rank: Option<usize>,
+    /// Time limit (Slurm's --time, e.g. 01:00:00).
+    #[arg(long)]
     pub(crate) time: Option<String>,
+    /// Partition.
+    #[arg(long)]
     pub(crate) partition: Option<String>,
+    /// Job name (default: the program's file name).
+    #[arg(long)]
     pub(crate) job_name: Option<String>,
+    /// Where Slurm writes the job's output (Slurm's --output).
+    #[arg(long, value_name = "FILE")]
     pub(crate) output: Option<String>,
+    /// Write the script here (default: standard output; a temporary file
+    /// with --submit).
+    #[arg(long, value_name = "FILE")]
     pub(crate) script: Option<PathBuf>,
+    /// Submit the script with sbatch.
+    #[arg(long)]
     pub(crate) submit: bool,
+    /// With --submit: wait for the job to end (sbatch --wait) and fail if it
+    /// failed.
+    #[arg(long)]
     pub(crate) wait: bool,
+    /// The program and its arguments.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub(crate) program: Vec<String>,
 }
 
