@@ -276,7 +276,7 @@ impl<A: ActorClass> ActorRef<A> {
     pub fn rank(&self) -> u32 {
         match &self.reach {
             Reach::Local(l) => l.core.rank,
-            Reach::Remote(r) => r.host,
+            Reach::Remote(r) => r.host(),
         }
     }
 
@@ -736,10 +736,12 @@ impl<A: ActorClass> ArchivedActorHandle<A> {
     /// lives on this rank, else a handle that sends calls to its rank.
     pub fn to_handle(&self) -> Result<ActorHandle<A>> {
         let inner = context::runtime_inner().ok_or(Error::NoRuntime)?;
-        if self.rank() == inner.rank {
+        // An actor re-created elsewhere since this handle was archived.
+        let host = remote_actor::current_host(&inner, self.id(), self.rank());
+        if host == inner.rank {
             return local_handle(&inner, self.id());
         }
-        let r = remote_actor::attach(&inner, self.id(), self.rank(), A::NAME.into())?;
+        let r = remote_actor::attach(&inner, self.id(), host, A::NAME.into())?;
         Ok(ActorHandle::from_ref(ActorRef {
             reach: Reach::Remote(r),
         }))

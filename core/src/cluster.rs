@@ -44,7 +44,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ferry_store::ReadOnlySegment;
-use ferry_transport::{Event, Rank, Transport};
+use ferry_transport::{Event, Rank, Transport, TransportError};
 
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::ids::ObjectId;
@@ -113,9 +113,16 @@ pub(crate) enum Work {
         max_retries: i32,
         attempts: u32,
     },
-    /// A call of actor `actor` (which has no retries: its state lived on
-    /// the lost rank).
-    ActorCall { actor: u64, name: Arc<str> },
+    /// A call of actor `actor`: method id, the encoded arguments when it
+    /// may be sent again (after its host is lost and the actor restarted),
+    /// and how often it was sent (0: held back, not sent yet).
+    ActorCall {
+        actor: u64,
+        name: Arc<str>,
+        method: u64,
+        args: Option<Vec<u8>>,
+        attempts: u32,
+    },
 }
 
 pub(crate) struct Cluster {
@@ -373,15 +380,9 @@ impl Cluster {
     }
 
     pub(crate) fn send(&self, to: Rank, msg: &Msg) -> Result<()> {
-        self.transport.send(to, wire::encode(msg)).map_err(|e| {
-            Error::Task(Box::new(TaskError {
-                task: "send".into(),
-                rank: to,
-                kind: FailureKind::System,
-                message: e.to_string(),
-                attempts: 1,
-            }))
-        })
+        self.transport
+            .send(to, wire::encode(msg))
+            .map_err(|e| send_error(to, &e))
     }
 
     /// Sends the ends of borrows that may go now (see `releases`).
@@ -569,14 +570,37 @@ pub(crate) fn send_awaiting_done(c: &Cluster, object: u64, sent: Sent, msg: &Msg
     }
     lock(&c.sent).insert(object, sent);
     c.transport.expect_reply(true);
-    if let Err(e) = c.send(rank, msg)
-        && let Some(s) = lock(&c.sent).remove(&object)
-    {
-        if task {
-            c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+    match c.transport.send(rank, wire::encode(msg)) {
+        Ok(()) => {}
+        // Lost before this rank heard: `rank_lost` handles it as in flight
+        // (or has run already: then it is handled here).
+        Err(TransportError::RankLost { reason, .. }) => {
+            // An actor call that never got there may always go again.
+            if let Msg::ActorCall { args: a, .. } = msg
+                && let Some(Sent {
+                    work: Work::ActorCall { args, attempts, .. },
+                    ..
+                }) = lock(&c.sent).get_mut(&object)
+            {
+                *args = Some(a.clone());
+                *attempts = 0;
+            }
+            let known = lock(&c.lost).contains(&rank);
+            let taken = known.then(|| lock(&c.sent).remove(&object)).flatten();
+            if let Some(s) = taken {
+                orphan(c, object, s, rank, &reason);
+            }
         }
-        c.transport.expect_reply(false);
-        s.slot.complete(Stored::Error(e));
+        Err(e) => {
+            let taken = lock(&c.sent).remove(&object);
+            if let Some(s) = taken {
+                if task {
+                    c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+                }
+                c.transport.expect_reply(false);
+                s.slot.complete(Stored::Error(send_error(rank, &e)));
+            }
+        }
     }
 }
 
@@ -954,8 +978,29 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
             .filter_map(|k| sent.remove(&k).map(|s| (k, s)))
             .collect()
     };
-    for (object, mut s) in orphans {
-        c.transport.expect_reply(false);
+    for (object, s) in orphans {
+        orphan(c, object, s, rank, reason);
+    }
+    let _ = inner;
+}
+
+/// A frame that could not be sent to `to`.
+fn send_error(to: Rank, e: &TransportError) -> Error {
+    Error::Task(Box::new(TaskError {
+        task: "send".into(),
+        rank: to,
+        kind: FailureKind::System,
+        message: e.to_string(),
+        attempts: 1,
+    }))
+}
+
+/// Work that was in flight to `rank` when it was lost (taken out of
+/// `sent`): a task is sent again while its retries allow, an actor call
+/// goes to `remote_actor`.
+fn orphan(c: &Cluster, object: u64, mut s: Sent, rank: Rank, reason: &str) {
+    c.transport.expect_reply(false);
+    {
         let (fn_id, opts, max_retries, attempts) = match &mut s.work {
             Work::Task {
                 fn_id,
@@ -964,12 +1009,9 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
                 attempts,
                 ..
             } => (*fn_id, opts.clone(), *max_retries, attempts),
-            Work::ActorCall { name, .. } => {
-                s.slot.complete(Stored::Error(Error::ActorDied {
-                    actor: name.to_string(),
-                    reason: format!("its rank, {rank}, was lost: {reason}"),
-                }));
-                continue;
+            Work::ActorCall { .. } => {
+                crate::remote_actor::orphaned_call(c, object, s, rank, reason);
+                return;
             }
         };
         c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
@@ -994,7 +1036,6 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
                 }))));
         }
     }
-    let _ = inner;
 }
 
 /// The ref or handle a kept value stands for, if it names one.

@@ -166,6 +166,7 @@ pub struct ActorOptions {
     pub(crate) memory: f64,
     pub(crate) resources: Vec<(String, f64)>,
     pub(crate) max_restarts: i32,
+    pub(crate) max_task_retries: i32,
     pub(crate) env: Vec<(String, String)>,
     /// Create the actor on this rank (Ray's node-affinity scheduling strategy).
     pub(crate) rank: Option<u32>,
@@ -198,10 +199,23 @@ impl ActorOptions {
         self
     }
 
-    /// How many times a panicked actor is re-created by re-running its
-    /// constructor (default 0; -1 forever).
+    /// How many times the actor is re-created by re-running its
+    /// constructor after a panic in a method or the loss of its rank
+    /// (default 0; -1 forever). After the loss of its rank the actor is
+    /// re-created on another live rank that has its resources, by the rank
+    /// that created it.
     pub fn max_restarts(mut self, n: i32) -> Self {
         self.max_restarts = n;
+        self
+    }
+
+    /// How many times a call in flight when the actor's rank was lost is
+    /// sent again to the restarted actor (Ray's `max_task_retries`; default
+    /// 0: such calls fail with [`Error::ActorDied`](crate::Error::ActorDied);
+    /// -1 forever). Calls from the rank that created the actor, and from
+    /// other ranks once they have seen it restarted, are retried.
+    pub fn max_task_retries(mut self, n: i32) -> Self {
+        self.max_task_retries = n;
         self
     }
 

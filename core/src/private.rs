@@ -328,8 +328,10 @@ macro_rules! __builder_methods {
     };
     (actor) => {
         $crate::__builder_methods!(common $crate::ActorOptions);
-        /// Restarts after a panic, re-running the constructor (default 0; -1 forever).
+        /// Restarts after a panic or the loss of its rank, re-running the constructor (default 0; -1 forever).
         pub fn max_restarts(mut self, n: i32) -> Self { self.opts = self.opts.max_restarts(n); self }
+        /// Resends of a call in flight when the actor's rank was lost (default 0; -1 forever).
+        pub fn max_task_retries(mut self, n: i32) -> Self { self.opts = self.opts.max_task_retries(n); self }
         /// Create the actor on this rank (Ray's node-affinity scheduling strategy).
         pub fn on_rank(mut self, rank: u32) -> Self { self.opts = self.opts.on_rank(rank); self }
         /// Run the actor on a thread bound to a core or NUMA node (see [`ActorOptions::pin`](::ferry::ActorOptions::pin)).

@@ -24,11 +24,17 @@
 //!    `CreateActor` (they travel on other channels): the host queues them
 //!    until the actor exists. An actor that is gone answers calls with
 //!    [`Error::ActorDied`].
-//! 5. A lost host fails the calls in flight to it with `ActorDied` and marks
-//!    its actors dead on every rank.
+//! 5. A lost host: the actor's creator re-creates it on another live rank
+//!    that has its resources, with the same id, while `max_restarts`
+//!    allows (re-running the constructor from the arguments it kept), and
+//!    tells every rank where it went (`ActorRestarted`) or that it is gone
+//!    (`ActorGone`). Other ranks hold their calls to it until they hear,
+//!    then re-register as holders with the new host. Calls in flight to the
+//!    lost host are sent again while `max_task_retries` allows, else fail
+//!    with [`Error::ActorDied`]; so do all calls once the actor is gone.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use ferry_transport::Rank;
@@ -55,18 +61,49 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// shared by every handle there).
 pub(crate) struct RemoteActor {
     pub(crate) id: ActorId,
-    pub(crate) host: Rank,
+    /// The rank the actor lives on (another one after a restart).
+    host: AtomicU32,
     pub(crate) name: Arc<str>,
     pub(crate) rt: Weak<Inner>,
     /// Set once the host has counted this rank as a holder.
     acked: AtomicBool,
     /// Set when this rank learnt that the actor died, with why.
     pub(crate) dead: OnceLock<String>,
+    /// `Some` while its host is lost and this rank waits to hear from the
+    /// creator where the actor went: the calls to send (or resend) then.
+    waiting: Mutex<Option<Vec<(u64, Sent)>>>,
+    /// How often a call in flight when the host was lost is resent (-1:
+    /// always); the creator knows it from the options, others from
+    /// `ActorRestarted`.
+    task_retries: AtomicI32,
+    /// On the creator: what re-creates the actor elsewhere.
+    restart: Option<Mutex<Restart>>,
     /// CPUs this rank counts as held on `host` by an actor it created there.
     reserved: f64,
     /// Refs and handles among the constructor's arguments: kept while the
     /// creator's handle lives (restarts re-run the constructor with them).
     _ctor_args: Vec<KeepAlive>,
+}
+
+/// What the creator of an actor on another rank keeps to re-create it.
+pub(crate) struct Restart {
+    class: u64,
+    args: Vec<u8>,
+    opts: ActorOptions,
+    /// Restarts left (-1: no limit).
+    left: i32,
+}
+
+impl RemoteActor {
+    /// The rank the actor lives on now.
+    pub(crate) fn host(&self) -> Rank {
+        self.host.load(Ordering::Acquire)
+    }
+
+    fn retries_allowed(&self, attempts: u32) -> bool {
+        let n = self.task_retries.load(Ordering::Relaxed);
+        n < 0 || attempts <= n as u32
+    }
 }
 
 impl Drop for RemoteActor {
@@ -82,14 +119,18 @@ impl Drop for RemoteActor {
                 map.remove(&id);
             }
         }
+        let host = self.host();
         if self.reserved > 0.0
-            && let Some(r) = lock(&c.actors.reserved).get_mut(self.host as usize)
+            && let Some(r) = lock(&c.actors.reserved).get_mut(host as usize)
         {
             *r = (*r - self.reserved).max(0.0);
         }
+        if self.restart.is_some() {
+            lock(&c.actors.created).remove(&id);
+        }
         if !c.stop.load(Ordering::Acquire) {
             let msg = Msg::RemoveActorBorrow { actor: id };
-            c.send_releases(c.releases.release(self.host, msg));
+            c.send_releases(c.releases.release(host, msg));
         }
     }
 }
@@ -108,6 +149,12 @@ pub(crate) struct Book {
     gone: Mutex<HashMap<u64, String>>,
     /// CPUs held on each rank by the actors this rank created there.
     reserved: Mutex<Vec<f64>>,
+    /// Actors this rank created on other ranks (while it holds a handle),
+    /// with their host: what it re-creates when a host is lost.
+    created: Mutex<HashMap<u64, Rank>>,
+    /// Actors re-created on another rank, and where: for handles archived
+    /// before the restart (they name the old host).
+    moved: Mutex<HashMap<u64, Rank>>,
 }
 
 impl Book {
@@ -118,6 +165,8 @@ impl Book {
             early: Mutex::new(HashMap::new()),
             gone: Mutex::new(HashMap::new()),
             reserved: Mutex::new(vec![0.0; size as usize]),
+            created: Mutex::new(HashMap::new()),
+            moved: Mutex::new(HashMap::new()),
         }
     }
 
@@ -177,12 +226,22 @@ pub(crate) fn place(
     {
         return Ok(None);
     }
+    let (free_best, any) = other_ranks_for(c, opts);
+    Ok(match (free_best, local) {
+        (Some(r), _) => Some(r),
+        (None, Ok(_)) => None,
+        (None, Err(_)) => any,
+    })
+}
+
+/// Among the other live ranks that could ever hold an actor with `opts`:
+/// the one with the most CPUs free (after this rank's tasks and actors
+/// there) if any has enough, and the first one.
+fn other_ranks_for(c: &Cluster, opts: &ActorOptions) -> (Option<Rank>, Option<Rank>) {
     let need = [opts.num_cpus, opts.num_gpus, opts.memory];
     let totals = lock(&c.totals);
     let lost = lock(&c.lost);
     let reserved = lock(&c.actors.reserved);
-    // The rank with the most CPUs free (after this rank's tasks and actors
-    // there) among those that could ever hold the actor.
     let mut free_best: Option<(f64, Rank)> = None;
     let mut any: Option<Rank> = None;
     for (r, t) in totals.iter().enumerate() {
@@ -198,11 +257,7 @@ pub(crate) fn place(
             free_best = Some((free, rank));
         }
     }
-    Ok(match (free_best, local) {
-        (Some((_, r)), _) => Some(r),
-        (None, Ok(_)) => None,
-        (None, Err(_)) => any,
-    })
+    (free_best.map(|(_, r)| r), any)
 }
 
 /// Step 1 on the creator: asks `host` to create the actor; returns the
@@ -218,26 +273,36 @@ pub(crate) fn create_on(
     let c = inner.cluster().ok_or(Error::Shutdown)?;
     let id = inner.ids.actor();
     let (args, kept) = ctor.into_parts();
+    let args = args.to_vec();
     c.send(
         host,
         &Msg::CreateActor {
             actor: id.as_u64(),
             class,
-            args: args.to_vec(),
+            args: args.clone(),
             opts: WireActorOptions::from_options(opts),
         },
     )?;
+    lock(&c.actors.created).insert(id.as_u64(), host);
     let reserved = opts.num_cpus.max(0.0);
     if let Some(r) = lock(&c.actors.reserved).get_mut(host as usize) {
         *r += reserved;
     }
     let link = Arc::new(RemoteActor {
         id,
-        host,
+        host: AtomicU32::new(host),
         name,
         rt: Arc::downgrade(inner),
         acked: AtomicBool::new(true),
         dead: OnceLock::new(),
+        waiting: Mutex::new(None),
+        task_retries: AtomicI32::new(opts.max_task_retries),
+        restart: Some(Mutex::new(Restart {
+            class,
+            args,
+            opts: opts.clone(),
+            left: opts.max_restarts,
+        })),
         reserved,
         _ctor_args: kept,
     });
@@ -269,11 +334,14 @@ pub(crate) fn attach(
         }
         let link = Arc::new(RemoteActor {
             id,
-            host,
+            host: AtomicU32::new(host),
             name,
             rt: Arc::downgrade(inner),
             acked: AtomicBool::new(false),
             dead: OnceLock::new(),
+            waiting: Mutex::new(None),
+            task_retries: AtomicI32::new(0),
+            restart: None,
             reserved: 0.0,
             _ctor_args: Vec::new(),
         });
@@ -295,6 +363,7 @@ pub(crate) fn attach(
 /// another rank.
 pub(crate) fn keep(inner: &Arc<Inner>, id: u64, host: Rank) -> Option<KeepAlive> {
     let aid = ActorId::from_u64(id);
+    let host = current_host(inner, aid, host);
     let keep: KeepAlive = if host == inner.rank {
         inner.exports.actor(aid)?
     } else {
@@ -326,26 +395,127 @@ pub(crate) fn call<R: Object>(
     let method_id = call.id;
     let (args, kept) = call.into_parts();
     let object = slot.id.as_u64();
+    let _ = method;
+    let mut sent = Sent {
+        slot,
+        rank: link.host(),
+        type_tag: TypeTag::of::<R>(),
+        type_name: std::any::type_name::<R>(),
+        work: Work::ActorCall {
+            actor: link.id.as_u64(),
+            name: link.name.clone(),
+            method: method_id,
+            // Kept to send again only where a resend may come.
+            args: (link.task_retries.load(Ordering::Relaxed) != 0).then(|| args.to_vec()),
+            attempts: 0,
+        },
+        _kept: kept,
+    };
+    {
+        let mut waiting = lock(&link.waiting);
+        if let Some(queue) = waiting.as_mut() {
+            // The host is lost: send it where the creator re-creates it.
+            if let Work::ActorCall { args: a, .. } = &mut sent.work {
+                *a = Some(args.to_vec());
+            }
+            queue.push((object, sent));
+            return Ok(out);
+        }
+    }
     let msg = Msg::ActorCall {
         actor: link.id.as_u64(),
         method: method_id,
         object,
         args: args.to_vec(),
     };
-    let _ = method;
-    let sent = Sent {
-        slot,
-        rank: link.host,
-        type_tag: TypeTag::of::<R>(),
-        type_name: std::any::type_name::<R>(),
-        work: Work::ActorCall {
-            actor: link.id.as_u64(),
-            name: link.name.clone(),
-        },
-        _kept: kept,
-    };
+    if let Work::ActorCall { attempts, .. } = &mut sent.work {
+        *attempts = 1;
+    }
     cluster::send_awaiting_done(c, object, sent, &msg);
     Ok(out)
+}
+
+/// Sends (or sends again) a call to its actor's new host; it fails if its
+/// arguments were not kept.
+fn resend(c: &Cluster, object: u64, mut sent: Sent, host: Rank) {
+    let Work::ActorCall {
+        actor,
+        name,
+        method,
+        args,
+        attempts,
+    } = &mut sent.work
+    else {
+        return;
+    };
+    let Some(a) = args.clone() else {
+        let e = Error::ActorDied {
+            actor: name.to_string(),
+            reason: "the call's arguments were not kept to send it again".into(),
+        };
+        sent.slot.complete(Stored::Error(e));
+        return;
+    };
+    *attempts += 1;
+    let msg = Msg::ActorCall {
+        actor: *actor,
+        method: *method,
+        object,
+        args: a,
+    };
+    sent.rank = host;
+    cluster::send_awaiting_done(c, object, sent, &msg);
+}
+
+/// A call in flight to `lost`, its actor's host, when that rank was lost
+/// (after [`rank_lost`] has restarted what it could): resent, held until
+/// the creator says where the actor went, or failed.
+pub(crate) fn orphaned_call(c: &Cluster, object: u64, sent: Sent, lost: Rank, reason: &str) {
+    let Work::ActorCall {
+        actor,
+        name,
+        attempts,
+        ..
+    } = &sent.work
+    else {
+        return;
+    };
+    let died = |why: String| Error::ActorDied {
+        actor: name.to_string(),
+        reason: why,
+    };
+    let link = lock(&c.actors.remote).get(actor).and_then(Weak::upgrade);
+    let Some(link) = link.clone().filter(|l| l.dead.get().is_none()) else {
+        let why = link.and_then(|l| l.dead.get().cloned());
+        let e = died(why.unwrap_or_else(|| format!("its rank, {lost}, was lost: {reason}")));
+        sent.slot.complete(Stored::Error(e));
+        return;
+    };
+    {
+        let mut waiting = lock(&link.waiting);
+        if let Some(queue) = waiting.as_mut() {
+            queue.push((object, sent));
+            return;
+        }
+    }
+    if *attempts == 0 || link.retries_allowed(*attempts) {
+        resend(c, object, sent, link.host());
+    } else {
+        let e = died(format!(
+            "its rank, {lost}, was lost while the call ran ({reason}); \
+             it was restarted on rank {}, but max_task_retries does not allow sending the call again",
+            link.host()
+        ));
+        sent.slot.complete(Stored::Error(e));
+    }
+}
+
+/// Where actor `id`, last known on `host`, lives now.
+pub(crate) fn current_host(inner: &Inner, id: ActorId, host: Rank) -> Rank {
+    inner
+        .cluster()
+        .and_then(|c| lock(&c.actors.moved).get(&id.as_u64()).copied())
+        .unwrap_or(host)
 }
 
 /// `kill` through a handle on another rank.
@@ -354,8 +524,11 @@ pub(crate) fn kill(link: &RemoteActor) {
     if let Some(inner) = link.rt.upgrade()
         && let Some(c) = inner.cluster()
     {
+        if let Some(r) = &link.restart {
+            lock(r).left = 0;
+        }
         let _ = c.send(
-            link.host,
+            link.host(),
             &Msg::KillActor {
                 actor: link.id.as_u64(),
             },
@@ -378,16 +551,207 @@ pub(crate) fn rank_lost(c: &Cluster, rank: Rank, reason: &str) {
     let links: Vec<Arc<RemoteActor>> = lock(&c.actors.remote)
         .values()
         .filter_map(Weak::upgrade)
-        .filter(|r| r.host == rank)
         .collect();
-    for r in links {
-        let _ = r.dead.set(format!("its rank, {rank}, was lost: {reason}"));
-        r.acked.store(true, Ordering::Release);
+    let lost_here = format!("its rank, {rank}, was lost: {reason}");
+    for r in &links {
+        let creator = r.id.rank();
+        if r.host() == rank {
+            r.acked.store(true, Ordering::Release);
+            if r.restart.is_some() {
+                restart_elsewhere(c, r, &lost_here);
+            } else if creator != rank && !lock(&c.lost).contains(&creator) {
+                // The creator says where it went (or that it is gone).
+                lock(&r.waiting).get_or_insert_with(Vec::new);
+            } else {
+                let _ = r.dead.set(lost_here.clone());
+            }
+        } else if creator == rank && lock(&r.waiting).is_some() {
+            // Nobody is left to re-create it.
+            gone(
+                c,
+                r,
+                &format!("{lost_here} (and with it the actor's creator)"),
+            );
+        }
+    }
+    // Actors this rank created there that it no longer holds: gone.
+    let unheld: Vec<u64> = {
+        let mut created = lock(&c.actors.created);
+        let ids: Vec<u64> = created
+            .iter()
+            .filter(|(id, host)| **host == rank && !links.iter().any(|l| l.id.as_u64() == **id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            created.remove(id);
+        }
+        ids
+    };
+    for actor in unheld {
+        broadcast(
+            c,
+            &Msg::ActorGone {
+                actor,
+                reason: lost_here.clone(),
+            },
+        );
     }
     // Actors that rank asked for and has not created yet never will be.
     lock(&c.actors.early).retain(|id, _| ActorId::from_u64(*id).rank() != rank);
     // Its handles are gone: actors only it held stop (outside the locks).
     drop(c.actors.lent.drop_rank(rank));
+}
+
+/// On the creator: re-creates actor `r`, whose host was lost, on another
+/// rank while restarts are left (step 5).
+fn restart_elsewhere(c: &Cluster, r: &Arc<RemoteActor>, lost_here: &str) {
+    let Some(restart) = &r.restart else { return };
+    let mut restart = lock(restart);
+    let old = r.host();
+    // Another rank if one can hold it, else this one (frames to itself go
+    // through the transport like any other).
+    let here = || {
+        let totals = lock(&c.totals);
+        let o = &restart.opts;
+        totals[c.rank as usize]
+            .as_ref()
+            .is_some_and(|t| cluster::rank_has(t, [o.num_cpus, o.num_gpus, o.memory], &o.resources))
+            .then_some(c.rank)
+    };
+    let host = match other_ranks_for(c, &restart.opts) {
+        _ if restart.left == 0 => None,
+        (Some(h), _) | (None, Some(h)) => Some(h),
+        (None, None) => here(),
+    };
+    let Some(host) = host else {
+        let why = if restart.left == 0 {
+            format!("{lost_here} (no restarts left)")
+        } else {
+            format!("{lost_here} (no live rank can hold it)")
+        };
+        drop(restart);
+        lock(&c.actors.created).remove(&r.id.as_u64());
+        gone(c, r, &why);
+        return;
+    };
+    if restart.left > 0 {
+        restart.left -= 1;
+    }
+    let mut opts = restart.opts.clone();
+    opts.max_restarts = restart.left;
+    let create = Msg::CreateActor {
+        actor: r.id.as_u64(),
+        class: restart.class,
+        args: restart.args.clone(),
+        opts: WireActorOptions::from_options(&opts),
+    };
+    drop(restart);
+    if let Err(e) = c.send(host, &create) {
+        lock(&c.actors.created).remove(&r.id.as_u64());
+        gone(
+            c,
+            r,
+            &format!("{lost_here} (re-creating it on rank {host} failed: {e})"),
+        );
+        return;
+    }
+    tracing::warn!(
+        "rank {}: {} ({}) re-created on rank {host}: {lost_here}",
+        c.rank,
+        r.name,
+        r.id
+    );
+    {
+        let mut reserved = lock(&c.actors.reserved);
+        if let Some(x) = reserved.get_mut(old as usize) {
+            *x = (*x - r.reserved).max(0.0);
+        }
+        if let Some(x) = reserved.get_mut(host as usize) {
+            *x += r.reserved;
+        }
+    }
+    r.host.store(host, Ordering::Release);
+    lock(&c.actors.created).insert(r.id.as_u64(), host);
+    lock(&c.actors.moved).insert(r.id.as_u64(), host);
+    broadcast(
+        c,
+        &Msg::ActorRestarted {
+            actor: r.id.as_u64(),
+            host,
+            max_task_retries: r.task_retries.load(Ordering::Relaxed),
+        },
+    );
+}
+
+/// Sends `msg` to every other live rank.
+fn broadcast(c: &Cluster, msg: &Msg) {
+    let lost = lock(&c.lost).clone();
+    for to in (0..c.size()).filter(|to| *to != c.rank && !lost.contains(to)) {
+        let _ = c.send(to, msg);
+    }
+}
+
+/// Actor `r` will not come back: its held calls fail, later ones too.
+fn gone(c: &Cluster, r: &RemoteActor, why: &str) {
+    let _ = r.dead.set(why.to_string());
+    let held = lock(&r.waiting).take().unwrap_or_default();
+    for (_, sent) in held {
+        sent.slot.complete(Stored::Error(Error::ActorDied {
+            actor: r.name.to_string(),
+            reason: why.to_string(),
+        }));
+    }
+    if r.restart.is_some() {
+        broadcast(
+            c,
+            &Msg::ActorGone {
+                actor: r.id.as_u64(),
+                reason: why.to_string(),
+            },
+        );
+    }
+}
+
+/// On a rank other than the creator: the creator re-created actor `actor`
+/// on `host` (or it is gone: `host` is `None`).
+fn heard_of_restart(c: &Cluster, actor: u64, news: std::result::Result<(Rank, i32), String>) {
+    let link = lock(&c.actors.remote).get(&actor).and_then(Weak::upgrade);
+    let (host, retries) = match news {
+        Ok(x) => x,
+        Err(why) => {
+            if let Some(r) = link {
+                gone(c, &r, &why);
+            }
+            return;
+        }
+    };
+    lock(&c.actors.moved).insert(actor, host);
+    let Some(r) = link else { return };
+    r.task_retries.store(retries, Ordering::Relaxed);
+    r.host.store(host, Ordering::Release);
+    let held = lock(&r.waiting).take().unwrap_or_default();
+    // Hold it there too (the host answers `BorrowAck`).
+    r.acked.store(false, Ordering::Release);
+    c.releases.borrowing(actor, host);
+    let _ = c.send(host, &Msg::AddActorBorrow { actor });
+    for (object, sent) in held {
+        let attempts = match &sent.work {
+            Work::ActorCall { attempts, .. } => *attempts,
+            Work::Task { .. } => continue,
+        };
+        // Never sent (made while waiting), or in flight when the host was lost.
+        if attempts == 0 || r.retries_allowed(attempts) {
+            resend(c, object, sent, host);
+        } else {
+            sent.slot.complete(Stored::Error(Error::ActorDied {
+                actor: r.name.to_string(),
+                reason: format!(
+                    "its rank was lost while the call ran; it was restarted on rank {host}, \
+                     but max_task_retries does not allow sending the call again"
+                ),
+            }));
+        }
+    }
 }
 
 /// An actor created here for another rank (by `create_hosted`): the
@@ -427,6 +791,15 @@ fn missing(inner: &Inner, c: &Cluster, id: u64) -> std::result::Result<(), Strin
 
 /// The net thread's handler of actor messages.
 pub(crate) fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
+    match msg {
+        Msg::ActorRestarted {
+            actor,
+            host,
+            max_task_retries,
+        } => return heard_of_restart(c, actor, Ok((host, max_task_retries))),
+        Msg::ActorGone { actor, reason } => return heard_of_restart(c, actor, Err(reason)),
+        _ => {}
+    }
     let actor = match &msg {
         Msg::CreateActor { actor, .. }
         | Msg::ActorCall { actor, .. }

@@ -54,6 +54,16 @@ pub(crate) enum Msg {
     RemoveActorBorrow { actor: u64 },
     /// Stop actor `actor` now (Ray's `ray.kill`).
     KillActor { actor: u64 },
+    /// Actor `actor`'s rank was lost and its creator (the sender) re-created
+    /// it on `host`; calls in flight to it are resent up to
+    /// `max_task_retries` times.
+    ActorRestarted {
+        actor: u64,
+        host: u32,
+        max_task_retries: i32,
+    },
+    /// Actor `actor`'s rank was lost and its creator will not re-create it.
+    ActorGone { actor: u64, reason: String },
     /// The sender holds a ref to `object`, owned by the receiver: keep it.
     AddBorrow { object: u64 },
     /// The answer to `AddBorrow`; `ok` is false if the object was gone.
@@ -263,6 +273,7 @@ pub(crate) struct WireActorOptions {
     memory: f64,
     resources: Vec<(String, f64)>,
     max_restarts: i32,
+    max_task_retries: i32,
     env: Vec<(String, String)>,
     /// `Pin::Core(n)` as `(0, n)`, `Pin::NumaNode(n)` as `(1, n)`.
     pin: Option<(u8, u64)>,
@@ -277,6 +288,7 @@ impl WireActorOptions {
             memory: o.memory,
             resources: o.resources.clone(),
             max_restarts: o.max_restarts,
+            max_task_retries: o.max_task_retries,
             env: o.env.clone(),
             pin: o.pin.map(|p| match p {
                 Pin::Core(c) => (0, c as u64),
@@ -294,6 +306,7 @@ impl WireActorOptions {
             memory: self.memory,
             resources: self.resources,
             max_restarts: self.max_restarts,
+            max_task_retries: self.max_task_retries,
             env: self.env,
             rank: None,
             pin: self.pin.map(|(kind, n)| match kind {
