@@ -90,6 +90,8 @@ struct Core<A> {
     dead: OnceLock<String>,
     /// Set (before the `Drain` message is sent) when the last handle is gone.
     orphaned: AtomicBool,
+    /// Times the constructor ran again after a panic.
+    restarts: AtomicUsize,
     rt: Weak<Inner>,
 }
 
@@ -169,11 +171,28 @@ impl<A> Core<A> {
 /// What the runtime needs of every actor, whatever its class.
 trait Control: Send + Sync {
     fn kill(&self, reason: &str);
+    /// The actor's line in state listings.
+    fn state(&self) -> crate::state::ActorState;
 }
 
 impl<A: Send + 'static> Control for Core<A> {
     fn kill(&self, reason: &str) {
         Core::kill(self, reason);
+    }
+
+    fn state(&self) -> crate::state::ActorState {
+        crate::state::ActorState {
+            id: self.id.to_string(),
+            name: self.name.to_string(),
+            rank: self.rank,
+            state: self
+                .dead
+                .get()
+                .map_or_else(|| "alive".to_string(), |why| format!("dead: {why}")),
+            restarts: self.restarts.load(Ordering::Relaxed) as u32,
+            queued: self.queued.load(Ordering::Relaxed) as u64,
+            lives_here: true,
+        }
     }
 }
 
@@ -185,6 +204,12 @@ pub(crate) struct ActorTable {
 }
 
 impl ActorTable {
+    /// The actors living here, for state listings.
+    pub(crate) fn states(&self) -> Vec<crate::state::ActorState> {
+        let live: Vec<Arc<dyn Control>> = lock(&self.live).values().cloned().collect();
+        live.iter().map(|c| c.state()).collect()
+    }
+
     /// Kills actor `id` if it lives here.
     pub(crate) fn kill(&self, id: ActorId, reason: &str) {
         let found = lock(&self.live).get(&id).cloned();
@@ -498,6 +523,7 @@ fn create_here<A: ActorClass>(
         thread: OnceLock::new(),
         dead: OnceLock::new(),
         orphaned: AtomicBool::new(false),
+        restarts: AtomicUsize::new(0),
         rt: Arc::downgrade(inner),
     });
     let ctx = TaskCtx {
@@ -662,6 +688,7 @@ fn actor_main<A: ActorClass>(
                 state = None;
                 if restarts_left != 0 {
                     restarts_left -= 1;
+                    core.restarts.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(actor = %core.name, "restarting after a panic in {method}");
                     match construct(factory) {
                         Ok(a) => state = Some(a),

@@ -151,11 +151,16 @@ pub(crate) struct Cluster {
     /// Actors across ranks: those lent to others, handles to others'.
     pub(crate) actors: crate::remote_actor::Book,
     pub(crate) lost: Mutex<Vec<Rank>>,
+    /// Tasks whose results hold refs, kept to rebuild what a lost rank
+    /// owned (see `lineage`).
+    pub(crate) lineage: crate::lineage::Book,
     /// The outputs of tasks this rank runs for other ranks, by the owner's
     /// object id (for `Cancel`).
     pub(crate) executing: Mutex<HashMap<u64, Weak<Slot>>>,
     /// Timeline events other ranks sent (rank 0, while it gathers).
     pub(crate) timelines: crate::timeline::Replies,
+    /// State listings other ranks sent (while this rank gathers).
+    pub(crate) states: crate::timeline::Replies<crate::state::RankState>,
     pub(crate) stop: AtomicBool,
     /// Set when rank 0 told this rank to stop (`serve` returns).
     ended: (Mutex<Option<Result<()>>>, Condvar),
@@ -193,7 +198,9 @@ impl Cluster {
             releases: Default::default(),
             actors: crate::remote_actor::Book::new(size),
             lost: Mutex::new(Vec::new()),
+            lineage: Default::default(),
             timelines: crate::timeline::Replies::default(),
+            states: crate::timeline::Replies::default(),
             executing: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),
@@ -325,7 +332,7 @@ impl Cluster {
     }
 
     /// Step 2: the rank to send a task to, if not this one.
-    fn pick(&self, opts: &TaskOptions, local_can_run: bool) -> Option<Rank> {
+    pub(crate) fn pick(&self, opts: &TaskOptions, local_can_run: bool) -> Option<Rank> {
         let totals = lock(&self.totals);
         let lost = lock(&self.lost);
         let mut best: Option<(f64, Rank)> = None;
@@ -539,12 +546,13 @@ pub(crate) fn try_remote<R: Object>(
         },
         _kept: kept,
     };
+    inner.tasks.submitted();
     dispatch(c, slot.id.as_u64(), sent);
     Some(Ok(ObjectRef::from_slot(slot)))
 }
 
 /// Sends (or re-sends) a task to `sent.rank`.
-fn dispatch(c: &Cluster, object: u64, sent: Sent) {
+pub(crate) fn dispatch(c: &Cluster, object: u64, sent: Sent) {
     let Work::Task {
         fn_id, args, opts, ..
     } = &sent.work
@@ -718,6 +726,14 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             c.transport.expect_reply(false);
             c.timelines.deposit(events);
         }
+        Msg::StateRequest => {
+            let state = crate::runtime::rank_state(inner);
+            let _ = c.send(from, &Msg::StateReply { state });
+        }
+        Msg::StateReply { state } => {
+            c.transport.expect_reply(false);
+            c.states.deposit(state);
+        }
         msg @ (Msg::CreateActor { .. }
         | Msg::ActorCall { .. }
         | Msg::AddActorBorrow { .. }
@@ -882,10 +898,13 @@ fn done(
             })
             .collect::<Vec<_>>()
     });
+    let slot = sent.slot.clone();
     if let Stored::Value(v) = &mut stored {
         v._contained = kept;
+        // Kept to rebuild what the result refers to if its owner is lost.
+        c.lineage.record(object, sent, &contained);
     }
-    sent.slot.complete(stored);
+    slot.complete(stored);
     if needs_free {
         let t = c.transport.clone();
         after_acks(c, &pending, move || {
@@ -943,17 +962,31 @@ fn copy_in(
 fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
     tracing::error!("rank {}: rank {rank} was lost: {reason}", c.rank);
     lock(&c.lost).push(rank);
-    // Objects it owned are gone (rebuilding them from lineage comes later).
+    // Objects it owned: their borrows end here (work waiting for their
+    // acks goes on), and those not here yet are rebuilt or fail.
     let orphaned: Vec<Arc<Slot>> = lock(&c.borrowed)
         .values()
         .filter_map(Weak::upgrade)
         .filter(|s| s.borrow().is_some_and(|b| b.owner == rank))
         .collect();
-    for s in orphaned {
-        s.complete(Stored::Error(Error::Unknown(format!(
-            "{} (its owner, rank {rank}, was lost: {reason})",
-            s.id
-        ))));
+    let latches: Vec<Arc<Latch>> = {
+        let mut awaiting = lock(&c.awaiting);
+        orphaned
+            .iter()
+            .flat_map(|s| {
+                if let Some(b) = s.borrow() {
+                    b.acked.store(true, Ordering::Release);
+                }
+                awaiting.remove(&s.id.as_u64()).unwrap_or_default()
+            })
+            .collect()
+    };
+    for l in latches {
+        l.hit();
+    }
+    let missing: Vec<Arc<Slot>> = orphaned.into_iter().filter(|s| !s.is_ready()).collect();
+    if !missing.is_empty() {
+        crate::lineage::rebuild(inner, c, rank, reason, missing);
     }
     c.send_releases(c.releases.rank_lost(rank));
     crate::remote_actor::rank_lost(c, rank, reason);
@@ -1118,6 +1151,16 @@ pub(crate) fn lookup(inner: &Arc<Inner>, id: ObjectId) -> Result<Arc<Slot>> {
             }
         }
     };
+    if fresh && lock(&c.lost).contains(&id.rank()) {
+        if let Some(b) = slot.borrow() {
+            b.acked.store(true, Ordering::Release);
+        }
+        slot.complete(Stored::Error(Error::Unknown(format!(
+            "{id} (its owner, rank {}, was lost)",
+            id.rank()
+        ))));
+        return Ok(slot);
+    }
     if fresh {
         c.releases.borrowing(id.as_u64(), id.rank());
         let _ = c.send(
@@ -1162,6 +1205,9 @@ fn after_acks(c: &Cluster, ids: &[u64], then: impl FnOnce() + Send + 'static) {
 /// `BorrowAck` said it is, or else ask the owner (`Fetch`).
 pub(crate) fn fetch(inner: &Arc<Inner>, slot: &Slot, borrow: &crate::slot::Borrow) {
     let Some(c) = inner.cluster() else { return };
+    if lock(&c.lost).contains(&borrow.owner) {
+        return; // being rebuilt, or failed, by `rank_lost`
+    }
     if let Some((offset, len, type_name)) = borrow.at.get() {
         let stored = stored_at(
             inner,
@@ -1449,7 +1495,7 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
 }
 
 /// This machine's host name ("" if unknown: then no rank counts as a neighbour).
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
@@ -1459,25 +1505,104 @@ fn host_name() -> String {
 /// `timeline`); ranks that do not answer by `deadline` are left out, with a
 /// warning.
 pub(crate) fn gather_timelines(c: &Cluster, deadline: Instant) -> Vec<crate::timeline::RankEvents> {
-    c.timelines.clear();
+    gather(c, &c.timelines, &Msg::TimelineRequest, "timeline", deadline)
+}
+
+/// Every other live rank's state listing (see `state`).
+pub(crate) fn gather_states(c: &Cluster, deadline: Instant) -> Vec<crate::state::RankState> {
+    gather(c, &c.states, &Msg::StateRequest, "state", deadline)
+}
+
+/// Sends `request` to every other live rank and collects their replies in
+/// `replies` until all are in or `deadline` passes.
+fn gather<T>(
+    c: &Cluster,
+    replies: &crate::timeline::Replies<T>,
+    request: &Msg,
+    what: &str,
+    deadline: Instant,
+) -> Vec<T> {
+    let _one = lock(&replies.one);
+    replies.clear();
     let lost = lock(&c.lost).clone();
     let mut asked = 0;
     for r in (0..c.size).filter(|r| *r != c.rank && !lost.contains(r)) {
         c.transport.expect_reply(true);
-        if c.send(r, &Msg::TimelineRequest).is_ok() {
+        if c.send(r, request).is_ok() {
             asked += 1;
         } else {
             c.transport.expect_reply(false);
         }
     }
-    let got = c.timelines.wait_for(asked, deadline);
+    let got = replies.wait_for(asked, deadline);
     if got.len() < asked {
         tracing::warn!(
-            "timeline: {} of {asked} ranks did not send their events in time",
+            "{what}: {} of {asked} ranks did not answer in time",
             asked - got.len()
         );
     }
     got
+}
+
+impl Cluster {
+    /// Objects that cross ranks, as this rank sees them (for `state`):
+    /// its own that others borrow, and others' that it borrows.
+    pub(crate) fn object_states(&self) -> Vec<crate::state::ObjectState> {
+        let describe = |s: &Slot, owner: Rank, borrowers: Vec<Rank>| {
+            let value = match s.get() {
+                Some(Stored::Value(v)) => Some(v),
+                _ => None,
+            };
+            crate::state::ObjectState {
+                id: s.id.to_string(),
+                size: value
+                    .map(|v| v.block.len() as u64)
+                    .or_else(|| s.borrow().and_then(|b| b.at.get().map(|(_, len, _)| *len))),
+                owner,
+                borrowers,
+                here: value.is_some(),
+                spilled: value.is_some_and(|v| v.block.is_spilled()),
+            }
+        };
+        let mut out: Vec<_> = self
+            .lent
+            .entries()
+            .into_iter()
+            .map(|(_, slot, by)| describe(&slot, self.rank, by))
+            .collect();
+        let borrowed: Vec<Arc<Slot>> = lock(&self.borrowed)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for s in borrowed {
+            let owner = s.borrow().map_or(s.id.rank(), |b| b.owner);
+            out.push(describe(&s, owner, vec![self.rank]));
+        }
+        out
+    }
+
+    /// Tasks sent to each other rank and not done yet: (rank, count).
+    pub(crate) fn sent_counts(&self) -> Vec<(Rank, u64)> {
+        self.in_flight
+            .iter()
+            .enumerate()
+            .map(|(r, n)| (r as Rank, n.load(Ordering::Relaxed) as u64))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Ranks lost so far.
+    pub(crate) fn lost_ranks(&self) -> Vec<Rank> {
+        lock(&self.lost).clone()
+    }
+
+    /// This rank's host name, as it told the others.
+    pub(crate) fn host(&self) -> String {
+        lock(&self.places)[self.rank as usize]
+            .as_ref()
+            .map(|(h, _)| h.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Asks the rank running the task behind `object` (sent from here) to

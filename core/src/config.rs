@@ -30,7 +30,12 @@ pub struct Config {
     pub(crate) spill: Option<bool>,
     pub(crate) put_timeout: Option<Duration>,
     pub(crate) timeline: Option<bool>,
+    pub(crate) status_file: Option<std::path::PathBuf>,
+    pub(crate) status_every: Option<Duration>,
 }
+
+/// How often the status file is written by default.
+pub(crate) const DEFAULT_STATUS_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a put waits for space by default.
 pub(crate) const DEFAULT_PUT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,9 +155,28 @@ impl Config {
         self
     }
 
+    /// On rank 0, writes the job's state listings
+    /// ([`Runtime::state`](crate::Runtime::state), as tables) to `path`
+    /// every [`status_every`](Self::status_every) (default 10 s) and
+    /// whenever the process gets `SIGUSR1` (`kill -USR1 PID`), replacing
+    /// the file whole each time; `ferry status PATH` prints it. Also
+    /// `FERRY_STATUS_FILE`.
+    pub fn status_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.status_file = Some(path.into());
+        self
+    }
+
+    /// How often the status file is written (see
+    /// [`status_file`](Self::status_file)). Also `FERRY_STATUS_EVERY` (seconds).
+    pub fn status_every(mut self, every: Duration) -> Self {
+        self.status_every = Some(every);
+        self
+    }
+
     /// Reads `FERRY_NUM_CPUS`, `FERRY_NUM_GPUS`, `FERRY_OBJECT_STORE_MEMORY`,
     /// `FERRY_JOB_ID`, `FERRY_PIN_THREADS`, `FERRY_SPILL_DIR`, `FERRY_SPILL`,
-    /// `FERRY_PUT_TIMEOUT` and `FERRY_TIMELINE` over the defaults; a malformed value is an
+    /// `FERRY_PUT_TIMEOUT`, `FERRY_TIMELINE`, `FERRY_STATUS_FILE` and
+    /// `FERRY_STATUS_EVERY` over the defaults; a malformed value is an
     /// error.
     ///
     /// ```
@@ -176,15 +200,15 @@ impl Config {
             ))),
             Err(_) => Ok(None),
         };
-        let put_timeout = match parse::<f64>("FERRY_PUT_TIMEOUT")? {
-            Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
-            Some(s) => {
-                return Err(crate::Error::InvalidArgument(format!(
-                    "FERRY_PUT_TIMEOUT={s}: give seconds, 0 or more"
-                )));
-            }
-            None => None,
+        let seconds = |name: &str, min: f64| match parse::<f64>(name)? {
+            Some(s) if s.is_finite() && s >= min => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => Err(crate::Error::InvalidArgument(format!(
+                "{name}={s}: give seconds, {min} or more"
+            ))),
+            None => Ok(None),
         };
+        let put_timeout = seconds("FERRY_PUT_TIMEOUT", 0.0)?;
+        let status_every = seconds("FERRY_STATUS_EVERY", 0.01)?;
         Ok(Config {
             num_cpus: parse("FERRY_NUM_CPUS")?,
             num_gpus: parse("FERRY_NUM_GPUS")?,
@@ -198,6 +222,10 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
             put_timeout,
+            status_file: std::env::var_os("FERRY_STATUS_FILE")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
+            status_every,
             ..Config::default()
         })
     }

@@ -34,6 +34,14 @@ impl<V: Clone> Lent<V> {
             .push(by);
     }
 
+    /// Every lent thing: (id, value, the ranks that borrow it).
+    pub(crate) fn entries(&self) -> Vec<(u64, V, Vec<Rank>)> {
+        lock(&self.map)
+            .iter()
+            .map(|(id, (v, by))| (*id, v.clone(), by.clone()))
+            .collect()
+    }
+
     /// The value lent as `id`, if it is.
     pub(crate) fn get(&self, id: u64) -> Option<V> {
         lock(&self.map).get(&id).map(|(v, _)| v.clone())

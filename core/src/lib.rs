@@ -18,6 +18,7 @@ pub mod gpu;
 mod gpus;
 mod ids;
 mod lent;
+mod lineage;
 pub mod loopback;
 mod node_hello;
 mod object_ref;
@@ -32,6 +33,8 @@ mod runtime;
 mod scheduler;
 mod signal;
 mod slot;
+mod state;
+mod status;
 mod task;
 mod timeline;
 mod values;
@@ -50,6 +53,9 @@ pub use object_ref::{ArchivedObjectRef, ObjectRef};
 pub use options::{ActorOptions, RetryOn, TaskOptions};
 pub use pinning::Pin;
 pub use runtime::{Runtime, WaitResult, init};
+pub use state::{
+    ActorState, ClusterState, ObjectState, RankState, StoreUse, TaskCounts, TaskFailure,
+};
 pub use values::{Object, Remotable};
 pub use view::View;
 

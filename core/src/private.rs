@@ -107,6 +107,7 @@ where
     if inner.is_shut() {
         return Err(Error::Shutdown);
     }
+    inner.tasks.submitted();
     let name: Arc<str> = match &opts.name {
         Some(n) => n.as_str().into(),
         None => fn_name.into(),

@@ -92,6 +92,8 @@ pub(crate) struct Restart {
     opts: ActorOptions,
     /// Restarts left (-1: no limit).
     left: i32,
+    /// Times it was re-created after the loss of its rank.
+    restarted: u32,
 }
 
 impl RemoteActor {
@@ -168,6 +170,34 @@ impl Book {
             created: Mutex::new(HashMap::new()),
             moved: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This rank's handles to actors on other ranks, for state listings.
+    pub(crate) fn states(&self) -> Vec<crate::state::ActorState> {
+        let links: Vec<Arc<RemoteActor>> = lock(&self.remote)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        links
+            .iter()
+            .map(|r| {
+                let state = match r.dead.get() {
+                    Some(why) => format!("dead: {why}"),
+                    None if lock(&r.waiting).is_some() => "restarting".to_string(),
+                    None => "alive".to_string(),
+                };
+                let restarts = r.restart.as_ref().map_or(0, |x| lock(x).restarted);
+                crate::state::ActorState {
+                    id: r.id.to_string(),
+                    name: r.name.to_string(),
+                    rank: r.host(),
+                    state,
+                    restarts,
+                    queued: 0,
+                    lives_here: false,
+                }
+            })
+            .collect()
     }
 
     /// Lets go of every actor lent to other ranks (at shutdown).
@@ -302,6 +332,7 @@ pub(crate) fn create_on(
             args,
             opts: opts.clone(),
             left: opts.max_restarts,
+            restarted: 0,
         })),
         reserved,
         _ctor_args: kept,
@@ -637,6 +668,7 @@ fn restart_elsewhere(c: &Cluster, r: &Arc<RemoteActor>, lost_here: &str) {
     if restart.left > 0 {
         restart.left -= 1;
     }
+    restart.restarted += 1;
     let mut opts = restart.opts.clone();
     opts.max_restarts = restart.left;
     let create = Msg::CreateActor {

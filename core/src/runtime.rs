@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) empty_env: Arc<[(String, String)]>,
     pub(crate) cluster: Option<Cluster>,
     pub(crate) timeline: crate::timeline::Recorder,
+    /// Task counts for state listings.
+    pub(crate) tasks: crate::state::TaskBook,
     shut: AtomicBool,
     shutdown_lock: Mutex<()>,
 }
@@ -296,6 +298,8 @@ pub(crate) struct Prepared {
     pinning: Pinning,
     store: StoreConfig,
     timeline: bool,
+    /// Where rank 0 writes the status tables, and how often.
+    status: Option<(std::path::PathBuf, Duration)>,
     base_threads: usize,
     max_threads: usize,
     spin: Duration,
@@ -387,6 +391,12 @@ impl Prepared {
             pinning: Pinning::new(topo, binding, bind),
             store,
             timeline: cfg.timeline.unwrap_or(false),
+            status: cfg.status_file.clone().map(|p| {
+                let every = cfg
+                    .status_every
+                    .unwrap_or(crate::config::DEFAULT_STATUS_EVERY);
+                (p, every)
+            }),
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
@@ -433,6 +443,7 @@ impl Prepared {
             empty_env: Arc::from(Vec::new()),
             cluster,
             timeline: crate::timeline::Recorder::new(self.rank, self.timeline),
+            tasks: Default::default(),
             shut: AtomicBool::new(false),
             shutdown_lock: Mutex::new(()),
         });
@@ -452,6 +463,11 @@ impl Prepared {
             return Err(e);
         }
         context::set_runtime(Some(inner.clone()));
+        if let Some((path, every)) = self.status
+            && inner.rank == 0
+        {
+            crate::status::start(&inner, path, every);
+        }
         tracing::debug!(rank = inner.rank, job = %inner.job_id, "runtime started");
         Ok(Runtime { inner, owner: true })
     }
@@ -638,6 +654,41 @@ impl Runtime {
                 path.display()
             ))
         })
+    }
+
+    /// Tasks, actors, objects and resources of every rank (Ray's
+    /// `ray.util.state` listings and `ray status`); its `Display` prints
+    /// them as tables. Other ranks are asked for theirs and have 10 s to
+    /// answer; those that do not are listed in `missing`.
+    ///
+    /// ```
+    /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
+    /// let s = rt.state();
+    /// assert_eq!(s.ranks.len(), 1);
+    /// assert!(s.to_string().contains("Tasks"));
+    /// # rt.shutdown()
+    /// ```
+    pub fn state(&self) -> crate::state::ClusterState {
+        let mut ranks = vec![rank_state(&self.inner)];
+        let mut lost = Vec::new();
+        let mut missing = Vec::new();
+        if let Some(c) = self.inner.cluster() {
+            ranks.extend(crate::cluster::gather_states(
+                c,
+                Instant::now() + Duration::from_secs(10),
+            ));
+            lost = c.lost_ranks();
+            missing = (0..c.size())
+                .filter(|r| !lost.contains(r) && !ranks.iter().any(|s| s.rank == *r))
+                .collect();
+        }
+        ranks.sort_by_key(|r| r.rank);
+        crate::state::ClusterState {
+            job_id: self.inner.job_id.clone(),
+            ranks,
+            missing,
+            lost,
+        }
     }
 
     /// This rank's spill directory (`None` when spilling is off).
@@ -1067,5 +1118,51 @@ impl Drop for Runtime {
         {
             eprintln!("ferry: shutdown: {e}");
         }
+    }
+}
+
+/// This rank's part of [`Runtime::state`].
+pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
+    let totals = inner.ledger.totals();
+    let available = inner.ledger.available();
+    let resources = totals
+        .iter()
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                *t,
+                available.get(name).copied().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    let spill = inner.arena.spill_stats();
+    let (tasks, running, failures) = inner.tasks.snapshot();
+    let mut actors = inner.actors.states();
+    let (mut objects, mut sent, mut lineage) = (Vec::new(), Vec::new(), 0);
+    let mut host = crate::cluster::host_name();
+    if let Some(c) = inner.cluster() {
+        actors.extend(c.actors.states());
+        objects = c.object_states();
+        sent = c.sent_counts();
+        lineage = c.lineage.len() as u64;
+        host = c.host();
+    }
+    crate::state::RankState {
+        rank: inner.rank,
+        host,
+        resources,
+        store: crate::state::StoreUse {
+            capacity: inner.arena.capacity() as u64,
+            used: inner.arena.used() as u64,
+            spilled_objects: spill.on_disk_objects,
+            spilled_bytes: spill.on_disk_bytes,
+        },
+        tasks,
+        running,
+        sent,
+        failures,
+        actors,
+        objects,
+        lineage,
     }
 }

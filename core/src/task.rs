@@ -213,6 +213,7 @@ impl TaskCell {
         let rt = Runtime::from_inner(inner.clone());
         let mut attempts = 0u32;
         let started = inner.timeline.start();
+        let running = inner.tasks.start(&self.name);
         let stored = loop {
             attempts += 1;
             ctx.may_retry.set(self.retry.may_retry_errors(attempts));
@@ -252,6 +253,7 @@ impl TaskCell {
             self.name.to_string(),
             0,
         );
+        inner.tasks.end(running, &self.name, &stored);
         if let Some(out) = self.output.upgrade() {
             out.complete(stored);
         }

@@ -161,15 +161,26 @@ impl Recorder {
 }
 
 /// Replies to a timeline request, gathered by rank 0.
-#[derive(Default)]
-pub(crate) struct Replies {
-    got: Mutex<Vec<RankEvents>>,
+pub(crate) struct Replies<T = RankEvents> {
+    got: Mutex<Vec<T>>,
     arrived: std::sync::Condvar,
+    /// Held by the one gathering at a time.
+    pub(crate) one: Mutex<()>,
 }
 
-impl Replies {
-    /// A rank's events arrived.
-    pub(crate) fn deposit(&self, events: RankEvents) {
+impl<T> Default for Replies<T> {
+    fn default() -> Self {
+        Replies {
+            got: Mutex::new(Vec::new()),
+            arrived: std::sync::Condvar::new(),
+            one: Mutex::new(()),
+        }
+    }
+}
+
+impl<T> Replies<T> {
+    /// A rank's reply arrived.
+    pub(crate) fn deposit(&self, events: T) {
         self.got
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -183,7 +194,7 @@ impl Replies {
     }
 
     /// Waits until `n` replies are in or `deadline` passes; what came.
-    pub(crate) fn wait_for(&self, n: usize, deadline: Instant) -> Vec<RankEvents> {
+    pub(crate) fn wait_for(&self, n: usize, deadline: Instant) -> Vec<T> {
         let mut got = self.got.lock().unwrap_or_else(|e| e.into_inner());
         while got.len() < n {
             let now = Instant::now();

@@ -99,6 +99,10 @@ pub(crate) enum Msg {
     TimelineRequest,
     /// A rank's timeline events.
     TimelineReply { events: crate::timeline::RankEvents },
+    /// Asks for this rank's state listing (answered by `StateReply`).
+    StateRequest,
+    /// A rank's state listing.
+    StateReply { state: crate::state::RankState },
 }
 
 /// A ref or actor handle inside a result, which its owner must register

@@ -10,6 +10,7 @@ mod progress;
 mod put_file_bench;
 mod sbatch;
 mod spill_bench;
+mod status;
 mod timeit;
 
 use std::path::PathBuf;
@@ -55,6 +56,10 @@ enum Command {
     /// plan for this node unless --cpus-per-rank / --gpus-per-rank say), and
     /// with --submit hand it to sbatch.
     Sbatch(sbatch::Args),
+    /// Print the tasks, actors, objects and resources of a running job, from
+    /// the status file its rank 0 writes (FERRY_STATUS_FILE); with --pid,
+    /// ask it for fresh ones first (SIGUSR1).
+    Status(status::Args),
     /// Run Ferry's versions of Ray's single-process microbenchmarks.
     Bench {
         /// Run only the metrics whose name contains this substring.
@@ -128,6 +133,7 @@ pub(crate) fn main() -> ExitCode {
             spill_dir,
         } => clean(job.as_deref(), &dir, spill_dir),
         Command::Sbatch(args) => sbatch::run(args),
+        Command::Status(args) => status::run(args),
         Command::Bench {
             filter,
             json,

@@ -1,0 +1,573 @@
+//! State listings: tasks, actors, objects and resources of every rank
+//! (Ray's `ray.util.state` and `ray status`), as data and as printed tables.
+//!
+//! # Protocol
+//!
+//! 1. Each rank counts its task runs as they start and end, on a book of
+//!    the thread that runs them (a short uncontended lock and a few relaxed
+//!    stores per task), and keeps the last [`FAILURES_KEPT`] failures.
+//! 2. [`Runtime::state`](crate::Runtime::state) takes this rank's
+//!    [`RankState`] and, on several ranks, asks every other live rank for
+//!    its own (`StateRequest` → `StateReply`), waiting up to 10 s; ranks
+//!    that do not answer are listed as missing.
+//! 3. [`ClusterState`]'s `Display` prints the tables; with
+//!    `Config::status_file` rank 0 writes them to a file at an interval and
+//!    whenever the process gets `SIGUSR1` (see `status`).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::slot::Stored;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many recent task failures each rank keeps for listings.
+pub(crate) const FAILURES_KEPT: usize = 64;
+
+/// Everything one rank reports.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RankState {
+    /// The rank.
+    pub rank: u32,
+    /// Its host name.
+    pub host: String,
+    /// Each logical resource: (name, total, available now).
+    pub resources: Vec<(String, f64, f64)>,
+    /// Its object store.
+    pub store: StoreUse,
+    /// Its task runs.
+    pub tasks: TaskCounts,
+    /// Tasks running now: (name, milliseconds since they started).
+    pub running: Vec<(String, u64)>,
+    /// Tasks it sent to other ranks still out: (rank, how many).
+    pub sent: Vec<(u32, u64)>,
+    /// The last task failures, oldest first.
+    pub failures: Vec<TaskFailure>,
+    /// Actors living here, and this rank's handles to actors elsewhere.
+    pub actors: Vec<ActorState>,
+    /// Objects that cross ranks: this rank's that others borrow, and
+    /// others' that this rank borrows.
+    pub objects: Vec<ObjectState>,
+    /// Tasks kept to rebuild lost objects (lineage).
+    pub lineage: u64,
+}
+
+/// A rank's object store.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+pub struct StoreUse {
+    /// Capacity in bytes.
+    pub capacity: u64,
+    /// Bytes in use in shared memory.
+    pub used: u64,
+    /// Objects on disk now.
+    pub spilled_objects: u64,
+    /// Their bytes.
+    pub spilled_bytes: u64,
+}
+
+/// Task runs on one rank.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskCounts {
+    /// Submitted on this rank (to run here or elsewhere).
+    pub submitted: u64,
+    /// Started here.
+    pub started: u64,
+    /// Ended with a value.
+    pub finished: u64,
+    /// Ended with an error (after their retries).
+    pub failed: u64,
+    /// Ended cancelled.
+    pub cancelled: u64,
+}
+
+impl TaskCounts {
+    /// Started and not ended yet.
+    pub fn running(&self) -> u64 {
+        self.started
+            .saturating_sub(self.finished + self.failed + self.cancelled)
+    }
+}
+
+/// One task failure.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    /// The task's name.
+    pub task: String,
+    /// The error.
+    pub error: String,
+}
+
+/// An actor as one rank sees it.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ActorState {
+    /// Its id.
+    pub id: String,
+    /// Its name (class name unless named).
+    pub name: String,
+    /// The rank it lives on.
+    pub rank: u32,
+    /// `alive`, `restarting` or `dead: why`.
+    pub state: String,
+    /// Times it was re-created (here: after panics; on its creator: after
+    /// the loss of its rank).
+    pub restarts: u32,
+    /// Calls waiting in its mailbox (for actors living here).
+    pub queued: u64,
+    /// True for the actor itself, false for a handle to one elsewhere.
+    pub lives_here: bool,
+}
+
+/// An object that crosses ranks.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ObjectState {
+    /// Its id.
+    pub id: String,
+    /// Its size in bytes, where known here.
+    pub size: Option<u64>,
+    /// The rank that owns it.
+    pub owner: u32,
+    /// Ranks that hold refs to it and so may hold copies: borrowers (on
+    /// its owner), or this rank (on a borrower).
+    pub borrowers: Vec<u32>,
+    /// Whether the bytes are here (a copy, or the owner's own).
+    pub here: bool,
+    /// Whether this rank's copy is on disk now.
+    pub spilled: bool,
+}
+
+/// Every rank's state, as [`Runtime::state`](crate::Runtime::state) gathers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterState {
+    /// The job.
+    pub job_id: String,
+    /// The ranks that answered, by rank.
+    pub ranks: Vec<RankState>,
+    /// Live ranks that did not answer in time.
+    pub missing: Vec<u32>,
+    /// Ranks lost during the job.
+    pub lost: Vec<u32>,
+}
+
+/// Per-thread task counts and the stack of tasks running on that thread
+/// (a task's `get` may run another inline).
+#[derive(Default)]
+struct ThreadBook {
+    running: Mutex<Vec<(Arc<str>, Instant)>>,
+    submitted: AtomicU64,
+    started: AtomicU64,
+    finished: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+/// One rank's task book (step 1).
+#[derive(Default)]
+pub(crate) struct TaskBook {
+    threads: Mutex<Vec<Arc<ThreadBook>>>,
+    failures: Mutex<VecDeque<TaskFailure>>,
+}
+
+thread_local! {
+    /// This thread's book, with the address of the runtime's `TaskBook`
+    /// it belongs to (one process may hold several runtimes).
+    static MINE: RefCell<Option<(usize, Arc<ThreadBook>)>> = const { RefCell::new(None) };
+}
+
+/// A running task, counted as ended when [`TaskBook::end`] takes it.
+pub(crate) struct Running {
+    book: Arc<ThreadBook>,
+}
+
+impl TaskBook {
+    fn mine(&self) -> Arc<ThreadBook> {
+        let key = self as *const TaskBook as usize;
+        MINE.with(|m| {
+            let mut m = m.borrow_mut();
+            match &*m {
+                Some((k, b)) if *k == key => b.clone(),
+                _ => {
+                    let b = Arc::new(ThreadBook::default());
+                    lock(&self.threads).push(b.clone());
+                    *m = Some((key, b.clone()));
+                    b
+                }
+            }
+        })
+    }
+
+    /// A task was submitted on this thread.
+    pub(crate) fn submitted(&self) {
+        let b = self.mine();
+        b.submitted
+            .store(b.submitted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Task `name` starts on this thread.
+    pub(crate) fn start(&self, name: &Arc<str>) -> Running {
+        let book = self.mine();
+        lock(&book.running).push((name.clone(), Instant::now()));
+        bump(&book.started);
+        Running { book }
+    }
+
+    /// The task `r` stands for ended with `stored`.
+    pub(crate) fn end(&self, r: Running, name: &str, stored: &Stored) {
+        lock(&r.book.running).pop();
+        match stored {
+            Stored::Value(_) => bump(&r.book.finished),
+            Stored::Error(Error::Cancelled { .. }) => bump(&r.book.cancelled),
+            Stored::Error(e) => {
+                bump(&r.book.failed);
+                let mut f = lock(&self.failures);
+                if f.len() == FAILURES_KEPT {
+                    f.pop_front();
+                }
+                f.push_back(TaskFailure {
+                    task: name.to_string(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+
+    /// The counts, the running tasks and the failures, summed over threads.
+    pub(crate) fn snapshot(&self) -> (TaskCounts, Vec<(String, u64)>, Vec<TaskFailure>) {
+        let mut c = TaskCounts::default();
+        let mut running = Vec::new();
+        for b in lock(&self.threads).iter() {
+            c.submitted += b.submitted.load(Ordering::Relaxed);
+            c.started += b.started.load(Ordering::Relaxed);
+            c.finished += b.finished.load(Ordering::Relaxed);
+            c.failed += b.failed.load(Ordering::Relaxed);
+            c.cancelled += b.cancelled.load(Ordering::Relaxed);
+            for (name, since) in lock(&b.running).iter() {
+                running.push((name.to_string(), since.elapsed().as_millis() as u64));
+            }
+        }
+        let failures = lock(&self.failures).iter().cloned().collect();
+        (c, running, failures)
+    }
+}
+
+/// Adds one to a counter only its own thread writes.
+fn bump(x: &AtomicU64) {
+    x.store(x.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Writes `rows` as left-aligned columns under `head`.
+fn table(f: &mut fmt::Formatter<'_>, head: &[&str], rows: &[Vec<String>]) -> fmt::Result {
+    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |f: &mut fmt::Formatter<'_>, cells: &[String]| -> fmt::Result {
+        let mut s = String::from(" ");
+        for (cell, w) in cells.iter().zip(&width) {
+            s.push_str(&format!(" {cell:<w$}"));
+        }
+        writeln!(f, "{}", s.trim_end())
+    };
+    line(f, &head.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
+    if rows.is_empty() {
+        return writeln!(f, "  (none)");
+    }
+    for r in rows {
+        line(f, r)?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for ClusterState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "ferry status: job {}, {} rank(s) answered{}{}",
+            self.job_id,
+            self.ranks.len(),
+            if self.missing.is_empty() {
+                String::new()
+            } else {
+                format!(", no answer from {:?}", self.missing)
+            },
+            if self.lost.is_empty() {
+                String::new()
+            } else {
+                format!(", lost {:?}", self.lost)
+            },
+        )?;
+        writeln!(f, "\nResources")?;
+        let rows: Vec<Vec<String>> = self
+            .ranks
+            .iter()
+            .map(|r| {
+                let res = r
+                    .resources
+                    .iter()
+                    .filter(|(n, t, _)| *t > 0.0 && n != "memory")
+                    .map(|(n, t, a)| format!("{n} {}/{t}", t - a))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                vec![
+                    r.rank.to_string(),
+                    r.host.clone(),
+                    res,
+                    format!("{} / {}", bytes(r.store.used), bytes(r.store.capacity)),
+                    format!(
+                        "{} ({})",
+                        r.store.spilled_objects,
+                        bytes(r.store.spilled_bytes)
+                    ),
+                ]
+            })
+            .collect();
+        table(
+            f,
+            &["rank", "host", "used/total", "store", "spilled"],
+            &rows,
+        )?;
+        writeln!(f, "\nTasks")?;
+        let rows: Vec<Vec<String>> = self
+            .ranks
+            .iter()
+            .map(|r| {
+                let t = &r.tasks;
+                vec![
+                    r.rank.to_string(),
+                    t.submitted.to_string(),
+                    t.running().to_string(),
+                    t.finished.to_string(),
+                    t.failed.to_string(),
+                    t.cancelled.to_string(),
+                    r.sent
+                        .iter()
+                        .map(|(to, n)| format!("{n} on {to}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.lineage.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            f,
+            &[
+                "rank",
+                "submitted",
+                "running",
+                "finished",
+                "failed",
+                "cancelled",
+                "sent out",
+                "lineage",
+            ],
+            &rows,
+        )?;
+        let running: Vec<Vec<String>> = self
+            .ranks
+            .iter()
+            .flat_map(|r| {
+                r.running
+                    .iter()
+                    .map(|(n, ms)| vec![r.rank.to_string(), n.clone(), format!("{ms} ms")])
+            })
+            .collect();
+        if !running.is_empty() {
+            writeln!(f, "\nRunning tasks")?;
+            table(f, &["rank", "task", "for"], &running)?;
+        }
+        writeln!(f, "\nActors")?;
+        let rows: Vec<Vec<String>> = self
+            .ranks
+            .iter()
+            .flat_map(|r| {
+                r.actors.iter().map(|a| {
+                    vec![
+                        r.rank.to_string(),
+                        a.id.clone(),
+                        a.name.clone(),
+                        if a.lives_here {
+                            "here".into()
+                        } else {
+                            format!("on {}", a.rank)
+                        },
+                        a.state.clone(),
+                        a.restarts.to_string(),
+                        a.queued.to_string(),
+                    ]
+                })
+            })
+            .collect();
+        table(
+            f,
+            &["rank", "id", "name", "where", "state", "restarts", "queued"],
+            &rows,
+        )?;
+        writeln!(f, "\nObjects across ranks")?;
+        let rows: Vec<Vec<String>> = self
+            .ranks
+            .iter()
+            .flat_map(|r| {
+                r.objects.iter().map(|o| {
+                    vec![
+                        r.rank.to_string(),
+                        o.id.clone(),
+                        o.size.map_or("?".into(), bytes),
+                        o.owner.to_string(),
+                        format!("{:?}", o.borrowers),
+                        if o.spilled {
+                            "spilled".into()
+                        } else if o.here {
+                            "here".into()
+                        } else {
+                            "not here".into()
+                        },
+                    ]
+                })
+            })
+            .collect();
+        table(
+            f,
+            &["rank", "id", "size", "owner", "held by", "bytes"],
+            &rows,
+        )?;
+        let failures: Vec<Vec<String>> = self
+            .ranks
+            .iter()
+            .flat_map(|r| {
+                r.failures
+                    .iter()
+                    .map(|x| vec![r.rank.to_string(), x.task.clone(), x.error.clone()])
+            })
+            .collect();
+        if !failures.is_empty() {
+            writeln!(f, "\nRecent task failures")?;
+            table(f, &["rank", "task", "error"], &failures)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up_over_threads_and_failures_are_capped() {
+        let book = Arc::new(TaskBook::default());
+        let name: Arc<str> = "t".into();
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (book, name) = (book.clone(), name.clone());
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        book.submitted();
+                        let r = book.start(&name);
+                        let stored = if i % 2 == 0 {
+                            Stored::Error(Error::InvalidArgument(format!("no {i}")))
+                        } else {
+                            Stored::Error(Error::Cancelled { task: "t".into() })
+                        };
+                        book.end(r, "t", &stored);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (c, running, failures) = book.snapshot();
+        assert_eq!(
+            (c.submitted, c.started, c.failed, c.cancelled),
+            (300, 300, 150, 150)
+        );
+        assert_eq!(c.running(), 0);
+        assert!(running.is_empty());
+        assert_eq!(failures.len(), FAILURES_KEPT);
+    }
+
+    #[test]
+    fn a_running_task_is_listed_until_it_ends() {
+        let book = TaskBook::default();
+        let r = book.start(&"long".into());
+        let (c, running, _) = book.snapshot();
+        assert_eq!(c.running(), 1);
+        assert_eq!(running[0].0, "long");
+        book.end(r, "long", &Stored::Error(Error::Shutdown));
+        assert_eq!(book.snapshot().1.len(), 0);
+    }
+
+    #[test]
+    fn tables_show_every_section() {
+        let s = ClusterState {
+            job_id: "j".into(),
+            ranks: vec![RankState {
+                rank: 0,
+                host: "h".into(),
+                resources: vec![("CPU".into(), 2.0, 1.5)],
+                store: StoreUse {
+                    capacity: 1 << 20,
+                    used: 2048,
+                    spilled_objects: 0,
+                    spilled_bytes: 0,
+                },
+                tasks: TaskCounts {
+                    submitted: 3,
+                    started: 3,
+                    finished: 2,
+                    failed: 1,
+                    cancelled: 0,
+                },
+                running: vec![],
+                sent: vec![(1, 2)],
+                failures: vec![TaskFailure {
+                    task: "boom".into(),
+                    error: "it broke".into(),
+                }],
+                actors: vec![],
+                objects: vec![],
+                lineage: 0,
+            }],
+            missing: vec![3],
+            lost: vec![2],
+        };
+        let out = s.to_string();
+        for want in [
+            "job j",
+            "no answer from [3]",
+            "lost [2]",
+            "CPU 0.5/2",
+            "2.0 KiB / 1.0 MiB",
+            "2 on 1",
+            "boom",
+            "it broke",
+            "(none)",
+        ] {
+            assert!(out.contains(want), "{want:?} missing from:\n{out}");
+        }
+    }
+}
