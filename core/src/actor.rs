@@ -62,7 +62,13 @@ pub trait ActorClass: Sized + Send + 'static {
     /// The class's stable id (a hash of its path), the same in every copy of
     /// the binary: how another rank finds its constructor.
     const ID: u64;
+    /// How its state is checkpointed (`#[ferry::actor(checkpoint)]`).
+    #[doc(hidden)]
+    const CHECKPOINT: Option<crate::checkpoint::Codec<Self>> = None;
 }
+
+/// The method id a checkpoint request travels under to another rank.
+pub(crate) const CHECKPOINT_METHOD: u64 = u64::MAX;
 
 type CallFn<A> = Box<dyn FnOnce(&mut A, &Runtime) -> Outcome + Send>;
 
@@ -92,7 +98,17 @@ struct Core<A> {
     orphaned: AtomicBool,
     /// Times the constructor ran again after a panic.
     restarts: AtomicUsize,
+    /// Where its checkpoints go and how often (see `checkpoint`).
+    ckpt: Option<Ckpt>,
+    /// Calls that returned, for `checkpoint_every`.
+    calls: Arc<std::sync::atomic::AtomicU64>,
     rt: Weak<Inner>,
+}
+
+/// An actor's checkpoint file and interval in calls (0: on request only).
+struct Ckpt {
+    path: std::path::PathBuf,
+    every: u64,
 }
 
 struct Mailbox<A> {
@@ -136,6 +152,48 @@ impl<A> Core<A> {
         m
     }
 
+    /// Queues a checkpoint behind the calls already queued; the ref
+    /// resolves to the bytes written.
+    fn request_checkpoint(&self) -> Result<ObjectRef<u64>>
+    where
+        A: ActorClass,
+    {
+        let Some(codec) = A::CHECKPOINT else {
+            return Err(Error::InvalidArgument(format!(
+                "actor {} cannot be checkpointed: mark its class #[ferry::actor(checkpoint)] \
+                 (its state must be rkyv archivable)",
+                self.name
+            )));
+        };
+        let Some(ckpt) = &self.ckpt else {
+            return Err(Error::InvalidArgument(format!(
+                "actor {} has no name: checkpoints are kept by name, give it one with .name(...)",
+                self.name
+            )));
+        };
+        let inner = self.rt.upgrade().ok_or(Error::Shutdown)?;
+        let output = Slot::pending(inner.ids.object(), None, inner.unhandled.clone());
+        let r = ObjectRef::from_slot(output.clone());
+        if let Some(reason) = self.dead.get() {
+            output.complete(Stored::Error(self.died(reason)));
+            return Ok(r);
+        }
+        let (path, calls) = (ckpt.path.clone(), self.calls.clone());
+        let run: CallFn<A> = Box::new(move |actor, rt| {
+            let n = calls.load(Ordering::Relaxed);
+            match crate::checkpoint::take(rt, &codec, actor, &path, n) {
+                Ok(bytes) => crate::private::finish(rt, &|| "checkpoint".into(), Ok(bytes)),
+                Err(e) => Outcome::Error(e),
+            }
+        });
+        self.push(Msg::Call(Call {
+            method: "checkpoint",
+            run,
+            output,
+        }));
+        Ok(r)
+    }
+
     fn died(&self, reason: &str) -> Error {
         Error::ActorDied {
             actor: self.name.to_string(),
@@ -171,13 +229,19 @@ impl<A> Core<A> {
 /// What the runtime needs of every actor, whatever its class.
 trait Control: Send + Sync {
     fn kill(&self, reason: &str);
+    /// Asks for a checkpoint now (see `checkpoint`).
+    fn checkpoint(&self) -> Result<ObjectRef<crate::private::Untyped>>;
     /// The actor's line in state listings.
     fn state(&self) -> crate::state::ActorState;
 }
 
-impl<A: Send + 'static> Control for Core<A> {
+impl<A: ActorClass> Control for Core<A> {
     fn kill(&self, reason: &str) {
         Core::kill(self, reason);
+    }
+
+    fn checkpoint(&self) -> Result<ObjectRef<crate::private::Untyped>> {
+        self.request_checkpoint().map(ObjectRef::cast)
     }
 
     fn state(&self) -> crate::state::ActorState {
@@ -204,6 +268,18 @@ pub(crate) struct ActorTable {
 }
 
 impl ActorTable {
+    /// Asks actor `id`, which lives here, for a checkpoint.
+    pub(crate) fn checkpoint(&self, id: ActorId) -> Result<ObjectRef<crate::private::Untyped>> {
+        let found = lock(&self.live).get(&id).cloned();
+        match found {
+            Some(c) => c.checkpoint(),
+            None => Err(Error::ActorDied {
+                actor: id.to_string(),
+                reason: "it is not on this rank any more".into(),
+            }),
+        }
+    }
+
     /// The actors living here, for state listings.
     pub(crate) fn states(&self) -> Vec<crate::state::ActorState> {
         let live: Vec<Arc<dyn Control>> = lock(&self.live).values().cloned().collect();
@@ -379,6 +455,21 @@ impl<A: ActorClass> ActorHandle<A> {
         self.actor_ref().rank()
     }
 
+    /// Checkpoints the actor's state now, after the calls already made
+    /// (see [`ActorOptions::checkpoint_every`](crate::ActorOptions::checkpoint_every));
+    /// the ref resolves to the bytes written. The class must be marked
+    /// `#[ferry::actor(checkpoint)]` and the actor named (`.name(...)`),
+    /// else this is [`Error::InvalidArgument`].
+    pub fn checkpoint(&self) -> Result<ObjectRef<u64>> {
+        match &self.actor_ref().reach {
+            Reach::Local(l) => l.core.request_checkpoint(),
+            Reach::Remote(r) => {
+                let call = EncodedCall::without_args(CHECKPOINT_METHOD);
+                remote_actor::call::<u64>(r, "checkpoint", call)
+            }
+        }
+    }
+
     /// Stops the actor now (Ray's `ray.kill`): the running call finishes,
     /// queued and later calls fail with [`Error::ActorDied`]; no restart.
     pub fn kill(&self) {
@@ -524,6 +615,14 @@ fn create_here<A: ActorClass>(
         dead: OnceLock::new(),
         orphaned: AtomicBool::new(false),
         restarts: AtomicUsize::new(0),
+        ckpt: A::CHECKPOINT
+            .as_ref()
+            .and(opts.name.as_deref())
+            .map(|n| Ckpt {
+                path: crate::checkpoint::path(&inner.checkpoint_dir, n),
+                every: opts.checkpoint_every,
+            }),
+        calls: Default::default(),
         rt: Arc::downgrade(inner),
     });
     let ctx = TaskCtx {
@@ -611,13 +710,22 @@ fn actor_main<A: ActorClass>(
             panic::catch_unwind(AssertUnwindSafe(factory))
         })
     };
-    let mut state = match construct(factory) {
+    // From its last checkpoint when it has one, else from the constructor.
+    let make = |factory: &mut dyn FnMut() -> A, when: &str| -> std::result::Result<A, String> {
+        match restore(&inner, &rt, &core) {
+            Some(restored) => restored,
+            None => construct(factory).map_err(|p| {
+                format!(
+                    "its constructor panicked{when}: {}",
+                    panic_message(p.as_ref())
+                )
+            }),
+        }
+    };
+    let mut state = match make(factory, "") {
         Ok(a) => Some(a),
-        Err(p) => {
-            core.kill(&format!(
-                "its constructor panicked: {}",
-                panic_message(p.as_ref())
-            ));
+        Err(why) => {
+            core.kill(&why);
             None
         }
     };
@@ -670,7 +778,14 @@ fn actor_main<A: ActorClass>(
             );
         }
         match outcome {
-            Ok(Outcome::Value(v)) => output.complete(Stored::Value(v)),
+            Ok(Outcome::Value(v)) => {
+                // Checkpointed before the caller sees the result: a result
+                // seen is never lost to a restart from the checkpoint.
+                if method != "checkpoint" {
+                    after_call(&rt, &core, actor);
+                }
+                output.complete(Stored::Value(v));
+            }
             Ok(Outcome::Error(e)) => output.complete(Stored::Error(e)),
             Ok(Outcome::Failed { kind, message }) => output.complete(Stored::Error(call_error(
                 &core, &inner, method, kind, message,
@@ -690,12 +805,9 @@ fn actor_main<A: ActorClass>(
                     restarts_left -= 1;
                     core.restarts.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(actor = %core.name, "restarting after a panic in {method}");
-                    match construct(factory) {
+                    match make(factory, " on restart") {
                         Ok(a) => state = Some(a),
-                        Err(p) => core.kill(&format!(
-                            "its constructor panicked on restart: {}",
-                            panic_message(p.as_ref())
-                        )),
+                        Err(why) => core.kill(&why),
                     }
                 } else {
                     core.kill(&format!(
@@ -708,6 +820,51 @@ fn actor_main<A: ActorClass>(
     }
     drop(state);
     finish_actor(&inner, &core, Some((&request, &gpu_ids)));
+}
+
+/// The actor's state from its checkpoint file, if it has one (`None`: no
+/// checkpoint, construct it); a damaged file is an error.
+fn restore<A: ActorClass>(
+    inner: &Inner,
+    rt: &Runtime,
+    core: &Core<A>,
+) -> Option<std::result::Result<A, String>> {
+    let (codec, ckpt) = (A::CHECKPOINT.as_ref()?, core.ckpt.as_ref()?);
+    let found = match crate::checkpoint::read(&ckpt.path) {
+        Ok(None) => return None,
+        Ok(Some((calls, bytes))) => (codec.load)(rt, &bytes).map(|a| (calls, a)),
+        Err(e) => Err(e),
+    };
+    Some(match found {
+        Ok((calls, a)) => {
+            core.calls.store(calls, Ordering::Relaxed);
+            inner.note_restored(crate::checkpoint::Restored {
+                name: core.name.to_string(),
+                path: ckpt.path.clone(),
+                calls,
+            });
+            Ok(a)
+        }
+        Err(e) => Err(format!(
+            "its checkpoint could not be restored (the file is kept): {e}"
+        )),
+    })
+}
+
+/// Counts a call that returned and takes a checkpoint every
+/// `checkpoint_every` calls.
+fn after_call<A: ActorClass>(rt: &Runtime, core: &Core<A>, actor: &A) {
+    let n = core.calls.fetch_add(1, Ordering::Relaxed) + 1;
+    if let (Some(codec), Some(ckpt)) = (A::CHECKPOINT.as_ref(), core.ckpt.as_ref())
+        && ckpt.every > 0
+        && n.is_multiple_of(ckpt.every)
+        && let Err(e) = crate::checkpoint::take(rt, codec, actor, &ckpt.path, n)
+    {
+        tracing::warn!(
+            "actor {}: checkpoint after {n} calls failed: {e}",
+            core.name
+        );
+    }
 }
 
 fn finish_actor<A>(inner: &Arc<Inner>, core: &Arc<Core<A>>, held: Option<(&Request, &[u32])>) {

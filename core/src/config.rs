@@ -32,6 +32,7 @@ pub struct Config {
     pub(crate) timeline: Option<bool>,
     pub(crate) status_file: Option<std::path::PathBuf>,
     pub(crate) status_every: Option<Duration>,
+    pub(crate) checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 /// How often the status file is written by default.
@@ -166,6 +167,15 @@ impl Config {
         self
     }
 
+    /// Where actor checkpoints are kept: one directory per job id under it
+    /// (default: `ferry-checkpoints` in the system's temporary directory;
+    /// on a cluster, a directory every node sees). Also
+    /// `FERRY_CHECKPOINT_DIR`.
+    pub fn checkpoint_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.checkpoint_dir = Some(dir.into());
+        self
+    }
+
     /// How often the status file is written (see
     /// [`status_file`](Self::status_file)). Also `FERRY_STATUS_EVERY` (seconds).
     pub fn status_every(mut self, every: Duration) -> Self {
@@ -175,8 +185,8 @@ impl Config {
 
     /// Reads `FERRY_NUM_CPUS`, `FERRY_NUM_GPUS`, `FERRY_OBJECT_STORE_MEMORY`,
     /// `FERRY_JOB_ID`, `FERRY_PIN_THREADS`, `FERRY_SPILL_DIR`, `FERRY_SPILL`,
-    /// `FERRY_PUT_TIMEOUT`, `FERRY_TIMELINE`, `FERRY_STATUS_FILE` and
-    /// `FERRY_STATUS_EVERY` over the defaults; a malformed value is an
+    /// `FERRY_PUT_TIMEOUT`, `FERRY_TIMELINE`, `FERRY_STATUS_FILE`,
+    /// `FERRY_STATUS_EVERY` and `FERRY_CHECKPOINT_DIR` over the defaults; a malformed value is an
     /// error.
     ///
     /// ```
@@ -226,6 +236,9 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
             status_every,
+            checkpoint_dir: std::env::var_os("FERRY_CHECKPOINT_DIR")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
             ..Config::default()
         })
     }

@@ -8,6 +8,7 @@
 mod actor;
 mod arg;
 mod cancel;
+mod checkpoint;
 mod cluster;
 mod config;
 mod context;
@@ -45,6 +46,7 @@ pub use actor::{
     ActorCall, ActorClass, ActorHandle, ActorRef, ArchivedActorHandle, create as create_actor,
 };
 pub use arg::{Arg, IntoArg};
+pub use checkpoint::Restored;
 pub use config::Config;
 pub use context::{command, current, env_var, gpu_ids, is_cancelled, task_name};
 pub use error::{Error, FailureKind, Result, TaskError};

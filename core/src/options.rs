@@ -167,6 +167,7 @@ pub struct ActorOptions {
     pub(crate) resources: Vec<(String, f64)>,
     pub(crate) max_restarts: i32,
     pub(crate) max_task_retries: i32,
+    pub(crate) checkpoint_every: u64,
     pub(crate) env: Vec<(String, String)>,
     /// Create the actor on this rank (Ray's node-affinity scheduling strategy).
     pub(crate) rank: Option<u32>,
@@ -216,6 +217,18 @@ impl ActorOptions {
     /// other ranks once they have seen it restarted, are retried.
     pub fn max_task_retries(mut self, n: i32) -> Self {
         self.max_task_retries = n;
+        self
+    }
+
+    /// Checkpoints the actor's state every `n` calls that return (0, the
+    /// default: only on [`ActorHandle::checkpoint`](crate::ActorHandle::checkpoint)).
+    /// The class must be marked `#[ferry::actor(checkpoint)]` and the actor
+    /// named (checkpoints are kept by name, per job, under
+    /// `Config::checkpoint_dir`). An actor with a checkpoint starts from it,
+    /// not from its constructor: in a job started again with the same job
+    /// id, and when it is re-created after a panic or the loss of its rank.
+    pub fn checkpoint_every(mut self, n: u64) -> Self {
+        self.checkpoint_every = n;
         self
     }
 

@@ -17,6 +17,7 @@ use crate::task::{Job, NewTask, Outcome, RetryPolicy, TaskCell};
 use crate::values::Object;
 
 pub use crate::actor::{create_hosted, hosted_handle};
+pub use crate::checkpoint::Codec;
 
 /// Why a call's body failed before or instead of producing a value.
 #[derive(Debug)]
@@ -333,6 +334,8 @@ macro_rules! __builder_methods {
         pub fn max_restarts(mut self, n: i32) -> Self { self.opts = self.opts.max_restarts(n); self }
         /// Resends of a call in flight when the actor's rank was lost (default 0; -1 forever).
         pub fn max_task_retries(mut self, n: i32) -> Self { self.opts = self.opts.max_task_retries(n); self }
+        /// Checkpoints every `n` calls (see [`ActorOptions::checkpoint_every`](::ferry::ActorOptions::checkpoint_every)).
+        pub fn checkpoint_every(mut self, n: u64) -> Self { self.opts = self.opts.checkpoint_every(n); self }
         /// Create the actor on this rank (Ray's node-affinity scheduling strategy).
         pub fn on_rank(mut self, rank: u32) -> Self { self.opts = self.opts.on_rank(rank); self }
         /// Run the actor on a thread bound to a core or NUMA node (see [`ActorOptions::pin`](::ferry::ActorOptions::pin)).
@@ -390,6 +393,15 @@ impl EncodedCall {
     /// Whether the arguments hold refs or actor handles.
     pub fn has_refs(&self) -> bool {
         !self._kept.is_empty()
+    }
+
+    /// A call of `id` with no arguments (a runtime request, not a method).
+    pub(crate) fn without_args(id: u64) -> EncodedCall {
+        EncodedCall {
+            id,
+            args: Default::default(),
+            _kept: Vec::new(),
+        }
     }
 
     pub(crate) fn into_parts(self) -> (rkyv::util::AlignedVec<16>, Vec<crate::slot::KeepAlive>) {

@@ -880,6 +880,13 @@ pub(crate) fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             args,
             ..
         } => {
+            if method == crate::actor::CHECKPOINT_METHOD {
+                let task = format!("{id}.checkpoint");
+                cluster::execute(inner, c, from, object, task, |_| {
+                    inner.actors.checkpoint(id)
+                });
+                return;
+            }
             let f = private::lookup_method(method);
             let task = f.map_or_else(|| format!("method {method:016x}"), |f| f.path.to_string());
             cluster::execute(inner, c, from, object, task, |rt| match f {

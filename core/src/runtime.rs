@@ -54,11 +54,30 @@ pub(crate) struct Inner {
     pub(crate) timeline: crate::timeline::Recorder,
     /// Task counts for state listings.
     pub(crate) tasks: crate::state::TaskBook,
+    /// This job's checkpoint directory.
+    pub(crate) checkpoint_dir: std::path::PathBuf,
+    /// Actors restored from checkpoints.
+    restored: Mutex<Vec<crate::checkpoint::Restored>>,
     shut: AtomicBool,
     shutdown_lock: Mutex<()>,
 }
 
 impl Inner {
+    /// An actor was restored from its checkpoint: said once, and listed.
+    pub(crate) fn note_restored(&self, r: crate::checkpoint::Restored) {
+        eprintln!(
+            "ferry: rank {}: restored actor {} from {} (taken after {} calls)",
+            self.rank,
+            r.name,
+            r.path.display(),
+            r.calls
+        );
+        self.restored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(r);
+    }
+
     pub(crate) fn cluster(&self) -> Option<&Cluster> {
         self.cluster.as_ref()
     }
@@ -300,6 +319,7 @@ pub(crate) struct Prepared {
     timeline: bool,
     /// Where rank 0 writes the status tables, and how often.
     status: Option<(std::path::PathBuf, Duration)>,
+    checkpoint_dir: std::path::PathBuf,
     base_threads: usize,
     max_threads: usize,
     spin: Duration,
@@ -383,6 +403,11 @@ impl Prepared {
         }
         let bind = cfg.pin_threads.unwrap_or(bind_default);
         let store = store_config(cfg, &job_id, rank);
+        let checkpoint_dir = cfg
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("ferry-checkpoints"))
+            .join(&job_id);
         Ok(Prepared {
             rank,
             job_id,
@@ -391,6 +416,7 @@ impl Prepared {
             pinning: Pinning::new(topo, binding, bind),
             store,
             timeline: cfg.timeline.unwrap_or(false),
+            checkpoint_dir,
             status: cfg.status_file.clone().map(|p| {
                 let every = cfg
                     .status_every
@@ -444,6 +470,8 @@ impl Prepared {
             cluster,
             timeline: crate::timeline::Recorder::new(self.rank, self.timeline),
             tasks: Default::default(),
+            checkpoint_dir: self.checkpoint_dir,
+            restored: Mutex::new(Vec::new()),
             shut: AtomicBool::new(false),
             shutdown_lock: Mutex::new(()),
         });
@@ -689,6 +717,21 @@ impl Runtime {
             missing,
             lost,
         }
+    }
+
+    /// The actors this rank restored from checkpoints (see
+    /// [`ActorOptions::checkpoint_every`](crate::ActorOptions::checkpoint_every)).
+    pub fn restored_actors(&self) -> Vec<crate::checkpoint::Restored> {
+        self.inner
+            .restored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// This job's checkpoint directory on this rank.
+    pub fn checkpoint_dir(&self) -> &std::path::Path {
+        &self.inner.checkpoint_dir
     }
 
     /// This rank's spill directory (`None` when spilling is off).

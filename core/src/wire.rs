@@ -278,6 +278,7 @@ pub(crate) struct WireActorOptions {
     resources: Vec<(String, f64)>,
     max_restarts: i32,
     max_task_retries: i32,
+    checkpoint_every: u64,
     env: Vec<(String, String)>,
     /// `Pin::Core(n)` as `(0, n)`, `Pin::NumaNode(n)` as `(1, n)`.
     pin: Option<(u8, u64)>,
@@ -293,6 +294,7 @@ impl WireActorOptions {
             resources: o.resources.clone(),
             max_restarts: o.max_restarts,
             max_task_retries: o.max_task_retries,
+            checkpoint_every: o.checkpoint_every,
             env: o.env.clone(),
             pin: o.pin.map(|p| match p {
                 Pin::Core(c) => (0, c as u64),
@@ -311,6 +313,7 @@ impl WireActorOptions {
             resources: self.resources,
             max_restarts: self.max_restarts,
             max_task_retries: self.max_task_retries,
+            checkpoint_every: self.checkpoint_every,
             env: self.env,
             rank: None,
             pin: self.pin.map(|(kind, n)| match kind {

@@ -122,6 +122,30 @@ pub fn read_exact_at(file: &File, offset: u64, dst: &mut [u8]) -> io::Result<IoP
     }])
 }
 
+/// Writes all of `src` into `file` at `offset` (through io_uring where the
+/// system allows, else `pwrite`).
+///
+/// # Errors
+///
+/// The OS error of a failed write; `WriteZero` when a write makes no
+/// progress.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("ferry-doc-write-{}", std::process::id()));
+/// let file = std::fs::File::create(&path)?;
+/// ferry_store::write_all_at(&file, 0, b"hello, disk")?;
+/// assert_eq!(std::fs::read(&path)?, b"hello, disk");
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn write_all_at(file: &File, offset: u64, src: &[u8]) -> io::Result<IoPath> {
+    run(&mut [Op {
+        file,
+        offset,
+        buf: Buf::Write(src),
+    }])
+}
+
 /// Carries out every transfer of `ops` completely (short transfers are
 /// resumed), on this thread's io_uring or with `pread`/`pwrite`.
 ///

@@ -30,7 +30,7 @@ pub use archive::{
 pub use archive::{as_native_slice, put_pod_slice_with, try_put_pod_slice_with};
 pub use arena::{Arena, Block, BlockMut, StoreConfig, default_capacity};
 pub use error::{Count, HeldReport, StoreError};
-pub use fileio::{IoPath, read_exact_at};
+pub use fileio::{IoPath, read_exact_at, write_all_at};
 pub use liveness::{clean, clean_spill};
 pub use pressure::{SpillStats, never_wait_on_this_thread};
 pub use sealed::{Pinned, SPILL_MIN, Sealed};

@@ -8,15 +8,24 @@ use syn::{FnArg, ImplItem, Item, ItemImpl, ItemStruct, Type};
 use crate::params::{self, Kind, err};
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    if !attr.is_empty() {
-        return Err(err(
-            attr.span(),
-            "#[ferry::actor] takes no arguments: set options with Class::options()",
-        ));
-    }
+    let checkpoint = match attr.to_string().as_str() {
+        "" => false,
+        "checkpoint" => true,
+        _ => {
+            return Err(err(
+                attr.span(),
+                "#[ferry::actor] takes no arguments but `checkpoint` (on the struct): \
+                 set options with Class::options()",
+            ));
+        }
+    };
     match syn::parse2::<Item>(item)? {
-        Item::Struct(s) => class(s),
-        Item::Impl(i) => methods(i),
+        Item::Struct(s) => class(s, checkpoint),
+        Item::Impl(i) if !checkpoint => methods(i),
+        Item::Impl(i) => Err(err(
+            i.span(),
+            "#[ferry::actor(checkpoint)] goes on the struct; its impl takes #[ferry::actor]",
+        )),
         other => Err(err(
             other.span(),
             "#[ferry::actor] goes on a struct and on its impl block",
@@ -24,7 +33,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
 }
 
-fn class(s: ItemStruct) -> syn::Result<TokenStream> {
+fn class(s: ItemStruct, checkpoint: bool) -> syn::Result<TokenStream> {
     if !s.generics.params.is_empty() {
         return Err(err(s.generics.span(), "an actor class cannot be generic"));
     }
@@ -38,6 +47,14 @@ fn class(s: ItemStruct) -> syn::Result<TokenStream> {
     );
     let options_doc =
         format!("Options for creating a `{name_str}` actor; `.remote(&rt, …)` creates it.");
+    let codec = if checkpoint {
+        quote! {
+            const CHECKPOINT: ::core::option::Option<::ferry::__private::Codec<Self>> =
+                ::core::option::Option::Some(::ferry::__private::Codec::of());
+        }
+    } else {
+        quote! {}
+    };
     Ok(quote! {
         #s
 
@@ -62,6 +79,7 @@ fn class(s: ItemStruct) -> syn::Result<TokenStream> {
             type Handle = #handle;
             const NAME: &'static str = #name_str;
             const ID: u64 = ::ferry::__private::stable_id(concat!(module_path!(), "::", #name_str));
+            #codec
         }
 
         #[doc = #options_doc]
