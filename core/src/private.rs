@@ -128,6 +128,7 @@ where
         inner,
         NewTask {
             name,
+            label: fn_name,
             request,
             env,
             retry: RetryPolicy {

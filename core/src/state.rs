@@ -19,7 +19,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
@@ -158,10 +157,11 @@ pub struct ClusterState {
 }
 
 /// Per-thread task counts and the stack of tasks running on that thread
-/// (a task's `get` may run another inline).
+/// (a task's `get` may run another inline): function name and start (on
+/// the coarse monotonic clock, in ms).
 #[derive(Default)]
 struct ThreadBook {
-    running: Mutex<Vec<(Arc<str>, Instant)>>,
+    running: Mutex<Vec<(&'static str, u64)>>,
     submitted: AtomicU64,
     started: AtomicU64,
     finished: AtomicU64,
@@ -182,60 +182,66 @@ thread_local! {
     static MINE: RefCell<Option<(usize, Arc<ThreadBook>)>> = const { RefCell::new(None) };
 }
 
-/// A running task, counted as ended when [`TaskBook::end`] takes it.
-pub(crate) struct Running {
-    book: Arc<ThreadBook>,
-}
+/// A task running on this thread, from [`TaskBook::start`] to
+/// [`TaskBook::end`] (on the same thread).
+pub(crate) struct Running(());
 
 impl TaskBook {
-    fn mine(&self) -> Arc<ThreadBook> {
+    /// Runs `f` on this thread's book (made on first use), without touching
+    /// any other thread's cache lines.
+    fn with_mine<R>(&self, f: impl FnOnce(&ThreadBook) -> R) -> R {
         let key = self as *const TaskBook as usize;
         MINE.with(|m| {
             let mut m = m.borrow_mut();
-            match &*m {
-                Some((k, b)) if *k == key => b.clone(),
-                _ => {
-                    let b = Arc::new(ThreadBook::default());
-                    lock(&self.threads).push(b.clone());
-                    *m = Some((key, b.clone()));
-                    b
-                }
+            if !matches!(&*m, Some((k, _)) if *k == key) {
+                let b = Arc::new(ThreadBook::default());
+                lock(&self.threads).push(b.clone());
+                *m = Some((key, b));
             }
+            let (_, b) = m.as_ref().expect("set just above");
+            f(b)
         })
     }
 
     /// A task was submitted on this thread.
     pub(crate) fn submitted(&self) {
-        let b = self.mine();
-        b.submitted
-            .store(b.submitted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.with_mine(|b| bump(&b.submitted));
     }
 
-    /// Task `name` starts on this thread.
-    pub(crate) fn start(&self, name: &Arc<str>) -> Running {
-        let book = self.mine();
-        lock(&book.running).push((name.clone(), Instant::now()));
-        bump(&book.started);
-        Running { book }
+    /// Task `label` (its function) starts on this thread.
+    pub(crate) fn start(&self, label: &'static str) -> Running {
+        let now = coarse_ms();
+        self.with_mine(|b| {
+            lock(&b.running).push((label, now));
+            bump(&b.started);
+        });
+        Running(())
     }
 
-    /// The task `r` stands for ended with `stored`.
+    /// The task `r` stands for (named `name`) ended with `stored`.
     pub(crate) fn end(&self, r: Running, name: &str, stored: &Stored) {
-        lock(&r.book.running).pop();
-        match stored {
-            Stored::Value(_) => bump(&r.book.finished),
-            Stored::Error(Error::Cancelled { .. }) => bump(&r.book.cancelled),
-            Stored::Error(e) => {
-                bump(&r.book.failed);
-                let mut f = lock(&self.failures);
-                if f.len() == FAILURES_KEPT {
-                    f.pop_front();
+        let Running(()) = r;
+        let failure = self.with_mine(|b| {
+            lock(&b.running).pop();
+            match stored {
+                Stored::Value(_) => bump(&b.finished),
+                Stored::Error(Error::Cancelled { .. }) => bump(&b.cancelled),
+                Stored::Error(e) => {
+                    bump(&b.failed);
+                    return Some(e);
                 }
-                f.push_back(TaskFailure {
-                    task: name.to_string(),
-                    error: e.to_string(),
-                });
             }
+            None
+        });
+        if let Some(e) = failure {
+            let mut f = lock(&self.failures);
+            if f.len() == FAILURES_KEPT {
+                f.pop_front();
+            }
+            f.push_back(TaskFailure {
+                task: name.to_string(),
+                error: e.to_string(),
+            });
         }
     }
 
@@ -243,6 +249,7 @@ impl TaskBook {
     pub(crate) fn snapshot(&self) -> (TaskCounts, Vec<(String, u64)>, Vec<TaskFailure>) {
         let mut c = TaskCounts::default();
         let mut running = Vec::new();
+        let now = coarse_ms();
         for b in lock(&self.threads).iter() {
             c.submitted += b.submitted.load(Ordering::Relaxed);
             c.started += b.started.load(Ordering::Relaxed);
@@ -250,11 +257,27 @@ impl TaskBook {
             c.failed += b.failed.load(Ordering::Relaxed);
             c.cancelled += b.cancelled.load(Ordering::Relaxed);
             for (name, since) in lock(&b.running).iter() {
-                running.push((name.to_string(), since.elapsed().as_millis() as u64));
+                running.push((name.to_string(), now.saturating_sub(*since)));
             }
         }
         let failures = lock(&self.failures).iter().cloned().collect();
         (c, running, failures)
+    }
+}
+
+/// Milliseconds on the coarse monotonic clock (a few ns to read, a few ms
+/// of resolution: enough to say how long a task has been running).
+fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call to fill.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } == 0;
+    if ok {
+        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    } else {
+        0
     }
 }
 
@@ -479,14 +502,13 @@ mod tests {
     #[test]
     fn counts_add_up_over_threads_and_failures_are_capped() {
         let book = Arc::new(TaskBook::default());
-        let name: Arc<str> = "t".into();
         let threads: Vec<_> = (0..3)
             .map(|_| {
-                let (book, name) = (book.clone(), name.clone());
+                let book = book.clone();
                 std::thread::spawn(move || {
                     for i in 0..100 {
                         book.submitted();
-                        let r = book.start(&name);
+                        let r = book.start("t");
                         let stored = if i % 2 == 0 {
                             Stored::Error(Error::InvalidArgument(format!("no {i}")))
                         } else {
@@ -513,7 +535,7 @@ mod tests {
     #[test]
     fn a_running_task_is_listed_until_it_ends() {
         let book = TaskBook::default();
-        let r = book.start(&"long".into());
+        let r = book.start("long");
         let (c, running, _) = book.snapshot();
         assert_eq!(c.running(), 1);
         assert_eq!(running[0].0, "long");

@@ -73,6 +73,8 @@ pub(crate) struct TaskCell {
     state: AtomicU8,
     deps_left: AtomicUsize,
     pub(crate) name: Arc<str>,
+    /// The function's name, for listings of running tasks.
+    label: &'static str,
     pub(crate) request: Request,
     env: Arc<[(String, String)]>,
     retry: RetryPolicy,
@@ -90,6 +92,7 @@ pub(crate) struct TaskCell {
 
 pub(crate) struct NewTask {
     pub(crate) name: Arc<str>,
+    pub(crate) label: &'static str,
     pub(crate) request: Request,
     pub(crate) env: Arc<[(String, String)]>,
     pub(crate) retry: RetryPolicy,
@@ -107,6 +110,7 @@ impl TaskCell {
                 state: AtomicU8::new(WAITING),
                 deps_left: AtomicUsize::new(1),
                 name: task.name,
+                label: task.label,
                 request: task.request,
                 env: task.env,
                 retry: task.retry,
@@ -213,7 +217,7 @@ impl TaskCell {
         let rt = Runtime::from_inner(inner.clone());
         let mut attempts = 0u32;
         let started = inner.timeline.start();
-        let running = inner.tasks.start(&self.name);
+        let running = inner.tasks.start(self.label);
         let stored = loop {
             attempts += 1;
             ctx.may_retry.set(self.retry.may_retry_errors(attempts));
@@ -247,12 +251,14 @@ impl TaskCell {
         } else {
             stored
         };
-        inner.timeline.record(
-            started,
-            crate::timeline::Kind::Task,
-            self.name.to_string(),
-            0,
-        );
+        if inner.timeline.is_on() {
+            inner.timeline.record(
+                started,
+                crate::timeline::Kind::Task,
+                self.name.to_string(),
+                0,
+            );
+        }
         inner.tasks.end(running, &self.name, &stored);
         if let Some(out) = self.output.upgrade() {
             out.complete(stored);
