@@ -24,13 +24,15 @@ fn block(seed: u64) -> Vec<u64> {
     expected(seed)
 }
 
-static FAN_OUT_RUNS: AtomicU32 = AtomicU32::new(0);
+/// Runs of `fan_out`, per test (tests run in parallel in one process).
+static FAN_OUT_RUNS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 
 /// Makes `n` blocks with nested tasks on its own rank (which owns them)
-/// and one more with `put`, and returns refs to all of them.
+/// and one more with `put`, and returns refs to all of them; counts its
+/// runs under `test`.
 #[ferry::remote]
-fn fan_out(rt: &Runtime, n: u64) -> ferry::Result<Vec<ObjectRef<Vec<u64>>>> {
-    FAN_OUT_RUNS.fetch_add(1, Ordering::SeqCst);
+fn fan_out(rt: &Runtime, test: u64, n: u64) -> ferry::Result<Vec<ObjectRef<Vec<u64>>>> {
+    FAN_OUT_RUNS[test as usize].fetch_add(1, Ordering::SeqCst);
     let mut refs: Vec<_> = (1..=n)
         .map(|s| block::options().on_rank(rt.rank()).remote(rt, s))
         .collect::<ferry::Result<_>>()?;
@@ -56,14 +58,14 @@ impl Maker {
 #[test]
 fn objects_a_lost_rank_owned_are_rebuilt_from_the_task_that_returned_them() -> ferry::Result<()> {
     ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
-        let outer = fan_out::options().on_rank(2).remote(&rt, 4)?;
+        let outer = fan_out::options().on_rank(2).remote(&rt, 0, 4)?;
         let refs: Vec<ObjectRef<Vec<u64>>> = rt
             .get(&outer)?
             .iter()
             .map(|r| r.to_ref())
             .collect::<ferry::Result<_>>()?;
         assert_eq!(refs.len(), 5);
-        let runs_before = FAN_OUT_RUNS.load(Ordering::SeqCst);
+        let runs_before = FAN_OUT_RUNS[0].load(Ordering::SeqCst);
         // Nothing read yet: the only copies are on rank 2.
         world.kill(2, "killed by the test")?;
         for (i, r) in refs.iter().enumerate() {
@@ -75,7 +77,7 @@ fn objects_a_lost_rank_owned_are_rebuilt_from_the_task_that_returned_them() -> f
             );
         }
         assert_eq!(
-            FAN_OUT_RUNS.load(Ordering::SeqCst),
+            FAN_OUT_RUNS[0].load(Ordering::SeqCst),
             runs_before + 1,
             "the task ran once more"
         );
@@ -89,7 +91,7 @@ fn a_task_out_of_retries_does_not_rebuild_and_says_so() -> ferry::Result<()> {
         let outer = fan_out::options()
             .on_rank(2)
             .max_retries(0)
-            .remote(&rt, 1)?;
+            .remote(&rt, 1, 1)?;
         let first = rt.get(&outer)?[0].to_ref()?;
         world.kill(2, "killed by the test")?;
         match rt.get(&first) {
