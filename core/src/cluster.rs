@@ -900,9 +900,14 @@ fn done(
     });
     let slot = sent.slot.clone();
     if let Stored::Value(v) = &mut stored {
+        let refs = kept
+            .iter()
+            .filter_map(|k| k.clone().downcast::<Slot>().ok())
+            .map(|s| Arc::downgrade(&s))
+            .collect();
         v._contained = kept;
         // Kept to rebuild what the result refers to if its owner is lost.
-        c.lineage.record(object, sent, &contained);
+        c.lineage.record(object, sent, &contained, refs);
     }
     slot.complete(stored);
     if needs_free {

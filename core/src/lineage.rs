@@ -12,7 +12,7 @@
 //! 1. When a task sent to another rank returns a result that holds object
 //!    refs, its owner keeps the task (function id, encoded arguments and
 //!    the refs among them, options, attempts) and the refs in the result,
-//!    in order, while the result lives.
+//!    in order, while any object the result refers to is held here.
 //! 2. When a rank is lost, every ref this rank holds to an object that
 //!    rank owned and that is not here yet is rebuilt: the task whose result
 //!    holds it runs again (on a live rank, as a retry: within
@@ -40,7 +40,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A task whose result holds refs (step 1).
 struct Entry {
-    result: Weak<Slot>,
+    /// The objects the result refers to, here: the entry is kept while
+    /// any of them lives (the result itself may be long gone).
+    refs: Vec<Weak<Slot>>,
     fn_id: u64,
     args: Vec<u8>,
     opts: WireOptions,
@@ -54,6 +56,13 @@ struct Entry {
     contained: Vec<WireRef>,
 }
 
+impl Entry {
+    /// Some object its result refers to is still held here.
+    fn alive(&self) -> bool {
+        self.refs.iter().any(|w| w.strong_count() > 0)
+    }
+}
+
 /// One rank's kept tasks, by result object id.
 #[derive(Default)]
 pub(crate) struct Book {
@@ -64,7 +73,13 @@ pub(crate) struct Book {
 impl Book {
     /// Step 1: `sent`'s task (for result `object`) is done and its result,
     /// now in `sent.slot`, holds the refs `contained`.
-    pub(crate) fn record(&self, object: u64, sent: Sent, contained: &[WireRef]) {
+    pub(crate) fn record(
+        &self,
+        object: u64,
+        sent: Sent,
+        contained: &[WireRef],
+        refs: Vec<Weak<Slot>>,
+    ) {
         let Work::Task {
             fn_id,
             args,
@@ -81,12 +96,12 @@ impl Book {
         let mut entries = lock(&self.entries);
         // Forget the tasks whose results are gone, now and then.
         if self.inserts.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
-            entries.retain(|_, e| e.result.strong_count() > 0);
+            entries.retain(|_, e| e.alive());
         }
         entries.insert(
             object,
             Entry {
-                result: Arc::downgrade(&sent.slot),
+                refs,
                 fn_id,
                 args,
                 opts,
@@ -109,10 +124,7 @@ impl Book {
 
     /// How many tasks are kept whose results still live (for listings).
     pub(crate) fn len(&self) -> usize {
-        lock(&self.entries)
-            .values()
-            .filter(|e| e.result.strong_count() > 0)
-            .count()
+        lock(&self.entries).values().filter(|e| e.alive()).count()
     }
 }
 
@@ -137,7 +149,7 @@ pub(crate) fn rebuild(
     let mut plans: Vec<(Targets, Sent)> = Vec::new();
     {
         let mut entries = lock(&c.lineage.entries);
-        entries.retain(|_, e| e.result.strong_count() > 0);
+        entries.retain(|_, e| e.alive());
         for e in entries.values_mut() {
             let targets: Targets = e
                 .contained

@@ -694,7 +694,8 @@ impl Runtime {
     /// let s = rt.state();
     /// assert_eq!(s.ranks.len(), 1);
     /// assert!(s.to_string().contains("Tasks"));
-    /// # rt.shutdown()
+    /// # rt.shutdown()?;
+    /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn state(&self) -> crate::state::ClusterState {
         let mut ranks = vec![rank_state(&self.inner)];
