@@ -46,6 +46,12 @@ fn add_through(rt: &ferry::Runtime, t: ActorHandle<Tally>, k: u64) -> ferry::Res
     rt.get_value(&t.add(k).remote()?)
 }
 
+/// A task that naps through a handle it was given: (rank, total).
+#[ferry::remote]
+fn nap_through(rt: &ferry::Runtime, t: ActorHandle<Tally>, ms: u64) -> ferry::Result<(u32, u64)> {
+    rt.get_value(&t.nap(ms).remote()?)
+}
+
 #[test]
 fn a_lost_rank_s_actor_is_re_created_and_its_call_in_flight_sent_again() -> ferry::Result<()> {
     ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
@@ -119,6 +125,28 @@ fn other_ranks_handles_follow_the_re_created_actor() -> ferry::Result<()> {
             .on_rank(1)
             .remote(&rt, t.clone(), 5)?;
         assert_eq!(rt.get_value(&later)?, 15);
+        Ok(())
+    })?
+}
+
+#[test]
+fn a_call_in_flight_from_another_rank_is_sent_again_too() -> ferry::Result<()> {
+    ferry::loopback::run(4, cfg(), |rt, world| -> ferry::Result<()> {
+        let t = Tally::options()
+            .on_rank(3)
+            .max_restarts(1)
+            .max_task_retries(1)
+            .remote(&rt, 50)?;
+        // Rank 1 calls the actor through a handle it was given (and so
+        // learns its max_task_retries from the handle).
+        let through = nap_through::options()
+            .on_rank(1)
+            .remote(&rt, t.clone(), 1_500)?;
+        std::thread::sleep(Duration::from_millis(300));
+        world.kill(3, "killed by the test")?;
+        let (rank, total) = rt.get_value(&through)?;
+        assert_ne!(rank, 3);
+        assert_eq!(total, 50, "the re-created actor ran the call");
         Ok(())
     })?
 }

@@ -254,3 +254,27 @@ fn a_lost_rank_s_borrows_end_with_it() -> ferry::Result<()> {
         Ok(())
     })?
 }
+
+#[test]
+fn a_panicking_body_after_a_rank_is_lost_still_removes_every_file() {
+    let paths = std::sync::Mutex::new(Vec::new());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ferry::loopback::run(3, cfg(), |rt, world| {
+            for r in 0..3 {
+                let rt = world.runtime(r).expect("rank is up");
+                paths.lock().unwrap().push(rt.store_path().to_path_buf());
+            }
+            let on_2 = slow_on::options().on_rank(2).remote(&rt, 2_000).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            world.kill(2, "killed by the test").unwrap();
+            let _ = rt.get(&on_2);
+            panic!("a failed assertion after the loss");
+        })
+    }));
+    assert!(outcome.is_err(), "the panic comes back out of run");
+    let paths = paths.into_inner().unwrap();
+    assert_eq!(paths.len(), 3);
+    for p in paths {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+}

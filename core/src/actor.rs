@@ -100,6 +100,8 @@ struct Core<A> {
     restarts: AtomicUsize,
     /// Where its checkpoints go and how often (see `checkpoint`).
     ckpt: Option<Ckpt>,
+    /// Its `max_task_retries`, told to other ranks with its handles.
+    task_retries: i32,
     /// Calls that returned, for `checkpoint_every`.
     calls: Arc<std::sync::atomic::AtomicU64>,
     rt: Weak<Inner>,
@@ -381,6 +383,14 @@ impl<A: ActorClass> ActorRef<A> {
         }
     }
 
+    /// The actor's `max_task_retries`, as far as this rank knows.
+    fn task_retries(&self) -> i32 {
+        match &self.reach {
+            Reach::Local(l) => l.core.task_retries,
+            Reach::Remote(r) => r.task_retries(),
+        }
+    }
+
     /// For a handle to an actor on another rank: the runtime to encode a
     /// call with (calls to a local actor are not encoded).
     #[doc(hidden)]
@@ -623,6 +633,7 @@ fn create_here<A: ActorClass>(
                 every: opts.checkpoint_every,
             }),
         calls: Default::default(),
+        task_retries: opts.max_task_retries,
         rt: Arc::downgrade(inner),
     });
     let ctx = TaskCtx {
@@ -901,7 +912,9 @@ fn call_error<A>(
 pub struct ArchivedActorHandle<A> {
     id: u64_le,
     host: u32_le,
-    _pad: u32_le,
+    /// The actor's `max_task_retries` (as `i32` bits), for handles that
+    /// reach other ranks.
+    task_retries: u32_le,
     _a: PhantomData<fn() -> A>,
 }
 
@@ -926,6 +939,7 @@ impl<A: ActorClass> ArchivedActorHandle<A> {
             return local_handle(&inner, self.id());
         }
         let r = remote_actor::attach(&inner, self.id(), host, A::NAME.into())?;
+        r.learn_task_retries(self.task_retries.to_native() as i32);
         Ok(ActorHandle::from_ref(ActorRef {
             reach: Reach::Remote(r),
         }))
@@ -952,7 +966,7 @@ impl<A: ActorClass> Archive for ActorHandle<A> {
         out.write(ArchivedActorHandle {
             id: u64_le::from_native(self.id().as_u64()),
             host: u32_le::from_native(self.actor_rank()),
-            _pad: u32_le::from_native(0),
+            task_retries: u32_le::from_native(self.actor_ref().task_retries() as u32),
             _a: PhantomData,
         });
     }

@@ -738,7 +738,9 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
         | Msg::ActorCall { .. }
         | Msg::AddActorBorrow { .. }
         | Msg::RemoveActorBorrow { .. }
-        | Msg::KillActor { .. }) => crate::remote_actor::handle(inner, c, from, msg),
+        | Msg::KillActor { .. }
+        | Msg::ActorRestarted { .. }
+        | Msg::ActorGone { .. }) => crate::remote_actor::handle(inner, c, from, msg),
         other => borrow_handlers(inner, c, from, other),
     }
 }

@@ -102,6 +102,19 @@ impl RemoteActor {
         self.host.load(Ordering::Acquire)
     }
 
+    /// Its `max_task_retries`, as far as this rank knows.
+    pub(crate) fn task_retries(&self) -> i32 {
+        self.task_retries.load(Ordering::Relaxed)
+    }
+
+    /// A handle that arrived says the actor's `max_task_retries` (kept
+    /// unless this rank knows it already).
+    pub(crate) fn learn_task_retries(&self, n: i32) {
+        let _ = self
+            .task_retries
+            .compare_exchange(0, n, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
     fn retries_allowed(&self, attempts: u32) -> bool {
         let n = self.task_retries.load(Ordering::Relaxed);
         n < 0 || attempts <= n as u32
