@@ -52,6 +52,31 @@ fn nap_through(rt: &ferry::Runtime, t: ActorHandle<Tally>, ms: u64) -> ferry::Re
     rt.get_value(&t.nap(ms).remote()?)
 }
 
+/// Keeps a handle to a `Tally` on its rank and calls it.
+#[ferry::actor]
+struct Holder {
+    t: Option<ActorHandle<Tally>>,
+}
+
+#[ferry::actor]
+impl Holder {
+    fn new() -> Self {
+        Holder { t: None }
+    }
+
+    fn keep(&mut self, t: ActorHandle<Tally>) {
+        self.t = Some(t);
+    }
+
+    fn add(&self, rt: &ferry::Runtime, k: u64) -> ferry::Result<u64> {
+        let t = self
+            .t
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("no handle".into()))?;
+        rt.get_value(&t.add(k).remote()?)
+    }
+}
+
 #[test]
 fn a_lost_rank_s_actor_is_re_created_and_its_call_in_flight_sent_again() -> ferry::Result<()> {
     ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
@@ -147,6 +172,24 @@ fn a_call_in_flight_from_another_rank_is_sent_again_too() -> ferry::Result<()> {
         let (rank, total) = rt.get_value(&through)?;
         assert_ne!(rank, 3);
         assert_eq!(total, 50, "the re-created actor ran the call");
+        Ok(())
+    })?
+}
+
+#[test]
+fn an_actor_its_creator_let_go_of_is_gone_with_its_rank_for_every_holder() -> ferry::Result<()> {
+    ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
+        let t = Tally::options().on_rank(2).max_restarts(3).remote(&rt, 1)?;
+        let holder = Holder::options().on_rank(1).remote(&rt)?;
+        rt.get(&holder.keep(t.clone()).remote()?)?;
+        assert_eq!(rt.get_value(&holder.add(1).remote()?)?, 2);
+        drop(t); // only rank 1 holds it now: its creator cannot re-create it
+        world.kill(2, "killed by the test")?;
+        match rt.get_value(&holder.add(1).remote()?) {
+            Err(Error::Task(e)) => assert!(e.message.contains("dead"), "{e:?}"),
+            Err(Error::ActorDied { .. }) => {}
+            other => panic!("expected the call to fail, got {other:?}"),
+        }
         Ok(())
     })?
 }

@@ -140,9 +140,6 @@ impl Drop for RemoteActor {
         {
             *r = (*r - self.reserved).max(0.0);
         }
-        if self.restart.is_some() {
-            lock(&c.actors.created).remove(&id);
-        }
         if !c.stop.load(Ordering::Acquire) {
             let msg = Msg::RemoveActorBorrow { actor: id };
             c.send_releases(c.releases.release(host, msg));
@@ -164,8 +161,9 @@ pub(crate) struct Book {
     gone: Mutex<HashMap<u64, String>>,
     /// CPUs held on each rank by the actors this rank created there.
     reserved: Mutex<Vec<f64>>,
-    /// Actors this rank created on other ranks (while it holds a handle),
-    /// with their host: what it re-creates when a host is lost.
+    /// Actors this rank created on other ranks, with their host: those it
+    /// still holds a handle to it re-creates when their host is lost, the
+    /// others it declares gone (so that no rank waits for news of them).
     created: Mutex<HashMap<u64, Rank>>,
     /// Actors re-created on another rank, and where: for handles archived
     /// before the restart (they name the old host).
