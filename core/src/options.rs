@@ -213,8 +213,9 @@ impl ActorOptions {
     /// How many times a call in flight when the actor's rank was lost is
     /// sent again to the restarted actor (Ray's `max_task_retries`; default
     /// 0: such calls fail with [`Error::ActorDied`](crate::Error::ActorDied);
-    /// -1 forever). Calls from the rank that created the actor, and from
-    /// other ranks once they have seen it restarted, are retried.
+    /// -1 forever). The setting travels with the actor's handles, so calls
+    /// from every rank holding one are retried. A call that never reached
+    /// the lost rank is always sent again.
     pub fn max_task_retries(mut self, n: i32) -> Self {
         self.max_task_retries = n;
         self
