@@ -539,7 +539,9 @@ pub fn create<A: ActorClass>(
     }
     let name: Arc<str> = opts.name.as_deref().unwrap_or(A::NAME).into();
     let what = format!("actor {name}");
-    let local = opts.request(&what, &inner.ledger);
+    let local = opts
+        .request(&what, &inner.ledger)
+        .map_err(|e| crate::cluster::explain_infeasible(inner, e));
     match remote_actor::place(inner, opts, &local)? {
         Some(host) => {
             let call = encode(rt)?;

@@ -277,6 +277,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// The most of `resource` any live rank has, and which rank (the lowest
+    /// on a tie), with the cluster's total.
+    fn largest(&self, resource: &str) -> (f64, Rank, f64) {
+        let lost = lock(&self.lost);
+        let mut best = (0.0, self.rank);
+        let mut total = 0.0;
+        for (r, t) in lock(&self.totals).iter().enumerate() {
+            let Some(t) = t else { continue };
+            let have = t.get(resource).copied().unwrap_or(0.0);
+            if lost.contains(&(r as Rank)) {
+                continue;
+            }
+            total += have;
+            if have > best.0 {
+                best = (have, r as Rank);
+            }
+        }
+        (best.0, best.1, total)
+    }
+
     /// Resources of the whole cluster, summed over ranks.
     pub(crate) fn cluster_totals(&self) -> BTreeMap<String, f64> {
         let mut sum = BTreeMap::new();
@@ -1212,7 +1232,12 @@ fn after_acks(c: &Cluster, ids: &[u64], then: impl FnOnce() + Send + 'static) {
 /// `BorrowAck` said it is, or else ask the owner (`Fetch`).
 pub(crate) fn fetch(inner: &Arc<Inner>, slot: &Slot, borrow: &crate::slot::Borrow) {
     let Some(c) = inner.cluster() else { return };
-    if lock(&c.lost).contains(&borrow.owner) {
+    // A lost owner's memory is never read once its loss is known: here
+    // (`lost`, after `rank_lost` ran) or at the transport (before its
+    // `RankLost` event is handled, which then finds this slot not ready and
+    // rebuilds or fails it). Same-node arenas stay mapped after their rank
+    // dies, so without the second check a read in place would race the event.
+    if lock(&c.lost).contains(&borrow.owner) || c.transport.is_lost(borrow.owner) {
         return; // being rebuilt, or failed, by `rank_lost`
     }
     if let Some((offset, len, type_name)) = borrow.at.get() {
@@ -1625,4 +1650,36 @@ pub(crate) fn cancel_remote(c: &Cluster, object: u64, recursive: bool) -> bool {
     };
     let _ = c.send(to, &Msg::Cancel { object, recursive });
     true
+}
+
+/// An [`Error::Infeasible`] from this rank's ledger, told in the cluster's
+/// terms: the most any live rank has and the total of all ranks (a task
+/// runs on one rank, so a sum that would fit is no help). Other errors pass.
+pub(crate) fn explain_infeasible(inner: &Inner, e: Error) -> Error {
+    match e {
+        Error::Infeasible {
+            what,
+            resource,
+            asked,
+            largest,
+            total,
+            hint,
+            ..
+        } => {
+            let (largest, largest_rank, total) = match inner.cluster() {
+                Some(c) => c.largest(&resource),
+                None => (largest, inner.rank, total),
+            };
+            Error::Infeasible {
+                what,
+                resource,
+                asked,
+                largest,
+                largest_rank,
+                total,
+                hint,
+            }
+        }
+        other => other,
+    }
 }

@@ -71,7 +71,14 @@ pub enum Error {
     #[error("timed out after {0:?} waiting for an object")]
     Timeout(Duration),
     /// No rank could ever satisfy a task's or actor's resource request.
-    #[error("infeasible request: {what} asks for {asked} {resource}, but the cluster has {total}")]
+    ///
+    /// A task or actor runs on one rank, so what counts is the most any one
+    /// rank has (`largest`), not the cluster's sum (`total`).
+    #[error(
+        "infeasible request: {what} asks for {asked} {resource}, but no rank has that much: \
+         the most one rank has is {largest} (rank {largest_rank}; {total} in the whole cluster). \
+         A task or actor runs on one rank: give a rank more with {hint}"
+    )]
     Infeasible {
         /// The task or actor.
         what: String,
@@ -79,8 +86,14 @@ pub enum Error {
         resource: String,
         /// How much it asked for.
         asked: f64,
-        /// How much the whole cluster has.
+        /// The most any one (live) rank has.
+        largest: f64,
+        /// The rank that has `largest`.
+        largest_rank: u32,
+        /// How much the whole cluster has, all ranks together.
         total: f64,
+        /// How to give a rank more of this resource.
+        hint: String,
     },
     /// A bad argument to an API call.
     #[error("invalid argument: {0}")]
@@ -163,5 +176,20 @@ impl From<ferry_store::StoreError> for Error {
 impl From<ferry_launcher::LaunchError> for Error {
     fn from(e: ferry_launcher::LaunchError) -> Self {
         Error::Init(e.to_string())
+    }
+}
+
+/// How a rank gets more of `resource`: the setting, and for CPUs the
+/// launcher's binding (each rank gets its share of the cores it is bound to).
+pub(crate) fn more_of(resource: &str) -> String {
+    match resource {
+        "CPU" => "FERRY_NUM_CPUS=N (Config::num_cpus), or a launcher binding with more \
+                  cores per rank (mpirun --map-by slot:PE=N or --bind-to none, srun -c N)"
+            .into(),
+        "GPU" => "FERRY_NUM_GPUS=N (Config::num_gpus) on a rank that sees GPUs \
+                  (CUDA_VISIBLE_DEVICES, srun --gpus-per-task)"
+            .into(),
+        "memory" => "Config::memory".into(),
+        other => format!("Config::resource({other:?}, N)"),
     }
 }

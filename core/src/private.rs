@@ -113,7 +113,9 @@ where
         Some(n) => n.as_str().into(),
         None => fn_name.into(),
     };
-    let request = opts.request(&name, &inner.ledger)?;
+    let request = opts
+        .request(&name, &inner.ledger)
+        .map_err(|e| crate::cluster::explain_infeasible(inner, e))?;
     let env = if opts.env.is_empty() {
         inner.empty_env.clone()
     } else {

@@ -116,11 +116,16 @@ impl Ledger {
                     None => items.push((i, fixed)),
                 },
                 _ => {
+                    // This rank's view; the cluster widens it to every
+                    // rank's (`Cluster::explain_infeasible`).
                     return Err(Error::Infeasible {
                         what: what.to_string(),
                         resource: name.to_string(),
                         asked: amount,
+                        largest: from_fixed(total),
+                        largest_rank: 0,
                         total: from_fixed(total),
+                        hint: crate::error::more_of(name),
                     });
                 }
             }

@@ -109,6 +109,17 @@ pub trait Transport: Send + Sync + 'static {
     /// [`TransportError::Closed`], [`TransportError::Mpi`].
     fn read(&self, from: Rank, offset: usize, dst: &mut [u8]) -> Result<(), TransportError>;
 
+    /// Whether `rank` is known to be gone: once this returns `true` it stays
+    /// `true`, and it turns `true` no later than the [`Event::RankLost`] for
+    /// `rank` is queued. The runtime checks it before it reads a peer's
+    /// memory in place (a same-node arena mapped directly), so a lost rank's
+    /// memory is never read once its loss is known, whichever of the
+    /// event's handling and the read comes first. The default: never.
+    fn is_lost(&self, rank: Rank) -> bool {
+        let _ = rank;
+        false
+    }
+
     /// Stops this endpoint and joins its threads. Idempotent. For MPI this is
     /// collective (every rank must call it): see `MpiTransport::close`.
     ///

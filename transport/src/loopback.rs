@@ -213,6 +213,14 @@ impl Transport for Loopback {
         self.world.regions[from as usize].read_local(from, offset, dst)
     }
 
+    fn is_lost(&self, rank: Rank) -> bool {
+        // `kill` stores LOST (Release) before it queues the events.
+        self.world
+            .state
+            .get(rank as usize)
+            .is_some_and(|s| s.load(Ordering::Acquire) == LOST)
+    }
+
     fn close(&self) -> Result<(), TransportError> {
         let _guard = self
             .world

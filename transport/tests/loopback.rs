@@ -119,6 +119,22 @@ fn out_of_bounds_read_fails() {
 }
 
 #[test]
+fn a_killed_rank_is_known_lost_before_its_event_is_received() {
+    let eps = world(3);
+    assert!(!eps[0].is_lost(1));
+    eps[2].kill(1, "simulated crash").unwrap();
+    // Every endpoint knows at once, before anyone took the `RankLost` event:
+    // the runtime relies on this to never read a lost rank's memory in place.
+    for ep in &eps {
+        assert!(ep.is_lost(1));
+    }
+    assert!(!eps[0].is_lost(2));
+    assert!(!eps[0].is_lost(7), "an unknown rank is not lost");
+    eps[0].close().unwrap();
+    assert!(!eps[1].is_lost(0), "a closed rank is not lost");
+}
+
+#[test]
 fn kill_reports_rank_lost_and_fails_sends() {
     let eps = world(3);
     eps[1].send(0, b"before".to_vec()).unwrap();
