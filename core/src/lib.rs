@@ -20,6 +20,7 @@ mod gpus;
 mod ids;
 mod lent;
 mod lineage;
+mod log;
 pub mod loopback;
 mod node_hello;
 mod object_ref;

@@ -173,6 +173,7 @@ impl std::fmt::Debug for Runtime {
 /// ```
 pub fn init(cfg: Config) -> Result<Runtime> {
     let world = ferry_launcher::discover()?;
+    crate::log::install(world.rank)?;
     #[cfg(feature = "mpi")]
     if world.size > 1 {
         return init_mpi(cfg, &world);
