@@ -223,9 +223,10 @@ fn submit(script: Option<&Path>, text: &str, wait: bool) -> Result<(), CliError>
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run sbatch ({e}): is Slurm installed here?"))?;
-    // Written whole, then closed, before sbatch's output is read: a script
-    // is far smaller than a pipe's buffer, so this cannot block on sbatch.
-    // An sbatch that ends without reading it says why on stderr.
+    // Written whole, then closed, before sbatch's output is read: sbatch
+    // reads the whole script before it writes more than a line, so this
+    // cannot deadlock. An sbatch that ends without reading it says why on
+    // stderr, which is reported before the broken pipe.
     let handed = child
         .stdin
         .take()
