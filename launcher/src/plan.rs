@@ -6,6 +6,11 @@
 use crate::error::LaunchError;
 use crate::topology::{NumaNode, Topology};
 
+/// The most ranks one node is planned for: more is a bad argument (a typo
+/// or a wrapped number), refused with [`LaunchError::Plan`] instead of
+/// allocating a binding for each.
+pub const MAX_RANKS_PER_NODE: u32 = 1 << 16;
+
 /// The CPUs and GPUs one rank of a node should use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RankBinding {
@@ -80,21 +85,30 @@ pub fn plan(topo: &Topology, local_size: u32) -> Result<Vec<RankBinding>, Launch
 /// # Errors
 ///
 /// [`LaunchError::Oversubscribed`] only when there is no CPU at all and at
-/// least one rank.
+/// least one rank; [`LaunchError::Plan`] for more than
+/// [`MAX_RANKS_PER_NODE`] ranks.
 ///
 /// ```
 /// use ferry_launcher::{plan_oversubscribed, Topology};
+/// use ferry_launcher::plan::MAX_RANKS_PER_NODE;
 ///
 /// let topo = Topology::from_cpus(vec![0, 1]);
 /// let bindings = plan_oversubscribed(&topo, 3)?;
 /// let cpus: Vec<_> = bindings.iter().map(|b| b.cpus.clone()).collect();
 /// assert_eq!(cpus, vec![vec![0], vec![1], vec![0]]);
+///
+/// assert!(plan_oversubscribed(&topo, MAX_RANKS_PER_NODE + 1).is_err());
 /// # Ok::<(), ferry_launcher::LaunchError>(())
 /// ```
 pub fn plan_oversubscribed(
     topo: &Topology,
     local_size: u32,
 ) -> Result<Vec<RankBinding>, LaunchError> {
+    if local_size > MAX_RANKS_PER_NODE {
+        return Err(LaunchError::Plan(format!(
+            "{local_size} ranks on one node: at most {MAX_RANKS_PER_NODE} are supported"
+        )));
+    }
     let cpus = topo.cpu_count();
     if local_size as usize <= cpus {
         return plan(topo, local_size);

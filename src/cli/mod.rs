@@ -30,17 +30,20 @@ struct Cli {
 enum Command {
     /// Show this node's topology and how N ranks per node would be bound.
     Info {
-        /// Ranks per node to plan for.
-        #[arg(short = 'n', long = "ranks", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        /// Ranks per node to plan for (1 to 65536).
+        #[arg(short = 'n', long = "ranks", default_value_t = 1, value_parser = ranks_per_node())]
         ranks: u32,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Remove shared-memory files and spill directories that crashed ranks
-    /// left behind (those no live rank holds; live jobs' are never touched).
+    /// left behind: only names Ferry gives them (`ferry-<job>-r<rank>`,
+    /// `ferry-<job>-r<rank>.spill`), owned by you, never through a symbolic
+    /// link, and only those no live rank holds (live jobs' are never touched).
     Clean {
-        /// Only this job's files.
+        /// Only this job's files (`ferry-ID-r<rank>` and its spill
+        /// directory `ferry-ID-r<rank>.spill`).
         #[arg(long, value_name = "ID")]
         job: Option<String>,
         /// The directory holding the segments.
@@ -71,10 +74,50 @@ enum Command {
         /// Short trials (0.1 s warm-up, 2 trials of 0.2 s) for smoke runs.
         #[arg(long)]
         quick: bool,
-        /// Logical CPUs of the runtime (default: the cores this process may use).
-        #[arg(long, value_name = "N")]
+        /// Logical CPUs of the runtime (default: the cores this process may
+        /// use; more than 0, at most 1048576).
+        #[arg(long, value_name = "N", value_parser = cpu_amount)]
         num_cpus: Option<f64>,
     },
+}
+
+/// The most ranks of one node a command plans for (`--ranks`,
+/// `--ranks-per-node`).
+pub(crate) const MAX_RANKS_PER_NODE: u32 = ferry::parts::launcher::plan::MAX_RANKS_PER_NODE;
+
+/// The parser of a ranks-per-node argument: 1 to [`MAX_RANKS_PER_NODE`].
+pub(crate) fn ranks_per_node() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=i64::from(MAX_RANKS_PER_NODE))
+}
+
+/// The parser of a logical CPU amount: a finite number above 0 and at most
+/// 2^20 (a number of CPUs no node has is a typo).
+fn cpu_amount(s: &str) -> Result<f64, String> {
+    const MAX: f64 = (1u32 << 20) as f64;
+    match s.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n <= MAX => Ok(n),
+        Ok(n) => Err(format!("{n} is not a CPU amount above 0 and at most {MAX}")),
+        Err(e) => Err(format!("not a number ({e})")),
+    }
+}
+
+/// Checks that `value` of the argument `what` is a plain one-line value:
+/// not empty and without control characters (newlines, tabs, escapes),
+/// which could end a line of a generated file or a terminal's. The error
+/// names the argument and shows the value escaped, on one line.
+pub(crate) fn plain_text(what: &str, value: &str) -> Result<(), CliError> {
+    if value.is_empty() {
+        return Err(format!("{what} is empty").into());
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{what} {value:?} contains a control character ({}): give it on one line, \
+             without control characters",
+            c.escape_unicode()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// `ferry clean`.
@@ -84,6 +127,12 @@ fn clean(
     spill_dir: Option<PathBuf>,
 ) -> Result<(), CliError> {
     let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if let Some(job) = job {
+        plain_text("--job", job)?;
+        if job.contains('/') {
+            return Err(format!("--job {job:?} contains '/': give a job id, not a path").into());
+        }
+    }
     let removed = ferry::parts::store::clean(dir, job)?;
     for path in &removed {
         println!("removed {}", path.display());

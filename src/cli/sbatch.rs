@@ -2,12 +2,30 @@
 //! nodes × ranks per node, with the CPUs and GPUs of each rank matching the
 //! launcher's binding plan (the plan for this node's topology, unless the
 //! command line says otherwise), and, with `--submit`, hands it to `sbatch`.
+//!
+//! Nothing given on the command line can add a line to the script: every
+//! text that goes into it (job name, time, partition, output, the program
+//! and its arguments) is refused when it holds a newline or any other
+//! control character, and the program and its arguments are shell-quoted
+//! on the `srun` line. A script written to a file (`--script`) is created
+//! new (`O_EXCL`, never through a symbolic link) with mode 0600; with
+//! `--submit` alone it goes to `sbatch` on its standard input, so no file
+//! is left behind.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::process::Command;
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use super::CliError;
+use super::{CliError, plain_text, ranks_per_node};
+
+/// The most ranks a job may ask for in all (`--nodes` × `--ranks-per-node`).
+const MAX_RANKS: u64 = 1 << 20;
+
+/// The most CPUs or GPUs one rank may ask for.
+const MAX_PER_RANK: i64 = 1 << 16;
 
 /// What the script asks Slurm for.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +91,12 @@ pub(crate) fn script(job: &Job) -> String {
     );
     let _ = writeln!(s, "set -eu");
     let program: Vec<String> = job.program.iter().map(|a| shell_quote(a)).collect();
-    let _ = writeln!(s, "srun --mpi=pmix {}", program.join(" "));
+    // A rank that fails ends the job: its peers would otherwise wait for it.
+    let _ = writeln!(
+        s,
+        "srun --mpi=pmix --kill-on-bad-exit=1 {}",
+        program.join(" ")
+    );
     s
 }
 
@@ -90,18 +113,20 @@ fn planned(ranks_per_node: u32) -> Result<(usize, usize), CliError> {
 /// The arguments of `ferry sbatch`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// Nodes.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Nodes (at most 1048576 ranks in all).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_RANKS as i64))]
     pub(crate) nodes: u32,
-    /// Ranks on each node.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Ranks on each node (1 to 65536).
+    #[arg(long, default_value_t = 1, value_parser = ranks_per_node())]
     pub(crate) ranks_per_node: u32,
-    /// CPUs per rank (default: from the binding plan of this node).
-    #[arg(long, value_name = "N")]
-    pub(crate) cpus_per_rank: Option<usize>,
-    /// GPUs per rank (default: from the binding plan of this node).
-    #[arg(long, value_name = "N")]
-    pub(crate) gpus_per_rank: Option<usize>,
+    /// CPUs per rank, 1 to 65536 (default: from the binding plan of this
+    /// node).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_PER_RANK))]
+    pub(crate) cpus_per_rank: Option<u32>,
+    /// GPUs per rank, 0 to 65536 (default: from the binding plan of this
+    /// node).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_PER_RANK))]
+    pub(crate) gpus_per_rank: Option<u32>,
     /// Time limit (Slurm's --time, e.g. 01:00:00).
     #[arg(long)]
     pub(crate) time: Option<String>,
@@ -114,8 +139,9 @@ pub(crate) struct Args {
     /// Where Slurm writes the job's output (Slurm's --output).
     #[arg(long, value_name = "FILE")]
     pub(crate) output: Option<String>,
-    /// Write the script here (default: standard output; a temporary file
-    /// with --submit).
+    /// Write the script to this new file, mode 0600 (an existing file is
+    /// never replaced). Default: standard output; with --submit, sbatch's
+    /// standard input.
     #[arg(long, value_name = "FILE")]
     pub(crate) script: Option<PathBuf>,
     /// Submit the script with sbatch.
@@ -130,26 +156,123 @@ pub(crate) struct Args {
     pub(crate) program: Vec<String>,
 }
 
+/// Refuses a text field that could change the script's lines: empty, or
+/// holding a newline or another control character.
+fn check_fields(a: &Args) -> Result<(), CliError> {
+    for (what, value) in [
+        ("--job-name", &a.job_name),
+        ("--time", &a.time),
+        ("--partition", &a.partition),
+        ("--output", &a.output),
+    ] {
+        if let Some(v) = value {
+            plain_text(what, v)?;
+        }
+    }
+    for (i, arg) in a.program.iter().enumerate() {
+        let what = if i == 0 {
+            "the program".to_string()
+        } else {
+            format!("the program's argument {i}")
+        };
+        plain_text(&what, arg)?;
+    }
+    Ok(())
+}
+
+/// Writes `text` to the new file `path`: created exclusively (an existing
+/// file or symbolic link there is an error, never replaced or followed),
+/// mode 0600.
+fn write_new(path: &Path, text: &str) -> Result<(), CliError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                ": remove it or choose another --script"
+            } else {
+                ""
+            };
+            format!("cannot create {}: {e}{hint}", path.display())
+        })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Runs `sbatch`, on the file `script` when given, else with `text` on its
+/// standard input.
+fn submit(script: Option<&Path>, text: &str, wait: bool) -> Result<(), CliError> {
+    let mut cmd = Command::new("sbatch");
+    if wait {
+        cmd.arg("--wait");
+    }
+    match script {
+        Some(p) => {
+            cmd.arg(p).stdin(Stdio::null());
+        }
+        None => {
+            cmd.stdin(Stdio::piped());
+        }
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run sbatch ({e}): is Slurm installed here?"))?;
+    // Written whole, then closed, before sbatch's output is read: sbatch
+    // reads the whole script before it writes more than a line, so this
+    // cannot deadlock. An sbatch that ends without reading it says why on
+    // stderr, which is reported before the broken pipe.
+    let handed = child
+        .stdin
+        .take()
+        .map_or(Ok(()), |mut stdin| stdin.write_all(text.as_bytes()));
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("sbatch: {e}"))?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        return Err(format!(
+            "sbatch failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    handed.map_err(|e| format!("cannot hand the script to sbatch: {e}").into())
+}
+
 /// `ferry sbatch`.
 pub(crate) fn run(a: Args) -> Result<(), CliError> {
     let Some(first) = a.program.first() else {
         return Err("name the program to run after `--`".into());
     };
+    check_fields(&a)?;
+    let ranks = u64::from(a.nodes) * u64::from(a.ranks_per_node);
+    if ranks > MAX_RANKS {
+        return Err(format!(
+            "--nodes {} × --ranks-per-node {} = {ranks} ranks: at most {MAX_RANKS} are supported",
+            a.nodes, a.ranks_per_node
+        )
+        .into());
+    }
     let (cpus, gpus) = match (a.cpus_per_rank, a.gpus_per_rank) {
-        (Some(c), Some(g)) => (c, g),
+        (Some(c), Some(g)) => (c as usize, g as usize),
         (c, g) => {
             let (pc, pg) = planned(a.ranks_per_node)?;
-            (c.unwrap_or(pc), g.unwrap_or(pg))
+            (c.map_or(pc, |c| c as usize), g.map_or(pg, |g| g as usize))
         }
     };
-    if cpus == 0 {
-        return Err("--cpus-per-rank must be at least 1".into());
-    }
-    let name = a.job_name.unwrap_or_else(|| {
-        std::path::Path::new(first)
+    let name = match a.job_name {
+        Some(n) => n,
+        None => Path::new(first)
             .file_name()
-            .map_or_else(|| "ferry".into(), |n| n.to_string_lossy().into_owned())
-    });
+            .map_or_else(|| "ferry".into(), |n| n.to_string_lossy().into_owned()),
+    };
     let job = Job {
         name,
         nodes: a.nodes,
@@ -162,44 +285,16 @@ pub(crate) fn run(a: Args) -> Result<(), CliError> {
         program: a.program,
     };
     let text = script(&job);
-    let path = match (&a.script, a.submit) {
-        (Some(p), _) => Some(p.clone()),
-        (None, true) => Some(std::env::temp_dir().join(format!(
-            "ferry-{}-{}.sbatch",
-            job.name,
-            std::process::id()
-        ))),
-        (None, false) => None,
-    };
-    match &path {
+    match &a.script {
         Some(p) => {
-            std::fs::write(p, &text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            write_new(p, &text)?;
             println!("wrote {}", p.display());
         }
-        None => print!("{text}"),
+        None if !a.submit => print!("{text}"),
+        None => {}
     }
-    if !a.submit {
-        return Ok(());
-    }
-    let path = path.expect("a script path when submitting");
-    let mut cmd = Command::new("sbatch");
-    if a.wait {
-        cmd.arg("--wait");
-    }
-    let out = cmd.arg(&path).output().map_err(|e| {
-        format!(
-            "cannot run sbatch ({e}): is Slurm installed here? The script is {}",
-            path.display()
-        )
-    })?;
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    if !out.status.success() {
-        return Err(format!(
-            "sbatch failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
+    if a.submit {
+        submit(a.script.as_deref(), &text, a.wait)?;
     }
     Ok(())
 }
@@ -239,7 +334,7 @@ mod tests {
             "#SBATCH --gpus-per-task=1",
             "#SBATCH --time=01:00:00",
             "#SBATCH --output=out-%j.txt",
-            "srun --mpi=pmix ./train --lr '0.1 0.2' 'it'\\''s'",
+            "srun --mpi=pmix --kill-on-bad-exit=1 ./train --lr '0.1 0.2' 'it'\\''s'",
         ] {
             assert!(s.lines().any(|l| l == line), "no {line:?} in\n{s}");
         }

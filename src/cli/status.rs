@@ -13,8 +13,10 @@ pub(crate) struct Args {
     /// The job's status file (its FERRY_STATUS_FILE).
     file: PathBuf,
     /// The process id of the job's rank 0: it is sent SIGUSR1 and the
-    /// tables it writes then are printed (waiting up to 15 s).
-    #[arg(long, value_name = "PID")]
+    /// tables it writes then are printed (waiting up to 15 s). A positive
+    /// process id only: 0 and negative numbers (which kill(2) reads as
+    /// process groups) are refused.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
     pid: Option<i32>,
 }
 
@@ -22,8 +24,19 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// `ferry status`.
 pub(crate) fn run(args: Args) -> Result<(), CliError> {
     if let Some(pid) = args.pid {
+        // kill(2) reads 0 as this process group and negative pids as
+        // groups (-1: every process we may signal): only one process here.
+        if pid <= 0 {
+            return Err(
+                format!("--pid {pid}: give the process id of the job's rank 0 (above 0)").into(),
+            );
+        }
+        if u32::try_from(pid).is_ok_and(|p| p == std::process::id()) {
+            return Err(format!("--pid {pid} is this `ferry status` process itself").into());
+        }
         let before = modified(&args.file);
         // SAFETY: kill(2) with a caller-given pid and a fixed signal; it
         // touches no memory of this process.
