@@ -51,8 +51,11 @@ fn main(rt: ferry::Runtime) -> ferry::Result<()> {
 
     let n = 1usize << 27; // 1 GiB of f64
     let big = rt.put_vec_with::<f64>(n, |xs| xs.fill(1.0))?;
+    // A task runs on one rank, so it may ask for at most what one rank has:
+    // under `mpirun` that is often a single core (more: FERRY_NUM_CPUS, or
+    // a binding with more cores per rank).
     let s = sum::options()
-        .num_cpus(2.0)
+        .num_cpus(1.0)
         .max_retries(5)
         .remote(&rt, &big)?;
     assert_eq!(*rt.get(&s)?, n as f64);
