@@ -60,7 +60,7 @@ use crate::wire::{self, Msg, WireError, WireOptions, WireRef, WireResult, WireVa
 /// Results up to this size travel inside `Done`.
 const INLINE_MAX: usize = 64 * 1024;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -165,6 +165,8 @@ pub(crate) struct Cluster {
     /// Set when rank 0 told this rank to stop (`serve` returns).
     ended: (Mutex<Option<Result<()>>>, Condvar),
     net: Mutex<Option<JoinHandle<()>>>,
+    /// When each rank was last heard from; declares silent ones lost.
+    pub(crate) heartbeat: crate::heartbeat::Heartbeat,
 }
 
 impl Cluster {
@@ -173,6 +175,7 @@ impl Cluster {
         own: BTreeMap<String, f64>,
         store: PathBuf,
         force_rma: bool,
+        heartbeat: Option<Duration>,
     ) -> Cluster {
         let rank = transport.rank();
         let size = transport.size();
@@ -205,6 +208,7 @@ impl Cluster {
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),
             net: Mutex::new(None),
+            heartbeat: crate::heartbeat::Heartbeat::new(size, heartbeat),
         }
     }
 
@@ -223,15 +227,15 @@ impl Cluster {
             .name(format!("ferry-r{}-net", c.rank))
             .spawn(move || {
                 let rank = transport.rank();
+                let fatal = transport.clone();
                 let run = std::panic::AssertUnwindSafe(|| net_main(weak, transport));
                 if let Err(p) = std::panic::catch_unwind(run) {
                     // The rank can no longer take part in the job: end it, so
                     // that the launcher stops every rank and names this one.
-                    eprintln!(
-                        "ferry: rank {rank}: internal error in the receive thread: {}",
+                    fatal.abort(&format!(
+                        "rank {rank}: internal error in the receive thread: {}",
                         crate::task::panic_message(p.as_ref())
-                    );
-                    std::process::exit(70);
+                    ));
                 }
             })
             .map_err(|e| Error::Init(format!("could not start the receive thread: {e}")))?;
@@ -274,7 +278,8 @@ impl Cluster {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        Ok(())
+        drop(totals);
+        c.heartbeat.start(inner, c)
     }
 
     /// The most of `resource` any live rank has, and which rank (the lowest
@@ -421,6 +426,8 @@ impl Cluster {
 
     /// Step 5 on rank 0: tells every other rank to stop.
     pub(crate) fn broadcast_shutdown(&self) {
+        // Ranks leave from here on: nobody is lost for it.
+        self.heartbeat.finish();
         let bye = wire::encode(&Msg::Shutdown);
         for r in (0..self.size).filter(|r| *r != self.rank) {
             let _ = self.transport.send(r, bye.clone());
@@ -430,6 +437,7 @@ impl Cluster {
     /// Stops the receive thread and closes the endpoint.
     pub(crate) fn close(&self) {
         self.stop.store(true, Ordering::Release);
+        self.heartbeat.finish();
         let handle = lock(&self.net).take();
         if let Some(h) = handle
             && h.thread().id() != std::thread::current().id()
@@ -636,10 +644,15 @@ pub(crate) fn send_awaiting_done(c: &Cluster, object: u64, sent: Sent, msg: &Msg
 /// transport's own thread through [`event_handler`]).
 fn on_event(inner: &Arc<Inner>, c: &Cluster, ev: Event) {
     match ev {
-        Event::Frame { from, bytes } => match wire::decode(&bytes) {
-            Ok(msg) => handle(inner, c, from, msg),
-            Err(e) => tracing::error!("rank {}: undecodable frame from rank {from}: {e}", c.rank),
-        },
+        Event::Frame { from, bytes } => {
+            c.heartbeat.heard(from);
+            match wire::decode(&bytes) {
+                Ok(msg) => handle(inner, c, from, msg),
+                Err(e) => {
+                    tracing::error!("rank {}: undecodable frame from rank {from}: {e}", c.rank)
+                }
+            }
+        }
         Event::RankLost { rank, reason } => rank_lost(inner, c, rank, &reason),
     }
 }
@@ -658,12 +671,25 @@ fn event_handler(weak: Weak<Inner>) -> ferry_transport::Handler {
             }
         });
         if let Err(p) = std::panic::catch_unwind(run) {
-            let rank = weak.upgrade().map_or(u32::MAX, |i| i.rank);
-            eprintln!(
-                "ferry: rank {rank}: internal error handling a message: {}",
+            let message = format!(
+                "internal error handling a message: {}",
                 crate::task::panic_message(p.as_ref())
             );
-            std::process::exit(70);
+            match weak.upgrade() {
+                Some(inner) => match inner.cluster() {
+                    Some(c) => c
+                        .transport
+                        .abort(&format!("rank {}: {message}", inner.rank)),
+                    None => {
+                        eprintln!("ferry: rank {}: {message}", inner.rank);
+                        std::process::exit(70);
+                    }
+                },
+                None => {
+                    eprintln!("ferry: {message}");
+                    std::process::exit(70);
+                }
+            }
         }
     })
 }
@@ -726,7 +752,11 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             }
             drop(freed); // outside the lock: this may free the result
         }
-        Msg::Shutdown => c.end(Ok(())),
+        Msg::Shutdown => {
+            c.heartbeat.finish();
+            c.end(Ok(()))
+        }
+        Msg::Heartbeat => {} // counted as a sign of life in `on_event`
         Msg::PingPong { iters } => {
             if let Err(e) = c.transport.raw_ping_pong(from, iters as usize, false) {
                 tracing::warn!("rank {}: raw ping-pong with rank {from}: {e}", c.rank);

@@ -33,6 +33,7 @@ pub struct Config {
     pub(crate) status_file: Option<std::path::PathBuf>,
     pub(crate) status_every: Option<Duration>,
     pub(crate) checkpoint_dir: Option<std::path::PathBuf>,
+    pub(crate) heartbeat_timeout: Option<Duration>,
 }
 
 /// How often the status file is written by default.
@@ -176,6 +177,19 @@ impl Config {
         self
     }
 
+    /// How long a rank may go unheard before it is declared lost: ranks
+    /// exchange heartbeats (rank 0 with every other rank) every quarter of
+    /// this, and any message counts. A rank that is stopped (`SIGSTOP`),
+    /// hung or whose message thread died is lost after this long: under
+    /// MPI the job then ends with a message naming it; over loopback its
+    /// work is retried elsewhere. Default: 10 s for the ranks of an MPI job,
+    /// off for loopback ranks; zero turns it off. Also
+    /// `FERRY_HEARTBEAT_TIMEOUT` (seconds).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = Some(timeout);
+        self
+    }
+
     /// How often the status file is written (see
     /// [`status_file`](Self::status_file)). Also `FERRY_STATUS_EVERY` (seconds).
     pub fn status_every(mut self, every: Duration) -> Self {
@@ -219,6 +233,7 @@ impl Config {
         };
         let put_timeout = seconds("FERRY_PUT_TIMEOUT", 0.0)?;
         let status_every = seconds("FERRY_STATUS_EVERY", 0.01)?;
+        let heartbeat_timeout = seconds("FERRY_HEARTBEAT_TIMEOUT", 0.0)?;
         Ok(Config {
             num_cpus: parse("FERRY_NUM_CPUS")?,
             num_gpus: parse("FERRY_NUM_GPUS")?,
@@ -236,6 +251,7 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
             status_every,
+            heartbeat_timeout,
             checkpoint_dir: std::env::var_os("FERRY_CHECKPOINT_DIR")
                 .filter(|v| !v.is_empty())
                 .map(Into::into),

@@ -17,6 +17,7 @@ mod exports;
 mod exposed;
 pub mod gpu;
 mod gpus;
+mod heartbeat;
 mod ids;
 mod lent;
 mod lineage;

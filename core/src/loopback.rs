@@ -56,6 +56,17 @@ impl World {
         self.started.notify_all();
     }
 
+    /// Simulates rank `rank` being stopped (`SIGSTOP`) or hung: nothing it
+    /// sends arrives and nothing reaches it, and nobody is told. Only the
+    /// heartbeat ([`Config::heartbeat_timeout`], off by default for
+    /// loopback ranks) finds out; it then declares the rank lost, as
+    /// [`kill`](Self::kill) would.
+    pub fn stop(&self, rank: Rank) -> Result<()> {
+        self.endpoints[0]
+            .stop(rank)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))
+    }
+
     /// Simulates rank `rank` dying: the others see it lost (its tasks are
     /// retried elsewhere, as after a real failure) and it stops serving.
     pub fn kill(&self, rank: Rank, reason: &str) -> Result<()> {

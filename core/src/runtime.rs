@@ -325,6 +325,8 @@ pub(crate) struct Prepared {
     max_threads: usize,
     spin: Duration,
     force_rma: bool,
+    /// How long a silent rank may stay silent (see `heartbeat`).
+    heartbeat: Option<Duration>,
 }
 
 impl Prepared {
@@ -334,6 +336,11 @@ impl Prepared {
         job_id: String,
         placement: Placement,
     ) -> Result<Prepared> {
+        let heartbeat = match (cfg.heartbeat_timeout, &placement) {
+            (Some(t), _) => (!t.is_zero()).then_some(t),
+            (None, Placement::Loopback) => None,
+            (None, _) => Some(crate::heartbeat::DEFAULT_TIMEOUT),
+        };
         let (topo, local, me, bind_default) = match placement {
             Placement::Alone | Placement::Loopback => {
                 let topo = ferry_launcher::Topology::detect().unwrap_or_else(|_| {
@@ -430,6 +437,7 @@ impl Prepared {
             force_rma: cfg
                 .force_rma
                 .unwrap_or_else(|| std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1")),
+            heartbeat,
         })
     }
 
@@ -449,7 +457,13 @@ impl Prepared {
         let cluster = transport.map(|t| {
             let mut own = ledger.totals();
             own.insert("object_store_memory".into(), arena.capacity() as f64);
-            Cluster::new(t, own, arena.path().to_path_buf(), self.force_rma)
+            Cluster::new(
+                t,
+                own,
+                arena.path().to_path_buf(),
+                self.force_rma,
+                self.heartbeat,
+            )
         });
         let inner = Arc::new(Inner {
             rank: self.rank,

@@ -101,6 +101,8 @@ pub(crate) enum Msg {
     TimelineReply { events: crate::timeline::RankEvents },
     /// Asks for this rank's state listing (answered by `StateReply`).
     StateRequest,
+    /// "Still here" (see `heartbeat`); any frame counts as much.
+    Heartbeat,
     /// A rank's state listing.
     StateReply { state: crate::state::RankState },
 }

@@ -120,6 +120,26 @@ pub trait Transport: Send + Sync + 'static {
         false
     }
 
+    /// Makes `rank`, which stopped answering (the runtime's heartbeat heard
+    /// nothing from it in time), lost for every rank. Loopback: as
+    /// [`Loopback::kill`]. MPI: a rank cannot leave a running MPI job, so
+    /// this ends the job with `reason` on standard error through
+    /// `MPI_Abort`, and the launcher ends every rank; it does not return.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::UnknownRank`].
+    fn declare_lost(&self, rank: Rank, reason: &str) -> Result<(), TransportError>;
+
+    /// Ends this process after a fatal error, saying `message` on standard
+    /// error, such that the launcher ends every rank of the job (MPI:
+    /// `MPI_Abort`, never a plain `exit` that would leave the others
+    /// waiting). The default: `exit(70)`.
+    fn abort(&self, message: &str) -> ! {
+        eprintln!("ferry: {message}");
+        std::process::exit(70)
+    }
+
     /// Stops this endpoint and joins its threads. Idempotent. For MPI this is
     /// collective (every rank must call it): see `MpiTransport::close`.
     ///

@@ -12,6 +12,10 @@ use crate::{Event, Rank, Region, Transport, TransportError};
 const ALIVE: u8 = 0;
 const CLOSED: u8 = 1;
 const LOST: u8 = 2;
+/// Stopped (as by `SIGSTOP`): nothing it sends leaves, nothing reaches it.
+const STOPPED: u8 = 3;
+/// How long a stopped rank's `recv` naps before it returns nothing.
+const STOPPED_NAP: Duration = Duration::from_millis(20);
 
 /// State every endpoint of one loopback world shares.
 struct World {
@@ -120,7 +124,10 @@ impl Loopback {
             .lifecycle
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if self.world.state[rank as usize].load(Ordering::Acquire) != ALIVE {
+        if !matches!(
+            self.world.state[rank as usize].load(Ordering::Acquire),
+            ALIVE | STOPPED
+        ) {
             return Ok(());
         }
         self.world.reasons.lock().unwrap_or_else(|e| e.into_inner())[rank as usize] =
@@ -138,6 +145,50 @@ impl Loopback {
         Ok(())
     }
 
+    /// Stops `rank` as `SIGSTOP` would stop a process: from now on its
+    /// frames go nowhere, frames to it are dropped, it receives nothing and
+    /// what it does to others (kill, declare lost) has no effect; nobody is
+    /// told. Only a heartbeat can tell (the runtime's declares it lost).
+    /// Stopping a rank that is not alive does nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ferry_transport::{Loopback, Region, Transport};
+    ///
+    /// let world = Loopback::world(2, vec![Region::from_bytes(vec![0u8; 8]), Region::from_bytes(vec![0u8; 8])]);
+    /// world[0].stop(1).unwrap();
+    /// world[0].send(1, b"lost in the void".to_vec()).unwrap();
+    /// world[1].send(0, b"never leaves".to_vec()).unwrap();
+    /// assert_eq!(world[0].recv(Some(Duration::from_millis(10))).unwrap(), None);
+    /// assert!(!world[0].is_lost(1));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::UnknownRank`].
+    pub fn stop(&self, rank: Rank) -> Result<(), TransportError> {
+        self.check_rank(rank)?;
+        let _guard = self
+            .world
+            .lifecycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let _ = self.world.state[rank as usize].compare_exchange(
+            ALIVE,
+            STOPPED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        Ok(())
+    }
+
+    fn stopped(&self, rank: Rank) -> bool {
+        self.world
+            .state
+            .get(rank as usize)
+            .is_some_and(|s| s.load(Ordering::Acquire) == STOPPED)
+    }
+
     fn check_rank(&self, rank: Rank) -> Result<(), TransportError> {
         if rank < self.size() {
             Ok(())
@@ -152,7 +203,7 @@ impl Loopback {
     /// Fails when this endpoint is closed or lost.
     fn check_self(&self) -> Result<(), TransportError> {
         match self.world.state[self.rank as usize].load(Ordering::Acquire) {
-            ALIVE => Ok(()),
+            ALIVE | STOPPED => Ok(()),
             CLOSED => Err(TransportError::Closed),
             _ => Err(self.world.lost(self.rank)),
         }
@@ -162,7 +213,7 @@ impl Loopback {
     fn check_peer(&self, rank: Rank) -> Result<(), TransportError> {
         self.check_rank(rank)?;
         match self.world.state[rank as usize].load(Ordering::Acquire) {
-            ALIVE => Ok(()),
+            ALIVE | STOPPED => Ok(()),
             CLOSED => Err(TransportError::PeerClosed { rank }),
             _ => Err(self.world.lost(rank)),
         }
@@ -181,6 +232,9 @@ impl Transport for Loopback {
     fn send(&self, to: Rank, bytes: Vec<u8>) -> Result<(), TransportError> {
         self.check_self()?;
         self.check_peer(to)?;
+        if self.stopped(self.rank) || self.stopped(to) {
+            return Ok(()); // nothing leaves a stopped rank or reaches it
+        }
         self.world.inboxes[to as usize]
             .send(Event::Frame {
                 from: self.rank,
@@ -199,6 +253,11 @@ impl Transport for Loopback {
                 _ => Err(e),
             };
         }
+        if self.stopped(self.rank) {
+            // A stopped rank receives nothing: wait a little, then say so.
+            std::thread::sleep(timeout.unwrap_or(STOPPED_NAP).min(STOPPED_NAP));
+            return Ok(None);
+        }
         recv_until(&self.inbox, timeout, || self.check_self())
     }
 
@@ -211,6 +270,13 @@ impl Transport for Loopback {
         // A closed rank's region stays readable: the memory lives as long as
         // the world does.
         self.world.regions[from as usize].read_local(from, offset, dst)
+    }
+
+    fn declare_lost(&self, rank: Rank, reason: &str) -> Result<(), TransportError> {
+        if self.stopped(self.rank) {
+            return Ok(()); // a stopped rank does nothing
+        }
+        self.kill(rank, reason)
     }
 
     fn is_lost(&self, rank: Rank) -> bool {

@@ -11,7 +11,7 @@ use mpi::Threading;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Destination, MatchedReceiveVec, Source};
 
-use crate::rma::{PendingSend, ReadRequest, Serving, Window, serving};
+use crate::rma::{PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving};
 use crate::wait::recv_until;
 use crate::{Event, Handler, Rank, Region, Transport, TransportError};
 
@@ -34,6 +34,24 @@ const MAX_BACKOFF: Duration = Duration::from_millis(1);
 const PROGRESS_SPIN: Duration = Duration::from_millis(2);
 /// First idle sleep after the spin phase.
 const MIN_BACKOFF: Duration = Duration::from_micros(10);
+
+/// Whether MPI is up in this process and not yet closed: a process that
+/// exits meanwhile (`exit` in user code, a panic out of `main`) ends the
+/// whole job through `MPI_Abort` (see [`abort_if_running_at_exit`]), so no
+/// other rank waits for it.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Run by `exit` (`atexit`): if MPI is still up, the process is leaving a
+/// running job; end every rank now, saying so.
+extern "C" fn abort_if_running_at_exit() {
+    if RUNNING.swap(false, Ordering::AcqRel) {
+        eprintln!(
+            "ferry: this rank exited while the job was running (exit or a panic before \
+             the runtime shut down): ending every rank (MPI_Abort)"
+        );
+        abort_world(1);
+    }
+}
 
 /// What the MPI library provided, for logs and `ferry info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +193,13 @@ impl MpiTransport {
                 });
             }
         };
+        RUNNING.store(true, Ordering::Release);
+        static AT_EXIT: std::sync::Once = std::sync::Once::new();
+        AT_EXIT.call_once(|| {
+            if !at_exit(abort_if_running_at_exit) {
+                eprintln!("ferry: could not register the exit hook; an exiting rank may leave others waiting");
+            }
+        });
         Ok(Arc::new(MpiTransport {
             rank: started.rank,
             size: started.size,
@@ -298,6 +323,25 @@ impl MpiTransport {
 }
 
 impl Transport for MpiTransport {
+    fn declare_lost(&self, rank: Rank, reason: &str) -> Result<(), TransportError> {
+        if rank >= self.size {
+            return Err(TransportError::UnknownRank {
+                rank,
+                size: self.size,
+            });
+        }
+        self.abort(&format!(
+            "rank {}: {reason}; an MPI job cannot go on without a rank: ending every rank",
+            self.rank
+        ))
+    }
+
+    fn abort(&self, message: &str) -> ! {
+        RUNNING.store(false, Ordering::Release);
+        eprintln!("ferry: {message}");
+        abort_world(1)
+    }
+
     fn expect_reply(&self, awaiting: bool) {
         if awaiting {
             self.expecting.fetch_add(1, Ordering::Relaxed);
@@ -449,6 +493,7 @@ impl Transport for MpiTransport {
     fn close(&self) -> Result<(), TransportError> {
         let mut join = self.join.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(handle) = join.take() {
+            RUNNING.store(false, Ordering::Release);
             self.closed.store(true, Ordering::Release);
             let _ = self.cmds.send(Cmd::Close);
             self.progress.unpark();

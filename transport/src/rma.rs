@@ -52,7 +52,9 @@ pub(crate) fn copy_out(src: &dyn Exposed, offset: usize, dst: &mut [u8]) {
 }
 
 #[cfg(feature = "mpi")]
-pub(crate) use self::mpi_ffi::{PendingSend, ReadRequest, Serving, Window, serving};
+pub(crate) use self::mpi_ffi::{
+    PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving,
+};
 
 #[cfg(feature = "mpi")]
 mod mpi_ffi {
@@ -64,6 +66,29 @@ mod mpi_ffi {
     use mpi::topology::SimpleCommunicator;
 
     use crate::{Rank, Region, TransportError};
+
+    /// `MPI_Abort` on `MPI_COMM_WORLD` with `code`: the launcher (`mpirun`,
+    /// `srun`) ends every rank of the job. Called from whatever thread hit
+    /// the fatal condition: MPI implementations accept `MPI_Abort` from any
+    /// thread as a best effort, and nothing else may run afterwards, so the
+    /// process exits here even if MPI returns.
+    pub(crate) fn abort_world(code: c_int) -> ! {
+        // SAFETY: MPI was initialized by this process's transport (callers
+        // check); `RSMPI_COMM_WORLD` is a valid communicator handle for the
+        // life of MPI. `MPI_Abort` takes no pointers.
+        unsafe {
+            ffi::MPI_Abort(ffi::RSMPI_COMM_WORLD, code);
+        }
+        std::process::exit(code)
+    }
+
+    /// Registers `hook` to run at process exit (`atexit`); false if the
+    /// C library refused.
+    pub(crate) fn at_exit(hook: extern "C" fn()) -> bool {
+        // SAFETY: `hook` is a plain `extern "C" fn()` with no captured state,
+        // valid for the life of the program.
+        unsafe { libc::atexit(hook) == 0 }
+    }
 
     /// Largest count handed to one MPI call (counts are `c_int`).
     const CHUNK: usize = 1 << 30;

@@ -1,0 +1,177 @@
+//! Heartbeats: a rank that stops answering (stopped by a signal, hung, its
+//! message thread dead) is declared lost within a bounded time, instead of
+//! leaving the others waiting for it forever.
+//!
+//! # Protocol
+//!
+//! 1. Once every rank has said `Hello`, each rank starts one thread that
+//!    every `timeout / 4` sends `Heartbeat` to the ranks it watches: rank 0
+//!    watches every other rank, every other rank watches rank 0 (2·(n−1)
+//!    frames per period in all, none between two non-zero ranks).
+//! 2. Any frame from a rank is a sign of life ([`Heartbeat::heard`]), so a
+//!    busy rank needs no extra frame.
+//! 3. A watched rank not heard from for `timeout` is declared lost through
+//!    the transport ([`Transport::declare_lost`]): over loopback every rank
+//!    then handles it as a lost rank (retries, lineage, actor restarts);
+//!    under MPI the job ends with a message naming it (`MPI_Abort`).
+//! 4. Watching ends when the job ends (rank 0 says `Shutdown`), so ranks
+//!    that leave at the end are never declared lost.
+//!
+//! The timeout is `Config::heartbeat_timeout` / `FERRY_HEARTBEAT_TIMEOUT`
+//! (default 10 s under MPI, off for loopback ranks unless set).
+//!
+//! [`Transport::declare_lost`]: ferry_transport::Transport::declare_lost
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ferry_transport::Rank;
+
+use crate::cluster::Cluster;
+use crate::runtime::Inner;
+
+/// The default timeout for ranks of an MPI job.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One rank's heartbeat state: when each rank was last heard from.
+pub(crate) struct Heartbeat {
+    timeout: Option<Duration>,
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last frame from each rank.
+    last: Box<[AtomicU64]>,
+    /// Set when the job ends: nobody is watched any more.
+    done: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Heartbeat {
+    /// `timeout: None`: no heartbeats.
+    pub(crate) fn new(size: u32, timeout: Option<Duration>) -> Heartbeat {
+        Heartbeat {
+            timeout,
+            epoch: Instant::now(),
+            last: (0..size).map(|_| AtomicU64::new(0)).collect(),
+            done: AtomicBool::new(false),
+            thread: Mutex::new(None),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A frame came from `from`.
+    pub(crate) fn heard(&self, from: Rank) {
+        if let Some(t) = self.last.get(from as usize) {
+            // Relaxed: a timestamp read by one watcher thread; a stale read
+            // only delays a verdict by one period.
+            t.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// The job ends: stop watching (ranks that leave now are not lost).
+    pub(crate) fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+        let thread = crate::cluster::lock(&self.thread).take();
+        if let Some(h) = thread {
+            h.thread().unpark();
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Step 1: starts the watcher thread (after every `Hello`).
+    pub(crate) fn start(&self, inner: &Arc<Inner>, c: &Cluster) -> crate::Result<()> {
+        let Some(timeout) = self.timeout else {
+            return Ok(());
+        };
+        if c.size() < 2 {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        for t in self.last.iter() {
+            t.store(now, Ordering::Relaxed);
+        }
+        let weak = Arc::downgrade(inner);
+        let handle = std::thread::Builder::new()
+            .name(format!("ferry-r{}-heartbeat", c.rank))
+            .spawn(move || watch(weak, timeout))
+            .map_err(|e| {
+                crate::Error::Init(format!("could not start the heartbeat thread: {e}"))
+            })?;
+        *crate::cluster::lock(&self.thread) = Some(handle);
+        Ok(())
+    }
+}
+
+/// The ranks `rank` watches (and sends heartbeats to).
+fn watched(rank: Rank, size: u32) -> Vec<Rank> {
+    if rank == 0 {
+        (1..size).collect()
+    } else {
+        vec![0]
+    }
+}
+
+/// Steps 1 and 3, until the job ends or the runtime is gone.
+fn watch(weak: Weak<Inner>, timeout: Duration) {
+    let period = (timeout / 4).max(Duration::from_millis(5));
+    let beat = crate::wire::encode(&crate::wire::Msg::Heartbeat);
+    loop {
+        {
+            let Some(inner) = weak.upgrade() else { return };
+            let Some(c) = inner.cluster() else { return };
+            let hb = &c.heartbeat;
+            if hb.done.load(Ordering::Acquire) || c.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let now = hb.now_ms();
+            for r in watched(c.rank, c.size()) {
+                if c.transport.is_lost(r) || c.lost_ranks().contains(&r) {
+                    continue;
+                }
+                let _ = c.transport.send(r, beat.clone());
+                let last = hb.last[r as usize].load(Ordering::Relaxed);
+                let silent = Duration::from_millis(now.saturating_sub(last));
+                if silent > timeout && !hb.done.load(Ordering::Acquire) {
+                    let reason = format!(
+                        "rank {r} stopped answering: nothing heard from it for {:.1} s \
+                         (heartbeat timeout {:.1} s, FERRY_HEARTBEAT_TIMEOUT)",
+                        silent.as_secs_f64(),
+                        timeout.as_secs_f64()
+                    );
+                    tracing::error!("{reason}");
+                    if let Err(e) = c.transport.declare_lost(r, &reason) {
+                        tracing::error!("could not declare rank {r} lost: {e}");
+                    }
+                }
+            }
+        }
+        std::thread::park_timeout(period);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_zero_watches_everyone_and_the_others_watch_rank_zero() {
+        assert_eq!(watched(0, 4), vec![1, 2, 3]);
+        assert_eq!(watched(2, 4), vec![0]);
+        assert!(watched(0, 1).is_empty());
+    }
+
+    #[test]
+    fn a_frame_refreshes_the_time_heard() {
+        let hb = Heartbeat::new(2, Some(Duration::from_secs(1)));
+        assert_eq!(hb.last[1].load(Ordering::Relaxed), 0);
+        std::thread::sleep(Duration::from_millis(3));
+        hb.heard(1);
+        assert!(hb.last[1].load(Ordering::Relaxed) >= 2);
+        hb.heard(9); // an unknown rank is ignored
+    }
+}
