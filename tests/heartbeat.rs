@@ -2,9 +2,10 @@
 //! within the heartbeat timeout, and its work goes on elsewhere; without
 //! heartbeats nothing would ever tell the others.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use ferry::{Config, Error};
+use ferry::{Config, Error, Runtime};
 
 #[ferry::remote]
 fn double(x: u64) -> u64 {
@@ -57,4 +58,41 @@ fn a_stopped_rank_without_retries_fails_its_task_naming_the_silence() -> ferry::
         }
         Ok(())
     })?
+}
+
+/// Set when the blocked copy on rank 2 may end.
+static RELEASE: AtomicBool = AtomicBool::new(false);
+
+/// Doubles `x`; on rank 2 only after [`RELEASE`] (at most 60 s).
+#[ferry::remote]
+fn double_late_on_two(rt: &Runtime, x: u64) -> u64 {
+    if rt.rank() == 2 {
+        let deadline = Instant::now() + BOUND;
+        while !RELEASE.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    2 * x
+}
+
+#[test]
+fn a_rank_sending_an_undecodable_frame_is_lost_and_nobody_waits_for_it() -> ferry::Result<()> {
+    // No heartbeat here: the garbage alone must end the wait.
+    let cfg = Config::default()
+        .num_cpus(1.0)
+        .object_store_memory(16 << 20);
+    let out = ferry::loopback::run(3, cfg, |rt, world| {
+        // Held on rank 2, which then says something nobody can read.
+        let r = double_late_on_two::options()
+            .on_rank(2)
+            .max_retries(2)
+            .remote(&rt, 4)?;
+        world.send_raw(2, 0, vec![0xff; 24])?;
+        assert_eq!(*rt.get_timeout(&r, BOUND)?, 8);
+        let state = rt.state();
+        assert_eq!(state.lost, vec![2], "{state}");
+        Ok(())
+    });
+    RELEASE.store(true, Ordering::SeqCst);
+    out?
 }

@@ -165,6 +165,9 @@ pub(crate) struct Cluster {
     /// Set when rank 0 told this rank to stop (`serve` returns).
     ended: (Mutex<Option<Result<()>>>, Condvar),
     net: Mutex<Option<JoinHandle<()>>>,
+    /// Why another rank cannot work with this one (its `Hello` said another
+    /// protocol or build); start fails with it.
+    incompatible: Mutex<Option<String>>,
     /// When each rank was last heard from; declares silent ones lost.
     pub(crate) heartbeat: crate::heartbeat::Heartbeat,
 }
@@ -208,6 +211,7 @@ impl Cluster {
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),
             net: Mutex::new(None),
+            incompatible: Mutex::new(None),
             heartbeat: crate::heartbeat::Heartbeat::new(size, heartbeat),
         }
     }
@@ -252,6 +256,8 @@ impl Cluster {
             .collect();
         let (host, store) = lock(&c.places)[c.rank as usize].clone().unwrap_or_default();
         let hello = wire::encode(&Msg::Hello {
+            protocol: wire::PROTOCOL,
+            build: crate::private::build_id(),
             totals: own,
             host,
             store: store.to_string_lossy().into_owned(),
@@ -264,6 +270,9 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         let mut totals = lock(&c.totals);
         while totals.iter().any(Option::is_none) {
+            if let Some(why) = lock(&c.incompatible).clone() {
+                return Err(Error::Init(why));
+            }
             let now = Instant::now();
             if now >= deadline {
                 let missing: Vec<usize> =
@@ -649,7 +658,22 @@ fn on_event(inner: &Arc<Inner>, c: &Cluster, ev: Event) {
             match wire::decode(&bytes) {
                 Ok(msg) => handle(inner, c, from, msg),
                 Err(e) => {
-                    tracing::error!("rank {}: undecodable frame from rank {from}: {e}", c.rank)
+                    tracing::error!("rank {}: undecodable frame from rank {from}: {e}", c.rank);
+                    // Before its `Hello`: most likely another build.
+                    if lock(&c.totals)[from as usize].is_none() {
+                        lock(&c.incompatible).get_or_insert(format!(
+                            "rank {from} sent a frame this rank cannot read before its Hello \
+                             ({e}): the ranks run different builds or versions of Ferry"
+                        ));
+                        c.heard.notify_all();
+                    } else {
+                        // Whoever waits for that frame would wait forever:
+                        // the rank is lost (MPI: the job ends naming it).
+                        let why = format!("rank {from} sent a frame this rank cannot decode: {e}");
+                        if let Err(e) = c.transport.declare_lost(from, &why) {
+                            tracing::error!("could not declare rank {from} lost: {e}");
+                        }
+                    }
                 }
             }
         }
@@ -717,10 +741,19 @@ fn net_main(inner: Weak<Inner>, transport: Arc<dyn Transport>) {
 fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
     match msg {
         Msg::Hello {
+            protocol,
+            build,
             totals,
             host,
             store,
         } => {
+            if let Some(why) = wire::incompatible(from, protocol, build, crate::private::build_id())
+            {
+                tracing::error!("{why}");
+                lock(&c.incompatible).get_or_insert(why);
+                c.heard.notify_all();
+                return;
+            }
             lock(&c.places)[from as usize] = Some((host, PathBuf::from(store)));
             lock(&c.totals)[from as usize] = Some(totals.into_iter().collect());
             c.heard.notify_all();
@@ -1287,8 +1320,16 @@ pub(crate) fn fetch(inner: &Arc<Inner>, slot: &Slot, borrow: &crate::slot::Borro
     let fetch = Msg::Fetch {
         object: slot.id.as_u64(),
     };
-    if c.send(borrow.owner, &fetch).is_err() {
-        c.transport.expect_reply(false);
+    match c.transport.send(borrow.owner, wire::encode(&fetch)) {
+        Ok(()) => {}
+        // Its `RankLost` is queued: `rank_lost` finds this slot not ready
+        // and rebuilds or fails it.
+        Err(TransportError::RankLost { .. }) => c.transport.expect_reply(false),
+        // Nobody will answer: the getter hears why now.
+        Err(e) => {
+            c.transport.expect_reply(false);
+            slot.complete(Stored::Error(send_error(borrow.owner, &e)));
+        }
     }
 }
 

@@ -143,7 +143,7 @@ fn watch(weak: Weak<Inner>, timeout: Duration) {
                         silent.as_secs_f64(),
                         timeout.as_secs_f64()
                     );
-                    tracing::error!("{reason}");
+                    tracing::error!("rank {}: {reason}", c.rank);
                     if let Err(e) = c.transport.declare_lost(r, &reason) {
                         tracing::error!("could not declare rank {r} lost: {e}");
                     }

@@ -56,6 +56,17 @@ impl World {
         self.started.notify_all();
     }
 
+    /// Sends `bytes` to rank `to` as one frame from rank `from`, outside the
+    /// runtime's protocol: for tests of what a rank does with a frame it
+    /// cannot decode (it declares the sender lost, so nobody waits forever).
+    pub fn send_raw(&self, from: Rank, to: Rank, bytes: Vec<u8>) -> Result<()> {
+        self.endpoints
+            .get(from as usize)
+            .ok_or_else(|| Error::InvalidArgument(format!("no rank {from}")))?
+            .send(to, bytes)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))
+    }
+
     /// Simulates rank `rank` being stopped (`SIGSTOP`) or hung: nothing it
     /// sends arrives and nothing reaches it, and nobody is told. Only the
     /// heartbeat ([`Config::heartbeat_timeout`], off by default for

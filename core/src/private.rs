@@ -490,6 +490,27 @@ pub const fn stable_id(path: &str) -> u64 {
     hash
 }
 
+/// This build of the program as far as ranks must agree on it: Ferry's
+/// version and every remote function, actor class and method it links
+/// (FNV-1a over their sorted ids). Two ranks with different build ids could
+/// not run each other's tasks, so they refuse to start together.
+pub(crate) fn build_id() -> u64 {
+    static ID: OnceLock<u64> = OnceLock::new();
+    *ID.get_or_init(|| {
+        let mut ids: Vec<u64> = inventory::iter::<RemoteFn>()
+            .map(|f| f.id)
+            .chain(inventory::iter::<ActorCtorFn>().map(|f| f.class))
+            .chain(inventory::iter::<ActorMethodFn>().map(|f| f.id))
+            .collect();
+        ids.sort_unstable();
+        let mut text = String::from(env!("CARGO_PKG_VERSION"));
+        for id in ids {
+            text.push_str(&format!(",{id:x}"));
+        }
+        stable_id(&text)
+    })
+}
+
 /// Finds a remote function by its stable id (a table built on first use).
 pub fn lookup_remote(id: u64) -> Option<&'static RemoteFn> {
     static TABLE: OnceLock<HashMap<u64, &'static RemoteFn>> = OnceLock::new();

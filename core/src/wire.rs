@@ -6,12 +6,38 @@ use crate::error::{Error, FailureKind, TaskError};
 use crate::options::{ActorOptions, RetryOn, TaskOptions};
 use crate::pinning::Pin;
 
+/// The version of these messages; bump it with every change to [`Msg`].
+pub(crate) const PROTOCOL: u32 = 2;
+
+/// Why a rank that said `Hello` with `protocol` and `build` cannot work
+/// with this one (`None`: it can).
+pub(crate) fn incompatible(from: u32, protocol: u32, build: u64, own_build: u64) -> Option<String> {
+    if protocol != PROTOCOL {
+        return Some(format!(
+            "rank {from} speaks protocol {protocol}, this rank {PROTOCOL}: \
+             the ranks run different versions of Ferry"
+        ));
+    }
+    (build != own_build).then(|| {
+        format!(
+            "rank {from} runs build {build:016x}, this rank {own_build:016x}: \
+             the ranks run different builds of the program (its remote functions or \
+             actors differ); start every rank from the same binary"
+        )
+    })
+}
+
 /// One control message.
 #[derive(Archive, Serialize, Deserialize, Debug)]
 pub(crate) enum Msg {
     /// A rank announces its resources, its host and its arena file (sent
     /// to every rank at start).
     Hello {
+        /// [`PROTOCOL`] of the sender.
+        protocol: u32,
+        /// The sender's build (see `private::build_id`): ranks of different
+        /// builds refuse to work together.
+        build: u64,
         totals: Vec<(String, f64)>,
         host: String,
         store: String,
@@ -338,4 +364,38 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Msg, String> {
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
     aligned.extend_from_slice(bytes);
     rkyv::from_bytes::<Msg, ferry_store::ArchiveError>(&aligned).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod hello_tests {
+    use super::*;
+
+    #[test]
+    fn ranks_of_another_protocol_or_build_are_refused_by_name() {
+        assert_eq!(incompatible(3, PROTOCOL, 7, 7), None);
+        let e = incompatible(3, PROTOCOL + 1, 7, 7).unwrap();
+        assert!(e.contains("rank 3") && e.contains("protocol"), "{e}");
+        let e = incompatible(2, PROTOCOL, 8, 7).unwrap();
+        assert!(
+            e.contains("rank 2") && e.contains("different builds"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hello_carries_protocol_and_build() {
+        let hello = Msg::Hello {
+            protocol: PROTOCOL,
+            build: 0xfeed,
+            totals: vec![("CPU".into(), 2.0)],
+            host: "n1".into(),
+            store: "/dev/shm/x".into(),
+        };
+        match decode(&encode(&hello)).unwrap() {
+            Msg::Hello {
+                protocol, build, ..
+            } => assert_eq!((protocol, build), (PROTOCOL, 0xfeed)),
+            other => panic!("{other:?}"),
+        }
+    }
 }
