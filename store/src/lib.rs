@@ -14,6 +14,7 @@
 mod alloc;
 mod archive;
 mod arena;
+mod checksum;
 mod error;
 mod fileio;
 mod liveness;
