@@ -270,8 +270,9 @@ mod tests {
             available: 230 << 20,
         };
         assert!(
-            e.to_string()
-                .contains("this node's 4 ranks: 4 x 100.0 MiB = 400.0 MiB needed, only 230.0 MiB free"),
+            e.to_string().contains(
+                "this node's 4 ranks: 4 x 100.0 MiB = 400.0 MiB needed, only 230.0 MiB free"
+            ),
             "{e}"
         );
         assert!(

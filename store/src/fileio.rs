@@ -512,8 +512,7 @@ mod tests {
             }
         };
         let (rx, mut tx) = pipe();
-        let path =
-            std::env::temp_dir().join(format!("ferry-fileio-cancel-{}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("ferry-fileio-cancel-{}", std::process::id()));
         std::fs::write(&path, b"read only").unwrap();
         let read_only = File::open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();

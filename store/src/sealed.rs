@@ -48,7 +48,10 @@ pub const SPILL_MIN: usize = 4096;
 pub(crate) enum Place {
     Arena(Block),
     /// On disk, with the checksum of the bytes written there.
-    Disk { ext: Extent, sum: u64 },
+    Disk {
+        ext: Extent,
+        sum: u64,
+    },
 }
 
 pub(crate) struct Entry {

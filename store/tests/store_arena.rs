@@ -126,7 +126,10 @@ fn the_stores_of_a_node_must_fit_together() {
     let dir = std::path::Path::new("/dev/shm");
     let one = ferry_store::default_capacity(dir, 1);
     let four = ferry_store::default_capacity(dir, 4);
-    assert!(four * 4 <= one && four * 4 > one - 4 * 4096, "{four} x 4 vs {one}");
+    assert!(
+        four * 4 <= one && four * 4 > one - 4 * 4096,
+        "{four} x 4 vs {one}"
+    );
     assert!(four * 4 <= free);
 }
 
@@ -234,7 +237,10 @@ fn neighbour_reads_through_readonly_mapping() {
     ));
     // Through the open file, the name is not needed.
     let again = a.map_readonly().unwrap();
-    assert_eq!(&again.as_slice()[b.offset()..b.offset() + b.len()], b"ferry");
+    assert_eq!(
+        &again.as_slice()[b.offset()..b.offset() + b.len()],
+        b"ferry"
+    );
     assert_eq!(again.len(), a.capacity());
 }
 

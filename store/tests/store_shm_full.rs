@@ -99,7 +99,11 @@ fn child(dir: &Path) {
         }
     }
     assert_eq!(blocks.len(), 50, "200 MiB in 4 MiB blocks");
-    assert!(blocks.iter().all(|b| b.as_slice().iter().all(|&x| x == 0xa5)));
+    assert!(
+        blocks
+            .iter()
+            .all(|b| b.as_slice().iter().all(|&x| x == 0xa5))
+    );
     println!("child: {} blocks written, nothing signalled", blocks.len());
 }
 

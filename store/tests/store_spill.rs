@@ -171,11 +171,18 @@ fn a_damaged_spill_file_is_corrupt_and_never_read_as_the_object() {
     use std::os::unix::fs::FileExt;
 
     let root = Root::new("damaged");
-    let arena =
-        Arena::create(&spilling_cfg("damaged", 1 << 20, &root, Duration::from_secs(5))).unwrap();
+    let arena = Arena::create(&spilling_cfg(
+        "damaged",
+        1 << 20,
+        &root,
+        Duration::from_secs(5),
+    ))
+    .unwrap();
     // 64 KiB objects go through the page cache into one file; the first one
     // spilled lies at its start.
-    let objects: Vec<_> = (0..48).map(|i| (i, put(&arena, i, 64 << 10).unwrap())).collect();
+    let objects: Vec<_> = (0..48)
+        .map(|i| (i, put(&arena, i, 64 << 10).unwrap()))
+        .collect();
     assert!(arena.spill_stats().spilled_objects > 0);
     let files = spill_files(arena.spill_dir().unwrap());
     assert_eq!(files.len(), 1, "one spill file holds the objects");
@@ -189,7 +196,10 @@ fn a_damaged_spill_file_is_corrupt_and_never_read_as_the_object() {
             Ok(bytes) => assert_eq!(checksum(&bytes), *sum, "object {i} came back changed"),
             Err(StoreError::Corrupt(why)) => {
                 assert!(was_spilled, "object {i} was in memory: {why}");
-                assert!(why.contains("checksum") && why.contains("64.0 KiB"), "{why}");
+                assert!(
+                    why.contains("checksum") && why.contains("64.0 KiB"),
+                    "{why}"
+                );
                 corrupt.push(*i);
             }
             Err(e) => panic!("object {i}: {e}"),
