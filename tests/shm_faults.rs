@@ -225,7 +225,14 @@ fn a_damaged_spill_file_is_a_corrupt_object_at_get() -> ferry::Result<()> {
 /// mount namespace).
 fn mount_private_shm(size: usize) -> Result<(), String> {
     let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", "/dev/shm"])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size}"),
+            "tmpfs",
+            "/dev/shm",
+        ])
         .output()
         .map_err(|e| e.to_string())?;
     if out.status.success() {
@@ -290,7 +297,8 @@ fn full_shm_child() {
     // 2. Another store in the full /dev/shm: an error at start.
     let err = ferry::init(Config::default().object_store_memory(64 * MIB)).unwrap_err();
     assert!(
-        err.to_string().contains("not enough shared memory in /dev/shm"),
+        err.to_string()
+            .contains("not enough shared memory in /dev/shm"),
         "{err}"
     );
     std::fs::remove_file(beside).unwrap();
@@ -312,7 +320,9 @@ fn full_shm_child() {
     // with the sizes.
     let err = ferry::loopback::run(
         4,
-        Config::default().num_cpus(1.0).object_store_memory(100 * MIB),
+        Config::default()
+            .num_cpus(1.0)
+            .object_store_memory(100 * MIB),
         |_, _| (),
     )
     .unwrap_err();

@@ -78,8 +78,8 @@ fn ferry_clean_removes_stale_files_and_leaves_live_ones() {
     std::fs::write(&stale, b"").unwrap();
     // A live segment with a name (a rank still starting, or an older
     // version's): held by this process.
-    let live = ferry::parts::store::Segment::create(&shm(&format!("ferry-{job}-r2")), 1 << 20)
-        .unwrap();
+    let live =
+        ferry::parts::store::Segment::create(&shm(&format!("ferry-{job}-r2")), 1 << 20).unwrap();
     let text = ferry_clean(&["--job", &job], &stale);
     assert!(text.contains("1 stale file removed"), "{text}");
     assert!(!stale.exists());

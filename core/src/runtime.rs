@@ -253,7 +253,9 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
         .map_err(|e| Error::Init(format!("MPI: {e}")))?;
     let (local, me) = crate::node_hello::local_ranks(&hellos, world.rank)
         .map_err(|e| Error::Init(format!("MPI start-up exchange: {e}")))?;
-    if local.len() != world.local_size as usize {
+    // A launcher that does not say counts every rank as a neighbour
+    // (smaller stores, no harm); one that says too few oversizes them.
+    if local.len() > world.local_size as usize {
         tracing::warn!(
             "the launcher ({}) says {} ranks share this node, their host names say {}: \
              the object store was sized for {}",
@@ -265,16 +267,13 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     }
     let stores = crate::node_hello::neighbour_stores(&hellos, world.rank)
         .map_err(|e| Error::Init(format!("MPI start-up exchange: {e}")))?;
-    let mut prepared = Prepared::new(
-        &cfg,
-        world.rank,
-        job_id,
-        Placement::Node { topo, local, me },
-    )?;
     // Step 3: map the node's other stores, then wait for every rank to
-    // have done so before any name goes (step 4).
-    if !prepared.force_rma {
-        prepared.neighbours = stores
+    // have done so before any name goes (step 4). Nothing that can fail on
+    // one rank alone comes between the two exchanges.
+    let neighbours: Neighbours = if force_rma_of(&cfg) {
+        Neighbours::new()
+    } else {
+        stores
             .into_iter()
             .filter_map(|(rank, path)| match ferry_store::open_readonly(&path) {
                 Ok(seg) => Some((rank, Arc::new(seg))),
@@ -285,12 +284,20 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
                     None
                 }
             })
-            .collect();
-    }
+            .collect()
+    };
+    // One byte each (an exchange of nothing is refused by some MPIs).
     transport
-        .all_gather_bytes(Vec::new())
+        .all_gather_bytes(vec![1])
         .map_err(|e| Error::Init(format!("MPI: {e}")))?;
     unlink_named(&arena);
+    let mut prepared = Prepared::new(
+        &cfg,
+        world.rank,
+        job_id,
+        Placement::Node { topo, local, me },
+    )?;
+    prepared.set_neighbours(neighbours);
     let rt = prepared.start(arena, Some(transport))?;
     if rt.rank() == 0 {
         return Ok(rt);
@@ -381,6 +388,13 @@ fn arena(cfg: StoreConfig) -> Result<Arena> {
         Err(e) => tracing::debug!("could not look for stale files: {e}"),
     }
     Ok(Arena::create_unreserved(&cfg)?)
+}
+
+/// Whether same-node neighbours' objects are read one-sidedly rather than
+/// in place (the config, else `FERRY_FORCE_RMA=1`).
+fn force_rma_of(cfg: &Config) -> bool {
+    cfg.force_rma
+        .unwrap_or_else(|| std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1"))
 }
 
 /// A rank's settings, checked, before anything is started.
@@ -508,9 +522,7 @@ impl Prepared {
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
-            force_rma: cfg
-                .force_rma
-                .unwrap_or_else(|| std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1")),
+            force_rma: force_rma_of(cfg),
             neighbours: Neighbours::new(),
         })
     }

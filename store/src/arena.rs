@@ -85,13 +85,19 @@ fn physical_memory() -> Option<usize> {
 /// ```
 /// use std::path::Path;
 ///
-/// let one = ferry_store::default_capacity(Path::new("/dev/shm"), 1);
-/// let four = ferry_store::default_capacity(Path::new("/dev/shm"), 4);
-/// assert!(one > 0 && four > 0 && four <= one / 4 + 4096);
+/// // The store of one of this node's four ranks.
+/// let per_rank = ferry_store::default_capacity(Path::new("/dev/shm"), 4);
+/// assert!(per_rank >= 4096 && per_rank % 4096 == 0);
 /// ```
 pub fn default_capacity(dir: &Path, node_ranks: u32) -> usize {
-    let memory = physical_memory().map(|m| (m as u128 * 3 / 10) as usize);
-    let shm = free_space(dir).ok().map(|f| (f as u128 * 9 / 10) as usize);
+    share_of_node(physical_memory(), free_space(dir).ok(), node_ranks)
+}
+
+/// [`default_capacity`] from the node's physical `memory` and the `free`
+/// bytes of its shared memory, where known.
+fn share_of_node(memory: Option<usize>, free: Option<usize>, node_ranks: u32) -> usize {
+    let memory = memory.map(|m| (m as u128 * 3 / 10) as usize);
+    let shm = free.map(|f| (f as u128 * 9 / 10) as usize);
     let budget = match (memory, shm) {
         (Some(m), Some(s)) => m.min(s),
         (Some(x), None) | (None, Some(x)) => x,
@@ -543,6 +549,31 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_node_s_budget_is_divided_among_its_ranks() {
+        const GIB: usize = 1 << 30;
+        // 30% of 64 GiB of memory, less than 90% of 32 GiB of /dev/shm.
+        let one = share_of_node(Some(64 * GIB), Some(32 * GIB), 1);
+        assert_eq!(one, (64 * GIB * 3 / 10) & !(PAGE - 1));
+        let four = share_of_node(Some(64 * GIB), Some(32 * GIB), 4);
+        assert_eq!(four, (64 * GIB * 3 / 10 / 4) & !(PAGE - 1));
+        // A small /dev/shm bounds it: 90% of 1 GiB among 3 ranks.
+        let three = share_of_node(Some(64 * GIB), Some(GIB), 3);
+        assert_eq!(three, (GIB * 9 / 10 / 3) & !(PAGE - 1));
+        assert!(3 * three <= GIB);
+        // Unknown memory, unknown free space, a full /dev/shm.
+        assert_eq!(
+            share_of_node(None, Some(GIB), 1),
+            (GIB * 9 / 10) & !(PAGE - 1)
+        );
+        assert_eq!(share_of_node(None, None, 2), 32 << 20);
+        assert_eq!(share_of_node(Some(GIB), Some(0), 1), PAGE);
+        assert_eq!(
+            share_of_node(Some(GIB), Some(GIB), 0),
+            share_of_node(Some(GIB), Some(GIB), 1)
+        );
+    }
 
     #[test]
     fn handles_are_send_and_sync() {
