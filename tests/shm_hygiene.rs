@@ -1,6 +1,8 @@
-//! Shared-memory hygiene at the runtime's level: files a crashed run of the
-//! same job left are removed at the next start; other jobs' files are not;
-//! `ferry clean` removes stale files and leaves live ones.
+//! Shared-memory hygiene at the runtime's level: a running job's files have
+//! no names (so nothing is left however it ends: `tests/shm_faults.rs`);
+//! files a crashed run of the same job (or an older version) left are
+//! removed at the next start; other jobs' files are not; `ferry clean`
+//! removes stale files and leaves live ones.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -47,13 +49,11 @@ fn the_next_start_of_a_job_removes_what_its_crashed_ranks_left() {
     )
     .unwrap();
     assert!(!shm(&format!("ferry-{job}-r3")).exists());
-    // Rank 0's own name is the live arena now.
+    // Rank 0's own name was the live arena's, then removed once mapped.
     assert_eq!(rt.store_path(), shm(&format!("ferry-{job}-r0")));
-    assert_eq!(
-        std::fs::metadata(rt.store_path()).unwrap().len(),
-        16 << 20,
-        "the live arena replaced the stale file"
-    );
+    assert!(!rt.store_path().exists(), "the live arena has no name");
+    let r = rt.put(&vec![3u64; 1 << 10]).unwrap();
+    assert_eq!(rt.get(&r).unwrap().len(), 1 << 10);
     assert!(
         shm(&format!("ferry-{other}-r0")).exists(),
         "another job's file"
@@ -76,10 +76,15 @@ fn ferry_clean_removes_stale_files_and_leaves_live_ones() {
     .unwrap();
     // The start removed r1 already; leave another one behind again.
     std::fs::write(&stale, b"").unwrap();
+    // A live segment with a name (a rank still starting, or an older
+    // version's): held by this process.
+    let live =
+        ferry::parts::store::Segment::create(&shm(&format!("ferry-{job}-r2")), 1 << 20).unwrap();
     let text = ferry_clean(&["--job", &job], &stale);
     assert!(text.contains("1 stale file removed"), "{text}");
     assert!(!stale.exists());
-    assert!(rt.store_path().exists(), "the live arena stays");
+    assert!(live.path().exists(), "the live segment stays");
+    drop(live);
     rt.shutdown().unwrap();
     // A directory that is not there: a clear error, exit code 1.
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -102,7 +107,13 @@ fn ferry_clean_removes_stale_spill_directories_and_leaves_live_ones() {
             .spill_dir(&root),
     )
     .unwrap();
-    let live = rt.spill_dir().unwrap().to_path_buf();
+    // The runtime's own directory lost its name once its files were open.
+    assert!(!rt.spill_dir().unwrap().exists());
+    // A live one with a name (an arena made by the store alone keeps it).
+    let mut cfg = ferry::parts::store::StoreConfig::new(job.clone(), 2, 1 << 20);
+    cfg.spill_root = Some(root.clone());
+    let arena = ferry::parts::store::Arena::create(&cfg).unwrap();
+    let live = arena.spill_dir().unwrap().to_path_buf();
     // What a killed rank 1 of the job leaves: a directory nobody locks.
     let stale = root.join(format!("ferry-{job}-r1.spill"));
     std::fs::create_dir(&stale).unwrap();
@@ -110,8 +121,9 @@ fn ferry_clean_removes_stale_spill_directories_and_leaves_live_ones() {
     let text = ferry_clean(&["--job", &job, "--spill-dir", &root_arg], &stale);
     assert!(text.contains("1 stale spill directory removed"), "{text}");
     assert!(!stale.exists());
-    assert!(live.is_dir(), "the live rank's directory stays");
-    rt.shutdown().unwrap();
+    assert!(live.is_dir(), "the live directory stays");
+    drop(arena);
     assert!(!live.exists());
+    rt.shutdown().unwrap();
     std::fs::remove_dir_all(&root).unwrap();
 }

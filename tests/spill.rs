@@ -316,8 +316,13 @@ fn a_crashed_rank_s_spill_dir_is_removed_by_the_next_start() {
     );
     let dir = root.0.join(format!("ferry-{job}-r0.spill"));
     let shm = PathBuf::from(format!("/dev/shm/ferry-{job}-r0"));
-    assert!(dir.is_dir(), "a SIGKILLed rank leaves its spill directory");
-    assert!(shm.exists(), "and its segment");
+    // Their names went at start: a SIGKILLed rank leaves nothing behind.
+    assert!(!dir.exists(), "a SIGKILLed rank left its spill directory");
+    assert!(!shm.exists(), "a SIGKILLed rank left its segment");
+    // What a rank killed before its names went (or an older version)
+    // leaves: a directory nobody holds, which the next start removes.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("spill-buffered"), b"old").unwrap();
     let rt = ferry::init(
         Config::default()
             .job_id(job.clone())
@@ -325,9 +330,15 @@ fn a_crashed_rank_s_spill_dir_is_removed_by_the_next_start() {
             .spill_dir(&root.0),
     )
     .unwrap();
-    // The stale directory was replaced by the new run's own (empty) one.
+    // The stale directory was replaced by the new run's own, whose name
+    // went too once its files were open.
     assert_eq!(rt.spill_dir(), Some(dir.as_path()));
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    assert!(!dir.exists(), "the stale directory is gone");
+    let r = rt.put_vec_with::<u8>(6 << 20, |d| pattern(1, d)).unwrap();
+    let s = rt.put_vec_with::<u8>(6 << 20, |d| pattern(2, d)).unwrap();
+    assert!(rt.spill_stats().spilled_objects > 0, "the new run spills");
+    assert_eq!(rt.get(&r).unwrap().as_slice().len(), 6 << 20);
+    drop((r, s));
     rt.shutdown().unwrap();
     assert!(!dir.exists() && !shm.exists());
 }

@@ -133,7 +133,8 @@ pub(crate) struct Cluster {
     pub(crate) totals: Mutex<Vec<Option<BTreeMap<String, f64>>>>,
     /// Every rank's host and arena file, from `Hello`.
     places: Mutex<Vec<Option<(String, PathBuf)>>>,
-    /// Same-node neighbours' arenas, mapped read-only on first use.
+    /// Same-node neighbours' arenas, mapped read-only at start, before
+    /// their files' names were removed (see `runtime`'s start-up).
     neighbours: Mutex<HashMap<Rank, Arc<ReadOnlySegment>>>,
     force_rma: bool,
     heard: Condvar,
@@ -179,6 +180,7 @@ impl Cluster {
         store: PathBuf,
         force_rma: bool,
         heartbeat: Option<Duration>,
+        neighbours: HashMap<Rank, Arc<ReadOnlySegment>>,
     ) -> Cluster {
         let rank = transport.rank();
         let size = transport.size();
@@ -192,7 +194,7 @@ impl Cluster {
             size,
             totals: Mutex::new(totals),
             places: Mutex::new(places),
-            neighbours: Mutex::new(HashMap::new()),
+            neighbours: Mutex::new(neighbours),
             force_rma,
             heard: Condvar::new(),
             sent: Mutex::new(HashMap::new()),
@@ -389,35 +391,13 @@ impl Cluster {
     }
 
     /// `rank`'s arena mapped read-only, if it is on this node (and the RMA
-    /// path is not forced).
+    /// path is not forced). Mapped at start or never: the file has no name
+    /// any more.
     fn neighbour(&self, rank: Rank) -> Option<Arc<ReadOnlySegment>> {
         if self.force_rma || rank == self.rank {
             return None;
         }
-        let path = {
-            let places = lock(&self.places);
-            let mine = places[self.rank as usize].as_ref()?;
-            let theirs = places.get(rank as usize)?.as_ref()?;
-            if mine.0.is_empty() || mine.0 != theirs.0 {
-                return None;
-            }
-            theirs.1.clone()
-        };
-        let mut map = lock(&self.neighbours);
-        if let Some(seg) = map.get(&rank) {
-            return Some(seg.clone());
-        }
-        match ferry_store::open_readonly(&path) {
-            Ok(seg) => {
-                let seg = Arc::new(seg);
-                map.insert(rank, seg.clone());
-                Some(seg)
-            }
-            Err(e) => {
-                tracing::warn!("cannot map rank {rank}'s store, using one-sided reads: {e}");
-                None
-            }
-        }
+        lock(&self.neighbours).get(&rank).cloned()
     }
 
     pub(crate) fn send(&self, to: Rank, msg: &Msg) -> Result<()> {

@@ -72,7 +72,10 @@ impl Config {
     }
 
     /// Size of this rank's shared-memory object store in bytes (default:
-    /// 30% of memory, at most 90% of /dev/shm's free space).
+    /// the node's budget, 30% of memory at most 90% of /dev/shm's free
+    /// space, divided among the job's ranks on the node). Its pages are
+    /// reserved at start; the node's stores together must fit in
+    /// /dev/shm.
     pub fn object_store_memory(mut self, bytes: usize) -> Self {
         self.object_store_memory = Some(bytes);
         self

@@ -105,9 +105,30 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
     let mut prepared = Vec::new();
     let mut arenas = Vec::new();
     for rank in 0..n {
-        let p = Prepared::new(&cfg, rank, job_id.clone(), Placement::Loopback)?;
+        // The ranks share this node: each store gets its share by default.
+        let p = Prepared::new(&cfg, rank, job_id.clone(), Placement::Loopback { ranks: n })?;
         arenas.push(p.create_arena()?);
         prepared.push(p);
+    }
+    // Every rank reads the others' stores in place, through mappings made
+    // from the open files now; then no name is needed any more (see the
+    // start-up steps in `runtime`).
+    let mapped = arenas
+        .iter()
+        .map(|a| a.map_readonly().map(Arc::new))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    for a in &arenas {
+        crate::runtime::unlink_named(a);
+    }
+    for (rank, p) in prepared.iter_mut().enumerate() {
+        if !p.force_rma() {
+            p.set_neighbours(
+                (0..n)
+                    .filter(|&r| r as usize != rank)
+                    .map(|r| (r, mapped[r as usize].clone()))
+                    .collect(),
+            );
+        }
     }
     let regions = arenas
         .iter()

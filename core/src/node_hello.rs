@@ -1,5 +1,9 @@
-//! What ranks tell each other at start to plan their binding: which node
-//! each runs on and what its launcher gave it (CPUs, visible GPUs).
+//! What ranks tell each other at start: which node each runs on and what
+//! its launcher gave it (CPUs, visible GPUs), to plan their binding, and
+//! where its object store is, so that the ranks of a node map each
+//! other's stores before their names are removed.
+
+use std::path::{Path, PathBuf};
 
 use ferry_launcher::{Granted, Topology};
 
@@ -8,40 +12,48 @@ use ferry_launcher::{Granted, Topology};
 pub(crate) struct Hello {
     pub(crate) host: String,
     pub(crate) granted: Granted,
+    /// The rank's object store file.
+    pub(crate) store: PathBuf,
 }
 
 impl Hello {
     /// This process's facts.
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-    pub(crate) fn of(topo: &Topology) -> Hello {
+    pub(crate) fn of(topo: &Topology, store: &Path) -> Hello {
         Hello {
             host: hostname(),
             granted: Granted::of(topo),
+            store: store.to_path_buf(),
         }
     }
 
-    /// Three lines: host, CPUs (comma-separated), GPU names (tab-separated,
-    /// as UUIDs and `CUDA_VISIBLE_DEVICES` entries hold no tab).
+    /// Four lines: host, CPUs (comma-separated), GPU names (tab-separated,
+    /// as UUIDs and `CUDA_VISIBLE_DEVICES` entries hold no tab), and the
+    /// store's path (the rest of the message).
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     pub(crate) fn encode(&self) -> Vec<u8> {
         let cpus: Vec<String> = self.granted.cpus.iter().map(usize::to_string).collect();
         format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{}",
             self.host,
             cpus.join(","),
-            self.granted.gpus.join("\t")
+            self.granted.gpus.join("\t"),
+            self.store.display()
         )
         .into_bytes()
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Hello, String> {
         let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-        let mut lines = text.split('\n');
-        let (Some(host), Some(cpus), Some(gpus), None) =
+        let mut lines = text.splitn(4, '\n');
+        let (Some(host), Some(cpus), Some(gpus), Some(store)) =
             (lines.next(), lines.next(), lines.next(), lines.next())
         else {
             return Err(format!("malformed start-up message {text:?}"));
         };
+        if store.is_empty() {
+            return Err(format!("start-up message {text:?} names no object store"));
+        }
         let cpus = cpus
             .split(',')
             .filter(|c| !c.is_empty())
@@ -55,6 +67,7 @@ impl Hello {
         Ok(Hello {
             host: host.to_string(),
             granted: Granted { cpus, gpus },
+            store: PathBuf::from(store),
         })
     }
 }
@@ -83,6 +96,27 @@ pub(crate) fn local_ranks(hellos: &[Vec<u8>], rank: u32) -> Result<(Vec<Granted>
     ))
 }
 
+/// The object stores of the other ranks on this rank's host, by rank.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn neighbour_stores(
+    hellos: &[Vec<u8>],
+    rank: u32,
+) -> Result<Vec<(u32, PathBuf)>, String> {
+    let all = hellos
+        .iter()
+        .map(|h| Hello::decode(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mine = all
+        .get(rank as usize)
+        .ok_or_else(|| format!("no start-up message from rank {rank}"))?;
+    Ok(all
+        .iter()
+        .enumerate()
+        .filter(|(r, h)| *r != rank as usize && h.host == mine.host)
+        .map(|(r, h)| (r as u32, h.store.clone()))
+        .collect())
+}
+
 /// This machine's host name.
 pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
@@ -107,6 +141,7 @@ mod tests {
                 cpus: cpus.to_vec(),
                 gpus: gpus.iter().map(|g| g.to_string()).collect(),
             },
+            store: format!("/dev/shm/ferry-j-{host}-{}", cpus.first().unwrap_or(&0)).into(),
         }
     }
 
@@ -119,8 +154,15 @@ mod tests {
             assert_eq!(Hello::decode(&h.encode()).unwrap(), h);
         }
         assert!(Hello::decode(b"only-a-host").is_err());
-        assert!(Hello::decode(b"h\n1,x\n").is_err());
-        assert!(Hello::decode(&[0xff, b'\n', b'\n']).is_err());
+        assert!(Hello::decode(b"h\n1,x\n\n/dev/shm/s").is_err());
+        assert!(Hello::decode(b"h\n1\n\n").is_err(), "no store");
+        assert!(Hello::decode(&[0xff, b'\n', b'\n', b'\n', b's']).is_err());
+        // The store's path is the rest of the message, whatever it holds.
+        let odd = Hello {
+            store: "/tmp/a\nb c".into(),
+            ..hello("n", &[1], &[])
+        };
+        assert_eq!(Hello::decode(&odd.encode()).unwrap(), odd);
     }
 
     #[test]
@@ -139,5 +181,9 @@ mod tests {
         assert_eq!(local.len(), 2);
         assert_eq!(local[1].cpus, vec![1]);
         assert!(local_ranks(&hellos, 9).is_err());
+        // Rank 3's neighbour on host b is rank 1, with its store.
+        let stores = neighbour_stores(&hellos, 3).unwrap();
+        assert_eq!(stores, vec![(1, PathBuf::from("/dev/shm/ferry-j-b-0"))]);
+        assert!(neighbour_stores(&hellos, 9).is_err());
     }
 }

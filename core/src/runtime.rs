@@ -6,17 +6,36 @@
 //! 1. Mark the runtime shut; new submissions fail with [`Error::Shutdown`].
 //! 2. Kill every actor (queued calls fail) and join its thread.
 //! 3. Stop and join the workers; tasks that never started fail.
-//! 4. Remove the shared-memory file. Views and refs the user still holds stay
-//!    readable (the mapping lives until the last one is dropped).
+//! 4. Remove the shared-memory file (if start-up has not already: see
+//!    below). Views and refs the user still holds stay readable (the
+//!    mapping lives until the last one is dropped).
+//!
+//! # The store at start
+//!
+//! 1. Each rank sizes its store: the configured size, or the node's budget
+//!    (30% of memory, at most 90% of `/dev/shm`'s free space) divided among
+//!    the node's ranks; start fails if the node's stores together do not
+//!    fit in `/dev/shm`.
+//! 2. It creates the segment file, sparse, and its ranks exchange where
+//!    their stores are (MPI: the node hello; loopback: one process).
+//! 3. Each rank maps the segments of its node's other ranks, and a barrier
+//!    waits until every rank has.
+//! 4. Each rank removes its segment's name (and its spill directory's): the
+//!    memory lives as long as some mapping does, so a job killed in any way
+//!    leaves nothing in `/dev/shm`, and `ferry clean` is only for files of
+//!    older versions and of ranks killed before step 4.
+//! 5. The rank sets the store's NUMA policy, then reserves its pages
+//!    (`fallocate`): a `/dev/shm` that filled meanwhile is an error here,
+//!    and no later touch of the store can end in `SIGBUS`.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_store::{Arena, PodElement, StoreConfig};
-use ferry_transport::Transport;
+use ferry_store::{Arena, PodElement, ReadOnlySegment, StoreConfig};
+use ferry_transport::{Rank, Transport};
 
 use crate::actor::ActorTable;
 use crate::cluster::Cluster;
@@ -182,8 +201,23 @@ pub fn init(cfg: Config) -> Result<Runtime> {
     let job_id = cfg.job_id.clone().unwrap_or(world.job_id.clone());
     let prepared = Prepared::new(&cfg, world.rank, job_id, Placement::Alone)?;
     let arena = prepared.create_arena()?;
+    // No neighbour will map it: its name can go at once.
+    unlink_named(&arena);
     prepared.start(arena, None)
 }
+
+/// Removes the names of `arena`'s segment and spill directory once every
+/// rank that reads it has mapped it (step 4 of the start, in the module
+/// docs). A name that cannot be removed is only a file left behind (for
+/// `ferry clean`), not a reason to stop.
+pub(crate) fn unlink_named(arena: &Arena) {
+    if let Err(e) = arena.unlink() {
+        tracing::warn!("could not remove the object store's file name: {e}");
+    }
+}
+
+/// Same-node neighbours' stores, mapped read-only at start (by rank).
+pub(crate) type Neighbours = HashMap<Rank, Arc<ReadOnlySegment>>;
 
 /// Starts this process as one rank of an MPI job. Rank 0 returns its
 /// runtime and runs the program; every other rank serves tasks until rank 0
@@ -192,7 +226,9 @@ pub fn init(cfg: Config) -> Result<Runtime> {
 #[cfg(feature = "mpi")]
 fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     let job_id = cfg.job_id.clone().unwrap_or(world.job_id.clone());
-    let arena = create_arena(&cfg, &job_id, world.rank)?;
+    // Sized from the launcher's count of ranks per node (the node hello
+    // comes later: MPI starts with the store already exposed).
+    let arena = create_arena(&cfg, &job_id, world.rank, world.local_size)?;
     let region = ferry_transport::Region::new(crate::exposed::ArenaRegion(arena.clone()));
     let transport = ferry_transport::MpiTransport::start(region)
         .map_err(|e| Error::Init(format!("MPI: {e}")))?;
@@ -212,18 +248,57 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     // binding plan splits only what ranks share.
     let topo = ferry_launcher::Topology::detect()
         .map_err(|e| Error::Init(format!("cannot read this node's topology: {e}")))?;
-    let hello = crate::node_hello::Hello::of(&topo);
+    let hello = crate::node_hello::Hello::of(&topo, arena.path());
     let hellos = transport
         .all_gather_bytes(hello.encode())
         .map_err(|e| Error::Init(format!("MPI: {e}")))?;
     let (local, me) = crate::node_hello::local_ranks(&hellos, world.rank)
         .map_err(|e| Error::Init(format!("MPI start-up exchange: {e}")))?;
-    let prepared = Prepared::new(
+    // A launcher that does not say counts every rank as a neighbour
+    // (smaller stores, no harm); one that says too few oversizes them.
+    if local.len() > world.local_size as usize {
+        tracing::warn!(
+            "the launcher ({}) says {} ranks share this node, their host names say {}: \
+             the object store was sized for {}",
+            world.launcher,
+            world.local_size,
+            local.len(),
+            world.local_size
+        );
+    }
+    let stores = crate::node_hello::neighbour_stores(&hellos, world.rank)
+        .map_err(|e| Error::Init(format!("MPI start-up exchange: {e}")))?;
+    // Step 3: map the node's other stores, then wait for every rank to
+    // have done so before any name goes (step 4). Nothing that can fail on
+    // one rank alone comes between the two exchanges.
+    let neighbours: Neighbours = if force_rma_of(&cfg) {
+        Neighbours::new()
+    } else {
+        stores
+            .into_iter()
+            .filter_map(|(rank, path)| match ferry_store::open_readonly(&path) {
+                Ok(seg) => Some((rank, Arc::new(seg))),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot map rank {rank}'s store, its objects are read one-sidedly: {e}"
+                    );
+                    None
+                }
+            })
+            .collect()
+    };
+    // One byte each (an exchange of nothing is refused by some MPIs).
+    transport
+        .all_gather_bytes(vec![1])
+        .map_err(|e| Error::Init(format!("MPI: {e}")))?;
+    unlink_named(&arena);
+    let mut prepared = Prepared::new(
         &cfg,
         world.rank,
         job_id,
         Placement::Node { topo, local, me },
     )?;
+    prepared.set_neighbours(neighbours);
     let rt = prepared.start(arena, Some(transport))?;
     if rt.rank() == 0 {
         return Ok(rt);
@@ -243,9 +318,9 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
 pub(crate) enum Placement {
     /// The only rank of its node (one process, no MPI).
     Alone,
-    /// One of several loopback ranks: threads of one process, left unbound
-    /// unless the config asks (tests).
-    Loopback,
+    /// One of `ranks` loopback ranks: threads of one process, left unbound
+    /// unless the config asks (tests); they share the node's memory.
+    Loopback { ranks: u32 },
     /// Local rank `me` of a node whose ranks were given `local` by their
     /// launcher; `topo` is this rank's view of the node.
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
@@ -256,22 +331,27 @@ pub(crate) enum Placement {
     },
 }
 
-/// The store's capacity from the config.
-fn capacity_of(cfg: &Config) -> usize {
-    cfg.object_store_memory
-        .unwrap_or_else(ferry_store::default_capacity)
-}
-
 /// A rank's shared-memory arena, before the rest of the rank exists (MPI
-/// exposes it as a window at start).
+/// exposes it as a window at start); `node_ranks` ranks share its node.
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-pub(crate) fn create_arena(cfg: &Config, job_id: &str, rank: u32) -> Result<Arena> {
-    arena(store_config(cfg, job_id, rank))
+pub(crate) fn create_arena(
+    cfg: &Config,
+    job_id: &str,
+    rank: u32,
+    node_ranks: u32,
+) -> Result<Arena> {
+    arena(store_config(cfg, job_id, rank, node_ranks))
 }
 
-/// The store settings of `job_id`'s rank `rank`.
-fn store_config(cfg: &Config, job_id: &str, rank: u32) -> StoreConfig {
-    let mut store = StoreConfig::new(job_id.to_string(), rank, capacity_of(cfg));
+/// The store settings of `job_id`'s rank `rank`, one of `node_ranks` on
+/// its node: the configured capacity, or the node's budget divided among
+/// its ranks.
+fn store_config(cfg: &Config, job_id: &str, rank: u32, node_ranks: u32) -> StoreConfig {
+    let mut store = StoreConfig::new(job_id.to_string(), rank, 0);
+    store.node_ranks = node_ranks.max(1);
+    store.capacity = cfg
+        .object_store_memory
+        .unwrap_or_else(|| ferry_store::default_capacity(&store.dir, store.node_ranks));
     if cfg.spill != Some(false) {
         store.spill_root = Some(cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
     }
@@ -281,8 +361,10 @@ fn store_config(cfg: &Config, job_id: &str, rank: u32) -> StoreConfig {
     store
 }
 
-/// Creates a rank's arena, first removing what a crashed earlier run of
-/// the same job left (files no live rank holds; this job's only).
+/// Creates a rank's arena (its pages not yet reserved: `Prepared::start`
+/// does that once their NUMA policy is set), first removing what a crashed
+/// earlier run of the same job left (files no live rank holds; this job's
+/// only).
 fn arena(cfg: StoreConfig) -> Result<Arena> {
     let spills = cfg
         .spill_root
@@ -306,7 +388,14 @@ fn arena(cfg: StoreConfig) -> Result<Arena> {
         }
         Err(e) => tracing::debug!("could not look for stale files: {e}"),
     }
-    Ok(Arena::create(&cfg)?)
+    Ok(Arena::create_unreserved(&cfg)?)
+}
+
+/// Whether same-node neighbours' objects are read one-sidedly rather than
+/// in place (the config, else `FERRY_FORCE_RMA=1`).
+fn force_rma_of(cfg: &Config) -> bool {
+    cfg.force_rma
+        .unwrap_or_else(|| std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1"))
 }
 
 /// A rank's settings, checked, before anything is started.
@@ -327,6 +416,8 @@ pub(crate) struct Prepared {
     force_rma: bool,
     /// How long a silent rank may stay silent (see `heartbeat`).
     heartbeat: Option<Duration>,
+    /// Same-node neighbours' stores, mapped before their names went.
+    neighbours: Neighbours,
 }
 
 impl Prepared {
@@ -338,11 +429,16 @@ impl Prepared {
     ) -> Result<Prepared> {
         let heartbeat = match (cfg.heartbeat_timeout, &placement) {
             (Some(t), _) => (!t.is_zero()).then_some(t),
-            (None, Placement::Loopback) => None,
+            (None, Placement::Loopback { .. }) => None,
             (None, _) => Some(crate::heartbeat::DEFAULT_TIMEOUT),
         };
+        let node_ranks = match &placement {
+            Placement::Alone => 1,
+            Placement::Loopback { ranks } => *ranks,
+            Placement::Node { local, .. } => local.len() as u32,
+        };
         let (topo, local, me, bind_default) = match placement {
-            Placement::Alone | Placement::Loopback => {
+            Placement::Alone | Placement::Loopback { .. } => {
                 let topo = ferry_launcher::Topology::detect().unwrap_or_else(|_| {
                     ferry_launcher::Topology::from_cpus(
                         ferry_launcher::affinity::allowed_cpus().unwrap_or_default(),
@@ -410,7 +506,7 @@ impl Prepared {
             totals.push((name.clone(), *amount));
         }
         let bind = cfg.pin_threads.unwrap_or(bind_default);
-        let store = store_config(cfg, &job_id, rank);
+        let store = store_config(cfg, &job_id, rank, node_ranks);
         let checkpoint_dir = cfg
             .checkpoint_dir
             .clone()
@@ -434,11 +530,22 @@ impl Prepared {
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
-            force_rma: cfg
-                .force_rma
-                .unwrap_or_else(|| std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1")),
+            force_rma: force_rma_of(cfg),
             heartbeat,
+            neighbours: Neighbours::new(),
         })
+    }
+
+    /// Whether same-node neighbours' stores are read one-sidedly instead of
+    /// mapped.
+    pub(crate) fn force_rma(&self) -> bool {
+        self.force_rma
+    }
+
+    /// The same-node neighbours' stores this rank reads in place, mapped
+    /// before their names were removed.
+    pub(crate) fn set_neighbours(&mut self, neighbours: Neighbours) {
+        self.neighbours = neighbours;
     }
 
     /// This rank's shared-memory arena.
@@ -452,8 +559,14 @@ impl Prepared {
         arena: Arena,
         transport: Option<Arc<dyn Transport>>,
     ) -> Result<Runtime> {
+        // Step 5: the NUMA policy first, so that reserving places the pages.
         self.pinning.bind_arena(&arena);
+        if let Err(e) = arena.reserve() {
+            let _ = arena.unlink();
+            return Err(e.into());
+        }
         let ledger = Ledger::new(self.totals);
+        let neighbours = self.neighbours;
         let cluster = transport.map(|t| {
             let mut own = ledger.totals();
             own.insert("object_store_memory".into(), arena.capacity() as f64);
@@ -463,6 +576,7 @@ impl Prepared {
                 arena.path().to_path_buf(),
                 self.force_rma,
                 self.heartbeat,
+                neighbours,
             )
         });
         let inner = Arc::new(Inner {
@@ -584,7 +698,10 @@ impl Runtime {
         &self.inner.job_id
     }
 
-    /// The shared-memory file of this rank's object store.
+    /// The shared-memory file of this rank's object store. Its name is
+    /// removed once the ranks of the node have mapped each other's stores
+    /// (at start), so the path no longer exists while the runtime runs: a
+    /// job killed in any way leaves nothing behind.
     pub fn store_path(&self) -> &std::path::Path {
         self.inner.arena.path()
     }

@@ -62,7 +62,19 @@ impl<T: Object> View<T> {
         let bytes = match &value.block {
             Bytes::Own(s) => match s.small_bytes() {
                 Some(b) => b,
-                None => s.acquire().map_err(Error::from)?.bytes,
+                // A spilled object that comes back damaged is this object's
+                // corruption, not the store's.
+                None => {
+                    s.acquire()
+                        .map_err(|e| match e {
+                            ferry_store::StoreError::Corrupt(reason) => Error::Corrupt {
+                                object: slot.id.to_string(),
+                                reason,
+                            },
+                            e => Error::from(e),
+                        })?
+                        .bytes
+                }
             },
             other => other.mapped(),
         };

@@ -33,6 +33,10 @@ pub struct StoreConfig {
     pub rank: u32,
     /// Arena size in bytes (rounded up to a whole page).
     pub capacity: usize,
+    /// Ranks of the job on this node, this one included, whose stores of
+    /// `capacity` bytes each share `dir` (default 1): creating the arena
+    /// fails when they would not all fit.
+    pub node_ranks: u32,
     /// Where idle objects are spilled when the arena is full: the rank's
     /// directory `ferry-<job_id>-r<rank>.spill` is made in it. `None`
     /// (the default) spills nothing.
@@ -50,6 +54,7 @@ impl StoreConfig {
             job_id: job_id.into(),
             rank,
             capacity,
+            node_ranks: 1,
             spill_root: None,
             put_timeout: Duration::ZERO,
         }
@@ -61,28 +66,44 @@ impl StoreConfig {
     }
 }
 
-/// A sensible arena size for this node: 30% of physical memory, capped at 90%
-/// of the free space in `/dev/shm`, at least 64 MiB; a whole number of pages.
-///
-/// ```
-/// assert!(ferry_store::default_capacity() >= 64 << 20);
-/// ```
-pub fn default_capacity() -> usize {
-    const MIN: usize = 64 << 20;
+/// Physical memory in bytes, if the system says.
+fn physical_memory() -> Option<usize> {
     // SAFETY: `sysconf` has no preconditions; it returns -1 on error.
     let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
     // SAFETY: as above.
     let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let phys = if pages > 0 && page_size > 0 {
-        (pages as u128 * page_size as u128).min(usize::MAX as u128) as usize
-    } else {
-        MIN
+    (pages > 0 && page_size > 0)
+        .then(|| (pages as u128 * page_size as u128).min(usize::MAX as u128) as usize)
+}
+
+/// A sensible arena size for one of `node_ranks` ranks sharing this node's
+/// shared memory in `dir`: the node's budget, 30% of physical memory capped
+/// at 90% of the free space in `dir`, divided among the ranks; a whole
+/// number of pages, at least one. (64 MiB in all when neither memory nor
+/// free space can be read.)
+///
+/// ```
+/// use std::path::Path;
+///
+/// // The store of one of this node's four ranks.
+/// let per_rank = ferry_store::default_capacity(Path::new("/dev/shm"), 4);
+/// assert!(per_rank >= 4096 && per_rank % 4096 == 0);
+/// ```
+pub fn default_capacity(dir: &Path, node_ranks: u32) -> usize {
+    share_of_node(physical_memory(), free_space(dir).ok(), node_ranks)
+}
+
+/// [`default_capacity`] from the node's physical `memory` and the `free`
+/// bytes of its shared memory, where known.
+fn share_of_node(memory: Option<usize>, free: Option<usize>, node_ranks: u32) -> usize {
+    let memory = memory.map(|m| (m as u128 * 3 / 10) as usize);
+    let shm = free.map(|f| (f as u128 * 9 / 10) as usize);
+    let budget = match (memory, shm) {
+        (Some(m), Some(s)) => m.min(s),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => 64 << 20,
     };
-    let mut cap = (phys as u128 * 3 / 10) as usize;
-    if let Ok(free) = free_space(Path::new(DEFAULT_SHM_DIR)) {
-        cap = cap.min((free as u128 * 9 / 10) as usize);
-    }
-    cap.max(MIN) & !(PAGE - 1)
+    (budget / node_ranks.max(1) as usize).max(PAGE) & !(PAGE - 1)
 }
 
 pub(crate) struct Shared {
@@ -155,13 +176,30 @@ impl fmt::Debug for Arena {
 }
 
 impl Arena {
-    /// Creates the segment described by `cfg` and an empty allocator over it.
+    /// Creates the segment described by `cfg`, reserves its pages, and makes
+    /// an empty allocator over it.
     ///
     /// # Errors
     ///
     /// See [`Segment::create`]; additionally [`StoreError::Io`] when
-    /// `cfg.job_id` is empty or contains `/` or a NUL byte.
+    /// `cfg.job_id` is empty or contains `/` or a NUL byte, and
+    /// [`StoreError::NodeShmTooSmall`] when `cfg.node_ranks` stores of this
+    /// capacity do not fit in the free space of `cfg.dir`.
     pub fn create(cfg: &StoreConfig) -> Result<Arena, StoreError> {
+        let arena = Arena::create_unreserved(cfg)?;
+        arena.reserve()?;
+        Ok(arena)
+    }
+
+    /// [`create`](Self::create) without reserving the segment's pages yet
+    /// (see [`Segment::create_unreserved`]): call [`reserve`](Self::reserve)
+    /// once the mapping's NUMA policy is set. The first allocation reserves
+    /// them if nothing did before.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create), less what only reserving finds out.
+    pub fn create_unreserved(cfg: &StoreConfig) -> Result<Arena, StoreError> {
         let path = cfg.path();
         if cfg.job_id.is_empty() || cfg.job_id.contains(['/', '\0']) {
             return Err(StoreError::Io {
@@ -173,11 +211,24 @@ impl Arena {
             });
         }
         let capacity = cfg.capacity.max(1).div_ceil(PAGE).saturating_mul(PAGE);
+        if cfg.node_ranks > 1 {
+            // Before anyone reserves (the ranks of a node create their
+            // arenas, then reserve them), so every rank sees the same room.
+            let available = free_space(&cfg.dir)?;
+            if capacity.saturating_mul(cfg.node_ranks as usize) > available {
+                return Err(StoreError::NodeShmTooSmall {
+                    path: cfg.dir.clone(),
+                    ranks: cfg.node_ranks,
+                    each: capacity,
+                    available,
+                });
+            }
+        }
         let spill = match &cfg.spill_root {
             Some(root) => Some(SpillDir::create(root, &cfg.job_id, cfg.rank)?),
             None => None,
         };
-        let segment = Segment::create(&path, capacity)?;
+        let segment = Segment::create_unreserved(&path, capacity)?;
         Ok(Arena {
             shared: Arc::new(Shared {
                 alloc: Mutex::new(OffsetAllocator::new(capacity)),
@@ -185,6 +236,29 @@ impl Arena {
                 pressure: Pressure::new(spill, cfg.put_timeout),
             }),
         })
+    }
+
+    /// Reserves the segment's pages now (see [`Segment::reserve`]);
+    /// idempotent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShmTooSmall`] when the shared memory has no room for
+    /// them, [`StoreError::Io`] for other failures.
+    pub fn reserve(&self) -> Result<(), StoreError> {
+        self.shared.segment.reserve()
+    }
+
+    /// The arena's memory mapped again, read-only, through its open file
+    /// (see [`Segment::map_readonly`]): for a rank of the same process that
+    /// reads this one's objects in place, also after the file's name is
+    /// gone.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when the mapping fails.
+    pub fn map_readonly(&self) -> Result<crate::ReadOnlySegment, StoreError> {
+        self.shared.segment.map_readonly()
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Arena {
@@ -248,8 +322,14 @@ impl Arena {
     /// [`StoreError::Full`] when `len` can never fit, or no free range is
     /// large enough and neither spilling nor waiting is configured;
     /// [`StoreError::Held`] (with what holds the store) when the wait ran
-    /// out.
+    /// out; [`StoreError::ShmTooSmall`] when the arena was made with
+    /// [`create_unreserved`](Self::create_unreserved), never reserved, and
+    /// its pages cannot be now.
     pub fn alloc(&self, len: usize) -> Result<BlockMut, StoreError> {
+        // No byte of the mapping is handed out before its page is reserved.
+        if !self.shared.segment.is_reserved() {
+            self.shared.segment.reserve()?;
+        }
         let alloc = if len == 0 {
             Allocation { offset: 0, size: 0 }
         } else {
@@ -270,8 +350,10 @@ impl Arena {
 
     /// Removes the segment's file name (and the spill directory, whose files
     /// have no names and stay readable) now (idempotent); the memory stays
-    /// mapped and usable. Also done automatically when the last handle
-    /// (arena or block) is dropped.
+    /// mapped and usable, by this process and by every process that mapped
+    /// it before, and is freed when the last mapping goes, however the
+    /// processes end. Also done automatically when the last handle (arena or
+    /// block) is dropped.
     ///
     /// # Errors
     ///
@@ -467,6 +549,31 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_node_s_budget_is_divided_among_its_ranks() {
+        const GIB: usize = 1 << 30;
+        // 30% of 64 GiB of memory, less than 90% of 32 GiB of /dev/shm.
+        let one = share_of_node(Some(64 * GIB), Some(32 * GIB), 1);
+        assert_eq!(one, (64 * GIB * 3 / 10) & !(PAGE - 1));
+        let four = share_of_node(Some(64 * GIB), Some(32 * GIB), 4);
+        assert_eq!(four, (64 * GIB * 3 / 10 / 4) & !(PAGE - 1));
+        // A small /dev/shm bounds it: 90% of 1 GiB among 3 ranks.
+        let three = share_of_node(Some(64 * GIB), Some(GIB), 3);
+        assert_eq!(three, (GIB * 9 / 10 / 3) & !(PAGE - 1));
+        assert!(3 * three <= GIB);
+        // Unknown memory, unknown free space, a full /dev/shm.
+        assert_eq!(
+            share_of_node(None, Some(GIB), 1),
+            (GIB * 9 / 10) & !(PAGE - 1)
+        );
+        assert_eq!(share_of_node(None, None, 2), 32 << 20);
+        assert_eq!(share_of_node(Some(GIB), Some(0), 1), PAGE);
+        assert_eq!(
+            share_of_node(Some(GIB), Some(GIB), 0),
+            share_of_node(Some(GIB), Some(GIB), 1)
+        );
+    }
 
     #[test]
     fn handles_are_send_and_sync() {

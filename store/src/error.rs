@@ -48,6 +48,27 @@ pub enum StoreError {
         /// Bytes free in `path`.
         available: usize,
     },
+    /// The stores of this node's ranks together need more shared memory than
+    /// is free: each rank asked for `each` bytes.
+    #[error(
+        "not enough shared memory in {} for the object stores of this node's {ranks} ranks: \
+         {ranks} x {} = {} needed, only {} free (lower the store capacity with \
+         Config::object_store_memory or FERRY_OBJECT_STORE_MEMORY, leave it to the default, \
+         which divides the node's budget among its ranks, run fewer ranks per node, or \
+         enlarge /dev/shm)",
+        .path.display(), Bytes(*.each), Bytes(.each.saturating_mul(*.ranks as usize)),
+        Bytes(*.available)
+    )]
+    NodeShmTooSmall {
+        /// The directory that was checked.
+        path: PathBuf,
+        /// Ranks of the job on this node.
+        ranks: u32,
+        /// Bytes each rank's store asks for.
+        each: usize,
+        /// Bytes free in `path`.
+        available: usize,
+    },
     /// The arena has no free range large enough.
     #[error(
         "object store full: asked for {}, {} of {} in use",
@@ -90,7 +111,9 @@ pub enum StoreError {
     /// Serializing a value failed.
     #[error("cannot serialize object: {0}")]
     Serialize(String),
-    /// Bytes did not validate as the expected archived type.
+    /// Bytes did not validate as the expected archived type, or a spilled
+    /// object read back does not match the checksum taken when it was
+    /// written.
     #[error("stored object is corrupt or of another type: {0}")]
     Corrupt(String),
 }
@@ -240,6 +263,18 @@ mod tests {
             available: 1 << 30,
         };
         assert!(e.to_string().contains("needs 1.0 TiB, only 1.0 GiB free"));
+        let e = StoreError::NodeShmTooSmall {
+            path: "/dev/shm".into(),
+            ranks: 4,
+            each: 100 << 20,
+            available: 230 << 20,
+        };
+        assert!(
+            e.to_string().contains(
+                "this node's 4 ranks: 4 x 100.0 MiB = 400.0 MiB needed, only 230.0 MiB free"
+            ),
+            "{e}"
+        );
         assert!(
             StoreError::Exists("/dev/shm/x".into())
                 .to_string()

@@ -202,24 +202,17 @@ pub(crate) fn run_shaped(ops: &mut [Op<'_>], shape: Shape) -> io::Result<IoPath>
     Ok(IoPath::Pread)
 }
 
-/// Submits what is queued and waits for one completion, retrying on
-/// interruptions (`EINTR`) and a full completion queue (`EBUSY`,
-/// `EAGAIN`): the only failures `io_uring_enter` has with requests in
-/// flight short of a broken ring.
-fn submit_and_wait(ring: &IoUring) -> io::Result<usize> {
-    loop {
-        match ring.submit_and_wait(1) {
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
-                ) =>
-            {
-                std::thread::yield_now();
-            }
-            other => return other,
-        }
-    }
+/// `user_data` of a cancellation request (slots are numbered below DEPTH).
+const CANCEL: u64 = u64::MAX;
+
+/// Whether a failed `io_uring_enter` is worth trying again: interrupted
+/// (`EINTR`), or the kernel short of room or memory for a moment (`EBUSY`,
+/// `EAGAIN`). Anything else means a broken ring.
+fn retryable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
+    )
 }
 
 /// One outstanding request: which op, and the part of its buffer.
@@ -228,6 +221,135 @@ struct Pending {
     op: usize,
     at: usize,
     len: usize,
+}
+
+/// The requests of one batch that the kernel may still be working on.
+///
+/// # Protocol
+///
+/// Every request points into a buffer of the batch, which its caller frees
+/// (or hands to another object) as soon as [`uring_run`] returns. So
+/// `uring_run` returns only once no request is left in the kernel, on every
+/// path:
+///
+/// 1. Requests are queued, submitted and reaped; a short transfer is queued
+///    again for the rest.
+/// 2. On the first failure (an error completion, a full queue) nothing new
+///    is queued, and every request still out is cancelled
+///    (`IORING_OP_ASYNC_CANCEL`): a request that waits (a pipe, a socket)
+///    then completes at once with `ECANCELED`; one already running on a
+///    file completes as it would have. The batch returns when the last has
+///    been reaped.
+/// 3. If the kernel refuses `io_uring_enter` itself (a broken ring, never
+///    seen in practice), the requests it never took (still in the
+///    submission queue) are dropped with the ring, and those it took are
+///    waited for by watching the completion queue, which the kernel fills
+///    without being entered. The ring is then discarded by the caller.
+struct Flight {
+    /// By slot: the request the kernel may hold (its `user_data` is the
+    /// slot's index).
+    slots: Vec<Option<Pending>>,
+    /// Requests out: the `Some`s of `slots`.
+    count: usize,
+    /// Bytes they move.
+    bytes: usize,
+    /// `user_data` of the entries pushed onto the submission queue and not
+    /// yet consumed by the kernel, oldest first (it consumes in order).
+    unsubmitted: std::collections::VecDeque<u64>,
+    failure: Option<io::Error>,
+    /// Cancellations were queued for the requests out at the failure.
+    cancelled: bool,
+}
+
+impl Flight {
+    fn new() -> Flight {
+        Flight {
+            slots: vec![None; DEPTH],
+            count: 0,
+            bytes: 0,
+            unsubmitted: std::collections::VecDeque::new(),
+            failure: None,
+            cancelled: false,
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.failure.get_or_insert(e);
+    }
+
+    fn took(&mut self, slot: usize, p: Pending) {
+        self.slots[slot] = Some(p);
+        self.count += 1;
+        self.bytes += p.len;
+        self.unsubmitted.push_back(slot as u64);
+    }
+
+    fn done(&mut self, slot: usize) -> Option<Pending> {
+        let p = self.slots.get_mut(slot).and_then(Option::take)?;
+        self.count -= 1;
+        self.bytes -= p.len;
+        Some(p)
+    }
+
+    /// The kernel consumed submission entries: forget the oldest ones.
+    fn consumed(&mut self, ring: &mut IoUring) {
+        let left = ring.submission().len();
+        while self.unsubmitted.len() > left {
+            self.unsubmitted.pop_front();
+        }
+    }
+
+    /// Queues a cancellation of every request out (best effort: a full
+    /// submission queue leaves the rest to complete on their own).
+    fn cancel_all(&mut self, ring: &mut IoUring) {
+        self.cancelled = true;
+        let out: Vec<usize> = (0..DEPTH).filter(|&s| self.slots[s].is_some()).collect();
+        for slot in out {
+            let entry = opcode::AsyncCancel::new(slot as u64)
+                .build()
+                .user_data(CANCEL);
+            // SAFETY: a cancellation points at no memory; it names its
+            // target by `user_data` only.
+            if unsafe { ring.submission().push(&entry) }.is_err() {
+                break;
+            }
+            self.unsubmitted.push_back(CANCEL);
+        }
+    }
+
+    /// Step 3: the kernel refused to be entered. Drops the requests it never
+    /// took and waits, without entering it, for those it did.
+    fn wait_without_entering(&mut self, ring: &mut IoUring, e: io::Error) {
+        tracing::warn!("io_uring_enter failed with requests in flight ({e}); waiting for them");
+        self.fail(e);
+        self.consumed(ring);
+        // Never taken by the kernel, never will be (the ring is discarded):
+        // no request refers to their buffers.
+        for user_data in std::mem::take(&mut self.unsubmitted) {
+            if user_data != CANCEL {
+                self.done(user_data as usize);
+            }
+        }
+        let mut idle = 0u32;
+        while self.count > 0 {
+            let done: Vec<u64> = ring.completion().map(|c| c.user_data()).collect();
+            if done.is_empty() {
+                // Completions are posted as the kernel finishes the work;
+                // each return from a system call lets it do so.
+                idle += 1;
+                if idle < 64 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            for user_data in done {
+                if user_data != CANCEL {
+                    self.done(user_data as usize);
+                }
+            }
+        }
+    }
 }
 
 fn uring_run(ring: &mut IoUring, ops: &mut [Op<'_>], shape: Shape) -> io::Result<()> {
@@ -259,23 +381,20 @@ fn uring_run(ring: &mut IoUring, ops: &mut [Op<'_>], shape: Shape) -> io::Result
         .user_data(slot as u64);
         // SAFETY: the entry points into a buffer of `ops`, which is
         // exclusively borrowed for this whole function and outlives every
-        // request: the function returns only after each queued request has
-        // completed (the error paths drain what is in flight first), and
-        // each file descriptor stays open as its file is borrowed. A write
-        // only reads its buffer, which is borrowed shared and not changed.
+        // request: the function returns only after each request the kernel
+        // took has completed, on every path (see `Flight`), and each file
+        // descriptor stays open as its file is borrowed. A write only reads
+        // its buffer, which is borrowed shared and not changed.
         unsafe { ring.submission().push(&entry) }
             .map_err(|_| io::Error::other("io_uring submission queue full"))
     };
     let mut next_op = 0usize;
     let mut next_at = 0usize;
-    let mut slots: Vec<Option<Pending>> = vec![None; DEPTH];
-    let mut in_flight = 0usize;
-    let mut bytes_in_flight = 0usize;
-    let mut failure: Option<io::Error> = None;
+    let mut f = Flight::new();
     loop {
-        while failure.is_none()
-            && in_flight < DEPTH
-            && bytes_in_flight < shape.in_flight
+        while f.failure.is_none()
+            && f.count < DEPTH
+            && f.bytes < shape.in_flight
             && next_op < bufs.len()
         {
             let total = bufs[next_op].3;
@@ -285,7 +404,7 @@ fn uring_run(ring: &mut IoUring, ops: &mut [Op<'_>], shape: Shape) -> io::Result
                 continue;
             }
             let len = shape.chunk.min(total - next_at);
-            let slot = slots.iter().position(Option::is_none).unwrap_or(0);
+            let slot = f.slots.iter().position(Option::is_none).unwrap_or(0);
             let p = Pending {
                 op: next_op,
                 at: next_at,
@@ -293,37 +412,53 @@ fn uring_run(ring: &mut IoUring, ops: &mut [Op<'_>], shape: Shape) -> io::Result
             };
             if let Err(e) = queue(ring, slot, p) {
                 // Nothing was queued; drain what is in flight, then fail.
-                failure = Some(e);
+                f.fail(e);
                 break;
             }
-            slots[slot] = Some(p);
-            in_flight += 1;
-            bytes_in_flight += len;
+            f.took(slot, p);
             next_at += len;
         }
-        if in_flight == 0 {
-            return failure.map_or(Ok(()), Err);
+        if f.count == 0 {
+            return f.failure.map_or(Ok(()), Err);
         }
-        submit_and_wait(ring)?;
+        if f.failure.is_some() && !f.cancelled {
+            f.cancel_all(ring);
+        }
+        // Submits what is queued and waits for one completion.
+        let entered = loop {
+            match ring.submit_and_wait(1) {
+                Err(e) if retryable(&e) => {
+                    f.consumed(ring);
+                    std::thread::yield_now();
+                }
+                other => break other,
+            }
+        };
+        if let Err(e) = entered {
+            f.wait_without_entering(ring, e);
+            return f.failure.map_or(Ok(()), Err);
+        }
+        f.consumed(ring);
         let done: Vec<(u64, i32)> = ring
             .completion()
             .map(|c| (c.user_data(), c.result()))
             .collect();
         for (slot, res) in done {
+            if slot == CANCEL {
+                continue;
+            }
             let slot = slot as usize;
-            let Some(p) = slots.get_mut(slot).and_then(Option::take) else {
+            let Some(p) = f.done(slot) else {
                 continue;
             };
-            in_flight -= 1;
-            bytes_in_flight -= p.len;
-            if failure.is_some() {
+            if f.failure.is_some() {
                 continue;
             }
             let (_, offset, _, total, write) = bufs[p.op];
             if res < 0 {
-                failure = Some(io::Error::from_raw_os_error(-res));
+                f.fail(io::Error::from_raw_os_error(-res));
             } else if res == 0 {
-                failure = Some(if write {
+                f.fail(if write {
                     io::Error::new(io::ErrorKind::WriteZero, "a write made no progress")
                 } else {
                     io::Error::new(
@@ -342,14 +477,81 @@ fn uring_run(ring: &mut IoUring, ops: &mut [Op<'_>], shape: Shape) -> io::Result
                     len: p.len - res as usize,
                 };
                 match queue(ring, slot, rest) {
-                    Ok(()) => {
-                        slots[slot] = Some(rest);
-                        in_flight += 1;
-                        bytes_in_flight += rest.len;
-                    }
-                    Err(e) => failure = Some(e),
+                    Ok(()) => f.took(slot, rest),
+                    Err(e) => f.fail(e),
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    use std::time::Duration;
+
+    fn pipe() -> (File, File) {
+        let mut fds = [0i32; 2];
+        // SAFETY: `fds` is a live array of two ints for pipe2 to fill.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+        assert_eq!(rc, 0, "pipe2: {}", io::Error::last_os_error());
+        // SAFETY: pipe2 succeeded: both descriptors are open and owned by
+        // nobody else.
+        unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn a_failed_request_cancels_the_others_and_returns_once_they_are_reaped() {
+        let mut ring = match IoUring::new(DEPTH as u32) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("skipped: io_uring is not available here ({e})");
+                return;
+            }
+        };
+        let (rx, mut tx) = pipe();
+        let path = std::env::temp_dir().join(format!("ferry-fileio-cancel-{}", std::process::id()));
+        std::fs::write(&path, b"read only").unwrap();
+        let read_only = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut waiting = [0u8; 16];
+            let data = [7u8; 16];
+            // A read from an empty pipe waits for data that never comes; the
+            // write to a read-only file fails at once.
+            let r = uring_run(
+                &mut ring,
+                &mut [
+                    Op {
+                        file: &rx,
+                        offset: u64::MAX, // the pipe's own position
+                        buf: Buf::Read(&mut waiting),
+                    },
+                    Op {
+                        file: &read_only,
+                        offset: 0,
+                        buf: Buf::Write(&data),
+                    },
+                ],
+                Shape::BUFFERED,
+            );
+            let _ = done_tx.send((r, waiting, rx));
+        });
+        // Only a hang (the waiting read never cancelled) runs into this bound.
+        let (r, waiting, mut rx) = done_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the batch returned: the failed write cancelled the waiting read");
+        let err = r.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        assert_eq!(waiting, [0u8; 16], "the cancelled read wrote nothing");
+        // The read is gone from the kernel: what the pipe gets now stays
+        // there for a plain read.
+        tx.write_all(b"after").unwrap();
+        let mut got = [0u8; 5];
+        rx.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"after");
     }
 }

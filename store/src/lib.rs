@@ -1,19 +1,22 @@
 //! Ferry's object store: a per-rank shared-memory arena and rkyv helpers.
 //!
 //! - [`Segment`] / [`open_readonly`]: the shared-memory file and its mapping
-//!   (the only `mmap` code).
+//!   (the only `mmap` code), its pages reserved so that a full `/dev/shm` is
+//!   an error, never a `SIGBUS`.
 //! - [`Arena`]: the segment carved into [`BlockMut`] / [`Block`] ranges by a
 //!   best-fit offset allocator.
 //! - [`put`], [`access`], [`deserialize`], [`put_pod_slice_with`],
 //!   [`as_native_slice`]: rkyv archives written straight into the arena and
 //!   read in place.
 //! - [`Sealed`] / [`Pinned`]: sealed objects the store spills to disk while
-//!   nobody pins them, and reads back on the next pin.
+//!   nobody pins them, and reads back (checked against a checksum) on the
+//!   next pin.
 //! - [`StoreError`]: everything that can fail.
 
 mod alloc;
 mod archive;
 mod arena;
+mod checksum;
 mod error;
 mod fileio;
 mod liveness;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::alloc::{Allocation, reserved_size};
 use crate::arena::Shared;
+use crate::checksum::checksum;
 use crate::error::{HeldReport, StoreError};
 use crate::fileio::{self, Buf, Op, Shape};
 use crate::sealed::{Entry, OUT, Place};
@@ -318,6 +319,15 @@ fn spill_for(shared: &Shared, need: usize) {
             ext.preallocate();
         }
     }
+    // Taken before the write, over the bytes written (the padding a direct
+    // write adds is not the object's).
+    let sums: Vec<u64> = chosen
+        .iter()
+        .map(|(_, place, _)| match &**place {
+            Place::Arena(block) => checksum(block.as_slice()),
+            Place::Disk { .. } => unreachable!("chosen objects are in the arena"),
+        })
+        .collect();
     let written = {
         let mut ops: Vec<Op<'_>> = chosen
             .iter()
@@ -349,11 +359,11 @@ fn spill_for(shared: &Shared, need: usize) {
     };
     match written {
         Ok(_) => {
-            for (e, mut place, ext) in chosen {
+            for ((e, mut place, ext), sum) in chosen.into_iter().zip(sums) {
                 e.forget_data();
                 p.note_spilled(e.reserved, ext.is_direct());
                 // Frees the arena block.
-                *place = Place::Disk(ext);
+                *place = Place::Disk { ext, sum };
             }
             *lock(&p.last_error) = None;
         }

@@ -18,6 +18,10 @@
 //!   thing, so a pinner holding the lock never races a spiller.
 //! - An object lent to other ranks (its offset handed out) keeps one pin
 //!   until it is given back: it does not move while they may read it.
+//! - A spilled object's checksum (`checksum`) is kept with its place on
+//!   disk and checked when the bytes come back: damaged bytes are
+//!   [`StoreError::Corrupt`], the object stays on disk, and no reader sees
+//!   them (a rank reads its own objects without validating them).
 //! - Objects under [`SPILL_MIN`] are never spilled (each would cost a
 //!   write for little room): they are plain blocks, not listed for the
 //!   spiller, and pinning them changes nothing, so small puts and gets
@@ -29,7 +33,8 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use crate::arena::{Arena, Block, Shared};
-use crate::error::StoreError;
+use crate::checksum::checksum;
+use crate::error::{Bytes, StoreError};
 use crate::fileio::{self, Buf, Op, Shape};
 use crate::spill_dir::Extent;
 
@@ -42,7 +47,11 @@ pub const SPILL_MIN: usize = 4096;
 /// Where an object's bytes are.
 pub(crate) enum Place {
     Arena(Block),
-    Disk(Extent),
+    /// On disk, with the checksum of the bytes written there.
+    Disk {
+        ext: Extent,
+        sum: u64,
+    },
 }
 
 pub(crate) struct Entry {
@@ -101,9 +110,9 @@ impl Entry {
         self.data.store(std::ptr::null_mut(), Ordering::Relaxed);
     }
 
-    /// Reads the object back from `ext` into a fresh block (under the
-    /// place lock, with `OUT` set).
-    fn restore(&self, ext: &Extent) -> Result<Block, StoreError> {
+    /// Reads the object back from `ext` into a fresh block and checks it
+    /// against `sum` (under the place lock, with `OUT` set).
+    fn restore(&self, ext: &Extent, sum: u64) -> Result<Block, StoreError> {
         let arena = Arena::from_shared(Arc::clone(&self.shared));
         let mut block = arena.alloc(self.len)?;
         let result = {
@@ -130,6 +139,15 @@ impl Entry {
             path: self.shared.pressure.spill_path(),
             source: e,
         })?;
+        if checksum(block.as_slice()) != sum {
+            // The block is freed on return; the object stays on disk.
+            return Err(StoreError::Corrupt(format!(
+                "a spilled object of {} read back from {} does not match the checksum taken \
+                 when it was written (the spill file was changed or damaged)",
+                Bytes(self.len),
+                self.shared.pressure.spill_path().display()
+            )));
+        }
         self.shared.pressure.note_restored(self.reserved);
         Ok(block.freeze())
     }
@@ -138,7 +156,7 @@ impl Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         self.shared.pressure.unregister(self.index);
-        if matches!(&*self.lock_place(), Place::Disk(_)) {
+        if matches!(&*self.lock_place(), Place::Disk { .. }) {
             self.shared.pressure.note_gone_from_disk(self.reserved);
         }
     }
@@ -221,7 +239,8 @@ impl Sealed {
     ///
     /// Reading a spilled object back needs arena space:
     /// [`StoreError::Held`] / [`StoreError::Full`] when none frees in time,
-    /// [`StoreError::Io`] when the spill file cannot be read.
+    /// [`StoreError::Io`] when the spill file cannot be read,
+    /// [`StoreError::Corrupt`] when what it holds is not what was written.
     pub fn pin(&self) -> Result<Pinned<'_>, StoreError> {
         let a = self.acquire()?;
         Ok(Pinned {
@@ -381,8 +400,8 @@ fn take_pin(e: &Entry) -> Result<(), StoreError> {
 
 fn pin_slow(e: &Entry) -> Result<(), StoreError> {
     let mut place = e.lock_place();
-    if let Place::Disk(ext) = &*place {
-        let block = e.restore(ext)?;
+    if let Place::Disk { ext, sum } = &*place {
+        let block = e.restore(ext, *sum)?;
         e.data
             .store(block.as_slice().as_ptr().cast_mut(), Ordering::Relaxed);
         // Drops the extent: its range of the spill file is free again.

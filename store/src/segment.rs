@@ -1,16 +1,39 @@
 //! Shared-memory files: the only place that maps memory.
 //!
 //! A [`Segment`] is a file in a tmpfs directory (normally `/dev/shm`), created
-//! exclusively with mode `0600`, sized with `ftruncate` (sparse: pages cost
-//! memory only once touched) and mapped `MAP_SHARED` read-write. A
-//! [`ReadOnlySegment`] maps an existing segment of another process read-only.
+//! exclusively with mode `0600`, sized with `ftruncate`, mapped `MAP_SHARED`
+//! read-write, and its pages reserved with `fallocate` before any byte of it
+//! is handed out. A [`ReadOnlySegment`] maps an existing segment of another
+//! process read-only.
+//!
+//! # Why the pages are reserved
+//!
+//! A sparse tmpfs file takes its pages when they are first touched. If the
+//! file system filled up meanwhile (another job writing to `/dev/shm`), that
+//! first touch is a `SIGBUS`: the process dies with no error to show. With
+//! the pages reserved up front (`fallocate` on tmpfs allocates them), a full
+//! `/dev/shm` is [`StoreError::ShmTooSmall`] when the segment is reserved, and
+//! touching the mapping can no longer fail. Reserving costs the memory (and
+//! the time to clear it, about 0.5 s per GiB on a small VM) at start.
+//!
+//! Reserving can be split from creating ([`Segment::create_unreserved`], then
+//! [`Segment::reserve`]) so that a caller may set the mapping's NUMA policy
+//! first: pages are placed when they are allocated, and `fallocate` is what
+//! allocates them.
+//!
+//! A file system without `fallocate` (`EOPNOTSUPP`; never tmpfs, which has
+//! had it since Linux 3.5) keeps the sparse file: that is only for test
+//! directories on such file systems, and a full file system there can still
+//! end the process with `SIGBUS`.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::{Mmap, MmapOptions, MmapRaw};
@@ -51,10 +74,42 @@ pub fn free_space(dir: &Path) -> Result<usize, StoreError> {
     Ok(usize::try_from(avail).unwrap_or(usize::MAX))
 }
 
+/// Magic number of tmpfs in `statfs`'s `f_type`.
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// Whether `dir` is on a tmpfs (`statfs`); `false` when that cannot be told.
+fn is_tmpfs(dir: &Path) -> bool {
+    let Ok(c_path) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `c_path` is a valid NUL-terminated string and `st` points to
+    // writable memory of the right size for `statfs` to fill in.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: `statfs` returned 0, so it filled the struct (zeroed before).
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // f_type's type differs by platform
+    let kind = st.f_type as i64;
+    kind == TMPFS_MAGIC
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// A shared-memory file owned by this process, mapped read-write.
 ///
 /// The file is removed by [`unlink`](Segment::unlink) or on drop, whichever
 /// comes first; the mapping stays valid until the `Segment` is dropped.
+/// Its pages are reserved (see the module docs) by [`create`](Self::create),
+/// or later by [`reserve`](Self::reserve).
 ///
 /// ```
 /// use ferry_store::Segment;
@@ -73,8 +128,14 @@ pub struct Segment {
     path: PathBuf,
     capacity: usize,
     unlinked: AtomicBool,
-    /// Holds the liveness lock ([`crate::clean`]) while the segment lives.
-    _owner: File,
+    /// Set once every page is reserved (or the file system cannot reserve).
+    reserved: AtomicBool,
+    /// Held while reserving, so that only one thread does it.
+    reserving: Mutex<()>,
+    /// The open file: holds the liveness lock ([`crate::clean`]) while the
+    /// segment lives, and is what [`reserve`](Self::reserve) and
+    /// [`map_readonly`](Self::map_readonly) work on once the name is gone.
+    file: File,
 }
 
 impl Segment {
@@ -85,10 +146,10 @@ impl Segment {
     }
 
     /// Creates the file at `path` (mode `0600`, never replacing a live one),
-    /// sizes it to `capacity` bytes without touching any page and maps it
-    /// shared read-write. The segment holds an exclusive `flock` on the file
-    /// while it lives; a file at `path` that nobody holds (left by a rank
-    /// that crashed) is replaced.
+    /// sizes it to `capacity` bytes, maps it shared read-write and reserves
+    /// its pages. The segment holds an exclusive `flock` on the file while it
+    /// lives; a file at `path` that nobody holds (left by a rank that
+    /// crashed) is replaced.
     ///
     /// # Errors
     ///
@@ -97,16 +158,28 @@ impl Segment {
     /// at `path`, [`StoreError::Io`] for any other failure (including
     /// `capacity == 0`).
     pub fn create(path: &Path, capacity: usize) -> Result<Segment, StoreError> {
+        let seg = Segment::create_unreserved(path, capacity)?;
+        seg.reserve()?;
+        Ok(seg)
+    }
+
+    /// [`create`](Self::create) without reserving the pages: the caller
+    /// calls [`reserve`](Self::reserve) before touching the mapping (after
+    /// setting its NUMA policy, say). Until then the file is sparse and
+    /// takes no memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create); a file system that fills up after the
+    /// check is only found out by [`reserve`](Self::reserve).
+    pub fn create_unreserved(path: &Path, capacity: usize) -> Result<Segment, StoreError> {
         if capacity == 0 {
             return Err(io_err(
                 path,
                 io::Error::new(io::ErrorKind::InvalidInput, "segment capacity is zero"),
             ));
         }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = parent_dir(path);
         let available = free_space(dir)?;
         if capacity > available {
             return Err(StoreError::ShmTooSmall {
@@ -183,7 +256,95 @@ impl Segment {
             path: path.to_path_buf(),
             capacity,
             unlinked: AtomicBool::new(false),
-            _owner: file,
+            reserved: AtomicBool::new(false),
+            reserving: Mutex::new(()),
+            file,
+        })
+    }
+
+    /// Allocates every page of the file now (`fallocate`), so that touching
+    /// the mapping cannot fail later however full the file system gets.
+    /// Idempotent; works after [`unlink`](Self::unlink) too.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShmTooSmall`] when the file system has no room for the
+    /// pages (nothing is reserved then), [`StoreError::Io`] for any other
+    /// failure, including a tmpfs that refuses `fallocate`.
+    pub fn reserve(&self) -> Result<(), StoreError> {
+        if self.reserved.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Only bookkeeping happens under the lock: a poisoned one is whole.
+        let _one = self.reserving.lock().unwrap_or_else(|e| e.into_inner());
+        if self.reserved.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let dir = parent_dir(&self.path);
+        let len = libc::off_t::try_from(self.capacity).map_err(|_| {
+            io_err(
+                &self.path,
+                io::Error::new(io::ErrorKind::InvalidInput, "segment too large"),
+            )
+        })?;
+        let rc = loop {
+            // SAFETY: fallocate on a descriptor we own, over the file's own
+            // range; mode 0 only allocates blocks (contents stay zero), so no
+            // memory the mapping exposes changes.
+            let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, len) };
+            if rc == 0 {
+                break Ok(());
+            }
+            let e = io::Error::last_os_error();
+            // A signal while clearing a large range: tmpfs undid what it
+            // allocated, so start again.
+            if e.raw_os_error() != Some(libc::EINTR) {
+                break Err(e);
+            }
+        };
+        match rc {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                return Err(StoreError::ShmTooSmall {
+                    path: dir.to_path_buf(),
+                    requested: self.capacity,
+                    available: free_space(dir).unwrap_or(0),
+                });
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) && !is_tmpfs(dir) => {
+                tracing::info!(
+                    "{} cannot reserve the store's pages (no fallocate): the segment stays \
+                     sparse, and a full file system there ends the process with SIGBUS",
+                    dir.display()
+                );
+            }
+            Err(e) => return Err(io_err(&self.path, e)),
+        }
+        self.reserved.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether [`reserve`](Self::reserve) has succeeded.
+    pub fn is_reserved(&self) -> bool {
+        self.reserved.load(Ordering::Acquire)
+    }
+
+    /// The same memory mapped a second time, read-only, through the open
+    /// file (no name needed): what a loopback rank in the same process
+    /// reads its neighbour's objects through.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] when the mapping fails.
+    pub fn map_readonly(&self) -> Result<ReadOnlySegment, StoreError> {
+        // SAFETY: as in `open_readonly`: a shared read-only mapping of a
+        // segment whose owner writes only ranges not yet handed to readers,
+        // and never truncates it.
+        let map = unsafe { MmapOptions::new().len(self.capacity).map(&self.file) }
+            .map_err(|e| io_err(&self.path, e))?;
+        Ok(ReadOnlySegment {
+            map,
+            path: self.path.clone(),
         })
     }
 

@@ -83,6 +83,50 @@ fn shm_too_small() {
 }
 
 #[test]
+fn pages_are_reserved_before_anything_is_handed_out() {
+    use std::os::unix::fs::MetadataExt;
+
+    let cfg = unique_cfg("reserve", 4 * MIB);
+    let a = Arena::create_unreserved(&cfg).unwrap();
+    let blocks = || std::fs::metadata(a.path()).unwrap().blocks() as usize * 512;
+    assert_eq!(blocks(), 0, "sparse until reserved");
+    // The first allocation reserves the whole segment.
+    let b = a.alloc(16).unwrap();
+    assert!(blocks() >= a.capacity(), "{} < {}", blocks(), a.capacity());
+    drop(b);
+    a.reserve().unwrap(); // idempotent
+    // A created arena is reserved from the start.
+    let c = arena("reserved", 2 * MIB);
+    let meta = std::fs::metadata(c.path()).unwrap();
+    assert!(meta.blocks() as usize * 512 >= 2 * MIB);
+}
+
+#[test]
+fn the_stores_of_a_node_must_fit_together() {
+    let free = ferry_store::free_space(std::path::Path::new("/dev/shm")).unwrap();
+    let mut cfg = unique_cfg("node", 64 * MIB);
+    // Twice what is free, so that others' use of /dev/shm meanwhile does
+    // not matter.
+    cfg.node_ranks = u32::try_from(2 * (free / (64 * MIB)) + 2).unwrap_or(u32::MAX);
+    let e = Arena::create(&cfg).unwrap_err();
+    let msg = e.to_string();
+    match e {
+        StoreError::NodeShmTooSmall {
+            ranks,
+            each,
+            available,
+            ..
+        } => {
+            assert_eq!((ranks, each), (cfg.node_ranks, 64 * MIB));
+            assert!(available < ranks as usize * each);
+            assert!(msg.contains(&format!("this node's {ranks} ranks")), "{msg}");
+        }
+        other => panic!("expected NodeShmTooSmall, got {other:?}"),
+    }
+    assert!(!cfg.path().exists());
+}
+
+#[test]
 fn full_error_and_message() {
     let a = arena("full", MIB);
     let _held = a.alloc(MIB / 2).unwrap();
@@ -148,13 +192,13 @@ fn zero_length_and_truncate() {
 }
 
 #[test]
-fn gib_allocation_in_sparse_arena_reuses_same_pages() {
+fn gib_allocation_reuses_same_pages() {
     let a = arena("gib", 2 * GIB);
     let small = a.alloc(64).unwrap(); // make offsets non-trivial
     let mut big = a.alloc(GIB).unwrap();
     let off = big.offset();
     assert_eq!(off % 4096, 0);
-    // Touch a few pages only: the file stays sparse.
+    // Touch a few pages.
     let s = big.as_mut_slice();
     s[0] = 1;
     s[GIB / 2] = 2;
@@ -184,6 +228,13 @@ fn neighbour_reads_through_readonly_mapping() {
         open_readonly(a.path()),
         Err(StoreError::Io { .. })
     ));
+    // Through the open file, the name is not needed.
+    let again = a.map_readonly().unwrap();
+    assert_eq!(
+        &again.as_slice()[b.offset()..b.offset() + b.len()],
+        b"ferry"
+    );
+    assert_eq!(again.len(), a.capacity());
 }
 
 #[test]

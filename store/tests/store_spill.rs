@@ -141,6 +141,81 @@ fn pinned_and_lent_objects_stay_where_they_are() {
     assert_eq!(checksum(&b.pin().unwrap()), sum_b);
 }
 
+/// The spill files of the directory `dir` that hold something, opened for
+/// writing through this process's descriptors (they have no names).
+fn spill_files(dir: &std::path::Path) -> Vec<std::fs::File> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if !target.starts_with(dir) {
+            continue;
+        }
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(entry.path())
+        else {
+            continue; // the directory itself
+        };
+        if f.metadata().is_ok_and(|m| m.is_file() && m.len() > 0) {
+            files.push(f);
+        }
+    }
+    files
+}
+
+#[test]
+fn a_damaged_spill_file_is_corrupt_and_never_read_as_the_object() {
+    use std::os::unix::fs::FileExt;
+
+    let root = Root::new("damaged");
+    let arena = Arena::create(&spilling_cfg(
+        "damaged",
+        1 << 20,
+        &root,
+        Duration::from_secs(5),
+    ))
+    .unwrap();
+    // 64 KiB objects go through the page cache into one file; the first one
+    // spilled lies at its start.
+    let objects: Vec<_> = (0..48)
+        .map(|i| (i, put(&arena, i, 64 << 10).unwrap()))
+        .collect();
+    assert!(arena.spill_stats().spilled_objects > 0);
+    let files = spill_files(arena.spill_dir().unwrap());
+    assert_eq!(files.len(), 1, "one spill file holds the objects");
+    let mut byte = [0u8; 1];
+    files[0].read_exact_at(&mut byte, 1000).unwrap();
+    files[0].write_all_at(&[byte[0] ^ 0x10], 1000).unwrap();
+    let mut corrupt = Vec::new();
+    for (i, (obj, sum)) in &objects {
+        let was_spilled = obj.is_spilled();
+        match obj.pin() {
+            Ok(bytes) => assert_eq!(checksum(&bytes), *sum, "object {i} came back changed"),
+            Err(StoreError::Corrupt(why)) => {
+                assert!(was_spilled, "object {i} was in memory: {why}");
+                assert!(
+                    why.contains("checksum") && why.contains("64.0 KiB"),
+                    "{why}"
+                );
+                corrupt.push(*i);
+            }
+            Err(e) => panic!("object {i}: {e}"),
+        }
+    }
+    assert_eq!(corrupt.len(), 1, "exactly the damaged object: {corrupt:?}");
+    // It stays on disk, and stays an error.
+    let (obj, _) = &objects[corrupt[0] as usize].1;
+    assert!(obj.is_spilled());
+    assert!(matches!(obj.pin(), Err(StoreError::Corrupt(_))));
+    // Putting the byte back makes it readable again: nothing else was lost.
+    files[0].write_all_at(&byte, 1000).unwrap();
+    let (obj, sum) = &objects[corrupt[0] as usize].1;
+    assert_eq!(checksum(&obj.pin().unwrap()), *sum);
+}
+
 #[test]
 fn a_put_that_cannot_fit_waits_then_says_what_holds_the_store() {
     let root = Root::new("held");
