@@ -28,7 +28,7 @@ use crate::gpus::GpuPool;
 use crate::ids::IdGen;
 use crate::object_ref::ObjectRef;
 use crate::pinning::Pinning;
-use crate::resources::{Ledger, Request, valid_amount};
+use crate::resources::{Ledger, Request};
 use crate::scheduler::Scheduler;
 use crate::signal::{self, Signal};
 use crate::slot::{Bytes, Slot, StoredValue, TypeTag, UnhandledSink, Waiter};
@@ -172,6 +172,7 @@ impl std::fmt::Debug for Runtime {
 /// # Ok::<(), ferry_core::Error>(())
 /// ```
 pub fn init(cfg: Config) -> Result<Runtime> {
+    cfg.check()?;
     let world = ferry_launcher::discover()?;
     #[cfg(feature = "mpi")]
     if world.size > 1 {
@@ -272,7 +273,11 @@ pub(crate) fn create_arena(cfg: &Config, job_id: &str, rank: u32) -> Result<Aren
 fn store_config(cfg: &Config, job_id: &str, rank: u32) -> StoreConfig {
     let mut store = StoreConfig::new(job_id.to_string(), rank, capacity_of(cfg));
     if cfg.spill != Some(false) {
-        store.spill_root = Some(cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+        store.spill_root = Some(
+            cfg.spill_dir
+                .clone()
+                .unwrap_or_else(ferry_store::default_spill_root),
+        );
     }
     store.put_timeout = cfg
         .put_timeout
@@ -351,21 +356,9 @@ impl Prepared {
         let binding = ferry_launcher::plan_rank(&topo, &local, me)
             .map_err(|e| Error::Init(format!("cannot plan this rank's binding: {e}")))?;
         let cores = binding.cpus.len().max(1);
+        // The config's values are checked (`Config::check`) before this.
         let num_cpus = cfg.num_cpus.unwrap_or(cores as f64);
-        if !valid_amount(num_cpus) {
-            return Err(Error::InvalidArgument(format!(
-                "num_cpus must be >= 0, got {num_cpus}"
-            )));
-        }
-        let num_gpus = match cfg.num_gpus {
-            Some(n) if !valid_amount(n) || n.fract() != 0.0 => {
-                return Err(Error::InvalidArgument(format!(
-                    "num_gpus must be a whole number >= 0, got {n}"
-                )));
-            }
-            Some(n) => n,
-            None => binding.gpus.len() as f64,
-        };
+        let num_gpus = cfg.num_gpus.unwrap_or(binding.gpus.len() as f64);
         // The rank's own devices first; logical GPUs asked for beyond them
         // (Ray's `init(num_gpus=8)` on a machine without) are numbered on.
         let mut gpu_ids: Vec<u32> = binding
@@ -388,25 +381,13 @@ impl Prepared {
                     .unwrap_or(ferry_launcher::affinity::total_memory_bytes() as f64),
             ),
         ];
-        for (name, amount) in &cfg.resources {
-            if totals.iter().any(|(n, _)| n == name) {
-                return Err(Error::InvalidArgument(format!(
-                    "resource {name} is given twice (CPU, GPU and memory have their own settings)"
-                )));
-            }
-            if !valid_amount(*amount) {
-                return Err(Error::InvalidArgument(format!(
-                    "resource {name} must be >= 0, got {amount}"
-                )));
-            }
-            totals.push((name.clone(), *amount));
-        }
+        totals.extend(cfg.resources.iter().cloned());
         let bind = cfg.pin_threads.unwrap_or(bind_default);
         let store = store_config(cfg, &job_id, rank);
         let checkpoint_dir = cfg
             .checkpoint_dir
             .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("ferry-checkpoints"))
+            .unwrap_or_else(|| ferry_store::PrivateDir::locate().path().join("checkpoints"))
             .join(&job_id);
         Ok(Prepared {
             rank,
@@ -426,9 +407,10 @@ impl Prepared {
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
-            force_rma: cfg
-                .force_rma
-                .unwrap_or_else(|| std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1")),
+            force_rma: match cfg.force_rma {
+                Some(yes) => yes,
+                None => crate::config::switch("FERRY_FORCE_RMA")?.unwrap_or(false),
+            },
         })
     }
 
@@ -443,6 +425,9 @@ impl Prepared {
         arena: Arena,
         transport: Option<Arc<dyn Transport>>,
     ) -> Result<Runtime> {
+        let quiet = crate::config::switch("FERRY_IGNORE_UNHANDLED_ERRORS")?.unwrap_or(false);
+        // Every rank, so that a SIGUSR1 never ends a job (see `status`).
+        crate::status::catch_usr1();
         self.pinning.bind_arena(&arena);
         let ledger = Ledger::new(self.totals);
         let cluster = transport.map(|t| {
@@ -462,7 +447,7 @@ impl Prepared {
             exports: Arc::new(Exports::default()),
             unhandled: Arc::new(UnhandledSink {
                 count: Default::default(),
-                quiet: std::env::var_os("FERRY_IGNORE_UNHANDLED_ERRORS").is_some_and(|v| v == "1"),
+                quiet,
             }),
             actors: ActorTable::default(),
             spin: self.spin,
@@ -945,6 +930,8 @@ impl Runtime {
     }
 
     /// [`get`](Self::get) with a timeout: [`Error::Timeout`] when it passes.
+    /// A timeout too long to be a deadline ([`Duration::MAX`]) is no
+    /// timeout: as `get`.
     ///
     /// ```
     /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
@@ -953,7 +940,7 @@ impl Runtime {
     /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn get_timeout<T: Object>(&self, r: &ObjectRef<T>, timeout: Duration) -> Result<View<T>> {
-        self.wait_slot(&r.slot, Some(Instant::now() + timeout))
+        self.wait_slot(&r.slot, crate::config::deadline_after(timeout))
             .map_err(|_| Error::Timeout(timeout))?;
         View::of(r.slot.clone())
     }
@@ -1026,7 +1013,8 @@ impl Runtime {
     /// `ready` holds at most `num_returns` refs. Pass the refs by value
     /// (`rt.wait(not_ready, 1, None)`, as Ray code does) to move them into the
     /// result without touching their reference counts, or borrow them
-    /// (`rt.wait(&refs, …)`) to keep yours.
+    /// (`rt.wait(&refs, …)`) to keep yours. `Some(Duration::MAX)` waits as
+    /// `None` does.
     ///
     /// ```
     /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
@@ -1054,7 +1042,8 @@ impl Runtime {
                 "wait: {dup} is given twice"
             )));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to be a deadline (`Duration::MAX`) is none.
+        let deadline = timeout.and_then(crate::config::deadline_after);
         let enough = || {
             refs.iter()
                 .filter(|r| r.is_ready())

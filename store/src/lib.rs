@@ -9,6 +9,8 @@
 //!   read in place.
 //! - [`Sealed`] / [`Pinned`]: sealed objects the store spills to disk while
 //!   nobody pins them, and reads back on the next pin.
+//! - [`PrivateDir`]: the user's private directory (0700, checked to be
+//!   the user's own), where spill files and checkpoints go by default.
 //! - [`StoreError`]: everything that can fail.
 
 mod alloc;
@@ -18,6 +20,7 @@ mod error;
 mod fileio;
 mod liveness;
 mod pressure;
+mod private_dir;
 mod sealed;
 mod segment;
 mod spill_dir;
@@ -33,5 +36,6 @@ pub use error::{Count, HeldReport, StoreError};
 pub use fileio::{IoPath, read_exact_at, write_all_at};
 pub use liveness::{clean, clean_spill};
 pub use pressure::{SpillStats, never_wait_on_this_thread};
+pub use private_dir::{PrivateDir, PrivateDirError, Problem, default_spill_root};
 pub use sealed::{Pinned, SPILL_MIN, Sealed};
 pub use segment::{DEFAULT_SHM_DIR, ReadOnlySegment, Segment, free_space, open_readonly};
