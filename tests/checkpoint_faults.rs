@@ -187,7 +187,11 @@ fn a_checkpoint_that_cannot_be_written_fails_its_call_and_says_so() -> ferry::Re
         .lines()
         .filter(|l| l.contains("actor sim") && l.contains("Not a directory"))
         .collect();
-    assert_eq!(failing.len(), 1, "said once, when it starts failing:\n{stderr}");
+    assert_eq!(
+        failing.len(),
+        1,
+        "said once, when it starts failing:\n{stderr}"
+    );
     assert!(failing[0].starts_with("ferry: rank 0:"), "{stderr}");
     assert!(failing[0].contains("sim.ckpt"), "{stderr}");
     assert!(
@@ -204,10 +208,7 @@ fn through_a_file() -> ferry::Result<()> {
     let checkpoints = blocker.join("checkpoints");
     {
         let rt = ferry::init(cfg(&checkpoints, "enotdir"))?;
-        let sim = Sim::options()
-            .name("sim")
-            .checkpoint_every(2)
-            .remote(&rt)?;
+        let sim = Sim::options().name("sim").checkpoint_every(2).remote(&rt)?;
         assert_eq!(rt.get_value(&sim.advance(1).remote()?)?, 1);
         expect_write_failure(rt.get_value(&sim.advance(1).remote()?), "Not a directory");
         // Due again at once: the next call tries again, and fails.
@@ -224,10 +225,7 @@ fn through_a_file() -> ferry::Result<()> {
         rt.shutdown()?;
     }
     let rt = ferry::init(cfg(&checkpoints, "enotdir"))?;
-    let sim = Sim::options()
-        .name("sim")
-        .checkpoint_every(2)
-        .remote(&rt)?;
+    let sim = Sim::options().name("sim").checkpoint_every(2).remote(&rt)?;
     assert_eq!(rt.get_value(&sim.history().remote()?)?, [1, 2, 3, 4]);
     assert_eq!(rt.restored_actors()[0].calls, 4);
     rt.shutdown()?;
@@ -257,10 +255,7 @@ fn a_checkpoint_into_a_read_only_place_fails_its_call() -> ferry::Result<()> {
         (None, "Permission denied")
     };
     let rt = ferry::init(cfg(&checkpoints, "ro"))?;
-    let sim = Sim::options()
-        .name("sim")
-        .checkpoint_every(1)
-        .remote(&rt)?;
+    let sim = Sim::options().name("sim").checkpoint_every(1).remote(&rt)?;
     expect_write_failure(rt.get_value(&sim.advance(5).remote()?), why);
     expect_write_failure(rt.get_value(&sim.advance(5).remote()?), why);
     rt.shutdown()?;
@@ -284,10 +279,7 @@ fn a_checkpoint_into_a_full_tmpfs_fails_its_call() -> ferry::Result<()> {
         }
     };
     let rt = ferry::init(cfg(&checkpoints, "full"))?;
-    let sim = Sim::options()
-        .name("sim")
-        .checkpoint_every(1)
-        .remote(&rt)?;
+    let sim = Sim::options().name("sim").checkpoint_every(1).remote(&rt)?;
     assert_eq!(rt.get_value(&sim.advance(1).remote()?)?, 1);
     let file = rt.checkpoint_dir().join("sim.ckpt");
     let first = std::fs::read(&file).expect("the first checkpoint");
@@ -342,7 +334,10 @@ fn a_symlink_in_place_of_the_checkpoint_is_not_followed() -> ferry::Result<()> {
     rt.get_value(&fresh.checkpoint()?)?;
     assert_eq!(std::fs::read(&victim).expect("readable"), b"someone's file");
     let meta = std::fs::symlink_metadata(&fresh_path).expect("there");
-    assert!(meta.file_type().is_file(), "the link was replaced by the file");
+    assert!(
+        meta.file_type().is_file(),
+        "the link was replaced by the file"
+    );
     rt.shutdown()
 }
 
@@ -400,10 +395,7 @@ fn a_zeroed_state_with_a_checksum_of_the_state_alone_is_refused() -> ferry::Resu
     let dir = Dir::new("zero");
     let file = {
         let rt = ferry::init(cfg(&dir.0, "zero"))?;
-        let sim = Sim::options()
-            .name("sim")
-            .checkpoint_every(5)
-            .remote(&rt)?;
+        let sim = Sim::options().name("sim").checkpoint_every(5).remote(&rt)?;
         for _ in 0..5 {
             rt.get_value(&sim.advance(1).remote()?)?;
         }
@@ -444,16 +436,27 @@ fn default_places_are_private() -> ferry::Result<()> {
             .job_id(job("default")),
     )?;
     let ckpt = rt.checkpoint_dir().to_path_buf();
-    assert_eq!(ckpt, private.path().join("checkpoints").join(job("default")));
+    assert_eq!(
+        ckpt,
+        private.path().join("checkpoints").join(job("default"))
+    );
     let sim = Sim::options().name("sim").remote(&rt)?;
     rt.get_value(&sim.advance(1).remote()?)?;
     rt.get_value(&sim.checkpoint()?)?;
     assert_eq!(mode(&ckpt.join("sim.ckpt")), 0o600);
-    for d in [ckpt.as_path(), &private.path().join("checkpoints"), private.path()] {
+    for d in [
+        ckpt.as_path(),
+        &private.path().join("checkpoints"),
+        private.path(),
+    ] {
         assert_eq!(mode(d), 0o700, "{}", d.display());
     }
     let spill = rt.spill_dir().expect("spilling is on").to_path_buf();
-    assert!(spill.starts_with(private.path().join("spill")), "{}", spill.display());
+    assert!(
+        spill.starts_with(private.path().join("spill")),
+        "{}",
+        spill.display()
+    );
     assert_eq!(mode(&spill), 0o700);
     assert_eq!(mode(&private.path().join("spill")), 0o700);
     rt.shutdown()?;
@@ -496,7 +499,9 @@ fn a_default_place_that_is_not_private_is_refused() -> ferry::Result<()> {
 }
 
 fn in_an_open_tmpdir() -> ferry::Result<()> {
-    let root = ferry::parts::store::PrivateDir::locate().path().to_path_buf();
+    let root = ferry::parts::store::PrivateDir::locate()
+        .path()
+        .to_path_buf();
     let base = || {
         Config::default()
             .num_cpus(1.0)

@@ -248,7 +248,7 @@ impl Config {
         let cfg = Config {
             num_cpus: env_number("FERRY_NUM_CPUS", &CPUS)?,
             num_gpus: env_number("FERRY_NUM_GPUS", &GPUS)?,
-            object_store_memory: env_parsed("FERRY_OBJECT_STORE_MEMORY", store_rule)?,
+            object_store_memory: env_store_bytes("FERRY_OBJECT_STORE_MEMORY")?,
             job_id: match env_value("FERRY_JOB_ID")? {
                 Some(id) => {
                     ferry_launcher::check_job_id(&id)
@@ -454,14 +454,13 @@ fn env_path(name: &str) -> Option<std::path::PathBuf> {
         .map(Into::into)
 }
 
-/// A value parsed with `FromStr`; `rule` says what is allowed.
-fn env_parsed<T: std::str::FromStr>(name: &str, rule: fn() -> String) -> Result<Option<T>> {
+/// A store size in bytes, [`Config::MIN_STORE`] or more.
+fn env_store_bytes(name: &str) -> Result<Option<usize>> {
     match env_value(name)? {
-        Some(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| invalid(&format!("{name}={v:?}"), rule())),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= Config::MIN_STORE => Ok(Some(n)),
+            _ => Err(invalid(&format!("{name}={v:?}"), store_rule())),
+        },
         None => Ok(None),
     }
 }

@@ -258,8 +258,13 @@ pub fn discover_from(env: impl Fn(&str) -> Option<String>) -> Result<World, Laun
     // A job id the user gives is taken as it is or refused, never mended
     // (an empty value counts as unset, as for every variable here).
     if let Some(id) = (env.0)("FERRY_JOB_ID").filter(|v| !v.is_empty()) {
-        check_job_id(&id)
-            .map_err(|e| bad("FERRY_JOB_ID", &id, format!("{}; {JOB_ID_RULE}", e.why)))?;
+        check_job_id(&id).map_err(|e| {
+            bad(
+                "FERRY_JOB_ID",
+                &id,
+                format!("not a plain name: {}; {JOB_ID_RULE}", e.why),
+            )
+        })?;
         world.job_id = id;
     }
     validate(&world)?;
