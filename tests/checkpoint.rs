@@ -200,3 +200,57 @@ fn an_actor_re_created_after_its_rank_is_lost_resumes_from_its_checkpoint() -> f
         Ok(())
     })?
 }
+
+#[test]
+fn periodic_checkpoints_count_from_the_last_one_written() -> ferry::Result<()> {
+    let dir = Dir::new("cadence");
+    // Runs the job again: `calls` calls, then a checkpoint on request if
+    // asked; what it restored at start.
+    let run = |calls: usize, on_request: bool| -> ferry::Result<Option<u64>> {
+        let rt = ferry::init(cfg(&dir, "cadence"))?;
+        let sim = Sim::options().name("sim").checkpoint_every(3).remote(&rt)?;
+        for _ in 0..calls {
+            rt.get_value(&sim.advance(1).remote()?)?;
+        }
+        if on_request {
+            rt.get_value(&sim.checkpoint()?)?;
+        }
+        let restored = rt.restored_actors().first().map(|r| r.calls);
+        rt.shutdown()?;
+        Ok(restored)
+    };
+    assert_eq!(run(4, true)?, None); // periodic after 3; on request after 4
+    assert_eq!(run(2, false)?, Some(4)); // calls 5, 6: none due yet
+    assert_eq!(run(3, false)?, Some(4)); // calls 5, 6, 7: due after 7
+    assert_eq!(run(1, false)?, Some(7)); // (a call, so that it has started)
+    Ok(())
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_on_another_rank_fails_the_caller_s_call() -> ferry::Result<()>
+{
+    let dir = Dir::new("far-fail");
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    let blocker = dir.0.join("a-file");
+    std::fs::write(&blocker, b"x").expect("writable");
+    let c = cfg(&dir, "far-fail").checkpoint_dir(blocker.join("under"));
+    ferry::loopback::run(2, c, |rt, _world| -> ferry::Result<()> {
+        let sim = Sim::options()
+            .name("far")
+            .on_rank(1)
+            .checkpoint_every(1)
+            .remote(&rt)?;
+        let e = rt
+            .get_value(&sim.advance(5).remote()?)
+            .expect_err("the checkpoint cannot be written");
+        let m = e.to_string();
+        assert!(
+            m.contains("far.ckpt") && m.contains("Not a directory"),
+            "{m}"
+        );
+        // The actor lives on with its state.
+        std::fs::remove_file(&blocker).expect("removable");
+        assert_eq!(rt.get_value(&sim.advance(5).remote()?)?, 10);
+        Ok(())
+    })?
+}

@@ -99,18 +99,12 @@ struct Core<A> {
     /// Times the constructor ran again after a panic.
     restarts: AtomicUsize,
     /// Where its checkpoints go and how often (see `checkpoint`).
-    ckpt: Option<Ckpt>,
+    ckpt: Option<Arc<crate::checkpoint::Schedule>>,
     /// Its `max_task_retries`, told to other ranks with its handles.
     task_retries: i32,
     /// Calls that returned, for `checkpoint_every`.
     calls: Arc<std::sync::atomic::AtomicU64>,
     rt: Weak<Inner>,
-}
-
-/// An actor's checkpoint file and interval in calls (0: on request only).
-struct Ckpt {
-    path: std::path::PathBuf,
-    every: u64,
 }
 
 struct Mailbox<A> {
@@ -180,10 +174,10 @@ impl<A> Core<A> {
             output.complete(Stored::Error(self.died(reason)));
             return Ok(r);
         }
-        let (path, calls) = (ckpt.path.clone(), self.calls.clone());
+        let (ckpt, calls, name) = (ckpt.clone(), self.calls.clone(), self.name.clone());
         let run: CallFn<A> = Box::new(move |actor, rt| {
             let n = calls.load(Ordering::Relaxed);
-            match crate::checkpoint::take(rt, &codec, actor, &path, n) {
+            match ckpt.take(rt, &codec, actor, n, &name) {
                 Ok(bytes) => crate::private::finish(rt, &|| "checkpoint".into(), Ok(bytes)),
                 Err(e) => Outcome::Error(e),
             }
@@ -627,13 +621,12 @@ fn create_here<A: ActorClass>(
         dead: OnceLock::new(),
         orphaned: AtomicBool::new(false),
         restarts: AtomicUsize::new(0),
-        ckpt: A::CHECKPOINT
-            .as_ref()
-            .and(opts.name.as_deref())
-            .map(|n| Ckpt {
-                path: crate::checkpoint::path(&inner.checkpoint_dir, n),
-                every: opts.checkpoint_every,
-            }),
+        ckpt: A::CHECKPOINT.as_ref().and(opts.name.as_deref()).map(|n| {
+            Arc::new(crate::checkpoint::Schedule::new(
+                crate::checkpoint::path(&inner.checkpoint_dir, n),
+                opts.checkpoint_every,
+            ))
+        }),
         calls: Default::default(),
         task_retries: opts.max_task_retries,
         rt: Arc::downgrade(inner),
@@ -793,11 +786,17 @@ fn actor_main<A: ActorClass>(
         match outcome {
             Ok(Outcome::Value(v)) => {
                 // Checkpointed before the caller sees the result: a result
-                // seen is never lost to a restart from the checkpoint.
-                if method != "checkpoint" {
-                    after_call(&rt, &core, actor);
+                // seen is never lost to a restart from the checkpoint, and
+                // one no checkpoint holds is not seen.
+                let kept = if method == "checkpoint" {
+                    Ok(())
+                } else {
+                    after_call(&rt, &core, actor)
+                };
+                match kept {
+                    Ok(()) => output.complete(Stored::Value(v)),
+                    Err(e) => output.complete(Stored::Error(e)),
                 }
-                output.complete(Stored::Value(v));
             }
             Ok(Outcome::Error(e)) => output.complete(Stored::Error(e)),
             Ok(Outcome::Failed { kind, message }) => output.complete(Stored::Error(call_error(
@@ -843,17 +842,18 @@ fn restore<A: ActorClass>(
     core: &Core<A>,
 ) -> Option<std::result::Result<A, String>> {
     let (codec, ckpt) = (A::CHECKPOINT.as_ref()?, core.ckpt.as_ref()?);
-    let found = match crate::checkpoint::read(&ckpt.path) {
+    let found = match crate::checkpoint::restore(rt, codec, ckpt.path()) {
         Ok(None) => return None,
-        Ok(Some((calls, bytes))) => (codec.load)(rt, &bytes).map(|a| (calls, a)),
+        Ok(Some(found)) => Ok(found),
         Err(e) => Err(e),
     };
     Some(match found {
         Ok((calls, a)) => {
             core.calls.store(calls, Ordering::Relaxed);
+            ckpt.restored(calls);
             inner.note_restored(crate::checkpoint::Restored {
                 name: core.name.to_string(),
-                path: ckpt.path.clone(),
+                path: ckpt.path().to_path_buf(),
                 calls,
             });
             Ok(a)
@@ -864,19 +864,14 @@ fn restore<A: ActorClass>(
     })
 }
 
-/// Counts a call that returned and takes a checkpoint every
-/// `checkpoint_every` calls.
-fn after_call<A: ActorClass>(rt: &Runtime, core: &Core<A>, actor: &A) {
+/// Counts a call that returned and takes a checkpoint when one is due
+/// (`checkpoint_every` calls after the last one written); an error when a
+/// due checkpoint cannot be written (the call's result is then withheld).
+fn after_call<A: ActorClass>(rt: &Runtime, core: &Core<A>, actor: &A) -> Result<()> {
     let n = core.calls.fetch_add(1, Ordering::Relaxed) + 1;
-    if let (Some(codec), Some(ckpt)) = (A::CHECKPOINT.as_ref(), core.ckpt.as_ref())
-        && ckpt.every > 0
-        && n.is_multiple_of(ckpt.every)
-        && let Err(e) = crate::checkpoint::take(rt, codec, actor, &ckpt.path, n)
-    {
-        tracing::warn!(
-            "actor {}: checkpoint after {n} calls failed: {e}",
-            core.name
-        );
+    match (A::CHECKPOINT.as_ref(), core.ckpt.as_ref()) {
+        (Some(codec), Some(ckpt)) => ckpt.after_call(rt, codec, actor, n, &core.name),
+        _ => Ok(()),
     }
 }
 

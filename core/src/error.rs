@@ -148,6 +148,15 @@ pub enum Error {
     /// No usable GPU: no CUDA driver, no device, or a CUDA call failed.
     #[error("GPU: {0}")]
     Gpu(String),
+    /// An actor checkpoint could not be written, or a checkpoint file could
+    /// not be read back.
+    #[error("checkpoint {}: {reason}", .path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl From<ferry_gpu::GpuError> for Error {
@@ -175,7 +184,11 @@ impl From<ferry_store::StoreError> for Error {
 
 impl From<ferry_launcher::LaunchError> for Error {
     fn from(e: ferry_launcher::LaunchError) -> Self {
-        Error::Init(e.to_string())
+        match e {
+            // A malformed variable is bad input, like a bad config value.
+            ferry_launcher::LaunchError::BadVar { .. } => Error::InvalidArgument(e.to_string()),
+            e => Error::Init(e.to_string()),
+        }
     }
 }
 

@@ -95,6 +95,7 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
             "a world needs at least one rank".into(),
         ));
     }
+    cfg.check()?;
     crate::log::install(0)?;
     let job_id = cfg.job_id.clone().unwrap_or_else(|| {
         let nanos = SystemTime::now()

@@ -221,8 +221,13 @@ impl ActorOptions {
         self
     }
 
-    /// Checkpoints the actor's state every `n` calls that return (0, the
-    /// default: only on [`ActorHandle::checkpoint`](crate::ActorHandle::checkpoint)).
+    /// Checkpoints the actor's state every `n` calls that return, counted
+    /// from the last checkpoint written (0, the default: only on
+    /// [`ActorHandle::checkpoint`](crate::ActorHandle::checkpoint)). A due
+    /// checkpoint that cannot be written fails the call that made it due
+    /// with [`Error::Checkpoint`](crate::Error::Checkpoint) (its result is
+    /// not returned; the actor keeps its state) and every later call tries
+    /// again until one is written.
     /// The class must be marked `#[ferry::actor(checkpoint)]` and the actor
     /// named (checkpoints are kept by name, per job, under
     /// `Config::checkpoint_dir`). An actor with a checkpoint starts from it,

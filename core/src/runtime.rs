@@ -47,7 +47,7 @@ use crate::gpus::GpuPool;
 use crate::ids::IdGen;
 use crate::object_ref::ObjectRef;
 use crate::pinning::Pinning;
-use crate::resources::{Ledger, Request, valid_amount};
+use crate::resources::{Ledger, Request};
 use crate::scheduler::Scheduler;
 use crate::signal::{self, Signal};
 use crate::slot::{Bytes, Slot, StoredValue, TypeTag, UnhandledSink, Waiter};
@@ -191,6 +191,7 @@ impl std::fmt::Debug for Runtime {
 /// # Ok::<(), ferry_core::Error>(())
 /// ```
 pub fn init(cfg: Config) -> Result<Runtime> {
+    cfg.check()?;
     let world = ferry_launcher::discover()?;
     crate::log::install(world.rank)?;
     #[cfg(feature = "mpi")]
@@ -353,7 +354,11 @@ fn store_config(cfg: &Config, job_id: &str, rank: u32, node_ranks: u32) -> Store
         .object_store_memory
         .unwrap_or_else(|| ferry_store::default_capacity(&store.dir, store.node_ranks));
     if cfg.spill != Some(false) {
-        store.spill_root = Some(cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir));
+        store.spill_root = Some(
+            cfg.spill_dir
+                .clone()
+                .unwrap_or_else(ferry_store::default_spill_root),
+        );
     }
     store.put_timeout = cfg
         .put_timeout
@@ -393,6 +398,7 @@ fn arena(cfg: StoreConfig) -> Result<Arena> {
 
 /// Whether same-node neighbours' objects are read one-sidedly rather than
 /// in place (the config, else `FERRY_FORCE_RMA=1`).
+#[cfg(feature = "mpi")]
 fn force_rma_of(cfg: &Config) -> bool {
     cfg.force_rma
         .unwrap_or_else(|| std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1"))
@@ -455,21 +461,9 @@ impl Prepared {
         let binding = ferry_launcher::plan_rank(&topo, &local, me)
             .map_err(|e| Error::Init(format!("cannot plan this rank's binding: {e}")))?;
         let cores = binding.cpus.len().max(1);
+        // The config's values are checked (`Config::check`) before this.
         let num_cpus = cfg.num_cpus.unwrap_or(cores as f64);
-        if !valid_amount(num_cpus) {
-            return Err(Error::InvalidArgument(format!(
-                "num_cpus must be >= 0, got {num_cpus}"
-            )));
-        }
-        let num_gpus = match cfg.num_gpus {
-            Some(n) if !valid_amount(n) || n.fract() != 0.0 => {
-                return Err(Error::InvalidArgument(format!(
-                    "num_gpus must be a whole number >= 0, got {n}"
-                )));
-            }
-            Some(n) => n,
-            None => binding.gpus.len() as f64,
-        };
+        let num_gpus = cfg.num_gpus.unwrap_or(binding.gpus.len() as f64);
         // The rank's own devices first; logical GPUs asked for beyond them
         // (Ray's `init(num_gpus=8)` on a machine without) are numbered on.
         let mut gpu_ids: Vec<u32> = binding
@@ -492,25 +486,13 @@ impl Prepared {
                     .unwrap_or(ferry_launcher::affinity::total_memory_bytes() as f64),
             ),
         ];
-        for (name, amount) in &cfg.resources {
-            if totals.iter().any(|(n, _)| n == name) {
-                return Err(Error::InvalidArgument(format!(
-                    "resource {name} is given twice (CPU, GPU and memory have their own settings)"
-                )));
-            }
-            if !valid_amount(*amount) {
-                return Err(Error::InvalidArgument(format!(
-                    "resource {name} must be >= 0, got {amount}"
-                )));
-            }
-            totals.push((name.clone(), *amount));
-        }
+        totals.extend(cfg.resources.iter().cloned());
         let bind = cfg.pin_threads.unwrap_or(bind_default);
         let store = store_config(cfg, &job_id, rank, node_ranks);
         let checkpoint_dir = cfg
             .checkpoint_dir
             .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("ferry-checkpoints"))
+            .unwrap_or_else(|| ferry_store::PrivateDir::locate().path().join("checkpoints"))
             .join(&job_id);
         Ok(Prepared {
             rank,
@@ -530,7 +512,10 @@ impl Prepared {
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
-            force_rma: force_rma_of(cfg),
+            force_rma: match cfg.force_rma {
+                Some(yes) => yes,
+                None => crate::config::switch("FERRY_FORCE_RMA")?.unwrap_or(false),
+            },
             heartbeat,
             neighbours: Neighbours::new(),
         })
@@ -559,6 +544,9 @@ impl Prepared {
         arena: Arena,
         transport: Option<Arc<dyn Transport>>,
     ) -> Result<Runtime> {
+        let quiet = crate::config::switch("FERRY_IGNORE_UNHANDLED_ERRORS")?.unwrap_or(false);
+        // Every rank, so that a SIGUSR1 never ends a job (see `status`).
+        crate::status::catch_usr1();
         // Step 5: the NUMA policy first, so that reserving places the pages.
         self.pinning.bind_arena(&arena);
         if let Err(e) = arena.reserve() {
@@ -591,7 +579,7 @@ impl Prepared {
             exports: Arc::new(Exports::default()),
             unhandled: Arc::new(UnhandledSink {
                 count: Default::default(),
-                quiet: std::env::var_os("FERRY_IGNORE_UNHANDLED_ERRORS").is_some_and(|v| v == "1"),
+                quiet,
             }),
             actors: ActorTable::default(),
             spin: self.spin,
@@ -1077,6 +1065,8 @@ impl Runtime {
     }
 
     /// [`get`](Self::get) with a timeout: [`Error::Timeout`] when it passes.
+    /// A timeout too long to be a deadline ([`Duration::MAX`]) is no
+    /// timeout: as `get`.
     ///
     /// ```
     /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
@@ -1085,7 +1075,7 @@ impl Runtime {
     /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn get_timeout<T: Object>(&self, r: &ObjectRef<T>, timeout: Duration) -> Result<View<T>> {
-        self.wait_slot(&r.slot, Some(Instant::now() + timeout))
+        self.wait_slot(&r.slot, crate::config::deadline_after(timeout))
             .map_err(|_| Error::Timeout(timeout))?;
         View::of(r.slot.clone())
     }
@@ -1158,7 +1148,8 @@ impl Runtime {
     /// `ready` holds at most `num_returns` refs. Pass the refs by value
     /// (`rt.wait(not_ready, 1, None)`, as Ray code does) to move them into the
     /// result without touching their reference counts, or borrow them
-    /// (`rt.wait(&refs, …)`) to keep yours.
+    /// (`rt.wait(&refs, …)`) to keep yours. `Some(Duration::MAX)` waits as
+    /// `None` does.
     ///
     /// ```
     /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
@@ -1186,7 +1177,8 @@ impl Runtime {
                 "wait: {dup} is given twice"
             )));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to be a deadline (`Duration::MAX`) is none.
+        let deadline = timeout.and_then(crate::config::deadline_after);
         let enough = || {
             refs.iter()
                 .filter(|r| r.is_ready())

@@ -50,4 +50,7 @@ pub use error::LaunchError;
 pub use info::{format_cpu_ranges, render_json, render_table};
 pub use plan::{Granted, RankBinding, plan, plan_oversubscribed, plan_rank};
 pub use topology::{GpuInfo, NumaNode, Topology, TopologySource};
-pub use world::{Launcher, World, discover, discover_from, require_single_rank, sanitize_job_id};
+pub use world::{
+    JobIdError, Launcher, MAX_JOB_ID, World, check_job_id, discover, discover_from,
+    require_single_rank, sanitize_job_id,
+};

@@ -108,8 +108,79 @@ pub fn sanitize_job_id(raw: &str) -> String {
     if out.is_empty() || out.starts_with('.') {
         out.insert(0, '_');
     }
-    out.truncate(128);
+    out.truncate(MAX_JOB_ID);
     out
+}
+
+/// Why a job id was refused by [`check_job_id`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobIdError {
+    /// The id as given.
+    pub id: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+impl std::fmt::Display for JobIdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "job id {:?} is not a plain name: {}; {JOB_ID_RULE}",
+            self.id, self.why
+        )
+    }
+}
+
+impl std::error::Error for JobIdError {}
+
+/// The longest job id, in bytes.
+pub const MAX_JOB_ID: usize = 128;
+
+/// What a job id may be, in words.
+const JOB_ID_RULE: &str = "a job id is 1 to 128 characters of A-Z a-z 0-9 . _ - (not . or ..)";
+
+/// Checks that `id` is a plain name that can be part of a file name: 1 to
+/// [`MAX_JOB_ID`] characters of `[A-Za-z0-9._-]`, and not `.` or `..`.
+/// Job ids that a user gives (`FERRY_JOB_ID`, `Config::job_id`) are held
+/// to it; ids made from a launcher's variables go through
+/// [`sanitize_job_id`] instead.
+///
+/// ```
+/// use ferry_launcher::check_job_id;
+/// assert!(check_job_id("slurm12.3").is_ok());
+/// assert!(check_job_id("..").is_err());
+/// assert!(check_job_id("a/b").is_err());
+/// assert!(check_job_id("run\n2").is_err());
+/// assert!(check_job_id("").is_err());
+/// ```
+pub fn check_job_id(id: &str) -> Result<(), JobIdError> {
+    let why = if id.is_empty() {
+        Some("it is empty")
+    } else if id.len() > MAX_JOB_ID {
+        Some("it is too long")
+    } else if id == "." || id == ".." {
+        Some("it names a directory")
+    } else if id.contains('/') {
+        Some("it contains '/'")
+    } else if id.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else if id.chars().any(char::is_whitespace) {
+        Some("it contains white space")
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        Some("it contains a character outside A-Z a-z 0-9 . _ -")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(JobIdError {
+            id: id.to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Reads the world from this process's environment: [`discover_from`] with
@@ -139,11 +210,12 @@ pub fn discover() -> Result<World, LaunchError> {
 ///    `slurm<SLURM_JOB_ID>.<SLURM_STEP_ID>`).
 /// 5. None of them: a single rank with job id `p<pid>-<unix nanos>`.
 ///
-/// `FERRY_JOB_ID`, when set and not empty, overrides the job id. Where a
+/// `FERRY_JOB_ID`, when set and not empty, overrides the job id; it must
+/// pass [`check_job_id`] as it is ([`LaunchError::BadVar`] otherwise). Where a
 /// multi-rank launcher gives no job id, the id is `<launcher>-ppid<parent
 /// pid>`, which is shared by the ranks of one node. When a launcher gives no
-/// per-node layout, every rank is assumed to be on one node. Job ids are
-/// passed through [`sanitize_job_id`]. Apart from the single-rank and
+/// per-node layout, every rank is assumed to be on one node. Job ids made
+/// from a launcher's variables are passed through [`sanitize_job_id`]. Apart from the single-rank and
 /// fallback ids (which use the process ids and the clock) the result depends
 /// on `env` only.
 ///
@@ -182,10 +254,19 @@ pub fn discover_from(env: impl Fn(&str) -> Option<String>) -> Result<World, Laun
     } else {
         single()
     };
-    if let Some(id) = env.get("FERRY_JOB_ID") {
+    world.job_id = sanitize_job_id(&world.job_id);
+    // A job id the user gives is taken as it is or refused, never mended
+    // (an empty value counts as unset, as for every variable here).
+    if let Some(id) = (env.0)("FERRY_JOB_ID").filter(|v| !v.is_empty()) {
+        check_job_id(&id).map_err(|e| {
+            bad(
+                "FERRY_JOB_ID",
+                &id,
+                format!("not a plain name: {}; {JOB_ID_RULE}", e.why),
+            )
+        })?;
         world.job_id = id;
     }
-    world.job_id = sanitize_job_id(&world.job_id);
     validate(&world)?;
     Ok(world)
 }
@@ -575,5 +656,26 @@ mod tests {
         assert_eq!(sanitize_job_id(".hidden"), "_.hidden");
         assert_eq!(sanitize_job_id("é"), "_");
         assert_eq!(sanitize_job_id(&"x".repeat(500)).len(), 128);
+    }
+
+    #[test]
+    fn ferry_job_id_is_taken_as_given_or_refused() {
+        let with = |id: &'static str| {
+            discover_from(move |k| (k == "FERRY_JOB_ID").then(|| id.to_string()))
+        };
+        assert_eq!(with("run-7.a_b").unwrap().job_id, "run-7.a_b");
+        assert_ne!(with("").unwrap().job_id, "", "empty counts as unset");
+        for bad_id in ["..", ".", "a/b", "a\nb", "a\n", " a", "a b", "é", "a\0b"] {
+            match with(bad_id) {
+                Err(LaunchError::BadVar { name, value, why }) => {
+                    assert_eq!((name.as_str(), value.as_str()), ("FERRY_JOB_ID", bad_id));
+                    assert!(why.contains("A-Z a-z 0-9 . _ -"), "{why}");
+                }
+                other => panic!("{bad_id:?}: expected BadVar, got {other:?}"),
+            }
+        }
+        let long = "x".repeat(MAX_JOB_ID + 1);
+        assert!(check_job_id(&long).is_err());
+        assert!(check_job_id(&long[1..]).is_ok());
     }
 }

@@ -225,9 +225,12 @@ fn no_launcher_is_single_rank() {
 }
 
 #[test]
-fn ferry_job_id_overrides_and_is_sanitized() {
-    let w = world(&[("FERRY_JOB_ID", "my job/../x")]).unwrap();
-    assert_eq!(w.job_id, "my_job_.._x");
+fn ferry_job_id_overrides_and_is_refused_unless_a_plain_name() {
+    // A job id the user gives is not mended: it is refused.
+    match world(&[("FERRY_JOB_ID", "my job/../x")]) {
+        Err(LaunchError::BadVar { name, .. }) => assert_eq!(name, "FERRY_JOB_ID"),
+        other => panic!("expected BadVar, got {other:?}"),
+    }
     let w = world(&[
         ("FERRY_JOB_ID", "fixed"),
         ("SLURM_PROCID", "0"),

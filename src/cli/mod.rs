@@ -50,7 +50,8 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "/dev/shm")]
         dir: PathBuf,
         /// The directory holding the ranks' spill directories (default:
-        /// FERRY_SPILL_DIR, else the system's temporary directory).
+        /// FERRY_SPILL_DIR, else the user's private spill directory, as the
+        /// runtime's default).
         #[arg(long, value_name = "DIR")]
         spill_dir: Option<PathBuf>,
     },
@@ -145,7 +146,7 @@ fn clean(
     );
     let root = spill_dir
         .or_else(|| std::env::var_os("FERRY_SPILL_DIR").map(PathBuf::from))
-        .unwrap_or_else(std::env::temp_dir);
+        .unwrap_or_else(ferry::parts::store::default_spill_root);
     let spills = match ferry::parts::store::clean_spill(&root, job) {
         Ok(r) => r,
         // No spill directory yet: nothing was ever spilled there.

@@ -11,6 +11,8 @@
 //! - [`Sealed`] / [`Pinned`]: sealed objects the store spills to disk while
 //!   nobody pins them, and reads back (checked against a checksum) on the
 //!   next pin.
+//! - [`PrivateDir`]: the user's private directory (0700, checked to be
+//!   the user's own), where spill files and checkpoints go by default.
 //! - [`StoreError`]: everything that can fail.
 
 mod alloc;
@@ -21,6 +23,7 @@ mod error;
 mod fileio;
 mod liveness;
 mod pressure;
+mod private_dir;
 mod sealed;
 mod segment;
 mod spill_dir;
@@ -36,5 +39,6 @@ pub use error::{Count, HeldReport, StoreError};
 pub use fileio::{IoPath, read_exact_at, write_all_at};
 pub use liveness::{clean, clean_spill};
 pub use pressure::{SpillStats, never_wait_on_this_thread};
+pub use private_dir::{PrivateDir, PrivateDirError, Problem, default_spill_root};
 pub use sealed::{Pinned, SPILL_MIN, Sealed};
 pub use segment::{DEFAULT_SHM_DIR, ReadOnlySegment, Segment, free_space, open_readonly};

@@ -235,7 +235,8 @@ pub(crate) fn alloc_under_pressure(shared: &Shared, len: usize) -> Result<Alloca
         p.timeout
     };
     let start = Instant::now();
-    let deadline = start + timeout;
+    // A timeout past what an `Instant` holds (`Duration::MAX`) has no deadline.
+    let deadline = start.checked_add(timeout);
     p.waiting.fetch_add(1, Ordering::SeqCst);
     struct Leave<'a>(&'a AtomicUsize);
     impl Drop for Leave<'_> {
@@ -254,7 +255,7 @@ pub(crate) fn alloc_under_pressure(shared: &Shared, len: usize) -> Result<Alloca
             return Ok(x);
         }
         let now = Instant::now();
-        if now >= deadline {
+        if deadline.is_some_and(|d| now >= d) {
             drop(a);
             return Err(StoreError::Held {
                 requested: len,
@@ -263,7 +264,7 @@ pub(crate) fn alloc_under_pressure(shared: &Shared, len: usize) -> Result<Alloca
             });
         }
         if p.generation.load(Ordering::SeqCst) == generation {
-            let wait = (deadline - now).min(RECHECK);
+            let wait = deadline.map_or(RECHECK, |d| (d - now).min(RECHECK));
             drop(p.space.wait_timeout(a, wait));
         }
     }

@@ -1,7 +1,8 @@
 //! A rank's spill directory and the files objects are spilled into.
 //!
-//! The directory, `<root>/ferry-<job>-r<rank>.spill`, is made under a
-//! temporary name, locked (`flock` on the directory, held for the rank's
+//! The directory, `<root>/ferry-<job>-r<rank>.spill` (mode 0700; the
+//! default root is `spill` in the user's private directory, see
+//! [`PrivateDir`]), is made under a temporary name, locked (`flock` on the directory, held for the rank's
 //! life) and renamed into place, as segments are (see `liveness`), so a
 //! crashed rank's directory is stale and [`clean`](crate::clean) removes
 //! it. The spill files inside have no names at all (`O_TMPFILE`, or
@@ -21,7 +22,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use crate::alloc::{Allocation, LARGE, OffsetAllocator};
 use crate::error::StoreError;
 use crate::liveness::{remove_if_stale, rename_noreplace, try_lock};
+use crate::private_dir::PrivateDir;
 
 /// Objects at least this large are spilled with direct I/O.
 pub(crate) const DIRECT_MIN: usize = 1 << 20;
@@ -179,8 +181,11 @@ impl SpillDir {
         // A temporary directory of ours can only be left by an earlier
         // attempt of this very process.
         let _ = std::fs::remove_dir_all(&temp);
-        std::fs::create_dir_all(root).map_err(|e| spill_err(root, e))?;
-        std::fs::create_dir(&temp).map_err(|e| spill_err(root, e))?;
+        make_root(root)?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&temp)
+            .map_err(|e| spill_err(root, e))?;
         let made = Self::lock_and_open(&temp).and_then(|(lock, buffered, direct)| {
             Self::move_into_place(&temp, &path)?;
             Ok(SpillDir {
@@ -303,6 +308,21 @@ impl SpillDir {
 impl Drop for SpillDir {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+/// Makes `root` if it is missing. The default root, below the user's
+/// private directory ([`default_spill_root`](crate::default_spill_root)),
+/// is made 0700 and checked to be the user's own at every start; a root
+/// the user chose is taken as it is.
+fn make_root(root: &Path) -> Result<(), StoreError> {
+    let private = PrivateDir::locate();
+    match private.below(root) {
+        Some(sub) => private
+            .make(sub)
+            .map(drop)
+            .map_err(|e| spill_err(root, io::Error::new(io::ErrorKind::PermissionDenied, e))),
+        None => std::fs::create_dir_all(root).map_err(|e| spill_err(root, e)),
     }
 }
 
