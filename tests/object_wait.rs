@@ -128,6 +128,12 @@ fn failed_tasks_count_as_ready() -> ferry::Result<()> {
     let r = boom::remote(&rt)?;
     let (ready, _) = rt.wait(std::slice::from_ref(&r), 1, Some(Duration::from_secs(10)))?;
     assert_eq!(ready, vec![r.clone()]);
-    assert!(rt.get(&r).is_err());
+    match rt.get(&r) {
+        Err(ferry::Error::Task(t)) => {
+            assert_eq!(t.kind, ferry::FailureKind::Application, "{t:?}");
+            assert_eq!(t.message, "boom");
+        }
+        other => panic!("expected boom's own error, got {other:?}"),
+    }
     rt.shutdown()
 }

@@ -80,10 +80,12 @@ fn actors_hold_their_gpus_for_life() -> ferry::Result<()> {
     assert_eq!(rt.get_value(&t.devices().remote()?)?, vec![0]);
     // The only GPU is held by the actor: a GPU task must wait until it is killed.
     let waiting = ids::options().num_gpus(1.0).remote(&rt)?;
+    let early = rt.get_timeout(&waiting, Duration::from_millis(200));
     assert!(
-        rt.get_timeout(&waiting, Duration::from_millis(200))
-            .is_err()
+        matches!(early, Err(ferry::Error::Timeout(_))),
+        "a GPU task ran while the actor held the only GPU: {early:?}"
     );
+    drop(early);
     t.kill();
     assert_eq!(rt.get_value(&waiting)?, vec![0]);
     rt.shutdown()
@@ -97,7 +99,18 @@ fn gpu_requests_without_gpus_are_infeasible() -> ferry::Result<()> {
         matches!(err, ferry::Error::Infeasible { ref resource, .. } if resource == "GPU"),
         "{err}"
     );
-    assert!(Trainer::options().num_gpus(1.0).remote(&rt).is_err());
-    assert!(ferry::init(Config::default().num_gpus(0.5)).is_err());
+    let err = Trainer::options()
+        .num_gpus(1.0)
+        .remote(&rt)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(err, ferry::Error::Infeasible { ref resource, .. } if resource == "GPU"),
+        "{err}"
+    );
+    let err = ferry::init(Config::default().num_gpus(0.5))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(err, ferry::Error::InvalidArgument(_)), "{err}");
     rt.shutdown()
 }

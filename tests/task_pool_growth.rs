@@ -58,7 +58,12 @@ fn shutdown_does_not_hang_on_a_task_that_never_returns() -> ferry::Result<()> {
             .object_store_memory(16 << 20),
     )?;
     let r = forever::remote(&rt)?;
-    assert!(rt.get_timeout(&r, Duration::from_millis(100)).is_err());
+    let early = rt.get_timeout(&r, Duration::from_millis(100));
+    assert!(
+        matches!(early, Err(ferry::Error::Timeout(_))),
+        "a task that never returns: {early:?}"
+    );
+    drop(early);
     let path = rt.store_path().to_path_buf();
     let start = Instant::now();
     rt.shutdown()?;
