@@ -2,7 +2,7 @@
 //! handles passed into and returned from tasks, and ref arguments.
 
 mod common;
-use common::start;
+use common::{Gate, start};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -84,9 +84,10 @@ fn make_counter(rt: &Runtime, start: u64) -> ferry::Result<ActorHandle<Counter>>
     Ok(c)
 }
 
+/// 10, once gate `key` opens.
 #[ferry::remote]
-fn slow_ten() -> u64 {
-    std::thread::sleep(Duration::from_millis(200));
+fn ten_after(key: u64) -> u64 {
+    Gate::pass(key, 0);
     10
 }
 
@@ -181,10 +182,13 @@ fn method_ref_arguments_are_resolved() -> ferry::Result<()> {
     let c = Counter::remote(&rt, 1)?;
     let p = rt.put(&4u64)?;
     assert_eq!(*rt.get(&c.add(&p).remote()?)?, 5);
-    // A ref from a task that is still running.
-    let slow = slow_ten::remote(&rt)?;
+    // A ref from a task that is still running (until both calls are made).
+    let gate = Gate::new();
+    let slow = ten_after::remote(&rt, gate.key())?;
+    gate.wait_arrived(1, "the task making the argument to be running");
     let r = c.add(slow).remote()?;
     let after = c.get().remote()?;
+    gate.open();
     assert_eq!(*rt.get(&r)?, 15);
     assert_eq!(*rt.get(&after)?, 15, "a later call ran before the ref arg");
     let list = rt.put(&vec![1u64, 2])?;

@@ -1,6 +1,9 @@
 //! GPU ids handed to tasks and actors (Ray's `ray.get_gpu_ids()` and the
 //! `CUDA_VISIBLE_DEVICES` it sets), with logical GPUs given to `init`.
 
+mod common;
+use common::Gate;
+
 use std::time::Duration;
 
 use ferry::Config;
@@ -15,9 +18,10 @@ fn visible() -> Option<String> {
     ferry::env_var("CUDA_VISIBLE_DEVICES")
 }
 
+/// Holds its GPUs until gate `key` opens; their ids.
 #[ferry::remote]
-fn hold_ids(ms: u64) -> Vec<u32> {
-    std::thread::sleep(Duration::from_millis(ms));
+fn hold_ids(key: u64) -> Vec<u32> {
+    Gate::pass(key, 0);
     ferry::gpu_ids()
 }
 
@@ -52,8 +56,12 @@ fn runtime(gpus: f64) -> ferry::Result<ferry::Runtime> {
 #[test]
 fn whole_gpu_tasks_get_distinct_devices() -> ferry::Result<()> {
     let rt = runtime(2.0)?;
-    let a = hold_ids::options().num_gpus(1.0).remote(&rt, 300)?;
-    let b = hold_ids::options().num_gpus(1.0).remote(&rt, 300)?;
+    // Both hold their GPU at once (each waits at the gate until both came).
+    let gate = Gate::new();
+    let a = hold_ids::options().num_gpus(1.0).remote(&rt, gate.key())?;
+    let b = hold_ids::options().num_gpus(1.0).remote(&rt, gate.key())?;
+    gate.wait_arrived(2, "both one-GPU tasks to be running");
+    gate.open();
     let (a, b) = (rt.get_value(&a)?, rt.get_value(&b)?);
     assert_eq!(a.len(), 1);
     assert_eq!(b.len(), 1);
