@@ -115,6 +115,16 @@ impl Gate {
         with_gates(|g| g.entry(key).or_default().arrived.push(rank));
     }
 
+    /// In a task: arrives, then waits (at most [`BOUND`]) until `n` have
+    /// arrived in all: a rendezvous that only tasks running at the same time
+    /// can pass (one that waits alone fails naming the gate).
+    pub(crate) fn meet(key: u64, rank: u32, n: usize) {
+        Gate::arrive(key, rank);
+        wait_gate(key, &format!("{n} to meet at gate {key}"), |s| {
+            s.arrived.len() >= n
+        });
+    }
+
     /// In the test: waits until `n` tasks have arrived; panics naming `what`.
     pub(crate) fn wait_arrived(&self, n: usize, what: &str) {
         wait_gate(self.key, what, |s| s.arrived.len() >= n);
