@@ -2,10 +2,9 @@
 //! handles passed into and returned from tasks, and ref arguments.
 
 mod common;
-use common::start;
+use common::{Gate, start};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use ferry::{ActorHandle, ObjectRef, Runtime};
 
@@ -57,10 +56,14 @@ impl Sleeper {
         Sleeper { calls: 0 }
     }
 
-    fn nap(&mut self, ms: u64) -> u32 {
+    /// Meets one other call at gate `key` (when there is one), counting
+    /// the calls running at once.
+    fn nap(&mut self, key: Option<u64>) -> u32 {
         let now = IN_CALL.fetch_add(1, Ordering::SeqCst) + 1;
         MAX_IN_CALL.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(ms));
+        if let Some(key) = key {
+            Gate::meet(key, 0, 2);
+        }
         IN_CALL.fetch_sub(1, Ordering::SeqCst);
         self.calls += 1;
         self.calls
@@ -84,9 +87,10 @@ fn make_counter(rt: &Runtime, start: u64) -> ferry::Result<ActorHandle<Counter>>
     Ok(c)
 }
 
+/// 10, once gate `key` opens.
 #[ferry::remote]
-fn slow_ten() -> u64 {
-    std::thread::sleep(Duration::from_millis(200));
+fn ten_after(key: u64) -> u64 {
+    Gate::pass(key, 0);
     10
 }
 
@@ -127,24 +131,23 @@ fn two_actors_run_in_parallel() -> ferry::Result<()> {
     let rt = start(2.0)?;
     let a = Sleeper::remote(&rt)?;
     let b = Sleeper::remote(&rt)?;
-    // Let both constructors run before timing.
-    rt.get(&a.nap(0).remote()?)?;
-    rt.get(&b.nap(0).remote()?)?;
-    let t0 = Instant::now();
+    rt.get(&a.nap(None).remote()?)?;
+    rt.get(&b.nap(None).remote()?)?;
+    // In each round a call of `a` and one of `b` meet at a gate: they can
+    // only pass it running at the same time (run one after the other, the
+    // first would wait alone and fail).
+    let gates: Vec<Gate> = (0..4).map(|_| Gate::new()).collect();
     let mut refs = Vec::new();
-    for _ in 0..4 {
-        refs.push(a.nap(300).remote()?);
-        refs.push(b.nap(300).remote()?);
+    for g in &gates {
+        refs.push(a.nap(Some(g.key())).remote()?);
+        refs.push(b.nap(Some(g.key())).remote()?);
     }
     let done: Vec<u32> = rt.get_all(&refs)?.iter().map(|v| v.to_native()).collect();
-    let took = t0.elapsed();
     assert_eq!(done, vec![2, 2, 3, 3, 4, 4, 5, 5]);
     assert!(
         MAX_IN_CALL.load(Ordering::SeqCst) >= 2,
         "the two actors never ran a call at the same time"
     );
-    // Serial would be 8 x 300 ms = 2.4 s; parallel is about 1.2 s.
-    assert!(took < Duration::from_secs(2), "took {took:?}");
     rt.shutdown()
 }
 
@@ -181,10 +184,13 @@ fn method_ref_arguments_are_resolved() -> ferry::Result<()> {
     let c = Counter::remote(&rt, 1)?;
     let p = rt.put(&4u64)?;
     assert_eq!(*rt.get(&c.add(&p).remote()?)?, 5);
-    // A ref from a task that is still running.
-    let slow = slow_ten::remote(&rt)?;
+    // A ref from a task that is still running (until both calls are made).
+    let gate = Gate::new();
+    let slow = ten_after::remote(&rt, gate.key())?;
+    gate.wait_arrived(1, "the task making the argument to be running");
     let r = c.add(slow).remote()?;
     let after = c.get().remote()?;
+    gate.open();
     assert_eq!(*rt.get(&r)?, 15);
     assert_eq!(*rt.get(&after)?, 15, "a later call ran before the ref arg");
     let list = rt.put(&vec![1u64, 2])?;

@@ -4,6 +4,9 @@
 //! handles passed around, lifetime, kill, restarts) is in the multi-rank
 //! suite (`tests/multirank`), run over loopback and real `mpirun`.
 
+mod common;
+use common::Gate;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -28,6 +31,12 @@ impl Sleeper {
         std::thread::sleep(Duration::from_millis(ms));
         ms
     }
+
+    /// Waits at gate `key` until the test opens it.
+    fn hold(&self, key: u64) -> u64 {
+        Gate::pass(key, ferry::current().map_or(u32::MAX, |rt| rt.rank()));
+        key
+    }
 }
 
 #[test]
@@ -35,9 +44,11 @@ fn calls_to_an_actor_on_a_lost_rank_fail_typed() -> ferry::Result<()> {
     ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
         let s = Sleeper::options().on_rank(2).remote(&rt)?;
         assert_eq!(rt.get_value(&s.nap(1).remote()?)?, 1);
-        let pending = s.nap(2_000).remote()?;
-        std::thread::sleep(Duration::from_millis(100));
+        let gate = Gate::new();
+        let pending = s.hold(gate.key()).remote()?;
+        gate.wait_arrived_on(2, "the call to be running on rank 2");
         world.kill(2, "killed by the test")?;
+        gate.open();
         match rt.get_timeout(&pending, Duration::from_secs(10)) {
             Err(Error::ActorDied { reason, .. }) => assert!(reason.contains("2"), "{reason}"),
             other => panic!("expected ActorDied, got {:?}", other.map(|v| *v)),

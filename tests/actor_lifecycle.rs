@@ -3,7 +3,7 @@
 //! holds, and calls after shutdown.
 
 mod common;
-use common::{eventually, start};
+use common::{Gate, eventually, start};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -50,9 +50,10 @@ impl Fragile {
         Ok(self.value)
     }
 
-    fn nap(&self, ms: u64) -> u64 {
-        std::thread::sleep(Duration::from_millis(ms));
-        ms
+    /// Waits at gate `key` until the test opens it.
+    fn hold(&self, key: u64) -> u64 {
+        Gate::pass(key, 0);
+        key
     }
 }
 
@@ -183,12 +184,13 @@ fn kill_fails_queued_calls() -> ferry::Result<()> {
     let rt = start(2.0)?;
     let c = Fragile::remote(&rt, 0)?;
     rt.get(&c.get().remote()?)?;
-    let nap = c.nap(500).remote()?;
+    let gate = Gate::new();
+    let running = c.hold(gate.key()).remote()?;
     let queued: Vec<_> = (0..5)
         .map(|_| c.increment().remote())
         .collect::<ferry::Result<_>>()?;
-    // Let the nap start, then kill while the rest wait behind it.
-    std::thread::sleep(Duration::from_millis(100));
+    // Kill while one call runs and the rest wait behind it.
+    gate.wait_arrived(1, "the first call to be running");
     c.kill();
     for r in &queued {
         match rt.get_timeout(r, Duration::from_secs(10)) {
@@ -196,8 +198,12 @@ fn kill_fails_queued_calls() -> ferry::Result<()> {
             Ok(v) => panic!("a queued call ran after kill: {}", *v),
         }
     }
-    // The running call may finish or fail, but it never hangs.
-    let _ = rt.get_timeout(&nap, Duration::from_secs(10));
+    // The running call finishes (as `kill` documents).
+    gate.open();
+    assert_eq!(
+        *rt.get_timeout(&running, Duration::from_secs(30))?,
+        gate.key()
+    );
     rt.shutdown()
 }
 

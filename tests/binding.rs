@@ -1,9 +1,38 @@
 //! Real binding on this machine: the threads' affinity and memory policy are
 //! what the rank's binding plan says.
+//!
+//! Expectations come from the topology (`Topology::detect`, hwloc when
+//! built with it): on a machine with several NUMA nodes a rank's CPUs may
+//! span them, and then nothing binds its memory to one.
 
+use ferry::parts::launcher::Topology;
 use ferry::parts::launcher::affinity::{allowed_cpus, current_thread_cpus};
 use ferry::parts::launcher::membind::thread_memory_policy;
 use ferry::{Config, Error, Pin, Runtime};
+
+fn topology() -> Topology {
+    Topology::detect().expect("this node's topology")
+}
+
+/// The NUMA node holding all of `cpus`, or `None` when they span several.
+fn node_of(topo: &Topology, cpus: &[usize]) -> Option<u32> {
+    let mut nodes: Vec<Option<u32>> = cpus.iter().map(|&c| topo.numa_of(c)).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    match nodes.as_slice() {
+        [Some(node)] => Some(*node),
+        _ => None,
+    }
+}
+
+/// The memory policy a thread bound to `node` has (`Debug` of
+/// `thread_memory_policy()`): preferred there, or the default when unbound.
+fn policy_for(node: Option<u32>) -> String {
+    match node {
+        Some(node) => format!("Ok(Preferred([{node}]))"),
+        None => "Ok(Default)".to_string(),
+    }
+}
 
 /// Runs `r`'s task on a worker (a getter would run a queued task itself)
 /// and returns its value.
@@ -60,10 +89,12 @@ fn one_rank_gets_every_allowed_cpu_and_binds_a_worker_per_core() {
         }
     }
     assert!(on_one_core > 0);
-    // And its memory prefers the rank's NUMA node.
-    let node = binding.numa_node.expect("one NUMA node here");
+    // And its memory prefers the rank's NUMA node, when its CPUs are all
+    // on one (a lone rank on a machine with several spans them all).
+    let node = node_of(&topology(), &binding.cpus);
+    assert_eq!(binding.numa_node, node, "{binding:?}");
     let policy = on_worker(&rt, memory_policy::remote(&rt).unwrap());
-    assert_eq!(policy, format!("Ok(Preferred([{node}]))"));
+    assert_eq!(policy, policy_for(node));
 }
 
 #[test]
@@ -79,7 +110,8 @@ fn unpinned_workers_may_run_anywhere_the_process_may() {
 #[test]
 fn the_object_store_prefers_the_ranks_numa_node() {
     let rt = start(Some(true)).unwrap();
-    let node = rt.binding().numa_node.unwrap();
+    let node = node_of(&topology(), &rt.binding().cpus);
+    assert_eq!(rt.binding().numa_node, node);
     let path = rt.store_path().to_string_lossy().into_owned();
     // The kernel's own account of this process's mappings.
     let maps = std::fs::read_to_string("/proc/self/numa_maps").unwrap();
@@ -87,7 +119,14 @@ fn the_object_store_prefers_the_ranks_numa_node() {
         .lines()
         .find(|l| l.contains(&path))
         .unwrap_or_else(|| panic!("{path} not in numa_maps:\n{maps}"));
-    assert!(line.contains(&format!("prefer:{node}")), "{line}");
+    match node {
+        Some(node) => assert!(line.contains(&format!("prefer:{node}")), "{line}"),
+        // CPUs on several nodes: the store is left to the default policy.
+        None => assert!(
+            !line.contains("prefer:") && !line.contains("bind:"),
+            "{line}"
+        ),
+    }
 }
 
 /// An actor that reports where it runs.
@@ -117,24 +156,46 @@ fn an_actor_pinned_to_a_core_runs_there_with_its_memory_on_its_node() {
     let actor = Placed::options().pin(Pin::Core(cpu)).remote(&rt).unwrap();
     let cpus = rt.get_value(&actor.cpus().remote().unwrap()).unwrap();
     assert_eq!(cpus, vec![cpu]);
+    // Its memory on the core's own node (which may not be the rank's only one).
     let policy = rt.get_value(&actor.memory().remote().unwrap()).unwrap();
-    assert_eq!(
-        policy,
-        format!("Ok(Preferred([{}]))", binding.numa_node.unwrap())
-    );
+    assert_eq!(policy, policy_for(topology().numa_of(cpu)));
 }
 
 #[test]
 fn an_actor_pinned_to_a_numa_node_runs_on_its_cpus() {
     let rt = start(Some(false)).unwrap();
     let binding = rt.binding();
-    let node = binding.numa_node.unwrap();
-    let actor = Placed::options()
-        .pin(Pin::NumaNode(node))
-        .remote(&rt)
-        .unwrap();
-    let cpus = rt.get_value(&actor.cpus().remote().unwrap()).unwrap();
-    assert_eq!(cpus, binding.cpus);
+    let topo = topology();
+    // Every node holding some of the rank's CPUs: an actor pinned there runs
+    // on the rank's CPUs of that node, with its memory there.
+    let mut nodes: Vec<u32> = binding
+        .cpus
+        .iter()
+        .filter_map(|&c| topo.numa_of(c))
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    assert!(
+        !nodes.is_empty(),
+        "no NUMA node holds CPUs {:?}",
+        binding.cpus
+    );
+    for node in nodes {
+        let want: Vec<usize> = binding
+            .cpus
+            .iter()
+            .copied()
+            .filter(|&c| topo.numa_of(c) == Some(node))
+            .collect();
+        let actor = Placed::options()
+            .pin(Pin::NumaNode(node))
+            .remote(&rt)
+            .unwrap();
+        let cpus = rt.get_value(&actor.cpus().remote().unwrap()).unwrap();
+        assert_eq!(cpus, want, "pinned to NUMA node {node}");
+        let policy = rt.get_value(&actor.memory().remote().unwrap()).unwrap();
+        assert_eq!(policy, policy_for(Some(node)), "pinned to NUMA node {node}");
+    }
     // An unpinned actor of an unpinned rank is left where the process may run.
     let free = Placed::remote(&rt).unwrap();
     assert_eq!(

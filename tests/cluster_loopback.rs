@@ -3,34 +3,31 @@
 //! test) and a few placement cases. The scenarios that need only the
 //! driver's runtime are in the multi-rank suite (`tests/multirank`), run
 //! over loopback and under real `mpirun`.
+//!
+//! Tasks that must be running when something happens (a rank is killed, a
+//! CPU must stay taken) wait at a gate (`common::Gate`) that the test opens
+//! once it is done: they run as long as the test needs, however slowly the
+//! machine goes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+mod common;
+use common::{Gate, wait_until};
 
-use ferry::{Config, Error};
+use ferry::{Config, Error, FailureKind, Runtime};
+
+fn here() -> u32 {
+    ferry::current().map(|rt| rt.rank()).unwrap_or(u32::MAX)
+}
 
 #[ferry::remote]
 fn rank_of() -> u32 {
-    ferry::current().map(|rt| rt.rank()).unwrap_or(u32::MAX)
+    here()
 }
 
+/// Waits at gate `key` (saying where it runs); where it ran.
 #[ferry::remote]
-fn busy_rank(ms: u64) -> u32 {
-    std::thread::sleep(Duration::from_millis(ms));
-    ferry::current().map(|rt| rt.rank()).unwrap_or(u32::MAX)
-}
-
-/// Ranks that started a `slow_on` task (ranks are threads of this process).
-static STARTED_ON: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
-
-#[ferry::remote]
-fn slow_on(ms: u64) -> u32 {
-    let rank = ferry::current().map(|rt| rt.rank()).unwrap_or(u32::MAX);
-    if let Some(flag) = STARTED_ON.get(rank as usize) {
-        flag.store(true, Ordering::SeqCst);
-    }
-    std::thread::sleep(Duration::from_millis(ms));
-    rank
+fn held(key: u64) -> u32 {
+    Gate::pass(key, here());
+    here()
 }
 
 #[ferry::remote]
@@ -56,36 +53,84 @@ fn resources_add_up_over_ranks() -> ferry::Result<()> {
     Ok(())
 }
 
+/// How many numbers `x` holds, and where that was counted.
+#[ferry::remote]
+fn count_where(x: ferry::View<Vec<u64>>) -> (u64, u32) {
+    (x.len() as u64, here())
+}
+
+/// Waits until rank 0 knows the size of `id` (the owner's answer to its
+/// borrow says where the object lies and how large it is).
+fn wait_size_known(rt: &Runtime, id: ferry::ObjectId) {
+    let id = id.to_string();
+    wait_until(&format!("rank 0 to learn the size of {id}"), || {
+        rt.state().ranks[0]
+            .objects
+            .iter()
+            .any(|o| o.id == id && o.size.is_some())
+    });
+}
+
 #[test]
 fn tasks_with_ref_arguments_run_next_to_their_data() -> ferry::Result<()> {
     ferry::loopback::run(2, cfg(), |rt, _| -> ferry::Result<()> {
-        let a = rt.put(&40u64)?;
-        let hold = busy_rank::remote(&rt, 200)?;
-        let r = add::remote(&rt, &a, 2)?;
+        let n = 1u64 << 17; // 1 MiB, owned by rank 1
+        let made = make_big::options().on_rank(1).remote(&rt, n)?;
+        let big = rt.get(&made)?[0].to_ref()?;
+        wait_size_known(&rt, big.id());
+        // Rank 0 has its CPU free, but the megabyte is on rank 1: run there.
+        let r = count_where::remote(&rt, &big)?;
+        assert_eq!(rt.get_value(&r)?, (n, 1), "ran next to its data");
+        // With rank 1's CPU taken, the task does not wait for it: it runs
+        // here and reads the megabyte from there.
+        let gate = Gate::new();
+        let hold = held::options().on_rank(1).remote(&rt, gate.key())?;
+        gate.wait_arrived_on(1, "the task taking rank 1's CPU to start");
+        let r = count_where::remote(&rt, &big)?;
+        assert_eq!(rt.get_value(&r)?, (n, 0), "ran on the rank with a free CPU");
+        gate.open();
+        assert_eq!(rt.get_value(&hold)?, 1);
+        // A small argument does not pull its task away from a free CPU.
+        let small = rt.get(&make_small::options().on_rank(1).remote(&rt)?)?[0].to_ref()?;
+        wait_size_known(&rt, small.id());
+        let r = add::remote(&rt, &small, 2)?;
         assert_eq!(*rt.get(&r)?, 42);
-        rt.get(&hold)?;
+        assert_eq!(rt.get_value(&rank_of_with::remote(&rt, &small)?)?, 0);
         Ok(())
     })?
+}
+
+/// A small object made (and owned) where this runs.
+#[ferry::remote]
+fn make_small(rt: &Runtime) -> ferry::Result<Vec<ferry::ObjectRef<u64>>> {
+    Ok(vec![rt.put(&40u64)?])
+}
+
+/// Where a task with `_x` as argument ran.
+#[ferry::remote]
+fn rank_of_with(_x: u64) -> u32 {
+    here()
 }
 
 #[test]
 fn a_lost_rank_s_tasks_are_retried_elsewhere() -> ferry::Result<()> {
     ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
+        let gate = Gate::new();
         let refs: Vec<_> = (0..6)
-            .map(|_| slow_on::remote(&rt, 300))
+            .map(|_| held::remote(&rt, gate.key()))
             .collect::<ferry::Result<_>>()?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !STARTED_ON[2].load(Ordering::SeqCst) {
-            assert!(std::time::Instant::now() < deadline, "rank 2 got no work");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        // Rank 0 runs one, ranks 1 and 2 one each, the rest wait on rank 0.
+        gate.wait_arrived_on(2, "a task to be running on rank 2");
         world.kill(2, "killed by the test")?;
+        // The task on rank 2 may end now: its result is never heard.
+        gate.open();
         let ranks: Vec<u32> = refs
             .iter()
             .map(|r| rt.get_value(r))
             .collect::<ferry::Result<_>>()?;
         assert_eq!(ranks.len(), 6);
         assert!(!ranks.contains(&2), "rank 2's work was redone: {ranks:?}");
+        assert!(ranks.contains(&1), "rank 1 got work too: {ranks:?}");
         let after = rank_of::remote(&rt)?;
         assert_ne!(rt.get_value(&after)?, 2);
         Ok(())
@@ -95,19 +140,24 @@ fn a_lost_rank_s_tasks_are_retried_elsewhere() -> ferry::Result<()> {
 #[test]
 fn without_retries_a_lost_rank_is_a_system_error() -> ferry::Result<()> {
     ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
-        let hold = busy_rank::remote(&rt, 400)?;
-        let r = busy_rank::options().max_retries(0).remote(&rt, 400)?;
-        std::thread::sleep(Duration::from_millis(50));
+        let gate = Gate::new();
+        // Rank 0's CPU is taken, so the next task goes to rank 1.
+        let hold = held::remote(&rt, gate.key())?;
+        gate.wait_arrived_on(0, "the task taking rank 0's CPU to start");
+        let r = held::options().max_retries(0).remote(&rt, gate.key())?;
+        gate.wait_arrived_on(1, "the task to be running on rank 1");
         world.kill(1, "killed by the test")?;
+        // Its failure does not wait for any task to end.
         match rt.get(&r) {
             Err(Error::Task(t)) => {
-                assert_eq!(t.kind, ferry::FailureKind::System);
+                assert_eq!((t.kind, t.rank), (FailureKind::System, 1), "{t:?}");
+                assert_eq!(t.attempts, 1, "not retried: {t:?}");
                 assert!(t.message.contains("rank 1"), "{}", t.message);
             }
-            Ok(v) => assert_eq!(*v, 0, "ran on rank 0 before the kill"),
-            Err(e) => panic!("unexpected {e}"),
+            other => panic!("expected a system error naming rank 1, got {other:?}"),
         }
-        rt.get(&hold)?;
+        gate.open();
+        assert_eq!(rt.get_value(&hold)?, 0);
         Ok(())
     })?
 }
@@ -130,26 +180,25 @@ impl Tally {
     }
 }
 
+/// Adds 1 through the handle it was given: (the total, where it ran).
 #[ferry::remote]
-fn bump(rt: &ferry::Runtime, t: ferry::ActorHandle<Tally>) -> ferry::Result<u64> {
-    rt.get_value(&t.add(1).remote()?)
+fn bump(rt: &ferry::Runtime, t: ferry::ActorHandle<Tally>) -> ferry::Result<(u64, u32)> {
+    Ok((rt.get_value(&t.add(1).remote()?)?, rt.rank()))
 }
 
 #[test]
 fn tasks_holding_actor_handles_reach_the_actor_from_any_rank() -> ferry::Result<()> {
-    ferry::loopback::run(2, cfg(), |rt, _| -> ferry::Result<()> {
-        let t = Tally::remote(&rt)?;
-        let hold = busy_rank::remote(&rt, 300)?;
-        let refs: Vec<_> = (0..3)
-            .map(|_| bump::remote(&rt, t.clone()))
-            .collect::<ferry::Result<_>>()?;
-        let mut got: Vec<u64> = refs
-            .iter()
-            .map(|r| rt.get_value(r))
-            .collect::<ferry::Result<_>>()?;
-        got.sort_unstable();
-        assert_eq!(got, vec![1, 2, 3]);
-        rt.get(&hold)?;
+    ferry::loopback::run(3, cfg(), |rt, _| -> ferry::Result<()> {
+        let t = Tally::options().on_rank(1).remote(&rt)?;
+        // From the actor's rank, from the driver's, and from a third one.
+        let on = [0, 1, 2, 0, 1, 2];
+        let mut got = Vec::new();
+        for rank in on {
+            let r = bump::options().on_rank(rank).remote(&rt, t.clone())?;
+            got.push(rt.get_value(&r)?);
+        }
+        let want: Vec<(u64, u32)> = on.iter().zip(1..).map(|(r, n)| (n, *r)).collect();
+        assert_eq!(got, want, "(the total each saw, where it ran)");
         Ok(())
     })?
 }
@@ -164,12 +213,12 @@ fn make_big(rt: &ferry::Runtime, n: u64) -> ferry::Result<Vec<ferry::ObjectRef<V
 }
 
 /// Gets an 8 MiB object owned by rank 1 on rank 0; returns how much rank
-/// 0's store grew while it held the view.
-fn neighbour_get_growth(force_rma: bool) -> ferry::Result<usize> {
+/// 0's store grew while it held the view (negative: it shrank).
+fn neighbour_get_growth(force_rma: bool) -> ferry::Result<i64> {
     ferry::loopback::run(
         2,
         cfg().force_rma(force_rma),
-        |rt, _| -> ferry::Result<usize> {
+        |rt, _| -> ferry::Result<i64> {
             let n = 1u64 << 20;
             let made = make_big::options().on_rank(1).remote(&rt, n)?;
             let r = rt.get(&made)?[0].to_ref()?;
@@ -177,7 +226,7 @@ fn neighbour_get_growth(force_rma: bool) -> ferry::Result<usize> {
             let v = rt.get(&r)?;
             assert_eq!(v.as_slice().len() as u64, n);
             assert!(v.as_slice().iter().enumerate().all(|(i, x)| *x == i as u64));
-            Ok(rt.store_used() - before)
+            Ok(rt.store_used() as i64 - before as i64)
         },
     )?
 }
@@ -194,9 +243,10 @@ fn a_same_node_neighbour_s_object_is_read_in_place() -> ferry::Result<()> {
 
 #[test]
 fn forcing_rma_copies_the_object_here() -> ferry::Result<()> {
+    let grown = neighbour_get_growth(true)?;
     assert!(
-        neighbour_get_growth(true)? >= 8 << 20,
-        "one copy in this rank's store"
+        grown >= 8 << 20,
+        "one copy in this rank's store: it grew by {grown} bytes"
     );
     Ok(())
 }
@@ -213,7 +263,12 @@ fn a_panicking_body_still_stops_every_rank_and_removes_their_files() {
             panic!("a failed assertion in a test");
         })
     }));
-    assert!(outcome.is_err(), "the panic comes back out of run");
+    let payload = outcome.expect_err("the panic comes back out of run");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"a failed assertion in a test"),
+        "the body's own panic, not another"
+    );
     let paths = paths.into_inner().unwrap();
     assert_eq!(paths.len(), 3);
     for p in paths {
@@ -221,9 +276,10 @@ fn a_panicking_body_still_stops_every_rank_and_removes_their_files() {
     }
 }
 
+/// Holds its argument until gate `key` opens.
 #[ferry::remote]
-fn hold_for(x: ferry::View<Vec<u64>>, ms: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(ms));
+fn hold_for(x: ferry::View<Vec<u64>>, key: u64) -> u64 {
+    Gate::pass(key, here());
     x.len() as u64
 }
 
@@ -233,24 +289,24 @@ fn a_lost_rank_s_borrows_end_with_it() -> ferry::Result<()> {
         let base = rt.store_used();
         let data = rt.put(&vec![7u64; 1 << 17])?; // 1 MiB, owned by rank 0
         // Rank 1 borrows it for a task that outlives the rank.
+        let gate = Gate::new();
         let r = hold_for::options()
             .on_rank(1)
             .max_retries(0)
-            .remote(&rt, &data, 3_000)?;
-        std::thread::sleep(Duration::from_millis(200));
+            .remote(&rt, &data, gate.key())?;
+        gate.wait_arrived_on(1, "rank 1's task to be running with its borrow");
         world.kill(1, "killed by the test")?;
-        assert!(rt.get(&r).is_err(), "the task died with its rank");
+        match rt.get(&r) {
+            Err(Error::Task(t)) => assert_eq!(t.kind, FailureKind::System, "{t:?}"),
+            other => panic!("expected the task to die with its rank, got {other:?}"),
+        }
         drop(r);
         drop(data);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while rt.store_used() > base {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "rank 0 still holds the object rank 1 borrowed: {} > {base}",
-                rt.store_used()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // Rank 1 never says it is done with the object: its loss ends the borrow.
+        wait_until("rank 0 to free the object the lost rank borrowed", || {
+            rt.store_used() <= base
+        });
+        gate.open();
         Ok(())
     })?
 }
@@ -258,20 +314,34 @@ fn a_lost_rank_s_borrows_end_with_it() -> ferry::Result<()> {
 #[test]
 fn a_panicking_body_after_a_rank_is_lost_still_removes_every_file() {
     let paths = std::sync::Mutex::new(Vec::new());
+    let retried = std::sync::Mutex::new(None);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         ferry::loopback::run(3, cfg(), |rt, world| {
             for r in 0..3 {
                 let rt = world.runtime(r).expect("rank is up");
                 paths.lock().unwrap().push(rt.store_path().to_path_buf());
             }
-            let on_2 = slow_on::options().on_rank(2).remote(&rt, 2_000).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
+            let gate = Gate::new();
+            let on_2 = held::options().on_rank(2).remote(&rt, gate.key()).unwrap();
+            gate.wait_arrived_on(2, "the task to be running on rank 2");
             world.kill(2, "killed by the test").unwrap();
-            let _ = rt.get(&on_2);
+            // Its retry elsewhere passes at once.
+            gate.open();
+            *retried.lock().unwrap() = Some(rt.get_value(&on_2));
             panic!("a failed assertion after the loss");
         })
     }));
-    assert!(outcome.is_err(), "the panic comes back out of run");
+    let payload = outcome.expect_err("the panic comes back out of run");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"a failed assertion after the loss"),
+        "the body's own panic, not another"
+    );
+    let retried = retried.into_inner().unwrap();
+    assert!(
+        matches!(retried, Some(Ok(r)) if r != 2),
+        "the lost rank's task ran again on a live rank: {retried:?}"
+    );
     let paths = paths.into_inner().unwrap();
     assert_eq!(paths.len(), 3);
     for p in paths {

@@ -3,10 +3,10 @@
 //! `retry_when`) and the count of failed objects nobody looked at.
 
 mod common;
-use common::start;
+use common::{start, wait_until};
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry::{Error, FailureKind};
 
@@ -307,17 +307,23 @@ fn failed_ref_dropped_without_get_counts_as_unhandled() -> ferry::Result<()> {
         "counted before the ref was dropped"
     );
     drop(r);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while rt.unhandled_errors() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(rt.unhandled_errors(), 1);
+    wait_until("the dropped failed ref to be counted", || {
+        rt.unhandled_errors() == 1
+    });
 
     // An error that was fetched is handled: the count does not move.
     let seen = always_err::remote(&rt)?;
-    assert!(rt.get(&seen).is_err());
+    let e = rt.get(&seen).expect_err("always_err fails");
+    let t = task_error(&e);
+    assert_eq!(t.kind, FailureKind::Application, "{t:?}");
+    assert_eq!(t.message, "nobody will look at this");
+    // The worker lets go of a task's result before it gives the task's CPU
+    // back: once both CPUs are free, `seen` is the last holder, and dropping
+    // it counts (or not) there and then.
+    wait_until("the worker to give its CPU back", || {
+        rt.available_resources()["CPU"] == 2.0
+    });
     drop(seen);
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(rt.unhandled_errors(), 1);
+    assert_eq!(rt.unhandled_errors(), 1, "a handled error was counted");
     rt.shutdown()
 }

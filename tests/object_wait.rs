@@ -2,7 +2,7 @@
 //! argument checks (too many asked for, duplicates).
 
 mod common;
-use common::start;
+use common::{Gate, start};
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,13 @@ use ferry::Error;
 fn sleepy(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
+}
+
+/// Not ready until gate `key` opens.
+#[ferry::remote]
+fn held(key: u64) -> u64 {
+    Gate::pass(key, 0);
+    key
 }
 
 #[ferry::remote]
@@ -37,13 +44,15 @@ fn wait_keeps_the_order_of_the_refs() -> ferry::Result<()> {
 #[test]
 fn wait_splits_ready_and_pending_in_order() -> ferry::Result<()> {
     let rt = start(2.0)?;
-    let slow = sleepy::remote(&rt, 5_000)?;
+    let gate = Gate::new();
+    let slow = held::remote(&rt, gate.key())?;
     let a = rt.put(&1u64)?;
     let b = rt.put(&2u64)?;
     let refs = vec![a.clone(), slow.clone(), b.clone()];
     let (ready, not_ready) = rt.wait(&refs, 2, Some(Duration::from_secs(10)))?;
     assert_eq!(ready, vec![a.clone(), b.clone()]);
     assert_eq!(not_ready, vec![slow.clone()]);
+    gate.open();
     rt.shutdown()
 }
 
@@ -92,7 +101,8 @@ fn wait_rejects_duplicate_refs() -> ferry::Result<()> {
 fn wait_timeout_returns_fewer_ready() -> ferry::Result<()> {
     let rt = start(2.0)?;
     let quick = rt.put(&0u64)?;
-    let slow = sleepy::remote(&rt, 5_000)?;
+    let gate = Gate::new();
+    let slow = held::remote(&rt, gate.key())?;
     let refs = vec![slow.clone(), quick.clone()];
     let t0 = Instant::now();
     let (ready, not_ready) = rt.wait(&refs, 2, Some(Duration::from_millis(100)))?;
@@ -102,13 +112,15 @@ fn wait_timeout_returns_fewer_ready() -> ferry::Result<()> {
     // A zero timeout polls.
     let (ready, not_ready) = rt.wait(&refs, 2, Some(Duration::ZERO))?;
     assert_eq!((ready.len(), not_ready.len()), (1, 1));
+    gate.open();
     rt.shutdown()
 }
 
 #[test]
 fn wait_for_zero_returns_at_once_with_nothing_ready() -> ferry::Result<()> {
     let rt = start(2.0)?;
-    let slow = sleepy::remote(&rt, 5_000)?;
+    let gate = Gate::new();
+    let slow = held::remote(&rt, gate.key())?;
     let done = rt.put(&1u64)?;
     let refs = vec![slow, done];
     let t0 = Instant::now();
@@ -119,6 +131,7 @@ fn wait_for_zero_returns_at_once_with_nothing_ready() -> ferry::Result<()> {
     let empty: Vec<ferry::ObjectRef<u64>> = Vec::new();
     let (ready, not_ready) = rt.wait(&empty, 0, None)?;
     assert!(ready.is_empty() && not_ready.is_empty());
+    gate.open();
     rt.shutdown()
 }
 
@@ -128,6 +141,12 @@ fn failed_tasks_count_as_ready() -> ferry::Result<()> {
     let r = boom::remote(&rt)?;
     let (ready, _) = rt.wait(std::slice::from_ref(&r), 1, Some(Duration::from_secs(10)))?;
     assert_eq!(ready, vec![r.clone()]);
-    assert!(rt.get(&r).is_err());
+    match rt.get(&r) {
+        Err(ferry::Error::Task(t)) => {
+            assert_eq!(t.kind, ferry::FailureKind::Application, "{t:?}");
+            assert_eq!(t.message, "boom");
+        }
+        other => panic!("expected boom's own error, got {other:?}"),
+    }
     rt.shutdown()
 }

@@ -1,6 +1,9 @@
 //! GPU ids handed to tasks and actors (Ray's `ray.get_gpu_ids()` and the
 //! `CUDA_VISIBLE_DEVICES` it sets), with logical GPUs given to `init`.
 
+mod common;
+use common::Gate;
+
 use std::time::Duration;
 
 use ferry::Config;
@@ -15,9 +18,10 @@ fn visible() -> Option<String> {
     ferry::env_var("CUDA_VISIBLE_DEVICES")
 }
 
+/// Holds its GPUs until gate `key` opens; their ids.
 #[ferry::remote]
-fn hold_ids(ms: u64) -> Vec<u32> {
-    std::thread::sleep(Duration::from_millis(ms));
+fn hold_ids(key: u64) -> Vec<u32> {
+    Gate::pass(key, 0);
     ferry::gpu_ids()
 }
 
@@ -52,8 +56,12 @@ fn runtime(gpus: f64) -> ferry::Result<ferry::Runtime> {
 #[test]
 fn whole_gpu_tasks_get_distinct_devices() -> ferry::Result<()> {
     let rt = runtime(2.0)?;
-    let a = hold_ids::options().num_gpus(1.0).remote(&rt, 300)?;
-    let b = hold_ids::options().num_gpus(1.0).remote(&rt, 300)?;
+    // Both hold their GPU at once (each waits at the gate until both came).
+    let gate = Gate::new();
+    let a = hold_ids::options().num_gpus(1.0).remote(&rt, gate.key())?;
+    let b = hold_ids::options().num_gpus(1.0).remote(&rt, gate.key())?;
+    gate.wait_arrived(2, "both one-GPU tasks to be running");
+    gate.open();
     let (a, b) = (rt.get_value(&a)?, rt.get_value(&b)?);
     assert_eq!(a.len(), 1);
     assert_eq!(b.len(), 1);
@@ -80,10 +88,12 @@ fn actors_hold_their_gpus_for_life() -> ferry::Result<()> {
     assert_eq!(rt.get_value(&t.devices().remote()?)?, vec![0]);
     // The only GPU is held by the actor: a GPU task must wait until it is killed.
     let waiting = ids::options().num_gpus(1.0).remote(&rt)?;
+    let early = rt.get_timeout(&waiting, Duration::from_millis(200));
     assert!(
-        rt.get_timeout(&waiting, Duration::from_millis(200))
-            .is_err()
+        matches!(early, Err(ferry::Error::Timeout(_))),
+        "a GPU task ran while the actor held the only GPU: {early:?}"
     );
+    drop(early);
     t.kill();
     assert_eq!(rt.get_value(&waiting)?, vec![0]);
     rt.shutdown()
@@ -97,7 +107,18 @@ fn gpu_requests_without_gpus_are_infeasible() -> ferry::Result<()> {
         matches!(err, ferry::Error::Infeasible { ref resource, .. } if resource == "GPU"),
         "{err}"
     );
-    assert!(Trainer::options().num_gpus(1.0).remote(&rt).is_err());
-    assert!(ferry::init(Config::default().num_gpus(0.5)).is_err());
+    let err = Trainer::options()
+        .num_gpus(1.0)
+        .remote(&rt)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(err, ferry::Error::Infeasible { ref resource, .. } if resource == "GPU"),
+        "{err}"
+    );
+    let err = ferry::init(Config::default().num_gpus(0.5))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(err, ferry::Error::InvalidArgument(_)), "{err}");
     rt.shutdown()
 }

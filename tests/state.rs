@@ -2,9 +2,12 @@
 //! failures, actors where they live, objects across ranks, resources, a
 //! lost rank; and the status file a job writes, printed by `ferry status`.
 
-use std::time::{Duration, Instant};
+mod common;
+use common::{Gate, wait_until};
 
-use ferry::{Config, ObjectRef, Runtime};
+use std::time::Duration;
+
+use ferry::{Config, Error, FailureKind, ObjectRef, Runtime};
 
 fn cfg() -> Config {
     Config::default()
@@ -22,10 +25,23 @@ fn broken(x: u64) -> ferry::Result<u64> {
     Err(ferry::Error::InvalidArgument(format!("input {x} is bad")))
 }
 
+/// Runs until gate `key` opens (so the test sees it running).
 #[ferry::remote]
-fn sleepy(ms: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(ms));
-    ms
+fn held(key: u64) -> u64 {
+    Gate::pass(key, ferry::current().map_or(u32::MAX, |rt| rt.rank()));
+    key
+}
+
+/// The one outcome of `broken(x)`: its error, typed, from `rank`.
+fn assert_broken(r: ferry::Result<impl std::fmt::Debug>, x: u64, rank: u32) {
+    match r {
+        Err(Error::Task(t)) => {
+            assert_eq!((t.kind, t.rank), (FailureKind::Application, rank), "{t:?}");
+            assert!(t.task.contains("broken"), "{t:?}");
+            assert!(t.message.contains(&format!("input {x} is bad")), "{t:?}");
+        }
+        other => panic!("expected broken({x}) to fail as an application error, got {other:?}"),
+    }
 }
 
 #[ferry::remote]
@@ -57,12 +73,13 @@ fn state_lists_every_rank_s_tasks_actors_objects_and_resources() -> ferry::Resul
             );
         }
         let bad = broken::options().on_rank(1).remote(&rt, 42)?;
-        assert!(rt.get(&bad).is_err());
+        assert_broken(rt.get(&bad), 42, 1);
         let keeper = Keeper::options().on_rank(2).remote(&rt)?;
         assert_eq!(rt.get_value(&keeper.ping().remote()?)?, 1);
         let shared = rt.get(&share::options().on_rank(1).remote(&rt)?)?[0].to_ref()?;
-        let slow = sleepy::options().on_rank(1).remote(&rt, 1_500)?;
-        std::thread::sleep(Duration::from_millis(300));
+        let gate = Gate::new();
+        let slow = held::options().on_rank(1).remote(&rt, gate.key())?;
+        gate.wait_arrived_on(1, "the held task to be running on rank 1");
 
         let s = rt.state();
         assert_eq!(
@@ -71,7 +88,7 @@ fn state_lists_every_rank_s_tasks_actors_objects_and_resources() -> ferry::Resul
         );
         assert!(s.missing.is_empty() && s.lost.is_empty(), "{s:?}");
         let r1 = &s.ranks[1];
-        assert!(r1.tasks.finished >= 5, "{:?}", r1.tasks);
+        assert_eq!(r1.tasks.finished, 5, "4 × ok and share: {:?}", r1.tasks);
         assert_eq!(r1.tasks.failed, 1);
         assert!(
             r1.failures
@@ -81,7 +98,7 @@ fn state_lists_every_rank_s_tasks_actors_objects_and_resources() -> ferry::Resul
             r1.failures
         );
         assert!(
-            r1.running.iter().any(|(name, _)| name.contains("sleepy")),
+            r1.running.iter().any(|(name, _)| name.contains("held")),
             "{:?}",
             r1.running
         );
@@ -140,17 +157,15 @@ fn state_lists_every_rank_s_tasks_actors_objects_and_resources() -> ferry::Resul
         ] {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");
         }
-        assert_eq!(rt.get_value(&slow)?, 1_500);
+        gate.open();
+        assert_eq!(rt.get_value(&slow)?, gate.key());
 
         world.kill(2, "killed by the test")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let s = loop {
-            let s = rt.state();
-            if !s.lost.is_empty() || Instant::now() > deadline {
-                break s;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let mut s = rt.state();
+        wait_until("rank 0 to list rank 2 as lost", || {
+            s = rt.state();
+            !s.lost.is_empty()
+        });
         assert_eq!(s.lost, [2]);
         assert_eq!(s.ranks.iter().map(|r| r.rank).collect::<Vec<_>>(), [0, 1]);
         assert!(s.to_string().contains("lost [2]"));
@@ -167,22 +182,16 @@ fn the_status_file_is_written_and_ferry_status_asks_for_fresh_tables() -> ferry:
             .status_file(&path)
             .status_every(Duration::from_secs(3600)),
     )?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the first tables were not written"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the first tables to be written", || path.exists());
     let first = std::fs::read_to_string(&path).expect("readable");
     assert!(first.contains("ferry status: job"), "{first}");
     // Work done after the first write shows once the job is asked again.
     for i in 0..3 {
         rt.get_value(&ok::remote(&rt, i)?)?;
     }
-    let _ = broken::remote(&rt, 7)?;
-    std::thread::sleep(Duration::from_millis(100));
+    // Failed (and so in the rank's book: a task is booked before its
+    // result is ready) before the job is asked for fresh tables.
+    assert_broken(rt.get(&broken::remote(&rt, 7)?), 7, 0);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("status")
         .arg(&path)

@@ -3,7 +3,7 @@
 //! runtime injection and stable function ids.
 
 mod common;
-use common::start;
+use common::{Gate, start};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -87,9 +87,9 @@ fn wait_on_children(rt: &Runtime, n: u64) -> ferry::Result<u64> {
 }
 
 #[ferry::remote]
-fn hold_cpu(ms: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(ms));
-    ms
+fn hold_cpu(key: u64) -> u64 {
+    Gate::pass(key, 0);
+    key
 }
 
 #[ferry::remote]
@@ -264,15 +264,31 @@ fn wait_inside_a_task_with_one_cpu_does_not_deadlock() -> ferry::Result<()> {
 #[test]
 fn shutdown_with_queued_tasks_does_not_hang() -> ferry::Result<()> {
     let rt = start(1.0)?;
+    let gate = Gate::new();
     let refs: Vec<_> = (0..5)
-        .map(|_| hold_cpu::remote(&rt, 100))
+        .map(|_| hold_cpu::remote(&rt, gate.key()))
         .collect::<ferry::Result<_>>()?;
-    std::thread::sleep(Duration::from_millis(20));
+    // One runs (held at the gate), four wait for the one CPU.
+    gate.wait_arrived(1, "the first task to take the CPU");
     rt.shutdown()?;
-    for r in &refs {
-        match rt.get_timeout(r, Duration::from_secs(10)) {
-            Ok(v) => assert_eq!(*v, 100),
-            Err(e) => assert!(matches!(e, ferry::Error::Shutdown), "{e:?}"),
+    gate.open();
+    // The queued ones never ran: Shutdown. The one that was running ends
+    // too (its value, or Shutdown: what it ran into is not specified), and
+    // nothing hangs.
+    let running = rt.get_timeout(&refs[0], Duration::from_secs(30));
+    assert!(
+        matches!(&running, Ok(v) if **v == gate.key())
+            || matches!(running, Err(ferry::Error::Shutdown)),
+        "{:?}",
+        running.map(|v| *v)
+    );
+    for (i, r) in refs.iter().enumerate().skip(1) {
+        match rt.get_timeout(r, Duration::from_secs(30)) {
+            Err(ferry::Error::Shutdown) => {}
+            other => panic!(
+                "queued task {i}: expected Shutdown, got {:?}",
+                other.map(|v| *v)
+            ),
         }
     }
     Ok(())

@@ -2,6 +2,9 @@
 //! threads (logical CPUs above the core count, blocked or busy workers), so
 //! granted tasks never wait for a thread that will not come.
 
+mod common;
+use common::Gate;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -58,7 +61,12 @@ fn shutdown_does_not_hang_on_a_task_that_never_returns() -> ferry::Result<()> {
             .object_store_memory(16 << 20),
     )?;
     let r = forever::remote(&rt)?;
-    assert!(rt.get_timeout(&r, Duration::from_millis(100)).is_err());
+    let early = rt.get_timeout(&r, Duration::from_millis(100));
+    assert!(
+        matches!(early, Err(ferry::Error::Timeout(_))),
+        "a task that never returns: {early:?}"
+    );
+    drop(early);
     let path = rt.store_path().to_path_buf();
     let start = Instant::now();
     rt.shutdown()?;
@@ -67,13 +75,10 @@ fn shutdown_does_not_hang_on_a_task_that_never_returns() -> ferry::Result<()> {
     Ok(())
 }
 
-static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
+/// Keeps its worker until gate `key` opens.
 #[ferry::remote]
-fn blocker() -> u64 {
-    while !RELEASE.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+fn blocker(key: u64) -> u64 {
+    Gate::pass(key, 0);
     1
 }
 
@@ -92,11 +97,9 @@ fn a_result_run_inline_is_freed_with_its_ref_while_its_queue_entry_waits() -> fe
             .max_threads(1)
             .object_store_memory(16 << 20),
     )?;
-    let b = blocker::remote(&rt)?;
-    while rt.worker_threads() < 1 || b.is_ready() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(Duration::from_millis(50));
+    let gate = Gate::new();
+    let b = blocker::remote(&rt, gate.key())?;
+    gate.wait_arrived(1, "the blocker to take the only worker");
     let before = rt.store_used();
     let r = megabyte::options().num_cpus(0.0).remote(&rt)?;
     assert_eq!(rt.get(&r)?.len(), 1 << 20);
@@ -107,7 +110,7 @@ fn a_result_run_inline_is_freed_with_its_ref_while_its_queue_entry_waits() -> fe
         before,
         "the result was freed with its last ref"
     );
-    RELEASE.store(true, Ordering::SeqCst);
+    gate.open();
     assert_eq!(*rt.get(&b)?, 1);
     rt.shutdown()
 }

@@ -5,8 +5,8 @@
 //! and adapts the ranks it names to the world's size.
 #![allow(dead_code)]
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
@@ -17,6 +17,10 @@ pub(crate) type Scenario = (&'static str, fn(&Runtime) -> ferry::Result<()>);
 /// Every scenario, in the order they run.
 pub(crate) const SCENARIOS: &[Scenario] = &[
     ("resources_add_up_over_ranks", resources_add_up_over_ranks),
+    (
+        "objects_of_other_ranks_are_read_the_way_the_path_says",
+        objects_are_read_the_way_the_path_says,
+    ),
     (
         "each_rank_runs_where_its_binding_says",
         each_rank_runs_where_its_binding_says,
@@ -85,6 +89,18 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     ),
 ];
 
+std::thread_local! {
+    /// Whether the harness started the world with one-sided reads forced
+    /// (`Config::force_rma`, `FERRY_FORCE_RMA=1`); set on the thread that
+    /// runs the scenarios, as worlds of different kinds may run at once.
+    static ONE_SIDED_FORCED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tells the scenarios run on this thread whether one-sided reads are forced.
+pub(crate) fn set_one_sided_forced(forced: bool) {
+    ONE_SIDED_FORCED.with(|f| f.set(forced));
+}
+
 /// The last rank, and the one before it (or the last again on 2 ranks).
 fn last(rt: &Runtime) -> u32 {
     rt.world_size() - 1
@@ -93,6 +109,10 @@ fn last(rt: &Runtime) -> u32 {
 fn here() -> u32 {
     ferry::current().map_or(u32::MAX, |rt| rt.rank())
 }
+
+/// How long a scenario waits for an event before it fails naming it: far
+/// above anything a loaded 2-core machine needs.
+const BOUND: u64 = 30;
 
 /// Polls `cond` every 5 ms for up to `secs` seconds.
 fn eventually(secs: u64, mut cond: impl FnMut() -> ferry::Result<bool>) -> ferry::Result<bool> {
@@ -113,10 +133,93 @@ fn rank_of() -> u32 {
     here()
 }
 
+/// Polls `cond` until it holds; fails naming `what` after [`BOUND`] seconds.
+fn wait_until(what: &str, cond: impl FnMut() -> ferry::Result<bool>) -> ferry::Result<()> {
+    assert!(
+        eventually(BOUND, cond)?,
+        "gave up after {BOUND} s waiting for {what}"
+    );
+    Ok(())
+}
+
+/// Waits until rank `rank` lists object `id` (as owner or borrower) and
+/// `pred` holds for its entry: the way to wait for a message between ranks
+/// (a borrow's answer, a borrow counted) instead of sleeping.
+fn wait_listed(
+    rt: &Runtime,
+    rank: u32,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&ferry::ObjectState) -> bool,
+) -> ferry::Result<()> {
+    wait_until(what, || {
+        let s = rt.state();
+        Ok(s.ranks
+            .iter()
+            .filter(|r| r.rank == rank)
+            .flat_map(|r| &r.objects)
+            .any(|o| o.id == id && pred(o)))
+    })
+}
+
+/// Gates for tasks that run on rank 0, the driver's process under `mpirun`
+/// too: a task arrives (`arrived`), then holds its CPU until the scenario
+/// opens its gate. Keys are unique, so worlds running at once never share.
+static GATES: Mutex<Vec<(u64, bool, bool)>> = Mutex::new(Vec::new());
+static GATES_MOVED: Condvar = Condvar::new();
+
+/// Waits (at most [`BOUND`] seconds) until `pick` holds for gate `key`'s
+/// (arrived, open); false when it never did.
+fn wait_gate(key: u64, pick: impl Fn(bool, bool) -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(BOUND);
+    let mut g = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let (arrived, open) = g
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map_or((false, false), |(_, a, o)| (*a, *o));
+        if pick(arrived, open) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        g = GATES_MOVED
+            .wait_timeout(g, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+fn set_gate(key: u64, arrived: bool, open: bool) {
+    let mut g = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    match g.iter_mut().find(|(k, _, _)| *k == key) {
+        Some(e) => {
+            e.1 |= arrived;
+            e.2 |= open;
+        }
+        None => g.push((key, arrived, open)),
+    }
+    GATES_MOVED.notify_all();
+}
+
+/// Holds a CPU of rank 0 (without blocking in `get`, which would give it
+/// back) until gate `key` opens: true when it did.
 #[ferry::remote]
-fn busy_rank(ms: u64) -> u32 {
-    std::thread::sleep(Duration::from_millis(ms));
-    here()
+fn hold_rank_0(key: u64) -> bool {
+    set_gate(key, true, false);
+    wait_gate(key, |_, open| open)
+}
+
+/// Holds its CPU's place until `gate[0]` (a ref nested in a vector, so
+/// that it does not hold the task back before it starts) is ready; where it
+/// ran. A task blocked in `get` gives its CPU back to its rank, but the
+/// submitter counts it as in flight until it ends.
+#[ferry::remote]
+fn busy_until(rt: &Runtime, gate: Vec<ObjectRef<bool>>) -> ferry::Result<u32> {
+    assert!(rt.get_value(&gate[0])?, "the gate never opened");
+    Ok(rt.rank())
 }
 
 /// Bytes in use in the store of the rank this runs on.
@@ -163,6 +266,43 @@ fn resources_add_up_over_ranks(rt: &Runtime) -> ferry::Result<()> {
     Ok(())
 }
 
+/// A megabyte owned by another rank: read in place from its store when the
+/// two share a host (zero copy), copied here by a one-sided read when they
+/// do not or when one-sided reads are forced. Prints the path it saw (the
+/// MPI suite checks that its forced run took the one-sided one).
+fn objects_are_read_the_way_the_path_says(rt: &Runtime) -> ferry::Result<()> {
+    let owner = last(rt);
+    let n = 1u64 << 17; // 1 MiB
+    let made = make_vec::options().on_rank(owner).remote(rt, n)?;
+    let refs: Vec<ObjectRef<Vec<u64>>> = rt.get_value(&made)?;
+    let s = rt.state();
+    let host = |r: u32| s.ranks.iter().find(|x| x.rank == r).map(|x| x.host.clone());
+    let same_host = host(0).is_some() && host(0) == host(owner);
+    let before = rt.store_used();
+    let v = rt.get(&refs[0])?;
+    assert_eq!(v.len() as u64, n);
+    assert!(v.iter().enumerate().all(|(i, x)| *x == i as u64));
+    let grown = rt.store_used() as i64 - before as i64;
+    let forced = ONE_SIDED_FORCED.with(|f| f.get());
+    if forced || !same_host {
+        assert!(
+            grown >= 8 * n as i64,
+            "a one-sided read copies the object here: rank 0's store grew by {grown} bytes \
+             (forced: {forced}, same host: {same_host})"
+        );
+        println!("object path: one-sided reads ({grown} bytes copied to rank 0)");
+    } else {
+        assert_eq!(
+            grown, 0,
+            "a neighbour on this host is read in place: rank 0's store grew by {grown} bytes"
+        );
+        println!("object path: in place (same host, zero copy)");
+    }
+    drop(v);
+    drop(made);
+    Ok(())
+}
+
 fn a_task_runs_on_every_rank(rt: &Runtime) -> ferry::Result<()> {
     for r in (0..rt.world_size()).rev() {
         let x = rank_of::options().on_rank(r).remote(rt)?;
@@ -174,15 +314,27 @@ fn a_task_runs_on_every_rank(rt: &Runtime) -> ferry::Result<()> {
     }
 }
 
+/// Rank 0's one CPU is held until every task is submitted, and no task
+/// ends before then: each lands on the least loaded rank as the scheduler
+/// sees it at submission, however slowly the submissions go.
 fn a_saturated_rank_sends_work_to_the_others(rt: &Runtime) -> ferry::Result<()> {
     let n = rt.world_size();
-    let refs: Vec<_> = (0..3 * n)
-        .map(|_| busy_rank::remote(rt, 100))
-        .collect::<ferry::Result<_>>()?;
+    let key = unique_first();
+    let blocker = hold_rank_0::options().on_rank(0).remote(rt, key)?;
+    let started = wait_gate(key, |arrived, _| arrived);
+    assert!(started, "the task holding rank 0's CPU did not start");
+    let submitted = (0..3 * n)
+        .map(|_| busy_until::remote(rt, vec![blocker.clone()]))
+        .collect::<ferry::Result<Vec<_>>>();
+    set_gate(key, true, true);
+    let refs = submitted?;
+    assert!(rt.get_value(&blocker)?, "rank 0's CPU was never released");
     let ranks = refs
         .iter()
         .map(|r| rt.get_value(r))
         .collect::<ferry::Result<Vec<u32>>>()?;
+    // Every other rank took one while rank 0 was full; once all were
+    // full, the rest waited on rank 0.
     for r in 0..n {
         assert!(ranks.contains(&r), "rank {r} got no work: {ranks:?}");
     }
@@ -209,9 +361,15 @@ fn task_goes_to_its_large_argument(rt: &Runtime) -> ferry::Result<()> {
     let made = make_vec::options().on_rank(owner).remote(rt, 1 << 17)?; // 1 MiB
     let refs: Vec<ObjectRef<Vec<u64>>> = rt.get_value(&made)?;
     drop(made);
-    // Let the owner's answer to rank 0's borrow (which says where the
-    // object lies, and how large it is) arrive.
-    std::thread::sleep(Duration::from_millis(100));
+    // The owner's answer to rank 0's borrow says where the object lies and
+    // how large it is; placement goes by what rank 0 knows.
+    wait_listed(
+        rt,
+        0,
+        &refs[0].id().to_string(),
+        "rank 0 to learn the megabyte's size",
+        |o| o.size.is_some(),
+    )?;
     // Rank 0 has a free CPU, but the megabyte is on the owner: run there.
     let r = sum_on_rank::remote(rt, &refs[0])?;
     let n = 1u64 << 17;
@@ -219,7 +377,13 @@ fn task_goes_to_its_large_argument(rt: &Runtime) -> ferry::Result<()> {
     // A small argument does not pull its task away from a rank with room.
     let small = make_refs::options().on_rank(owner).remote(rt, 1)?;
     let (tiny, _) = rt.get_value(&small)?;
-    std::thread::sleep(Duration::from_millis(50));
+    wait_listed(
+        rt,
+        0,
+        &tiny[0].id().to_string(),
+        "rank 0 to learn the small object's size",
+        |o| o.size.is_some(),
+    )?;
     #[ferry::remote]
     fn where_with(_x: u64) -> u32 {
         here()
@@ -249,7 +413,7 @@ fn ref_arguments_are_borrowed(rt: &Runtime) -> ferry::Result<()> {
     drop(r);
     drop(data);
     assert!(
-        eventually(10, || Ok(store_used_on(rt, 0)? <= base))?,
+        eventually(BOUND, || Ok(store_used_on(rt, 0)? <= base))?,
         "the argument was not freed on rank 0"
     );
     Ok(())
@@ -261,8 +425,18 @@ fn refs_returned_from_another_rank_stay_alive(rt: &Runtime) -> ferry::Result<()>
     let r = make_refs::options().on_rank(maker).remote(rt, 5)?;
     let (refs, made_on) = rt.get_value(&r)?;
     assert_eq!(made_on, maker);
-    drop(r); // the maker frees its copy of the result
-    std::thread::sleep(Duration::from_millis(50));
+    drop(r); // the maker may now free its copy of the result
+    // The maker counts rank 0 as a borrower of each: from then on nothing
+    // but rank 0's refs keeps them.
+    for x in &refs {
+        wait_listed(
+            rt,
+            maker,
+            &x.id().to_string(),
+            &format!("rank {maker} to count rank 0's borrow of {}", x.id()),
+            |o| o.borrowers.contains(&0),
+        )?;
+    }
     let values: Vec<u64> = refs
         .iter()
         .map(|x| rt.get_value(x))
@@ -271,7 +445,7 @@ fn refs_returned_from_another_rank_stay_alive(rt: &Runtime) -> ferry::Result<()>
     assert!(store_used_on(rt, maker)? > base, "the five objects live on");
     drop(refs);
     assert!(
-        eventually(10, || Ok(store_used_on(rt, maker)? <= base))?,
+        eventually(BOUND, || Ok(store_used_on(rt, maker)? <= base))?,
         "rank {maker} kept objects nobody holds"
     );
     Ok(())
@@ -492,11 +666,17 @@ fn make_ledger(rt: &Runtime, first: u64) -> ferry::Result<ActorHandle<Ledger>> {
 }
 
 fn handle_returned_from_another_rank(rt: &Runtime) -> ferry::Result<()> {
-    let made = make_ledger::options().on_rank(last(rt)).remote(rt, 5)?;
+    let maker = last(rt);
+    let base = store_used_on(rt, maker)?;
+    let made = make_ledger::options().on_rank(maker).remote(rt, 5)?;
     let a: ActorHandle<Ledger> = rt.get_value(&made)?;
-    drop(made); // rank 0's handle alone keeps the actor now
-    assert_eq!(a.actor_rank(), last(rt));
-    std::thread::sleep(Duration::from_millis(50));
+    drop(made); // rank 0's handle alone keeps the actor once the maker lets go
+    assert_eq!(a.actor_rank(), maker);
+    // The maker freed its copy of the result (and the handle inside it).
+    wait_until(
+        &format!("rank {maker} to free its copy of the result"),
+        || Ok(store_used_on(rt, maker)? <= base),
+    )?;
     assert_eq!(rt.get_value(&a.push(6).remote()?)?, vec![5, 6]);
     assert_eq!(rt.get_value(&a.rank().remote()?)?, last(rt));
     Ok(())
@@ -519,17 +699,19 @@ fn an_actor_stops_when_no_rank_holds_a_handle(rt: &Runtime) -> ferry::Result<()>
         .remote(rt, a.clone())?;
     assert_eq!(rt.get_value(&t)?, first);
     drop(a);
-    std::thread::sleep(Duration::from_millis(100));
+    // A call through the copy inside the object: it leaves rank 0 after
+    // anything dropping `a` could have sent to the host, so an actor that
+    // `a` wrongly took along would answer it `ActorDied`.
+    let inner: Vec<ActorHandle<Ledger>> = rt.get_value(&boxed)?;
+    assert_eq!(rt.get_value(&inner[0].push(2).remote()?)?, vec![first, 2]);
     assert!(
         !ledger_dropped_on(rt, host, first)?,
         "the handle inside the object keeps the actor"
     );
-    let inner: Vec<ActorHandle<Ledger>> = rt.get_value(&boxed)?;
-    assert_eq!(rt.get_value(&inner[0].push(2).remote()?)?, vec![first, 2]);
     drop(inner);
     drop(boxed);
     assert!(
-        eventually(10, || ledger_dropped_on(rt, host, first))?,
+        eventually(BOUND, || ledger_dropped_on(rt, host, first))?,
         "the actor on rank {host} did not stop after every handle was dropped"
     );
     Ok(())
@@ -616,7 +798,7 @@ fn a_million_cross_rank_refs_leak_nothing(rt: &Runtime) -> ferry::Result<()> {
     }
     drop(next);
     assert!(
-        eventually(30, || Ok(
+        eventually(BOUND, || Ok(
             store_used_on(rt, 0)? <= base0 && store_used_on(rt, owner)? <= base_owner
         ))?,
         "leaked: rank 0 {base0} -> {}, rank {owner} {base_owner} -> {}",
