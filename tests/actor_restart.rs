@@ -121,6 +121,37 @@ fn a_lost_rank_s_actor_is_re_created_and_its_call_in_flight_sent_again() -> ferr
     })?
 }
 
+/// Found by the soak: calls in flight were resent in hash-map order, so a
+/// caller's calls could run out of order on the re-created actor.
+#[test]
+fn calls_in_flight_are_resent_in_the_order_they_were_made() -> ferry::Result<()> {
+    ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
+        let t = Tally::options()
+            .on_rank(2)
+            .max_restarts(1)
+            .max_task_retries(1)
+            .remote(&rt, 0)?;
+        let gate = Gate::new();
+        let first = t.hold(gate.key()).remote()?;
+        gate.wait_arrived_on(2, "the first call to be running on rank 2");
+        // Queued behind it on rank 2, all in flight when the rank goes.
+        let adds = (0..16)
+            .map(|_| t.add(1).remote())
+            .collect::<ferry::Result<Vec<_>>>()?;
+        world.kill(2, "killed by the test")?;
+        gate.open();
+        let (rank, total) = rt.get_value(&first)?;
+        assert_ne!(rank, 2);
+        assert_eq!(total, 0, "the first call ran first on the new actor");
+        let totals = adds
+            .iter()
+            .map(|r| rt.get_value(r))
+            .collect::<ferry::Result<Vec<u64>>>()?;
+        assert_eq!(totals, (1..=16).collect::<Vec<u64>>(), "in call order");
+        Ok(())
+    })?
+}
+
 #[test]
 fn without_task_retries_the_call_in_flight_fails_and_later_ones_reach_the_new_actor()
 -> ferry::Result<()> {

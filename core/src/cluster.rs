@@ -233,6 +233,7 @@ impl Cluster {
             .name(format!("ferry-r{}-net", c.rank))
             .spawn(move || {
                 let rank = transport.rank();
+                crate::log::set_thread_rank(rank);
                 let fatal = transport.clone();
                 let run = std::panic::AssertUnwindSafe(|| net_main(weak, transport));
                 if let Err(p) = std::panic::catch_unwind(run) {
@@ -669,6 +670,7 @@ fn event_handler(weak: Weak<Inner>) -> ferry_transport::Handler {
         ferry_store::never_wait_on_this_thread();
         let run = std::panic::AssertUnwindSafe(|| {
             let Some(inner) = weak.upgrade() else { return };
+            crate::log::set_thread_rank(inner.rank);
             let Some(c) = inner.cluster() else { return };
             if !c.stop.load(Ordering::Acquire) {
                 on_event(&inner, c, ev);
@@ -1077,6 +1079,10 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
             .filter(|(_, s)| s.rank == rank)
             .map(|(k, _)| *k)
             .collect();
+        // In the order they were made (ids grow per rank): resent calls to
+        // one actor must keep their caller's order (HashMap order does not).
+        let mut ids = ids;
+        ids.sort_unstable();
         ids.into_iter()
             .filter_map(|k| sent.remove(&k).map(|s| (k, s)))
             .collect()

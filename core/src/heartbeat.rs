@@ -118,6 +118,9 @@ fn watched(rank: Rank, size: u32) -> Vec<Rank> {
 
 /// Steps 1 and 3, until the job ends or the runtime is gone.
 fn watch(weak: Weak<Inner>, timeout: Duration) {
+    if let Some(inner) = weak.upgrade() {
+        crate::log::set_thread_rank(inner.rank);
+    }
     let period = (timeout / 4).max(Duration::from_millis(5));
     let beat = crate::wire::encode(&crate::wire::Msg::Heartbeat);
     loop {
@@ -143,7 +146,7 @@ fn watch(weak: Weak<Inner>, timeout: Duration) {
                         silent.as_secs_f64(),
                         timeout.as_secs_f64()
                     );
-                    tracing::error!("rank {}: {reason}", c.rank);
+                    tracing::error!("{reason}");
                     if let Err(e) = c.transport.declare_lost(r, &reason) {
                         tracing::error!("could not declare rank {r} lost: {e}");
                     }

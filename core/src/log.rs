@@ -20,6 +20,17 @@ use crate::error::{Error, Result};
 /// The rank of this process, for lines from threads that serve no runtime.
 static PROCESS_RANK: OnceLock<u32> = OnceLock::new();
 
+thread_local! {
+    /// The rank a runtime thread without a current runtime works for (the
+    /// message and heartbeat threads; loopback ranks share a process).
+    static THREAD_RANK: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Says which rank this thread's log lines are from.
+pub(crate) fn set_thread_rank(rank: u32) {
+    THREAD_RANK.with(|r| r.set(Some(rank)));
+}
+
 /// The filter the environment asks for, or the default (`warn`).
 fn filter() -> Result<EnvFilter> {
     for name in ["FERRY_LOG", "RUST_LOG"] {
@@ -66,8 +77,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let rank = crate::context::runtime_inner()
-            .map(|inner| inner.rank)
+        let rank = THREAD_RANK
+            .with(|r| r.get())
+            .or_else(|| crate::context::runtime_inner().map(|inner| inner.rank))
             .or_else(|| PROCESS_RANK.get().copied());
         match rank {
             Some(r) => write!(writer, "ferry[rank {r}] {} ", event.metadata().level())?,

@@ -547,9 +547,11 @@ impl Prepared {
         let quiet = crate::config::switch("FERRY_IGNORE_UNHANDLED_ERRORS")?.unwrap_or(false);
         // Every rank, so that a SIGUSR1 never ends a job (see `status`).
         crate::status::catch_usr1();
-        // Step 5: the NUMA policy first, so that reserving places the pages.
+        // Step 5: the NUMA policy first, so that reserving places the pages;
+        // the first step now, so that a /dev/shm already full fails here
+        // (the rest is reserved as the store grows).
         self.pinning.bind_arena(&arena);
-        if let Err(e) = arena.reserve() {
+        if let Err(e) = arena.reserve_to(ferry_store::RESERVE_STEP) {
             let _ = arena.unlink();
             return Err(e.into());
         }

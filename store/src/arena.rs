@@ -176,8 +176,10 @@ impl fmt::Debug for Arena {
 }
 
 impl Arena {
-    /// Creates the segment described by `cfg`, reserves its pages, and makes
-    /// an empty allocator over it.
+    /// Creates the segment described by `cfg`, reserves the pages of its
+    /// first [`RESERVE_STEP`](crate::RESERVE_STEP) (the rest as
+    /// [`alloc`](Self::alloc) hands ranges out), and makes an empty
+    /// allocator over it.
     ///
     /// # Errors
     ///
@@ -187,7 +189,7 @@ impl Arena {
     /// capacity do not fit in the free space of `cfg.dir`.
     pub fn create(cfg: &StoreConfig) -> Result<Arena, StoreError> {
         let arena = Arena::create_unreserved(cfg)?;
-        arena.reserve()?;
+        arena.reserve_to(crate::RESERVE_STEP)?;
         Ok(arena)
     }
 
@@ -247,6 +249,17 @@ impl Arena {
     /// them, [`StoreError::Io`] for other failures.
     pub fn reserve(&self) -> Result<(), StoreError> {
         self.shared.segment.reserve()
+    }
+
+    /// Reserves the pages of the first `end` bytes now (see
+    /// [`Segment::reserve_to`]); the rest is reserved as [`alloc`](Self::alloc)
+    /// hands ranges out.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Self::reserve).
+    pub fn reserve_to(&self, end: usize) -> Result<(), StoreError> {
+        self.shared.segment.reserve_to(end)
     }
 
     /// The arena's memory mapped again, read-only, through its open file
@@ -326,18 +339,21 @@ impl Arena {
     /// [`create_unreserved`](Self::create_unreserved), never reserved, and
     /// its pages cannot be now.
     pub fn alloc(&self, len: usize) -> Result<BlockMut, StoreError> {
-        // No byte of the mapping is handed out before its page is reserved.
-        if !self.shared.segment.is_reserved() {
-            self.shared.segment.reserve()?;
-        }
         let alloc = if len == 0 {
             Allocation { offset: 0, size: 0 }
         } else {
             let quick = self.shared.allocator().alloc(len);
-            match quick {
+            let alloc = match quick {
                 Some(x) => x,
                 None => alloc_under_pressure(&self.shared, len)?,
+            };
+            // No byte of the mapping is handed out before its page is
+            // reserved: a full /dev/shm is an error here, never a SIGBUS.
+            if let Err(e) = self.shared.segment.reserve_to(alloc.offset + alloc.size) {
+                self.shared.free(alloc);
+                return Err(e);
             }
+            alloc
         };
         Ok(BlockMut {
             raw: RawBlock {

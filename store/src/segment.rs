@@ -11,15 +11,23 @@
 //! A sparse tmpfs file takes its pages when they are first touched. If the
 //! file system filled up meanwhile (another job writing to `/dev/shm`), that
 //! first touch is a `SIGBUS`: the process dies with no error to show. With
-//! the pages reserved up front (`fallocate` on tmpfs allocates them), a full
-//! `/dev/shm` is [`StoreError::ShmTooSmall`] when the segment is reserved, and
-//! touching the mapping can no longer fail. Reserving costs the memory (and
-//! the time to clear it, about 0.5 s per GiB on a small VM) at start.
+//! the pages reserved before they are touched (`fallocate` on tmpfs
+//! allocates them), a full `/dev/shm` is [`StoreError::ShmTooSmall`] when a
+//! range is reserved, and touching a reserved range can no longer fail.
+//!
+//! Reserving costs the memory and the time to clear it (about 0.5 s per GiB
+//! on a small VM), so the store reserves as it grows, not up front:
+//! [`Segment::reserve_to`] reserves from the start of the file up to an
+//! offset, in steps of [`RESERVE_STEP`], and the arena calls it for every
+//! range it hands out. A store of 30% of memory that holds a few objects
+//! takes a few steps, not 30% of memory; a `/dev/shm` filled by someone else
+//! is an error at the `put` that needs the room, never a signal.
+//! [`Segment::reserve`] reserves everything at once.
 //!
 //! Reserving can be split from creating ([`Segment::create_unreserved`], then
-//! [`Segment::reserve`]) so that a caller may set the mapping's NUMA policy
-//! first: pages are placed when they are allocated, and `fallocate` is what
-//! allocates them.
+//! [`Segment::reserve_to`]) so that a caller may set the mapping's NUMA
+//! policy first: pages are placed when they are allocated, and `fallocate`
+//! is what allocates them.
 //!
 //! A file system without `fallocate` (`EOPNOTSUPP`; never tmpfs, which has
 //! had it since Linux 3.5) keeps the sparse file: that is only for test
@@ -34,12 +42,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use memmap2::{Mmap, MmapOptions, MmapRaw};
 
 use crate::error::StoreError;
 use crate::liveness;
+
+/// How much [`Segment::reserve_to`] reserves at a time, at least: 64 MiB
+/// (about 30 ms of clearing on a small VM, once per step of growth).
+pub const RESERVE_STEP: usize = 64 << 20;
 
 /// Default directory for segments.
 pub const DEFAULT_SHM_DIR: &str = "/dev/shm";
@@ -128,8 +140,9 @@ pub struct Segment {
     path: PathBuf,
     capacity: usize,
     unlinked: AtomicBool,
-    /// Set once every page is reserved (or the file system cannot reserve).
-    reserved: AtomicBool,
+    /// Bytes reserved from the start of the file (`capacity` when the file
+    /// system cannot reserve: then nothing more is tried).
+    reserved: AtomicUsize,
     /// Held while reserving, so that only one thread does it.
     reserving: Mutex<()>,
     /// The open file: holds the liveness lock ([`crate::clean`]) while the
@@ -256,7 +269,7 @@ impl Segment {
             path: path.to_path_buf(),
             capacity,
             unlinked: AtomicBool::new(false),
-            reserved: AtomicBool::new(false),
+            reserved: AtomicUsize::new(0),
             reserving: Mutex::new(()),
             file,
         })
@@ -268,30 +281,52 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`StoreError::ShmTooSmall`] when the file system has no room for the
-    /// pages (nothing is reserved then), [`StoreError::Io`] for any other
-    /// failure, including a tmpfs that refuses `fallocate`.
+    /// As [`reserve_to`](Self::reserve_to).
     pub fn reserve(&self) -> Result<(), StoreError> {
-        if self.reserved.load(Ordering::Acquire) {
+        self.reserve_to(self.capacity)
+    }
+
+    /// Makes sure the pages of `0..end` are allocated (`fallocate` of what
+    /// is not yet, rounded up to [`RESERVE_STEP`]), so that touching them
+    /// cannot fail later however full the file system gets. Cheap when
+    /// already done (one atomic load).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ShmTooSmall`] when the file system has no room for the
+    /// pages (nothing more is reserved then), [`StoreError::Io`] for any
+    /// other failure, including a tmpfs that refuses `fallocate`.
+    pub fn reserve_to(&self, end: usize) -> Result<(), StoreError> {
+        let end = end.min(self.capacity);
+        // Acquire: pairs with the Release below; a caller that sees the
+        // range reserved touches pages another thread reserved.
+        if self.reserved.load(Ordering::Acquire) >= end {
             return Ok(());
         }
         // Only bookkeeping happens under the lock: a poisoned one is whole.
         let _one = self.reserving.lock().unwrap_or_else(|e| e.into_inner());
-        if self.reserved.load(Ordering::Acquire) {
+        let from = self.reserved.load(Ordering::Acquire);
+        if from >= end {
             return Ok(());
         }
+        let to = end
+            .div_ceil(RESERVE_STEP)
+            .saturating_mul(RESERVE_STEP)
+            .min(self.capacity);
         let dir = parent_dir(&self.path);
-        let len = libc::off_t::try_from(self.capacity).map_err(|_| {
+        let too_large = || {
             io_err(
                 &self.path,
                 io::Error::new(io::ErrorKind::InvalidInput, "segment too large"),
             )
-        })?;
+        };
+        let offset = libc::off_t::try_from(from).map_err(|_| too_large())?;
+        let len = libc::off_t::try_from(to - from).map_err(|_| too_large())?;
         let rc = loop {
-            // SAFETY: fallocate on a descriptor we own, over the file's own
-            // range; mode 0 only allocates blocks (contents stay zero), so no
-            // memory the mapping exposes changes.
-            let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, len) };
+            // SAFETY: fallocate on a descriptor we own, over a range of the
+            // file's own size; mode 0 only allocates blocks (contents stay
+            // zero), so no memory the mapping exposes changes.
+            let rc = unsafe { libc::fallocate(self.file.as_raw_fd(), 0, offset, len) };
             if rc == 0 {
                 break Ok(());
             }
@@ -303,11 +338,11 @@ impl Segment {
             }
         };
         match rc {
-            Ok(()) => {}
+            Ok(()) => self.reserved.store(to, Ordering::Release),
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                 return Err(StoreError::ShmTooSmall {
                     path: dir.to_path_buf(),
-                    requested: self.capacity,
+                    requested: to - from,
                     available: free_space(dir).unwrap_or(0),
                 });
             }
@@ -317,15 +352,21 @@ impl Segment {
                      sparse, and a full file system there ends the process with SIGBUS",
                     dir.display()
                 );
+                self.reserved.store(self.capacity, Ordering::Release);
             }
             Err(e) => return Err(io_err(&self.path, e)),
         }
-        self.reserved.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Whether [`reserve`](Self::reserve) has succeeded.
+    /// Whether every page is reserved ([`reserve`](Self::reserve) succeeded,
+    /// or the ranges handed out reached the end).
     pub fn is_reserved(&self) -> bool {
+        self.reserved.load(Ordering::Acquire) >= self.capacity
+    }
+
+    /// Bytes reserved so far, from the start of the file.
+    pub fn reserved_bytes(&self) -> usize {
         self.reserved.load(Ordering::Acquire)
     }
 

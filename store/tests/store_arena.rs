@@ -90,7 +90,7 @@ fn pages_are_reserved_before_anything_is_handed_out() {
     let a = Arena::create_unreserved(&cfg).unwrap();
     let blocks = || std::fs::metadata(a.path()).unwrap().blocks() as usize * 512;
     assert_eq!(blocks(), 0, "sparse until reserved");
-    // The first allocation reserves the whole segment.
+    // The first allocation reserves its step (here the whole segment).
     let b = a.alloc(16).unwrap();
     assert!(blocks() >= a.capacity(), "{} < {}", blocks(), a.capacity());
     drop(b);
@@ -99,6 +99,26 @@ fn pages_are_reserved_before_anything_is_handed_out() {
     let c = arena("reserved", 2 * MIB);
     let meta = std::fs::metadata(c.path()).unwrap();
     assert!(meta.blocks() as usize * 512 >= 2 * MIB);
+}
+
+#[test]
+fn a_large_store_reserves_its_pages_as_it_grows() {
+    use std::os::unix::fs::MetadataExt;
+
+    let step = ferry_store::RESERVE_STEP;
+    let cfg = unique_cfg("grow", 4 * step);
+    let a = Arena::create_unreserved(&cfg).unwrap();
+    let blocks = || std::fs::metadata(a.path()).unwrap().blocks() as usize * 512;
+    let small = a.alloc(16).unwrap();
+    assert!(
+        (step..2 * step).contains(&blocks()),
+        "one step for a small object: {}",
+        blocks()
+    );
+    let big = a.alloc(2 * step).unwrap();
+    assert!(blocks() >= big.offset() + 2 * step, "{}", blocks());
+    assert!(blocks() < a.capacity(), "not all of it yet: {}", blocks());
+    drop((small, big));
 }
 
 #[test]
