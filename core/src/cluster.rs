@@ -936,22 +936,74 @@ fn done(
         }
     }
     c.transport.expect_reply(false);
+    finish_done(inner, c, from, object, sent, result, contained, false);
+}
+
+/// The rest of [`done`]: the result copied into this rank's store, the
+/// slot completed, the executor told it may free its copy. This (message)
+/// thread never waits for space: when the store has no room now, the copy
+/// is finished on a thread of its own that may spill and wait
+/// (`may_wait`), and the executor keeps its copy until then, so a result is
+/// never dropped because the owner's store was full for a moment.
+#[allow(clippy::too_many_arguments)]
+fn finish_done(
+    inner: &Arc<Inner>,
+    c: &Cluster,
+    from: Rank,
+    object: u64,
+    sent: Sent,
+    result: WireResult,
+    contained: Vec<WireRef>,
+    may_wait: bool,
+) {
     let needs_free = matches!(result, WireResult::At { .. }) || !contained.is_empty();
     let tag = sent.type_tag;
-    let mut stored = match result {
-        WireResult::Inline(bytes) => copy_in(inner, tag, sent.type_name, bytes.len(), |dst| {
-            dst.copy_from_slice(&bytes);
-            Ok(())
-        }),
-        WireResult::At { offset, len } => {
-            copy_in(inner, tag, sent.type_name, len as usize, |dst| {
+    let len = match &result {
+        WireResult::Inline(bytes) => Some(bytes.len()),
+        WireResult::At { len, .. } => Some(*len as usize),
+        WireResult::Failed(_) => None,
+    };
+    let block = match len.map(|len| inner.arena.alloc(len)) {
+        Some(Err(
+            ferry_store::StoreError::Full { .. }
+            | ferry_store::StoreError::Held { .. }
+            | ferry_store::StoreError::ShmTooSmall { .. },
+        )) if !may_wait => {
+            let weak = Arc::downgrade(inner);
+            let spawned = std::thread::Builder::new()
+                .name(format!("ferry-r{}-result", c.rank))
+                .spawn(move || {
+                    let Some(inner) = weak.upgrade() else { return };
+                    crate::log::set_thread_rank(inner.rank);
+                    if let Some(c) = inner.cluster() {
+                        finish_done(&inner, c, from, object, sent, result, contained, true);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a thread to wait for room for a result: {e}");
+            }
+            return;
+        }
+        other => other,
+    };
+    let mut stored = match (result, block) {
+        (WireResult::Failed(w), _) => Stored::Error(w.into_error()),
+        (_, Some(Err(e))) => Stored::Error(e.into()),
+        (WireResult::Inline(bytes), Some(Ok(block))) => {
+            fill_in(inner, tag, sent.type_name, block, |dst| {
+                dst.copy_from_slice(&bytes);
+                Ok(())
+            })
+        }
+        (WireResult::At { offset, .. }, Some(Ok(block))) => {
+            fill_in(inner, tag, sent.type_name, block, |dst| {
                 read_recorded(inner, c, from, offset, dst, || {
                     format!("result {object:016x} from rank {from}")
                 })
                 .map_err(|e| Error::Store(format!("reading the result from rank {from}: {e}")))
             })
         }
-        WireResult::Failed(w) => Stored::Error(w.into_error()),
+        (_, None) => Stored::Error(Error::Store("a result without bytes".into())),
     };
     // Borrow the objects the result refers to before the executor lets go.
     let (kept, pending) = collect_borrows(|| {
@@ -1013,10 +1065,20 @@ fn copy_in(
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> Result<()>,
 ) -> Stored {
-    let mut block = match inner.arena.alloc(len) {
-        Ok(b) => b,
-        Err(e) => return Stored::Error(e.into()),
-    };
+    match inner.arena.alloc(len) {
+        Ok(block) => fill_in(inner, type_tag, type_name, block, fill),
+        Err(e) => Stored::Error(e.into()),
+    }
+}
+
+/// [`copy_in`] into a block already allocated.
+fn fill_in(
+    inner: &Inner,
+    type_tag: TypeTag,
+    type_name: impl Into<std::borrow::Cow<'static, str>>,
+    mut block: ferry_store::BlockMut,
+    fill: impl FnOnce(&mut [u8]) -> Result<()>,
+) -> Stored {
     if let Err(e) = fill(block.as_mut_slice()) {
         return Stored::Error(e);
     }

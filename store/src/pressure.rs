@@ -54,6 +54,9 @@ pub struct SpillStats {
     pub on_disk_objects: u64,
     /// Their arena bytes.
     pub on_disk_bytes: u64,
+    /// Allocations waiting for space now (puts, results arriving from
+    /// other ranks, objects read back).
+    pub waiting_puts: u64,
 }
 
 /// A store's pressure handling (one per arena).
@@ -191,6 +194,7 @@ impl Pressure {
             direct_objects: l(&self.direct_objects),
             on_disk_objects: l(&self.on_disk_objects),
             on_disk_bytes: l(&self.on_disk_bytes),
+            waiting_puts: self.waiting.load(Ordering::SeqCst) as u64,
         }
     }
 }
