@@ -12,6 +12,8 @@
 //! Run by `cargo test --features mpi --test mpi_faults`; without the `mpi`
 //! feature or `mpirun` it says why it skips.
 
+mod common;
+
 use std::io::Read;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -82,22 +84,10 @@ fn main() -> ExitCode {
 
 /// One rank of a misbehaving job.
 fn as_rank(case: &str) -> ExitCode {
-    let rt = match ferry::Config::from_env().and_then(ferry::init) {
+    let rt = match common::start_mpi_rank("mpi_faults") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("could not start: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    if rt.rank() != 0 {
-        return match rt.serve() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("rank {}: {e}", rt.rank());
-                ExitCode::FAILURE
-            }
-        };
-    }
     let wait = Duration::from_secs(600);
     match case {
         "stop" => {

@@ -11,6 +11,7 @@
 //! the scenario it hung in is named. Without the `mpi` feature or without
 //! `mpirun` it says why it skips.
 
+mod common;
 mod multirank;
 
 use std::io::Read;
@@ -162,22 +163,10 @@ enum Outcome {
 
 /// One rank of the job.
 fn as_rank() -> ExitCode {
-    let rt = match ferry::Config::from_env().and_then(ferry::init) {
+    let rt = match common::start_mpi_rank("mpi_suite") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mpi_suite: could not start: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    if rt.rank() != 0 {
-        return match rt.serve() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("mpi_suite: rank {}: {e}", rt.rank());
-                ExitCode::FAILURE
-            }
-        };
-    }
     multirank::set_one_sided_forced(std::env::var("FERRY_FORCE_RMA").is_ok_and(|v| v == "1"));
     let mut failed = 0;
     for (name, scenario) in multirank::SCENARIOS {

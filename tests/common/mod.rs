@@ -153,3 +153,28 @@ impl Drop for Gate {
         self.open();
     }
 }
+
+/// One rank of a job started by `mpirun` (the harness-less MPI tests): the
+/// runtime on rank 0; every other rank serves until rank 0 ends the job,
+/// and gets the exit code to end with (`Err`). `who` names the program in
+/// messages.
+pub(crate) fn start_mpi_rank(who: &str) -> Result<Runtime, std::process::ExitCode> {
+    use std::process::ExitCode;
+    let rt = match ferry::Config::from_env().and_then(ferry::init) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{who}: could not start: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    if rt.rank() == 0 {
+        return Ok(rt);
+    }
+    Err(match rt.serve() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{who}: rank {}: {e}", rt.rank());
+            ExitCode::FAILURE
+        }
+    })
+}
