@@ -12,14 +12,27 @@
 //!
 //! Run it with `cargo run --example lost_rank`.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use ferry::{Config, ObjectRef, Runtime};
+
+/// Set once rank 2 has been pulled: until then the "slow" work below waits,
+/// so none of it can finish on rank 2 first, however loaded the machine.
+static PULLED: AtomicBool = AtomicBool::new(false);
+
+/// Long work: waits until rank 2 is gone (at most a minute).
+fn long_work() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !PULLED.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 
 /// The square, and the rank that computed it.
 #[ferry::remote]
 fn slow_square(rt: &Runtime, x: u64) -> (u64, u32) {
-    std::thread::sleep(Duration::from_millis(1_000));
+    long_work();
     (x * x, rt.rank())
 }
 
@@ -53,7 +66,7 @@ impl Counter {
     }
 
     fn slow_read(&self) -> u64 {
-        std::thread::sleep(Duration::from_millis(500));
+        long_work();
         self.value
     }
 }
@@ -81,9 +94,9 @@ fn main() -> ferry::Result<()> {
             .map(|x| slow_square::options().on_rank(2).remote(&rt, x))
             .collect::<ferry::Result<_>>()?;
         let in_flight = counter.slow_read().remote()?;
-        std::thread::sleep(Duration::from_millis(200));
 
         world.kill(2, "the example pulls the plug")?;
+        PULLED.store(true, Ordering::SeqCst);
         println!("rank 2 was lost");
 
         let squares: Vec<(u64, u32)> = squares
