@@ -22,9 +22,14 @@ fn cfg(timeout: Duration) -> Config {
 /// Far more than the heartbeat needs: reaching it means it never came.
 const BOUND: Duration = Duration::from_secs(60);
 
+/// The heartbeat timeout of these tests: short enough to keep them quick,
+/// long enough that no live rank of a loaded 2-core machine goes unheard
+/// that long (a watcher kept off the CPU starts its windows again anyway).
+const TIMEOUT: Duration = Duration::from_secs(3);
+
 #[test]
 fn a_stopped_rank_is_declared_lost_and_its_task_runs_elsewhere() -> ferry::Result<()> {
-    ferry::loopback::run(3, cfg(Duration::from_millis(500)), |rt, world| {
+    ferry::loopback::run(3, cfg(TIMEOUT), |rt, world| {
         // Answers before the stop.
         let before = double::options().on_rank(2).remote(&rt, 1)?;
         assert_eq!(*rt.get_timeout(&before, BOUND)?, 2);
@@ -46,7 +51,7 @@ fn a_stopped_rank_is_declared_lost_and_its_task_runs_elsewhere() -> ferry::Resul
 
 #[test]
 fn a_stopped_rank_without_retries_fails_its_task_naming_the_silence() -> ferry::Result<()> {
-    ferry::loopback::run(2, cfg(Duration::from_millis(500)), |rt, world| {
+    ferry::loopback::run(2, cfg(TIMEOUT), |rt, world| {
         world.stop(1)?;
         let r = double::options().on_rank(1).max_retries(0).remote(&rt, 1)?;
         match rt.get_timeout(&r, BOUND) {

@@ -14,6 +14,9 @@
 //!    the transport ([`Transport::declare_lost`]): over loopback every rank
 //!    then handles it as a lost rank (retries, lineage, actor restarts);
 //!    under MPI the job ends with a message naming it (`MPI_Abort`).
+//!    A watcher that was itself kept off the CPU for more than two periods
+//!    starts every window again instead (what starved it likely starved
+//!    the frames too): a loaded machine delays a verdict, never fakes one.
 //! 4. Watching ends when the job ends (rank 0 says `Shutdown`), so ranks
 //!    that leave at the end are never declared lost.
 //!
@@ -123,15 +126,31 @@ fn watch(weak: Weak<Inner>, timeout: Duration) {
     }
     let period = (timeout / 4).max(Duration::from_millis(5));
     let beat = crate::wire::encode(&crate::wire::Msg::Heartbeat);
+    let mut last_tick = Instant::now();
     loop {
         {
             let Some(inner) = weak.upgrade() else { return };
             let Some(c) = inner.cluster() else { return };
             let hb = &c.heartbeat;
-            if hb.done.load(Ordering::Acquire) || c.stop.load(Ordering::Acquire) {
-                return;
+            if hb.done.load(Ordering::Acquire)
+                || c.stop.load(Ordering::Acquire)
+                || c.transport.is_lost(c.rank)
+            {
+                return; // a lost rank judges nobody
             }
             let now = hb.now_ms();
+            // This thread itself was kept off the CPU for a while (an
+            // overloaded machine, a stopped process resumed): so, likely,
+            // were the threads that would have sent or received the
+            // others' frames. Silence measured across that gap proves
+            // nothing: give every watched rank a fresh window.
+            let starved = last_tick.elapsed() > period * 2;
+            last_tick = Instant::now();
+            if starved {
+                for t in hb.last.iter() {
+                    t.fetch_max(now, Ordering::Relaxed);
+                }
+            }
             for r in watched(c.rank, c.size()) {
                 if c.transport.is_lost(r) || c.lost_ranks().contains(&r) {
                     continue;

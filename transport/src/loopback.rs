@@ -273,8 +273,10 @@ impl Transport for Loopback {
     }
 
     fn declare_lost(&self, rank: Rank, reason: &str) -> Result<(), TransportError> {
-        if self.stopped(self.rank) {
-            return Ok(()); // a stopped rank does nothing
+        // Only a live rank judges others: a stopped one does nothing, and
+        // one already lost (or closed) has no say.
+        if self.world.state[self.rank as usize].load(Ordering::Acquire) != ALIVE {
+            return Ok(());
         }
         self.kill(rank, reason)
     }

@@ -135,6 +135,18 @@ fn a_killed_rank_is_known_lost_before_its_event_is_received() {
 }
 
 #[test]
+fn only_a_live_rank_can_declare_another_lost() {
+    let eps = world(3);
+    eps[0].stop(2).unwrap();
+    eps[2].declare_lost(0, "from a stopped rank").unwrap();
+    assert!(!eps[1].is_lost(0), "a stopped rank has no say");
+    eps[0].declare_lost(2, "silent").unwrap();
+    assert!(eps[1].is_lost(2));
+    eps[2].declare_lost(1, "from a lost rank").unwrap();
+    assert!(!eps[0].is_lost(1), "a lost rank has no say");
+}
+
+#[test]
 fn kill_reports_rank_lost_and_fails_sends() {
     let eps = world(3);
     eps[1].send(0, b"before".to_vec()).unwrap();
