@@ -72,17 +72,25 @@ impl Hello {
     }
 }
 
-/// The node's ranks (those on this rank's host, in rank order) and this
-/// rank's place among them.
+/// Every rank's hello, decoded, and the index of `rank`'s own.
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-pub(crate) fn local_ranks(hellos: &[Vec<u8>], rank: u32) -> Result<(Vec<Granted>, usize), String> {
+fn decode_all(hellos: &[Vec<u8>], rank: u32) -> Result<(Vec<Hello>, usize), String> {
     let all = hellos
         .iter()
         .map(|h| Hello::decode(h))
         .collect::<Result<Vec<_>, _>>()?;
-    let mine = all
-        .get(rank as usize)
-        .ok_or_else(|| format!("no start-up message from rank {rank}"))?;
+    if rank as usize >= all.len() {
+        return Err(format!("no start-up message from rank {rank}"));
+    }
+    Ok((all, rank as usize))
+}
+
+/// The node's ranks (those on this rank's host, in rank order) and this
+/// rank's place among them.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn local_ranks(hellos: &[Vec<u8>], rank: u32) -> Result<(Vec<Granted>, usize), String> {
+    let (all, mine) = decode_all(hellos, rank)?;
+    let mine = &all[mine];
     let on_node: Vec<usize> = (0..all.len())
         .filter(|&r| all[r].host == mine.host)
         .collect();
@@ -102,13 +110,8 @@ pub(crate) fn neighbour_stores(
     hellos: &[Vec<u8>],
     rank: u32,
 ) -> Result<Vec<(u32, PathBuf)>, String> {
-    let all = hellos
-        .iter()
-        .map(|h| Hello::decode(h))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mine = all
-        .get(rank as usize)
-        .ok_or_else(|| format!("no start-up message from rank {rank}"))?;
+    let (all, mine) = decode_all(hellos, rank)?;
+    let mine = &all[mine];
     Ok(all
         .iter()
         .enumerate()
