@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 /// How to start a runtime.
 ///
 /// Every value is checked when the runtime starts ([`init`](crate::init),
-/// [`loopback::run`](crate::loopback::run)): one out of its range is an
+/// [`loopback::run`](crate::runtime::loopback::run)): one out of its range is an
 /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) that names the
 /// setting and the range allowed. A timeout of [`Duration::MAX`] means "no
 /// timeout".

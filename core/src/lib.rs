@@ -5,63 +5,63 @@
 //! together with the `#[ferry::remote]`, `#[ferry::actor]` and
 //! `#[ferry::main]` macros.
 
-mod actor;
-mod arg;
-mod cancel;
-mod checkpoint;
-mod cluster;
+// The layers, lowest first. A module imports only from its own layer and
+// the layers above it in this list (`tests/layers.rs` checks it).
+
+// Vocabulary: the words every layer uses.
 mod config;
-mod context;
 mod error;
-mod exports;
-mod exposed;
-pub mod gpu;
-mod gpus;
-mod heartbeat;
 mod ids;
-mod lent;
-mod lineage;
 mod log;
-pub mod loopback;
-mod node_hello;
-mod object_ref;
-mod options;
-mod pinning;
-#[doc(hidden)]
-pub mod private;
-mod releases;
-mod remote_actor;
-mod resources;
-mod runtime;
-mod scheduler;
 mod signal;
-mod slot;
 mod state;
-mod status;
-mod task;
 mod timeline;
 mod values;
-mod view;
-mod wire;
 
-pub use actor::{
+// Resources: the ledger, GPU ids, pinning, task and actor options.
+mod resources;
+
+// Objects: the object cell, refs, views, nested-ref capture.
+mod object;
+
+// Tasks: the task cell, the scheduler and its workers, the task context.
+mod task;
+
+// Actors: the local actor engine.
+mod actor;
+
+// The cluster: membership, the receive loop, placement, remote tasks and
+// actors, borrowing, lineage, heartbeats, the wire format.
+mod cluster;
+
+// The runtime: the public `Runtime`, start-up, actor handles, status.
+mod runtime;
+
+// What the macros call.
+#[doc(hidden)]
+pub mod private;
+
+pub use resources::gpu;
+pub use runtime::loopback;
+
+pub use actor::checkpoint::Restored;
+pub use actor::engine::{
     ActorCall, ActorClass, ActorHandle, ActorRef, ArchivedActorHandle, create as create_actor,
 };
-pub use arg::{Arg, IntoArg};
-pub use checkpoint::Restored;
 pub use config::Config;
-pub use context::{command, current, env_var, gpu_ids, is_cancelled, task_name};
 pub use error::{Error, FailureKind, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
-pub use object_ref::{ArchivedObjectRef, ObjectRef};
-pub use options::{ActorOptions, RetryOn, TaskOptions};
-pub use pinning::Pin;
+pub use object::object_ref::{ArchivedObjectRef, ObjectRef};
+pub use object::view::View;
+pub use resources::options::{ActorOptions, RetryOn, TaskOptions};
+pub use resources::pinning::Pin;
+pub use runtime::arg::{Arg, IntoArg};
 pub use runtime::{Runtime, WaitResult, init};
 pub use state::{
     ActorState, ClusterState, ObjectState, RankState, StoreUse, TaskCounts, TaskFailure,
 };
+pub use task::context::{command, current, env_var, gpu_ids, is_cancelled, task_name};
 pub use values::{Object, Remotable};
-pub use view::View;
 
 pub use ferry_store::{HeldReport, PodElement, SpillStats};
 pub use rkyv;

@@ -79,7 +79,7 @@ where
     ) -> fmt::Result {
         let rank = THREAD_RANK
             .with(|r| r.get())
-            .or_else(|| crate::context::runtime_inner().map(|inner| inner.rank))
+            .or_else(|| crate::task::context::runtime_inner().map(|inner| inner.rank))
             .or_else(|| PROCESS_RANK.get().copied());
         match rank {
             Some(r) => write!(writer, "ferry[rank {r}] {} ", event.metadata().level())?,

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::slot::Stored;
+use crate::object::cell::Stored;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

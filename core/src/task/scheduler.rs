@@ -32,10 +32,10 @@ use std::time::Duration;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::error::Error;
-use crate::resources::Request;
+use crate::resources::ledger::Request;
 use crate::runtime::Inner;
 use crate::signal;
-use crate::task::TaskCell;
+use crate::task::cell::TaskCell;
 
 type TaskRef = Arc<TaskCell>;
 
@@ -371,7 +371,7 @@ pub(crate) fn join_with_grace(handles: Vec<JoinHandle<()>>) {
 
 fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>, index: usize) {
     inner.pinning.bind_worker(index);
-    crate::context::set_runtime(Some(inner.clone()));
+    crate::task::context::set_runtime(Some(inner.clone()));
     let sched = &inner.sched;
     let key = sched.key();
     LOCAL.with(|l| *l.borrow_mut() = Some((key, worker)));
@@ -428,7 +428,7 @@ fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>, index: usize) {
         }
     }
     sched.idle.fetch_sub(1, Ordering::AcqRel);
-    crate::context::set_runtime(None);
+    crate::task::context::set_runtime(None);
     LOCAL.with(|l| {
         if let Some((_, w)) = l.borrow_mut().take() {
             while let Some(t) = w.pop() {

@@ -17,9 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_transport::{Loopback, Rank, Region, Transport};
 
+use crate::cluster::arena_region::ArenaRegion;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::exposed::ArenaRegion;
 use crate::runtime::{Placement, Prepared, Runtime};
 
 /// Control of a loopback world, handed to the body of [`run`].

@@ -35,19 +35,19 @@ use rkyv::rancor::{Fallible, Source};
 use rkyv::rend::{u32_le, u64_le};
 use rkyv::{Archive, Deserialize, Place, Portable, Serialize};
 
-use crate::context::{self, TaskCtx};
+use crate::cluster::remote_actor::{self, RemoteActor};
 use crate::error::{Error, FailureKind, Result, TaskError};
-use crate::exports::{self, NotInRuntime};
 use crate::ids::ActorId;
-use crate::object_ref::ObjectRef;
-use crate::options::ActorOptions;
+use crate::object::cell::{KeepAlive, Slot, Stored};
+use crate::object::exports::{self, NotInRuntime};
+use crate::object::object_ref::ObjectRef;
 use crate::private::EncodedCall;
-use crate::remote_actor::{self, RemoteActor};
-use crate::resources::Request;
+use crate::resources::ledger::Request;
+use crate::resources::options::ActorOptions;
 use crate::runtime::{Inner, Runtime};
 use crate::signal;
-use crate::slot::{KeepAlive, Slot, Stored};
-use crate::task::{Outcome, panic_message};
+use crate::task::cell::{Outcome, panic_message};
+use crate::task::context::{self, TaskCtx};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -64,7 +64,7 @@ pub trait ActorClass: Sized + Send + 'static {
     const ID: u64;
     /// How its state is checkpointed (`#[ferry::actor(checkpoint)]`).
     #[doc(hidden)]
-    const CHECKPOINT: Option<crate::checkpoint::Codec<Self>> = None;
+    const CHECKPOINT: Option<crate::actor::checkpoint::Codec<Self>> = None;
 }
 
 /// The method id a checkpoint request travels under to another rank.
@@ -99,7 +99,7 @@ struct Core<A> {
     /// Times the constructor ran again after a panic.
     restarts: AtomicUsize,
     /// Where its checkpoints go and how often (see `checkpoint`).
-    ckpt: Option<Arc<crate::checkpoint::Schedule>>,
+    ckpt: Option<Arc<crate::actor::checkpoint::Schedule>>,
     /// Its `max_task_retries`, told to other ranks with its handles.
     task_retries: i32,
     /// Calls that returned, for `checkpoint_every`.
@@ -296,7 +296,7 @@ impl ActorTable {
             c.kill("the runtime shut down");
         }
         let threads: Vec<_> = lock(&self.threads).drain(..).collect();
-        crate::scheduler::join_with_grace(threads);
+        crate::task::scheduler::join_with_grace(threads);
     }
 }
 
@@ -622,8 +622,8 @@ fn create_here<A: ActorClass>(
         orphaned: AtomicBool::new(false),
         restarts: AtomicUsize::new(0),
         ckpt: A::CHECKPOINT.as_ref().and(opts.name.as_deref()).map(|n| {
-            Arc::new(crate::checkpoint::Schedule::new(
-                crate::checkpoint::path(&inner.checkpoint_dir, n),
+            Arc::new(crate::actor::checkpoint::Schedule::new(
+                crate::actor::checkpoint::path(&inner.checkpoint_dir, n),
                 opts.checkpoint_every,
             ))
         }),
@@ -678,7 +678,7 @@ fn create_here<A: ActorClass>(
 /// How an actor thread lives: its restarts and where it is pinned.
 struct Placing {
     restarts: i32,
-    pin: Option<crate::pinning::Pin>,
+    pin: Option<crate::resources::pinning::Pin>,
 }
 
 fn actor_main<A: ActorClass>(
@@ -842,7 +842,7 @@ fn restore<A: ActorClass>(
     core: &Core<A>,
 ) -> Option<std::result::Result<A, String>> {
     let (codec, ckpt) = (A::CHECKPOINT.as_ref()?, core.ckpt.as_ref()?);
-    let found = match crate::checkpoint::restore(rt, codec, ckpt.path()) {
+    let found = match crate::actor::checkpoint::restore(rt, codec, ckpt.path()) {
         Ok(None) => return None,
         Ok(Some(found)) => Ok(found),
         Err(e) => Err(e),
@@ -851,7 +851,7 @@ fn restore<A: ActorClass>(
         Ok((calls, a)) => {
             core.calls.store(calls, Ordering::Relaxed);
             ckpt.restored(calls);
-            inner.note_restored(crate::checkpoint::Restored {
+            inner.note_restored(crate::actor::checkpoint::Restored {
                 name: core.name.to_string(),
                 path: ckpt.path().to_path_buf(),
                 calls,

@@ -36,6 +36,15 @@
 //! `Value`, read one-sidedly when large); dropping the last borrowed ref
 //! sends `RemoveBorrow`.
 
+pub(crate) mod arena_region;
+pub(crate) mod heartbeat;
+pub(crate) mod lent;
+pub(crate) mod lineage;
+pub(crate) mod node_hello;
+pub(crate) mod releases;
+pub(crate) mod remote_actor;
+pub(crate) mod wire;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -46,16 +55,18 @@ use std::time::{Duration, Instant};
 use ferry_store::ReadOnlySegment;
 use ferry_transport::{Event, Rank, Transport, TransportError};
 
+use crate::cluster::lent::Lent;
+use crate::cluster::wire::{Msg, WireError, WireOptions, WireRef, WireResult, WireValue};
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::ids::ObjectId;
-use crate::lent::Lent;
-use crate::object_ref::ObjectRef;
-use crate::options::{RetryOn, TaskOptions};
+use crate::object::cell::{
+    Bytes, DepWaiter, KeepAlive, Slot, Stored, StoredValue, TypeTag, Waiter,
+};
+use crate::object::object_ref::ObjectRef;
 use crate::private::{EncodedCall, Untyped};
+use crate::resources::options::{RetryOn, TaskOptions};
 use crate::runtime::{Inner, Runtime};
-use crate::slot::{Bytes, DepWaiter, KeepAlive, Slot, Stored, StoredValue, TypeTag, Waiter};
 use crate::values::Object;
-use crate::wire::{self, Msg, WireError, WireOptions, WireRef, WireResult, WireValue};
 
 /// Results up to this size travel inside `Done`.
 const INLINE_MAX: usize = 64 * 1024;
@@ -146,15 +157,15 @@ pub(crate) struct Cluster {
     /// Foreign objects this rank borrows.
     borrowed: Mutex<HashMap<u64, Weak<Slot>>>,
     /// Ends of borrows, held back behind earlier unacked borrows.
-    pub(crate) releases: crate::releases::Releases,
+    pub(crate) releases: crate::cluster::releases::Releases,
     /// Work waiting for a `BorrowAck`, by object or actor.
     awaiting: Mutex<HashMap<u64, Vec<Arc<Latch>>>>,
     /// Actors across ranks: those lent to others, handles to others'.
-    pub(crate) actors: crate::remote_actor::Book,
+    pub(crate) actors: crate::cluster::remote_actor::Book,
     pub(crate) lost: Mutex<Vec<Rank>>,
     /// Tasks whose results hold refs, kept to rebuild what a lost rank
     /// owned (see `lineage`).
-    pub(crate) lineage: crate::lineage::Book,
+    pub(crate) lineage: crate::cluster::lineage::Book,
     /// The outputs of tasks this rank runs for other ranks, by the owner's
     /// object id (for `Cancel`).
     pub(crate) executing: Mutex<HashMap<u64, Weak<Slot>>>,
@@ -170,7 +181,7 @@ pub(crate) struct Cluster {
     /// protocol or build); start fails with it.
     incompatible: Mutex<Option<String>>,
     /// When each rank was last heard from; declares silent ones lost.
-    pub(crate) heartbeat: crate::heartbeat::Heartbeat,
+    pub(crate) heartbeat: crate::cluster::heartbeat::Heartbeat,
 }
 
 impl Cluster {
@@ -204,7 +215,7 @@ impl Cluster {
             borrowed: Mutex::new(HashMap::new()),
             awaiting: Mutex::new(HashMap::new()),
             releases: Default::default(),
-            actors: crate::remote_actor::Book::new(size),
+            actors: crate::cluster::remote_actor::Book::new(size),
             lost: Mutex::new(Vec::new()),
             lineage: Default::default(),
             timelines: crate::timeline::Replies::default(),
@@ -214,7 +225,7 @@ impl Cluster {
             ended: (Mutex::new(None), Condvar::new()),
             net: Mutex::new(None),
             incompatible: Mutex::new(None),
-            heartbeat: crate::heartbeat::Heartbeat::new(size, heartbeat),
+            heartbeat: crate::cluster::heartbeat::Heartbeat::new(size, heartbeat),
         }
     }
 
@@ -241,7 +252,7 @@ impl Cluster {
                     // that the launcher stops every rank and names this one.
                     fatal.abort(&format!(
                         "rank {rank}: internal error in the receive thread: {}",
-                        crate::task::panic_message(p.as_ref())
+                        crate::task::cell::panic_message(p.as_ref())
                     ));
                 }
             })
@@ -679,7 +690,7 @@ fn event_handler(weak: Weak<Inner>) -> ferry_transport::Handler {
         if let Err(p) = std::panic::catch_unwind(run) {
             let message = format!(
                 "internal error handling a message: {}",
-                crate::task::panic_message(p.as_ref())
+                crate::task::cell::panic_message(p.as_ref())
             );
             match weak.upgrade() {
                 Some(inner) => match inner.cluster() {
@@ -805,7 +816,7 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
         | Msg::RemoveActorBorrow { .. }
         | Msg::KillActor { .. }
         | Msg::ActorRestarted { .. }
-        | Msg::ActorGone { .. }) => crate::remote_actor::handle(inner, c, from, msg),
+        | Msg::ActorGone { .. }) => crate::cluster::remote_actor::handle(inner, c, from, msg),
         other => borrow_handlers(inner, c, from, other),
     }
 }
@@ -931,7 +942,7 @@ fn done(
         }
         Work::ActorCall { actor, .. } => {
             if let WireResult::Failed(e) = &result {
-                crate::remote_actor::note_call_failed(c, *actor, e);
+                crate::cluster::remote_actor::note_call_failed(c, *actor, e);
             }
         }
     }
@@ -1013,7 +1024,7 @@ fn finish_done(
                 WireRef::Object(id) => lookup(inner, ObjectId::from_u64(id))
                     .ok()
                     .map(|s| s as KeepAlive),
-                WireRef::Actor { id, host } => crate::remote_actor::keep(inner, id, host),
+                WireRef::Actor { id, host } => crate::cluster::remote_actor::keep(inner, id, host),
             })
             .collect::<Vec<_>>()
     });
@@ -1120,10 +1131,10 @@ fn rank_lost(inner: &Arc<Inner>, c: &Cluster, rank: Rank, reason: &str) {
     }
     let missing: Vec<Arc<Slot>> = orphaned.into_iter().filter(|s| !s.is_ready()).collect();
     if !missing.is_empty() {
-        crate::lineage::rebuild(inner, c, rank, reason, missing);
+        crate::cluster::lineage::rebuild(inner, c, rank, reason, missing);
     }
     c.send_releases(c.releases.rank_lost(rank));
-    crate::remote_actor::rank_lost(c, rank, reason);
+    crate::cluster::remote_actor::rank_lost(c, rank, reason);
     // Its borrows end: what only it held is freed (outside the locks).
     for slot in c.lent.drop_rank(rank) {
         slot.unlend();
@@ -1181,7 +1192,7 @@ fn orphan(c: &Cluster, object: u64, mut s: Sent, rank: Rank, reason: &str) {
                 ..
             } => (*fn_id, opts.clone(), *max_retries, attempts),
             Work::ActorCall { .. } => {
-                crate::remote_actor::orphaned_call(c, object, s, rank, reason);
+                crate::cluster::remote_actor::orphaned_call(c, object, s, rank, reason);
                 return;
             }
         };
@@ -1214,7 +1225,7 @@ fn wire_ref(k: &KeepAlive) -> Option<WireRef> {
     if let Some(s) = k.downcast_ref::<Slot>() {
         return Some(WireRef::Object(s.id.as_u64()));
     }
-    k.downcast_ref::<crate::actor::HeldHandle>()
+    k.downcast_ref::<crate::actor::engine::HeldHandle>()
         .map(|h| WireRef::Actor {
             id: h.id.as_u64(),
             host: h.host,
@@ -1341,7 +1352,7 @@ fn after_acks(c: &Cluster, ids: &[u64], then: impl FnOnce() + Send + 'static) {
 
 /// A borrowed slot needs its value: read straight from where the owner's
 /// `BorrowAck` said it is, or else ask the owner (`Fetch`).
-pub(crate) fn fetch(inner: &Arc<Inner>, slot: &Slot, borrow: &crate::slot::Borrow) {
+pub(crate) fn fetch(inner: &Arc<Inner>, slot: &Slot, borrow: &crate::object::cell::Borrow) {
     let Some(c) = inner.cluster() else { return };
     // A lost owner's memory is never read once its loss is known: here
     // (`lost`, after `rank_lost` ran) or at the transport (before its

@@ -3,8 +3,8 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::{Error, FailureKind, TaskError};
-use crate::options::{ActorOptions, RetryOn, TaskOptions};
-use crate::pinning::Pin;
+use crate::resources::options::{ActorOptions, RetryOn, TaskOptions};
+use crate::resources::pinning::Pin;
 
 /// The version of these messages; bump it with every change to [`Msg`].
 pub(crate) const PROTOCOL: u32 = 2;

@@ -186,7 +186,7 @@ pub(crate) struct Slot {
     observed: AtomicBool,
     unhandled: Option<Arc<UnhandledSink>>,
     /// Where this slot is listed for lookups by id, to unlist it on drop.
-    exported: OnceLock<Weak<crate::exports::Exports>>,
+    exported: OnceLock<Weak<crate::object::exports::Exports>>,
     /// Set for an object owned by another rank that this rank borrows.
     borrow: Option<Borrow>,
 }
@@ -327,7 +327,7 @@ impl Slot {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn set_exported(&self, exports: Weak<crate::exports::Exports>) -> bool {
+    pub(crate) fn set_exported(&self, exports: Weak<crate::object::exports::Exports>) -> bool {
         self.exported.set(exports).is_ok()
     }
 }

@@ -8,11 +8,11 @@ use rkyv::rancor::{Fallible, Source};
 use rkyv::rend::u64_le;
 use rkyv::{Archive, Deserialize, Place, Portable, Serialize};
 
-use crate::context;
 use crate::error::Error;
-use crate::exports::{self, NotInRuntime};
 use crate::ids::ObjectId;
-use crate::slot::{KeepAlive, Slot};
+use crate::object::cell::{KeepAlive, Slot};
+use crate::object::exports::{self, NotInRuntime};
+use crate::task::context;
 
 /// A reference to an object in the store, made by `put`, a task or an actor
 /// call (Ray's `ObjectRef`).

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::{Error, Result};
 use crate::ids::{ActorId, ObjectId};
-use crate::slot::{KeepAlive, Slot};
+use crate::object::cell::{KeepAlive, Slot};
 
 /// One rank's table of serialized objects and actor handles.
 #[derive(Default)]

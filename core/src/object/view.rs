@@ -12,7 +12,7 @@ use ferry_store::PodElement;
 
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
-use crate::slot::{Bytes, Slot, Stored};
+use crate::object::cell::{Bytes, Slot, Stored};
 use crate::values::{Object, Remotable};
 
 /// A read-only view of an object's archived value, straight in shared memory:

@@ -125,7 +125,7 @@ fn watch(weak: Weak<Inner>, timeout: Duration) {
         crate::log::set_thread_rank(inner.rank);
     }
     let period = (timeout / 4).max(Duration::from_millis(5));
-    let beat = crate::wire::encode(&crate::wire::Msg::Heartbeat);
+    let beat = crate::cluster::wire::encode(&crate::cluster::wire::Msg::Heartbeat);
     let mut last_tick = Instant::now();
     loop {
         {

@@ -5,19 +5,19 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::sync::{Arc, OnceLock};
 
-use crate::arg::Arg;
-use crate::context;
 use crate::error::{Error, FailureKind, Result};
 use crate::ids::ActorId;
-use crate::object_ref::ObjectRef;
-use crate::options::{ActorOptions, TaskOptions};
+use crate::object::cell::Slot;
+use crate::object::object_ref::ObjectRef;
+use crate::resources::options::{ActorOptions, TaskOptions};
 use crate::runtime::Runtime;
-use crate::slot::Slot;
-use crate::task::{Job, NewTask, Outcome, RetryPolicy, TaskCell};
+use crate::runtime::arg::Arg;
+use crate::task::cell::{Job, NewTask, Outcome, RetryPolicy, TaskCell};
+use crate::task::context;
 use crate::values::Object;
 
-pub use crate::actor::{create_hosted, hosted_handle};
-pub use crate::checkpoint::Codec;
+pub use crate::actor::checkpoint::Codec;
+pub use crate::actor::engine::{create_hosted, hosted_handle};
 
 /// Why a call's body failed before or instead of producing a value.
 #[derive(Debug)]
@@ -142,7 +142,7 @@ where
     );
     let out = ObjectRef::from_slot(output);
     // A task submitted by a task is cancelled with it (a recursive cancel).
-    if let Some(parent) = crate::context::current_task().and_then(|t| t.cancel.clone())
+    if let Some(parent) = crate::task::context::current_task().and_then(|t| t.cancel.clone())
         && !parent.adopt(&cell)
     {
         cell.cancel(true);
@@ -202,7 +202,7 @@ pub fn raw_ping_pong(
     }
     c.send(
         peer,
-        &crate::wire::Msg::PingPong {
+        &crate::cluster::wire::Msg::PingPong {
             iters: iters as u64,
         },
     )?;
@@ -389,7 +389,7 @@ pub struct EncodedCall {
     pub id: u64,
     /// The archived argument tuple.
     pub args: rkyv::util::AlignedVec<16>,
-    _kept: Vec<crate::slot::KeepAlive>,
+    _kept: Vec<crate::object::cell::KeepAlive>,
 }
 
 impl EncodedCall {
@@ -407,7 +407,12 @@ impl EncodedCall {
         }
     }
 
-    pub(crate) fn into_parts(self) -> (rkyv::util::AlignedVec<16>, Vec<crate::slot::KeepAlive>) {
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        rkyv::util::AlignedVec<16>,
+        Vec<crate::object::cell::KeepAlive>,
+    ) {
         (self.args, self._kept)
     }
 }
@@ -429,7 +434,7 @@ pub fn encode_call<T: ferry_store::Storable>(
     id: u64,
     args: &T,
 ) -> Result<EncodedCall> {
-    let (bytes, kept) = crate::exports::capture(&rt.inner.exports, || {
+    let (bytes, kept) = crate::object::exports::capture(&rt.inner.exports, || {
         let len = ferry_store::archived_len(args)?;
         let mut buf = rkyv::util::AlignedVec::<16>::with_capacity(len);
         buf.resize(len, 0);

@@ -1,13 +1,13 @@
 //! Which GPUs a task or actor gets (Ray's `ray.get_gpu_ids()`).
 //!
-//! The [`Ledger`](crate::resources::Ledger) counts GPUs as a number; this pool
+//! The [`Ledger`](crate::resources::ledger::Ledger) counts GPUs as a number; this pool
 //! picks the devices. A whole-GPU request takes that many free devices; a
 //! fractional one shares a device with others, best fit (the device with the
 //! least room that still fits), as Ray packs fractional GPU requests.
 
 use std::sync::Mutex;
 
-use crate::resources::UNIT;
+use crate::resources::ledger::UNIT;
 
 #[derive(Debug)]
 pub(crate) struct GpuPool {

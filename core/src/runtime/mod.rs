@@ -28,6 +28,10 @@
 //!    (`fallocate`): a `/dev/shm` that filled meanwhile is an error here,
 //!    and no later touch of the store can end in `SIGBUS`.
 
+pub(crate) mod arg;
+pub mod loopback;
+pub(crate) mod status_file;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,22 +41,22 @@ use std::time::{Duration, Instant};
 use ferry_store::{Arena, PodElement, ReadOnlySegment, StoreConfig};
 use ferry_transport::{Rank, Transport};
 
-use crate::actor::ActorTable;
+use crate::actor::engine::ActorTable;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::context;
 use crate::error::{Error, Result};
-use crate::exports::{self, Exports};
-use crate::gpus::GpuPool;
 use crate::ids::IdGen;
-use crate::object_ref::ObjectRef;
-use crate::pinning::Pinning;
-use crate::resources::{Ledger, Request};
-use crate::scheduler::Scheduler;
+use crate::object::cell::{Bytes, Slot, StoredValue, TypeTag, UnhandledSink, Waiter};
+use crate::object::exports::{self, Exports};
+use crate::object::object_ref::ObjectRef;
+use crate::object::view::View;
+use crate::resources::gpu_pool::GpuPool;
+use crate::resources::ledger::{Ledger, Request};
+use crate::resources::pinning::Pinning;
 use crate::signal::{self, Signal};
-use crate::slot::{Bytes, Slot, StoredValue, TypeTag, UnhandledSink, Waiter};
+use crate::task::context;
+use crate::task::scheduler::Scheduler;
 use crate::values::Object;
-use crate::view::View;
 
 /// The shared state of one rank's runtime.
 pub(crate) struct Inner {
@@ -76,14 +80,14 @@ pub(crate) struct Inner {
     /// This job's checkpoint directory.
     pub(crate) checkpoint_dir: std::path::PathBuf,
     /// Actors restored from checkpoints.
-    restored: Mutex<Vec<crate::checkpoint::Restored>>,
+    restored: Mutex<Vec<crate::actor::checkpoint::Restored>>,
     shut: AtomicBool,
     shutdown_lock: Mutex<()>,
 }
 
 impl Inner {
     /// An actor was restored from its checkpoint: said once, and listed.
-    pub(crate) fn note_restored(&self, r: crate::checkpoint::Restored) {
+    pub(crate) fn note_restored(&self, r: crate::actor::checkpoint::Restored) {
         eprintln!(
             "ferry: rank {}: restored actor {} from {} (taken after {} calls)",
             self.rank,
@@ -230,7 +234,8 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     // Sized from the launcher's count of ranks per node (the node hello
     // comes later: MPI starts with the store already exposed).
     let arena = create_arena(&cfg, &job_id, world.rank, world.local_size)?;
-    let region = ferry_transport::Region::new(crate::exposed::ArenaRegion(arena.clone()));
+    let region =
+        ferry_transport::Region::new(crate::cluster::arena_region::ArenaRegion(arena.clone()));
     let transport = ferry_transport::MpiTransport::start(region)
         .map_err(|e| Error::Init(format!("MPI: {e}")))?;
     if transport.rank() != world.rank || transport.size() != world.size {
@@ -249,11 +254,11 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     // binding plan splits only what ranks share.
     let topo = ferry_launcher::Topology::detect()
         .map_err(|e| Error::Init(format!("cannot read this node's topology: {e}")))?;
-    let hello = crate::node_hello::Hello::of(&topo, arena.path());
+    let hello = crate::cluster::node_hello::Hello::of(&topo, arena.path());
     let hellos = transport
         .all_gather_bytes(hello.encode())
         .map_err(|e| Error::Init(format!("MPI: {e}")))?;
-    let (local, me) = crate::node_hello::local_ranks(&hellos, world.rank)
+    let (local, me) = crate::cluster::node_hello::local_ranks(&hellos, world.rank)
         .map_err(|e| Error::Init(format!("MPI start-up exchange: {e}")))?;
     // A launcher that does not say counts every rank as a neighbour
     // (smaller stores, no harm); one that says too few oversizes them.
@@ -267,7 +272,7 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
             world.local_size
         );
     }
-    let stores = crate::node_hello::neighbour_stores(&hellos, world.rank)
+    let stores = crate::cluster::node_hello::neighbour_stores(&hellos, world.rank)
         .map_err(|e| Error::Init(format!("MPI start-up exchange: {e}")))?;
     // Step 3: map the node's other stores, then wait for every rank to
     // have done so before any name goes (step 4). Nothing that can fail on
@@ -436,7 +441,7 @@ impl Prepared {
         let heartbeat = match (cfg.heartbeat_timeout, &placement) {
             (Some(t), _) => (!t.is_zero()).then_some(t),
             (None, Placement::Loopback { .. }) => None,
-            (None, _) => Some(crate::heartbeat::DEFAULT_TIMEOUT),
+            (None, _) => Some(crate::cluster::heartbeat::DEFAULT_TIMEOUT),
         };
         let node_ranks = match &placement {
             Placement::Alone => 1,
@@ -546,7 +551,7 @@ impl Prepared {
     ) -> Result<Runtime> {
         let quiet = crate::config::switch("FERRY_IGNORE_UNHANDLED_ERRORS")?.unwrap_or(false);
         // Every rank, so that a SIGUSR1 never ends a job (see `status`).
-        crate::status::catch_usr1();
+        crate::runtime::status_file::catch_usr1();
         // Step 5: the NUMA policy first, so that reserving places the pages;
         // the first step now, so that a /dev/shm already full fails here
         // (the rest is reserved as the store grows).
@@ -613,7 +618,7 @@ impl Prepared {
         if let Some((path, every)) = self.status
             && inner.rank == 0
         {
-            crate::status::start(&inner, path, every);
+            crate::runtime::status_file::start(&inner, path, every);
         }
         tracing::debug!(rank = inner.rank, job = %inner.job_id, "runtime started");
         Ok(Runtime { inner, owner: true })
@@ -844,7 +849,7 @@ impl Runtime {
 
     /// The actors this rank restored from checkpoints (see
     /// [`ActorOptions::checkpoint_every`](crate::ActorOptions::checkpoint_every)).
-    pub fn restored_actors(&self) -> Vec<crate::checkpoint::Restored> {
+    pub fn restored_actors(&self) -> Vec<crate::actor::checkpoint::Restored> {
         self.inner
             .restored
             .lock()

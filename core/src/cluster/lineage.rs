@@ -28,11 +28,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 use ferry_transport::Rank;
 
+use crate::cluster::wire::{WireOptions, WireRef};
 use crate::cluster::{self, Cluster, Sent, Work};
 use crate::error::Error;
+use crate::object::cell::{DepWaiter, KeepAlive, Slot, Stored, StoredValue, TypeTag, Waiter};
 use crate::runtime::Inner;
-use crate::slot::{DepWaiter, KeepAlive, Slot, Stored, StoredValue, TypeTag, Waiter};
-use crate::wire::{WireOptions, WireRef};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -338,7 +338,7 @@ fn copy_value(inner: &Inner, v: &StoredValue, source: Arc<Slot>) -> Stored {
     };
     block.as_mut_slice().copy_from_slice(bytes);
     Stored::Value(StoredValue {
-        block: crate::slot::Bytes::Own(inner.arena.seal(block.freeze())),
+        block: crate::object::cell::Bytes::Own(inner.arena.seal(block.freeze())),
         type_tag: v.type_tag,
         type_name: v.type_name.clone(),
         validated: AtomicBool::new(v.validated.load(Ordering::Acquire)),

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::resources::Request;
+use crate::resources::ledger::Request;
 use crate::runtime::{Inner, Runtime};
 
 /// The task or actor call running on this thread.
@@ -23,7 +23,7 @@ pub(crate) struct TaskCtx {
     /// Set while a retry is still possible for this attempt.
     pub(crate) may_retry: std::cell::Cell<bool>,
     /// The task's cancellation (`None` for actor calls).
-    pub(crate) cancel: Option<Arc<crate::cancel::Cancel>>,
+    pub(crate) cancel: Option<Arc<crate::task::cancel::Cancel>>,
 }
 
 /// Whether the task running on this thread was cancelled
@@ -45,7 +45,7 @@ pub fn is_cancelled() -> bool {
 pub(crate) fn env_with_gpus(
     env: &Arc<[(String, String)]>,
     gpus: &[u32],
-    pinning: &crate::pinning::Pinning,
+    pinning: &crate::resources::pinning::Pinning,
 ) -> Arc<[(String, String)]> {
     if gpus.is_empty() {
         return env.clone();

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Result, TaskError};
-use crate::pinning::Pin;
-use crate::resources::{Ledger, Request};
+use crate::resources::ledger::{Ledger, Request};
+use crate::resources::pinning::Pin;
 
 /// Which application errors a task retries on.
 #[derive(Clone, Default)]

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::object_ref::ObjectRef;
+use crate::object::cell::Slot;
+use crate::object::object_ref::ObjectRef;
+use crate::object::view::View;
 use crate::runtime::Runtime;
-use crate::slot::Slot;
 use crate::values::{Object, Remotable};
-use crate::view::View;
 
 /// One argument of a remote call, as Ray passes them: a plain value, or an
 /// [`ObjectRef`] at top level, which the runtime resolves before the call

@@ -20,12 +20,12 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::context::{self, TaskCtx};
 use crate::error::{Error, FailureKind, TaskError};
-use crate::options::RetryOn;
-use crate::resources::Request;
+use crate::object::cell::{DepWaiter, Producer, Slot, Stored, StoredValue, Waiter};
+use crate::resources::ledger::Request;
+use crate::resources::options::RetryOn;
 use crate::runtime::{Inner, Runtime};
-use crate::slot::{DepWaiter, Producer, Slot, Stored, StoredValue, Waiter};
+use crate::task::context::{self, TaskCtx};
 
 const WAITING: u8 = 0;
 const QUEUED: u8 = 1;
@@ -87,7 +87,7 @@ pub(crate) struct TaskCell {
     output: Weak<Slot>,
     rt: Weak<Inner>,
     /// Its cancellation, shared with its body's context.
-    pub(crate) cancel: Arc<crate::cancel::Cancel>,
+    pub(crate) cancel: Arc<crate::task::cancel::Cancel>,
 }
 
 pub(crate) struct NewTask {
@@ -207,7 +207,7 @@ impl TaskCell {
         let gpu_ids = self.granted_gpus();
         let ctx = Rc::new(TaskCtx {
             name: self.name.clone(),
-            env: crate::context::env_with_gpus(&self.env, &gpu_ids, &inner.pinning),
+            env: crate::task::context::env_with_gpus(&self.env, &gpu_ids, &inner.pinning),
             gpu_ids: gpu_ids.clone(),
             held: self.request.clone(),
             is_task: true,

@@ -39,19 +39,19 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use ferry_transport::Rank;
 
-use crate::actor::{HeldHandle, KILLED};
+use crate::actor::engine::{HeldHandle, KILLED};
+use crate::cluster::lent::Lent;
+use crate::cluster::wire::{Msg, WireActorOptions, WireError};
 use crate::cluster::{self, Cluster, Sent, Work};
 use crate::error::{Error, Result};
 use crate::ids::ActorId;
-use crate::lent::Lent;
-use crate::object_ref::ObjectRef;
-use crate::options::ActorOptions;
+use crate::object::cell::{KeepAlive, Slot, Stored, TypeTag};
+use crate::object::object_ref::ObjectRef;
 use crate::private::{self, EncodedCall};
-use crate::resources::Request;
+use crate::resources::ledger::Request;
+use crate::resources::options::ActorOptions;
 use crate::runtime::{Inner, Runtime};
-use crate::slot::{KeepAlive, Slot, Stored, TypeTag};
 use crate::values::Object;
-use crate::wire::{Msg, WireActorOptions, WireError};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -891,7 +891,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             args,
             ..
         } => {
-            if method == crate::actor::CHECKPOINT_METHOD {
+            if method == crate::actor::engine::CHECKPOINT_METHOD {
                 let task = format!("{id}.checkpoint");
                 cluster::execute(inner, c, from, object, task, |_| {
                     inner.actors.checkpoint(id)

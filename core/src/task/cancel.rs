@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::task::TaskCell;
+use crate::task::cell::TaskCell;
 
 /// One task's cancellation state.
 #[derive(Default)]

@@ -1,0 +1,7 @@
+//! Tasks: the task cell, the scheduler and its workers, cancellation, and
+//! what a running task knows about itself.
+
+pub(crate) mod cancel;
+pub(crate) mod cell;
+pub(crate) mod context;
+pub(crate) mod scheduler;
