@@ -10,18 +10,10 @@
 //! This file parses the arguments and dispatches to one module per
 //! subcommand.
 
-mod anchors;
 mod bench;
-mod cross_rank;
-mod gpu_bench;
 mod info;
-mod locality;
-mod progress;
-mod put_file_bench;
 mod sbatch;
-mod spill_bench;
 mod status;
-mod timeit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
