@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use ferry::Runtime;
 
-use super::bench::Runner;
+use super::runner::Runner;
 use super::timeit::{median, say};
 
 /// Drops the file's pages from the page cache (after writing them back).

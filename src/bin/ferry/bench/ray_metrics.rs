@@ -1,4 +1,4 @@
-//! `ferry bench`: Ferry versions of Ray's single-process microbenchmark.
+//! Ray's single-process microbenchmark metrics, the Ferry way.
 //!
 //! Each metric does what the metric of the same name does in Ray's
 //! python/ray/_private/ray_perf.py: the same call counts, multipliers and
@@ -6,119 +6,22 @@
 //! async-actor and placement-group metrics are left out: Ferry has neither.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread;
 
-use ferry::{ActorHandle, Config, ObjectRef, Runtime};
+use ferry::{ActorHandle, ObjectRef, Runtime};
 
-use super::CliError;
-use super::anchors::{ray_anchor, ray_per_second};
-use super::timeit::{Stat, Timing, py_round2, say, timeit};
-
-/// The options of `ferry bench`.
-#[derive(Debug)]
-pub(crate) struct BenchArgs {
-    /// Only metrics whose name contains this.
-    pub(crate) filter: Option<String>,
-    /// Where to write the JSON results.
-    pub(crate) json: Option<PathBuf>,
-    /// Short trials.
-    pub(crate) quick: bool,
-    /// Logical CPUs of the runtime.
-    pub(crate) num_cpus: Option<f64>,
-}
+use super::fixtures::{Server, do_put, do_put_small, small_value, work};
+use super::runner::Runner;
+use super::timeit::{py_round2, say};
 
 // ---------------------------------------------------------------------------
-// Remote functions and actors (ray_perf.py's helpers).
-
-/// Ray: `@ray.remote def small_value(): return b"ok"` (1 CPU).
-#[ferry::remote]
-fn small_value() -> Vec<u8> {
-    b"ok".to_vec()
-}
-
-/// Ray: `do_put_small`: 100 puts of a small integer.
-#[ferry::remote]
-pub(super) fn do_put_small(rt: &Runtime) -> ferry::Result<()> {
-    for _ in 0..100 {
-        drop(rt.put(&0u64)?);
-    }
-    Ok(())
-}
-
-/// Ray: `do_put`: 10 puts of `np.zeros(10 * 1024 * 1024, dtype=np.int64)`.
-#[ferry::remote]
-pub(super) fn do_put(rt: &Runtime) -> ferry::Result<()> {
-    for _ in 0..10 {
-        let arr = numpy_zeros(10 * 1024 * 1024);
-        drop(rt.put(&arr)?);
-    }
-    Ok(())
-}
-
-/// A fresh zeroed array the way numpy makes one: calloc'd (untouched) pages,
-/// with transparent huge pages asked for (numpy's `madvise(MADV_HUGEPAGE)`
-/// on large arrays), so the first read faults once per 2 MiB, not per 4 KiB.
-fn numpy_zeros(n: usize) -> Vec<i64> {
-    let v = vec![0i64; n];
-    let page = 4096usize;
-    let start = v.as_ptr() as usize & !(page - 1);
-    let end = v.as_ptr() as usize + n * std::mem::size_of::<i64>();
-    // SAFETY: [start, end) lies within the pages of `v`'s allocation (start is
-    // rounded down to the page that holds v's first byte); MADV_HUGEPAGE is
-    // advice only and changes no contents. A failure is harmless: ignored.
-    unsafe {
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-    }
-    v
-}
+// Remote functions and actors (ray_perf.py's helpers) only these metrics use.
 
 /// Ray: `create_object_containing_ref`: a list of 10 000 refs to `ray.put(1)`.
 #[ferry::remote]
 fn create_object_containing_ref(rt: &Runtime) -> ferry::Result<Vec<ObjectRef<u64>>> {
     (0..10_000).map(|_| rt.put(&1u64)).collect()
-}
-
-/// Ray's n:n client task `work(actors)`: 5000 calls round-robin over the
-/// actors, then one get of them all.
-#[ferry::remote]
-pub(super) fn work(rt: &Runtime, actors: Vec<ActorHandle<Server>>) -> ferry::Result<()> {
-    let refs = (0..5000)
-        .map(|i| actors[i % actors.len()].small_value().remote())
-        .collect::<ferry::Result<Vec<_>>>()?;
-    rt.get_all(&refs)?;
-    Ok(())
-}
-
-/// Ray: `@ray.remote(num_cpus=0) class Actor` (Ferry actors default to 0 CPUs).
-/// Named `Server` because a class `Actor` would generate a proxy type
-/// `ActorHandle` that shadows `ferry::ActorHandle`.
-#[ferry::actor]
-pub(super) struct Server;
-
-#[ferry::actor]
-impl Server {
-    fn new() -> Self {
-        Server
-    }
-
-    fn small_value(&self) -> Vec<u8> {
-        b"ok".to_vec()
-    }
-
-    fn small_value_arg(&self, _x: u64) -> Vec<u8> {
-        b"ok".to_vec()
-    }
-
-    /// Submits `n` `small_value` **tasks** and gets them.
-    fn small_value_batch(&self, rt: &Runtime, n: u64) -> ferry::Result<()> {
-        let refs = (0..n)
-            .map(|_| small_value::remote(rt))
-            .collect::<ferry::Result<Vec<_>>>()?;
-        rt.get_all(&refs)?;
-        Ok(())
-    }
 }
 
 /// Ray: `@ray.remote(num_cpus=0) class Client(servers)`.
@@ -161,64 +64,6 @@ impl Client {
 }
 
 // ---------------------------------------------------------------------------
-
-/// Runs the metrics that pass the filter and prints them, then the ratios.
-pub(crate) struct Runner<'a> {
-    timing: Timing,
-    filter: Option<&'a str>,
-    stats: Vec<Stat>,
-    /// Set when a measurement that prints lines but no `Stat` ran.
-    pub(crate) printed: bool,
-}
-
-impl Runner<'_> {
-    pub(crate) fn wants(&self, name: &str) -> bool {
-        self.filter.is_none_or(|f| name.contains(f))
-    }
-
-    /// Like [`wants`](Self::wants), for a measurement that prints its
-    /// figures instead of recording a metric; notes that one ran.
-    pub(crate) fn wants_printed(&mut self, name: &str) -> bool {
-        let yes = self.wants(name);
-        self.printed |= yes;
-        yes
-    }
-
-    /// Sets up (only when the metric is wanted), then times `f`.
-    pub(crate) fn metric<S, F>(
-        &mut self,
-        name: &str,
-        multiplier: f64,
-        setup: impl FnOnce() -> ferry::Result<S>,
-        f: F,
-    ) -> ferry::Result<Option<Stat>>
-    where
-        F: FnMut(&mut S) -> ferry::Result<()>,
-    {
-        if !self.wants(name) {
-            return Ok(None);
-        }
-        self.measure(name, multiplier, setup, f).map(Some)
-    }
-
-    /// Like [`metric`](Self::metric), without the filter.
-    fn measure<S, F>(
-        &mut self,
-        name: &str,
-        multiplier: f64,
-        setup: impl FnOnce() -> ferry::Result<S>,
-        mut f: F,
-    ) -> ferry::Result<Stat>
-    where
-        F: FnMut(&mut S) -> ferry::Result<()>,
-    {
-        let mut state = setup()?;
-        let stat = timeit(name, self.timing, multiplier, || f(&mut state))?;
-        drop(state);
-        self.stats.push(stat.clone());
-        Ok(stat)
-    }
-}
 
 /// Submits `n` `small_value` tasks.
 fn small_values(rt: &Runtime, n: usize) -> ferry::Result<Vec<ObjectRef<Vec<u8>>>> {
@@ -313,7 +158,8 @@ impl Drop for ConcurrentCallers {
 /// Ray's `np.zeros(100 * 1024 * 1024, dtype=np.int64)`: 800 MiB.
 const BIG_LEN: usize = 100 * 1024 * 1024;
 
-fn run_metrics(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
+/// Runs the metrics that pass `r`'s filter, in ray_perf.py's order.
+pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
     let n_cpu = half_cpus();
 
     r.metric(
@@ -555,94 +401,4 @@ fn run_metrics(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
         },
     )?;
     Ok(())
-}
-
-/// `ferry bench`.
-pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
-    let mut cfg = Config::from_env()?;
-    if let Some(n) = args.num_cpus {
-        cfg = cfg.num_cpus(n);
-    }
-    let rt = ferry::init(cfg)?;
-    let timing = if args.quick {
-        Timing::QUICK
-    } else {
-        Timing::RAY
-    };
-    let mut runner = Runner {
-        timing,
-        filter: args.filter.as_deref(),
-        stats: Vec::new(),
-        printed: false,
-    };
-    let res = run_metrics(&rt, &mut runner)
-        .and_then(|()| super::cross_rank::run(&rt, &mut runner))
-        .and_then(|()| super::locality::run(&rt, &mut runner))
-        .and_then(|()| super::gpu_bench::run(&mut runner))
-        .and_then(|()| super::put_file_bench::run(&rt, &mut runner, args.quick))
-        .and_then(|()| super::spill_bench::run(&mut runner, args.quick))
-        .and_then(|()| super::spill_bench::run_million(&rt, &mut runner, args.quick));
-    let unhandled = rt.unhandled_errors();
-    rt.shutdown()?;
-    res?;
-    if unhandled > 0 {
-        return Err(format!("{unhandled} task errors were never retrieved").into());
-    }
-    if runner.stats.is_empty() && !runner.printed {
-        return Err(format!(
-            "no metric matches the filter {:?}",
-            args.filter.as_deref().unwrap_or("")
-        )
-        .into());
-    }
-    print_ratios(&runner.stats);
-    if let Some(path) = &args.json {
-        let rows: Vec<_> = runner
-            .stats
-            .iter()
-            .map(|s| {
-                let ray = ray_per_second(&s.name);
-                serde_json::json!({
-                    "name": s.name,
-                    "per_second": s.mean,
-                    "std": s.std,
-                    "ray_per_second": ray,
-                    "ratio": ray.map(|r| s.mean / r),
-                })
-            })
-            .collect();
-        let text = serde_json::to_string_pretty(&rows)?;
-        std::fs::write(path, text + "\n")
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
-}
-
-fn print_ratios(stats: &[Stat]) {
-    if stats.is_empty() {
-        return;
-    }
-    let width = stats.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    say("");
-    say("Ferry vs Ray 2.60.0 on a 2-core machine (anchor: ray-2.60.0-microbenchmark-2core.txt)");
-    say(&format!(
-        "{:<width$}  {:>14}  {:>22}  {:>9}",
-        "metric", "ferry /s", "ray /s", "ferry/ray"
-    ));
-    for s in stats {
-        let (ray, ratio) = match ray_anchor(&s.name) {
-            Some((mean, std)) => (
-                format!("{} +- {}", py_round2(mean), py_round2(std)),
-                format!("{:.1}x", s.mean / mean),
-            ),
-            None => ("-".to_string(), "-".to_string()),
-        };
-        say(&format!(
-            "{:<width$}  {:>14}  {:>22}  {:>9}",
-            s.name,
-            py_round2(s.mean),
-            ray,
-            ratio
-        ));
-    }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ferry::Runtime;
 use ferry::parts::store::{Arena, StoreConfig};
 
-use super::bench::Runner;
+use super::runner::Runner;
 use super::timeit::{median, say};
 
 /// Set in the child process that runs the anti-pattern.

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use ferry::{ActorHandle, ObjectRef, Runtime};
 
-use super::bench::{Runner, Server, do_put, do_put_small, work};
+use super::fixtures::{Server, do_put, do_put_small, work};
+use super::runner::Runner;
 use super::timeit::{median, say};
 
 /// An empty task.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use ferry::gpu::{Device, DeviceBytes, SharedBuffer, bench, probe};
 
-use super::bench::Runner;
+use super::runner::Runner;
 use super::timeit::{median, say};
 
 const SIZES: [(usize, usize, &str); 3] = [

@@ -9,7 +9,7 @@ use std::time::Instant;
 use ferry::parts::launcher::{Topology, membind};
 use ferry::{Pin, Runtime};
 
-use super::bench::Runner;
+use super::runner::Runner;
 use super::timeit::{median, say};
 
 /// Bytes streamed per pass.
