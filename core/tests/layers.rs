@@ -272,7 +272,10 @@ fn import_circles_stay_inside_one_folder() {
     let krate = read_crate(&core_src());
     let mut bad = Vec::new();
     for c in circles(&krate.edges) {
-        let folders: BTreeSet<_> = c.iter().map(|p| p.parent().map(Path::to_path_buf)).collect();
+        let folders: BTreeSet<_> = c
+            .iter()
+            .map(|p| p.parent().map(Path::to_path_buf))
+            .collect();
         if c.len() > MAX_CIRCLE || folders.len() > 1 {
             bad.push(
                 c.iter()

@@ -534,7 +534,7 @@ pub fn create<A: ActorClass>(
     let name: Arc<str> = opts.name.as_deref().unwrap_or(A::NAME).into();
     let what = format!("actor {name}");
     let local = opts
-        .request(&what, &inner.ledger)
+        .request(&what, &inner.pool.ledger)
         .map_err(|e| crate::cluster::explain_infeasible(inner, e));
     match remote_actor::place(inner, opts, &local)? {
         Some(host) => {
@@ -564,7 +564,7 @@ pub fn create_hosted<A: ActorClass>(
 ) -> Result<()> {
     let inner = &rt.inner;
     let name = opts.name.as_deref().unwrap_or(A::NAME);
-    let request = opts.request(&format!("actor {name}"), &inner.ledger)?;
+    let request = opts.request(&format!("actor {name}"), &inner.pool.ledger)?;
     let link = create_here(inner, opts, id, request, factory)?;
     let keep: Arc<dyn Any + Send + Sync> = link;
     inner.exports.export_actor(id, &keep);
@@ -603,7 +603,7 @@ fn create_here<A: ActorClass>(
     mut factory: impl FnMut() -> A + Send + 'static,
 ) -> Result<Arc<Link<A>>> {
     if let Some(pin) = opts.pin {
-        inner.pinning.check(pin)?;
+        inner.pool.pinning.check(pin)?;
     }
     let pin = opts.pin;
     let name: Arc<str> = opts.name.as_deref().unwrap_or(A::NAME).into();
@@ -641,7 +641,7 @@ fn create_here<A: ActorClass>(
         cancel: None,
     };
     let restarts = opts.max_restarts;
-    let granted = inner.try_grant(&request);
+    let granted = inner.pool.try_grant(&request);
     let kept_grant = granted.clone();
     let core2 = core.clone();
     let inner2 = inner.clone();
@@ -664,7 +664,7 @@ fn create_here<A: ActorClass>(
         Ok(h) => h,
         Err(e) => {
             if let Some(gpus) = &kept_grant {
-                inner.release_grant(&request, gpus);
+                inner.pool.release_grant(&request, gpus);
             }
             return Err(Error::Init(format!("could not start an actor thread: {e}")));
         }
@@ -696,7 +696,7 @@ fn actor_main<A: ActorClass>(
     let mut waited = Duration::from_micros(50);
     let mut granted = granted;
     let gpu_ids = loop {
-        if let Some(ids) = granted.take().or_else(|| inner.try_grant(&request)) {
+        if let Some(ids) = granted.take().or_else(|| inner.pool.try_grant(&request)) {
             break ids;
         }
         if core.dead.get().is_some() {
@@ -705,9 +705,9 @@ fn actor_main<A: ActorClass>(
         thread::park_timeout(waited);
         waited = (waited * 2).min(Duration::from_millis(20));
     };
-    inner.pinning.bind_actor(pin, &gpu_ids);
+    inner.pool.pinning.bind_actor(pin, &gpu_ids);
     let ctx = Rc::new(TaskCtx {
-        env: context::env_with_gpus(&ctx.env, &gpu_ids, &inner.pinning),
+        env: context::env_with_gpus(&ctx.env, &gpu_ids, &inner.pool.pinning),
         gpu_ids: gpu_ids.clone(),
         ..ctx
     });
@@ -771,12 +771,12 @@ fn actor_main<A: ActorClass>(
             run,
             output,
         } = call;
-        let started = inner.timeline.start();
+        let started = inner.pool.timeline.start();
         let outcome = context::with_task(ctx.clone(), || {
             panic::catch_unwind(AssertUnwindSafe(|| run(actor, &rt)))
         });
-        if inner.timeline.is_on() {
-            inner.timeline.record(
+        if inner.pool.timeline.is_on() {
+            inner.pool.timeline.record(
                 started,
                 crate::timeline::Kind::ActorCall,
                 format!("{}.{method}", core.name),
@@ -882,7 +882,7 @@ fn finish_actor<A>(inner: &Arc<Inner>, core: &Arc<Core<A>>, held: Option<(&Reque
     core.fail_queued(true);
     lock(&inner.actors.live).remove(&core.id);
     if let Some((req, gpus)) = held {
-        inner.sched.release(inner, req, gpus);
+        inner.pool.release(req, gpus);
     }
     context::set_runtime(None);
 }

@@ -545,10 +545,10 @@ pub(crate) fn try_remote<R: Object>(
         (Some(r), _) if r == c.rank => return None,
         (Some(r), _) | (None, Some(r)) => r,
         (None, None) => {
-            let local = opts.request(fn_name, &inner.ledger);
+            let local = opts.request(fn_name, &inner.pool.ledger);
             let local_can_run = local.is_ok();
             if let Ok(req) = &local
-                && inner.ledger.fits_now(req)
+                && inner.pool.ledger.fits_now(req)
             {
                 return None;
             }
@@ -575,7 +575,7 @@ pub(crate) fn try_remote<R: Object>(
         },
         _kept: kept,
     };
-    inner.tasks.submitted();
+    inner.pool.tasks.submitted();
     dispatch(c, slot.id.as_u64(), sent);
     Some(Ok(ObjectRef::from_slot(slot)))
 }
@@ -795,7 +795,7 @@ fn handle(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
             }
         }
         Msg::TimelineRequest => {
-            let events = inner.timeline.snapshot();
+            let events = inner.pool.timeline.snapshot();
             let _ = c.send(from, &Msg::TimelineReply { events });
         }
         Msg::TimelineReply { events } => {
@@ -1058,11 +1058,12 @@ fn read_recorded(
     dst: &mut [u8],
     name: impl FnOnce() -> String,
 ) -> std::result::Result<(), ferry_transport::TransportError> {
-    let t = inner.timeline.start();
+    let t = inner.pool.timeline.start();
     let read = c.transport.read(from, offset as usize, dst);
-    if inner.timeline.is_on() {
+    if inner.pool.timeline.is_on() {
         let bytes = dst.len() as u64;
         inner
+            .pool
             .timeline
             .record(t, crate::timeline::Kind::Transfer, name(), bytes);
     }

@@ -263,7 +263,7 @@ pub(crate) fn place(
         return Ok((r != c.rank).then_some(r));
     }
     if let Ok(req) = local
-        && inner.ledger.fits_now(req)
+        && inner.pool.ledger.fits_now(req)
     {
         return Ok(None);
     }

@@ -108,13 +108,13 @@ where
     if inner.is_shut() {
         return Err(Error::Shutdown);
     }
-    inner.tasks.submitted();
+    inner.pool.tasks.submitted();
     let name: Arc<str> = match &opts.name {
         Some(n) => n.as_str().into(),
         None => fn_name.into(),
     };
     let request = opts
-        .request(&name, &inner.ledger)
+        .request(&name, &inner.pool.ledger)
         .map_err(|e| crate::cluster::explain_infeasible(inner, e))?;
     let env = if opts.env.is_empty() {
         inner.empty_env.clone()
@@ -122,12 +122,21 @@ where
         Arc::from(opts.env.clone())
     };
     let task_name = name.clone();
-    let job: Job = Box::new(move |rt, _ctx| {
-        let result = body(rt);
-        finish(rt, &|| task_name.to_string(), result)
+    // The body runs on whichever thread claims the task: it holds the
+    // runtime weakly (a queued task must not keep a shut runtime alive).
+    let weak = Arc::downgrade(inner);
+    let job: Job = Box::new(move |_ctx| {
+        let Some(inner) = weak.upgrade() else {
+            return Outcome::Error(Error::Shutdown);
+        };
+        let rt = Runtime::from_inner(inner);
+        let result = body(&rt);
+        finish(&rt, &|| task_name.to_string(), result)
     });
     let (cell, output) = TaskCell::new(
-        inner,
+        &inner.pool,
+        inner.ids.object(),
+        &inner.unhandled,
         NewTask {
             name,
             label: fn_name,

@@ -29,6 +29,7 @@
 //!    and no later touch of the store can end in `SIGBUS`.
 
 pub(crate) mod arg;
+pub(crate) mod current;
 pub mod loopback;
 pub(crate) mod status_file;
 
@@ -51,10 +52,11 @@ use crate::object::exports::{self, Exports};
 use crate::object::object_ref::ObjectRef;
 use crate::object::view::View;
 use crate::resources::gpu_pool::GpuPool;
-use crate::resources::ledger::{Ledger, Request};
+use crate::resources::ledger::Ledger;
 use crate::resources::pinning::Pinning;
 use crate::signal::{self, Signal};
 use crate::task::context;
+use crate::task::pool::TaskPool;
 use crate::task::scheduler::Scheduler;
 use crate::values::Object;
 
@@ -64,19 +66,14 @@ pub(crate) struct Inner {
     pub(crate) job_id: String,
     pub(crate) ids: IdGen,
     pub(crate) arena: Arena,
-    pub(crate) ledger: Ledger,
-    pub(crate) gpus: GpuPool,
-    pub(crate) pinning: Pinning,
-    pub(crate) sched: Scheduler,
+    /// The scheduler and the resources it grants.
+    pub(crate) pool: Arc<TaskPool>,
     pub(crate) exports: Arc<Exports>,
     pub(crate) unhandled: Arc<UnhandledSink>,
     pub(crate) actors: ActorTable,
     pub(crate) spin: Duration,
     pub(crate) empty_env: Arc<[(String, String)]>,
     pub(crate) cluster: Option<Cluster>,
-    pub(crate) timeline: crate::timeline::Recorder,
-    /// Task counts for state listings.
-    pub(crate) tasks: crate::state::TaskBook,
     /// This job's checkpoint directory.
     pub(crate) checkpoint_dir: std::path::PathBuf,
     /// Actors restored from checkpoints.
@@ -107,26 +104,6 @@ impl Inner {
 
     pub(crate) fn is_shut(&self) -> bool {
         self.shut.load(Ordering::Acquire)
-    }
-
-    /// Reserves `req` and picks its GPUs, if all of it is free now.
-    pub(crate) fn try_grant(&self, req: &Request) -> Option<Arc<[u32]>> {
-        if !self.ledger.try_acquire(req) {
-            return None;
-        }
-        match self.gpus.assign(req.gpus()) {
-            Some(ids) => Some(ids.into()),
-            None => {
-                self.ledger.release(req);
-                None
-            }
-        }
-    }
-
-    /// Gives back what [`try_grant`](Self::try_grant) reserved.
-    pub(crate) fn release_grant(&self, req: &Request, gpu_ids: &[u32]) {
-        self.gpus.release(gpu_ids, req.gpus());
-        self.ledger.release(req);
     }
 
     /// Serializes `value` into the arena (one copy), capturing nested refs.
@@ -579,10 +556,14 @@ impl Prepared {
             job_id: self.job_id,
             ids: IdGen::new(self.rank),
             arena,
-            ledger,
-            gpus: GpuPool::new(self.gpu_ids),
-            pinning: self.pinning,
-            sched: Scheduler::new(self.base_threads, self.max_threads, self.spin),
+            pool: Arc::new(TaskPool::new(
+                self.rank,
+                ledger,
+                GpuPool::new(self.gpu_ids),
+                self.pinning,
+                Scheduler::new(self.base_threads, self.max_threads, self.spin),
+                crate::timeline::Recorder::new(self.rank, self.timeline),
+            )),
             exports: Arc::new(Exports::default()),
             unhandled: Arc::new(UnhandledSink {
                 count: Default::default(),
@@ -592,15 +573,13 @@ impl Prepared {
             spin: self.spin,
             empty_env: Arc::from(Vec::new()),
             cluster,
-            timeline: crate::timeline::Recorder::new(self.rank, self.timeline),
-            tasks: Default::default(),
             checkpoint_dir: self.checkpoint_dir,
             restored: Mutex::new(Vec::new()),
             shut: AtomicBool::new(false),
             shutdown_lock: Mutex::new(()),
         });
-        if let Err(e) = inner.sched.start(&inner) {
-            inner.sched.shutdown();
+        if let Err(e) = inner.pool.start(current::worker_hooks(&inner)) {
+            inner.pool.sched.shutdown();
             let _ = inner.arena.unlink();
             return Err(Error::Init(format!("could not start worker threads: {e}")));
         }
@@ -648,13 +627,13 @@ impl Runtime {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn binding(&self) -> ferry_launcher::RankBinding {
-        self.inner.pinning.binding().clone()
+        self.inner.pool.pinning.binding().clone()
     }
 
     /// Whether this rank's worker threads are bound to its cores (see
     /// [`Config::pin_threads`]).
     pub fn pins_threads(&self) -> bool {
-        self.inner.pinning.binds()
+        self.inner.pool.pinning.binds()
     }
 
     /// How many ranks the job has.
@@ -665,7 +644,7 @@ impl Runtime {
     /// This rank's resources (for one rank, the same as
     /// [`cluster_resources`](Self::cluster_resources)).
     pub fn rank_resources(&self) -> BTreeMap<String, f64> {
-        let mut m = self.inner.ledger.totals();
+        let mut m = self.inner.pool.ledger.totals();
         m.insert(
             "object_store_memory".into(),
             self.inner.arena.capacity() as f64,
@@ -786,14 +765,14 @@ impl Runtime {
     /// ```
     pub fn timeline(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let path = path.as_ref();
-        if !self.inner.timeline.is_on() {
+        if !self.inner.pool.timeline.is_on() {
             return Err(Error::InvalidArgument(
                 "the timeline is not being recorded: start the runtime with \
                  Config::timeline(true) or FERRY_TIMELINE=1"
                     .into(),
             ));
         }
-        let mut ranks = vec![self.inner.timeline.snapshot()];
+        let mut ranks = vec![self.inner.pool.timeline.snapshot()];
         if self.inner.rank == 0
             && let Some(c) = self.inner.cluster()
         {
@@ -887,7 +866,7 @@ impl Runtime {
 
     /// Worker threads started so far (the pool grows when tasks block).
     pub fn worker_threads(&self) -> usize {
-        self.inner.sched.thread_count()
+        self.inner.pool.sched.thread_count()
     }
 
     /// Failed objects dropped without anybody calling `get` on them.
@@ -1141,11 +1120,11 @@ impl Runtime {
             .filter(|c| c.is_task)
             .map(|c| c.held.cpu_only());
         if let Some(cpus) = &cpus {
-            self.inner.sched.block_begin(&self.inner, cpus);
+            self.inner.pool.block_begin(cpus);
         }
         let r = f();
         if let Some(cpus) = &cpus {
-            self.inner.sched.block_end(&self.inner, cpus);
+            self.inner.pool.block_end(cpus);
         }
         r
     }
@@ -1223,7 +1202,7 @@ impl Runtime {
         if let Some(c) = self.inner.cluster() {
             return c.cluster_totals();
         }
-        let mut m = self.inner.ledger.totals();
+        let mut m = self.inner.pool.ledger.totals();
         m.insert(
             "object_store_memory".into(),
             self.inner.arena.capacity() as f64,
@@ -1235,7 +1214,7 @@ impl Runtime {
     /// free resources plus, on several ranks, the others' as this rank sees
     /// them (their totals less the tasks it has running there).
     pub fn available_resources(&self) -> BTreeMap<String, f64> {
-        let mut m = self.inner.ledger.available();
+        let mut m = self.inner.pool.ledger.available();
         m.insert(
             "object_store_memory".into(),
             (self.inner.arena.capacity() - self.inner.arena.used()) as f64,
@@ -1265,7 +1244,7 @@ impl Runtime {
             c.broadcast_shutdown();
         }
         inner.actors.shutdown();
-        inner.sched.shutdown();
+        inner.pool.sched.shutdown();
         if let Some(c) = inner.cluster() {
             c.close();
         }
@@ -1298,8 +1277,8 @@ impl Drop for Runtime {
 
 /// This rank's part of [`Runtime::state`].
 pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
-    let totals = inner.ledger.totals();
-    let available = inner.ledger.available();
+    let totals = inner.pool.ledger.totals();
+    let available = inner.pool.ledger.available();
     let resources = totals
         .iter()
         .map(|(name, t)| {
@@ -1311,7 +1290,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         })
         .collect();
     let spill = inner.arena.spill_stats();
-    let (tasks, running, failures) = inner.tasks.snapshot();
+    let (tasks, running, failures) = inner.pool.tasks.snapshot();
     let mut actors = inner.actors.states();
     let (mut objects, mut sent, mut lineage) = (Vec::new(), Vec::new(), 0);
     let mut host = crate::cluster::host_name();

@@ -21,11 +21,12 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::{Error, FailureKind, TaskError};
-use crate::object::cell::{DepWaiter, Producer, Slot, Stored, StoredValue, Waiter};
+use crate::ids::ObjectId;
+use crate::object::cell::{DepWaiter, Producer, Slot, Stored, StoredValue, UnhandledSink, Waiter};
 use crate::resources::ledger::Request;
 use crate::resources::options::RetryOn;
-use crate::runtime::{Inner, Runtime};
 use crate::task::context::{self, TaskCtx};
+use crate::task::pool::TaskPool;
 
 const WAITING: u8 = 0;
 const QUEUED: u8 = 1;
@@ -42,7 +43,10 @@ pub(crate) enum Outcome {
 }
 
 /// The body of a task: resolves its arguments, runs the function, stores the result.
-pub(crate) type Job = Box<dyn FnMut(&Runtime, &TaskCtx) -> Outcome + Send>;
+///
+/// Built by the layer that submits it, which captures what the body needs
+/// (the task layer knows nothing of the runtime).
+pub(crate) type Job = Box<dyn FnMut(&TaskCtx) -> Outcome + Send>;
 
 /// How a task retries.
 pub(crate) struct RetryPolicy {
@@ -85,7 +89,7 @@ pub(crate) struct TaskCell {
     /// may sit in a queue until a worker skips it, and must not keep the
     /// result alive meanwhile; a result nobody holds is simply dropped.
     output: Weak<Slot>,
-    rt: Weak<Inner>,
+    pool: Weak<TaskPool>,
     /// Its cancellation, shared with its body's context.
     pub(crate) cancel: Arc<crate::task::cancel::Cancel>,
 }
@@ -100,9 +104,13 @@ pub(crate) struct NewTask {
 }
 
 impl TaskCell {
-    /// Makes the cell and its pending output slot.
-    pub(crate) fn new(inner: &Arc<Inner>, task: NewTask) -> (Arc<TaskCell>, Arc<Slot>) {
-        let id = inner.ids.object();
+    /// Makes the cell and its pending output slot `id`.
+    pub(crate) fn new(
+        pool: &Arc<TaskPool>,
+        id: ObjectId,
+        unhandled: &Arc<UnhandledSink>,
+        task: NewTask,
+    ) -> (Arc<TaskCell>, Arc<Slot>) {
         let mut output = None;
         let cell = Arc::new_cyclic(|me: &Weak<TaskCell>| {
             let producer: Weak<dyn Producer> = me.clone();
@@ -117,12 +125,12 @@ impl TaskCell {
                 job: Mutex::new(Some(task.job)),
                 gpu_ids: Mutex::new(Arc::from([])),
                 output: {
-                    let slot = Slot::pending(id, Some(producer), inner.unhandled.clone());
+                    let slot = Slot::pending(id, Some(producer), unhandled.clone());
                     let weak = Arc::downgrade(&slot);
                     output = Some(slot);
                     weak
                 },
-                rt: Arc::downgrade(inner),
+                pool: Arc::downgrade(pool),
                 cancel: Arc::default(),
             }
         });
@@ -190,15 +198,15 @@ impl TaskCell {
             out.complete(Stored::Error(err));
         }
         if state == QUEUED
-            && let Some(inner) = self.rt.upgrade()
+            && let Some(pool) = self.pool.upgrade()
         {
-            inner.release_grant(&self.request, &self.granted_gpus());
+            pool.release_grant(&self.request, &self.granted_gpus());
         }
     }
 
     /// Step 4: runs the claimed task on this thread; `before_release` runs
     /// between completing the output and giving the resources back.
-    pub(crate) fn execute(self: &Arc<Self>, inner: &Arc<Inner>, before_release: impl FnOnce()) {
+    pub(crate) fn execute(self: &Arc<Self>, pool: &Arc<TaskPool>, before_release: impl FnOnce()) {
         let job = self.job.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(mut job) = job else {
             before_release();
@@ -207,22 +215,21 @@ impl TaskCell {
         let gpu_ids = self.granted_gpus();
         let ctx = Rc::new(TaskCtx {
             name: self.name.clone(),
-            env: crate::task::context::env_with_gpus(&self.env, &gpu_ids, &inner.pinning),
+            env: crate::task::context::env_with_gpus(&self.env, &gpu_ids, &pool.pinning),
             gpu_ids: gpu_ids.clone(),
             held: self.request.clone(),
             is_task: true,
             may_retry: std::cell::Cell::new(false),
             cancel: Some(self.cancel.clone()),
         });
-        let rt = Runtime::from_inner(inner.clone());
         let mut attempts = 0u32;
-        let started = inner.timeline.start();
-        let running = inner.tasks.start(self.label);
+        let started = pool.timeline.start();
+        let running = pool.tasks.start(self.label);
         let stored = loop {
             attempts += 1;
             ctx.may_retry.set(self.retry.may_retry_errors(attempts));
             let outcome = context::with_task(ctx.clone(), || {
-                panic::catch_unwind(AssertUnwindSafe(|| job(&rt, &ctx)))
+                panic::catch_unwind(AssertUnwindSafe(|| job(&ctx)))
             });
             let (kind, message) = match outcome {
                 Ok(Outcome::Value(v)) => break Stored::Value(v),
@@ -232,7 +239,7 @@ impl TaskCell {
             };
             let err = TaskError {
                 task: self.name.to_string(),
-                rank: inner.rank,
+                rank: pool.rank,
                 kind,
                 message,
                 attempts,
@@ -251,28 +258,28 @@ impl TaskCell {
         } else {
             stored
         };
-        if inner.timeline.is_on() {
-            inner.timeline.record(
+        if pool.timeline.is_on() {
+            pool.timeline.record(
                 started,
                 crate::timeline::Kind::Task,
                 self.name.to_string(),
                 0,
             );
         }
-        inner.tasks.end(running, &self.name, &stored);
+        pool.tasks.end(running, &self.name, &stored);
         if let Some(out) = self.output.upgrade() {
             out.complete(stored);
         }
         before_release();
-        inner.sched.release(inner, &self.request, &gpu_ids);
+        pool.release(&self.request, &gpu_ids);
     }
 }
 
 impl DepWaiter for TaskCell {
     fn dep_ready(self: Arc<Self>) {
         if self.deps_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            match self.rt.upgrade() {
-                Some(inner) => inner.sched.make_ready(&inner, self),
+            match self.pool.upgrade() {
+                Some(pool) => pool.sched.make_ready(&pool, self),
                 None => self.abandon(Error::Shutdown),
             }
         }
@@ -301,13 +308,13 @@ impl Producer for TaskCell {
     }
 
     fn run_inline(self: Arc<Self>) -> bool {
-        let Some(inner) = self.rt.upgrade() else {
+        let Some(pool) = self.pool.upgrade() else {
             return false;
         };
         if !self.claim() {
             return false;
         }
-        self.execute(&inner, || {});
+        self.execute(&pool, || {});
         true
     }
 }

@@ -4,4 +4,5 @@
 pub(crate) mod cancel;
 pub(crate) mod cell;
 pub(crate) mod context;
+pub(crate) mod pool;
 pub(crate) mod scheduler;

@@ -33,9 +33,9 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::error::Error;
 use crate::resources::ledger::Request;
-use crate::runtime::Inner;
 use crate::signal;
 use crate::task::cell::TaskCell;
+use crate::task::pool::TaskPool;
 
 type TaskRef = Arc<TaskCell>;
 
@@ -95,9 +95,9 @@ impl Scheduler {
     }
 
     /// Starts the base pool.
-    pub(crate) fn start(&self, inner: &Arc<Inner>) -> std::io::Result<()> {
+    pub(crate) fn start(&self, pool: &Arc<TaskPool>) -> std::io::Result<()> {
         for _ in 0..self.base_threads {
-            self.spawn_worker(inner)?;
+            self.spawn_worker(pool)?;
         }
         Ok(())
     }
@@ -107,7 +107,7 @@ impl Scheduler {
         self.threads.load(Ordering::Relaxed)
     }
 
-    fn spawn_worker(&self, inner: &Arc<Inner>) -> std::io::Result<bool> {
+    fn spawn_worker(&self, pool: &Arc<TaskPool>) -> std::io::Result<bool> {
         let index = self.threads.fetch_add(1, Ordering::AcqRel);
         if index >= self.stealers.len() {
             self.threads.fetch_sub(1, Ordering::AcqRel);
@@ -116,10 +116,10 @@ impl Scheduler {
         self.idle.fetch_add(1, Ordering::AcqRel);
         let worker = Worker::new_fifo();
         let _ = self.stealers[index].set(worker.stealer());
-        let inner2 = inner.clone();
+        let pool2 = pool.clone();
         let spawned = thread::Builder::new()
-            .name(format!("ferry-r{}-w{index}", inner.rank))
-            .spawn(move || worker_main(inner2, worker, index));
+            .name(format!("ferry-r{}-w{index}", pool.rank))
+            .spawn(move || worker_main(pool2, worker, index));
         match spawned {
             Ok(h) => {
                 lock(&self.handles).push(h);
@@ -133,28 +133,28 @@ impl Scheduler {
     }
 
     /// Step 2 of a task's life: its arguments are ready.
-    pub(crate) fn make_ready(&self, inner: &Arc<Inner>, cell: TaskRef) {
+    pub(crate) fn make_ready(&self, pool: &Arc<TaskPool>, cell: TaskRef) {
         if self.shutdown.load(Ordering::Acquire) {
             cell.abandon(Error::Shutdown);
             return;
         }
-        if let Some(gpus) = inner.try_grant(&cell.request) {
+        if let Some(gpus) = pool.try_grant(&cell.request) {
             cell.set_grant(gpus);
-            self.enqueue(inner, cell);
+            self.enqueue(pool, cell);
         } else {
             lock(&self.pending).push_back(cell);
             self.pending_len.fetch_add(1, Ordering::AcqRel);
             // Resources may have been released between our failed acquire and
             // the push; rescan so the task is not stranded.
-            self.drain_pending(inner);
+            self.drain_pending(pool);
         }
     }
 
     /// Puts a granted task where a worker will find it, and wakes one.
-    fn enqueue(&self, inner: &Arc<Inner>, cell: TaskRef) {
+    fn enqueue(&self, pool: &Arc<TaskPool>, cell: TaskRef) {
         if !cell.set_queued() {
             // Cancelled after it was granted: give the grant back.
-            inner.release_grant(&cell.request, &cell.granted_gpus());
+            pool.release_grant(&cell.request, &cell.granted_gpus());
             return;
         }
         if self.is_shutdown() {
@@ -172,10 +172,10 @@ impl Scheduler {
         if let Some(cell) = leftover {
             self.injector.push(cell);
         }
-        self.notify(inner);
+        self.notify(pool);
     }
 
-    fn notify(&self, inner: &Arc<Inner>) {
+    fn notify(&self, pool: &Arc<TaskPool>) {
         fence(Ordering::SeqCst);
         if self.searching.load(Ordering::SeqCst) > 0 {
             return;
@@ -190,22 +190,22 @@ impl Scheduler {
         }
         if self.idle.load(Ordering::SeqCst) == 0
             && !self.shutdown.load(Ordering::Acquire)
-            && let Err(e) = self.spawn_worker(inner)
+            && let Err(e) = self.spawn_worker(pool)
         {
             tracing::warn!("could not start another worker thread: {e}");
         }
     }
 
     /// Gives a task's or actor's resources back and grants waiting tasks.
-    pub(crate) fn release(&self, inner: &Arc<Inner>, req: &Request, gpu_ids: &[u32]) {
+    pub(crate) fn release(&self, pool: &Arc<TaskPool>, req: &Request, gpu_ids: &[u32]) {
         if !req.is_empty() {
-            inner.release_grant(req, gpu_ids);
+            pool.release_grant(req, gpu_ids);
         }
-        self.drain_pending(inner);
+        self.drain_pending(pool);
     }
 
     /// Grants and enqueues pending tasks that fit now.
-    pub(crate) fn drain_pending(&self, inner: &Arc<Inner>) {
+    pub(crate) fn drain_pending(&self, pool: &Arc<TaskPool>) {
         if self.pending_len.load(Ordering::Acquire) == 0 {
             return;
         }
@@ -220,7 +220,7 @@ impl Scheduler {
                 let grant = if failed.contains(req) {
                     None
                 } else {
-                    inner.try_grant(req)
+                    pool.try_grant(req)
                 };
                 if let Some(gpus) = grant {
                     if let Some(cell) = pending.remove(i) {
@@ -238,7 +238,7 @@ impl Scheduler {
             self.pending_len.store(pending.len(), Ordering::Release);
         }
         for cell in granted {
-            self.enqueue(inner, cell);
+            self.enqueue(pool, cell);
         }
     }
 
@@ -287,17 +287,17 @@ impl Scheduler {
 
     /// Called by a task about to sleep in `get`/`wait`: its CPUs go back to
     /// the pool (Ray's "yielding resources while blocked").
-    pub(crate) fn block_begin(&self, inner: &Arc<Inner>, cpus: &Request) {
+    pub(crate) fn block_begin(&self, pool: &Arc<TaskPool>, cpus: &Request) {
         if !cpus.is_empty() {
-            inner.ledger.release(cpus);
-            self.drain_pending(inner);
+            pool.ledger.release(cpus);
+            self.drain_pending(pool);
         }
     }
 
     /// The blocked task woke up: it takes its CPUs back, even if that overdraws.
-    pub(crate) fn block_end(&self, inner: &Arc<Inner>, cpus: &Request) {
+    pub(crate) fn block_end(&self, pool: &Arc<TaskPool>, cpus: &Request) {
         if !cpus.is_empty() {
-            inner.ledger.force_acquire(cpus);
+            pool.ledger.force_acquire(cpus);
         }
     }
 
@@ -369,10 +369,10 @@ pub(crate) fn join_with_grace(handles: Vec<JoinHandle<()>>) {
     }
 }
 
-fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>, index: usize) {
-    inner.pinning.bind_worker(index);
-    crate::task::context::set_runtime(Some(inner.clone()));
-    let sched = &inner.sched;
+fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
+    pool.pinning.bind_worker(index);
+    pool.on_thread_start();
+    let sched = &pool.sched;
     let key = sched.key();
     LOCAL.with(|l| *l.borrow_mut() = Some((key, worker)));
     loop {
@@ -391,11 +391,11 @@ fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>, index: usize) {
                 // A push may have counted on this worker being idle: if work
                 // is left, make sure somebody else takes it (or a thread starts).
                 if sched.has_work() {
-                    sched.notify(&inner);
+                    sched.notify(&pool);
                 }
                 // Idle again before the release, so that a task granted by the
                 // release does not start a needless thread.
-                cell.execute(&inner, || {
+                cell.execute(&pool, || {
                     sched.idle.fetch_add(1, Ordering::AcqRel);
                 });
             }
@@ -428,7 +428,7 @@ fn worker_main(inner: Arc<Inner>, worker: Worker<TaskRef>, index: usize) {
         }
     }
     sched.idle.fetch_sub(1, Ordering::AcqRel);
-    crate::task::context::set_runtime(None);
+    pool.on_thread_stop();
     LOCAL.with(|l| {
         if let Some((_, w)) = l.borrow_mut().take() {
             while let Some(t) = w.pop() {

@@ -1,0 +1,112 @@
+//! The task pool: one rank's scheduler together with the resources it
+//! grants (the ledger, the GPU ids, the pinning of its workers) and the
+//! records every task leaves (the timeline, the task counts).
+//!
+//! The runtime owns one and shares it (`Arc<TaskPool>`) with every task
+//! cell, so the task layer never names the runtime. What a worker thread
+//! must have from the layers above (the thread's current runtime) comes in
+//! as [`ThreadHooks`], run when a worker starts and when it stops, as
+//! rayon's start and exit handlers.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::resources::gpu_pool::GpuPool;
+use crate::resources::ledger::{Ledger, Request};
+use crate::resources::pinning::Pinning;
+use crate::state::TaskBook;
+use crate::task::scheduler::Scheduler;
+use crate::timeline::Recorder;
+
+/// What runs on each worker thread as it starts and as it stops.
+pub(crate) struct ThreadHooks {
+    pub(crate) start: Box<dyn Fn() + Send + Sync>,
+    pub(crate) stop: Box<dyn Fn() + Send + Sync>,
+}
+
+/// One rank's tasks: the scheduler, the resources it grants, the records.
+pub(crate) struct TaskPool {
+    pub(crate) rank: u32,
+    pub(crate) ledger: Ledger,
+    pub(crate) gpus: GpuPool,
+    pub(crate) pinning: Pinning,
+    pub(crate) sched: Scheduler,
+    pub(crate) timeline: Recorder,
+    /// Task counts for state listings.
+    pub(crate) tasks: TaskBook,
+    hooks: OnceLock<ThreadHooks>,
+}
+
+impl TaskPool {
+    pub(crate) fn new(
+        rank: u32,
+        ledger: Ledger,
+        gpus: GpuPool,
+        pinning: Pinning,
+        sched: Scheduler,
+        timeline: Recorder,
+    ) -> TaskPool {
+        TaskPool {
+            rank,
+            ledger,
+            gpus,
+            pinning,
+            sched,
+            timeline,
+            tasks: TaskBook::default(),
+            hooks: OnceLock::new(),
+        }
+    }
+
+    /// Starts the base pool of workers; each runs `hooks` as it starts and stops.
+    pub(crate) fn start(self: &Arc<Self>, hooks: ThreadHooks) -> std::io::Result<()> {
+        let _ = self.hooks.set(hooks);
+        self.sched.start(self)
+    }
+
+    pub(crate) fn on_thread_start(&self) {
+        if let Some(h) = self.hooks.get() {
+            (h.start)();
+        }
+    }
+
+    pub(crate) fn on_thread_stop(&self) {
+        if let Some(h) = self.hooks.get() {
+            (h.stop)();
+        }
+    }
+
+    /// Reserves `req` and picks its GPUs, if all of it is free now.
+    pub(crate) fn try_grant(&self, req: &Request) -> Option<Arc<[u32]>> {
+        if !self.ledger.try_acquire(req) {
+            return None;
+        }
+        match self.gpus.assign(req.gpus()) {
+            Some(ids) => Some(ids.into()),
+            None => {
+                self.ledger.release(req);
+                None
+            }
+        }
+    }
+
+    /// Gives back what [`try_grant`](Self::try_grant) reserved.
+    pub(crate) fn release_grant(&self, req: &Request, gpu_ids: &[u32]) {
+        self.gpus.release(gpu_ids, req.gpus());
+        self.ledger.release(req);
+    }
+
+    /// Gives a task's or actor's resources back and grants waiting tasks.
+    pub(crate) fn release(self: &Arc<Self>, req: &Request, gpu_ids: &[u32]) {
+        self.sched.release(self, req, gpu_ids);
+    }
+
+    /// A task about to sleep in `get`/`wait` gives its CPUs back.
+    pub(crate) fn block_begin(self: &Arc<Self>, cpus: &Request) {
+        self.sched.block_begin(self, cpus);
+    }
+
+    /// The blocked task woke up and takes its CPUs back.
+    pub(crate) fn block_end(self: &Arc<Self>, cpus: &Request) {
+        self.sched.block_end(self, cpus);
+    }
+}
