@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use ferry_store::{Pinned, Sealed, StoreError};
 
 use crate::error::Error;
-use crate::ids::ObjectId;
+use crate::ids::{ObjectId, stable_id};
 use crate::signal::Signal;
 
 /// Something that waits for a slot without a thread: a task's dependency count.
@@ -55,14 +55,14 @@ impl TypeTag {
     }
 
     pub(crate) fn named(type_name: &str) -> TypeTag {
-        TypeTag::Named(crate::private::stable_id(type_name))
+        TypeTag::Named(stable_id(type_name))
     }
 
     /// Whether an object with this tag may be read as a `T`.
     pub(crate) fn is<T: 'static>(self) -> bool {
         match self {
             TypeTag::Local(id) => id == TypeId::of::<T>(),
-            TypeTag::Named(h) => h == crate::private::stable_id(std::any::type_name::<T>()),
+            TypeTag::Named(h) => h == stable_id(std::any::type_name::<T>()),
         }
     }
 }
