@@ -198,7 +198,7 @@ impl Cluster {
         let mut totals = vec![None; size as usize];
         totals[rank as usize] = Some(own);
         let mut places = vec![None; size as usize];
-        places[rank as usize] = Some((host_name(), store));
+        places[rank as usize] = Some((crate::host::name(), store));
         Cluster {
             transport,
             rank,
@@ -1654,13 +1654,6 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
         }
         _ => {}
     }
-}
-
-/// This machine's host name ("" if unknown: then no rank counts as a neighbour).
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// Every other live rank's timeline events, asked for now (rank 0's

@@ -1314,7 +1314,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
     let (tasks, running, failures) = inner.tasks.snapshot();
     let mut actors = inner.actors.states();
     let (mut objects, mut sent, mut lineage) = (Vec::new(), Vec::new(), 0);
-    let mut host = crate::cluster::host_name();
+    let mut host = crate::host::name();
     if let Some(c) = inner.cluster() {
         actors.extend(c.actors.states());
         objects = c.object_states();
