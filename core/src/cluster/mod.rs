@@ -1294,7 +1294,7 @@ pub(crate) fn lookup(inner: &Arc<Inner>, id: ObjectId) -> Result<Arc<Slot>> {
         match map.get(&id.as_u64()).and_then(Weak::upgrade) {
             Some(s) => (s, false),
             None => {
-                let s = Slot::borrowed(id, id.rank(), Arc::downgrade(inner));
+                let s = Slot::borrowed(id, id.rank(), Arc::<Inner>::downgrade(inner));
                 map.insert(id.as_u64(), Arc::downgrade(&s));
                 (s, true)
             }
