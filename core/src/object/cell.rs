@@ -170,6 +170,16 @@ pub(crate) enum Stored {
     Error(Error),
 }
 
+impl Stored {
+    /// The error, for a failed object.
+    pub(crate) fn error(&self) -> Option<&Error> {
+        match self {
+            Stored::Value(_) => None,
+            Stored::Error(e) => Some(e),
+        }
+    }
+}
+
 /// Who can be asked to run the producing task inline (see `scheduler`).
 pub(crate) trait Producer: Send + Sync {
     /// Runs the task on the calling thread if nobody has started it; true if it ran.

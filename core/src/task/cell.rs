@@ -259,7 +259,7 @@ impl TaskCell {
                 0,
             );
         }
-        inner.tasks.end(running, &self.name, &stored);
+        inner.tasks.end(running, &self.name, stored.error());
         if let Some(out) = self.output.upgrade() {
             out.complete(stored);
         }
