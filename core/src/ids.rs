@@ -1,8 +1,12 @@
-//! Identifiers of objects, tasks and actors.
+//! Identifiers of objects, tasks and actors, and the stable ids of names.
 //!
 //! An id is 64 bits: the rank that made it in the top 16 bits and a per-rank
 //! sequence number below, so ids minted on different ranks never collide and
 //! the owner of an object can be read off its id without a lookup.
+//!
+//! A name (a function's path, a type's name) has a [`stable_id`]: its
+//! FNV-1a hash, the same in every build of the same source, so that ranks
+//! running copies of one binary agree on it.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,9 +96,39 @@ impl IdGen {
     }
 }
 
+/// FNV-1a's offset basis: the hash of no bytes.
+pub(crate) const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// 64-bit FNV-1a of `bytes`, continuing from `hash` (start from
+/// [`FNV_BASIS`]; continue with the next bytes from the result).
+pub(crate) const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// FNV-1a of a function's path (or a type's name): the same in every build
+/// of the same source.
+pub const fn stable_id(path: &str) -> u64 {
+    fnv1a(FNV_BASIS, path.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stable_ids_are_fnv1a() {
+        // The published FNV-1a (64-bit) test vectors.
+        assert_eq!(stable_id(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_id("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(stable_id("foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv1a(fnv1a(FNV_BASIS, b"foo"), b"bar"), stable_id("foobar"));
+    }
 
     #[test]
     fn ids_carry_their_rank_and_are_unique() {

@@ -11,6 +11,7 @@
 // Vocabulary: the words every layer uses.
 mod config;
 mod error;
+mod host;
 mod ids;
 mod log;
 mod signal;

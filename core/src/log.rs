@@ -6,6 +6,7 @@
 //! The filter is `FERRY_LOG`, else `RUST_LOG` (`tracing-subscriber`'s
 //! `EnvFilter` syntax: `warn`, `ferry_core=debug,info`, …), else `warn`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -23,12 +24,22 @@ static PROCESS_RANK: OnceLock<u32> = OnceLock::new();
 thread_local! {
     /// The rank a runtime thread without a current runtime works for (the
     /// message and heartbeat threads; loopback ranks share a process).
-    static THREAD_RANK: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+    static THREAD_RANK: Cell<Option<u32>> = const { Cell::new(None) };
+    /// The rank of this thread's current runtime, kept beside it by
+    /// whoever sets it (see `task::context`).
+    static RUNTIME_RANK: Cell<Option<u32>> = const { Cell::new(None) };
 }
 
 /// Says which rank this thread's log lines are from.
 pub(crate) fn set_thread_rank(rank: u32) {
     THREAD_RANK.with(|r| r.set(Some(rank)));
+}
+
+/// Says which rank this thread's current runtime is (`None`: it has none);
+/// returns the one it replaces. Lines name it unless
+/// [`set_thread_rank`] named another.
+pub(crate) fn set_runtime_rank(rank: Option<u32>) -> Option<u32> {
+    RUNTIME_RANK.with(|r| r.replace(rank))
 }
 
 /// The filter the environment asks for, or the default (`warn`).
@@ -78,8 +89,8 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let rank = THREAD_RANK
-            .with(|r| r.get())
-            .or_else(|| crate::task::context::runtime_inner().map(|inner| inner.rank))
+            .with(Cell::get)
+            .or_else(|| RUNTIME_RANK.with(Cell::get))
             .or_else(|| PROCESS_RANK.get().copied());
         match rank {
             Some(r) => write!(writer, "ferry[rank {r}] {} ", event.metadata().level())?,

@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::object::cell::Stored;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -218,15 +217,16 @@ impl TaskBook {
         Running(())
     }
 
-    /// The task `r` stands for (named `name`) ended with `stored`.
-    pub(crate) fn end(&self, r: Running, name: &str, stored: &Stored) {
+    /// The task `r` stands for (named `name`) ended: with a value, or
+    /// with `error`.
+    pub(crate) fn end(&self, r: Running, name: &str, error: Option<&Error>) {
         let Running(()) = r;
         let failure = self.with_mine(|b| {
             lock(&b.running).pop();
-            match stored {
-                Stored::Value(_) => bump(&b.finished),
-                Stored::Error(Error::Cancelled { .. }) => bump(&b.cancelled),
-                Stored::Error(e) => {
+            match error {
+                None => bump(&b.finished),
+                Some(Error::Cancelled { .. }) => bump(&b.cancelled),
+                Some(e) => {
                     bump(&b.failed);
                     return Some(e);
                 }
@@ -509,12 +509,12 @@ mod tests {
                     for i in 0..100 {
                         book.submitted();
                         let r = book.start("t");
-                        let stored = if i % 2 == 0 {
-                            Stored::Error(Error::InvalidArgument(format!("no {i}")))
+                        let error = if i % 2 == 0 {
+                            Error::InvalidArgument(format!("no {i}"))
                         } else {
-                            Stored::Error(Error::Cancelled { task: "t".into() })
+                            Error::Cancelled { task: "t".into() }
                         };
-                        book.end(r, "t", &stored);
+                        book.end(r, "t", Some(&error));
                     }
                 })
             })
@@ -539,7 +539,7 @@ mod tests {
         let (c, running, _) = book.snapshot();
         assert_eq!(c.running(), 1);
         assert_eq!(running[0].0, "long");
-        book.end(r, "long", &Stored::Error(Error::Shutdown));
+        book.end(r, "long", Some(&Error::Shutdown));
         assert_eq!(book.snapshot().1.len(), 0);
     }
 

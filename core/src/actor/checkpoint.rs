@@ -47,6 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::ids::{FNV_BASIS, fnv1a};
 use crate::runtime::Runtime;
 
 const MAGIC: &[u8; 8] = b"FERRYCKP";
@@ -93,17 +94,10 @@ fn load<A: crate::values::Remotable>(rt: &Runtime, bytes: &[u8]) -> Result<A> {
     crate::private::decode_args(rt, bytes)
 }
 
-fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// The checksum of a checkpoint: over the header's first [`SUMMED`]
 /// bytes, then the state.
 fn checksum(summed: &[u8], state: &[u8]) -> u64 {
-    fnv1a(fnv1a(0xcbf2_9ce4_8422_2325, summed), state)
+    fnv1a(fnv1a(FNV_BASIS, summed), state)
 }
 
 /// The checkpoint file of actor `name` under `dir` (the job's directory).

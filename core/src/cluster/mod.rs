@@ -198,7 +198,7 @@ impl Cluster {
         let mut totals = vec![None; size as usize];
         totals[rank as usize] = Some(own);
         let mut places = vec![None; size as usize];
-        places[rank as usize] = Some((host_name(), store));
+        places[rank as usize] = Some((crate::host::name(), store));
         Cluster {
             transport,
             rank,
@@ -1295,7 +1295,7 @@ pub(crate) fn lookup(inner: &Arc<Inner>, id: ObjectId) -> Result<Arc<Slot>> {
         match map.get(&id.as_u64()).and_then(Weak::upgrade) {
             Some(s) => (s, false),
             None => {
-                let s = Slot::borrowed(id, id.rank(), Arc::downgrade(inner));
+                let s = Slot::borrowed(id, id.rank(), Arc::<Inner>::downgrade(inner));
                 map.insert(id.as_u64(), Arc::downgrade(&s));
                 (s, true)
             }
@@ -1655,13 +1655,6 @@ fn borrow_handlers(inner: &Arc<Inner>, c: &Cluster, from: Rank, msg: Msg) {
         }
         _ => {}
     }
-}
-
-/// This machine's host name ("" if unknown: then no rank counts as a neighbour).
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// Every other live rank's timeline events, asked for now (rank 0's

@@ -21,7 +21,7 @@ impl Hello {
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     pub(crate) fn of(topo: &Topology, store: &Path) -> Hello {
         Hello {
-            host: hostname(),
+            host: crate::host::name(),
             granted: Granted::of(topo),
             store: store.to_path_buf(),
         }
@@ -118,19 +118,6 @@ pub(crate) fn neighbour_stores(
         .filter(|(r, h)| *r != rank as usize && h.host == mine.host)
         .map(|(r, h)| (r as u32, h.store.clone()))
         .collect())
-}
-
-/// This machine's host name.
-pub(crate) fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`, a
-    // live, writable buffer of that size.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".to_string();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]

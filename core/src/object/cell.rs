@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use ferry_store::{Pinned, Sealed, StoreError};
 
 use crate::error::Error;
-use crate::ids::ObjectId;
+use crate::ids::{ObjectId, stable_id};
+use crate::object::lender::Lender;
 use crate::signal::Signal;
 
 /// Something that waits for a slot without a thread: a task's dependency count.
@@ -55,14 +56,14 @@ impl TypeTag {
     }
 
     pub(crate) fn named(type_name: &str) -> TypeTag {
-        TypeTag::Named(crate::private::stable_id(type_name))
+        TypeTag::Named(stable_id(type_name))
     }
 
     /// Whether an object with this tag may be read as a `T`.
     pub(crate) fn is<T: 'static>(self) -> bool {
         match self {
             TypeTag::Local(id) => id == TypeId::of::<T>(),
-            TypeTag::Named(h) => h == crate::private::stable_id(std::any::type_name::<T>()),
+            TypeTag::Named(h) => h == stable_id(std::any::type_name::<T>()),
         }
     }
 }
@@ -169,6 +170,16 @@ pub(crate) enum Stored {
     Error(Error),
 }
 
+impl Stored {
+    /// The error, for a failed object.
+    pub(crate) fn error(&self) -> Option<&Error> {
+        match self {
+            Stored::Value(_) => None,
+            Stored::Error(e) => Some(e),
+        }
+    }
+}
+
 /// Who can be asked to run the producing task inline (see `scheduler`).
 pub(crate) trait Producer: Send + Sync {
     /// Runs the task on the calling thread if nobody has started it; true if it ran.
@@ -191,11 +202,11 @@ pub(crate) struct Slot {
     borrow: Option<Borrow>,
 }
 
-/// A borrowed object: its owner, and the state of the borrow protocol
-/// (see `cluster`).
+/// A borrowed object: its owner, who lends it to this rank, and the state
+/// of the borrow protocol (see `cluster`).
 pub(crate) struct Borrow {
     pub(crate) owner: u32,
-    pub(crate) rt: Weak<crate::runtime::Inner>,
+    lender: Weak<dyn Lender>,
     /// The owner has registered this rank as a borrower.
     pub(crate) acked: AtomicBool,
     /// The value has been asked for.
@@ -241,11 +252,12 @@ impl Slot {
         Arc::new(Slot::empty(id, producer, Some(unhandled), None))
     }
 
-    /// A slot for object `id`, owned by rank `owner`, that this rank borrows.
-    pub(crate) fn borrowed(id: ObjectId, owner: u32, rt: Weak<crate::runtime::Inner>) -> Arc<Slot> {
+    /// A slot for object `id`, owned by rank `owner`, that this rank
+    /// borrows through `lender`.
+    pub(crate) fn borrowed(id: ObjectId, owner: u32, lender: Weak<dyn Lender>) -> Arc<Slot> {
         let borrow = Borrow {
             owner,
-            rt,
+            lender,
             acked: AtomicBool::new(false),
             fetching: AtomicBool::new(false),
             at: OnceLock::new(),
@@ -267,9 +279,9 @@ impl Slot {
         if let Some(b) = &self.borrow
             && !self.is_ready()
             && !b.fetching.swap(true, Ordering::AcqRel)
-            && let Some(inner) = b.rt.upgrade()
+            && let Some(lender) = b.lender.upgrade()
         {
-            crate::cluster::fetch(&inner, self, b);
+            lender.fetch(self, b);
         }
     }
 
@@ -335,9 +347,9 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(b) = &self.borrow
-            && let Some(inner) = b.rt.upgrade()
+            && let Some(lender) = b.lender.upgrade()
         {
-            crate::cluster::unborrow(&inner, self.id, b.owner);
+            lender.unborrow(self.id, b.owner);
         }
         if let Some(exports) = self.exported.get().and_then(Weak::upgrade) {
             exports.forget_object(self.id);

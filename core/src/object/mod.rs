@@ -1,7 +1,9 @@
-//! Objects: the per-object cell, typed refs, zero-copy views, and the
-//! capture of refs nested inside stored values.
+//! Objects: the per-object cell, typed refs, zero-copy views, the capture
+//! of refs nested inside stored values, and the lender through which other
+//! ranks' objects are borrowed.
 
 pub(crate) mod cell;
 pub(crate) mod exports;
+pub(crate) mod lender;
 pub(crate) mod object_ref;
 pub(crate) mod view;

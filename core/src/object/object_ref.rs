@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::ids::ObjectId;
 use crate::object::cell::{KeepAlive, Slot};
 use crate::object::exports::{self, NotInRuntime};
-use crate::task::context;
+use crate::object::lender;
 
 /// A reference to an object in the store, made by `put`, a task or an actor
 /// call (Ray's `ObjectRef`).
@@ -103,8 +103,8 @@ impl<T> ArchivedObjectRef<T> {
 
     /// The live ref, looked up in this thread's runtime.
     pub fn to_ref(&self) -> Result<ObjectRef<T>, Error> {
-        let inner = context::runtime_inner().ok_or(Error::NoRuntime)?;
-        crate::cluster::lookup(&inner, self.id()).map(ObjectRef::from_slot)
+        let lender = lender::current().ok_or(Error::NoRuntime)?;
+        lender.lookup(self.id()).map(ObjectRef::from_slot)
     }
 }
 

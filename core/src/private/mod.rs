@@ -491,18 +491,8 @@ pub fn invoke(rt: &Runtime, call: &EncodedCall) -> Result<ObjectRef<Untyped>> {
 
 inventory::collect!(RemoteFn);
 
-/// FNV-1a of a function's path: the same in every build of the same source.
-pub const fn stable_id(path: &str) -> u64 {
-    let bytes = path.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
+/// FNV-1a of a function's path (the macros name it here).
+pub use crate::ids::stable_id;
 
 /// This build of the program as far as ranks must agree on it: Ferry's
 /// version and every remote function, actor class and method it links

@@ -99,7 +99,7 @@ impl SharedBuffer {
         let buffer = Arc::new(buffer);
         let object = GpuObject {
             pid: std::process::id(),
-            host: crate::cluster::node_hello::hostname(),
+            host: crate::host::name(),
             key,
             len: buffer.len() as u64,
             device_uuid: ipc.device_uuid.clone(),
@@ -152,7 +152,7 @@ impl GpuObject {
     /// The buffer in this process, when it was shared here and is still
     /// shared.
     fn local(&self) -> Result<Option<Arc<DeviceBytes>>> {
-        if self.pid != std::process::id() || self.host != crate::cluster::node_hello::hostname() {
+        if self.pid != std::process::id() || self.host != crate::host::name() {
             return Ok(None);
         }
         lock().get(&self.key).cloned().map(Some).ok_or_else(|| {
@@ -164,7 +164,7 @@ impl GpuObject {
     }
 
     fn remote_check(&self) -> Result<IpcHandle> {
-        let here = crate::cluster::node_hello::hostname();
+        let here = crate::host::name();
         if self.host != here {
             return Err(Error::Gpu(format!(
                 "the GPU object lives on node {}, this is {here}: GPU objects do not cross \

@@ -12,6 +12,7 @@
 
 pub(crate) mod arg;
 pub(crate) mod current;
+pub(crate) mod lender;
 mod objects;
 mod start;
 
@@ -464,7 +465,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
     let (tasks, running, failures) = inner.pool.tasks.snapshot();
     let mut actors = inner.actors.states();
     let (mut objects, mut sent, mut lineage) = (Vec::new(), Vec::new(), 0);
-    let mut host = crate::cluster::host_name();
+    let mut host = crate::host::name();
     if let Some(c) = inner.cluster() {
         actors.extend(c.actors.states());
         objects = c.object_states();

@@ -407,6 +407,8 @@ impl Prepared {
         let quiet = crate::config::switch("FERRY_IGNORE_UNHANDLED_ERRORS")?.unwrap_or(false);
         // Every rank, so that a SIGUSR1 never ends a job (see `status`).
         crate::runtime::status_file::catch_usr1();
+        // Archived refs are looked up through the thread's runtime.
+        crate::runtime::lender::install();
         // Step 5: the NUMA policy first, so that reserving places the pages;
         // the first step now, so that a /dev/shm already full fails here
         // (the rest is reserved as the store grows).

@@ -266,7 +266,7 @@ impl TaskCell {
                 0,
             );
         }
-        pool.tasks.end(running, &self.name, &stored);
+        pool.tasks.end(running, &self.name, stored.error());
         if let Some(out) = self.output.upgrade() {
             out.complete(stored);
         }

@@ -65,6 +65,7 @@ thread_local! {
 
 /// Makes `inner` this thread's runtime (the driver thread, workers, actors).
 pub(crate) fn set_runtime(inner: Option<Arc<Inner>>) {
+    crate::log::set_runtime_rank(inner.as_ref().map(|i| i.rank));
     RUNTIME.with(|r| *r.borrow_mut() = inner);
 }
 
@@ -75,7 +76,9 @@ pub(crate) fn runtime_inner() -> Option<Arc<Inner>> {
 /// Runs `f` with `inner` as this thread's runtime, then restores the previous one.
 pub(crate) fn with_runtime<R>(inner: &Arc<Inner>, f: impl FnOnce() -> R) -> R {
     let prev = RUNTIME.with(|r| r.borrow_mut().replace(inner.clone()));
+    let prev_rank = crate::log::set_runtime_rank(Some(inner.rank));
     let out = f();
+    crate::log::set_runtime_rank(prev_rank);
     RUNTIME.with(|r| *r.borrow_mut() = prev);
     out
 }
@@ -86,6 +89,7 @@ pub(crate) fn clear_runtime_if(inner: &Arc<Inner>) {
         let mut r = r.borrow_mut();
         if r.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, inner)) {
             *r = None;
+            crate::log::set_runtime_rank(None);
         }
     });
 }
