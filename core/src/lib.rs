@@ -57,11 +57,12 @@ pub use object::view::View;
 pub use resources::options::{ActorOptions, RetryOn, TaskOptions};
 pub use resources::pinning::Pin;
 pub use runtime::arg::{Arg, IntoArg};
+pub use runtime::current::current;
 pub use runtime::{Runtime, WaitResult, init};
 pub use state::{
     ActorState, ClusterState, ObjectState, RankState, StoreUse, TaskCounts, TaskFailure,
 };
-pub use task::context::{command, current, env_var, gpu_ids, is_cancelled, task_name};
+pub use task::context::{command, env_var, gpu_ids, is_cancelled, task_name};
 pub use values::{Object, Remotable};
 
 pub use ferry_store::{HeldReport, PodElement, SpillStats};

@@ -690,7 +690,7 @@ fn actor_main<A: ActorClass>(
     Placing { restarts, pin }: Placing,
     factory: &mut dyn FnMut() -> A,
 ) {
-    context::set_runtime(Some(inner.clone()));
+    crate::runtime::current::set_runtime(Some(inner.clone()));
     let rt = Runtime::from_inner(inner.clone());
     // Step 1: wait for the resources (unless granted at creation), then construct.
     let mut waited = Duration::from_micros(50);
@@ -884,7 +884,7 @@ fn finish_actor<A>(inner: &Arc<Inner>, core: &Arc<Core<A>>, held: Option<(&Reque
     if let Some((req, gpus)) = held {
         inner.pool.release(req, gpus);
     }
-    context::set_runtime(None);
+    crate::runtime::current::set_runtime(None);
 }
 
 fn call_error<A>(
@@ -929,7 +929,7 @@ impl<A: ActorClass> ArchivedActorHandle<A> {
     /// The live handle, for this thread's runtime: the actor itself when it
     /// lives on this rank, else a handle that sends calls to its rank.
     pub fn to_handle(&self) -> Result<ActorHandle<A>> {
-        let inner = context::runtime_inner().ok_or(Error::NoRuntime)?;
+        let inner = crate::runtime::current::runtime_inner().ok_or(Error::NoRuntime)?;
         // An actor re-created elsewhere since this handle was archived.
         let host = remote_actor::current_host(&inner, self.id(), self.rank());
         if host == inner.rank {

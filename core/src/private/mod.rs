@@ -469,7 +469,8 @@ pub fn decode_args<T: crate::values::Remotable>(rt: &Runtime, bytes: &[u8]) -> R
         reason: e.to_string(),
     };
     let archived = ferry_store::access::<T>(&aligned).map_err(corrupt)?;
-    context::with_runtime(&rt.inner, || ferry_store::deserialize::<T>(archived)).map_err(corrupt)
+    crate::runtime::current::with_runtime(&rt.inner, || ferry_store::deserialize::<T>(archived))
+        .map_err(corrupt)
 }
 
 /// Runs an encoded call: finds the function by id and submits it with `opts`.

@@ -27,7 +27,7 @@ impl Lender for Inner {
 
 /// The calling thread's runtime, as a lender.
 fn thread_lender() -> Option<Arc<dyn Lender>> {
-    crate::task::context::runtime_inner().map(|inner| inner as Arc<dyn Lender>)
+    crate::runtime::current::runtime_inner().map(|inner| inner as Arc<dyn Lender>)
 }
 
 /// Tells the object layer how to find a thread's lender (once per process;

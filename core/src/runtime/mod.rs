@@ -35,7 +35,6 @@ use crate::ids::IdGen;
 use crate::object::cell::{Bytes, StoredValue, TypeTag, UnhandledSink};
 use crate::object::exports::{self, Exports};
 use crate::object::object_ref::ObjectRef;
-use crate::task::context;
 use crate::task::pool::TaskPool;
 use crate::values::Object;
 
@@ -431,7 +430,7 @@ impl Runtime {
         if let Some(c) = inner.cluster() {
             c.close();
         }
-        context::clear_runtime_if(inner);
+        crate::runtime::current::clear_runtime_if(inner);
         tracing::debug!(rank = inner.rank, "runtime stopped");
         inner.arena.unlink().map_err(Error::from)
     }

@@ -29,7 +29,6 @@ use crate::resources::gpu_pool::GpuPool;
 use crate::resources::ledger::Ledger;
 use crate::resources::pinning::Pinning;
 use crate::runtime::{Inner, Runtime, current};
-use crate::task::context;
 use crate::task::pool::TaskPool;
 use crate::task::scheduler::Scheduler;
 use ferry_store::{Arena, ReadOnlySegment, StoreConfig};
@@ -473,7 +472,7 @@ impl Prepared {
             let _ = rt.shutdown();
             return Err(e);
         }
-        context::set_runtime(Some(inner.clone()));
+        crate::runtime::current::set_runtime(Some(inner.clone()));
         if let Some((path, every)) = self.status
             && inner.rank == 0
         {

@@ -1,15 +1,13 @@
-//! What the current thread is doing: which runtime it belongs to and which
-//! task or actor call it is running, so that nested calls find their runtime,
-//! a blocking `get` inside a task can give its CPU back, and the task's
-//! environment variables and GPU ids can be read.
+//! What the current thread is doing: which task or actor call it is
+//! running, so that a blocking `get` inside a task can give its CPU back,
+//! and the task's environment variables and GPU ids can be read. (Which
+//! runtime the thread belongs to is the runtime layer's: `runtime::current`.)
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
 use crate::resources::ledger::Request;
-use crate::runtime::{Inner, Runtime};
 
 /// The task or actor call running on this thread.
 pub(crate) struct TaskCtx {
@@ -59,39 +57,7 @@ pub(crate) fn env_with_gpus(
 }
 
 thread_local! {
-    static RUNTIME: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
     static TASKS: RefCell<Vec<Rc<TaskCtx>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Makes `inner` this thread's runtime (the driver thread, workers, actors).
-pub(crate) fn set_runtime(inner: Option<Arc<Inner>>) {
-    crate::log::set_runtime_rank(inner.as_ref().map(|i| i.rank));
-    RUNTIME.with(|r| *r.borrow_mut() = inner);
-}
-
-pub(crate) fn runtime_inner() -> Option<Arc<Inner>> {
-    RUNTIME.with(|r| r.borrow().clone())
-}
-
-/// Runs `f` with `inner` as this thread's runtime, then restores the previous one.
-pub(crate) fn with_runtime<R>(inner: &Arc<Inner>, f: impl FnOnce() -> R) -> R {
-    let prev = RUNTIME.with(|r| r.borrow_mut().replace(inner.clone()));
-    let prev_rank = crate::log::set_runtime_rank(Some(inner.rank));
-    let out = f();
-    crate::log::set_runtime_rank(prev_rank);
-    RUNTIME.with(|r| *r.borrow_mut() = prev);
-    out
-}
-
-/// Forgets this thread's runtime if it is `inner`.
-pub(crate) fn clear_runtime_if(inner: &Arc<Inner>) {
-    RUNTIME.with(|r| {
-        let mut r = r.borrow_mut();
-        if r.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, inner)) {
-            *r = None;
-            crate::log::set_runtime_rank(None);
-        }
-    });
 }
 
 /// Runs `f` with `ctx` as the current task.
@@ -109,22 +75,6 @@ pub(crate) fn with_task<R>(ctx: Rc<TaskCtx>, f: impl FnOnce() -> R) -> R {
 
 pub(crate) fn current_task() -> Option<Rc<TaskCtx>> {
     TASKS.with(|t| t.borrow().last().cloned())
-}
-
-/// The runtime of the calling thread: the one `init` started on it, or the
-/// one whose task or actor is running on it.
-///
-/// ```
-/// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
-/// assert!(ferry_core::current().is_ok());
-/// rt.shutdown()?;
-/// assert!(ferry_core::current().is_err());
-/// # Ok::<(), ferry_core::Error>(())
-/// ```
-pub fn current() -> Result<Runtime> {
-    runtime_inner()
-        .map(Runtime::from_inner)
-        .ok_or(Error::NoRuntime)
 }
 
 /// An environment variable as the running task sees it: the task's
