@@ -337,11 +337,8 @@ fn copy_value(inner: &Inner, v: &StoredValue, source: Arc<Slot>) -> Stored {
         Err(e) => return Stored::Error(e.into()),
     };
     block.as_mut_slice().copy_from_slice(bytes);
-    Stored::Value(StoredValue {
-        block: crate::object::cell::Bytes::Own(inner.arena.seal(block.freeze())),
-        type_tag: v.type_tag,
-        type_name: v.type_name.clone(),
-        validated: AtomicBool::new(v.validated.load(Ordering::Acquire)),
-        _contained: vec![source as KeepAlive],
-    })
+    Stored::Value(v.copied_to(
+        crate::object::cell::Bytes::Own(inner.arena.seal(block.freeze())),
+        vec![source as KeepAlive],
+    ))
 }

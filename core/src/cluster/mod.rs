@@ -1094,14 +1094,12 @@ fn fill_in(
     if let Err(e) = fill(block.as_mut_slice()) {
         return Stored::Error(e);
     }
-    Stored::Value(StoredValue {
-        block: Bytes::Own(inner.arena.seal(block.freeze())),
+    // Bytes from another process are checked at the first get.
+    Stored::Value(StoredValue::received(
+        Bytes::Own(inner.arena.seal(block.freeze())),
         type_tag,
-        type_name: type_name.into(),
-        // Bytes from another process are checked at the first get.
-        validated: AtomicBool::new(false),
-        _contained: Vec::new(),
-    })
+        type_name.into(),
+    ))
 }
 
 /// Step 4: a rank is gone.
@@ -1442,17 +1440,15 @@ fn stored_at(
     };
     match c.neighbour(from) {
         // Same node: view the owner's bytes in place (zero copy).
-        Some(seg) if fits(&seg) => Stored::Value(StoredValue {
-            block: Bytes::Mapped {
+        Some(seg) if fits(&seg) => Stored::Value(StoredValue::received(
+            Bytes::Mapped {
                 seg,
                 offset: offset as usize,
                 len: len as usize,
             },
-            type_tag: tag,
-            type_name: type_name.into(),
-            validated: AtomicBool::new(false),
-            _contained: Vec::new(),
-        }),
+            tag,
+            type_name.into(),
+        )),
         _ => copy_in(inner, tag, type_name, len as usize, |d| {
             read_recorded(inner, c, from, offset, d, || {
                 format!("object {object:016x} from rank {from}")

@@ -158,6 +158,70 @@ pub(crate) struct StoredValue {
     pub(crate) _contained: Vec<KeepAlive>,
 }
 
+impl StoredValue {
+    /// Bytes this rank wrote as a `T` (sound by construction), keeping the
+    /// objects whose refs they contain alive.
+    pub(crate) fn written<T: 'static>(block: Bytes, contained: Vec<KeepAlive>) -> StoredValue {
+        StoredValue::new(
+            block,
+            TypeTag::of::<T>(),
+            std::any::type_name::<T>().into(),
+            true,
+            contained,
+        )
+    }
+
+    /// Bytes that claim to be a `T`'s archive but have not been checked yet
+    /// (an archive handed in by the user): checked at the first get.
+    pub(crate) fn unchecked<T: 'static>(block: Bytes) -> StoredValue {
+        StoredValue::new(
+            block,
+            TypeTag::of::<T>(),
+            std::any::type_name::<T>().into(),
+            false,
+            Vec::new(),
+        )
+    }
+
+    /// Bytes from another rank or process, with the type it named: checked
+    /// at the first get.
+    pub(crate) fn received(
+        block: Bytes,
+        type_tag: TypeTag,
+        type_name: Cow<'static, str>,
+    ) -> StoredValue {
+        StoredValue::new(block, type_tag, type_name, false, Vec::new())
+    }
+
+    /// A copy of `self` in `block` (checked as far as `self` was), keeping
+    /// `keep` alive with it.
+    pub(crate) fn copied_to(&self, block: Bytes, keep: Vec<KeepAlive>) -> StoredValue {
+        StoredValue::new(
+            block,
+            self.type_tag,
+            self.type_name.clone(),
+            self.validated.load(Ordering::Acquire),
+            keep,
+        )
+    }
+
+    fn new(
+        block: Bytes,
+        type_tag: TypeTag,
+        type_name: Cow<'static, str>,
+        validated: bool,
+        contained: Vec<KeepAlive>,
+    ) -> StoredValue {
+        StoredValue {
+            block,
+            type_tag,
+            type_name,
+            validated: AtomicBool::new(validated),
+            _contained: contained,
+        }
+    }
+}
+
 /// Where failed objects that nobody fetched are counted.
 #[derive(Debug, Default)]
 pub(crate) struct UnhandledSink {

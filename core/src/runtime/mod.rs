@@ -32,7 +32,7 @@ use crate::actor::engine::ActorTable;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::ids::IdGen;
-use crate::object::cell::{Bytes, StoredValue, TypeTag, UnhandledSink};
+use crate::object::cell::{Bytes, StoredValue, UnhandledSink};
 use crate::object::exports::{self, Exports};
 use crate::object::object_ref::ObjectRef;
 use crate::task::pool::TaskPool;
@@ -88,13 +88,10 @@ impl Inner {
     pub(crate) fn store_value<T: Object>(&self, value: &T) -> Result<StoredValue> {
         let (block, contained) =
             exports::capture(&self.exports, || ferry_store::put(&self.arena, value));
-        Ok(StoredValue {
-            block: Bytes::Own(self.arena.seal(block?)),
-            type_tag: TypeTag::of::<T>(),
-            type_name: std::any::type_name::<T>().into(),
-            validated: AtomicBool::new(true),
-            _contained: contained,
-        })
+        Ok(StoredValue::written::<T>(
+            Bytes::Own(self.arena.seal(block?)),
+            contained,
+        ))
     }
 }
 

@@ -2,7 +2,7 @@
 //! a rank and the cluster have.
 
 use crate::error::{Error, Result};
-use crate::object::cell::{Bytes, Slot, StoredValue, TypeTag, Waiter};
+use crate::object::cell::{Bytes, Slot, StoredValue, Waiter};
 use crate::object::object_ref::ObjectRef;
 use crate::object::view::View;
 use crate::runtime::{Runtime, WaitResult};
@@ -13,7 +13,6 @@ use ferry_store::PodElement;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 impl Runtime {
@@ -75,13 +74,8 @@ impl Runtime {
         P: PodElement,
         Vec<P>: Object,
     {
-        let stored = StoredValue {
-            block: Bytes::Own(self.inner.arena.seal(block)),
-            type_tag: TypeTag::of::<Vec<P>>(),
-            type_name: std::any::type_name::<Vec<P>>().into(),
-            validated: AtomicBool::new(true),
-            _contained: Vec::new(),
-        };
+        let stored =
+            StoredValue::written::<Vec<P>>(Bytes::Own(self.inner.arena.seal(block)), Vec::new());
         ObjectRef::from_slot(Slot::ready(self.inner.ids.object(), stored))
     }
 
@@ -170,13 +164,7 @@ impl Runtime {
         self.check_live()?;
         let mut block = self.inner.arena.alloc(bytes.len())?;
         block.as_mut_slice().copy_from_slice(bytes);
-        let stored = StoredValue {
-            block: Bytes::Own(self.inner.arena.seal(block.freeze())),
-            type_tag: TypeTag::of::<T>(),
-            type_name: std::any::type_name::<T>().into(),
-            validated: AtomicBool::new(false),
-            _contained: Vec::new(),
-        };
+        let stored = StoredValue::unchecked::<T>(Bytes::Own(self.inner.arena.seal(block.freeze())));
         Ok(ObjectRef::from_slot(Slot::ready(
             self.inner.ids.object(),
             stored,
