@@ -2,6 +2,7 @@
 //! capture of refs nested inside stored values.
 
 pub(crate) mod cell;
+pub(crate) mod codec;
 pub(crate) mod exports;
 pub(crate) mod object_ref;
 pub(crate) mod view;
