@@ -5,35 +5,22 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::sync::{Arc, OnceLock};
 
-use crate::error::{Error, FailureKind, Result};
+use crate::error::{Error, Result};
 use crate::ids::ActorId;
 use crate::object::cell::Slot;
 use crate::object::object_ref::ObjectRef;
 use crate::resources::options::{ActorOptions, TaskOptions};
 use crate::runtime::Runtime;
 use crate::runtime::arg::Arg;
-use crate::task::cell::{Job, NewTask, Outcome, RetryPolicy, TaskCell};
+use crate::task::cell::{Job, NewTask, RetryPolicy, TaskCell};
 use crate::task::context;
 use crate::values::Object;
 
 pub use crate::actor::checkpoint::Codec;
 pub use crate::actor::engine::{create_hosted, hosted_handle};
 pub use crate::object::codec::{EncodedCall, Untyped};
-
-/// Why a call's body failed before or instead of producing a value.
-#[derive(Debug)]
-pub enum Failure {
-    /// The user's function returned `Err` (its `Display`).
-    App(String),
-    /// The runtime could not resolve an argument.
-    Runtime(Error),
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Runtime(e)
-    }
-}
+pub use crate::runtime::call_result::Failure;
+pub(crate) use crate::runtime::call_result::finish;
 
 /// Turns a function's return value into a call result: infallible returns.
 pub fn ok<R>(value: R) -> std::result::Result<R, Failure> {
@@ -45,28 +32,6 @@ pub fn fallible<R, E: Display>(
     value: std::result::Result<R, E>,
 ) -> std::result::Result<R, Failure> {
     value.map_err(|e| Failure::App(e.to_string()))
-}
-
-/// Stores a call's value, or describes its failure.
-pub(crate) fn finish<R: Object>(
-    rt: &Runtime,
-    task_name: &dyn Fn() -> String,
-    result: std::result::Result<R, Failure>,
-) -> Outcome {
-    match result {
-        Ok(v) => match rt.inner.store_value(&v) {
-            Ok(stored) => Outcome::Value(stored),
-            Err(e) => Outcome::Error(e),
-        },
-        Err(Failure::App(message)) => Outcome::Failed {
-            kind: FailureKind::Application,
-            message,
-        },
-        Err(Failure::Runtime(cause)) => Outcome::Error(Error::Dependency {
-            task: task_name(),
-            cause: Box::new(cause),
-        }),
-    }
 }
 
 /// The top-level ref arguments a call waits for.

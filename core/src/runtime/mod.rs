@@ -29,6 +29,7 @@
 //!    and no later touch of the store can end in `SIGBUS`.
 
 pub(crate) mod arg;
+pub(crate) mod call_result;
 pub mod loopback;
 pub(crate) mod status_file;
 
