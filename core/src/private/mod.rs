@@ -17,10 +17,10 @@ use crate::task::context;
 use crate::values::Object;
 
 pub use crate::actor::checkpoint::Codec;
-pub use crate::actor::engine::{create_hosted, hosted_handle};
 pub use crate::object::codec::{EncodedCall, Untyped};
+pub use crate::runtime::actor_handle::{create_hosted, hosted_handle};
 pub use crate::runtime::call_result::Failure;
-pub(crate) use crate::runtime::call_result::finish;
+use crate::runtime::call_result::finish;
 
 /// Turns a function's return value into a call result: infallible returns.
 pub fn ok<R>(value: R) -> std::result::Result<R, Failure> {

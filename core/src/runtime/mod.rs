@@ -28,6 +28,9 @@
 //!    (`fallocate`): a `/dev/shm` that filled meanwhile is an error here,
 //!    and no later touch of the store can end in `SIGBUS`.
 
+pub(crate) mod actor_handle;
+mod actor_host;
+pub(crate) mod archived_actor_handle;
 pub(crate) mod arg;
 pub(crate) mod call_result;
 pub mod loopback;
