@@ -46,9 +46,6 @@ pub use resources::gpu;
 pub use runtime::loopback;
 
 pub use actor::checkpoint::Restored;
-pub use actor::engine::{
-    ActorCall, ActorClass, ActorHandle, ActorRef, ArchivedActorHandle, create as create_actor,
-};
 pub use config::Config;
 pub use error::{Error, FailureKind, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
@@ -56,6 +53,10 @@ pub use object::object_ref::{ArchivedObjectRef, ObjectRef};
 pub use object::view::View;
 pub use resources::options::{ActorOptions, RetryOn, TaskOptions};
 pub use resources::pinning::Pin;
+pub use runtime::actor_handle::{
+    ActorCall, ActorClass, ActorHandle, ActorRef, create as create_actor,
+};
+pub use runtime::archived_actor_handle::ArchivedActorHandle;
 pub use runtime::arg::{Arg, IntoArg};
 pub use runtime::current::current;
 pub use runtime::{Runtime, WaitResult, init};

@@ -1,4 +1,7 @@
-//! The local actor engine: mailbox, thread, restarts and checkpoints.
+//! The local actor engine: mailbox, thread, restarts and checkpoints. It
+//! reaches the runtime above only through [`host::ActorHost`].
 
 pub(crate) mod checkpoint;
 pub(crate) mod engine;
+pub(crate) mod host;
+pub(crate) mod thread;

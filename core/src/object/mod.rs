@@ -3,6 +3,7 @@
 //! ranks' objects are borrowed.
 
 pub(crate) mod cell;
+pub(crate) mod codec;
 pub(crate) mod exports;
 pub(crate) mod lender;
 pub(crate) mod object_ref;

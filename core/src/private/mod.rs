@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::sync::{Arc, OnceLock};
 
-use crate::error::{Error, FailureKind, Result};
+use crate::error::{Error, Result};
 use crate::ids::ActorId;
 use crate::object::cell::Slot;
 use crate::object::object_ref::ObjectRef;
@@ -17,22 +17,10 @@ use crate::task::context;
 use crate::values::Object;
 
 pub use crate::actor::checkpoint::Codec;
-pub use crate::actor::engine::{create_hosted, hosted_handle};
-
-/// Why a call's body failed before or instead of producing a value.
-#[derive(Debug)]
-pub enum Failure {
-    /// The user's function returned `Err` (its `Display`).
-    App(String),
-    /// The runtime could not resolve an argument.
-    Runtime(Error),
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Runtime(e)
-    }
-}
+pub use crate::object::codec::{EncodedCall, Untyped};
+pub use crate::runtime::actor_handle::{create_hosted, hosted_handle};
+pub use crate::runtime::call_result::Failure;
+use crate::runtime::call_result::finish;
 
 /// Turns a function's return value into a call result: infallible returns.
 pub fn ok<R>(value: R) -> std::result::Result<R, Failure> {
@@ -44,28 +32,6 @@ pub fn fallible<R, E: Display>(
     value: std::result::Result<R, E>,
 ) -> std::result::Result<R, Failure> {
     value.map_err(|e| Failure::App(e.to_string()))
-}
-
-/// Stores a call's value, or describes its failure.
-pub(crate) fn finish<R: Object>(
-    rt: &Runtime,
-    task_name: &dyn Fn() -> String,
-    result: std::result::Result<R, Failure>,
-) -> Outcome {
-    match result {
-        Ok(v) => match rt.inner.store_value(&v) {
-            Ok(stored) => Outcome::Value(stored),
-            Err(e) => Outcome::Error(e),
-        },
-        Err(Failure::App(message)) => Outcome::Failed {
-            kind: FailureKind::Application,
-            message,
-        },
-        Err(Failure::Runtime(cause)) => Outcome::Error(Error::Dependency {
-            task: task_name(),
-            cause: Box::new(cause),
-        }),
-    }
 }
 
 /// The top-level ref arguments a call waits for.
@@ -385,92 +351,19 @@ pub struct RemoteFn {
     pub invoke: fn(&Runtime, &TaskOptions, &[u8]) -> Result<ObjectRef<Untyped>>,
 }
 
-/// The type parameter of a ref whose type is known only to the caller
-/// (`cast` it back before `get`).
-#[derive(Debug)]
-pub enum Untyped {}
-
-/// A call encoded for running later by id: the function's id and its
-/// arguments as an rkyv archive. Refs among the arguments are kept alive
-/// while the encoded call lives.
-pub struct EncodedCall {
-    /// The function's stable id.
-    pub id: u64,
-    /// The archived argument tuple.
-    pub args: rkyv::util::AlignedVec<16>,
-    _kept: Vec<crate::object::cell::KeepAlive>,
-}
-
-impl EncodedCall {
-    /// Whether the arguments hold refs or actor handles.
-    pub fn has_refs(&self) -> bool {
-        !self._kept.is_empty()
-    }
-
-    /// A call of `id` with no arguments (a runtime request, not a method).
-    pub(crate) fn without_args(id: u64) -> EncodedCall {
-        EncodedCall {
-            id,
-            args: Default::default(),
-            _kept: Vec::new(),
-        }
-    }
-
-    pub(crate) fn into_parts(
-        self,
-    ) -> (
-        rkyv::util::AlignedVec<16>,
-        Vec<crate::object::cell::KeepAlive>,
-    ) {
-        (self.args, self._kept)
-    }
-}
-
-impl std::fmt::Debug for EncodedCall {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "EncodedCall({:016x}, {} bytes)",
-            self.id,
-            self.args.len()
-        )
-    }
-}
-
 /// Encodes a call's argument tuple (made by generated `encode` functions).
 pub fn encode_call<T: ferry_store::Storable>(
     rt: &Runtime,
     id: u64,
     args: &T,
 ) -> Result<EncodedCall> {
-    let (bytes, kept) = crate::object::exports::capture(&rt.inner.exports, || {
-        let len = ferry_store::archived_len(args)?;
-        let mut buf = rkyv::util::AlignedVec::<16>::with_capacity(len);
-        buf.resize(len, 0);
-        if len > 0 {
-            ferry_store::serialize_into(args, &mut buf)?;
-        }
-        Ok::<_, ferry_store::StoreError>(buf)
-    });
-    Ok(EncodedCall {
-        id,
-        args: bytes?,
-        _kept: kept,
-    })
+    crate::object::codec::encode(&rt.inner.exports, id, args)
 }
 
 /// Decodes an argument tuple: validated, then deserialized with refs looked
 /// up in `rt`. Bytes that are not a valid archive are an error.
 pub fn decode_args<T: crate::values::Remotable>(rt: &Runtime, bytes: &[u8]) -> Result<T> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-    aligned.extend_from_slice(bytes);
-    let corrupt = |e: ferry_store::StoreError| Error::Corrupt {
-        object: "encoded call arguments".to_string(),
-        reason: e.to_string(),
-    };
-    let archived = ferry_store::access::<T>(&aligned).map_err(corrupt)?;
-    crate::runtime::current::with_runtime(&rt.inner, || ferry_store::deserialize::<T>(archived))
-        .map_err(corrupt)
+    crate::runtime::current::with_runtime(&rt.inner, || crate::object::codec::decode(bytes))
 }
 
 /// Runs an encoded call: finds the function by id and submits it with `opts`.

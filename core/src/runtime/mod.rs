@@ -10,7 +10,11 @@
 //!    below). Views and refs the user still holds stay readable (the
 //!    mapping lives until the last one is dropped).
 
+pub(crate) mod actor_handle;
+mod actor_host;
+pub(crate) mod archived_actor_handle;
 pub(crate) mod arg;
+pub(crate) mod call_result;
 pub(crate) mod current;
 pub(crate) mod lender;
 mod objects;
