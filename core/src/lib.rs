@@ -16,6 +16,7 @@ mod ids;
 mod log;
 mod signal;
 mod state;
+mod sync;
 mod timeline;
 mod values;
 

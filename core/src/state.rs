@@ -23,10 +23,7 @@ use std::sync::{Arc, Mutex};
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::Error;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 /// How many recent task failures each rank keeps for listings.
 pub(crate) const FAILURES_KEPT: usize = 64;

@@ -10,6 +10,7 @@
 //! since the Unix epoch, so that ranks on different nodes line up as well
 //! as their clocks do.
 
+use crate::sync::lock;
 use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -140,7 +141,7 @@ impl Recorder {
             tid,
             bytes,
         };
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = lock(&self.state);
         if s.events.len() >= MAX_EVENTS {
             s.dropped += 1;
             return;
@@ -156,7 +157,7 @@ impl Recorder {
 
     /// What was recorded so far.
     pub(crate) fn snapshot(&self) -> RankEvents {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.state).clone()
     }
 }
 
@@ -181,21 +182,18 @@ impl<T> Default for Replies<T> {
 impl<T> Replies<T> {
     /// A rank's reply arrived.
     pub(crate) fn deposit(&self, events: T) {
-        self.got
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(events);
+        lock(&self.got).push(events);
         self.arrived.notify_all();
     }
 
     /// Forgets earlier replies (before a new request).
     pub(crate) fn clear(&self) {
-        self.got.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        lock(&self.got).clear();
     }
 
     /// Waits until `n` replies are in or `deadline` passes; what came.
     pub(crate) fn wait_for(&self, n: usize, deadline: Instant) -> Vec<T> {
-        let mut got = self.got.lock().unwrap_or_else(|e| e.into_inner());
+        let mut got = lock(&self.got);
         while got.len() < n {
             let now = Instant::now();
             if now >= deadline {

@@ -33,11 +33,8 @@ use crate::ids::ActorId;
 use crate::object::cell::{KeepAlive, Slot, Stored};
 use crate::object::codec::Untyped;
 use crate::object::object_ref::ObjectRef;
+use crate::sync::lock;
 use crate::task::cell::Outcome;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The method id a checkpoint request travels under to another rank.
 pub(crate) const CHECKPOINT_METHOD: u64 = u64::MAX;

@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::ids::{ObjectId, stable_id};
 use crate::object::lender::Lender;
 use crate::signal::Signal;
+use crate::sync::lock;
 
 /// Something that waits for a slot without a thread: a task's dependency count.
 pub(crate) trait DepWaiter: Send + Sync {
@@ -400,7 +401,7 @@ impl Slot {
 
     fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
         // A poisoned list is still a valid list: no user code runs under it.
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.waiters)
     }
 
     pub(crate) fn set_exported(&self, exports: Weak<crate::object::exports::Exports>) -> bool {

@@ -16,16 +16,13 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::error::{Error, Result};
 use crate::ids::{ActorId, ObjectId};
 use crate::object::cell::{KeepAlive, Slot};
+use crate::sync::lock;
 
 /// One rank's table of serialized objects and actor handles.
 #[derive(Default)]
 pub(crate) struct Exports {
     objects: Mutex<HashMap<ObjectId, Weak<Slot>>>,
     actors: Mutex<HashMap<ActorId, Weak<dyn Any + Send + Sync>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Exports {

@@ -37,6 +37,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 pub use ferry_gpu::{Device, DeviceBytes, GpuError, IpcHandle, bench, copy_peer, probe, softmax};
 
 use crate::error::{Error, Result};
+use crate::sync::lock;
 
 /// Opens the first GPU the running task or actor was given (its
 /// [`gpu_ids`](crate::gpu_ids)), with a CUDA context bound to this thread.
@@ -68,8 +69,8 @@ fn shared() -> &'static Mutex<HashMap<u64, Arc<DeviceBytes>>> {
     SHARED.get_or_init(Default::default)
 }
 
-fn lock() -> std::sync::MutexGuard<'static, HashMap<u64, Arc<DeviceBytes>>> {
-    shared().lock().unwrap_or_else(|e| e.into_inner())
+fn shared_buffers() -> std::sync::MutexGuard<'static, HashMap<u64, Arc<DeviceBytes>>> {
+    lock(shared())
 }
 
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
@@ -105,7 +106,7 @@ impl SharedBuffer {
             device_uuid: ipc.device_uuid.clone(),
             ipc: ipc.to_bytes(),
         };
-        lock().insert(key, buffer.clone());
+        shared_buffers().insert(key, buffer.clone());
         Ok(SharedBuffer {
             key,
             buffer,
@@ -126,7 +127,7 @@ impl SharedBuffer {
 
 impl Drop for SharedBuffer {
     fn drop(&mut self) {
-        lock().remove(&self.key);
+        shared_buffers().remove(&self.key);
     }
 }
 
@@ -155,12 +156,16 @@ impl GpuObject {
         if self.pid != std::process::id() || self.host != crate::host::name() {
             return Ok(None);
         }
-        lock().get(&self.key).cloned().map(Some).ok_or_else(|| {
-            Error::Gpu(format!(
-                "the GPU object ({} bytes on {}) was released by its producer",
-                self.len, self.device_uuid
-            ))
-        })
+        shared_buffers()
+            .get(&self.key)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| {
+                Error::Gpu(format!(
+                    "the GPU object ({} bytes on {}) was released by its producer",
+                    self.len, self.device_uuid
+                ))
+            })
     }
 
     fn remote_check(&self) -> Result<IpcHandle> {

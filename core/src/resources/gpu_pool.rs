@@ -8,6 +8,7 @@
 use std::sync::Mutex;
 
 use crate::resources::ledger::UNIT;
+use crate::sync::lock;
 
 #[derive(Debug)]
 pub(crate) struct GpuPool {
@@ -34,7 +35,7 @@ impl GpuPool {
         if amount <= 0 {
             return Some(Vec::new());
         }
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let mut free = lock(&self.free);
         if amount >= UNIT {
             let want = (amount / UNIT) as usize;
             let slots: Vec<usize> = (0..free.len())
@@ -59,7 +60,7 @@ impl GpuPool {
 
     /// Gives back what [`assign`](Self::assign) returned for `amount`.
     pub(crate) fn release(&self, ids: &[u32], amount: i64) {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let mut free = lock(&self.free);
         let each = if amount >= UNIT { UNIT } else { amount };
         for &id in ids {
             if let Some(f) = self.slot(id).and_then(|i| free.get_mut(i)) {

@@ -21,6 +21,7 @@ use crate::cluster::arena_region::ArenaRegion;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::runtime::{Placement, Prepared, Runtime};
+use crate::sync::lock;
 
 /// Control of a loopback world, handed to the body of [`run`].
 pub struct World {
@@ -34,7 +35,7 @@ impl World {
     /// Rank `rank`'s runtime (to look at its store or resources in tests);
     /// `None` once it has stopped or if it failed to start.
     pub fn runtime(&self, rank: Rank) -> Option<Runtime> {
-        let mut rts = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rts = lock(&self.runtimes);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while rts.get(rank as usize)?.is_none() {
             let now = std::time::Instant::now();
@@ -51,7 +52,7 @@ impl World {
     }
 
     fn set_runtime(&self, rank: Rank, rt: Option<Runtime>) {
-        let mut rts = self.runtimes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rts = lock(&self.runtimes);
         rts[rank as usize] = Some(rt);
         self.started.notify_all();
     }

@@ -39,6 +39,7 @@ use crate::ids::IdGen;
 use crate::object::cell::{Bytes, StoredValue, UnhandledSink};
 use crate::object::exports::{self, Exports};
 use crate::object::object_ref::ObjectRef;
+use crate::sync::lock;
 use crate::task::pool::TaskPool;
 use crate::values::Object;
 
@@ -74,10 +75,7 @@ impl Inner {
             r.path.display(),
             r.calls
         );
-        self.restored
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(r);
+        lock(&self.restored).push(r);
     }
 
     pub(crate) fn cluster(&self) -> Option<&Cluster> {
@@ -365,11 +363,7 @@ impl Runtime {
     /// The actors this rank restored from checkpoints (see
     /// [`ActorOptions::checkpoint_every`](crate::ActorOptions::checkpoint_every)).
     pub fn restored_actors(&self) -> Vec<crate::actor::checkpoint::Restored> {
-        self.inner
-            .restored
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.inner.restored).clone()
     }
 
     /// This job's checkpoint directory on this rank.
@@ -414,10 +408,7 @@ impl Runtime {
     /// shared-memory file. Calling it again does nothing.
     pub fn shutdown(&self) -> Result<()> {
         let inner = &self.inner;
-        let _one_at_a_time = inner
-            .shutdown_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = lock(&inner.shutdown_lock);
         if inner.shut.swap(true, Ordering::AcqRel) {
             return Ok(());
         }

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::sync::lock;
 use crate::task::cell::TaskCell;
 
 /// One task's cancellation state.
@@ -26,15 +27,14 @@ impl Cancel {
         if !recursive {
             return Vec::new();
         }
-        let children =
-            std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));
+        let children = std::mem::take(&mut *lock(&self.children));
         children.iter().filter_map(Weak::upgrade).collect()
     }
 
     /// `child` was submitted by the task this belongs to; false when this
     /// one is cancelled already (the caller cancels the child).
     pub(crate) fn adopt(&self, child: &Arc<TaskCell>) -> bool {
-        let mut c = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = lock(&self.children);
         if self.is_set() {
             return false;
         }

@@ -25,6 +25,7 @@ use crate::ids::ObjectId;
 use crate::object::cell::{DepWaiter, Producer, Slot, Stored, StoredValue, UnhandledSink, Waiter};
 use crate::resources::ledger::Request;
 use crate::resources::options::RetryOn;
+use crate::sync::lock;
 use crate::task::context::{self, TaskCtx};
 use crate::task::pool::TaskPool;
 
@@ -151,15 +152,12 @@ impl TaskCell {
     /// Records the GPUs granted with the task's resources.
     pub(crate) fn set_grant(&self, gpus: Arc<[u32]>) {
         if !gpus.is_empty() {
-            *self.gpu_ids.lock().unwrap_or_else(|e| e.into_inner()) = gpus;
+            *lock(&self.gpu_ids) = gpus;
         }
     }
 
     pub(crate) fn granted_gpus(&self) -> Arc<[u32]> {
-        self.gpu_ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.gpu_ids).clone()
     }
 
     /// `WAITING` → `QUEUED`; false when the task was abandoned meanwhile
@@ -193,7 +191,7 @@ impl TaskCell {
                 Err(now) => state = now,
             }
         }
-        drop(self.job.lock().unwrap_or_else(|e| e.into_inner()).take());
+        drop(lock(&self.job).take());
         if let Some(out) = self.output.upgrade() {
             out.complete(Stored::Error(err));
         }
@@ -207,7 +205,7 @@ impl TaskCell {
     /// Step 4: runs the claimed task on this thread; `before_release` runs
     /// between completing the output and giving the resources back.
     pub(crate) fn execute(self: &Arc<Self>, pool: &Arc<TaskPool>, before_release: impl FnOnce()) {
-        let job = self.job.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let job = lock(&self.job).take();
         let Some(mut job) = job else {
             before_release();
             return;

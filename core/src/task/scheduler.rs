@@ -34,6 +34,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crate::error::Error;
 use crate::resources::ledger::Request;
 use crate::signal;
+use crate::sync::lock;
 use crate::task::cell::TaskCell;
 use crate::task::pool::TaskPool;
 
@@ -65,10 +66,6 @@ pub(crate) struct Scheduler {
 thread_local! {
     /// This thread's deque, if it is a worker, and whose scheduler it serves.
     static LOCAL: RefCell<Option<(usize, Worker<TaskRef>)>> = const { RefCell::new(None) };
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Scheduler {
