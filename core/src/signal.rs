@@ -7,7 +7,7 @@
 //! only then registers a [`Signal`] and parks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -83,4 +83,46 @@ pub(crate) fn park_until(deadline: Option<Instant>, mut ready: impl FnMut() -> b
             }
         }
     }
+}
+
+/// The longest an idle thread sleeps before it looks again by itself (a
+/// bound, in case a wake-up went to a thread that has since left).
+pub(crate) const NAP: Duration = Duration::from_millis(500);
+
+/// How every idle Ferry thread waits for work (workers, actor threads):
+/// spins on `ready` for `budget`, then parks, unless `ready` held meanwhile.
+/// True if `ready` held before parking; false after a nap (the caller looks
+/// again).
+///
+/// `register` must make the thread findable by whoever makes `ready` true
+/// (a sleeper list, a `parked` flag) and `unregister` undo it. Between
+/// `register` and the last check of `ready` stands a SeqCst fence; the waker
+/// needs one between its write and its look at the registration (Dekker's
+/// pattern), so that a wake-up is never missed by both.
+pub(crate) fn spin_then_park(
+    budget: Duration,
+    mut ready: impl FnMut() -> bool,
+    register: impl FnOnce(),
+    unregister: impl FnOnce(),
+) -> bool {
+    if spin_until(budget, &mut ready) {
+        return true;
+    }
+    nap_unless(ready, register, unregister);
+    false
+}
+
+/// The parking half of [`spin_then_park`], for a caller that spins its own
+/// way (the scheduler lets one searcher at a time spin).
+pub(crate) fn nap_unless(
+    mut ready: impl FnMut() -> bool,
+    register: impl FnOnce(),
+    unregister: impl FnOnce(),
+) {
+    register();
+    fence(Ordering::SeqCst);
+    if !ready() {
+        thread::park_timeout(NAP);
+    }
+    unregister();
 }

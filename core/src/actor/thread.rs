@@ -9,7 +9,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
@@ -171,15 +171,12 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
         let msg = match core.pop() {
             Some(m) => m,
             None => {
-                if signal::spin_until(host.spin(), || core.queued.load(Ordering::Acquire) > 0) {
-                    continue;
-                }
-                core.parked.store(true, Ordering::SeqCst);
-                fence(Ordering::SeqCst);
-                if core.queued.load(Ordering::SeqCst) == 0 {
-                    thread::park_timeout(Duration::from_millis(500));
-                }
-                core.parked.store(false, Ordering::SeqCst);
+                signal::spin_then_park(
+                    host.spin(),
+                    || core.queued.load(Ordering::SeqCst) > 0,
+                    || core.parked.store(true, Ordering::SeqCst),
+                    || core.parked.store(false, Ordering::SeqCst),
+                );
                 continue;
             }
         };

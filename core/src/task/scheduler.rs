@@ -401,6 +401,7 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         if sched.is_shutdown() {
             break;
         }
+        // One searcher at a time spins; the others park at once.
         if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
             let found = signal::spin_until(sched.spin, || sched.has_work() || sched.is_shutdown());
             sched.searching.fetch_sub(1, Ordering::SeqCst);
@@ -410,19 +411,21 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         } else {
             sched.searching.fetch_sub(1, Ordering::SeqCst);
         }
-        // Park: register, fence, re-check, sleep.
-        lock(&sched.sleepers).push(thread::current());
-        sched.sleeping.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if !(sched.has_work() || sched.is_shutdown()) {
-            thread::park_timeout(Duration::from_millis(500));
-        }
-        let mut sleepers = lock(&sched.sleepers);
-        let me = thread::current().id();
-        if let Some(pos) = sleepers.iter().position(|t| t.id() == me) {
-            sleepers.swap_remove(pos);
-            sched.sleeping.fetch_sub(1, Ordering::SeqCst);
-        }
+        signal::nap_unless(
+            || sched.has_work() || sched.is_shutdown(),
+            || {
+                lock(&sched.sleepers).push(thread::current());
+                sched.sleeping.fetch_add(1, Ordering::SeqCst);
+            },
+            || {
+                let mut sleepers = lock(&sched.sleepers);
+                let me = thread::current().id();
+                if let Some(pos) = sleepers.iter().position(|t| t.id() == me) {
+                    sleepers.swap_remove(pos);
+                    sched.sleeping.fetch_sub(1, Ordering::SeqCst);
+                }
+            },
+        );
     }
     sched.idle.fetch_sub(1, Ordering::AcqRel);
     pool.on_thread_stop();
