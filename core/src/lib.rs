@@ -4,9 +4,32 @@
 //! Most users depend on the `ferry` facade crate, which re-exports this one
 //! together with the `#[ferry::remote]`, `#[ferry::actor]` and
 //! `#[ferry::main]` macros.
+//!
+//! # How the crate is built
+//!
+//! Each concept has a folder, and the folders are layers, lowest first:
+//!
+//! | layer | holds |
+//! |---|---|
+//! | vocabulary (`error`, `ids`, `config`, `values`, `state`, `log`, `signal`, `sync`, `timeline`, `host`) | the words every layer uses |
+//! | `resources/` | the ledger of logical resources, GPU ids, pinning, task and actor options, GPU objects |
+//! | `object/` | the object cell, [`ObjectRef`], [`View`], nested-ref capture, the call codec |
+//! | `task/` | the task cell, the task pool (scheduler, work-stealing workers), cancellation, the task context |
+//! | `actor/` | the local actor engine: mailbox, actor thread, call order, restarts, checkpoints |
+//! | `cluster/` | several ranks: membership, the receive loop, placement, remote tasks and actors, borrowing, lineage, heartbeats, the wire format |
+//! | `runtime/` | the public [`Runtime`]: start-up, put/get/wait, actor handles, the thread's current runtime |
+//! | `private/` | what the macros call: the function registry, submit, `run_main` |
+//!
+//! A module names only its own layer and the layers below it
+//! (`core/tests/layers.rs` checks it). Where a lower layer needs something
+//! from above, it defines a trait and the layer above implements it: the
+//! object layer's `Lender` (how a borrowed object is fetched and released),
+//! the task pool's thread hooks, the actor engine's `ActorHost`, the
+//! cluster's `RankHost` (what a rank does for an incoming message). Jobs and
+//! actor calls are closures built at the top.
 
-// The layers, lowest first. A module imports only from its own layer and
-// the layers above it in this list (`tests/layers.rs` checks it).
+// The layers, lowest first: a module imports only from its own layer and
+// the layers listed before it.
 
 // Vocabulary: the words every layer uses.
 mod config;

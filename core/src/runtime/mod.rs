@@ -165,7 +165,7 @@ impl Runtime {
     }
 
     /// Whether this rank's worker threads are bound to its cores (see
-    /// [`Config::pin_threads`]).
+    /// [`Config::pin_threads`](crate::Config::pin_threads)).
     pub fn pins_threads(&self) -> bool {
         self.inner.pool.pinning.binds()
     }
