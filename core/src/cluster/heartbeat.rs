@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use ferry_transport::Rank;
 
-use crate::cluster::Cluster;
-use crate::runtime::Inner;
+use crate::cluster::shared::{Cluster, ClusterHost, lock};
+use crate::cluster::wire::{self, Msg};
 
 /// The default timeout for ranks of an MPI job.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,7 +77,7 @@ impl Heartbeat {
     /// The job ends: stop watching (ranks that leave now are not lost).
     pub(crate) fn finish(&self) {
         self.done.store(true, Ordering::Release);
-        let thread = crate::cluster::lock(&self.thread).take();
+        let thread = lock(&self.thread).take();
         if let Some(h) = thread {
             h.thread().unpark();
             if h.thread().id() != std::thread::current().id() {
@@ -87,7 +87,11 @@ impl Heartbeat {
     }
 
     /// Step 1: starts the watcher thread (after every `Hello`).
-    pub(crate) fn start(&self, inner: &Arc<Inner>, c: &Cluster) -> crate::Result<()> {
+    pub(crate) fn start<H: ClusterHost>(
+        &self,
+        inner: &Arc<H>,
+        c: &Cluster<H>,
+    ) -> crate::Result<()> {
         let Some(timeout) = self.timeout else {
             return Ok(());
         };
@@ -99,13 +103,14 @@ impl Heartbeat {
             t.store(now, Ordering::Relaxed);
         }
         let weak = Arc::downgrade(inner);
+        let rank = c.rank;
         let handle = std::thread::Builder::new()
-            .name(format!("ferry-r{}-heartbeat", c.rank))
-            .spawn(move || watch(weak, timeout))
+            .name(format!("ferry-r{rank}-heartbeat"))
+            .spawn(move || watch(weak, rank, timeout))
             .map_err(|e| {
                 crate::Error::Init(format!("could not start the heartbeat thread: {e}"))
             })?;
-        *crate::cluster::lock(&self.thread) = Some(handle);
+        *lock(&self.thread) = Some(handle);
         Ok(())
     }
 }
@@ -120,12 +125,10 @@ fn watched(rank: Rank, size: u32) -> Vec<Rank> {
 }
 
 /// Steps 1 and 3, until the job ends or the runtime is gone.
-fn watch(weak: Weak<Inner>, timeout: Duration) {
-    if let Some(inner) = weak.upgrade() {
-        crate::log::set_thread_rank(inner.rank);
-    }
+fn watch<H: ClusterHost>(weak: Weak<H>, rank: Rank, timeout: Duration) {
+    crate::log::set_thread_rank(rank);
     let period = (timeout / 4).max(Duration::from_millis(5));
-    let beat = crate::cluster::wire::encode(&crate::cluster::wire::Msg::Heartbeat);
+    let beat = wire::encode(&Msg::Heartbeat);
     let mut last_tick = Instant::now();
     loop {
         {

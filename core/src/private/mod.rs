@@ -1,6 +1,8 @@
 //! Support for the code the macros generate. Not a public API: names here
 //! may change at any release.
 
+mod run_by_id;
+
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::sync::{Arc, OnceLock};
@@ -139,7 +141,7 @@ pub fn try_remote<R: Object>(
     fn_id: u64,
     encode: impl FnOnce() -> Result<EncodedCall>,
 ) -> Option<Result<ObjectRef<R>>> {
-    crate::cluster::try_remote(rt, fn_name, opts, &deps.slots, fn_id, encode)
+    crate::cluster::try_remote(&rt.inner, fn_name, opts, &deps.slots, fn_id, encode)
 }
 
 /// A one-sided read of `dst.len()` bytes at `offset` of rank `from`'s arena,

@@ -65,7 +65,7 @@ pub(crate) enum Reach<A> {
     /// The actor lives on this rank.
     Local(Arc<LocalActor<A>>),
     /// The actor lives on another rank.
-    Remote(Arc<RemoteActor>),
+    Remote(Arc<RemoteActor<Inner>>),
 }
 
 /// The class-independent part of an actor handle, used by generated code.

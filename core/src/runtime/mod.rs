@@ -18,6 +18,7 @@ pub(crate) mod call_result;
 pub(crate) mod current;
 pub(crate) mod lender;
 mod objects;
+pub(crate) mod rank_host;
 mod start;
 
 pub use start::init;
@@ -33,12 +34,12 @@ use std::time::{Duration, Instant};
 use ferry_store::Arena;
 
 use crate::actor::engine::ActorTable;
-use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::ids::IdGen;
 use crate::object::cell::{Bytes, StoredValue, UnhandledSink};
 use crate::object::exports::{self, Exports};
 use crate::object::object_ref::ObjectRef;
+use crate::runtime::rank_host::Cluster;
 use crate::sync::lock;
 use crate::task::pool::TaskPool;
 use crate::values::Object;

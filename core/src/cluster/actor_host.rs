@@ -1,0 +1,153 @@
+//! Remote actors on the rank they live on (see `remote_actor`): creating
+//! one another rank asked for, running the calls other ranks send it,
+//! counting which ranks hold handles, and holding back messages that
+//! overtook the actor's `CreateActor` (step 4).
+
+use std::sync::Arc;
+
+use ferry_transport::Rank;
+
+use crate::actor::engine::{CHECKPOINT_METHOD, KILLED};
+use crate::cluster::actor_restart::heard_of_restart;
+use crate::cluster::executor::{execute, fail_call};
+use crate::cluster::rank_host::RankHost;
+use crate::cluster::shared::{Cluster, lock};
+use crate::cluster::wire::{Msg, WireError};
+use crate::error::Error;
+use crate::ids::ActorId;
+
+/// Whether a message about unknown actor `id` should wait for its
+/// `CreateActor` (step 4), and if not, why the actor is not here.
+fn missing<H: RankHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    id: u64,
+) -> std::result::Result<(), String> {
+    let aid = ActorId::from_u64(id);
+    if let Some(why) = lock(&c.actors.gone).get(&id) {
+        return Err(why.clone());
+    }
+    if aid.rank() == inner.rank() || lock(&c.lost).contains(&aid.rank()) {
+        return Err("it is not on this rank any more".to_string());
+    }
+    Ok(())
+}
+
+/// The receive loop's handler of actor messages.
+pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg) {
+    match msg {
+        Msg::ActorRestarted {
+            actor,
+            host,
+            max_task_retries,
+        } => return heard_of_restart(c, actor, Ok((host, max_task_retries))),
+        Msg::ActorGone { actor, reason } => return heard_of_restart(c, actor, Err(reason)),
+        _ => {}
+    }
+    let actor = match &msg {
+        Msg::CreateActor { actor, .. }
+        | Msg::ActorCall { actor, .. }
+        | Msg::AddActorBorrow { actor }
+        | Msg::RemoveActorBorrow { actor }
+        | Msg::KillActor { actor } => *actor,
+        _ => return,
+    };
+    let id = ActorId::from_u64(actor);
+    if !matches!(msg, Msg::CreateActor { .. }) && inner.exports().actor(id).is_none() {
+        match missing(inner, c, actor) {
+            Ok(()) => lock(&c.actors.early)
+                .entry(actor)
+                .or_default()
+                .push((from, msg)),
+            Err(why) => refuse(c, from, id, msg, &why),
+        }
+        return;
+    }
+    match msg {
+        Msg::CreateActor {
+            class, args, opts, ..
+        } => {
+            let made = inner.create_actor(class, id, &opts.into_options(), &args);
+            if let Err(e) = made {
+                tracing::warn!("rank {}: creating {id} for rank {from}: {e}", c.rank);
+                lock(&c.actors.gone).insert(
+                    actor,
+                    format!("it could not be created on rank {}: {e}", c.rank),
+                );
+            }
+            let queued = lock(&c.actors.early).remove(&actor).unwrap_or_default();
+            for (f, m) in queued {
+                on_actor_message(inner, c, f, m);
+            }
+        }
+        Msg::ActorCall {
+            method,
+            object,
+            args,
+            ..
+        } => {
+            if method == CHECKPOINT_METHOD {
+                let task = format!("{id}.checkpoint");
+                execute(inner, c, from, object, task, || {
+                    inner.actors().checkpoint(id)
+                });
+                return;
+            }
+            let f = inner.actor_method(method);
+            let task = f.map_or_else(
+                || format!("method {method:016x}"),
+                |(_, path)| path.to_string(),
+            );
+            execute(inner, c, from, object, task, || match f {
+                Some((f, _)) => inner.call_actor(id, f, &args),
+                None => Err(Error::Unknown(format!(
+                    "actor method {method:016x} (not in this rank's binary)"
+                ))),
+            });
+        }
+        Msg::AddActorBorrow { .. } => {
+            if let Some(keep) = inner.exports().actor(id) {
+                c.actors.lent.add(actor, from, keep);
+            }
+            let _ = c.send(
+                from,
+                &Msg::BorrowAck {
+                    object: actor,
+                    ok: true,
+                    value: None,
+                },
+            );
+        }
+        Msg::RemoveActorBorrow { .. } => {
+            let gone = c.actors.lent.remove(actor, from);
+            drop(gone); // outside the lock: this may stop the actor
+        }
+        Msg::KillActor { .. } => {
+            inner.actors().kill(id, KILLED);
+        }
+        _ => {}
+    }
+}
+
+/// Answers a message about an actor that is not here.
+fn refuse<H: RankHost>(c: &Cluster<H>, from: Rank, id: ActorId, msg: Msg, why: &str) {
+    match msg {
+        Msg::ActorCall { object, .. } => fail_call(
+            c,
+            from,
+            object,
+            WireError::actor_died(&id.to_string(), why, c.rank),
+        ),
+        Msg::AddActorBorrow { actor } => {
+            let _ = c.send(
+                from,
+                &Msg::BorrowAck {
+                    object: actor,
+                    ok: false,
+                    value: None,
+                },
+            );
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,422 @@
+//! Borrowing: refs to objects of other ranks (see the protocol in the
+//! module docs of `cluster`). A rank that first sees a foreign ref makes a
+//! borrowed slot for it and tells the owner (`AddBorrow` → `BorrowAck`);
+//! work that handed a ref over waits for those acks; a borrowed value is
+//! fetched on first need (`Fetch` → `Value`); the last borrowed ref gone
+//! sends `RemoveBorrow`.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use ferry_transport::{Rank, TransportError};
+
+use crate::cluster::latch::Latch;
+use crate::cluster::rank_host::RankHost;
+use crate::cluster::shared::{Cluster, ClusterHost, lock, send_error};
+use crate::cluster::transfer::{copy_in, stored_at};
+use crate::cluster::wire::{self, Msg, WireError, WireResult, WireValue};
+use crate::error::{Error, Result};
+use crate::ids::ObjectId;
+use crate::object::cell::{DepWaiter, Slot, Stored, TypeTag, Waiter};
+
+thread_local! {
+    /// Borrows made on this thread whose ack is still to come (see [`collect_borrows`]).
+    static NEW_BORROWS: std::cell::RefCell<Option<Vec<u64>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Notes that this thread made a borrow of `id` (an object or actor) whose
+/// ack is still to come.
+pub(crate) fn note_new_borrow(id: u64) {
+    NEW_BORROWS.with(|b| {
+        if let Some(v) = b.borrow_mut().as_mut() {
+            v.push(id);
+        }
+    });
+}
+
+/// Runs `f` (a decoding) and returns the borrows it made that are not acked yet.
+pub(super) fn collect_borrows<R>(f: impl FnOnce() -> R) -> (R, Vec<u64>) {
+    let outer = NEW_BORROWS.with(|b| b.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let mine = NEW_BORROWS.with(|b| std::mem::replace(&mut *b.borrow_mut(), outer));
+    (r, mine.unwrap_or_default())
+}
+
+/// The live slot for `id` on this rank: its own object, or a borrow of a
+/// foreign one (made on first sight, with `AddBorrow` to the owner).
+pub(crate) fn lookup<H: RankHost>(inner: &Arc<H>, id: ObjectId) -> Result<Arc<Slot>> {
+    let local = inner.exports().object(id);
+    let Some(c) = inner.cluster() else {
+        return local;
+    };
+    if local.is_ok() || id.rank() == c.rank {
+        return local;
+    }
+    let (slot, fresh) = {
+        let mut map = lock(&c.borrowed);
+        match map.get(&id.as_u64()).and_then(Weak::upgrade) {
+            Some(s) => (s, false),
+            None => {
+                let s = inner.borrowed_slot(id);
+                map.insert(id.as_u64(), Arc::downgrade(&s));
+                (s, true)
+            }
+        }
+    };
+    if fresh && lock(&c.lost).contains(&id.rank()) {
+        if let Some(b) = slot.borrow() {
+            b.acked.store(true, Ordering::Release);
+        }
+        slot.complete(Stored::Error(Error::Unknown(format!(
+            "{id} (its owner, rank {}, was lost)",
+            id.rank()
+        ))));
+        return Ok(slot);
+    }
+    if fresh {
+        c.releases.borrowing(id.as_u64(), id.rank());
+        let _ = c.send(
+            id.rank(),
+            &Msg::AddBorrow {
+                object: id.as_u64(),
+            },
+        );
+    }
+    let acked = slot
+        .borrow()
+        .is_some_and(|b| b.acked.load(Ordering::Acquire));
+    if !acked {
+        note_new_borrow(id.as_u64());
+    }
+    Ok(slot)
+}
+
+/// Runs `then` once every object in `ids` has its borrow acked.
+pub(super) fn after_acks<H: ClusterHost>(
+    c: &Cluster<H>,
+    ids: &[u64],
+    then: impl FnOnce() + Send + 'static,
+) {
+    let latch = Latch::new(ids.len() + 1, then);
+    {
+        let mut awaiting = lock(&c.awaiting);
+        let borrowed = lock(&c.borrowed);
+        for id in ids {
+            let acked = borrowed
+                .get(id)
+                .and_then(Weak::upgrade)
+                .is_none_or(|s| s.borrow().is_none_or(|b| b.acked.load(Ordering::Acquire)))
+                && c.actors.acked(*id);
+            if acked {
+                latch.hit();
+            } else {
+                awaiting.entry(*id).or_default().push(latch.clone());
+            }
+        }
+    }
+    latch.hit();
+}
+
+/// A borrowed slot needs its value: read straight from where the owner's
+/// `BorrowAck` said it is, or else ask the owner (`Fetch`).
+pub(crate) fn fetch<H: RankHost>(
+    inner: &Arc<H>,
+    slot: &Slot,
+    borrow: &crate::object::cell::Borrow,
+) {
+    let Some(c) = inner.cluster() else { return };
+    // A lost owner's memory is never read once its loss is known: here
+    // (`lost`, after `rank_lost` ran) or at the transport (before its
+    // `RankLost` event is handled, which then finds this slot not ready and
+    // rebuilds or fails it). Same-node arenas stay mapped after their rank
+    // dies, so without the second check a read in place would race the event.
+    if lock(&c.lost).contains(&borrow.owner) || c.transport.is_lost(borrow.owner) {
+        return; // being rebuilt, or failed, by `rank_lost`
+    }
+    if let Some((offset, len, type_name)) = borrow.at.get() {
+        let stored = stored_at(
+            inner,
+            c,
+            borrow.owner,
+            slot.id.as_u64(),
+            type_name.clone(),
+            *offset,
+            *len,
+        );
+        slot.complete(stored);
+        return;
+    }
+    c.transport.expect_reply(true);
+    let fetch = Msg::Fetch {
+        object: slot.id.as_u64(),
+    };
+    match c.transport.send(borrow.owner, wire::encode(&fetch)) {
+        Ok(()) => {}
+        // Its `RankLost` is queued: `rank_lost` finds this slot not ready
+        // and rebuilds or fails it.
+        Err(TransportError::RankLost { .. }) => c.transport.expect_reply(false),
+        // Nobody will answer: the getter hears why now.
+        Err(e) => {
+            c.transport.expect_reply(false);
+            slot.complete(Stored::Error(send_error(borrow.owner, &e)));
+        }
+    }
+}
+
+/// Objects up to this size travel inside the `BorrowAck` itself.
+const EAGER_MAX: usize = 256;
+
+/// What a `BorrowAck` tells of a sealed object: its bytes when tiny, else
+/// where it lies in this rank's arena.
+fn ack_value(slot: &Slot) -> Option<WireValue> {
+    let Some(Stored::Value(v)) = slot.get() else {
+        return None;
+    };
+    // A spilled object is not read back on this (message) thread: the
+    // borrower's `Fetch` gets it.
+    if v.block.is_spilled() {
+        return None;
+    }
+    let len = v.block.len();
+    let result = if len <= EAGER_MAX {
+        WireResult::Inline(v.block.access().ok()?.as_slice().to_vec())
+    } else {
+        WireResult::At {
+            offset: v.block.lend()?.ok()? as u64,
+            len: len as u64,
+        }
+    };
+    Some(WireValue {
+        type_name: v.type_name.to_string(),
+        result,
+    })
+}
+
+/// The last borrowed ref of `id` on this rank is gone.
+pub(crate) fn unborrow<H: ClusterHost>(inner: &Arc<H>, id: ObjectId, owner: Rank) {
+    let Some(c) = inner.cluster() else { return };
+    {
+        let mut map = lock(&c.borrowed);
+        if map.get(&id.as_u64()).is_some_and(|w| w.strong_count() == 0) {
+            map.remove(&id.as_u64());
+        }
+    }
+    if !c.stop.load(Ordering::Acquire) {
+        let msg = Msg::RemoveBorrow {
+            object: id.as_u64(),
+        };
+        c.send_releases(c.releases.release(owner, msg));
+    }
+}
+
+/// The owner's answer to a `Fetch`: sent when the object is ready.
+struct ValueReply<H> {
+    rt: Weak<H>,
+    to: Rank,
+    slot: Arc<Slot>,
+}
+
+impl<H: ClusterHost> DepWaiter for ValueReply<H> {
+    fn dep_ready(self: Arc<Self>) {
+        // Reading a spilled object back may wait for space, which must not
+        // happen on the message thread that will bring the frees.
+        if let Some(Stored::Value(v)) = self.slot.get()
+            && v.block.is_spilled()
+        {
+            let spawned = std::thread::Builder::new()
+                .name("ferry-restore".into())
+                .spawn({
+                    let me = Arc::clone(&self);
+                    move || me.reply()
+                });
+            if spawned.is_ok() {
+                return;
+            }
+        }
+        self.reply();
+    }
+}
+
+impl<H: ClusterHost> ValueReply<H> {
+    fn reply(&self) {
+        let Some(inner) = self.rt.upgrade() else {
+            return;
+        };
+        let Some(c) = inner.cluster() else { return };
+        let (type_name, result) = match self.slot.get() {
+            Some(Stored::Value(v)) => {
+                // The borrower's borrow keeps the object here while it reads.
+                let what = self.slot.id.to_string();
+                (v.type_name.to_string(), WireResult::of(v, &what, c.rank))
+            }
+            Some(Stored::Error(e)) => (
+                String::new(),
+                WireResult::Failed(WireError::from_error(e, &self.slot.id.to_string(), c.rank)),
+            ),
+            None => return,
+        };
+        let _ = c.send(
+            self.to,
+            &Msg::Value {
+                object: self.slot.id.as_u64(),
+                type_name,
+                result,
+            },
+        );
+    }
+}
+
+pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg) {
+    match msg {
+        Msg::AddBorrow { object } => {
+            let found = inner.exports().object(ObjectId::from_u64(object));
+            let ok = found.is_ok();
+            let value = found.as_ref().ok().and_then(|s| ack_value(s));
+            if let Ok(slot) = found {
+                c.lent.add(object, from, slot);
+            }
+            let _ = c.send(from, &Msg::BorrowAck { object, ok, value });
+        }
+        Msg::RemoveBorrow { object } => {
+            let gone = c.lent.remove(object, from);
+            if let Some(slot) = &gone {
+                // Its last borrower is done with it: it may be spilled again.
+                slot.unlend();
+            }
+            drop(gone); // outside the lock: this may free the object
+        }
+        Msg::BorrowAck { object, ok, value } => {
+            c.send_releases(c.releases.acked(object));
+            let (slot, latches) = {
+                let mut awaiting = lock(&c.awaiting);
+                let slot = lock(&c.borrowed).get(&object).and_then(Weak::upgrade);
+                if let Some(b) = slot.as_ref().and_then(|s| s.borrow()) {
+                    b.acked.store(true, Ordering::Release);
+                }
+                c.actors.ack(object, ok, from);
+                (slot, awaiting.remove(&object).unwrap_or_default())
+            };
+            if let (Some(slot), false) = (&slot, ok) {
+                slot.complete(Stored::Error(Error::Unknown(format!(
+                    "{} (freed by its owner, rank {from}, before it could be borrowed)",
+                    slot.id
+                ))));
+            }
+            if let (Some(slot), Some(v)) = (&slot, value) {
+                match v.result {
+                    WireResult::Inline(bytes) => {
+                        let tag = TypeTag::named(&v.type_name);
+                        slot.complete(copy_in(inner, tag, v.type_name, bytes.len(), |d| {
+                            d.copy_from_slice(&bytes);
+                            Ok(())
+                        }));
+                    }
+                    WireResult::At { offset, len } => {
+                        if let Some(b) = slot.borrow() {
+                            let _ = b.at.set((offset, len, v.type_name));
+                        }
+                    }
+                    WireResult::Failed(_) => {}
+                }
+            }
+            drop(slot);
+            for l in latches {
+                l.hit();
+            }
+        }
+        Msg::Fetch { object } => {
+            let id = ObjectId::from_u64(object);
+            let slot = inner
+                .exports()
+                .object(id)
+                .or_else(|e| c.lent.get(object).ok_or(e));
+            match slot {
+                Ok(slot) => {
+                    let reply = Arc::new(ValueReply {
+                        rt: Arc::downgrade(inner),
+                        to: from,
+                        slot: slot.clone(),
+                    });
+                    if !slot.add_waiter(Waiter::Task(reply.clone())) {
+                        reply.dep_ready();
+                    }
+                }
+                Err(e) => {
+                    let result =
+                        WireResult::Failed(WireError::from_error(&e, &id.to_string(), c.rank));
+                    let _ = c.send(
+                        from,
+                        &Msg::Value {
+                            object,
+                            type_name: String::new(),
+                            result,
+                        },
+                    );
+                }
+            }
+        }
+        Msg::Value {
+            object,
+            type_name,
+            result,
+        } => {
+            c.transport.expect_reply(false);
+            let Some(slot) = lock(&c.borrowed).get(&object).and_then(Weak::upgrade) else {
+                return;
+            };
+            let stored = match result {
+                WireResult::Inline(bytes) => {
+                    let tag = TypeTag::named(&type_name);
+                    copy_in(inner, tag, type_name, bytes.len(), |d| {
+                        d.copy_from_slice(&bytes);
+                        Ok(())
+                    })
+                }
+                WireResult::At { offset, len } => {
+                    stored_at(inner, c, from, object, type_name, offset, len)
+                }
+                WireResult::Failed(w) => Stored::Error(w.into_error()),
+            };
+            slot.complete(stored);
+        }
+        _ => {}
+    }
+}
+
+impl<H: ClusterHost> Cluster<H> {
+    /// Objects that cross ranks, as this rank sees them (for `state`):
+    /// its own that others borrow, and others' that it borrows.
+    pub(crate) fn object_states(&self) -> Vec<crate::state::ObjectState> {
+        let describe = |s: &Slot, owner: Rank, borrowers: Vec<Rank>| {
+            let value = match s.get() {
+                Some(Stored::Value(v)) => Some(v),
+                _ => None,
+            };
+            crate::state::ObjectState {
+                id: s.id.to_string(),
+                size: value
+                    .map(|v| v.block.len() as u64)
+                    .or_else(|| s.borrow().and_then(|b| b.at.get().map(|(_, len, _)| *len))),
+                owner,
+                borrowers,
+                here: value.is_some(),
+                spilled: value.is_some_and(|v| v.block.is_spilled()),
+            }
+        };
+        let mut out: Vec<_> = self
+            .lent
+            .entries()
+            .into_iter()
+            .map(|(_, slot, by)| describe(&slot, self.rank, by))
+            .collect();
+        let borrowed: Vec<Arc<Slot>> = lock(&self.borrowed)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for s in borrowed {
+            let owner = s.borrow().map_or(s.id.rank(), |b| b.owner);
+            out.push(describe(&s, owner, vec![self.rank]));
+        }
+        out
+    }
+}

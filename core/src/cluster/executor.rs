@@ -1,0 +1,140 @@
+//! The executor's side of work other ranks send (protocol step 3): a task
+//! (`Submit`) or an actor call (`ActorCall`) runs here, and its result goes
+//! back in `Done` once it is ready and every borrow made while decoding its
+//! arguments is acked; a large result stays here until the owner's `Free`.
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use ferry_transport::Rank;
+
+use crate::cluster::borrowing::{after_acks, collect_borrows};
+use crate::cluster::latch::Latch;
+use crate::cluster::shared::{Cluster, ClusterHost, lock};
+use crate::cluster::wire::{Msg, WireError, WireRef, WireResult};
+use crate::error::Result;
+use crate::object::cell::{DepWaiter, KeepAlive, Slot, Stored, Waiter};
+use crate::object::codec::Untyped;
+use crate::object::object_ref::ObjectRef;
+
+/// Step 3 on the executor: `invoke` decodes the call and submits it here
+/// (a task, or a call of an actor that lives here); `Done` goes back to
+/// `from` when its result is ready.
+pub(crate) fn execute<H: ClusterHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    from: Rank,
+    object: u64,
+    task: String,
+    invoke: impl FnOnce() -> Result<ObjectRef<Untyped>>,
+) {
+    let (invoked, borrows) = collect_borrows(invoke);
+    match invoked {
+        Ok(out) => {
+            lock(&c.executing).insert(object, Arc::downgrade(&out.slot));
+            let reply = Arc::new(Reply {
+                rt: Arc::downgrade(inner),
+                to: from,
+                object,
+                task,
+                out: out.clone(),
+                latch: OnceLock::new(),
+            });
+            // `Done` goes out when the result is ready and every borrow made
+            // while decoding the arguments is acked.
+            let r2 = reply.clone();
+            let latch = Latch::new(2, move || r2.send_done());
+            let _ = reply.latch.set(latch.clone());
+            after_acks(c, &borrows, move || latch.hit());
+            if !out.slot.add_waiter(Waiter::Task(reply.clone())) {
+                reply.dep_ready();
+            }
+        }
+        Err(e) => fail_call(c, from, object, WireError::from_error(&e, &task, c.rank)),
+    }
+}
+
+/// Answers a `Submit` or `ActorCall` that could not even start.
+pub(crate) fn fail_call<H: ClusterHost>(c: &Cluster<H>, to: Rank, object: u64, error: WireError) {
+    let _ = c.send(
+        to,
+        &Msg::Done {
+            object,
+            result: WireResult::Failed(error),
+            contained: Vec::new(),
+        },
+    );
+}
+
+/// Sends `Done` when a task run for another rank completes.
+struct Reply<H> {
+    rt: Weak<H>,
+    to: Rank,
+    object: u64,
+    task: String,
+    out: ObjectRef<Untyped>,
+    latch: OnceLock<Arc<Latch>>,
+}
+
+impl<H: ClusterHost> DepWaiter for Reply<H> {
+    fn dep_ready(self: Arc<Self>) {
+        if let Some(l) = self.latch.get() {
+            l.hit();
+        }
+    }
+}
+
+impl<H: ClusterHost> Reply<H> {
+    fn send_done(&self) {
+        let Some(inner) = self.rt.upgrade() else {
+            return;
+        };
+        let Some(c) = inner.cluster() else { return };
+        lock(&c.executing).remove(&self.object);
+        let mut contained = Vec::new();
+        let result = match self.out.slot.get() {
+            Some(Stored::Value(v)) => {
+                contained = v._contained.iter().filter_map(wire_ref).collect();
+                let result = WireResult::of(v, &self.task, c.rank);
+                if matches!(result, WireResult::At { .. }) || !contained.is_empty() {
+                    // Kept (with the refs it holds) until the owner's `Free`.
+                    lock(&c.held).insert(self.object, self.out.clone());
+                }
+                result
+            }
+            Some(Stored::Error(e)) => {
+                WireResult::Failed(WireError::from_error(e, &self.task, c.rank))
+            }
+            None => return,
+        };
+        self.out.slot.mark_observed();
+        let _ = c.send(
+            self.to,
+            &Msg::Done {
+                object: self.object,
+                result,
+                contained,
+            },
+        );
+    }
+}
+
+/// The ref or handle a kept value stands for, if it names one.
+fn wire_ref(k: &KeepAlive) -> Option<WireRef> {
+    if let Some(s) = k.downcast_ref::<Slot>() {
+        return Some(WireRef::Object(s.id.as_u64()));
+    }
+    k.downcast_ref::<crate::actor::engine::HeldHandle>()
+        .map(|h| WireRef::Actor {
+            id: h.id.as_u64(),
+            host: h.host,
+        })
+}
+
+/// The owner has read the result of `object` (`Free`): this rank lets go.
+pub(super) fn free<H: ClusterHost>(c: &Cluster<H>, object: u64) {
+    let freed = lock(&c.held).remove(&object);
+    if let Some(r) = &freed {
+        r.slot.unlend();
+    }
+    drop(freed); // outside the lock: this may free the result
+}

@@ -1,0 +1,219 @@
+//! Remote tasks, on the owner: sending a task to the rank placement chose
+//! (`Submit`, protocol step 2), and sending it again while its retries
+//! allow when that rank is lost (step 4).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ferry_transport::{Rank, TransportError};
+
+use crate::cluster::actor_restart;
+use crate::cluster::rank_host::RankHost;
+use crate::cluster::sent::{Sent, Work};
+use crate::cluster::shared::{Cluster, ClusterHost, lock, send_error};
+use crate::cluster::wire::{self, Msg, WireOptions};
+use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::object::cell::{Slot, Stored, TypeTag};
+use crate::object::codec::EncodedCall;
+use crate::object::object_ref::ObjectRef;
+use crate::resources::options::{RetryOn, TaskOptions};
+use crate::values::Object;
+
+/// Arguments at least this large pull their task to the rank that holds
+/// them (smaller ones travel as cheaply as the task).
+const LOCALITY_MIN: usize = 64 * 1024;
+
+/// The rank holding the largest of a task's top-level ref arguments whose
+/// size is known here, and that size: this rank for its own objects and
+/// for borrowed ones already copied or mapped here, the owner for borrowed
+/// ones whose place its `BorrowAck` told.
+fn largest_arg<H: ClusterHost>(c: &Cluster<H>, deps: &[Arc<Slot>]) -> Option<(Rank, usize)> {
+    deps.iter()
+        .filter_map(|s| match (s.get(), s.borrow()) {
+            (Some(Stored::Value(v)), _) => Some((c.rank, v.block.len())),
+            (None, Some(b)) => b.at.get().map(|(_, len, _)| (b.owner, *len as usize)),
+            _ => None,
+        })
+        .max_by_key(|(_, len)| *len)
+}
+
+/// Step 2 for generated code: sends the task to another rank when it should
+/// run there; `None` means "run it here".
+pub(crate) fn try_remote<R: Object, H: RankHost>(
+    inner: &Arc<H>,
+    fn_name: &str,
+    opts: &TaskOptions,
+    deps: &[Arc<Slot>],
+    fn_id: u64,
+    encode: impl FnOnce() -> Result<EncodedCall>,
+) -> Option<Result<ObjectRef<R>>> {
+    if let Some(r) = opts.rank {
+        let size = inner.cluster().map_or(1, Cluster::size);
+        if r >= size {
+            return Some(Err(Error::InvalidArgument(format!(
+                "{fn_name}: on_rank({r}), but the job has {size} rank(s)"
+            ))));
+        }
+    }
+    let c = inner.cluster()?;
+    if opts.pinned_here || matches!(opts.retry_on, RetryOn::When(_)) {
+        return None;
+    }
+    // A large argument on another rank that has room: run it there.
+    let near_data = largest_arg(c, deps)
+        .filter(|&(r, len)| r != c.rank && len >= LOCALITY_MIN)
+        .map(|(r, _)| r)
+        .filter(|&r| c.has_room(r, opts));
+    let rank = match (opts.rank, near_data) {
+        (Some(r), _) if r == c.rank => return None,
+        (Some(r), _) | (None, Some(r)) => r,
+        (None, None) => {
+            let local = opts.request(fn_name, inner.ledger());
+            let local_can_run = local.is_ok();
+            if let Ok(req) = &local
+                && inner.ledger().fits_now(req)
+            {
+                return None;
+            }
+            c.pick(opts, local_can_run)?
+        }
+    };
+    let call = match encode() {
+        Ok(call) => call,
+        Err(e) => return Some(Err(e)),
+    };
+    let (args, kept) = call.into_parts();
+    let slot = Slot::pending(inner.ids().object(), None, inner.unhandled().clone());
+    let sent = Sent {
+        slot: slot.clone(),
+        rank,
+        type_tag: TypeTag::of::<R>(),
+        type_name: std::any::type_name::<R>(),
+        work: Work::Task {
+            fn_id,
+            args: args.to_vec(),
+            opts: WireOptions::from_options(opts),
+            max_retries: opts.max_retries,
+            attempts: 1,
+        },
+        _kept: kept,
+    };
+    inner.tasks().submitted();
+    dispatch(c, slot.id.as_u64(), sent);
+    Some(Ok(ObjectRef::from_slot(slot)))
+}
+
+/// Sends (or re-sends) a task to `sent.rank`.
+pub(crate) fn dispatch<H: ClusterHost>(c: &Cluster<H>, object: u64, sent: Sent) {
+    let Work::Task {
+        fn_id, args, opts, ..
+    } = &sent.work
+    else {
+        return;
+    };
+    let msg = Msg::Submit {
+        object,
+        fn_id: *fn_id,
+        args: args.clone(),
+        opts: opts.clone(),
+    };
+    send_awaiting_done(c, object, sent, &msg);
+}
+
+/// Sends `msg` (a `Submit` or `ActorCall`) for `sent`, which then waits
+/// for its `Done`.
+pub(crate) fn send_awaiting_done<H: ClusterHost>(
+    c: &Cluster<H>,
+    object: u64,
+    sent: Sent,
+    msg: &Msg,
+) {
+    let rank = sent.rank;
+    let task = matches!(sent.work, Work::Task { .. });
+    if task {
+        c.in_flight[rank as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    lock(&c.sent).insert(object, sent);
+    c.transport.expect_reply(true);
+    match c.transport.send(rank, wire::encode(msg)) {
+        Ok(()) => {}
+        // Lost before this rank heard: `rank_lost` handles it as in flight
+        // (or has run already: then it is handled here).
+        Err(TransportError::RankLost { reason, .. }) => {
+            // An actor call that never got there may always go again.
+            if let Msg::ActorCall { args: a, .. } = msg
+                && let Some(Sent {
+                    work: Work::ActorCall { args, attempts, .. },
+                    ..
+                }) = lock(&c.sent).get_mut(&object)
+            {
+                *args = Some(a.clone());
+                *attempts = 0;
+            }
+            let known = lock(&c.lost).contains(&rank);
+            let taken = known.then(|| lock(&c.sent).remove(&object)).flatten();
+            if let Some(s) = taken {
+                orphan(c, object, s, rank, &reason);
+            }
+        }
+        Err(e) => {
+            let taken = lock(&c.sent).remove(&object);
+            if let Some(s) = taken {
+                if task {
+                    c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+                }
+                c.transport.expect_reply(false);
+                s.slot.complete(Stored::Error(send_error(rank, &e)));
+            }
+        }
+    }
+}
+
+/// Work that was in flight to `rank` when it was lost (taken out of
+/// `sent`): a task is sent again while its retries allow, an actor call
+/// goes to `remote_actor`.
+pub(super) fn orphan<H: ClusterHost>(
+    c: &Cluster<H>,
+    object: u64,
+    mut s: Sent,
+    rank: Rank,
+    reason: &str,
+) {
+    c.transport.expect_reply(false);
+    {
+        let (fn_id, opts, max_retries, attempts) = match &mut s.work {
+            Work::Task {
+                fn_id,
+                opts,
+                max_retries,
+                attempts,
+                ..
+            } => (*fn_id, opts.clone(), *max_retries, attempts),
+            Work::ActorCall { .. } => {
+                actor_restart::orphaned_call(c, object, s, rank, reason);
+                return;
+            }
+        };
+        c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+        let allowed = max_retries < 0 || *attempts <= max_retries as u32;
+        if allowed {
+            *attempts += 1;
+            let tries = *attempts;
+            s.rank = c.pick(&opts.into_options(), true).unwrap_or(c.rank);
+            tracing::warn!(
+                "resubmitting task {object:016x} to rank {} (attempt {tries})",
+                s.rank
+            );
+            dispatch(c, object, s);
+        } else {
+            s.slot
+                .complete(Stored::Error(Error::Task(Box::new(TaskError {
+                    task: format!("function {fn_id:016x}"),
+                    rank,
+                    kind: FailureKind::System,
+                    message: format!("rank {rank} was lost: {reason}"),
+                    attempts: *attempts,
+                }))));
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Work this rank sent to another and that waits for its `Done`: the
+//! record ([`Sent`]) the owner keeps, to complete the result, or to send
+//! the work again if that rank is lost.
+
+use std::sync::Arc;
+
+use ferry_transport::Rank;
+
+use crate::cluster::wire::WireOptions;
+use crate::object::cell::{KeepAlive, Slot, TypeTag};
+
+/// A task or actor call this rank sent to another, waiting for `Done`.
+pub(crate) struct Sent {
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) rank: Rank,
+    pub(crate) type_tag: TypeTag,
+    pub(crate) type_name: &'static str,
+    pub(crate) work: Work,
+    /// Refs among the arguments, kept until `Done` (see Borrowing).
+    pub(crate) _kept: Vec<KeepAlive>,
+}
+
+/// What a [`Sent`] was.
+pub(crate) enum Work {
+    /// A task, kept so that it can be sent again if its rank is lost.
+    Task {
+        fn_id: u64,
+        args: Vec<u8>,
+        opts: WireOptions,
+        max_retries: i32,
+        attempts: u32,
+    },
+    /// A call of actor `actor`: method id, the encoded arguments when it
+    /// may be sent again (after its host is lost and the actor restarted),
+    /// and how often it was sent (0: held back, not sent yet).
+    ActorCall {
+        actor: u64,
+        name: Arc<str>,
+        method: u64,
+        args: Option<Vec<u8>>,
+        attempts: u32,
+    },
+}
