@@ -78,5 +78,4 @@ pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, rank: Rank,
     for (object, s) in orphans {
         orphan(c, object, s, rank, reason);
     }
-    let _ = inner;
 }
