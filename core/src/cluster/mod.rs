@@ -46,8 +46,10 @@
 //! (`remote_actor`, `actor_host`, `actor_restart`, `actor_book`),
 //! `gather`, `cancel`, `heartbeat`; at the bottom the state they share
 //! (`shared`: the [`Cluster`]), what they need of the rank they run on
-//! (`rank_host`: [`RankHost`], implemented by the runtime), the records
-//! (`sent`, `latch`, `lent`, `releases`) and the `wire` format.
+//! (`rank_host`: [`RankHost`], implemented by the runtime, and
+//! [`RunById`], implemented by the registry of what this binary can run),
+//! the records (`sent`, `latch`, `lent`, `releases`) and the `wire`
+//! format. `arena_region` and `node_hello` serve the runtime's start-up.
 
 pub(crate) mod arena_region;
 pub(crate) mod heartbeat;
