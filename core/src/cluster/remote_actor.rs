@@ -32,7 +32,6 @@
 //!    then re-register as holders with the new host. Calls in flight to the
 //!    lost host are sent again while `max_task_retries` allows, else fail
 //!    with [`Error::ActorDied`]; so do all calls once the actor is gone.
-
 //!
 //! This file holds what a handle's rank does (steps 1 to 3, from the
 //! caller's side); `actor_book` the links and bookkeeping, `actor_host`
