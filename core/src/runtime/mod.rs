@@ -18,7 +18,7 @@ pub(crate) mod call_result;
 pub(crate) mod current;
 pub(crate) mod lender;
 mod objects;
-pub(crate) mod rank_host;
+mod rank_host;
 mod start;
 
 pub use start::init;
@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 use ferry_store::Arena;
 
 use crate::actor::engine::ActorTable;
+use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::ids::IdGen;
 use crate::object::cell::{Bytes, StoredValue, UnhandledSink};
 use crate::object::exports::{self, Exports};
 use crate::object::object_ref::ObjectRef;
-use crate::runtime::rank_host::Cluster;
 use crate::sync::lock;
 use crate::task::pool::TaskPool;
 use crate::values::Object;
@@ -57,7 +57,7 @@ pub(crate) struct Inner {
     pub(crate) actors: ActorTable,
     pub(crate) spin: Duration,
     pub(crate) empty_env: Arc<[(String, String)]>,
-    pub(crate) cluster: Option<Cluster>,
+    pub(crate) cluster: Option<Cluster<Inner>>,
     /// This job's checkpoint directory.
     pub(crate) checkpoint_dir: std::path::PathBuf,
     /// Actors restored from checkpoints.
@@ -79,7 +79,7 @@ impl Inner {
         lock(&self.restored).push(r);
     }
 
-    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+    pub(crate) fn cluster(&self) -> Option<&Cluster<Inner>> {
         self.cluster.as_ref()
     }
 

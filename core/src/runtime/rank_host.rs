@@ -10,7 +10,7 @@ use ferry_store::Arena;
 use ferry_transport::Rank;
 
 use crate::actor::engine::ActorTable;
-use crate::cluster::{ClusterHost, RankHost};
+use crate::cluster::{Cluster, ClusterHost, RankHost};
 use crate::ids::{IdGen, ObjectId};
 use crate::object::cell::{Slot, UnhandledSink};
 use crate::object::exports::Exports;
@@ -19,11 +19,8 @@ use crate::runtime::Inner;
 use crate::state::{RankState, TaskBook};
 use crate::timeline::Recorder;
 
-/// This runtime's cluster.
-pub(crate) type Cluster = crate::cluster::Cluster<Inner>;
-
 impl ClusterHost for Inner {
-    fn cluster(&self) -> Option<&Cluster> {
+    fn cluster(&self) -> Option<&Cluster<Inner>> {
         self.cluster.as_ref()
     }
 }

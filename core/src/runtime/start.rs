@@ -19,6 +19,7 @@
 //!    and no later touch of the store can end in `SIGBUS`.
 
 use crate::actor::engine::ActorTable;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ids::IdGen;
@@ -27,7 +28,6 @@ use crate::object::exports::Exports;
 use crate::resources::gpu_pool::GpuPool;
 use crate::resources::ledger::Ledger;
 use crate::resources::pinning::Pinning;
-use crate::runtime::rank_host::Cluster;
 use crate::runtime::{Inner, Runtime, current};
 use crate::task::pool::TaskPool;
 use crate::task::scheduler::Scheduler;
