@@ -10,11 +10,12 @@ use ferry_transport::Rank;
 
 use crate::cluster::lent::Lent;
 use crate::cluster::sent::Sent;
-use crate::cluster::shared::{ClusterHost, lock};
+use crate::cluster::shared::ClusterHost;
 use crate::cluster::wire::{Msg, WireError};
 use crate::ids::ActorId;
 use crate::object::cell::KeepAlive;
 use crate::resources::options::ActorOptions;
+use crate::sync::lock;
 
 /// A handle's link to an actor on another rank (one per actor per rank,
 /// shared by every handle there).

@@ -11,10 +11,11 @@ use crate::actor::engine::{CHECKPOINT_METHOD, KILLED};
 use crate::cluster::actor_restart::heard_of_restart;
 use crate::cluster::executor::{execute, fail_call};
 use crate::cluster::rank_host::RankHost;
-use crate::cluster::shared::{Cluster, lock};
+use crate::cluster::shared::Cluster;
 use crate::cluster::wire::{Msg, WireError};
 use crate::error::Error;
 use crate::ids::ActorId;
+use crate::sync::lock;
 
 /// Whether a message about unknown actor `id` should wait for its
 /// `CreateActor` (step 4), and if not, why the actor is not here.

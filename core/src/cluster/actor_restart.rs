@@ -13,11 +13,12 @@ use crate::cluster::actor_book::RemoteActor;
 use crate::cluster::placement::{other_ranks_for, rank_has};
 use crate::cluster::remote_task::send_awaiting_done;
 use crate::cluster::sent::{Sent, Work};
-use crate::cluster::shared::{Cluster, ClusterHost, lock};
+use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::wire::{Msg, WireActorOptions};
 use crate::error::Error;
 use crate::ids::ActorId;
 use crate::object::cell::Stored;
+use crate::sync::lock;
 
 /// Sends (or sends again) a call to its actor's new host; it fails if its
 /// arguments were not kept.

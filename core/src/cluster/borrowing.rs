@@ -12,12 +12,13 @@ use ferry_transport::{Rank, TransportError};
 
 use crate::cluster::latch::Latch;
 use crate::cluster::rank_host::RankHost;
-use crate::cluster::shared::{Cluster, ClusterHost, lock, send_error};
+use crate::cluster::shared::{Cluster, ClusterHost, send_error};
 use crate::cluster::transfer::{copy_in, stored_at};
 use crate::cluster::wire::{self, Msg, WireError, WireResult, WireValue};
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
 use crate::object::cell::{DepWaiter, Slot, Stored, TypeTag, Waiter};
+use crate::sync::lock;
 
 thread_local! {
     /// Borrows made on this thread whose ack is still to come (see [`collect_borrows`]).

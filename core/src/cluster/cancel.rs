@@ -4,8 +4,9 @@
 use std::sync::Weak;
 
 use crate::cluster::sent::{Sent, Work};
-use crate::cluster::shared::{Cluster, ClusterHost, lock};
+use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::wire::Msg;
+use crate::sync::lock;
 
 /// Asks the rank running the task behind `object` (sent from here) to
 /// cancel it; false when no task of this rank's is out there for it.

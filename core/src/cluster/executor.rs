@@ -9,12 +9,13 @@ use ferry_transport::Rank;
 
 use crate::cluster::borrowing::{after_acks, collect_borrows};
 use crate::cluster::latch::Latch;
-use crate::cluster::shared::{Cluster, ClusterHost, lock};
+use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::wire::{Msg, WireError, WireRef, WireResult};
 use crate::error::Result;
 use crate::object::cell::{DepWaiter, KeepAlive, Slot, Stored, Waiter};
 use crate::object::codec::Untyped;
 use crate::object::object_ref::ObjectRef;
+use crate::sync::lock;
 
 /// Step 3 on the executor: `invoke` decodes the call and submits it here
 /// (a task, or a call of an actor that lives here); `Done` goes back to

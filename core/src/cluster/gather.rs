@@ -8,8 +8,9 @@ use std::time::Instant;
 use ferry_transport::Rank;
 
 use crate::cluster::rank_host::RankHost;
-use crate::cluster::shared::{Cluster, ClusterHost, lock};
+use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::wire::Msg;
+use crate::sync::lock;
 
 /// Every other live rank's timeline events, asked for now (rank 0's
 /// `timeline`); ranks that do not answer by `deadline` are left out, with a

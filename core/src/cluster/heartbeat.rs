@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 
 use ferry_transport::Rank;
 
-use crate::cluster::shared::{Cluster, ClusterHost, lock};
+use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::wire::{self, Msg};
+use crate::sync::lock;
 
 /// The default timeout for ranks of an MPI job.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

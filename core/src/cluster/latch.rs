@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::sync::lock;
+
 /// Counts down to running a closure once: used to send `Done` or `Free`
 /// only after every borrow it depends on is acked.
 pub(crate) struct Latch {
@@ -21,7 +23,7 @@ impl Latch {
 
     pub(super) fn hit(&self) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(f) = self.then.lock().unwrap_or_else(|e| e.into_inner()).take()
+            && let Some(f) = lock(&self.then).take()
         {
             f();
         }

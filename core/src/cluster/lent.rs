@@ -7,9 +7,7 @@ use std::sync::Mutex;
 
 use ferry_transport::Rank;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 /// Lent things by id, each with the ranks that borrow it (a rank may be
 /// listed twice for a moment: a new borrow can overtake the end of the old

@@ -32,10 +32,7 @@ use std::sync::{Mutex, Weak};
 use crate::cluster::sent::{Sent, Work};
 use crate::cluster::wire::{WireOptions, WireRef};
 use crate::object::cell::{KeepAlive, Slot, TypeTag};
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 /// A task whose result holds refs (step 1).
 pub(super) struct Entry {

@@ -20,10 +20,11 @@ use crate::cluster::rank_host::RankHost;
 use crate::cluster::rank_loss::rank_lost;
 use crate::cluster::results::done;
 use crate::cluster::sent::Sent;
-use crate::cluster::shared::{Cluster, lock};
+use crate::cluster::shared::Cluster;
 use crate::cluster::wire::{self, Msg};
 use crate::error::{Error, Result};
 use crate::object::cell::Stored;
+use crate::sync::lock;
 
 impl<H: RankHost> Cluster<H> {
     /// Step 1: starts the receive thread, says hello, waits to hear from all.

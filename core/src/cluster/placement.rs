@@ -9,9 +9,10 @@ use std::sync::atomic::Ordering;
 use ferry_transport::Rank;
 
 use crate::cluster::rank_host::RankHost;
-use crate::cluster::shared::{Cluster, ClusterHost, lock};
+use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::error::Error;
 use crate::resources::options::{ActorOptions, TaskOptions};
+use crate::sync::lock;
 
 impl<H: ClusterHost> Cluster<H> {
     /// The most of `resource` any live rank has, and which rank (the lowest

@@ -14,9 +14,10 @@ use crate::cluster::rank_host::RankHost;
 use crate::cluster::rebuild::rebuild;
 use crate::cluster::remote_task::orphan;
 use crate::cluster::sent::Sent;
-use crate::cluster::shared::{Cluster, lock};
+use crate::cluster::shared::Cluster;
 use crate::error::Error;
 use crate::object::cell::Slot;
+use crate::sync::lock;
 
 /// Step 4: a rank is gone.
 pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, rank: Rank, reason: &str) {

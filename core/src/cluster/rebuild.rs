@@ -12,10 +12,11 @@ use crate::cluster::borrowing::lookup;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::remote_task::dispatch;
 use crate::cluster::sent::{Sent, Work};
-use crate::cluster::shared::{Cluster, lock};
+use crate::cluster::shared::Cluster;
 use crate::cluster::wire::WireRef;
 use crate::error::Error;
 use crate::object::cell::{DepWaiter, KeepAlive, Slot, Stored, StoredValue, Waiter};
+use crate::sync::lock;
 
 /// Lost objects a re-run stands for: (position among the refs of the
 /// task's result, the lost object's slot here).

@@ -15,10 +15,7 @@ use std::sync::Mutex;
 use ferry_transport::Rank;
 
 use crate::cluster::wire::Msg;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 #[derive(Default)]
 struct State {

@@ -50,7 +50,7 @@ use crate::cluster::placement::other_ranks_for;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::remote_task::send_awaiting_done;
 use crate::cluster::sent::{Sent, Work};
-use crate::cluster::shared::{Cluster, ClusterHost, lock};
+use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::wire::{Msg, WireActorOptions};
 use crate::error::{Error, Result};
 use crate::ids::ActorId;
@@ -59,6 +59,7 @@ use crate::object::codec::EncodedCall;
 use crate::object::object_ref::ObjectRef;
 use crate::resources::ledger::Request;
 use crate::resources::options::ActorOptions;
+use crate::sync::lock;
 use crate::values::Object;
 
 /// Step 1: where a new actor goes. `None`: this rank (the actor waits here

@@ -10,13 +10,14 @@ use ferry_transport::{Rank, TransportError};
 use crate::cluster::actor_restart;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::sent::{Sent, Work};
-use crate::cluster::shared::{Cluster, ClusterHost, lock, send_error};
+use crate::cluster::shared::{Cluster, ClusterHost, send_error};
 use crate::cluster::wire::{self, Msg, WireOptions};
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::object::cell::{Slot, Stored, TypeTag};
 use crate::object::codec::EncodedCall;
 use crate::object::object_ref::ObjectRef;
 use crate::resources::options::{RetryOn, TaskOptions};
+use crate::sync::lock;
 use crate::values::Object;
 
 /// Arguments at least this large pull their task to the rank that holds

@@ -12,12 +12,13 @@ use crate::cluster::borrowing::{after_acks, collect_borrows, lookup};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::remote_actor;
 use crate::cluster::sent::{Sent, Work};
-use crate::cluster::shared::{Cluster, lock};
+use crate::cluster::shared::Cluster;
 use crate::cluster::transfer::{fill_in, read_recorded};
 use crate::cluster::wire::{self, Msg, WireRef, WireResult};
 use crate::error::Error;
 use crate::ids::ObjectId;
 use crate::object::cell::{KeepAlive, Slot, Stored};
+use crate::sync::lock;
 
 /// Step 3 on the owner: the result arrives.
 pub(super) fn done<H: RankHost>(

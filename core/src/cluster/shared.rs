@@ -24,10 +24,7 @@ use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::object::cell::Slot;
 use crate::object::codec::Untyped;
 use crate::object::object_ref::ObjectRef;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 /// Where a rank keeps its [`Cluster`]: what the cluster's threads and
 /// records, which hold the rank only weakly, upgrade and ask. The rest of
