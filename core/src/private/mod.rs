@@ -5,11 +5,11 @@ mod run_by_id;
 
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::error::{Error, Result};
 use crate::ids::ActorId;
-use crate::object::cell::Slot;
+use crate::object::cell::{Producer, Slot};
 use crate::object::object_ref::ObjectRef;
 use crate::resources::options::{ActorOptions, TaskOptions};
 use crate::runtime::Runtime;
@@ -120,7 +120,7 @@ where
     let out = ObjectRef::from_slot(output);
     // A task submitted by a task is cancelled with it (a recursive cancel).
     if let Some(parent) = crate::task::context::current_task().and_then(|t| t.cancel.clone())
-        && !parent.adopt(&cell)
+        && !parent.adopt(Arc::downgrade(&cell) as Weak<dyn Producer>)
     {
         cell.cancel(true);
         return Ok(out);

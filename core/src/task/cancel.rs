@@ -4,15 +4,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::object::cell::Producer;
 use crate::sync::lock;
-use crate::task::cell::TaskCell;
 
 /// One task's cancellation state.
 #[derive(Default)]
 pub(crate) struct Cancel {
     flag: AtomicBool,
     /// Tasks submitted while this one ran (weakly: finished ones go away).
-    children: Mutex<Vec<Weak<TaskCell>>>,
+    children: Mutex<Vec<Weak<dyn Producer>>>,
 }
 
 impl Cancel {
@@ -22,7 +22,7 @@ impl Cancel {
 
     /// Sets the flag; the children to cancel too (when `recursive`), each
     /// once.
-    pub(crate) fn set(&self, recursive: bool) -> Vec<Arc<TaskCell>> {
+    pub(crate) fn set(&self, recursive: bool) -> Vec<Arc<dyn Producer>> {
         self.flag.store(true, Ordering::Release);
         if !recursive {
             return Vec::new();
@@ -33,7 +33,7 @@ impl Cancel {
 
     /// `child` was submitted by the task this belongs to; false when this
     /// one is cancelled already (the caller cancels the child).
-    pub(crate) fn adopt(&self, child: &Arc<TaskCell>) -> bool {
+    pub(crate) fn adopt(&self, child: Weak<dyn Producer>) -> bool {
         let mut c = lock(&self.children);
         if self.is_set() {
             return false;
@@ -42,7 +42,7 @@ impl Cancel {
         if c.len() >= 64 && c.len().is_power_of_two() {
             c.retain(|w| w.strong_count() > 0);
         }
-        c.push(Arc::downgrade(child));
+        c.push(child);
         true
     }
 }

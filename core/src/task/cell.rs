@@ -295,7 +295,7 @@ impl TaskCell {
             task: self.name.to_string(),
         });
         for child in children {
-            child.cancel(true);
+            Producer::cancel(child, true);
         }
     }
 }
