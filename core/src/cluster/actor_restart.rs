@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use ferry_transport::Rank;
 
 use crate::cluster::actor_book::RemoteActor;
-use crate::cluster::placement::{other_ranks_for, rank_has};
+use crate::cluster::placement::other_ranks_for;
 use crate::cluster::remote_task::send_awaiting_done;
 use crate::cluster::sent::{Sent, Work};
 use crate::cluster::shared::{Cluster, ClusterHost};
@@ -170,7 +170,7 @@ fn restart_elsewhere<H: ClusterHost>(c: &Cluster<H>, r: &Arc<RemoteActor<H>>, lo
         let o = &restart.opts;
         totals[c.rank as usize]
             .as_ref()
-            .is_some_and(|t| rank_has(t, [o.num_cpus, o.num_gpus, o.memory], &o.resources))
+            .is_some_and(|t| o.ask.fits_in(t))
             .then_some(c.rank)
     };
     let host = match other_ranks_for(c, &restart.opts) {

@@ -66,14 +66,6 @@ impl<H: ClusterHost> Cluster<H> {
         sum
     }
 
-    fn rank_can_run(totals: &BTreeMap<String, f64>, opts: &TaskOptions) -> bool {
-        rank_has(
-            totals,
-            [opts.num_cpus, opts.num_gpus, opts.memory],
-            &opts.resources,
-        )
-    }
-
     /// Whether rank `r` could run a task with `opts` and has a CPU free, as
     /// this rank sees it.
     pub(super) fn has_room(&self, r: Rank, opts: &TaskOptions) -> bool {
@@ -86,7 +78,7 @@ impl<H: ClusterHost> Cluster<H> {
         };
         let cpus = t.get("CPU").copied().unwrap_or(0.0);
         let busy = self.in_flight[r as usize].load(Ordering::Relaxed) as f64;
-        Self::rank_can_run(t, opts) && busy + opts.num_cpus <= cpus.max(opts.num_cpus)
+        opts.ask.fits_in(t) && busy + opts.ask.cpus <= cpus.max(opts.ask.cpus)
     }
 
     /// Step 2: the rank to send a task to, if not this one.
@@ -97,7 +89,7 @@ impl<H: ClusterHost> Cluster<H> {
         for (r, t) in totals.iter().enumerate() {
             let r = r as Rank;
             let Some(t) = t else { continue };
-            if r == self.rank || lost.contains(&r) || !Self::rank_can_run(t, opts) {
+            if r == self.rank || lost.contains(&r) || !opts.ask.fits_in(t) {
                 continue;
             }
             let cpus = t.get("CPU").copied().unwrap_or(0.0).max(1.0);
@@ -113,21 +105,6 @@ impl<H: ClusterHost> Cluster<H> {
     }
 }
 
-/// Whether a rank with `totals` could ever hold `[cpus, gpus, memory]` and
-/// the custom resources.
-pub(crate) fn rank_has(
-    totals: &BTreeMap<String, f64>,
-    [cpus, gpus, memory]: [f64; 3],
-    custom: &[(String, f64)],
-) -> bool {
-    let has =
-        |name: &str, amount: f64| amount <= 0.0 || totals.get(name).is_some_and(|t| *t >= amount);
-    has("CPU", cpus)
-        && has("GPU", gpus)
-        && has("memory", memory)
-        && custom.iter().all(|(n, a)| has(n, *a))
-}
-
 /// Among the other live ranks that could ever hold an actor with `opts`:
 /// the one with the most CPUs free (after this rank's tasks and actors
 /// there) if any has enough, and the first one.
@@ -135,7 +112,6 @@ pub(super) fn other_ranks_for<H: ClusterHost>(
     c: &Cluster<H>,
     opts: &ActorOptions,
 ) -> (Option<Rank>, Option<Rank>) {
-    let need = [opts.num_cpus, opts.num_gpus, opts.memory];
     let totals = lock(&c.totals);
     let lost = lock(&c.lost);
     let reserved = lock(&c.actors.reserved);
@@ -144,13 +120,13 @@ pub(super) fn other_ranks_for<H: ClusterHost>(
     for (r, t) in totals.iter().enumerate() {
         let rank = r as Rank;
         let Some(t) = t else { continue };
-        if rank == c.rank || lost.contains(&rank) || !rank_has(t, need, &opts.resources) {
+        if rank == c.rank || lost.contains(&rank) || !opts.ask.fits_in(t) {
             continue;
         }
         any.get_or_insert(rank);
         let busy = c.in_flight[r].load(Ordering::Relaxed) as f64 + reserved[r];
         let free = t.get("CPU").copied().unwrap_or(0.0) - busy;
-        if free >= opts.num_cpus && free_best.is_none_or(|(b, _)| free > b) {
+        if free >= opts.ask.cpus && free_best.is_none_or(|(b, _)| free > b) {
             free_best = Some((free, rank));
         }
     }

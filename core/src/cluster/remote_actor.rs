@@ -121,7 +121,7 @@ pub(crate) fn create_on<H: RankHost>(
         },
     )?;
     lock(&c.actors.created).insert(id.as_u64(), host);
-    let reserved = opts.num_cpus.max(0.0);
+    let reserved = opts.ask.cpus.max(0.0);
     if let Some(r) = lock(&c.actors.reserved).get_mut(host as usize) {
         *r += reserved;
     }

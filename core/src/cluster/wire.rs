@@ -3,7 +3,7 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::{Error, FailureKind, TaskError};
-use crate::resources::options::{ActorOptions, RetryOn, TaskOptions};
+use crate::resources::options::{ActorOptions, ResourceAsk, RetryOn, TaskOptions};
 use crate::resources::pinning::Pin;
 
 /// The version of these messages; bump it with every change to [`Msg`].
@@ -252,10 +252,7 @@ impl WireError {
 #[derive(Archive, Serialize, Deserialize, Debug, Clone)]
 pub(crate) struct WireOptions {
     name: Option<String>,
-    num_cpus: f64,
-    num_gpus: f64,
-    memory: f64,
-    resources: Vec<(String, f64)>,
+    ask: ResourceAsk,
     max_retries: i32,
     retry_all: bool,
     env: Vec<(String, String)>,
@@ -265,10 +262,7 @@ impl WireOptions {
     pub(crate) fn from_options(o: &TaskOptions) -> WireOptions {
         WireOptions {
             name: o.name.clone(),
-            num_cpus: o.num_cpus,
-            num_gpus: o.num_gpus,
-            memory: o.memory,
-            resources: o.resources.clone(),
+            ask: o.ask.clone(),
             max_retries: o.max_retries,
             retry_all: matches!(o.retry_on, RetryOn::All),
             env: o.env.clone(),
@@ -279,10 +273,7 @@ impl WireOptions {
     pub(crate) fn into_options(self) -> TaskOptions {
         TaskOptions {
             name: self.name,
-            num_cpus: self.num_cpus,
-            num_gpus: self.num_gpus,
-            memory: self.memory,
-            resources: self.resources,
+            ask: self.ask,
             max_retries: self.max_retries,
             retry_on: if self.retry_all {
                 RetryOn::All
@@ -300,10 +291,7 @@ impl WireOptions {
 #[derive(Archive, Serialize, Deserialize, Debug, Clone)]
 pub(crate) struct WireActorOptions {
     name: Option<String>,
-    num_cpus: f64,
-    num_gpus: f64,
-    memory: f64,
-    resources: Vec<(String, f64)>,
+    ask: ResourceAsk,
     max_restarts: i32,
     max_task_retries: i32,
     checkpoint_every: u64,
@@ -316,10 +304,7 @@ impl WireActorOptions {
     pub(crate) fn from_options(o: &ActorOptions) -> WireActorOptions {
         WireActorOptions {
             name: o.name.clone(),
-            num_cpus: o.num_cpus,
-            num_gpus: o.num_gpus,
-            memory: o.memory,
-            resources: o.resources.clone(),
+            ask: o.ask.clone(),
             max_restarts: o.max_restarts,
             max_task_retries: o.max_task_retries,
             checkpoint_every: o.checkpoint_every,
@@ -335,10 +320,7 @@ impl WireActorOptions {
     pub(crate) fn into_options(self) -> ActorOptions {
         ActorOptions {
             name: self.name,
-            num_cpus: self.num_cpus,
-            num_gpus: self.num_gpus,
-            memory: self.memory,
-            resources: self.resources,
+            ask: self.ask,
             max_restarts: self.max_restarts,
             max_task_retries: self.max_task_retries,
             checkpoint_every: self.checkpoint_every,

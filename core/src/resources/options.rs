@@ -1,7 +1,10 @@
 //! Options of a task or actor, as `.options(...)` takes them in Ray.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+
+use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::{Result, TaskError};
 use crate::resources::ledger::{Ledger, Request};
@@ -43,10 +46,7 @@ impl fmt::Debug for RetryOn {
 #[derive(Clone, Debug)]
 pub struct TaskOptions {
     pub(crate) name: Option<String>,
-    pub(crate) num_cpus: f64,
-    pub(crate) num_gpus: f64,
-    pub(crate) memory: f64,
-    pub(crate) resources: Vec<(String, f64)>,
+    pub(crate) ask: ResourceAsk,
     pub(crate) max_retries: i32,
     pub(crate) retry_on: RetryOn,
     pub(crate) env: Vec<(String, String)>,
@@ -60,10 +60,10 @@ impl Default for TaskOptions {
     fn default() -> Self {
         TaskOptions {
             name: None,
-            num_cpus: 1.0,
-            num_gpus: 0.0,
-            memory: 0.0,
-            resources: Vec::new(),
+            ask: ResourceAsk {
+                cpus: 1.0,
+                ..ResourceAsk::default()
+            },
             max_retries: 3,
             retry_on: RetryOn::Never,
             env: Vec::new(),
@@ -76,25 +76,25 @@ impl Default for TaskOptions {
 impl TaskOptions {
     /// Logical CPUs the task holds while it runs (fractional and 0 allowed; default 1).
     pub fn num_cpus(mut self, n: f64) -> Self {
-        self.num_cpus = n;
+        self.ask.cpus = n;
         self
     }
 
     /// Logical GPUs (fractional allowed; default 0).
     pub fn num_gpus(mut self, n: f64) -> Self {
-        self.num_gpus = n;
+        self.ask.gpus = n;
         self
     }
 
     /// Memory in bytes the task reserves (logical, as in Ray).
     pub fn memory(mut self, bytes: f64) -> Self {
-        self.memory = bytes;
+        self.ask.memory = bytes;
         self
     }
 
     /// A custom resource, e.g. `("TPU", 1.0)`.
     pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
-        self.resources.push((name.into(), amount));
+        self.ask.custom.push((name.into(), amount));
         self
     }
 
@@ -139,16 +139,11 @@ impl TaskOptions {
 
     /// The CPUs asked for.
     pub fn cpus(&self) -> f64 {
-        self.num_cpus
+        self.ask.cpus
     }
 
     pub(crate) fn request(&self, what: &str, ledger: &Ledger) -> Result<Request> {
-        request_of(
-            what,
-            ledger,
-            [self.num_cpus, self.num_gpus, self.memory],
-            &self.resources,
-        )
+        self.ask.request(what, ledger)
     }
 }
 
@@ -161,10 +156,7 @@ impl TaskOptions {
 #[derive(Clone, Debug, Default)]
 pub struct ActorOptions {
     pub(crate) name: Option<String>,
-    pub(crate) num_cpus: f64,
-    pub(crate) num_gpus: f64,
-    pub(crate) memory: f64,
-    pub(crate) resources: Vec<(String, f64)>,
+    pub(crate) ask: ResourceAsk,
     pub(crate) max_restarts: i32,
     pub(crate) max_task_retries: i32,
     pub(crate) checkpoint_every: u64,
@@ -178,25 +170,25 @@ pub struct ActorOptions {
 impl ActorOptions {
     /// Logical CPUs the actor holds for its lifetime (default 0, as in Ray).
     pub fn num_cpus(mut self, n: f64) -> Self {
-        self.num_cpus = n;
+        self.ask.cpus = n;
         self
     }
 
     /// Logical GPUs the actor holds for its lifetime.
     pub fn num_gpus(mut self, n: f64) -> Self {
-        self.num_gpus = n;
+        self.ask.gpus = n;
         self
     }
 
     /// Memory in bytes the actor reserves.
     pub fn memory(mut self, bytes: f64) -> Self {
-        self.memory = bytes;
+        self.ask.memory = bytes;
         self
     }
 
     /// A custom resource the actor holds.
     pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
-        self.resources.push((name.into(), amount));
+        self.ask.custom.push((name.into(), amount));
         self
     }
 
@@ -282,22 +274,75 @@ impl ActorOptions {
     }
 
     pub(crate) fn request(&self, what: &str, ledger: &Ledger) -> Result<Request> {
-        request_of(
-            what,
-            ledger,
-            [self.num_cpus, self.num_gpus, self.memory],
-            &self.resources,
-        )
+        self.ask.request(what, ledger)
     }
 }
 
-fn request_of(
-    what: &str,
-    ledger: &Ledger,
-    [cpus, gpus, memory]: [f64; 3],
-    custom: &[(String, f64)],
-) -> Result<Request> {
-    let mut asks: Vec<(&str, f64)> = vec![("CPU", cpus), ("GPU", gpus), ("memory", memory)];
-    asks.extend(custom.iter().map(|(n, a)| (n.as_str(), *a)));
-    ledger.request(what, &asks)
+/// What a task or an actor asks of the rank it runs on: logical CPUs, GPUs,
+/// memory and custom resources. Task options, actor options and their wire
+/// forms all carry one.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub(crate) struct ResourceAsk {
+    pub(crate) cpus: f64,
+    pub(crate) gpus: f64,
+    pub(crate) memory: f64,
+    pub(crate) custom: Vec<(String, f64)>,
+}
+
+impl ResourceAsk {
+    /// The ledger's request for it (an error naming `what` if no rank of
+    /// this ledger's kind could ever grant it).
+    pub(crate) fn request(&self, what: &str, ledger: &Ledger) -> Result<Request> {
+        let mut asks: Vec<(&str, f64)> = vec![
+            ("CPU", self.cpus),
+            ("GPU", self.gpus),
+            ("memory", self.memory),
+        ];
+        asks.extend(self.custom.iter().map(|(n, a)| (n.as_str(), *a)));
+        ledger.request(what, &asks)
+    }
+
+    /// Whether a rank with `totals` could ever grant it.
+    pub(crate) fn fits_in(&self, totals: &BTreeMap<String, f64>) -> bool {
+        let has = |name: &str, amount: f64| {
+            amount <= 0.0 || totals.get(name).is_some_and(|t| *t >= amount)
+        };
+        has("CPU", self.cpus)
+            && has("GPU", self.gpus)
+            && has("memory", self.memory)
+            && self.custom.iter().all(|(n, a)| has(n, *a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ask_fits_a_rank_that_has_all_of_it_and_nothing_is_asked_of_what_is_zero() {
+        let totals: BTreeMap<String, f64> = [("CPU".to_string(), 2.0), ("disk".to_string(), 1.0)]
+            .into_iter()
+            .collect();
+        let mut ask = ResourceAsk {
+            cpus: 2.0,
+            ..ResourceAsk::default()
+        };
+        assert!(
+            ask.fits_in(&totals),
+            "GPU and memory asked at 0 need no entry"
+        );
+        ask.custom.push(("disk".into(), 1.0));
+        assert!(ask.fits_in(&totals));
+        ask.cpus = 2.5;
+        assert!(!ask.fits_in(&totals), "more CPUs than the rank has");
+        ask.cpus = 1.0;
+        ask.gpus = 1.0;
+        assert!(!ask.fits_in(&totals), "a GPU the rank does not have");
+        ask.gpus = 0.0;
+        ask.custom.push(("tape".into(), 0.5));
+        assert!(
+            !ask.fits_in(&totals),
+            "a custom resource the rank does not have"
+        );
+    }
 }
