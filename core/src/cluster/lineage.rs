@@ -29,8 +29,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Weak};
 
-use crate::cluster::sent::{Sent, Work};
-use crate::cluster::wire::{WireOptions, WireRef};
+use crate::cluster::sent::{Sent, TaskSpec, Work};
+use crate::cluster::wire::WireRef;
 use crate::object::cell::{KeepAlive, Slot, TypeTag};
 use crate::sync::lock;
 
@@ -39,11 +39,8 @@ pub(super) struct Entry {
     /// The objects the result refers to, here: the entry is kept while
     /// any of them lives (the result itself may be long gone).
     pub(super) refs: Vec<Weak<Slot>>,
-    pub(super) fn_id: u64,
-    pub(super) args: Vec<u8>,
-    pub(super) opts: WireOptions,
-    pub(super) max_retries: i32,
-    pub(super) attempts: u32,
+    /// The task, to run again.
+    pub(super) task: TaskSpec,
     pub(super) type_tag: TypeTag,
     pub(super) type_name: &'static str,
     /// The refs among the arguments, kept for a re-run.
@@ -76,14 +73,7 @@ impl KeptTasks {
         contained: &[WireRef],
         refs: Vec<Weak<Slot>>,
     ) {
-        let Work::Task {
-            fn_id,
-            args,
-            opts,
-            max_retries,
-            attempts,
-        } = sent.work
-        else {
+        let Work::Task(task) = sent.work else {
             return;
         };
         if !contained.iter().any(|r| matches!(r, WireRef::Object(_))) {
@@ -98,11 +88,7 @@ impl KeptTasks {
             object,
             Entry {
                 refs,
-                fn_id,
-                args,
-                opts,
-                max_retries,
-                attempts,
+                task,
                 type_tag: sent.type_tag,
                 type_name: sent.type_name,
                 kept: sent._kept,

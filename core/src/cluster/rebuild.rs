@@ -55,27 +55,22 @@ pub(super) fn rebuild<H: RankHost>(
             if targets.is_empty() {
                 continue;
             }
-            if !(e.max_retries < 0 || e.attempts <= e.max_retries as u32) {
+            if !e.task.may_run_again() {
                 out_of_retries.extend(targets.iter().map(|(_, s)| s.id.as_u64()));
                 continue;
             }
-            e.attempts += 1;
+            e.task.attempts += 1;
             taken.extend(targets.iter().map(|(_, s)| s.id.as_u64()));
-            let opts = e.opts.clone();
-            let rank = c.pick(&opts.clone().into_options(), true).unwrap_or(c.rank);
+            let rank = c
+                .pick(&e.task.opts.clone().into_options(), true)
+                .unwrap_or(c.rank);
             let slot = Slot::pending(inner.ids().object(), None, inner.unhandled().clone());
             let sent = Sent {
                 slot,
                 rank,
                 type_tag: e.type_tag,
                 type_name: e.type_name,
-                work: Work::Task {
-                    fn_id: e.fn_id,
-                    args: e.args.clone(),
-                    opts,
-                    max_retries: e.max_retries,
-                    attempts: e.attempts,
-                },
+                work: Work::Task(e.task.clone()),
                 _kept: e.kept.clone(),
             };
             plans.push((targets, sent));

@@ -9,7 +9,7 @@ use ferry_transport::{Rank, TransportError};
 
 use crate::cluster::actor_restart;
 use crate::cluster::rank_host::RankHost;
-use crate::cluster::sent::{Sent, Work};
+use crate::cluster::sent::{Sent, TaskSpec, Work};
 use crate::cluster::shared::{Cluster, ClusterHost, send_error};
 use crate::cluster::wire::{self, Msg, WireOptions};
 use crate::error::{Error, FailureKind, Result, TaskError};
@@ -90,13 +90,13 @@ pub(crate) fn try_remote<R: Object, H: RankHost>(
         rank,
         type_tag: TypeTag::of::<R>(),
         type_name: std::any::type_name::<R>(),
-        work: Work::Task {
+        work: Work::Task(TaskSpec {
             fn_id,
             args: args.to_vec(),
             opts: WireOptions::from_options(opts),
             max_retries: opts.max_retries,
             attempts: 1,
-        },
+        }),
         _kept: kept,
     };
     inner.tasks().submitted();
@@ -106,17 +106,14 @@ pub(crate) fn try_remote<R: Object, H: RankHost>(
 
 /// Sends (or re-sends) a task to `sent.rank`.
 pub(crate) fn dispatch<H: ClusterHost>(c: &Cluster<H>, object: u64, sent: Sent) {
-    let Work::Task {
-        fn_id, args, opts, ..
-    } = &sent.work
-    else {
+    let Work::Task(task) = &sent.work else {
         return;
     };
     let msg = Msg::Submit {
         object,
-        fn_id: *fn_id,
-        args: args.clone(),
-        opts: opts.clone(),
+        fn_id: task.fn_id,
+        args: task.args.clone(),
+        opts: task.opts.clone(),
     };
     send_awaiting_done(c, object, sent, &msg);
 }
@@ -182,24 +179,18 @@ pub(super) fn orphan<H: ClusterHost>(
 ) {
     c.transport.expect_reply(false);
     {
-        let (fn_id, opts, max_retries, attempts) = match &mut s.work {
-            Work::Task {
-                fn_id,
-                opts,
-                max_retries,
-                attempts,
-                ..
-            } => (*fn_id, opts.clone(), *max_retries, attempts),
+        let task = match &mut s.work {
+            Work::Task(task) => task,
             Work::ActorCall { .. } => {
                 actor_restart::orphaned_call(c, object, s, rank, reason);
                 return;
             }
         };
+        let (fn_id, opts) = (task.fn_id, task.opts.clone());
         c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
-        let allowed = max_retries < 0 || *attempts <= max_retries as u32;
-        if allowed {
-            *attempts += 1;
-            let tries = *attempts;
+        if task.may_run_again() {
+            task.attempts += 1;
+            let tries = task.attempts;
             s.rank = c.pick(&opts.into_options(), true).unwrap_or(c.rank);
             tracing::warn!(
                 "resubmitting task {object:016x} to rank {} (attempt {tries})",
@@ -213,7 +204,7 @@ pub(super) fn orphan<H: ClusterHost>(
                     rank,
                     kind: FailureKind::System,
                     message: format!("rank {rank} was lost: {reason}"),
-                    attempts: *attempts,
+                    attempts: task.attempts,
                 }))));
         }
     }

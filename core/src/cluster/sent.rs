@@ -23,13 +23,7 @@ pub(crate) struct Sent {
 /// What a [`Sent`] was.
 pub(crate) enum Work {
     /// A task, kept so that it can be sent again if its rank is lost.
-    Task {
-        fn_id: u64,
-        args: Vec<u8>,
-        opts: WireOptions,
-        max_retries: i32,
-        attempts: u32,
-    },
+    Task(TaskSpec),
     /// A call of actor `actor`: method id, the encoded arguments when it
     /// may be sent again (after its host is lost and the actor restarted),
     /// and how often it was sent (0: held back, not sent yet).
@@ -40,4 +34,24 @@ pub(crate) enum Work {
         args: Option<Vec<u8>>,
         attempts: u32,
     },
+}
+
+/// A task as it crosses ranks and is kept to run again: what the remote-task
+/// record ([`Work::Task`]) and lineage's kept tasks both hold.
+#[derive(Clone)]
+pub(crate) struct TaskSpec {
+    pub(crate) fn_id: u64,
+    /// The encoded arguments.
+    pub(crate) args: Vec<u8>,
+    pub(crate) opts: WireOptions,
+    pub(crate) max_retries: i32,
+    /// How often it was sent so far.
+    pub(crate) attempts: u32,
+}
+
+impl TaskSpec {
+    /// Whether `max_retries` allows another run after `attempts`.
+    pub(crate) fn may_run_again(&self) -> bool {
+        self.max_retries < 0 || self.attempts <= self.max_retries as u32
+    }
 }
