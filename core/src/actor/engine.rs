@@ -60,7 +60,7 @@ pub(crate) struct Call<A, C> {
     pub(crate) output: Arc<Slot>,
 }
 
-pub(crate) enum Msg<A, C> {
+pub(crate) enum MailboxItem<A, C> {
     Call(Call<A, C>),
     /// The last handle is gone: finish what is queued, then stop.
     Drain,
@@ -92,7 +92,7 @@ pub(crate) struct Core<A, H: ActorHost> {
 }
 
 struct Mailbox<A, C> {
-    queue: VecDeque<Msg<A, C>>,
+    queue: VecDeque<MailboxItem<A, C>>,
     /// Set when the actor thread has finished: later calls fail at once.
     closed: bool,
 }
@@ -129,12 +129,12 @@ impl<A, H: ActorHost> Core<A, H> {
         }
     }
 
-    pub(crate) fn push(&self, msg: Msg<A, H::CallCx>) {
+    pub(crate) fn push(&self, msg: MailboxItem<A, H::CallCx>) {
         {
             let mut mb = lock(&self.mailbox);
             if mb.closed {
                 drop(mb);
-                if let Msg::Call(c) = msg {
+                if let MailboxItem::Call(c) = msg {
                     let reason = self.dead.get().map_or("it has stopped", |s| s.as_str());
                     c.output.complete(Stored::Error(self.died(reason)));
                 }
@@ -151,7 +151,7 @@ impl<A, H: ActorHost> Core<A, H> {
         }
     }
 
-    pub(crate) fn pop(&self) -> Option<Msg<A, H::CallCx>> {
+    pub(crate) fn pop(&self) -> Option<MailboxItem<A, H::CallCx>> {
         if self.queued.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -180,7 +180,7 @@ impl<A, H: ActorHost> Core<A, H> {
             output.complete(Stored::Error(self.died(reason)));
             return Ok(r);
         }
-        self.push(Msg::Call(Call {
+        self.push(MailboxItem::Call(Call {
             method,
             run: Box::new(run),
             output,
@@ -206,7 +206,7 @@ impl<A, H: ActorHost> Core<A, H> {
         };
         let reason = self.dead.get().map_or("it has stopped", |s| s.as_str());
         for m in drained {
-            if let Msg::Call(c) = m {
+            if let MailboxItem::Call(c) = m {
                 c.output.complete(Stored::Error(self.died(reason)));
             }
         }
@@ -216,7 +216,7 @@ impl<A, H: ActorHost> Core<A, H> {
     pub(crate) fn kill(&self, reason: &str) {
         let _ = self.dead.set(reason.to_string());
         self.fail_queued(false);
-        self.push(Msg::Drain);
+        self.push(MailboxItem::Drain);
     }
 
     /// True until the actor died.
@@ -265,7 +265,7 @@ impl<A: 'static, H: ActorHost> Core<A, H> {
                 Err(e) => Outcome::Error(e),
             }
         });
-        self.push(Msg::Call(Call {
+        self.push(MailboxItem::Call(Call {
             method: "checkpoint",
             run,
             output,
@@ -390,7 +390,7 @@ impl<A, H: ActorHost> Drop for Link<A, H> {
         if let Some(host) = self.core.host.upgrade() {
             host.last_handle_dropped(self.core.id);
         }
-        self.core.push(Msg::Drain);
+        self.core.push(MailboxItem::Drain);
     }
 }
 

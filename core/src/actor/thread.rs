@@ -14,7 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::actor::checkpoint::{self, Restored, Schedule};
-use crate::actor::engine::{Call, Class, Core, Link, Msg};
+use crate::actor::engine::{Call, Class, Core, Link, MailboxItem};
 use crate::actor::host::ActorHost;
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::ids::ActorId;
@@ -181,8 +181,8 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
             }
         };
         let call = match msg {
-            Msg::Call(c) => c,
-            Msg::Drain => {
+            MailboxItem::Call(c) => c,
+            MailboxItem::Drain => {
                 if core.dead.get().is_some() || core.orphaned.load(Ordering::Acquire) {
                     break;
                 }
