@@ -24,8 +24,10 @@
 //! (`core/tests/layers.rs` checks it). Where a lower layer needs something
 //! from above, it defines a trait and the layer above implements it: the
 //! object layer's `Lender` (how a borrowed object is fetched and released),
-//! the task pool's thread hooks, the actor engine's `ActorHost`, the
-//! cluster's `RankHost` (what a rank does for an incoming message). Jobs and
+//! the task pool's thread hooks (the thread's current runtime), the actor
+//! engine's `ActorHost`, the cluster's `RankHost` (the rank's services it
+//! uses) and `RunById` (run a task or create and call an actor named by id
+//! in an incoming message; the function registry implements it). Jobs and
 //! actor calls are closures built at the top.
 
 // The layers, lowest first: a module imports only from its own layer and
