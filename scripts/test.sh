@@ -40,6 +40,11 @@ cargo fmt --all -- --check
 say "lints"
 cargo clippy --workspace --all-targets --release -- -D warnings
 
+# core/src in layers: no module names a layer above it, no import circle
+# leaves a folder or spans more than three files, no file over 700 lines.
+say "layers of core"
+timeout 600 cargo test --release -p ferry-core --test layers
+
 # Every cargo test and mpirun below runs under a bound, so a hang fails CI
 # with the step's name instead of stalling it.
 say "tests (unit, integration, doc)"
