@@ -174,7 +174,7 @@ impl<A, H: ActorHost> Core<A, H> {
         if host.is_shut() {
             return Err(Error::Shutdown);
         }
-        let output = host.new_output();
+        let output = host.store().new_output();
         let r = ObjectRef::from_slot(output.clone());
         if let Some(reason) = self.dead.get() {
             output.complete(Stored::Error(self.died(reason)));
@@ -243,7 +243,7 @@ impl<A: 'static, H: ActorHost> Core<A, H> {
             )));
         };
         let host = self.host.upgrade().ok_or(Error::Shutdown)?;
-        let output = host.new_output();
+        let output = host.store().new_output();
         let r = ObjectRef::from_slot(output.clone());
         if let Some(reason) = self.dead.get() {
             output.complete(Stored::Error(self.died(reason)));
@@ -257,8 +257,8 @@ impl<A: 'static, H: ActorHost> Core<A, H> {
                 return Outcome::Error(Error::Shutdown);
             };
             let n = calls.load(Ordering::Relaxed);
-            match ckpt.take(host.exports(), &codec, actor, n, &name) {
-                Ok(bytes) => match host.store_value(&bytes) {
+            match ckpt.take(&host.store().exports, &codec, actor, n, &name) {
+                Ok(bytes) => match host.store().store_value(&bytes) {
                     Ok(stored) => Outcome::Value(stored),
                     Err(e) => Outcome::Error(e),
                 },

@@ -12,14 +12,9 @@ use std::time::Duration;
 
 use crate::actor::checkpoint::Restored;
 use crate::actor::engine::ActorTable;
-use crate::error::Result;
 use crate::ids::ActorId;
-use crate::object::cell::{Slot, StoredValue};
-use crate::object::exports::Exports;
-use crate::resources::ledger::Request;
-use crate::resources::pinning::Pinning;
-use crate::timeline::Recorder;
-use crate::values::Object;
+use crate::object::store::ObjectStore;
+use crate::task::pool::TaskPool;
 
 /// The runtime an actor lives in, as the actor engine sees it.
 pub(crate) trait ActorHost: Send + Sync + Sized + 'static {
@@ -43,32 +38,14 @@ pub(crate) trait ActorHost: Send + Sync + Sized + 'static {
     /// The rank's live actors.
     fn actors(&self) -> &ActorTable;
 
-    /// A new pending output for a call.
-    fn new_output(&self) -> Arc<Slot>;
+    /// The rank's object store (results, the by-id table).
+    fn store(&self) -> &ObjectStore;
 
-    /// Stores a call's value in this rank's store.
-    fn store_value<T: Object>(&self, value: &T) -> Result<StoredValue>;
-
-    /// The rank's exports, which encoding an actor's state lists refs in.
-    fn exports(&self) -> &Arc<Exports>;
-
-    /// Reserves `req` and picks its GPUs, if all of it is free now.
-    fn try_grant(&self, req: &Request) -> Option<Arc<[u32]>>;
-
-    /// Gives back a grant that no actor thread took.
-    fn release_grant(&self, req: &Request, gpu_ids: &[u32]);
-
-    /// Gives back an ended actor's grant (so waiting tasks may start).
-    fn release_ended_grant(self: &Arc<Self>, req: &Request, gpu_ids: &[u32]);
-
-    /// The rank's CPU and GPU binding.
-    fn pinning(&self) -> &Pinning;
+    /// The rank's task pool (resources, pinning, timeline).
+    fn pool(&self) -> &Arc<TaskPool>;
 
     /// How long an idle actor thread spins before it parks.
     fn spin(&self) -> Duration;
-
-    /// The rank's timeline.
-    fn timeline(&self) -> &Recorder;
 
     /// The job's checkpoint directory.
     fn checkpoint_dir(&self) -> &Path;

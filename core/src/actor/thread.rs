@@ -39,7 +39,7 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
     mut factory: impl FnMut() -> A + Send + 'static,
 ) -> Result<Arc<Link<A, H>>> {
     if let Some(pin) = opts.pin {
-        host.pinning().check(pin)?;
+        host.pool().pinning.check(pin)?;
     }
     let pin = opts.pin;
     let class_name = class.name;
@@ -73,7 +73,7 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
         cancel: None,
     };
     let restarts = opts.max_restarts;
-    let granted = host.try_grant(&request);
+    let granted = host.pool().try_grant(&request);
     let kept_grant = granted.clone();
     let core2 = core.clone();
     let host2 = host.clone();
@@ -96,7 +96,7 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
         Ok(h) => h,
         Err(e) => {
             if let Some(gpus) = &kept_grant {
-                host.release_grant(&request, gpus);
+                host.pool().release_grant(&request, gpus);
             }
             return Err(Error::Init(format!("could not start an actor thread: {e}")));
         }
@@ -126,7 +126,7 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
     let mut waited = Duration::from_micros(50);
     let mut granted = granted;
     let gpu_ids = loop {
-        if let Some(ids) = granted.take().or_else(|| host.try_grant(&request)) {
+        if let Some(ids) = granted.take().or_else(|| host.pool().try_grant(&request)) {
             break ids;
         }
         if core.dead.get().is_some() {
@@ -135,9 +135,9 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
         thread::park_timeout(waited);
         waited = (waited * 2).min(Duration::from_millis(20));
     };
-    host.pinning().bind_actor(pin, &gpu_ids);
+    host.pool().pinning.bind_actor(pin, &gpu_ids);
     let ctx = Rc::new(TaskCtx {
-        env: context::env_with_gpus(&ctx.env, &gpu_ids, host.pinning()),
+        env: context::env_with_gpus(&ctx.env, &gpu_ids, &host.pool().pinning),
         gpu_ids: gpu_ids.clone(),
         ..ctx
     });
@@ -198,7 +198,7 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
             run,
             output,
         } = call;
-        let timeline = host.timeline();
+        let timeline = &host.pool().timeline;
         let started = timeline.start();
         let outcome = context::with_task(ctx.clone(), || {
             panic::catch_unwind(AssertUnwindSafe(|| run(actor, &cx)))
@@ -300,7 +300,9 @@ fn after_call<A: Send + 'static, H: ActorHost>(
 ) -> Result<()> {
     let n = core.calls.fetch_add(1, Ordering::Relaxed) + 1;
     match (core.class.checkpoint.as_ref(), core.ckpt.as_ref()) {
-        (Some(codec), Some(ckpt)) => ckpt.after_call(host.exports(), codec, actor, n, &core.name),
+        (Some(codec), Some(ckpt)) => {
+            ckpt.after_call(&host.store().exports, codec, actor, n, &core.name)
+        }
         _ => Ok(()),
     }
 }
@@ -318,7 +320,7 @@ fn finish_actor<A: Send + 'static, H: ActorHost>(
     core.fail_queued(true);
     host.actors().remove(core.id);
     if let Some((req, gpus)) = held {
-        host.release_ended_grant(req, gpus);
+        host.pool().release(req, gpus);
     }
     host.actor_thread_stopped();
 }

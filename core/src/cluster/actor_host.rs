@@ -54,7 +54,7 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
         _ => return,
     };
     let id = ActorId::from_u64(actor);
-    if !matches!(msg, Msg::CreateActor { .. }) && inner.exports().actor(id).is_none() {
+    if !matches!(msg, Msg::CreateActor { .. }) && inner.store().exports.actor(id).is_none() {
         match missing(inner, c, actor) {
             Ok(()) => lock(&c.actors.early)
                 .entry(actor)
@@ -107,7 +107,7 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
             });
         }
         Msg::AddActorBorrow { .. } => {
-            if let Some(keep) = inner.exports().actor(id) {
+            if let Some(keep) = inner.store().exports.actor(id) {
                 c.actors.lent.add(actor, from, keep);
             }
             let _ = c.send(

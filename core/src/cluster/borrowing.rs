@@ -46,7 +46,7 @@ pub(super) fn collect_borrows<R>(f: impl FnOnce() -> R) -> (R, Vec<u64>) {
 /// The live slot for `id` on this rank: its own object, or a borrow of a
 /// foreign one (made on first sight, with `AddBorrow` to the owner).
 pub(crate) fn lookup<H: RankHost>(inner: &Arc<H>, id: ObjectId) -> Result<Arc<Slot>> {
-    let local = inner.exports().object(id);
+    let local = inner.store().exports.object(id);
     let Some(c) = inner.cluster() else {
         return local;
     };
@@ -270,7 +270,7 @@ impl<H: ClusterHost> ValueReply<H> {
 pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg) {
     match msg {
         Msg::AddBorrow { object } => {
-            let found = inner.exports().object(ObjectId::from_u64(object));
+            let found = inner.store().exports.object(ObjectId::from_u64(object));
             let ok = found.is_ok();
             let value = found.as_ref().ok().and_then(|s| ack_value(s));
             if let Ok(slot) = found {
@@ -328,7 +328,8 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
         Msg::Fetch { object } => {
             let id = ObjectId::from_u64(object);
             let slot = inner
-                .exports()
+                .store()
+                .exports
                 .object(id)
                 .or_else(|e| c.lent.get(object).ok_or(e));
             match slot {

@@ -65,7 +65,7 @@ fn gather<T, H: ClusterHost>(
 pub(super) fn on_gather_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg) {
     match msg {
         Msg::TimelineRequest => {
-            let events = inner.timeline().snapshot();
+            let events = inner.pool().timeline.snapshot();
             let _ = c.send(from, &Msg::TimelineReply { events });
         }
         Msg::TimelineReply { events } => {

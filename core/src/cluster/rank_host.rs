@@ -11,21 +11,19 @@
 
 use std::sync::Arc;
 
-use ferry_store::Arena;
 use ferry_transport::Rank;
 
 use crate::actor::engine::ActorTable;
 use crate::cluster::shared::ClusterHost;
 use crate::error::Result;
-use crate::ids::{ActorId, IdGen, ObjectId};
-use crate::object::cell::{Slot, UnhandledSink};
+use crate::ids::{ActorId, ObjectId};
+use crate::object::cell::Slot;
 use crate::object::codec::Untyped;
-use crate::object::exports::Exports;
 use crate::object::object_ref::ObjectRef;
-use crate::resources::ledger::Ledger;
+use crate::object::store::ObjectStore;
 use crate::resources::options::{ActorOptions, TaskOptions};
-use crate::state::{RankState, TaskBook};
-use crate::timeline::Recorder;
+use crate::state::RankState;
+use crate::task::pool::TaskPool;
 
 /// What other ranks may ask this one to run, by id.
 pub(crate) trait RunById {
@@ -80,29 +78,15 @@ pub(crate) trait RankHost: ClusterHost + RunById {
     /// Whether the rank's runtime is shut down.
     fn is_shut(&self) -> bool;
 
-    /// This rank's shared-memory arena.
-    fn arena(&self) -> &Arena;
+    /// This rank's object store (arena, ids, the by-id table, where
+    /// errors nobody looked at are counted).
+    fn store(&self) -> &ObjectStore;
 
-    /// Where new object and actor ids come from.
-    fn ids(&self) -> &IdGen;
-
-    /// Objects and actors of this rank, by id.
-    fn exports(&self) -> &Exports;
-
-    /// Where errors nobody looked at are counted.
-    fn unhandled(&self) -> &Arc<UnhandledSink>;
-
-    /// This rank's resources.
-    fn ledger(&self) -> &Ledger;
+    /// This rank's task pool (resources, timeline, task counts).
+    fn pool(&self) -> &Arc<TaskPool>;
 
     /// The actors that live on this rank.
     fn actors(&self) -> &ActorTable;
-
-    /// This rank's timeline recorder.
-    fn timeline(&self) -> &Recorder;
-
-    /// This rank's task counts, for listings.
-    fn tasks(&self) -> &TaskBook;
 
     /// A new slot here for `id`, an object another rank owns, which
     /// fetches and releases it through this rank's cluster.

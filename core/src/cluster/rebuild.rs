@@ -64,7 +64,7 @@ pub(super) fn rebuild<H: RankHost>(
             let rank = c
                 .pick(&e.task.opts.clone().into_options(), true)
                 .unwrap_or(c.rank);
-            let slot = Slot::pending(inner.ids().object(), None, inner.unhandled().clone());
+            let slot = inner.store().new_output();
             let sent = Sent {
                 slot,
                 rank,
@@ -215,13 +215,13 @@ fn copy_value<H: RankHost>(inner: &Arc<H>, v: &StoredValue, source: Arc<Slot>) -
         Err(e) => return Stored::Error(e.into()),
     };
     let bytes = access.as_slice();
-    let mut block = match inner.arena().alloc(bytes.len()) {
+    let mut block = match inner.store().arena.alloc(bytes.len()) {
         Ok(b) => b,
         Err(e) => return Stored::Error(e.into()),
     };
     block.as_mut_slice().copy_from_slice(bytes);
     Stored::Value(v.copied_to(
-        crate::object::cell::Bytes::Own(inner.arena().seal(block.freeze())),
+        crate::object::cell::Bytes::Own(inner.store().arena.seal(block.freeze())),
         vec![source as KeepAlive],
     ))
 }

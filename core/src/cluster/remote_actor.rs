@@ -54,7 +54,7 @@ use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::wire::{Msg, WireActorOptions};
 use crate::error::{Error, Result};
 use crate::ids::ActorId;
-use crate::object::cell::{KeepAlive, Slot, Stored, TypeTag};
+use crate::object::cell::{KeepAlive, Stored, TypeTag};
 use crate::object::codec::EncodedCall;
 use crate::object::object_ref::ObjectRef;
 use crate::resources::ledger::Request;
@@ -85,7 +85,7 @@ pub(crate) fn place<H: RankHost>(
         return Ok((r != c.rank).then_some(r));
     }
     if let Ok(req) = local
-        && inner.ledger().fits_now(req)
+        && inner.pool().ledger.fits_now(req)
     {
         return Ok(None);
     }
@@ -108,7 +108,7 @@ pub(crate) fn create_on<H: RankHost>(
     ctor: EncodedCall,
 ) -> Result<Arc<RemoteActor<H>>> {
     let c = inner.cluster().ok_or(Error::Shutdown)?;
-    let id = inner.ids().actor();
+    let id = inner.store().ids.actor();
     let (args, kept) = ctor.into_parts();
     let args = args.to_vec();
     c.send(
@@ -203,7 +203,7 @@ pub(crate) fn keep<H: RankHost>(inner: &Arc<H>, id: u64, host: Rank) -> Option<K
     let aid = ActorId::from_u64(id);
     let host = current_host(inner, aid, host);
     let keep: KeepAlive = if host == inner.rank() {
-        inner.exports().actor(aid)?
+        inner.store().exports.actor(aid)?
     } else {
         attach(inner, aid, host, format!("actor {aid}").into()).ok()?
     };
@@ -221,7 +221,7 @@ pub(crate) fn call<R: Object>(
         return Err(Error::Shutdown);
     }
     let c = inner.cluster().ok_or(Error::Shutdown)?;
-    let slot = Slot::pending(inner.ids().object(), None, inner.unhandled().clone());
+    let slot = inner.store().new_output();
     let out = ObjectRef::from_slot(slot.clone());
     if let Some(reason) = link.dead.get() {
         slot.complete(Stored::Error(Error::ActorDied {

@@ -69,10 +69,10 @@ pub(crate) fn try_remote<R: Object, H: RankHost>(
         (Some(r), _) if r == c.rank => return None,
         (Some(r), _) | (None, Some(r)) => r,
         (None, None) => {
-            let local = opts.request(fn_name, inner.ledger());
+            let local = opts.request(fn_name, &inner.pool().ledger);
             let local_can_run = local.is_ok();
             if let Ok(req) = &local
-                && inner.ledger().fits_now(req)
+                && inner.pool().ledger.fits_now(req)
             {
                 return None;
             }
@@ -84,7 +84,7 @@ pub(crate) fn try_remote<R: Object, H: RankHost>(
         Err(e) => return Some(Err(e)),
     };
     let (args, kept) = call.into_parts();
-    let slot = Slot::pending(inner.ids().object(), None, inner.unhandled().clone());
+    let slot = inner.store().new_output();
     let sent = Sent {
         slot: slot.clone(),
         rank,
@@ -99,7 +99,7 @@ pub(crate) fn try_remote<R: Object, H: RankHost>(
         }),
         _kept: kept,
     };
-    inner.tasks().submitted();
+    inner.pool().tasks.submitted();
     dispatch(c, slot.id.as_u64(), sent);
     Some(Ok(ObjectRef::from_slot(slot)))
 }

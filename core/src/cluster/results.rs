@@ -70,7 +70,7 @@ fn finish_done<H: RankHost>(
         WireResult::At { len, .. } => Some(*len as usize),
         WireResult::Failed(_) => None,
     };
-    let block = match len.map(|len| inner.arena().alloc(len)) {
+    let block = match len.map(|len| inner.store().arena.alloc(len)) {
         Some(Err(
             ferry_store::StoreError::Full { .. }
             | ferry_store::StoreError::Held { .. }

@@ -55,12 +55,13 @@ pub(super) fn read_recorded<H: RankHost>(
     dst: &mut [u8],
     name: impl FnOnce() -> String,
 ) -> std::result::Result<(), ferry_transport::TransportError> {
-    let t = inner.timeline().start();
+    let t = inner.pool().timeline.start();
     let read = c.transport.read(from, offset as usize, dst);
-    if inner.timeline().is_on() {
+    if inner.pool().timeline.is_on() {
         let bytes = dst.len() as u64;
         inner
-            .timeline()
+            .pool()
+            .timeline
             .record(t, crate::timeline::Kind::Transfer, name(), bytes);
     }
     read
@@ -74,7 +75,7 @@ pub(super) fn copy_in<H: RankHost>(
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> Result<()>,
 ) -> Stored {
-    match inner.arena().alloc(len) {
+    match inner.store().arena.alloc(len) {
         Ok(block) => fill_in(inner, type_tag, type_name, block, fill),
         Err(e) => Stored::Error(e.into()),
     }
@@ -93,7 +94,7 @@ pub(super) fn fill_in<H: RankHost>(
     }
     // Bytes from another process are checked at the first get.
     Stored::Value(StoredValue::received(
-        Bytes::Own(inner.arena().seal(block.freeze())),
+        Bytes::Own(inner.store().arena.seal(block.freeze())),
         type_tag,
         type_name.into(),
     ))

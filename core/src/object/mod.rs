@@ -7,4 +7,5 @@ pub(crate) mod codec;
 pub(crate) mod exports;
 pub(crate) mod lender;
 pub(crate) mod object_ref;
+pub(crate) mod store;
 pub(crate) mod view;

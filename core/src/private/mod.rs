@@ -103,8 +103,8 @@ where
     });
     let (cell, output) = TaskCell::new(
         &inner.pool,
-        inner.ids.object(),
-        &inner.unhandled,
+        inner.store.ids.object(),
+        &inner.store.unhandled,
         NewTask {
             name,
             label: fn_name,
@@ -359,7 +359,7 @@ pub fn encode_call<T: ferry_store::Storable>(
     id: u64,
     args: &T,
 ) -> Result<EncodedCall> {
-    crate::object::codec::encode(&rt.inner.exports, id, args)
+    crate::object::codec::encode(&rt.inner.store.exports, id, args)
 }
 
 /// Decodes an argument tuple: validated, then deserialized with refs looked

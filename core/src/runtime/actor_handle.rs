@@ -253,7 +253,7 @@ pub fn create<A: ActorClass>(
                 inner,
                 class_of::<A>(),
                 opts,
-                inner.ids.actor(),
+                inner.store.ids.actor(),
                 local?,
                 factory,
             )?;
@@ -278,7 +278,7 @@ pub fn create_hosted<A: ActorClass>(
     let request = opts.request(&format!("actor {name}"), &inner.pool.ledger)?;
     let link = crate::actor::thread::start(inner, class_of::<A>(), opts, id, request, factory)?;
     let keep: Arc<dyn Any + Send + Sync> = link;
-    inner.exports.export_actor(id, &keep);
+    inner.store.exports.export_actor(id, &keep);
     remote_actor::lend_new(inner, id, keep);
     Ok(())
 }
@@ -293,6 +293,7 @@ pub fn hosted_handle<A: ActorClass>(rt: &Runtime, id: ActorId) -> Result<ActorHa
 /// The handle of actor `id`, which lives on this rank.
 pub(crate) fn local_handle<A: ActorClass>(inner: &Inner, id: ActorId) -> Result<ActorHandle<A>> {
     let any = inner
+        .store
         .exports
         .actor(id)
         .ok_or_else(|| Error::Unknown(id.to_string()))?;

@@ -9,15 +9,10 @@ use std::time::Duration;
 use crate::actor::checkpoint::Restored;
 use crate::actor::engine::ActorTable;
 use crate::actor::host::ActorHost;
-use crate::error::Result;
 use crate::ids::ActorId;
-use crate::object::cell::{Slot, StoredValue};
-use crate::object::exports::Exports;
-use crate::resources::ledger::Request;
-use crate::resources::pinning::Pinning;
+use crate::object::store::ObjectStore;
 use crate::runtime::{Inner, Runtime};
-use crate::timeline::Recorder;
-use crate::values::Object;
+use crate::task::pool::TaskPool;
 
 impl ActorHost for Inner {
     type CallCx = Runtime;
@@ -43,40 +38,16 @@ impl ActorHost for Inner {
         &self.actors
     }
 
-    fn new_output(&self) -> Arc<Slot> {
-        Slot::pending(self.ids.object(), None, self.unhandled.clone())
+    fn store(&self) -> &ObjectStore {
+        &self.store
     }
 
-    fn store_value<T: Object>(&self, value: &T) -> Result<StoredValue> {
-        Inner::store_value(self, value)
-    }
-
-    fn exports(&self) -> &Arc<Exports> {
-        &self.exports
-    }
-
-    fn try_grant(&self, req: &Request) -> Option<Arc<[u32]>> {
-        self.pool.try_grant(req)
-    }
-
-    fn release_grant(&self, req: &Request, gpu_ids: &[u32]) {
-        self.pool.release_grant(req, gpu_ids);
-    }
-
-    fn release_ended_grant(self: &Arc<Self>, req: &Request, gpu_ids: &[u32]) {
-        self.pool.release(req, gpu_ids);
-    }
-
-    fn pinning(&self) -> &Pinning {
-        &self.pool.pinning
+    fn pool(&self) -> &Arc<TaskPool> {
+        &self.pool
     }
 
     fn spin(&self) -> Duration {
         self.spin
-    }
-
-    fn timeline(&self) -> &Recorder {
-        &self.pool.timeline
     }
 
     fn checkpoint_dir(&self) -> &Path {
@@ -88,7 +59,7 @@ impl ActorHost for Inner {
     }
 
     fn last_handle_dropped(&self, id: ActorId) {
-        self.exports.forget_actor(id);
+        self.store.exports.forget_actor(id);
         crate::cluster::remote_actor::no_more_handles(self, id);
     }
 }

@@ -31,15 +31,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_store::Arena;
-
 use crate::actor::engine::ActorTable;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::ids::IdGen;
-use crate::object::cell::{Bytes, StoredValue, UnhandledSink};
-use crate::object::exports::{self, Exports};
+use crate::object::cell::StoredValue;
 use crate::object::object_ref::ObjectRef;
+use crate::object::store::ObjectStore;
 use crate::sync::lock;
 use crate::task::pool::TaskPool;
 use crate::values::Object;
@@ -48,12 +45,10 @@ use crate::values::Object;
 pub(crate) struct Inner {
     pub(crate) rank: u32,
     pub(crate) job_id: String,
-    pub(crate) ids: IdGen,
-    pub(crate) arena: Arena,
+    /// The object store: arena, ids, nested-ref capture.
+    pub(crate) store: ObjectStore,
     /// The scheduler and the resources it grants.
     pub(crate) pool: Arc<TaskPool>,
-    pub(crate) exports: Arc<Exports>,
-    pub(crate) unhandled: Arc<UnhandledSink>,
     pub(crate) actors: ActorTable,
     pub(crate) spin: Duration,
     pub(crate) empty_env: Arc<[(String, String)]>,
@@ -89,12 +84,7 @@ impl Inner {
 
     /// Serializes `value` into the arena (one copy), capturing nested refs.
     pub(crate) fn store_value<T: Object>(&self, value: &T) -> Result<StoredValue> {
-        let (block, contained) =
-            exports::capture(&self.exports, || ferry_store::put(&self.arena, value));
-        Ok(StoredValue::written::<T>(
-            Bytes::Own(self.arena.seal(block?)),
-            contained,
-        ))
+        self.store.store_value(value)
     }
 }
 
@@ -134,7 +124,7 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("rank", &self.inner.rank)
             .field("job_id", &self.inner.job_id)
-            .field("store", &self.inner.arena.path())
+            .field("store", &self.inner.store.arena.path())
             .finish()
     }
 }
@@ -182,7 +172,7 @@ impl Runtime {
         let mut m = self.inner.pool.ledger.totals();
         m.insert(
             "object_store_memory".into(),
-            self.inner.arena.capacity() as f64,
+            self.inner.store.arena.capacity() as f64,
         );
         m
     }
@@ -212,12 +202,12 @@ impl Runtime {
     /// (at start), so the path no longer exists while the runtime runs: a
     /// job killed in any way leaves nothing behind.
     pub fn store_path(&self) -> &std::path::Path {
-        self.inner.arena.path()
+        self.inner.store.arena.path()
     }
 
     /// Bytes of the object store in use.
     pub fn store_used(&self) -> usize {
-        self.inner.arena.used()
+        self.inner.store.arena.used()
     }
 
     /// Cancels the task that makes `r` (Ray's `ray.cancel(ref)`), and the
@@ -374,7 +364,7 @@ impl Runtime {
 
     /// This rank's spill directory (`None` when spilling is off).
     pub fn spill_dir(&self) -> Option<&std::path::Path> {
-        self.inner.arena.spill_dir()
+        self.inner.store.arena.spill_dir()
     }
 
     /// What this rank has spilled to disk and read back so far.
@@ -385,14 +375,14 @@ impl Runtime {
     /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn spill_stats(&self) -> ferry_store::SpillStats {
-        self.inner.arena.spill_stats()
+        self.inner.store.arena.spill_stats()
     }
 
     /// What holds this rank's object store now: pinned, lent, being
     /// written, idle and spilled objects (what a put that timed out
     /// reports).
     pub fn store_held(&self) -> ferry_store::HeldReport {
-        self.inner.arena.held()
+        self.inner.store.arena.held()
     }
 
     /// Worker threads started so far (the pool grows when tasks block).
@@ -402,7 +392,7 @@ impl Runtime {
 
     /// Failed objects dropped without anybody calling `get` on them.
     pub fn unhandled_errors(&self) -> u64 {
-        self.inner.unhandled.count.load(Ordering::Relaxed)
+        self.inner.store.unhandled.count.load(Ordering::Relaxed)
     }
 
     /// Stops the runtime: kills the actors, joins every thread, removes the
@@ -425,7 +415,7 @@ impl Runtime {
         }
         crate::runtime::current::clear_runtime_if(inner);
         tracing::debug!(rank = inner.rank, "runtime stopped");
-        inner.arena.unlink().map_err(Error::from)
+        inner.store.arena.unlink().map_err(Error::from)
     }
 }
 
@@ -453,7 +443,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
             )
         })
         .collect();
-    let spill = inner.arena.spill_stats();
+    let spill = inner.store.arena.spill_stats();
     let (tasks, running, failures) = inner.pool.tasks.snapshot();
     let mut actors = inner.actors.states();
     let (mut objects, mut sent, mut lineage) = (Vec::new(), Vec::new(), 0);
@@ -470,8 +460,8 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         host,
         resources,
         store: crate::state::StoreUse {
-            capacity: inner.arena.capacity() as u64,
-            used: inner.arena.used() as u64,
+            capacity: inner.store.arena.capacity() as u64,
+            used: inner.store.arena.used() as u64,
             spilled_objects: spill.on_disk_objects,
             spilled_bytes: spill.on_disk_bytes,
         },

@@ -37,7 +37,7 @@ impl Runtime {
         self.check_live()?;
         let stored = self.inner.store_value(value)?;
         Ok(ObjectRef::from_slot(Slot::ready(
-            self.inner.ids.object(),
+            self.inner.store.ids.object(),
             stored,
         )))
     }
@@ -63,7 +63,7 @@ impl Runtime {
         Vec<P>: Object,
     {
         self.check_live()?;
-        let block = ferry_store::put_pod_slice_with::<P>(&self.inner.arena, len, fill)?;
+        let block = ferry_store::put_pod_slice_with::<P>(&self.inner.store.arena, len, fill)?;
         Ok(self.pod_vec_ref(block))
     }
 
@@ -74,9 +74,11 @@ impl Runtime {
         P: PodElement,
         Vec<P>: Object,
     {
-        let stored =
-            StoredValue::written::<Vec<P>>(Bytes::Own(self.inner.arena.seal(block)), Vec::new());
-        ObjectRef::from_slot(Slot::ready(self.inner.ids.object(), stored))
+        let stored = StoredValue::written::<Vec<P>>(
+            Bytes::Own(self.inner.store.arena.seal(block)),
+            Vec::new(),
+        );
+        ObjectRef::from_slot(Slot::ready(self.inner.store.ids.object(), stored))
     }
 
     /// Puts a whole file into the store as a `Vec<u8>`, read from disk
@@ -138,14 +140,15 @@ impl Runtime {
         debug_assert!(end <= size);
         let len =
             usize::try_from(len).map_err(|_| bad(format!("{len} bytes do not fit in memory")))?;
-        let block = ferry_store::try_put_pod_slice_with::<u8>(&self.inner.arena, len, |dst| {
-            ferry_store::read_exact_at(&file, offset, dst)
-                .map(|_| ())
-                .map_err(|source| ferry_store::StoreError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })
-        })?;
+        let block =
+            ferry_store::try_put_pod_slice_with::<u8>(&self.inner.store.arena, len, |dst| {
+                ferry_store::read_exact_at(&file, offset, dst)
+                    .map(|_| ())
+                    .map_err(|source| ferry_store::StoreError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+            })?;
         Ok(self.pod_vec_ref(block))
     }
 
@@ -162,11 +165,12 @@ impl Runtime {
     /// ```
     pub fn put_archive<T: Object>(&self, bytes: &[u8]) -> Result<ObjectRef<T>> {
         self.check_live()?;
-        let mut block = self.inner.arena.alloc(bytes.len())?;
+        let mut block = self.inner.store.arena.alloc(bytes.len())?;
         block.as_mut_slice().copy_from_slice(bytes);
-        let stored = StoredValue::unchecked::<T>(Bytes::Own(self.inner.arena.seal(block.freeze())));
+        let stored =
+            StoredValue::unchecked::<T>(Bytes::Own(self.inner.store.arena.seal(block.freeze())));
         Ok(ObjectRef::from_slot(Slot::ready(
-            self.inner.ids.object(),
+            self.inner.store.ids.object(),
             stored,
         )))
     }
@@ -336,7 +340,7 @@ impl Runtime {
         let mut m = self.inner.pool.ledger.totals();
         m.insert(
             "object_store_memory".into(),
-            self.inner.arena.capacity() as f64,
+            self.inner.store.arena.capacity() as f64,
         );
         m
     }
@@ -348,7 +352,7 @@ impl Runtime {
         let mut m = self.inner.pool.ledger.available();
         m.insert(
             "object_store_memory".into(),
-            (self.inner.arena.capacity() - self.inner.arena.used()) as f64,
+            (self.inner.store.arena.capacity() - self.inner.store.arena.used()) as f64,
         );
         if let Some(c) = self.inner.cluster() {
             for (k, v) in c.others_available() {

@@ -6,18 +6,16 @@
 
 use std::sync::Arc;
 
-use ferry_store::Arena;
 use ferry_transport::Rank;
 
 use crate::actor::engine::ActorTable;
 use crate::cluster::{Cluster, ClusterHost, RankHost};
-use crate::ids::{IdGen, ObjectId};
-use crate::object::cell::{Slot, UnhandledSink};
-use crate::object::exports::Exports;
-use crate::resources::ledger::Ledger;
+use crate::ids::ObjectId;
+use crate::object::cell::Slot;
+use crate::object::store::ObjectStore;
 use crate::runtime::Inner;
-use crate::state::{RankState, TaskBook};
-use crate::timeline::Recorder;
+use crate::state::RankState;
+use crate::task::pool::TaskPool;
 
 impl ClusterHost for Inner {
     fn cluster(&self) -> Option<&Cluster<Inner>> {
@@ -38,36 +36,16 @@ impl RankHost for Inner {
         Inner::is_shut(self)
     }
 
-    fn arena(&self) -> &Arena {
-        &self.arena
+    fn store(&self) -> &ObjectStore {
+        &self.store
     }
 
-    fn ids(&self) -> &IdGen {
-        &self.ids
-    }
-
-    fn exports(&self) -> &Exports {
-        &self.exports
-    }
-
-    fn unhandled(&self) -> &Arc<UnhandledSink> {
-        &self.unhandled
-    }
-
-    fn ledger(&self) -> &Ledger {
-        &self.pool.ledger
+    fn pool(&self) -> &Arc<TaskPool> {
+        &self.pool
     }
 
     fn actors(&self) -> &ActorTable {
         &self.actors
-    }
-
-    fn timeline(&self) -> &Recorder {
-        &self.pool.timeline
-    }
-
-    fn tasks(&self) -> &TaskBook {
-        &self.pool.tasks
     }
 
     fn borrowed_slot(self: &Arc<Self>, id: ObjectId) -> Arc<Slot> {

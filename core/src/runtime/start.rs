@@ -22,9 +22,8 @@ use crate::actor::engine::ActorTable;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ids::IdGen;
 use crate::object::cell::UnhandledSink;
-use crate::object::exports::Exports;
+use crate::object::store::ObjectStore;
 use crate::resources::gpu_pool::GpuPool;
 use crate::resources::ledger::Ledger;
 use crate::resources::pinning::Pinning;
@@ -433,8 +432,14 @@ impl Prepared {
         let inner = Arc::new(Inner {
             rank: self.rank,
             job_id: self.job_id,
-            ids: IdGen::new(self.rank),
-            arena,
+            store: ObjectStore::new(
+                self.rank,
+                arena,
+                UnhandledSink {
+                    count: Default::default(),
+                    quiet,
+                },
+            ),
             pool: Arc::new(TaskPool::new(
                 self.rank,
                 ledger,
@@ -443,11 +448,6 @@ impl Prepared {
                 Scheduler::new(self.base_threads, self.max_threads, self.spin),
                 crate::timeline::Recorder::new(self.rank, self.timeline),
             )),
-            exports: Arc::new(Exports::default()),
-            unhandled: Arc::new(UnhandledSink {
-                count: Default::default(),
-                quiet,
-            }),
             actors: ActorTable::default(),
             spin: self.spin,
             empty_env: Arc::from(Vec::new()),
@@ -459,7 +459,7 @@ impl Prepared {
         });
         if let Err(e) = inner.pool.start(current::worker_hooks(&inner)) {
             inner.pool.sched.shutdown();
-            let _ = inner.arena.unlink();
+            let _ = inner.store.arena.unlink();
             return Err(Error::Init(format!("could not start worker threads: {e}")));
         }
         if inner.cluster.is_some()
