@@ -149,8 +149,9 @@ pub enum Error {
         source: TransportError,
     },
     /// The launcher's world, this node's topology or this rank's binding
-    /// could not be read or planned (a malformed launcher variable, a
-    /// program without the `mpi` feature started as several ranks, ...).
+    /// could not be read or planned (a program without the `mpi` feature
+    /// started as several ranks, too many ranks for the node's CPUs, ...).
+    /// A malformed launcher variable is [`InvalidArgument`](Error::InvalidArgument).
     #[error("{what}: {source}")]
     Launch {
         /// What was being done (`could not start the runtime`).
@@ -337,9 +338,14 @@ impl From<StoreError> for Error {
 
 impl From<LaunchError> for Error {
     fn from(e: LaunchError) -> Self {
-        Error::Launch {
-            what: "could not start the runtime".into(),
-            source: Arc::new(e),
+        match e {
+            // A malformed variable is bad input, like a bad config value
+            // (`FERRY_JOB_ID=..` is refused as the config's `job_id` is).
+            LaunchError::BadVar { .. } => Error::InvalidArgument(e.to_string()),
+            e => Error::Launch {
+                what: "could not start the runtime".into(),
+                source: Arc::new(e),
+            },
         }
     }
 }
