@@ -361,17 +361,6 @@ enum MayLose {
     ActorCall,
 }
 
-/// Whether message `m` names rank `r` ("rank 2", not "rank 21").
-fn names_rank(m: &str, r: u32) -> bool {
-    let needle = format!("rank {r}");
-    m.match_indices(&needle).any(|(i, _)| {
-        !m[i + needle.len()..]
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-    })
-}
-
 /// Sorts an error: `Ok(reason)` for a documented loss, `Err(why)` for a
 /// failure. `killed`: the ranks lost in this world so far.
 fn judge(may: MayLose, e: &Error, killed: &[u32]) -> Result<&'static str, String> {
@@ -379,10 +368,7 @@ fn judge(may: MayLose, e: &Error, killed: &[u32]) -> Result<&'static str, String
         return Err(format!("hung: no result within {d:?}"));
     }
     match (may, e) {
-        (MayLose::Put, Error::Unknown(m))
-            if killed.iter().any(|&r| names_rank(m, r))
-                && (m.contains("cannot be rebuilt") || m.contains("was lost")) =>
-        {
+        (MayLose::Put, Error::OwnerLost { rank, .. }) if killed.contains(rank) => {
             Ok("puts on lost ranks")
         }
         (MayLose::ActorCall, Error::ActorDied { reason, .. })

@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ferry::{Config, Error, Runtime};
+use ferry::{Config, Error, Runtime, StoreError};
 
 /// Set in a child process this file starts; the value says what to do.
 const CHILD: &str = "FERRY_CKPT_FAULTS_CHILD";
@@ -511,7 +511,9 @@ fn in_an_open_tmpdir() -> ferry::Result<()> {
             .job_id(job("opentmp"))
     };
     match ferry::init(base()) {
-        Err(Error::Store(m)) => {
+        Err(Error::Store(e)) => {
+            assert!(matches!(*e, StoreError::SpillDir { .. }), "{e:?}");
+            let m = e.to_string();
             assert!(m.contains(&root.display().to_string()), "{m}");
             assert!(m.contains("mode is 0755"), "{m}");
         }

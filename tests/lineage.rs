@@ -95,9 +95,14 @@ fn a_task_out_of_retries_does_not_rebuild_and_says_so() -> ferry::Result<()> {
         let first = rt.get(&outer)?[0].to_ref()?;
         world.kill(2, "killed by the test")?;
         match rt.get(&first) {
-            Err(Error::Unknown(msg)) => {
-                assert!(msg.contains("cannot be rebuilt"), "{msg}");
-                assert!(msg.contains("no retries left"), "{msg}");
+            Err(Error::OwnerLost {
+                object,
+                rank,
+                reason,
+            }) => {
+                assert_eq!((object, rank), (first.id(), 2));
+                assert!(reason.contains("cannot be rebuilt"), "{reason}");
+                assert!(reason.contains("no retries left"), "{reason}");
             }
             other => panic!("expected a lost object, got {:?}", other.map(|v| v.len())),
         }
@@ -112,7 +117,8 @@ fn a_put_handed_over_by_an_actor_cannot_be_rebuilt_and_says_so() -> ferry::Resul
         let made = rt.get(&maker.make(9).remote()?)?[0].to_ref()?;
         world.kill(2, "killed by the test")?;
         match rt.get(&made) {
-            Err(Error::Unknown(msg)) => {
+            Err(e @ Error::OwnerLost { rank: 2, .. }) => {
+                let msg = e.to_string();
                 assert!(msg.contains("cannot be rebuilt"), "{msg}");
                 assert!(msg.contains("put"), "{msg}");
                 assert!(msg.contains("rank 2"), "{msg}");

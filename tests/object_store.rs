@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferry::{Config, Error, Runtime};
+use ferry::{Config, Error, Runtime, StoreError};
 
 fn start(cpus: f64, store: usize) -> ferry::Result<Runtime> {
     ferry::init(Config::default().num_cpus(cpus).object_store_memory(store))
@@ -302,14 +302,38 @@ fn views_keep_the_object_alive_after_the_ref_is_dropped() -> ferry::Result<()> {
 fn a_put_larger_than_the_store_fails_cleanly() -> ferry::Result<()> {
     let rt = start(1.0, 8 << 20)?;
     let big = vec![0u8; 16 << 20];
-    match rt.put(&big) {
-        Err(Error::Store(msg)) => assert!(msg.contains("full"), "{msg}"),
+    // A full store is its own kind, apart from an I/O failure of the store.
+    let err = match rt.put(&big) {
+        Err(e @ Error::Store(_)) => e,
         Err(e) => panic!("expected Error::Store, got {e:?}"),
         Ok(_) => panic!("16 MiB fit in an 8 MiB store"),
+    };
+    match &err {
+        Error::Store(e) => match **e {
+            StoreError::Full {
+                requested,
+                capacity,
+                ..
+            } => assert!(requested > capacity, "{e}"),
+            _ => panic!("expected StoreError::Full, got {e:?}"),
+        },
+        _ => unreachable!(),
     }
+    assert!(err.is_store_full());
+    assert!(
+        err.to_string()
+            .starts_with("object store: object store full"),
+        "{err}"
+    );
+    // The store's error is the source, for reporters that walk the chain.
+    let source = std::error::Error::source(&err).expect("a source");
+    assert_eq!(
+        source.to_string(),
+        err.to_string()["object store: ".len()..]
+    );
     match rt.put_vec_with::<f64>(2 << 20, |xs| xs.fill(1.0)) {
-        Err(Error::Store(msg)) => assert!(msg.contains("full"), "{msg}"),
-        Err(e) => panic!("expected Error::Store, got {e:?}"),
+        Err(Error::Store(e)) if matches!(*e, StoreError::Full { .. }) => {}
+        Err(e) => panic!("expected StoreError::Full, got {e:?}"),
         Ok(_) => panic!("16 MiB fit in an 8 MiB store"),
     }
     // Nothing leaked, and the store still works.

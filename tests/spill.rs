@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferry::{Config, Error, ObjectRef};
+use ferry::{Config, Error, ObjectRef, StoreError};
 
 /// A spill root of the test's own, removed at the end.
 struct Root(PathBuf);
@@ -188,7 +188,11 @@ fn a_put_that_cannot_fit_waits_then_says_what_holds_the_store() -> ferry::Result
     let err = rt.put_vec_with::<u8>(4 << 20, |d| d.fill(3)).unwrap_err();
     assert!(start.elapsed() >= timeout);
     let msg = err.to_string();
-    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    assert!(
+        matches!(&err, Error::Store(e) if matches!(**e, StoreError::Held { .. })),
+        "{err:?}"
+    );
+    assert!(err.is_store_full(), "{err:?}");
     assert!(msg.contains("asked for 4.0 MiB and waited 0.3 s"), "{msg}");
     assert!(
         msg.contains("2 objects (6.0 MiB) read by live views"),

@@ -70,7 +70,7 @@ fn corrupt_encoded_arguments_are_an_error() -> ferry::Result<()> {
     call.id = 12345;
     assert!(matches!(
         ferry::__private::invoke(&rt, &call),
-        Err(Error::Unknown(_))
+        Err(Error::FunctionNotInBinary { id: 12345 })
     ));
     rt.shutdown()
 }

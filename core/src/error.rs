@@ -1,7 +1,14 @@
 //! Errors: what a user of the runtime can get back.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use ferry_launcher::LaunchError;
+use ferry_store::StoreError;
+use ferry_transport::TransportError;
+
+use crate::ids::{ActorId, ObjectId};
 
 /// The result type of the runtime's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -116,9 +123,52 @@ pub enum Error {
         /// What validation found.
         reason: String,
     },
-    /// The object store refused the object.
+    /// The object store refused the object, or could not read it back.
+    ///
+    /// The store's own error is kept: match it to tell a full store from an
+    /// I/O failure (or use [`is_store_full`](Error::is_store_full)). It is
+    /// also the error's [`source`](std::error::Error::source), as an
+    /// `Arc<StoreError>`.
+    ///
+    /// ```
+    /// use ferry_core::{Error, StoreError};
+    ///
+    /// let full = Error::from(StoreError::Full { requested: 2 << 20, used: 1 << 20, capacity: 2 << 20 });
+    /// assert!(matches!(&full, Error::Store(e) if matches!(**e, StoreError::Full { .. })));
+    /// assert!(full.to_string().starts_with("object store: object store full"));
+    /// ```
     #[error("object store: {0}")]
-    Store(String),
+    Store(#[source] Arc<StoreError>),
+    /// A message to, or a one-sided read from, another rank failed.
+    #[error("{what}: {source}")]
+    Transport {
+        /// What was being done (`reading object ... from rank 1`).
+        what: String,
+        /// The transport's error.
+        #[source]
+        source: TransportError,
+    },
+    /// The launcher's world, this node's topology or this rank's binding
+    /// could not be read or planned (a program without the `mpi` feature
+    /// started as several ranks, too many ranks for the node's CPUs, ...).
+    /// A malformed launcher variable is [`InvalidArgument`](Error::InvalidArgument).
+    #[error("{what}: {source}")]
+    Launch {
+        /// What was being done (`could not start the runtime`).
+        what: String,
+        /// The launcher's error.
+        #[source]
+        source: Arc<LaunchError>,
+    },
+    /// A thread the runtime needs could not be started.
+    #[error("could not start {what}: {source}")]
+    Thread {
+        /// Which thread (`worker threads`, `an actor thread`).
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// The actor is dead (killed, out of restarts, or all handles dropped).
     #[error("actor {actor} is dead: {reason}")]
     ActorDied {
@@ -127,9 +177,86 @@ pub enum Error {
         /// Why it died.
         reason: String,
     },
-    /// An id that refers to nothing this rank knows (a freed object, a stale handle).
-    #[error("{0} is unknown to this rank (freed or never created here)")]
-    Unknown(String),
+    /// No actor with this id lives where the handle says (it has stopped,
+    /// or the handle names a rank the job does not have).
+    #[error("actor {actor} not found: {reason}")]
+    ActorNotFound {
+        /// The actor.
+        actor: ActorId,
+        /// Where it was looked for.
+        reason: String,
+    },
+    /// The actor exists but is of another class than the handle's.
+    #[error("actor {actor} is not a {class}")]
+    NotThisActorClass {
+        /// The actor.
+        actor: ActorId,
+        /// The class the handle asked for.
+        class: String,
+    },
+    /// The object was freed by its owner (no ref to it was left), or it
+    /// never existed.
+    #[error("{object} was freed by its owner, rank {}, or never existed", .object.rank())]
+    ObjectFreed {
+        /// The object.
+        object: ObjectId,
+    },
+    /// The rank that owned the object was lost and the object cannot be
+    /// rebuilt (a put, or a task out of retries).
+    #[error("{object} is lost with its owner, rank {rank}: {reason}")]
+    OwnerLost {
+        /// The object.
+        object: ObjectId,
+        /// Its owner, the lost rank.
+        rank: u32,
+        /// Why the rank was lost, and why the object cannot be rebuilt.
+        reason: String,
+    },
+    /// The object's owner was lost, and rebuilding the object by re-running
+    /// the task that returned it failed.
+    #[error("{object} was lost with its owner and could not be rebuilt: {reason}")]
+    RebuildFailed {
+        /// The object.
+        object: ObjectId,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The object has no value yet where one was required.
+    #[error("{object} has no value yet")]
+    ObjectNotReady {
+        /// The object.
+        object: ObjectId,
+    },
+    /// A call named a remote function that the binary asked to run it does
+    /// not have (a call encoded by another build of the program).
+    #[error("remote function {id:016x} is not in the binary that was asked to run it")]
+    FunctionNotInBinary {
+        /// The function's id.
+        id: u64,
+    },
+    /// An actor of a class that the binary asked to create it does not have.
+    #[error("actor class {class:016x} is not in the binary that was asked to create it")]
+    ActorClassNotInBinary {
+        /// The class's id.
+        class: u64,
+    },
+    /// A call to an actor method that the actor's binary does not have.
+    #[error("actor method {method:016x} is not in the binary of the rank that hosts the actor")]
+    ActorMethodNotInBinary {
+        /// The method's id.
+        method: u64,
+    },
+    /// An error on another rank whose kind cannot cross ranks (an I/O
+    /// failure of its store, a transport failure there, ...): its message.
+    #[error("{what} failed on rank {rank}: {message}")]
+    Remote {
+        /// The task or object it was about.
+        what: String,
+        /// The rank it happened on.
+        rank: u32,
+        /// The error's message there.
+        message: String,
+    },
     /// The task was cancelled (`Runtime::cancel`) before it finished.
     #[error("task {task} was cancelled")]
     Cancelled {
@@ -142,9 +269,16 @@ pub enum Error {
     /// No runtime is running on this thread.
     #[error("no Ferry runtime on this thread: call ferry::init first")]
     NoRuntime,
-    /// Starting the runtime failed.
+    /// Starting the runtime failed for a reason with no typed source (ranks
+    /// of different builds, a rank that did not answer).
     #[error("could not start the runtime: {0}")]
     Init(String),
+    /// Rank 0, the driver, was lost: the other ranks stop.
+    #[error("rank 0 (the driver) was lost: {reason}")]
+    DriverLost {
+        /// Why it was lost.
+        reason: String,
+    },
     /// No usable GPU: no CUDA driver, no device, or a CUDA call failed.
     #[error("GPU: {0}")]
     Gpu(String),
@@ -174,20 +308,44 @@ impl Error {
             _ => None,
         }
     }
-}
 
-impl From<ferry_store::StoreError> for Error {
-    fn from(e: ferry_store::StoreError) -> Self {
-        Error::Store(e.to_string())
+    /// True when the object store had no room: [`StoreError::Full`], or
+    /// [`StoreError::Held`] (a put waited for room and none came), as
+    /// against an I/O failure of the store.
+    ///
+    /// ```
+    /// use ferry_core::{Error, StoreError};
+    ///
+    /// let full = Error::from(StoreError::Full { requested: 4096, used: 0, capacity: 1024 });
+    /// assert!(full.is_store_full());
+    /// let io = Error::from(StoreError::Io {
+    ///     path: "/dev/shm/x".into(),
+    ///     source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    /// });
+    /// assert!(!io.is_store_full());
+    /// assert!(std::error::Error::source(&io).is_some());
+    /// ```
+    pub fn is_store_full(&self) -> bool {
+        matches!(self, Error::Store(e) if matches!(**e, StoreError::Full { .. } | StoreError::Held { .. }))
     }
 }
 
-impl From<ferry_launcher::LaunchError> for Error {
-    fn from(e: ferry_launcher::LaunchError) -> Self {
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(Arc::new(e))
+    }
+}
+
+impl From<LaunchError> for Error {
+    fn from(e: LaunchError) -> Self {
         match e {
-            // A malformed variable is bad input, like a bad config value.
-            ferry_launcher::LaunchError::BadVar { .. } => Error::InvalidArgument(e.to_string()),
-            e => Error::Init(e.to_string()),
+            // A malformed variable is bad input, like a bad config value
+            // (`FERRY_JOB_ID=..` is refused as the config's `job_id` is).
+            LaunchError::BadVar { .. } => Error::InvalidArgument(e.to_string()),
+            e => Error::Launch {
+                what: "could not start the runtime".into(),
+                source: Arc::new(e),
+            },
         }
     }
 }

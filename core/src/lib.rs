@@ -92,5 +92,7 @@ pub use state::{
 pub use task::context::{command, env_var, gpu_ids, is_cancelled, task_name};
 pub use values::{Object, Remotable};
 
-pub use ferry_store::{HeldReport, PodElement, SpillStats};
+pub use ferry_launcher::LaunchError;
+pub use ferry_store::{HeldReport, PodElement, SpillStats, StoreError};
+pub use ferry_transport::TransportError;
 pub use rkyv;

@@ -98,7 +98,10 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
             if let Some(gpus) = &kept_grant {
                 host.pool().release_grant(&request, gpus);
             }
-            return Err(Error::Init(format!("could not start an actor thread: {e}")));
+            return Err(Error::Thread {
+                what: "an actor thread".into(),
+                source: Arc::new(e),
+            });
         }
     };
     let _ = core.thread.set(handle.thread().clone());

@@ -202,11 +202,11 @@ impl<H: ClusterHost> ActorBook<H> {
     /// A call's `Done` said actor `actor` died: later calls from here fail
     /// at once.
     pub(crate) fn call_failed(&self, actor: u64, e: &WireError) {
-        if !e.is_actor_died() {
+        let Some(reason) = e.actor_died_reason() else {
             return;
-        }
+        };
         if let Some(r) = lock(&self.remote).get(&actor).and_then(Weak::upgrade) {
-            let _ = r.dead.set(e.message.clone());
+            let _ = r.dead.set(reason.to_string());
         }
     }
 }

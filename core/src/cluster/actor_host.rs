@@ -101,9 +101,7 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
             );
             execute(inner, c, from, object, task, || match f {
                 Some((f, _)) => inner.call_actor(id, f, &args),
-                None => Err(Error::Unknown(format!(
-                    "actor method {method:016x} (not in this rank's binary)"
-                ))),
+                None => Err(Error::ActorMethodNotInBinary { method }),
             });
         }
         Msg::AddActorBorrow { .. } => {
@@ -133,12 +131,9 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
 /// Answers a message about an actor that is not here.
 fn refuse<H: RankHost>(c: &Cluster<H>, from: Rank, id: ActorId, msg: Msg, why: &str) {
     match msg {
-        Msg::ActorCall { object, .. } => fail_call(
-            c,
-            from,
-            object,
-            WireError::actor_died(&id.to_string(), why, c.rank),
-        ),
+        Msg::ActorCall { object, .. } => {
+            fail_call(c, from, object, WireError::actor_died(&id.to_string(), why))
+        }
         Msg::AddActorBorrow { actor } => {
             let _ = c.send(
                 from,

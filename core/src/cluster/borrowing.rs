@@ -68,10 +68,11 @@ pub(crate) fn lookup<H: RankHost>(inner: &Arc<H>, id: ObjectId) -> Result<Arc<Sl
         if let Some(b) = slot.borrow() {
             b.acked.store(true, Ordering::Release);
         }
-        slot.complete(Stored::Error(Error::Unknown(format!(
-            "{id} (its owner, rank {}, was lost)",
-            id.rank()
-        ))));
+        slot.complete(Stored::Error(Error::OwnerLost {
+            object: id,
+            rank: id.rank(),
+            reason: "the rank was lost before this one borrowed the object".into(),
+        }));
         return Ok(slot);
     }
     if fresh {
@@ -298,10 +299,7 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
                 (slot, awaiting.remove(&object).unwrap_or_default())
             };
             if let (Some(slot), false) = (&slot, ok) {
-                slot.complete(Stored::Error(Error::Unknown(format!(
-                    "{} (freed by its owner, rank {from}, before it could be borrowed)",
-                    slot.id
-                ))));
+                slot.complete(Stored::Error(Error::ObjectFreed { object: slot.id }));
             }
             if let (Some(slot), Some(v)) = (&slot, value) {
                 match v.result {

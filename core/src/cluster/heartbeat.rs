@@ -108,8 +108,9 @@ impl Heartbeat {
         let handle = std::thread::Builder::new()
             .name(format!("ferry-r{rank}-heartbeat"))
             .spawn(move || watch(weak, rank, timeout))
-            .map_err(|e| {
-                crate::Error::Init(format!("could not start the heartbeat thread: {e}"))
+            .map_err(|e| crate::Error::Thread {
+                what: "the heartbeat thread".into(),
+                source: Arc::new(e),
             })?;
         *lock(&self.thread) = Some(handle);
         Ok(())

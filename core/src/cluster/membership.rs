@@ -50,7 +50,10 @@ impl<H: RankHost> Cluster<H> {
                     ));
                 }
             })
-            .map_err(|e| Error::Init(format!("could not start the receive thread: {e}")))?;
+            .map_err(|e| Error::Thread {
+                what: "the receive thread".into(),
+                source: Arc::new(e),
+            })?;
         *lock(&c.net) = Some(handle);
         // Where the transport can, frames are handled on the thread that
         // receives them (MPI: the progress thread), one handoff less each.
@@ -73,7 +76,10 @@ impl<H: RankHost> Cluster<H> {
         for r in (0..c.size).filter(|r| *r != c.rank) {
             c.transport
                 .send(r, hello.clone())
-                .map_err(|e| Error::Init(format!("could not greet rank {r}: {e}")))?;
+                .map_err(|source| Error::Transport {
+                    what: format!("could not start the runtime: could not greet rank {r}"),
+                    source,
+                })?;
         }
         let deadline = Instant::now() + timeout;
         let mut totals = lock(&c.totals);
@@ -216,7 +222,10 @@ fn net_main<H: RankHost>(inner: Weak<H>, transport: Arc<dyn Transport>) {
             Ok(Some(ev)) => on_event(&inner, c, ev),
             Ok(None) => {}
             Err(e) => {
-                c.end(Err(Error::Init(format!("transport closed: {e}"))));
+                c.end(Err(Error::Transport {
+                    what: "receiving messages".into(),
+                    source: e,
+                }));
                 return;
             }
         }

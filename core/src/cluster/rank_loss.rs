@@ -56,9 +56,9 @@ pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, rank: Rank,
         slot.unlend();
     }
     if rank == 0 && c.rank != 0 {
-        c.end(Err(Error::Init(format!(
-            "rank 0 (the driver) was lost: {reason}"
-        ))));
+        c.end(Err(Error::DriverLost {
+            reason: reason.to_string(),
+        }));
         return;
     }
     let orphans: Vec<(u64, Sent)> = {

@@ -86,10 +86,11 @@ pub(super) fn rebuild<H: RankHost>(
         } else {
             "no task run from this rank returned a ref to it (objects made by put are never rebuilt)"
         };
-        s.complete(Stored::Error(Error::Unknown(format!(
-            "{} (its owner, rank {lost}, was lost: {reason}; it cannot be rebuilt: {why})",
-            s.id
-        ))));
+        s.complete(Stored::Error(Error::OwnerLost {
+            object: s.id,
+            rank: lost,
+            reason: format!("{reason}; it cannot be rebuilt: {why}"),
+        }));
     }
     let rebuilding = taken.len();
     for (targets, sent) in plans {
@@ -130,10 +131,10 @@ impl<H: RankHost> DepWaiter for Rebuild<H> {
             return;
         };
         let fail = |old: &Slot, why: String| {
-            old.complete(Stored::Error(Error::Unknown(format!(
-                "{} (rebuilding it by re-running the task that returned it failed: {why})",
-                old.id
-            ))));
+            old.complete(Stored::Error(Error::RebuildFailed {
+                object: old.id,
+                reason: format!("re-running the task that returned it failed: {why}"),
+            }));
         };
         match self.rerun.get() {
             Some(Stored::Value(_)) => {}
@@ -197,10 +198,10 @@ impl<H: RankHost> DepWaiter for CopyInto<H> {
         };
         let stored = match self.new.get() {
             Some(Stored::Value(v)) => copy_value(&inner, v, self.new.clone()),
-            Some(Stored::Error(e)) => Stored::Error(Error::Unknown(format!(
-                "{} (its rebuilt copy failed: {e})",
-                self.old.id
-            ))),
+            Some(Stored::Error(e)) => Stored::Error(Error::RebuildFailed {
+                object: self.old.id,
+                reason: format!("its rebuilt copy failed: {e}"),
+            }),
             None => return,
         };
         self.old.complete(stored);

@@ -156,14 +156,18 @@ pub(crate) fn attach<H: RankHost>(
     host: Rank,
     name: Arc<str>,
 ) -> Result<Arc<RemoteActor<H>>> {
-    let c = inner
-        .cluster()
-        .ok_or_else(|| Error::Unknown(format!("{id} (on rank {host}, but this job has one)")))?;
+    let c = inner.cluster().ok_or_else(|| Error::ActorNotFound {
+        actor: id,
+        reason: format!("it lives on rank {host}, but this job has one rank"),
+    })?;
     if host >= c.size() {
-        return Err(Error::Unknown(format!(
-            "{id} on rank {host} (the job has {} ranks)",
-            c.size()
-        )));
+        return Err(Error::ActorNotFound {
+            actor: id,
+            reason: format!(
+                "it lives on rank {host}, but the job has {} ranks",
+                c.size()
+            ),
+        });
     }
     let link = {
         let mut map = lock(&c.actors.remote);

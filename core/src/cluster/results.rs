@@ -107,10 +107,16 @@ fn finish_done<H: RankHost>(
                 read_recorded(inner, c, from, offset, dst, || {
                     format!("result {object:016x} from rank {from}")
                 })
-                .map_err(|e| Error::Store(format!("reading the result from rank {from}: {e}")))
+                .map_err(|source| Error::Transport {
+                    what: format!("reading the result of {object:016x} from rank {from}"),
+                    source,
+                })
             })
         }
-        (_, None) => Stored::Error(Error::Store("a result without bytes".into())),
+        // Only a failed result has no length, and so no block.
+        (WireResult::Inline(_) | WireResult::At { .. }, None) => {
+            unreachable!("a result with bytes has a length")
+        }
     };
     // Borrow the objects the result refers to before the executor lets go.
     let (kept, pending) = collect_borrows(|| {

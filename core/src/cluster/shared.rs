@@ -20,7 +20,7 @@ use crate::cluster::lineage::KeptTasks;
 use crate::cluster::releases::Releases;
 use crate::cluster::sent::Sent;
 use crate::cluster::wire::{self, Msg};
-use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::error::{Error, Result};
 use crate::object::cell::Slot;
 use crate::object::codec::Untyped;
 use crate::object::object_ref::ObjectRef;
@@ -205,11 +205,8 @@ impl<H: ClusterHost> Cluster<H> {
 
 /// A frame that could not be sent to `to`.
 pub(super) fn send_error(to: Rank, e: &TransportError) -> Error {
-    Error::Task(Box::new(TaskError {
-        task: "send".into(),
-        rank: to,
-        kind: FailureKind::System,
-        message: e.to_string(),
-        attempts: 1,
-    }))
+    Error::Transport {
+        what: format!("sending a message to rank {to}"),
+        source: e.clone(),
+    }
 }

@@ -133,10 +133,9 @@ pub(super) fn stored_at<H: RankHost>(
             read_recorded(inner, c, from, offset, d, || {
                 format!("object {object:016x} from rank {from}")
             })
-            .map_err(|e| {
-                Error::Store(format!(
-                    "reading object {object:016x} from rank {from}: {e}"
-                ))
+            .map_err(|source| Error::Transport {
+                what: format!("reading object {object:016x} from rank {from}"),
+                source,
             })
         }),
     }

@@ -43,7 +43,7 @@ impl Exports {
         lock(&self.objects)
             .get(&id)
             .and_then(Weak::upgrade)
-            .ok_or_else(|| Error::Unknown(id.to_string()))
+            .ok_or(Error::ObjectFreed { object: id })
     }
 
     pub(crate) fn export_actor(&self, id: ActorId, handle: &Arc<dyn Any + Send + Sync>) {

@@ -50,7 +50,7 @@ impl<T: Object> View<T> {
         let value = match slot.get() {
             Some(Stored::Value(v)) => v,
             Some(Stored::Error(e)) => return Err(e.clone()),
-            None => return Err(Error::Unknown(slot.id.to_string())),
+            None => return Err(Error::ObjectNotReady { object: slot.id }),
         };
         if !value.type_tag.is::<T>() {
             return Err(Error::TypeMismatch {

@@ -154,7 +154,10 @@ pub fn raw_read(rt: &Runtime, from: u32, offset: usize, dst: &mut [u8]) -> Resul
         .ok_or_else(|| Error::InvalidArgument("raw_read needs several ranks".into()))?;
     c.transport
         .read(from, offset, dst)
-        .map_err(|e| Error::Store(e.to_string()))
+        .map_err(|source| Error::Transport {
+            what: format!("raw read of {} bytes from rank {from}", dst.len()),
+            source,
+        })
 }
 
 /// `iters` raw round trips of an 8-byte message with rank `peer` through the
@@ -185,7 +188,10 @@ pub fn raw_ping_pong(
     )?;
     c.transport
         .raw_ping_pong(peer, iters, true)
-        .map_err(|e| Error::Store(e.to_string()))
+        .map_err(|source| Error::Transport {
+            what: format!("raw ping-pong with rank {peer}"),
+            source,
+        })
 }
 
 /// True while the running attempt can still be retried (so arguments must be
@@ -375,8 +381,7 @@ pub fn invoke_with(
     opts: &TaskOptions,
     args: &[u8],
 ) -> Result<ObjectRef<Untyped>> {
-    let f =
-        lookup_remote(id).ok_or_else(|| Error::Unknown(format!("remote function {id:016x}")))?;
+    let f = lookup_remote(id).ok_or(Error::FunctionNotInBinary { id })?;
     (f.invoke)(rt, opts, args)
 }
 

@@ -34,9 +34,7 @@ impl RunById for Inner {
     ) -> Result<()> {
         match lookup_ctor(class) {
             Some(f) => (f.create)(&Runtime::from_inner(self.clone()), opts, id, args),
-            None => Err(Error::Unknown(format!(
-                "actor class {class:016x} (not in this rank's binary)"
-            ))),
+            None => Err(Error::ActorClassNotInBinary { class }),
         }
     }
 

@@ -296,10 +296,16 @@ pub(crate) fn local_handle<A: ActorClass>(inner: &Inner, id: ActorId) -> Result<
         .store
         .exports
         .actor(id)
-        .ok_or_else(|| Error::Unknown(id.to_string()))?;
+        .ok_or_else(|| Error::ActorNotFound {
+            actor: id,
+            reason: "it is not on this rank (it has stopped, or never lived here)".into(),
+        })?;
     let link = any
         .downcast::<LocalActor<A>>()
-        .map_err(|_| Error::Unknown(format!("{id} as a {}", A::NAME)))?;
+        .map_err(|_| Error::NotThisActorClass {
+            actor: id,
+            class: A::NAME.into(),
+        })?;
     Ok(ActorHandle::from_ref(ActorRef {
         reach: Reach::Local(link),
     }))

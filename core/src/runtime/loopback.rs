@@ -168,7 +168,10 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
                 })
         })
         .collect::<std::io::Result<_>>()
-        .map_err(|e| Error::Init(format!("could not start a rank thread: {e}")))?;
+        .map_err(|e| Error::Thread {
+            what: "a rank thread".into(),
+            source: Arc::new(e),
+        })?;
     let t0: Arc<dyn Transport> = e0;
     let started = p0.start(a0, Some(t0));
     let out = started.map(|rt| {

@@ -64,6 +64,15 @@ pub fn init(cfg: Config) -> Result<Runtime> {
     prepared.start(arena, None)
 }
 
+/// A transport failure at step `what` of an MPI start.
+#[cfg(feature = "mpi")]
+fn mpi_start(what: &str, source: ferry_transport::TransportError) -> Error {
+    Error::Transport {
+        what: format!("could not start the runtime: {what}"),
+        source,
+    }
+}
+
 /// Removes the names of `arena`'s segment and spill directory once every
 /// rank that reads it has mapped it (step 4 of the start, in the module
 /// docs). A name that cannot be removed is only a file left behind (for
@@ -89,8 +98,8 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     let arena = create_arena(&cfg, &job_id, world.rank, world.local_size)?;
     let region =
         ferry_transport::Region::new(crate::cluster::arena_region::ArenaRegion(arena.clone()));
-    let transport = ferry_transport::MpiTransport::start(region)
-        .map_err(|e| Error::Init(format!("MPI: {e}")))?;
+    let transport =
+        ferry_transport::MpiTransport::start(region).map_err(|e| mpi_start("starting MPI", e))?;
     if transport.rank() != world.rank || transport.size() != world.size {
         return Err(Error::Init(format!(
             "the launcher ({}) says rank {} of {} but MPI says rank {} of {}: \
@@ -105,12 +114,14 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     }
     // Which ranks share this node, and what their launcher gave each: the
     // binding plan splits only what ranks share.
-    let topo = ferry_launcher::Topology::detect()
-        .map_err(|e| Error::Init(format!("cannot read this node's topology: {e}")))?;
+    let topo = ferry_launcher::Topology::detect().map_err(|e| Error::Launch {
+        what: "could not start the runtime: cannot read this node's topology".into(),
+        source: Arc::new(e.into()),
+    })?;
     let hello = crate::cluster::node_hello::Hello::of(&topo, arena.path());
     let hellos = transport
         .all_gather_bytes(hello.encode())
-        .map_err(|e| Error::Init(format!("MPI: {e}")))?;
+        .map_err(|e| mpi_start("exchanging the node hellos", e))?;
     let (local, me) = crate::cluster::node_hello::local_ranks(&hellos, world.rank)
         .map_err(|e| Error::Init(format!("MPI start-up exchange: {e}")))?;
     // A launcher that does not say counts every rank as a neighbour
@@ -149,7 +160,7 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     // One byte each (an exchange of nothing is refused by some MPIs).
     transport
         .all_gather_bytes(vec![1])
-        .map_err(|e| Error::Init(format!("MPI: {e}")))?;
+        .map_err(|e| mpi_start("waiting for every rank to map its neighbours", e))?;
     unlink_named(&arena);
     let mut prepared = Prepared::new(
         &cfg,
@@ -316,8 +327,10 @@ impl Prepared {
             }
             Placement::Node { topo, local, me } => (topo, local, me, true),
         };
-        let binding = ferry_launcher::plan_rank(&topo, &local, me)
-            .map_err(|e| Error::Init(format!("cannot plan this rank's binding: {e}")))?;
+        let binding = ferry_launcher::plan_rank(&topo, &local, me).map_err(|e| Error::Launch {
+            what: "could not start the runtime: cannot plan this rank's binding".into(),
+            source: Arc::new(e),
+        })?;
         let cores = binding.cpus.len().max(1);
         // The config's values are checked (`Config::check`) before this.
         let num_cpus = cfg.num_cpus.unwrap_or(cores as f64);
@@ -460,7 +473,10 @@ impl Prepared {
         if let Err(e) = inner.pool.start(current::worker_hooks(&inner)) {
             inner.pool.sched.shutdown();
             let _ = inner.store.arena.unlink();
-            return Err(Error::Init(format!("could not start worker threads: {e}")));
+            return Err(Error::Thread {
+                what: "worker threads".into(),
+                source: Arc::new(e),
+            });
         }
         if inner.cluster.is_some()
             && let Err(e) = Cluster::start(&inner, Duration::from_secs(60))

@@ -52,7 +52,10 @@ pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
         return Ok(());
     }
     let passes = 5;
-    let topo = Topology::detect().map_err(|e| ferry::Error::Init(e.to_string()))?;
+    let topo = Topology::detect().map_err(|e| ferry::Error::Launch {
+        what: "cannot read this node's topology".into(),
+        source: std::sync::Arc::new(e.into()),
+    })?;
     let binding = rt.binding();
     let mut nodes: Vec<u32> = binding
         .cpus

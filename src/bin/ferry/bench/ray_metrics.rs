@@ -129,15 +129,15 @@ impl ConcurrentCallers {
 
     fn round(&self) -> ferry::Result<()> {
         for tx in &self.go {
-            tx.send(())
-                .map_err(|_| ferry::Error::Unknown("a caller thread stopped".into()))?;
+            tx.send(()).map_err(|_| {
+                ferry::Error::Init("ray metrics bench: a caller thread stopped".into())
+            })?;
         }
         let mut result = Ok(());
         for _ in 0..self.go.len() {
-            let r = self
-                .done
-                .recv()
-                .map_err(|_| ferry::Error::Unknown("a caller thread stopped".into()))?;
+            let r = self.done.recv().map_err(|_| {
+                ferry::Error::Init("ray metrics bench: a caller thread stopped".into())
+            })?;
             if result.is_ok() {
                 result = r;
             }
