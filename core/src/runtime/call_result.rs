@@ -29,7 +29,7 @@ pub(crate) fn finish<R: Object>(
     result: std::result::Result<R, Failure>,
 ) -> Outcome {
     match result {
-        Ok(v) => match rt.inner.store_value(&v) {
+        Ok(v) => match rt.inner.store.store_value(&v) {
             Ok(stored) => Outcome::Value(stored),
             Err(e) => Outcome::Error(e),
         },

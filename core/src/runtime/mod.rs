@@ -34,12 +34,10 @@ use std::time::{Duration, Instant};
 use crate::actor::engine::ActorTable;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::object::cell::StoredValue;
 use crate::object::object_ref::ObjectRef;
 use crate::object::store::ObjectStore;
 use crate::sync::lock;
 use crate::task::pool::TaskPool;
-use crate::values::Object;
 
 /// The shared state of one rank's runtime.
 pub(crate) struct Inner {
@@ -80,11 +78,6 @@ impl Inner {
 
     pub(crate) fn is_shut(&self) -> bool {
         self.shut.load(Ordering::Acquire)
-    }
-
-    /// Serializes `value` into the arena (one copy), capturing nested refs.
-    pub(crate) fn store_value<T: Object>(&self, value: &T) -> Result<StoredValue> {
-        self.store.store_value(value)
     }
 }
 

@@ -35,7 +35,7 @@ impl Runtime {
     /// ```
     pub fn put<T: Object>(&self, value: &T) -> Result<ObjectRef<T>> {
         self.check_live()?;
-        let stored = self.inner.store_value(value)?;
+        let stored = self.inner.store.store_value(value)?;
         Ok(ObjectRef::from_slot(Slot::ready(
             self.inner.store.ids.object(),
             stored,
