@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use ferry_transport::{Event, Rank, Transport};
+use ferry_transport::{Event, Rank, Transport, TransportError};
 
 use crate::cluster::actor_host::on_actor_message;
 use crate::cluster::borrowing::on_borrow_message;
@@ -73,17 +73,24 @@ impl<H: RankHost> Cluster<H> {
             host,
             store: store.to_string_lossy().into_owned(),
         });
+        // A rank lost while this one starts (a loopback rank killed early)
+        // is neither greeted nor waited for: its loss is handled like any
+        // other once the runtime runs.
         for r in (0..c.size).filter(|r| *r != c.rank) {
-            c.transport
-                .send(r, hello.clone())
-                .map_err(|source| Error::Transport {
-                    what: format!("could not start the runtime: could not greet rank {r}"),
-                    source,
-                })?;
+            match c.transport.send(r, hello.clone()) {
+                Err(TransportError::RankLost { .. }) => {}
+                Err(source) => {
+                    return Err(Error::Transport {
+                        what: format!("could not start the runtime: could not greet rank {r}"),
+                        source,
+                    });
+                }
+                Ok(()) => {}
+            }
         }
         let deadline = Instant::now() + timeout;
         let mut totals = lock(&c.totals);
-        while totals.iter().any(Option::is_none) {
+        while (0..totals.len()).any(|r| totals[r].is_none() && !c.transport.is_lost(r as Rank)) {
             if let Some(why) = lock(&c.incompatible).clone() {
                 return Err(Error::Init(why));
             }

@@ -23,6 +23,10 @@ use crate::sync::lock;
 pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, rank: Rank, reason: &str) {
     tracing::error!("rank {}: rank {rank} was lost: {reason}", c.rank);
     lock(&c.lost).push(rank);
+    // A start-up waiting for every rank's hello stops waiting for this one
+    // (the lock orders this wake-up after its check, so it is not missed).
+    drop(lock(&c.totals));
+    c.heard.notify_all();
     // Objects it owned: their borrows end here (work waiting for their
     // acks goes on), and those not here yet are rebuilt or fail.
     let orphaned: Vec<Arc<Slot>> = lock(&c.borrowed)
