@@ -4,10 +4,13 @@
 //!
 //! # Protocol
 //!
-//! 1. Once every rank has said `Hello`, each rank starts one thread that
+//! 1. Once a rank has said `Hello` to every rank, it starts one thread that
 //!    every `timeout / 4` sends `Heartbeat` to the ranks it watches: rank 0
 //!    watches every other rank, every other rank watches rank 0 (2·(n−1)
-//!    frames per period in all, none between two non-zero ranks).
+//!    frames per period in all, none between two non-zero ranks). It beats
+//!    while it still waits to hear from the others (a rank whose greeting
+//!    never came waits up to the start-up timeout, and must not look silent
+//!    meanwhile), but judges nobody until every rank has said `Hello`.
 //! 2. Any frame from a rank is a sign of life ([`Heartbeat::heard`]), so a
 //!    busy rank needs no extra frame.
 //! 3. A watched rank not heard from for `timeout` is declared lost through
@@ -45,6 +48,8 @@ pub(crate) struct Heartbeat {
     epoch: Instant,
     /// Milliseconds after `epoch` of the last frame from each rank.
     last: Box<[AtomicU64]>,
+    /// Set once every rank has said `Hello`: silence counts from then on.
+    judging: AtomicBool,
     /// Set when the job ends: nobody is watched any more.
     done: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -57,6 +62,7 @@ impl Heartbeat {
             timeout,
             epoch: Instant::now(),
             last: (0..size).map(|_| AtomicU64::new(0)).collect(),
+            judging: AtomicBool::new(false),
             done: AtomicBool::new(false),
             thread: Mutex::new(None),
         }
@@ -87,7 +93,16 @@ impl Heartbeat {
         }
     }
 
-    /// Step 1: starts the watcher thread (after every `Hello`).
+    /// Step 1, once every rank has said `Hello`: silence from now on counts.
+    pub(crate) fn judge_from_now(&self) {
+        let now = self.now_ms();
+        for t in self.last.iter() {
+            t.fetch_max(now, Ordering::Relaxed);
+        }
+        self.judging.store(true, Ordering::Release);
+    }
+
+    /// Step 1: starts the beating thread (after this rank's `Hello`s).
     pub(crate) fn start<H: ClusterHost>(
         &self,
         inner: &Arc<H>,
@@ -156,11 +171,15 @@ fn watch<H: ClusterHost>(weak: Weak<H>, rank: Rank, timeout: Duration) {
                     t.fetch_max(now, Ordering::Relaxed);
                 }
             }
+            let judging = hb.judging.load(Ordering::Acquire);
             for r in watched(c.rank, c.size()) {
                 if c.transport.is_lost(r) || c.lost_ranks().contains(&r) {
                     continue;
                 }
                 let _ = c.transport.send(r, beat.clone());
+                if !judging {
+                    continue;
+                }
                 let last = hb.last[r as usize].load(Ordering::Relaxed);
                 let silent = Duration::from_millis(now.saturating_sub(last));
                 if silent > timeout && !hb.done.load(Ordering::Acquire) {

@@ -26,6 +26,9 @@ use crate::error::{Error, Result};
 use crate::object::cell::Stored;
 use crate::sync::lock;
 
+/// How often a starting rank looks again at who was lost while it waits.
+const START_SLICE: Duration = Duration::from_millis(50);
+
 impl<H: RankHost> Cluster<H> {
     /// Step 1: starts the receive thread, says hello, waits to hear from all.
     pub(crate) fn start(inner: &Arc<H>, timeout: Duration) -> Result<()> {
@@ -88,11 +91,25 @@ impl<H: RankHost> Cluster<H> {
                 Ok(()) => {}
             }
         }
+        // Beat while waiting (a rank whose greeting went missing keeps this
+        // one waiting, and this one must not look silent meanwhile).
+        c.heartbeat.start(inner, c)?;
         let deadline = Instant::now() + timeout;
         let mut totals = lock(&c.totals);
         while (0..totals.len()).any(|r| totals[r].is_none() && !c.transport.is_lost(r as Rank)) {
             if let Some(why) = lock(&c.incompatible).clone() {
                 return Err(Error::Init(why));
+            }
+            if c.transport.is_lost(c.rank) {
+                // Declared lost by the others while starting (its greetings
+                // or beats never arrived): it takes no part in the job.
+                return Err(Error::Transport {
+                    what: "could not start the runtime".into(),
+                    source: TransportError::RankLost {
+                        rank: c.rank,
+                        reason: "this rank was declared lost while it started".into(),
+                    },
+                });
             }
             let now = Instant::now();
             if now >= deadline {
@@ -102,14 +119,18 @@ impl<H: RankHost> Cluster<H> {
                     "ranks {missing:?} did not answer within {timeout:?}"
                 )));
             }
+            // A lost rank is no longer waited for: its loss wakes this wait
+            // (see `on_event`), and the slice bounds the wait if a wake-up
+            // is missed (this rank itself lost, its receive thread ended).
             totals = c
                 .heard
-                .wait_timeout(totals, deadline - now)
+                .wait_timeout(totals, (deadline - now).min(START_SLICE))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
         drop(totals);
-        c.heartbeat.start(inner, c)
+        c.heartbeat.judge_from_now();
+        Ok(())
     }
 
     /// Step 5 on rank 0: tells every other rank to stop.
@@ -174,7 +195,11 @@ fn on_event<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, ev: Event) {
                 }
             }
         }
-        Event::RankLost { rank, reason } => rank_lost(inner, c, rank, &reason),
+        Event::RankLost { rank, reason } => {
+            rank_lost(inner, c, rank, &reason);
+            // A rank still starting stops waiting for the lost one's hello.
+            c.heard.notify_all();
+        }
     }
 }
 

@@ -91,6 +91,17 @@ impl World {
 /// Runs `body` on rank 0 of an `n`-rank world in this process; ranks
 /// `1..n` serve until the body returns, then all shut down.
 pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> Result<R> {
+    run_over(n, cfg, |e| e, body)
+}
+
+/// [`run`], each rank talking through `wrap(its endpoint)` (tests put a
+/// faulty transport between a rank and the world).
+pub(crate) fn run_over<R>(
+    n: u32,
+    cfg: Config,
+    wrap: impl Fn(Arc<Loopback>) -> Arc<dyn Transport>,
+    body: impl FnOnce(Runtime, &World) -> R,
+) -> Result<R> {
     if n == 0 {
         return Err(Error::InvalidArgument(
             "a world needs at least one rank".into(),
@@ -142,7 +153,10 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
         runtimes: Mutex::new(vec![None; n as usize]),
         started: Condvar::new(),
     });
-    let mut ranks = prepared.into_iter().zip(arenas).zip(endpoints);
+    let mut ranks = prepared
+        .into_iter()
+        .zip(arenas)
+        .zip(endpoints.into_iter().map(wrap));
     let ((p0, a0), e0) = ranks.next().expect("n >= 1");
     let servers: Vec<_> = ranks
         .enumerate()
@@ -152,8 +166,7 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
                 .name("ferry-loopback-rank".into())
                 .spawn(move || {
                     let rank = i as Rank + 1;
-                    let t: Arc<dyn Transport> = e;
-                    let rt = p.start(a, Some(t));
+                    let rt = p.start(a, Some(e));
                     let rt = match rt {
                         Ok(rt) => rt,
                         Err(e) => {
@@ -172,8 +185,7 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
             what: "a rank thread".into(),
             source: Arc::new(e),
         })?;
-    let t0: Arc<dyn Transport> = e0;
-    let started = p0.start(a0, Some(t0));
+    let started = p0.start(a0, Some(e0));
     let out = started.map(|rt| {
         world.set_runtime(0, Some(rt.clone()));
         // A panicking body (a failed assertion in a test) still ends every
@@ -204,4 +216,97 @@ pub fn run<R>(n: u32, cfg: Config, body: impl FnOnce(Runtime, &World) -> R) -> R
         tracing::warn!("a loopback rank ended with: {e}");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ferry_transport::{Event, Handler, TransportError};
+
+    use super::*;
+
+    /// Rank 2's endpoint, whose first frame to rank 1 (its `Hello`) is lost:
+    /// as if rank 2 was stopped between greeting rank 0 and rank 1.
+    struct HelloLostToRankOne {
+        inner: Arc<Loopback>,
+        dropped: std::sync::atomic::AtomicBool,
+    }
+
+    impl Transport for HelloLostToRankOne {
+        fn rank(&self) -> Rank {
+            self.inner.rank()
+        }
+        fn size(&self) -> u32 {
+            self.inner.size()
+        }
+        fn send(&self, to: Rank, bytes: Vec<u8>) -> std::result::Result<(), TransportError> {
+            if to == 1 && !self.dropped.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
+            self.inner.send(to, bytes)
+        }
+        fn recv(
+            &self,
+            timeout: Option<Duration>,
+        ) -> std::result::Result<Option<Event>, TransportError> {
+            self.inner.recv(timeout)
+        }
+        fn read(
+            &self,
+            from: Rank,
+            offset: usize,
+            dst: &mut [u8],
+        ) -> std::result::Result<(), TransportError> {
+            self.inner.read(from, offset, dst)
+        }
+        fn is_lost(&self, rank: Rank) -> bool {
+            self.inner.is_lost(rank)
+        }
+        fn declare_lost(
+            &self,
+            rank: Rank,
+            reason: &str,
+        ) -> std::result::Result<(), TransportError> {
+            self.inner.declare_lost(rank, reason)
+        }
+        fn close(&self) -> std::result::Result<(), TransportError> {
+            self.inner.close()
+        }
+        fn set_handler(&self, handler: Handler) -> std::result::Result<(), Handler> {
+            self.inner.set_handler(handler)
+        }
+    }
+
+    #[test]
+    fn a_rank_stopped_before_greeting_another_is_lost_and_the_other_starts() -> Result<()> {
+        let cfg = Config::default()
+            .num_cpus(1.0)
+            .object_store_memory(16 << 20)
+            .heartbeat_timeout(Duration::from_secs(3));
+        let wrap = |e: Arc<Loopback>| -> Arc<dyn Transport> {
+            if e.rank() == 2 {
+                Arc::new(HelloLostToRankOne {
+                    inner: e,
+                    dropped: false.into(),
+                })
+            } else {
+                e
+            }
+        };
+        run_over(3, cfg, wrap, |rt, world| {
+            // Rank 1 waits for a greeting that will never come; rank 2 goes
+            // silent; only rank 0's heartbeat can end the wait.
+            world.stop(2)?;
+            // Rank 1 starts once rank 2 is declared lost, well before its
+            // 60 s start-up timeout, and is not itself taken for silent
+            // while it waits (it beats).
+            let one = world
+                .runtime(1)
+                .ok_or_else(|| Error::Init("rank 1 did not start within 30 s".into()))?;
+            assert_eq!(rt.state().lost, vec![2], "{}", rt.state());
+            assert_eq!(one.state().lost, vec![2], "{}", one.state());
+            Ok(())
+        })?
+    }
 }
