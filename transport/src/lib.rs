@@ -16,7 +16,8 @@
 //!   channels (tests, and single-process runs).
 //! - `MpiTransport` (feature `mpi`): real ranks under `mpirun`/`srun`,
 //!   two-sided MPI messages for frames and a passive-target MPI RMA window
-//!   over the region for reads; one progress thread owns every MPI call.
+//!   over the region for reads; senders and readers call MPI themselves
+//!   under one lock, and a progress thread receives.
 //!   See the crate README for the design and measured numbers.
 //!
 //! All `unsafe` code lives in one private module (`rma`): the raw-memory

@@ -1,4 +1,5 @@
-//! Real ranks over MPI: one progress thread owns every MPI call.
+//! Real ranks over MPI: a progress thread receives; senders and readers
+//! call MPI themselves under one lock.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,7 +12,9 @@ use mpi::Threading;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Destination, MatchedReceiveVec, Source};
 
-use crate::rma::{PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving};
+use crate::rma::{
+    MpiLock, PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving,
+};
 use crate::wait::recv_until;
 use crate::{Event, Handler, Rank, Region, Transport, TransportError};
 
@@ -82,16 +85,21 @@ struct Started {
 /// A rank's endpoint over MPI (feature `mpi`).
 ///
 /// [`start`](MpiTransport::start) spawns a progress thread that initializes
-/// MPI (`MPI_THREAD_SERIALIZED` asked, at least `FUNNELED` required: every
-/// MPI call of the process happens on that one thread, because OpenMPI's
-/// handles are `!Send` and thread-safe MPI is slower), creates a
-/// passive-target RMA window over the rank's [`Region`] and then loops:
-/// posts queued frames (`MPI_Isend`, tag [`FRAME_TAG`]), probes for incoming
-/// ones (`MPI_Improbe` + `MPI_Mrecv`), serves queued reads (`MPI_Get` +
-/// `MPI_Win_flush`), and when idle spins ~50 µs, then sleeps with
+/// MPI (`MPI_THREAD_SERIALIZED` asked, at least `FUNNELED` required),
+/// creates a passive-target RMA window over the rank's [`Region`] (locked
+/// once for the whole run, `MPI_Win_lock_all`) and then loops: probes for
+/// incoming frames (`MPI_Improbe` + `MPI_Mrecv`) and hands each to the
+/// runtime's handler right there, posts frames other threads queued, tests
+/// sends for completion, and when idle spins ~2 ms, then sleeps with
 /// exponential backoff from 10 µs to 1 ms — ranks share cores with workers,
-/// so an idle rank must not burn one. Queuing work wakes the thread at once;
-/// an incoming frame on an idle rank waits up to 1 ms to be noticed.
+/// so an idle rank must not burn one.
+///
+/// With `SERIALIZED` granted, no thread stands between a caller and MPI:
+/// whichever thread needs MPI takes one lock and calls it. A sending thread
+/// posts its own `MPI_Isend` (when the lock is free and nothing is queued
+/// before its frame), and a reading thread issues its own `MPI_Get` +
+/// `MPI_Win_flush_local`. With only `FUNNELED`, every call stays on the
+/// progress thread.
 ///
 /// MPI can be initialized once per process: start one `MpiTransport` per
 /// process, and do not initialize MPI elsewhere.
@@ -160,7 +168,7 @@ impl MpiTransport {
         let handler = Arc::new(std::sync::OnceLock::new());
         let thread_handler = handler.clone();
         let direct = Arc::new(Direct {
-            mpi: Mutex::new(()),
+            mpi: MpiLock::new(),
             pending: Mutex::new(VecDeque::new()),
             allowed: AtomicBool::new(false),
         });
@@ -423,7 +431,7 @@ impl Transport for MpiTransport {
         // before it (one thread handoff less); else queue it.
         if self.direct.allowed.load(Ordering::Acquire)
             && self.cmds.is_empty()
-            && let Ok(_mpi) = self.direct.mpi.try_lock()
+            && let Some(_mpi) = self.direct.mpi.try_lock()
             && self.cmds.is_empty()
             && !self.closed.load(Ordering::Acquire)
         {
@@ -477,6 +485,12 @@ impl Transport for MpiTransport {
             return r;
         }
         let dst = dst.take().ok_or(TransportError::Closed)?;
+        // Any other thread issues its own MPI_Get under the MPI lock, with
+        // no thread in between; only where MPI allows calls from one thread
+        // alone (FUNNELED) does the progress thread read for it.
+        if self.direct.allowed.load(Ordering::Acquire) {
+            return self.direct.mpi.lock().get(from, offset, dst);
+        }
         ReadRequest::run(from, offset, dst, |req| self.command(Cmd::Read(req)))
     }
 
@@ -552,6 +566,10 @@ fn progress_main(
             return Err(e);
         }
     };
+    if direct.allowed.load(Ordering::Acquire) {
+        // Readers on any thread get from the window themselves.
+        direct.mpi.lock().share(&window);
+    }
     let info = MpiInfo {
         threading: format!("{threading:?}"),
         library: mpi::environment::library_version()
@@ -575,8 +593,8 @@ fn progress_main(
         serve(&world, &window, &cmds, &sink, &expecting, &direct)
     };
     // From here on no thread but this one calls MPI.
-    let _mpi = lock(&direct.mpi);
-    let freed = window.free().map(drop);
+    let mut mpi = direct.mpi.lock();
+    let freed = window.free(&mut mpi).map(drop);
     // Frames that arrived before every rank freed the window are still
     // handed out (to the queue: the runtime has stopped handling them).
     let _ = poll_frames(
@@ -596,14 +614,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What lets a thread other than the progress thread post its own sends:
-/// the lock that serializes MPI calls (the library runs at
-/// `MPI_THREAD_SERIALIZED`), and the sends in flight, which the progress
-/// thread tests for completion. A sender that finds the lock taken, or
-/// frames still queued for the progress thread (whose order must be kept),
-/// queues its frame instead.
+/// What lets a thread other than the progress thread call MPI itself: the
+/// lock that serializes MPI calls (the library runs at
+/// `MPI_THREAD_SERIALIZED`) and carries the RMA window, and the sends in
+/// flight, which the progress thread tests for completion. A reader takes
+/// the lock and issues its own `MPI_Get`. A sender that finds the lock
+/// taken, or frames still queued for the progress thread (whose order must
+/// be kept), queues its frame instead.
 struct Direct {
-    mpi: Mutex<()>,
+    mpi: MpiLock,
     pending: Mutex<VecDeque<PendingSend>>,
     /// False when MPI granted less than `SERIALIZED`: every call stays on
     /// the progress thread.
@@ -661,7 +680,7 @@ fn serve(
         let mut busy = false;
         // Every MPI call below happens under the MPI lock, which other
         // threads take to post their sends themselves (see `Direct`).
-        let mpi = lock(&direct.mpi);
+        let mpi = direct.mpi.lock();
         while !closing {
             match cmds.try_recv() {
                 Ok(Cmd::Send { to, bytes }) => {

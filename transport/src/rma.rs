@@ -53,7 +53,7 @@ pub(crate) fn copy_out(src: &dyn Exposed, offset: usize, dst: &mut [u8]) {
 
 #[cfg(feature = "mpi")]
 pub(crate) use self::mpi_ffi::{
-    PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving,
+    MpiLock, PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving,
 };
 
 #[cfg(feature = "mpi")]
@@ -173,51 +173,22 @@ mod mpi_ffi {
         }
 
         /// Copies `dst.len()` bytes at `offset` of `target`'s window into `dst`
-        /// and waits until they are there (`MPI_Get` + `MPI_Win_flush`).
-        /// The caller has checked the range against the target's region length.
+        /// and waits until they are there (see [`get_on`]).
         pub(crate) fn get(
             &self,
             target: Rank,
             offset: usize,
             dst: &mut [u8],
         ) -> Result<(), TransportError> {
-            let target_c = c_int::try_from(target)
-                .map_err(|_| TransportError::Mpi("rank exceeds c_int".into()))?;
-            let mut done = 0;
-            while done < dst.len() {
-                let n = (dst.len() - done).min(CHUNK);
-                let disp = ffi::MPI_Aint::try_from(offset + done)
-                    .map_err(|_| TransportError::Mpi("offset exceeds MPI_Aint".into()))?;
-                // SAFETY: `dst[done..done+n]` is a live, exclusively borrowed
-                // buffer of `n` bytes (`n <= CHUNK` fits `c_int`); it stays
-                // borrowed until the flush below completes the operation.
-                // `self.win` is a live window with an open lock_all epoch.
-                let code = unsafe {
-                    ffi::MPI_Get(
-                        dst.as_mut_ptr().add(done) as *mut c_void,
-                        n as c_int,
-                        ffi::RSMPI_UINT8_T,
-                        target_c,
-                        disp,
-                        n as c_int,
-                        ffi::RSMPI_UINT8_T,
-                        self.win,
-                    )
-                };
-                check("MPI_Get", code)?;
-                done += n;
-            }
-            // SAFETY: `self.win` is a live window with an open lock_all epoch;
-            // the flush completes every get issued above before `dst` is
-            // released. It runs even when a get failed part-way, so nothing
-            // is left writing into `dst`.
-            let code = unsafe { ffi::MPI_Win_flush(target_c, self.win) };
-            check("MPI_Win_flush", code)
+            get_on(self.win, target, offset, dst)
         }
 
         /// Ends the lock_all epoch and frees the window (`MPI_Win_free` is
-        /// collective: every rank must call it). Returns the region.
-        pub(crate) fn free(mut self) -> Result<Region, TransportError> {
+        /// collective: every rank must call it). Returns the region. Takes
+        /// the window back from the MPI lock first, so no other thread can
+        /// read from it once it is freed.
+        pub(crate) fn free(mut self, mpi: &mut MpiGuard<'_>) -> Result<Region, TransportError> {
+            mpi.unshare();
             // SAFETY: `self.win` is live with an open lock_all epoch (opened
             // in `create`); every get was flushed before its request returned.
             let unlock = unsafe { ffi::MPI_Win_unlock_all(self.win) };
@@ -242,6 +213,126 @@ mod mpi_ffi {
     }
 
     /// An `MPI_Isend` of an owned buffer, kept alive until the send completes.
+    /// Copies `dst.len()` bytes at `offset` of `target`'s part of window
+    /// `win` into `dst` and waits until they are there: `MPI_Get` (in
+    /// chunks that fit a `c_int`) + `MPI_Win_flush_local`, which for a get
+    /// means the bytes have arrived. The caller holds the MPI lock, `win` is
+    /// open in a lock_all epoch, and the range was checked against the
+    /// target's region length.
+    fn get_on(
+        win: ffi::MPI_Win,
+        target: Rank,
+        offset: usize,
+        dst: &mut [u8],
+    ) -> Result<(), TransportError> {
+        let target_c = c_int::try_from(target)
+            .map_err(|_| TransportError::Mpi("rank exceeds c_int".into()))?;
+        let mut done = 0;
+        let mut failed = Ok(());
+        while done < dst.len() {
+            let n = (dst.len() - done).min(CHUNK);
+            let Ok(disp) = ffi::MPI_Aint::try_from(offset + done) else {
+                failed = Err(TransportError::Mpi("offset exceeds MPI_Aint".into()));
+                break;
+            };
+            // SAFETY: `dst[done..done+n]` is a live, exclusively borrowed
+            // buffer of `n` bytes (`n <= CHUNK` fits `c_int`); it stays
+            // borrowed until the flush below completes the operation.
+            // `win` is a live window with an open lock_all epoch (the
+            // caller's contract: a `Window` or the MPI lock's shared handle).
+            let code = unsafe {
+                ffi::MPI_Get(
+                    dst.as_mut_ptr().add(done) as *mut c_void,
+                    n as c_int,
+                    ffi::RSMPI_UINT8_T,
+                    target_c,
+                    disp,
+                    n as c_int,
+                    ffi::RSMPI_UINT8_T,
+                    win,
+                )
+            };
+            if let Err(e) = check("MPI_Get", code) {
+                failed = Err(e);
+                break;
+            }
+            done += n;
+        }
+        // SAFETY: as above; the flush completes every get issued above
+        // before `dst` is released. It runs even when a get failed part-way,
+        // so nothing is left writing into `dst`.
+        let code = unsafe { ffi::MPI_Win_flush_local(target_c, win) };
+        failed.and(check("MPI_Win_flush_local", code))
+    }
+
+    /// A window handle, shared through the MPI lock.
+    struct WinHandle(ffi::MPI_Win);
+
+    // SAFETY: an MPI handle is a plain value naming library state; at
+    // `MPI_THREAD_SERIALIZED` any thread may use it as long as calls never
+    // overlap, which the mutex of `MpiLock` (the only place a `WinHandle`
+    // lives) guarantees.
+    unsafe impl Send for WinHandle {}
+
+    /// The lock that serializes this process's MPI calls (the library runs
+    /// at `MPI_THREAD_SERIALIZED`): whichever thread needs MPI takes it and
+    /// calls MPI itself. While the RMA window is open it carries the
+    /// window, so a thread holding it reads another rank's region right
+    /// there (`MpiGuard::get`), with no thread in between.
+    pub(crate) struct MpiLock(std::sync::Mutex<Option<WinHandle>>);
+
+    /// The MPI lock, held.
+    pub(crate) struct MpiGuard<'a>(std::sync::MutexGuard<'a, Option<WinHandle>>);
+
+    impl MpiLock {
+        /// Unlocked, with no window.
+        pub(crate) fn new() -> MpiLock {
+            MpiLock(std::sync::Mutex::new(None))
+        }
+
+        /// Takes the lock (waiting for it).
+        pub(crate) fn lock(&self) -> MpiGuard<'_> {
+            MpiGuard(self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        }
+
+        /// Takes the lock if it is free.
+        pub(crate) fn try_lock(&self) -> Option<MpiGuard<'_>> {
+            match self.0.try_lock() {
+                Ok(g) => Some(MpiGuard(g)),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(MpiGuard(e.into_inner())),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+    }
+
+    impl MpiGuard<'_> {
+        /// Lets every thread that takes the lock read from `window` until
+        /// the window is freed ([`Window::free`] takes it back).
+        pub(crate) fn share(&mut self, window: &Window) {
+            *self.0 = Some(WinHandle(window.win));
+        }
+
+        fn unshare(&mut self) {
+            *self.0 = None;
+        }
+
+        /// [`Window::get`] from the calling thread;
+        /// [`TransportError::Closed`] once the window is no longer shared.
+        pub(crate) fn get(
+            &self,
+            target: Rank,
+            offset: usize,
+            dst: &mut [u8],
+        ) -> Result<(), TransportError> {
+            match &*self.0 {
+                // The handle is shared only between `share` and `free`: the
+                // window is open with its lock_all epoch.
+                Some(h) => get_on(h.0, target, offset, dst),
+                None => Err(TransportError::Closed),
+            }
+        }
+    }
+
     pub(crate) struct PendingSend {
         req: ffi::MPI_Request,
         buf: Vec<u8>,

@@ -145,8 +145,10 @@ pub fn try_remote<R: Object>(
 }
 
 /// A one-sided read of `dst.len()` bytes at `offset` of rank `from`'s arena,
-/// straight through the transport (MPI_Get + flush under MPI): the raw
-/// baseline `ferry bench` prints beside object transfers.
+/// straight through the transport: under MPI, an `MPI_Get` +
+/// `MPI_Win_flush_local` issued by the calling thread itself (no other
+/// thread in between), the raw baseline `ferry bench` prints beside object
+/// transfers.
 pub fn raw_read(rt: &Runtime, from: u32, offset: usize, dst: &mut [u8]) -> Result<()> {
     let c = rt
         .inner

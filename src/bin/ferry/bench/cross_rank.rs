@@ -3,7 +3,8 @@
 //! another rank beside a raw MPI ping-pong, cross-rank actor call
 //! throughput, Ray's multi-client metrics spread over the ranks, and the
 //! transfer of objects owned by another rank beside a raw one-sided read
-//! (MPI_Get + flush through the same transport) of the same sizes, all in
+//! of the same sizes (`MPI_Get` + `MPI_Win_flush_local` issued by the
+//! measuring thread itself on the transport's window, under MPI), all in
 //! the same run.
 
 use std::time::Instant;
@@ -168,7 +169,7 @@ pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
         }
         let (f, raw) = (median(ferry_s), median(raw_s));
         say(&format!(
-            "cross-rank get {label}: median {:.1} us, {:.2} GB/s | raw one-sided read: {:.1} us, {:.2} GB/s | ratio {:.2}",
+            "cross-rank get {label}: median {:.1} us, {:.2} GB/s | raw MPI_Get + flush from this thread: {:.1} us, {:.2} GB/s | raw/ferry {:.2}",
             f * 1e6,
             size as f64 / f / 1e9,
             raw * 1e6,
