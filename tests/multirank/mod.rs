@@ -87,6 +87,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "a_million_cross_rank_refs_leak_nothing",
         a_million_cross_rank_refs_leak_nothing,
     ),
+    ("idle_ranks_spend_no_core", idle_ranks_spend_no_core),
 ];
 
 std::thread_local! {
@@ -902,6 +903,72 @@ fn each_rank_runs_where_its_binding_says(rt: &Runtime) -> ferry::Result<()> {
                 assert!(taken.insert(*c), "CPU {c} bound by two ranks: {all:?}");
             }
         }
+    }
+    Ok(())
+}
+
+/// CPU time this process has used so far, every thread counted (also the
+/// ones that ended), in seconds; and its pid.
+#[ferry::remote]
+fn process_cpu() -> Result<(f64, u32), String> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| e.to_string())?;
+    // Fields after the command name (which may hold spaces) in parentheses:
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .ok_or_else(|| format!("no field {i} in /proc/self/stat: {stat}"))
+    };
+    // /proc counts in USER_HZ ticks: 100 per second on Linux (kernel ABI).
+    Ok(((ticks(11)? + ticks(12)?) / 100.0, std::process::id()))
+}
+
+/// Every rank's process CPU time (seconds) and pid.
+fn cpu_of_every_rank(rt: &Runtime) -> ferry::Result<Vec<(f64, u32)>> {
+    let refs = (0..rt.world_size())
+        .map(|r| process_cpu::options().on_rank(r).remote(rt))
+        .collect::<ferry::Result<Vec<_>>>()?;
+    refs.iter().map(|r| rt.get_value(r)).collect()
+}
+
+/// A rank with nothing to do spends no core: over 5 idle seconds, each
+/// rank's process (workers, receiving and progress threads, heartbeat)
+/// uses under 5% of one core. Measured where each rank is a process of its
+/// own (MPI); loopback ranks share the test process with other worlds, so
+/// there it says why it skips.
+fn idle_ranks_spend_no_core(rt: &Runtime) -> ferry::Result<()> {
+    const IDLE: Duration = Duration::from_secs(5);
+    let before = cpu_of_every_rank(rt)?;
+    if before.iter().any(|b| b.1 != before[0].1) || rt.world_size() == 1 {
+        // One process per rank: measure.
+    } else {
+        println!(
+            "skipped idle_ranks_spend_no_core: the ranks are threads of one test process, \
+             whose CPU time includes other tests' worlds"
+        );
+        return Ok(());
+    }
+    let t0 = Instant::now();
+    std::thread::sleep(IDLE);
+    let after = cpu_of_every_rank(rt)?;
+    let wall = t0.elapsed().as_secs_f64();
+    for (rank, (b, a)) in before.iter().zip(&after).enumerate() {
+        let used = a.0 - b.0;
+        let share = used / wall;
+        println!(
+            "idle: rank {rank} used {:.0} ms CPU in {wall:.1} s: {:.1}% of a core",
+            used * 1e3,
+            share * 100.0
+        );
+        assert!(
+            share < 0.05,
+            "rank {rank} used {:.0} ms CPU in {wall:.1} s idle: {:.1}% of a core (limit 5%)",
+            used * 1e3,
+            share * 100.0
+        );
     }
     Ok(())
 }
