@@ -13,7 +13,7 @@ use crate::object::cell::{Producer, Slot};
 use crate::object::object_ref::ObjectRef;
 use crate::resources::options::{ActorOptions, TaskOptions};
 use crate::runtime::Runtime;
-use crate::runtime::arg::Arg;
+use crate::runtime::arg::{Arg, Args};
 use crate::task::cell::{Job, NewTask, Outcome, RetryPolicy, TaskCell};
 use crate::task::context;
 use crate::values::Object;
@@ -48,6 +48,11 @@ impl Deps {
         if let Some(s) = arg.dep() {
             self.slots.push(s.clone());
         }
+    }
+
+    /// Notes every ref in the list `args`.
+    pub fn add_each<T>(&mut self, args: &Args<T>) {
+        self.slots.extend(args.deps().cloned());
     }
 
     /// Starts fetching the borrowed ones, for a call that runs on this rank
