@@ -11,6 +11,10 @@
 //! Task Bench implementations so that both run exactly the same graph and
 //! report the same `Total Tasks` / `Total Dependencies`.
 //!
+//! Beside the graph: what each task writes and how its readers check it
+//! ([`write_output`], [`check_input`], [`TaskGraph::execute_point`]), and
+//! Task Bench's summary lines ([`report`]).
+//!
 //! ```
 //! use ferry_taskbench::{DependenceType, TaskGraph};
 //!
@@ -24,9 +28,12 @@
 
 mod flags;
 mod kernel;
+mod payload;
+pub mod report;
 
 pub use flags::GraphError;
 pub use kernel::{Kernel, KernelType};
+pub use payload::{InputError, InputErrorKind, Point, check_input, write_output};
 
 use std::fmt;
 
