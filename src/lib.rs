@@ -28,7 +28,8 @@
 //! let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
 //! let refs = vec![rt.put(&vec![1u64, 2])?, rt.put(&vec![3u64])?];
 //! assert_eq!(*rt.get(&total::remote(&rt, &refs[..])?)?, 6);
-//! # rt.shutdown()
+//! # rt.shutdown()?;
+//! # Ok::<(), ferry::Error>(())
 //! ```
 
 extern crate self as ferry;

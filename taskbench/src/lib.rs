@@ -26,6 +26,7 @@
 //! assert_eq!(g.total_dependencies(), 20);
 //! ```
 
+pub mod ferry_run;
 mod flags;
 mod kernel;
 mod payload;
@@ -38,7 +39,9 @@ pub use payload::{InputError, InputErrorKind, Point, check_input, write_output};
 use std::fmt;
 
 /// Which points of step `t - 1` a point of step `t` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub enum DependenceType {
     /// No dependencies at all.
     Trivial,
@@ -133,7 +136,7 @@ impl fmt::Display for DependenceType {
 /// or with [`TaskGraph::from_flags`]; [`TaskGraph::validate`] says whether
 /// the fields make a well-formed graph. The point functions assume a valid
 /// graph.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct TaskGraph {
     /// Number of time steps (rows), `-steps`.
     pub steps: usize,

@@ -36,7 +36,8 @@ use proc_macro::TokenStream;
 /// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
 /// let refs = vec![rt.put(&vec![1u64, 2])?, rt.put(&vec![3u64])?];
 /// assert_eq!(*rt.get(&total::remote(&rt, &refs[..])?)?, 6);
-/// # rt.shutdown()
+/// # rt.shutdown()?;
+/// # Ok::<(), ferry::Error>(())
 /// ```
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -56,7 +57,10 @@ pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Makes `fn main(rt: ferry::Runtime) -> ferry::Result<()>` a program: the
 /// runtime starts from the environment (`FERRY_NUM_CPUS`, …), the body runs,
-/// the runtime shuts down, and an error sets the exit code.
+/// the runtime shuts down, and an error is printed and sets exit status 1.
+/// The body may also return `()`, a `std::process::ExitCode` or a
+/// `Result<ExitCode, E>` (the status to end with after the shutdown, e.g. 2
+/// for bad flags).
 #[proc_macro_attribute]
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     main_fn::expand(attr.into(), item.into())

@@ -110,7 +110,8 @@ impl<T> IntoArg<T> for &ObjectRef<T> {
 /// assert_eq!(args.len(), 2);
 /// let views = args.into_views(&rt)?;
 /// assert_eq!(*views[1], 2);
-/// # rt.shutdown()
+/// # rt.shutdown()?;
+/// # Ok::<(), ferry_core::Error>(())
 /// ```
 #[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Args<T>(Vec<Arg<T>>);
