@@ -243,8 +243,7 @@ fn errors_and_encoded_calls_across_ranks() -> ferry::Result<()> {
         // dependency's).
         let e = rt
             .get_timeout(&r, BOUND)
-            .err()
-            .expect("a failed input fails the task");
+            .expect_err("a failed input fails the task");
         let t = e.task_error().expect("the input's task error");
         assert_eq!((t.task.as_str(), t.rank), ("fails", 1), "{e}");
         assert_eq!(t.message, "broken on rank 1");
