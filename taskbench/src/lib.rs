@@ -15,6 +15,10 @@
 //! ([`write_output`], [`check_input`], [`TaskGraph::execute_point`]), and
 //! Task Bench's summary lines ([`report`]).
 //!
+//! With the `mpi` feature the crate also builds `taskbench-mpi`, Task Bench
+//! over plain MPI (rsmpi): the baseline for Ferry's implementation, run by
+//! `scripts/taskbench_metg.py` to compare their METG.
+//!
 //! ```
 //! use ferry_taskbench::{DependenceType, TaskGraph};
 //!

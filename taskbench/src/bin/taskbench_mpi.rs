@@ -164,6 +164,25 @@ fn fail(world: &SimpleCommunicator, what: impl std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
+/// A zeroed buffer of `count` outputs of `ob` bytes each, or the job ends
+/// saying why (too large to address or to allocate) instead of panicking.
+// `vec![0; n]` would abort on a failed allocation; reserving first lets a
+// too-large graph be reported.
+#[allow(clippy::slow_vector_initialization)]
+fn outputs(world: &SimpleCommunicator, count: usize, ob: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    match count.checked_mul(ob) {
+        Some(n) if v.try_reserve_exact(n).is_ok() => {
+            v.resize(n, 0);
+            v
+        }
+        _ => fail(
+            world,
+            format!("cannot allocate {count} outputs of {ob} bytes"),
+        ),
+    }
+}
+
 /// The task whose output `FERRY_TASKBENCH_CORRUPT=T,P` asks to damage.
 fn corrupt_point() -> Option<(usize, usize)> {
     let v = std::env::var("FERRY_TASKBENCH_CORRUPT").ok()?;
@@ -177,8 +196,8 @@ fn run(world: &SimpleCommunicator, g: &TaskGraph, blocks: Blocks) {
     let me = world.rank() as usize;
     let ob = g.output_bytes;
     let mine = blocks.range(me);
-    let mut prev = vec![0u8; mine.len() * ob];
-    let mut cur = vec![0u8; mine.len() * ob];
+    let mut prev = outputs(world, mine.len(), ob);
+    let mut cur = outputs(world, mine.len(), ob);
     let mut received: Vec<u8> = Vec::new();
     let mut scratch: Vec<u8> = Vec::new();
     let mut plan = Plan::default();
@@ -195,7 +214,9 @@ fn run(world: &SimpleCommunicator, g: &TaskGraph, blocks: Blocks) {
     for t in 1..g.steps {
         std::mem::swap(&mut prev, &mut cur);
         plan.build(g, blocks, me, t);
-        received.resize(plan.recvs.len() * ob, 0);
+        if received.len() < plan.recvs.len().saturating_mul(ob) {
+            received = outputs(world, plan.recvs.len(), ob);
+        }
         let n = plan.recvs.len() + plan.sends.len();
         mpi::request::multiple_scope(n, |scope, requests| {
             for (buf, &(src, tag)) in received.chunks_exact_mut(ob).zip(&plan.recvs) {
