@@ -110,6 +110,9 @@ if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
     echo "skipped: a one-node Slurm needs root here (scripts/start-local-slurm.sh)"
     cat target/slurm-start.log 2>/dev/null || true
   fi
+  echo "-- Task Bench over plain MPI: taskbench-mpi on 1, 2, 3 ranks for every pattern; the METG sweep's checks and a tiny sweep"
+  timeout 900 cargo test --release -p ferry-taskbench --features mpi
+  timeout 300 python3 scripts/test_taskbench_metg.py
   # Leave the default (no-MPI) builds in place.
   cargo build --release --examples --bin ferry
 else

@@ -13,6 +13,24 @@
 //! assert_eq!(*rt.get(&r)?, 16);
 //! # Ok::<(), ferry::Error>(())
 //! ```
+//!
+//! A `Vec<View<T>>` parameter takes any number of top-level refs (Ray's
+//! `f.remote(*refs)`): the task waits for all of them.
+//!
+//! ```
+//! use ferry::View;
+//!
+//! #[ferry::remote]
+//! fn total(xs: Vec<View<Vec<u64>>>) -> u64 {
+//!     xs.iter().flat_map(|x| x.as_slice()).sum()
+//! }
+//!
+//! let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+//! let refs = vec![rt.put(&vec![1u64, 2])?, rt.put(&vec![3u64])?];
+//! assert_eq!(*rt.get(&total::remote(&rt, &refs[..])?)?, 6);
+//! # rt.shutdown()?;
+//! # Ok::<(), ferry::Error>(())
+//! ```
 
 extern crate self as ferry;
 

@@ -83,7 +83,7 @@ pub use runtime::actor_handle::{
     ActorCall, ActorClass, ActorHandle, ActorRef, create as create_actor,
 };
 pub use runtime::archived_actor_handle::ArchivedActorHandle;
-pub use runtime::arg::{Arg, IntoArg};
+pub use runtime::arg::{Arg, Args, IntoArg, IntoArgs};
 pub use runtime::current::current;
 pub use runtime::{Runtime, WaitResult, init};
 pub use state::{

@@ -4,7 +4,18 @@ use std::fmt;
 use std::hint::black_box;
 
 /// The kind of work a task does (`-kernel NAME`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub enum KernelType {
     /// Nothing: measures pure runtime overhead.
     #[default]
@@ -49,7 +60,18 @@ impl fmt::Display for KernelType {
 }
 
 /// A task's kernel: its type and size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Kernel {
     /// What the task does.
     pub kind: KernelType,

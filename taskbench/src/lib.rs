@@ -11,6 +11,14 @@
 //! Task Bench implementations so that both run exactly the same graph and
 //! report the same `Total Tasks` / `Total Dependencies`.
 //!
+//! Beside the graph: what each task writes and how its readers check it
+//! ([`write_output`], [`check_input`], [`TaskGraph::execute_point`]), and
+//! Task Bench's summary lines ([`report`]).
+//!
+//! With the `mpi` feature the crate also builds `taskbench-mpi`, Task Bench
+//! over plain MPI (rsmpi): the baseline for Ferry's implementation, run by
+//! `scripts/taskbench_metg.py` to compare their METG.
+//!
 //! ```
 //! use ferry_taskbench::{DependenceType, TaskGraph};
 //!
@@ -22,16 +30,22 @@
 //! assert_eq!(g.total_dependencies(), 20);
 //! ```
 
+pub mod ferry_run;
 mod flags;
 mod kernel;
+mod payload;
+pub mod report;
 
 pub use flags::GraphError;
 pub use kernel::{Kernel, KernelType};
+pub use payload::{InputError, InputErrorKind, Point, check_input, write_output};
 
 use std::fmt;
 
 /// Which points of step `t - 1` a point of step `t` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub enum DependenceType {
     /// No dependencies at all.
     Trivial,
@@ -126,7 +140,7 @@ impl fmt::Display for DependenceType {
 /// or with [`TaskGraph::from_flags`]; [`TaskGraph::validate`] says whether
 /// the fields make a well-formed graph. The point functions assume a valid
 /// graph.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct TaskGraph {
     /// Number of time steps (rows), `-steps`.
     pub steps: usize,

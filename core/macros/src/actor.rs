@@ -258,7 +258,8 @@ fn proxy(
         prepare,
         resolve,
         call_args,
-        arg_types,
+        wire_types,
+        to_wire: _,
     } = params::generate(&ps);
     let method_str = method.to_string();
     let class_str = class.to_string();
@@ -287,8 +288,8 @@ fn proxy(
         ) -> ::ferry::Result<::ferry::ObjectRef<::ferry::__private::Untyped>> {
             #[allow(unused_imports)]
             use ::ferry::__private::{ViaDecode as _, ViaNoDecode as _};
-            let (#(#forward,)*): (#(::ferry::Arg<#arg_types>,)*) =
-                (&&::ferry::__private::DecodeProbe::<(#(::ferry::Arg<#arg_types>,)*)>::new())
+            let (#(#forward,)*): (#(#wire_types,)*) =
+                (&&::ferry::__private::DecodeProbe::<(#(#wire_types,)*)>::new())
                     .maybe_decode(rt, bytes, #what)?;
             let __ferry_handle = ::ferry::__private::hosted_handle::<#class>(rt, actor)?;
             ::core::result::Result::Ok(__ferry_handle.#method(#(#forward),*).remote()?.cast())

@@ -14,6 +14,31 @@ use proc_macro::TokenStream;
 /// `ObjectRef` of it; a `View<T>` parameter receives a zero-copy view; a
 /// `&Runtime` parameter receives the runtime. A `Result` return value makes
 /// `Err` a task error.
+///
+/// A `Vec<View<T>>` parameter is a list of top-level arguments (Ray's
+/// `f.remote(*refs)`, which a fixed Rust signature cannot spell): the caller
+/// passes any iterable of things a `T` parameter takes (`Vec<ObjectRef<T>>`,
+/// `&[ObjectRef<T>]`, `[&ObjectRef<T>; N]`, `Vec<Arg<T>>` mixing values and
+/// refs); the task waits for every ref in it, on whatever rank it runs, and
+/// receives one view per element, in order. Other containers of refs
+/// (`Vec<ObjectRef<T>>` as the parameter type) are values, their refs passed
+/// as refs. Actor methods take list parameters the same way. (The `ferry`
+/// crate's front page runs this example.)
+///
+/// ```text
+/// use ferry::View;
+///
+/// #[ferry::remote]
+/// fn total(xs: Vec<View<Vec<u64>>>) -> u64 {
+///     xs.iter().flat_map(|x| x.as_slice()).sum()
+/// }
+///
+/// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+/// let refs = vec![rt.put(&vec![1u64, 2])?, rt.put(&vec![3u64])?];
+/// assert_eq!(*rt.get(&total::remote(&rt, &refs[..])?)?, 6);
+/// # rt.shutdown()?;
+/// # Ok::<(), ferry::Error>(())
+/// ```
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     remote::expand(attr.into(), item.into())
@@ -32,7 +57,10 @@ pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Makes `fn main(rt: ferry::Runtime) -> ferry::Result<()>` a program: the
 /// runtime starts from the environment (`FERRY_NUM_CPUS`, …), the body runs,
-/// the runtime shuts down, and an error sets the exit code.
+/// the runtime shuts down, and an error is printed and sets exit status 1.
+/// The body may also return `()`, a `std::process::ExitCode` or a
+/// `Result<ExitCode, E>` (the status to end with after the shutdown, e.g. 2
+/// for bad flags).
 #[proc_macro_attribute]
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     main_fn::expand(attr.into(), item.into())

@@ -10,6 +10,9 @@ pub(crate) enum Kind {
     Value(Type),
     /// A `View<T>`: a ref or value, viewed without a copy.
     View(Type),
+    /// A `Vec<View<T>>`: a list of refs or values, each a top-level
+    /// argument (the call waits for every ref), each viewed without a copy.
+    ViewList(Type),
     /// `&Runtime`: injected.
     Runtime,
 }
@@ -36,6 +39,21 @@ fn first_generic(seg: &syn::PathSegment) -> Option<Type> {
     }
 }
 
+/// `T` when `ty` is `View<T>`.
+fn view_of(ty: &Type) -> Option<Type> {
+    last_segment(ty)
+        .filter(|s| s.ident == "View")
+        .and_then(first_generic)
+}
+
+/// `T` when `ty` is `Vec<View<T>>`.
+fn view_list_of(ty: &Type) -> Option<Type> {
+    last_segment(ty)
+        .filter(|s| s.ident == "Vec")
+        .and_then(first_generic)
+        .and_then(|elem| view_of(&elem))
+}
+
 fn is_runtime_ref(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) => last_segment(&r.elem).is_some_and(|s| s.ident == "Runtime"),
@@ -55,11 +73,10 @@ pub(crate) fn params<'a>(inputs: impl Iterator<Item = &'a FnArg>) -> syn::Result
         let ty = (*pt.ty).clone();
         let kind = if is_runtime_ref(&ty) {
             Kind::Runtime
-        } else if let Some(inner) = last_segment(&ty)
-            .filter(|s| s.ident == "View")
-            .and_then(first_generic)
-        {
+        } else if let Some(inner) = view_of(&ty) {
             Kind::View(inner)
+        } else if let Some(inner) = view_list_of(&ty) {
+            Kind::ViewList(inner)
         } else {
             Kind::Value(ty)
         };
@@ -84,18 +101,22 @@ pub(crate) fn output(ret: &ReturnType) -> (Type, TokenStream) {
 
 /// Pieces of generated code for a parameter list.
 pub(crate) struct Generated {
-    /// `name: impl IntoArg<T>` for the `remote` signature.
+    /// `name: impl IntoArg<T>` (`impl IntoArgs<T>` for a list) for the
+    /// `remote` signature.
     pub(crate) sig: Vec<TokenStream>,
     /// Names passed through to an inner call.
     pub(crate) forward: Vec<Ident>,
-    /// `let name = IntoArg::into_arg(name);` and `deps.add(&name);`.
+    /// `let name = IntoArg::into_arg(name);` and `deps.add(&name);` (for a
+    /// list, `IntoArgs::into_args` and `deps.add_each`).
     pub(crate) prepare: TokenStream,
     /// Resolves each argument on the executing thread (`rt` in scope).
     pub(crate) resolve: TokenStream,
     /// The call's arguments, in order.
     pub(crate) call_args: Vec<TokenStream>,
-    /// The value type of each forwarded argument.
-    pub(crate) arg_types: Vec<Type>,
+    /// The encoded type of each forwarded argument: `Arg<T>` or `Args<T>`.
+    pub(crate) wire_types: Vec<TokenStream>,
+    /// Each forwarded argument (by name) made into its encoded type.
+    pub(crate) to_wire: Vec<TokenStream>,
 }
 
 pub(crate) fn generate(params: &[Param]) -> Generated {
@@ -105,7 +126,8 @@ pub(crate) fn generate(params: &[Param]) -> Generated {
         prepare: TokenStream::new(),
         resolve: TokenStream::new(),
         call_args: Vec::new(),
-        arg_types: Vec::new(),
+        wire_types: Vec::new(),
+        to_wire: Vec::new(),
     };
     for p in params {
         let n = &p.name;
@@ -113,7 +135,9 @@ pub(crate) fn generate(params: &[Param]) -> Generated {
             Kind::Runtime => g.call_args.push(quote!(rt)),
             Kind::Value(ty) | Kind::View(ty) => {
                 g.sig.push(quote!(#n: impl ::ferry::IntoArg<#ty>));
-                g.arg_types.push(ty.clone());
+                g.wire_types.push(quote!(::ferry::Arg<#ty>));
+                g.to_wire
+                    .push(quote!(::ferry::IntoArg::<#ty>::into_arg(#n)));
                 g.forward.push(n.clone());
                 g.prepare.extend(quote! {
                     let #n: ::ferry::Arg<#ty> = ::ferry::IntoArg::into_arg(#n);
@@ -124,6 +148,19 @@ pub(crate) fn generate(params: &[Param]) -> Generated {
                     _ => quote!(into_value),
                 };
                 g.resolve.extend(quote! { let #n = #n.#conv(rt)?; });
+                g.call_args.push(quote!(#n));
+            }
+            Kind::ViewList(ty) => {
+                g.sig.push(quote!(#n: impl ::ferry::IntoArgs<#ty>));
+                g.wire_types.push(quote!(::ferry::Args<#ty>));
+                g.to_wire
+                    .push(quote!(::ferry::IntoArgs::<#ty>::into_args(#n)));
+                g.forward.push(n.clone());
+                g.prepare.extend(quote! {
+                    let #n: ::ferry::Args<#ty> = ::ferry::IntoArgs::into_args(#n);
+                    __ferry_deps.add_each(&#n);
+                });
+                g.resolve.extend(quote! { let #n = #n.into_views(rt)?; });
                 g.call_args.push(quote!(#n));
             }
         }

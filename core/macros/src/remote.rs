@@ -36,7 +36,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         prepare,
         resolve,
         call_args,
-        arg_types,
+        wire_types,
+        to_wire,
     } = g;
     let name_str = name.to_string();
     let options = format_ident!("{}_options", name);
@@ -81,7 +82,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
 
             /// Encodes a call for running later by [`ID`](Self::ID) (on any rank of this binary).
             pub fn encode(rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::__private::EncodedCall> {
-                ::ferry::__private::encode_call(rt, Self::ID, &(#(::ferry::IntoArg::<#arg_types>::into_arg(#forward),)*))
+                ::ferry::__private::encode_call(rt, Self::ID, &(#(#to_wire,)*))
             }
 
             fn __ferry_invoke(
@@ -89,7 +90,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 opts: &::ferry::TaskOptions,
                 bytes: &[u8],
             ) -> ::ferry::Result<::ferry::ObjectRef<::ferry::__private::Untyped>> {
-                let (#(#forward,)*): (#(::ferry::Arg<#arg_types>,)*) = ::ferry::__private::decode_args(rt, bytes)?;
+                let (#(#forward,)*): (#(#wire_types,)*) = ::ferry::__private::decode_args(rt, bytes)?;
                 let options = #options { opts: opts.clone() };
                 ::core::result::Result::Ok(options.remote(rt, #(#forward),*)?.cast())
             }

@@ -13,7 +13,7 @@ use crate::object::cell::{Producer, Slot};
 use crate::object::object_ref::ObjectRef;
 use crate::resources::options::{ActorOptions, TaskOptions};
 use crate::runtime::Runtime;
-use crate::runtime::arg::Arg;
+use crate::runtime::arg::{Arg, Args};
 use crate::task::cell::{Job, NewTask, Outcome, RetryPolicy, TaskCell};
 use crate::task::context;
 use crate::values::Object;
@@ -48,6 +48,11 @@ impl Deps {
         if let Some(s) = arg.dep() {
             self.slots.push(s.clone());
         }
+    }
+
+    /// Notes every ref in the list `args`.
+    pub fn add_each<T>(&mut self, args: &Args<T>) {
+        self.slots.extend(args.deps().cloned());
     }
 
     /// Starts fetching the borrowed ones, for a call that runs on this rank
@@ -249,21 +254,29 @@ pub fn args_for_attempt<T>(
     })
 }
 
-/// What `#[ferry::main]` functions may return.
+/// What `#[ferry::main]` functions may return: `()`, `Result<(), E>`, an
+/// `ExitCode` (a program's own status, e.g. 2 for bad flags), or
+/// `Result<ExitCode, E>`.
 pub trait MainResult {
-    /// The error to report, if any.
-    fn into_error(self) -> Option<String>;
+    /// The status to end with, or the error to report (status 1).
+    fn into_exit(self) -> std::result::Result<std::process::ExitCode, String>;
 }
 
 impl MainResult for () {
-    fn into_error(self) -> Option<String> {
-        None
+    fn into_exit(self) -> std::result::Result<std::process::ExitCode, String> {
+        Ok(std::process::ExitCode::SUCCESS)
     }
 }
 
-impl<E: Display> MainResult for std::result::Result<(), E> {
-    fn into_error(self) -> Option<String> {
-        self.err().map(|e| e.to_string())
+impl MainResult for std::process::ExitCode {
+    fn into_exit(self) -> std::result::Result<std::process::ExitCode, String> {
+        Ok(self)
+    }
+}
+
+impl<T: MainResult, E: Display> MainResult for std::result::Result<T, E> {
+    fn into_exit(self) -> std::result::Result<std::process::ExitCode, String> {
+        self.map_err(|e| e.to_string())?.into_exit()
     }
 }
 
@@ -279,21 +292,23 @@ pub fn run_main<R: MainResult>(body: impl FnOnce(Runtime) -> R) -> std::process:
     };
     // Rank 0 runs the body; the other ranks serve until it ends the job.
     let (outcome, stopped) = if rt.rank() == 0 {
-        let outcome = body(rt.clone()).into_error();
+        let outcome = body(rt.clone()).into_exit();
         (outcome, rt.shutdown())
     } else {
         (
-            rt.serve().err().map(|e| format!("rank {}: {e}", rt.rank())),
+            rt.serve()
+                .map(|()| std::process::ExitCode::SUCCESS)
+                .map_err(|e| format!("rank {}: {e}", rt.rank())),
             Ok(()),
         )
     };
     match (outcome, stopped) {
-        (None, Ok(())) => std::process::ExitCode::SUCCESS,
-        (Some(e), _) => {
+        (Ok(code), Ok(())) => code,
+        (Err(e), _) => {
             eprintln!("Error: {e}");
             std::process::ExitCode::FAILURE
         }
-        (None, Err(e)) => {
+        (Ok(_), Err(e)) => {
             eprintln!("ferry: shutdown: {e}");
             std::process::ExitCode::FAILURE
         }

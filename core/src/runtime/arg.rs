@@ -94,3 +94,100 @@ impl<T> IntoArg<T> for &ObjectRef<T> {
         Arg::Ref(self.clone())
     }
 }
+
+/// A list of top-level arguments, for a `Vec<View<T>>` parameter: every
+/// [`ObjectRef`] in it is a dependency the call waits for (as for a single
+/// [`Arg`]), and the call receives one [`View`] per element, in order. Ray
+/// passes a variable number of refs as `f.remote(*refs)`; a remote function
+/// in Rust has a fixed signature, so the list is one parameter instead.
+///
+/// ```
+/// use ferry_core::{Args, IntoArgs, ObjectRef};
+///
+/// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
+/// let refs: Vec<ObjectRef<u64>> = vec![rt.put(&1)?, rt.put(&2)?];
+/// let args: Args<u64> = refs.into_args();
+/// assert_eq!(args.len(), 2);
+/// let views = args.into_views(&rt)?;
+/// assert_eq!(*views[1], 2);
+/// # rt.shutdown()?;
+/// # Ok::<(), ferry_core::Error>(())
+/// ```
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Args<T>(Vec<Arg<T>>);
+
+impl<T: Clone> Clone for Args<T> {
+    fn clone(&self) -> Self {
+        Args(self.0.clone())
+    }
+}
+
+impl<T> Default for Args<T> {
+    fn default() -> Self {
+        Args(Vec::new())
+    }
+}
+
+impl<T> Args<T> {
+    /// How many arguments the list holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The arguments, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Arg<T>> {
+        self.0.iter()
+    }
+
+    /// The objects the call waits for.
+    pub(crate) fn deps(&self) -> impl Iterator<Item = &Arc<Slot>> {
+        self.0.iter().filter_map(Arg::dep)
+    }
+
+    /// One zero-copy view per argument, in order (see [`Arg::into_view`]);
+    /// the first argument that cannot be resolved is the error.
+    pub fn into_views(self, rt: &Runtime) -> Result<Vec<View<T>>>
+    where
+        T: Object,
+    {
+        self.0.into_iter().map(|a| a.into_view(rt)).collect()
+    }
+}
+
+impl<T> IntoIterator for Args<T> {
+    type Item = Arg<T>;
+    type IntoIter = std::vec::IntoIter<Arg<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<T, A: IntoArg<T>> FromIterator<A> for Args<T> {
+    fn from_iter<I: IntoIterator<Item = A>>(iter: I) -> Self {
+        Args(iter.into_iter().map(IntoArg::into_arg).collect())
+    }
+}
+
+/// What can be passed where a remote function takes a `Vec<View<T>>`: any
+/// iterable of things that are [`IntoArg<T>`] — a `Vec<ObjectRef<T>>`, a
+/// `&[ObjectRef<T>]`, a `Vec<T>` of values, a `Vec<Arg<T>>` mixing both.
+pub trait IntoArgs<T> {
+    /// Makes the list.
+    fn into_args(self) -> Args<T>;
+}
+
+impl<T, I> IntoArgs<T> for I
+where
+    I: IntoIterator,
+    I::Item: IntoArg<T>,
+{
+    fn into_args(self) -> Args<T> {
+        self.into_iter().collect()
+    }
+}

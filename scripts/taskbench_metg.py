@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Task Bench METG sweep: Ferry's Task Bench against plain MPI's.
+
+Runs each implementation given (`--mpi-bin` for `taskbench-mpi`,
+`--ferry-bin` for `taskbench-ferry`; both take Task Bench's flags and print
+its summary lines) on each pattern and rank count with the compute-bound
+kernel, halving `-iter` from `--iter-max` down to `--iter-min`, and prints
+the minimum effective task granularity, METG(50%), of each:
+
+    python3 scripts/taskbench_metg.py --mpi-bin target/release/taskbench-mpi \\
+        --ferry-bin target/release/taskbench-ferry --ranks 1,2 --steps 1000
+
+Definitions (Slaughter et al., SC20, and Task Bench's scripts/chart_metg.py):
+
+* a point is one `-iter K`; its elapsed time is the median of `--reps` runs
+  (the implementations take turns at every run, so they share the machine's
+  noise);
+* FLOP/s = `Total FLOPs` / elapsed; efficiency = FLOP/s / peak, where the
+  peak is `--peak-flops` (per core) × cores if given, else the best FLOP/s
+  this implementation reached on this pattern and rank count in the sweep;
+* task granularity = elapsed × cores / `Total Tasks`, with cores = ranks ×
+  `--cores-per-rank` (and `-width` = cores: one point per core);
+* METG = the smallest granularity among the points with efficiency ≥ 50%;
+  when the next point (the next smaller `-iter`) is finer, METG is
+  interpolated linearly between the two at exactly 50%, as Task Bench's
+  `chart_metg.py` does (`numpy.interp` on efficiency → granularity). When no
+  point falls below 50% the value is only an upper bound, printed as `<=X`.
+
+A sweep of one implementation on one pattern and rank count stops once a
+point's efficiency falls below `--stop-below` (10%). Ranks N > 1 run as
+`--mpirun -n N BIN ...`; one rank runs BIN directly. `--json FILE` writes
+every run and every METG.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+
+TYPES = ["trivial", "no_comm", "stencil_1d", "stencil_1d_periodic", "dom", "tree",
+         "fft", "all_to_all", "nearest", "spread", "random_nearest"]
+
+
+# ---- Pure parts (unit-tested by scripts/test_taskbench_metg.py) ----
+
+def parse_summary(text):
+    """Task Bench's summary lines in `text` as a dict (tasks, deps, flops,
+    bytes: int; elapsed: float seconds), or None if any is missing."""
+    names = {"Total Tasks": "tasks", "Total Dependencies": "deps",
+             "Total FLOPs": "flops", "Total Bytes": "bytes"}
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        for label, key in names.items():
+            rest = line[len(label):]
+            if line.startswith(label + " ") and key not in out:
+                try:
+                    out[key] = int(rest.split()[0])
+                except (ValueError, IndexError):
+                    return None
+        if line.startswith("Elapsed Time ") and "elapsed" not in out:
+            try:
+                out["elapsed"] = float(line.split()[2])
+            except (ValueError, IndexError):
+                return None
+    if set(out) != set(names.values()) | {"elapsed"}:
+        return None
+    return out
+
+
+def graph_flags(pattern, width, steps, iters):
+    """Task Bench flags for one run: radix and period kept valid for narrow
+    widths (spread needs radix <= width and period <= ceil(width/radix))."""
+    flags = ["-steps", str(steps), "-width", str(width), "-type", pattern,
+             "-kernel", "compute_bound", "-iter", str(iters)]
+    if pattern in ("nearest", "spread", "random_nearest"):
+        radix = min(3, width)
+        flags += ["-radix", str(radix)]
+        if pattern in ("spread", "random_nearest"):
+            flags += ["-period", str(min(3, -(-width // radix)))]
+    return flags
+
+
+def efficiencies(points, peak=None):
+    """Adds `efficiency` to each point (dicts with `flops_per_s`), relative
+    to `peak` or, if None, to the best `flops_per_s` among them."""
+    best = peak if peak is not None else max((p["flops_per_s"] for p in points), default=0.0)
+    for p in points:
+        p["efficiency"] = p["flops_per_s"] / best if best > 0 else 0.0
+    return points
+
+
+def metg(points, threshold=0.5):
+    """METG of `points` (dicts with `iter`, `granularity`, `efficiency`):
+    (value, bracketed), or (None, False) when no point reaches `threshold`.
+    `bracketed` is False when no finer point falls below the threshold, so
+    the value is only an upper bound. Follows Task Bench's chart_metg.py."""
+    pts = sorted(points, key=lambda p: -p["iter"])
+    good = [i for i, p in enumerate(pts) if p["efficiency"] >= threshold]
+    if not good:
+        return None, False
+    i = min(good, key=lambda i: pts[i]["granularity"])
+    g = pts[i]["granularity"]
+    if i + 1 >= len(pts):
+        return g, False
+    nxt = pts[i + 1]
+    if nxt["granularity"] < g:
+        e0, e1 = pts[i]["efficiency"], nxt["efficiency"]
+        if e0 != e1:
+            # Linear in efficiency between (e1, g1) and (e0, g0), at threshold.
+            frac = (threshold - e1) / (e0 - e1)
+            frac = min(max(frac, 0.0), 1.0)
+            g = nxt["granularity"] + frac * (g - nxt["granularity"])
+    return g, any(p["efficiency"] < threshold for p in pts[i + 1:])
+
+
+def iter_counts(hi, lo):
+    """`hi`, `hi/2`, ... down to `lo` (inclusive when reached)."""
+    out = []
+    k = hi
+    while k >= max(lo, 1):
+        out.append(k)
+        k //= 2
+    return out
+
+
+def fmt_us(value, bracketed):
+    if value is None:
+        return "n/a"
+    s = f"{value * 1e6:.2f}"
+    return s if bracketed else "<=" + s
+
+
+# ---- Running ----
+
+class Impl:
+    def __init__(self, name, binary, env):
+        self.name, self.binary, self.env = name, binary, env
+
+
+def command(impl, ranks, mpirun, flags):
+    if ranks == 1:
+        return [impl.binary] + flags
+    return shlex.split(mpirun) + ["-n", str(ranks), impl.binary] + flags
+
+
+def run_once(impl, ranks, mpirun, flags, timeout):
+    """One run: (summary dict, None) or (None, why it failed)."""
+    cmd = command(impl, ranks, mpirun, flags)
+    env = dict(os.environ)
+    env.update(impl.env)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    try:
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s: {shlex.join(cmd)}"
+    except OSError as e:
+        return None, f"cannot run {shlex.join(cmd)}: {e}"
+    s = parse_summary(r.stdout)
+    if r.returncode != 0 or s is None:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-5:]
+        return None, f"exit {r.returncode}: {shlex.join(cmd)}\n  " + "\n  ".join(tail)
+    return s, None
+
+
+def sweep(impls, pattern, ranks, args, log):
+    """Every point of every implementation on one pattern and rank count:
+    {impl name: ([points], error or None)}."""
+    cores = ranks * args.cores_per_rank
+    state = {i.name: {"points": [], "error": None, "done": False, "best": 0.0} for i in impls}
+    for k in iter_counts(args.iter_max, args.iter_min):
+        active = [i for i in impls if not state[i.name]["done"]]
+        if not active:
+            break
+        flags = graph_flags(pattern, cores, args.steps, k)
+        times = {i.name: [] for i in active}
+        summaries = {}
+        for _ in range(args.reps):
+            for impl in active:
+                if state[impl.name]["done"]:
+                    continue
+                s, err = run_once(impl, ranks, args.mpirun, flags, args.timeout)
+                if err:
+                    state[impl.name].update(error=err, done=True)
+                    log(f"  {impl.name} {pattern} ranks={ranks} iter={k}: {err}")
+                    continue
+                times[impl.name].append(s["elapsed"])
+                summaries[impl.name] = s
+        for impl in active:
+            st = state[impl.name]
+            if st["done"] and not times[impl.name]:
+                continue
+            if len(times[impl.name]) < args.reps:
+                continue
+            s = summaries[impl.name]
+            elapsed = statistics.median(times[impl.name])
+            flops_per_s = s["flops"] / elapsed if elapsed > 0 else 0.0
+            p = {"impl": impl.name, "pattern": pattern, "ranks": ranks, "cores": cores,
+                 "iter": k, "steps": args.steps, "width": cores, "tasks": s["tasks"],
+                 "deps": s["deps"], "flops": s["flops"], "elapsed_runs": times[impl.name],
+                 "elapsed": elapsed, "flops_per_s": flops_per_s,
+                 "granularity": elapsed * cores / s["tasks"] if s["tasks"] else 0.0}
+            st["points"].append(p)
+            st["best"] = max(st["best"], flops_per_s)
+            peak = args.peak_flops * cores if args.peak_flops else st["best"]
+            eff = flops_per_s / peak if peak > 0 else 0.0
+            log(f"  {impl.name:5} {pattern} ranks={ranks} iter={k:>6}: "
+                f"{elapsed:.3e} s, {p['granularity'] * 1e6:9.2f} us/task, eff {eff:6.1%}")
+            if eff < args.stop_below:
+                st["done"] = True
+    out = {}
+    for impl in impls:
+        st = state[impl.name]
+        peak = args.peak_flops * cores if args.peak_flops else None
+        out[impl.name] = (efficiencies(st["points"], peak), st["error"])
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mpi-bin", help="taskbench-mpi binary")
+    ap.add_argument("--ferry-bin", help="taskbench-ferry binary")
+    ap.add_argument("--ferry-env", action="append", default=[], metavar="K=V",
+                    help="environment for the Ferry binary (repeatable)")
+    ap.add_argument("--types", default="stencil_1d",
+                    help="comma-separated patterns, or 'all' (default stencil_1d)")
+    ap.add_argument("--ranks", default="1,2", help="comma-separated rank counts (default 1,2)")
+    ap.add_argument("--cores-per-rank", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--iter-max", type=int, default=1 << 16)
+    ap.add_argument("--iter-min", type=int, default=1)
+    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--stop-below", type=float, default=0.1)
+    ap.add_argument("--peak-flops", type=float,
+                    help="peak FLOP/s of one core (default: best seen in the sweep)")
+    ap.add_argument("--mpirun", default="mpirun --oversubscribe",
+                    help="launcher for more than one rank (default 'mpirun --oversubscribe')")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per run")
+    ap.add_argument("--json", help="write every run and METG here")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no per-point lines")
+    args = ap.parse_args(argv)
+
+    impls = []
+    if args.ferry_bin:
+        env = dict(kv.split("=", 1) for kv in args.ferry_env if "=" in kv)
+        impls.append(Impl("ferry", args.ferry_bin, env))
+    if args.mpi_bin:
+        impls.append(Impl("mpi", args.mpi_bin, {}))
+    if not impls:
+        ap.error("give --mpi-bin and/or --ferry-bin")
+    types = TYPES if args.types == "all" else [t for t in args.types.split(",") if t]
+    bad = [t for t in types if t not in TYPES]
+    if bad:
+        ap.error(f"unknown pattern(s) {', '.join(bad)}; one of {', '.join(TYPES)}")
+    try:
+        ranks_list = [int(r) for r in args.ranks.split(",") if r]
+    except ValueError:
+        ap.error(f"--ranks {args.ranks!r}: expected comma-separated integers")
+    if any(r < 1 for r in ranks_list) or args.reps < 1 or args.steps < 1 or args.cores_per_rank < 1:
+        ap.error("ranks, reps, steps and cores per rank must be at least 1")
+
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    rows, dump, failed = [], {"points": [], "metg": []}, False
+    for pattern in types:
+        for ranks in ranks_list:
+            log(f"{pattern}, {ranks} rank(s), {ranks * args.cores_per_rank} core(s)")
+            res = sweep(impls, pattern, ranks, args, log)
+            row = {"pattern": pattern, "ranks": ranks}
+            for name, (points, error) in res.items():
+                dump["points"].extend(points)
+                value, bracketed = metg(points, args.threshold)
+                if error and value is None:
+                    failed = True
+                    row[name] = "fail"
+                else:
+                    row[name] = fmt_us(value, bracketed)
+                row[name + "_s"] = value
+                dump["metg"].append({"impl": name, "pattern": pattern, "ranks": ranks,
+                                     "metg_s": value, "bracketed": bracketed, "error": error})
+            rows.append(row)
+
+    print(f"{'pattern':<22} {'ranks':>5} {'METG Ferry (us)':>16} {'METG MPI (us)':>14} "
+          f"{'Ferry/MPI':>10}")
+    for row in rows:
+        f, m = row.get("ferry_s"), row.get("mpi_s")
+        ratio = f"{f / m:.2f}" if f and m else "-"
+        print(f"{row['pattern']:<22} {row['ranks']:>5} {row.get('ferry', '-'):>16} "
+              f"{row.get('mpi', '-'):>14} {ratio:>10}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(dump, fh, indent=1)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Checks scripts/taskbench_metg.py: the METG computation on fixed points
+(deterministic), the summary parser and the flags; then, if a built
+`taskbench-mpi` is found ($TASKBENCH_MPI_BIN, else
+$CARGO_TARGET_DIR/release/ or target/release/), a tiny one-rank sweep
+through it (says so and skips that part when there is none).
+
+    python3 scripts/test_taskbench_metg.py
+"""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taskbench_metg as tm  # noqa: E402
+
+
+def point(iters, gran_us, eff):
+    return {"iter": iters, "granularity": gran_us * 1e-6, "efficiency": eff}
+
+
+class Metg(unittest.TestCase):
+    def test_interpolates_between_the_last_good_and_the_first_bad_point(self):
+        pts = [point(1024, 100, 1.0), point(512, 50, 0.9), point(256, 25, 0.7),
+               point(128, 15, 0.3), point(64, 10, 0.1)]
+        value, bracketed = tm.metg(pts)
+        # Between (0.7, 25 us) and (0.3, 15 us): 50% is halfway, 20 us.
+        self.assertAlmostEqual(value * 1e6, 20.0)
+        self.assertTrue(bracketed)
+
+    def test_order_of_the_input_does_not_matter(self):
+        pts = [point(128, 15, 0.3), point(1024, 100, 1.0), point(256, 25, 0.7)]
+        self.assertAlmostEqual(tm.metg(pts)[0] * 1e6, 20.0)
+
+    def test_a_noisy_good_point_below_a_bad_one_wins(self):
+        # As Task Bench: the smallest granularity with efficiency >= 50%.
+        pts = [point(8, 80, 1.0), point(4, 40, 0.4), point(2, 20, 0.6), point(1, 10, 0.2)]
+        # Between (0.6, 20) and (0.2, 10): 0.5 is a quarter of the way from 20.
+        self.assertAlmostEqual(tm.metg(pts)[0] * 1e6, 17.5)
+
+    def test_exactly_at_the_threshold(self):
+        pts = [point(4, 40, 1.0), point(2, 20, 0.5), point(1, 10, 0.5)]
+        self.assertAlmostEqual(tm.metg(pts)[0] * 1e6, 10.0)
+
+    def test_unbracketed_and_missing(self):
+        value, bracketed = tm.metg([point(4, 40, 1.0), point(2, 20, 0.8)])
+        self.assertAlmostEqual(value * 1e6, 20.0)
+        self.assertFalse(bracketed)
+        self.assertEqual(tm.metg([point(4, 40, 0.2)]), (None, False))
+        self.assertEqual(tm.metg([]), (None, False))
+        self.assertEqual(tm.fmt_us(2e-5, False), "<=20.00")
+        self.assertEqual(tm.fmt_us(2e-5, True), "20.00")
+        self.assertEqual(tm.fmt_us(None, False), "n/a")
+
+    def test_efficiency_against_the_best_or_a_given_peak(self):
+        pts = tm.efficiencies([{"flops_per_s": 2e9}, {"flops_per_s": 1e9}])
+        self.assertEqual([p["efficiency"] for p in pts], [1.0, 0.5])
+        pts = tm.efficiencies([{"flops_per_s": 2e9}], peak=4e9)
+        self.assertEqual(pts[0]["efficiency"], 0.5)
+
+
+class Parsing(unittest.TestCase):
+    TEXT = ("Total Tasks 12\nTotal Dependencies 20\nTotal FLOPs 16128\n"
+            "Total Bytes 640\nElapsed Time 5.000000e-01 seconds\n"
+            "FLOP/s 3.225600e+04\nB/s 1.280000e+03\n")
+
+    def test_summary(self):
+        self.assertEqual(tm.parse_summary("noise\n" + self.TEXT),
+                         {"tasks": 12, "deps": 20, "flops": 16128, "bytes": 640,
+                          "elapsed": 0.5})
+        self.assertIsNone(tm.parse_summary(self.TEXT.replace("Elapsed", "Spent")))
+        self.assertIsNone(tm.parse_summary("Total Tasks x\n" + self.TEXT))
+
+    def test_flags_stay_valid_when_narrow(self):
+        f = tm.graph_flags("spread", 1, 10, 4)
+        self.assertEqual(f[f.index("-radix") + 1], "1")
+        self.assertEqual(f[f.index("-period") + 1], "1")
+        f = tm.graph_flags("spread", 8, 10, 4)
+        self.assertEqual((f[f.index("-radix") + 1], f[f.index("-period") + 1]), ("3", "3"))
+        self.assertNotIn("-radix", tm.graph_flags("stencil_1d", 8, 10, 4))
+        self.assertEqual(tm.iter_counts(16, 2), [16, 8, 4, 2])
+        self.assertEqual(tm.iter_counts(5, 1), [5, 2, 1])
+
+
+def find_mpi_bin():
+    env = os.environ.get("TASKBENCH_MPI_BIN")
+    if env:
+        return env
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    path = os.path.join(target, "release", "taskbench-mpi")
+    return path if os.access(path, os.X_OK) else None
+
+
+class Smoke(unittest.TestCase):
+    def test_a_tiny_sweep_through_taskbench_mpi(self):
+        binary = find_mpi_bin()
+        if binary is None:
+            print("skipped the sweep smoke: no taskbench-mpi built "
+                  "(cargo build --release -p ferry-taskbench --features mpi)", file=sys.stderr)
+            return
+        out = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"taskbench-metg-{os.getpid()}.json")
+        code = tm.main(["--mpi-bin", binary, "--ranks", "1", "--steps", "10", "--reps", "1",
+                        "--iter-max", "16", "--iter-min", "4", "--stop-below", "0",
+                        "--quiet", "--json", out])
+        self.assertEqual(code, 0)
+        import json
+        with open(out) as fh:
+            dump = json.load(fh)
+        os.unlink(out)
+        self.assertEqual([p["iter"] for p in dump["points"]], [16, 8, 4])
+        self.assertTrue(all(p["tasks"] == 10 and p["elapsed"] > 0 for p in dump["points"]))
+        self.assertEqual(len(dump["metg"]), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,273 @@
+//! Task Bench on Ferry: `taskbench-ferry` on one rank for every dependence
+//! type reports the graph's task and dependency counts; a bad flag exits 2
+//! with its message; a damaged output exits 1 naming the task that caught
+//! it. The same graph code (`ferry_run`) on 2 and 3 loopback ranks, and,
+//! with `--features mpi`, `taskbench-ferry` under `mpirun -n 2`. Each run
+//! of the binary is killed, failing the test, after two minutes.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_taskbench::ferry_run::{self, RunError};
+use ferry_taskbench::{DependenceType, TaskGraph, report};
+
+/// How long one run may take before it counts as hung.
+const LIMIT: Duration = Duration::from_secs(120);
+
+const BIN: &str = env!("CARGO_BIN_EXE_taskbench-ferry");
+
+/// What a finished run left.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `taskbench-ferry args` under `mpirun -n ranks` (directly when
+/// `ranks` is 0), with `env` set, killing it after [`LIMIT`].
+fn run(ranks: usize, args: &[String], env: &[(&str, &str)]) -> Run {
+    let mut cmd = if ranks == 0 {
+        Command::new(BIN)
+    } else {
+        let mut c = Command::new("mpirun");
+        c.args(["--oversubscribe", "-n", &ranks.to_string(), BIN]);
+        c
+    };
+    cmd.args(args)
+        .env("FERRY_NUM_CPUS", "2")
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("-n {ranks} taskbench-ferry {}", args.join(" "));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > LIMIT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} still running after {LIMIT:?}; killed");
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("waiting for {what}: {e}"),
+        }
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// The flags of a small graph of type `d`, 6 steps of `width` points
+/// (radix and period where the type takes them, an output that is not a
+/// multiple of 16, a little compute per task).
+fn flags(d: DependenceType, width: usize) -> Vec<String> {
+    let mut f: Vec<String> = [
+        "-steps",
+        "6",
+        "-width",
+        &width.to_string(),
+        "-type",
+        d.name(),
+    ]
+    .map(String::from)
+    .to_vec();
+    f.extend(["-output", "40", "-kernel", "compute_bound", "-iter", "3"].map(String::from));
+    let radix = width.min(3);
+    if d.uses_radix() {
+        f.extend(["-radix".to_owned(), radix.to_string()]);
+    }
+    if d.needs_period() {
+        let period = width.div_ceil(radix).min(2);
+        f.extend(["-period".to_owned(), period.to_string()]);
+    }
+    if d == DependenceType::RandomNearest {
+        f.extend(["-fraction", "0.5"].map(String::from));
+    }
+    f
+}
+
+fn graph(d: DependenceType, width: usize) -> TaskGraph {
+    TaskGraph::from_flags(flags(d, width)).unwrap_or_else(|e| panic!("{d}: {e}"))
+}
+
+/// Runs every type under `mpirun -n ranks` (0: without mpirun) and checks
+/// the counts each prints.
+fn every_type_reports_its_counts(ranks: usize) {
+    for d in DependenceType::ALL {
+        let (f, g) = (flags(d, 8), graph(d, 8));
+        let r = run(ranks, &f, &[]);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "{d} on {ranks} ranks: stdout:\n{}\nstderr:\n{}",
+            r.stdout,
+            r.stderr
+        );
+        let s = report::Summary::parse(&r.stdout)
+            .unwrap_or_else(|| panic!("{d}: no summary in:\n{}", r.stdout));
+        assert_eq!(s.total_tasks, g.total_tasks(), "{d}");
+        assert_eq!(s.total_dependencies, g.total_dependencies(), "{d}");
+        assert_eq!(s.total_flops, g.total_flops(), "{d}");
+    }
+}
+
+#[test]
+fn every_type_on_one_rank() {
+    every_type_reports_its_counts(0);
+}
+
+#[test]
+fn a_bad_flag_exits_2_with_its_message() {
+    let r = run(0, &["-steps".into(), "six".into()], &[]);
+    assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
+    let expected = TaskGraph::from_flags(["-steps", "six"])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(!expected.is_empty());
+    assert!(r.stderr.contains(&expected), "{}", r.stderr);
+    assert!(r.stderr.contains("usage: taskbench-ferry"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    let r = run(0, &["-wobble".into()], &[]);
+    assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
+    assert!(r.stderr.contains("-wobble"), "{}", r.stderr);
+}
+
+#[test]
+fn a_damaged_output_exits_1_naming_the_reader() {
+    let f = flags(DependenceType::Stencil1d, 8);
+    // (2, 3) is read by (3, 2), (3, 3) and (3, 4).
+    let r = run(0, &f, &[("FERRY_TASKBENCH_CORRUPT", "2,3")]);
+    assert_eq!(r.code, Some(1), "stderr:\n{}", r.stderr);
+    // A reader of (2, 3) names it (the damage is past the first 16 bytes).
+    assert!(
+        r.stderr.contains("the output of (2, 3) differs"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("task (3, "), "{}", r.stderr);
+    assert!(!r.stdout.contains("Total Tasks"), "{}", r.stdout);
+    // An output of the last step is checked by the driver.
+    let r = run(0, &f, &[("FERRY_TASKBENCH_CORRUPT", "5,0")]);
+    assert_eq!(r.code, Some(1), "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("the output of (5, 0) differs"),
+        "{}",
+        r.stderr
+    );
+    let r = run(0, &f, &[("FERRY_TASKBENCH_CORRUPT", "five")]);
+    assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
+}
+
+fn world_cfg() -> ferry::Config {
+    ferry::Config::default()
+        .num_cpus(2.0)
+        .object_store_memory(64 << 20)
+}
+
+/// Every type on `ranks` loopback ranks: every task runs, every input is
+/// passed; a damaged output fails the run naming the reader.
+fn every_type_on_loopback(ranks: u32) {
+    let failures = ferry::loopback::run(ranks, world_cfg(), |rt, _| {
+        let mut failures = Vec::new();
+        for d in DependenceType::ALL {
+            // A width that does not divide evenly among the ranks, too.
+            for width in [8, 5] {
+                let g = graph(d, width);
+                match ferry_run::run(&rt, &g, None) {
+                    Ok(done) => {
+                        let want = (g.total_tasks(), g.total_dependencies());
+                        if (done.tasks, done.dependencies) != want {
+                            failures.push(format!(
+                                "{d} width {width}: ran {} tasks, {} dependencies; the graph has {want:?}",
+                                done.tasks, done.dependencies
+                            ));
+                        }
+                    }
+                    Err(e) => failures.push(format!("{d} width {width}: {e}")),
+                }
+            }
+        }
+        let g = graph(DependenceType::AllToAll, 8);
+        match ferry_run::run(&rt, &g, Some((1, 7))) {
+            Err(RunError::Task(e)) => {
+                let t = e.task_error().map(|t| t.message.clone()).unwrap_or_default();
+                if !(t.contains("the output of (1, 7) differs") && t.contains("task (2, ")) {
+                    failures.push(format!("damaged (1, 7): {e}"));
+                }
+            }
+            other => failures.push(format!("damaged (1, 7): expected a task error, got {other:?}")),
+        }
+        failures
+    })
+    .unwrap_or_else(|e| vec![format!("the loopback world failed: {e}")]);
+    assert!(
+        failures.is_empty(),
+        "on {ranks} ranks:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_type_on_two_loopback_ranks() {
+    every_type_on_loopback(2);
+}
+
+#[test]
+fn every_type_on_three_loopback_ranks() {
+    every_type_on_loopback(3);
+}
+
+#[test]
+fn a_malformed_graph_is_an_error() {
+    let rt = ferry::init(ferry::Config::default().num_cpus(1.0)).expect("a runtime");
+    let mut g = TaskGraph::new(3, 4, DependenceType::Stencil1d);
+    g.width = 0;
+    assert!(matches!(
+        ferry_run::run(&rt, &g, None),
+        Err(RunError::Graph(_))
+    ));
+    rt.shutdown().expect("shutdown");
+}
+
+#[test]
+fn every_type_under_mpirun() {
+    if !cfg!(feature = "mpi") {
+        eprintln!(
+            "skipped every_type_under_mpirun: taskbench-ferry runs under mpirun only when \
+             built with --features mpi"
+        );
+        return;
+    }
+    let have_mpirun = Command::new("mpirun")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_mpirun {
+        eprintln!("skipped every_type_under_mpirun: mpirun not found on the PATH");
+        return;
+    }
+    every_type_reports_its_counts(2);
+}
