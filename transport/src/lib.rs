@@ -158,6 +158,16 @@ pub trait Transport: Send + Sync + 'static {
         let _ = awaiting;
     }
 
+    /// Receives and handles, on the calling thread, whatever frames have
+    /// arrived (through the handler set with [`set_handler`](Self::set_handler)),
+    /// unless another thread is doing so right now; whether there was any.
+    /// A thread that waits for a reply calls it while it spins, so the
+    /// reply reaches it with no thread in between. The default (and the
+    /// loopback transport, whose frames need no receiving) does nothing.
+    fn poll(&self) -> bool {
+        false
+    }
+
     /// Asks the transport to hand incoming frames (and losses) straight to
     /// `handler` on the thread that receives them, instead of queueing them
     /// for [`recv`](Self::recv): one thread handoff less per message.

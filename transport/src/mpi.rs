@@ -179,6 +179,7 @@ impl MpiTransport {
         let thread_handler = handler.clone();
         let direct = Arc::new(Direct {
             mpi: MpiLock::new(),
+            receiving: Mutex::new(()),
             pending: Mutex::new(VecDeque::new()),
             allowed: AtomicBool::new(false),
         });
@@ -263,9 +264,13 @@ impl MpiTransport {
         if self.closed.load(Ordering::Acquire) {
             return Err(TransportError::Closed);
         }
-        // Called by a frame handler on the progress thread: run it here.
+        // Called by a frame handler on the progress thread: run it here,
+        // under the MPI lock (handlers run outside it).
         let mut f = Some(f);
-        if let Some(r) = serving(|_, world| f.take().map(|f| f(world))) {
+        if let Some(r) = serving(|_, world| {
+            let _mpi = self.direct.mpi.lock();
+            f.take().map(|f| f(world))
+        }) {
             return r.ok_or(TransportError::Closed);
         }
         let f = f.take().ok_or(TransportError::Closed)?;
@@ -375,6 +380,19 @@ impl Transport for MpiTransport {
         self.rank
     }
 
+    fn poll(&self) -> bool {
+        if !self.direct.allowed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let sink = Sink {
+            events: &self.self_tx,
+            handler: &self.handler,
+        };
+        // An MPI error here is the progress thread's to report (it meets
+        // the same error at its next turn).
+        receive_turn(&self.direct, &sink).unwrap_or(false)
+    }
+
     fn set_handler(&self, handler: Handler) -> Result<(), Handler> {
         self.handler.set(handler)?;
         // The progress thread may be asleep: let it see the handler soon.
@@ -437,19 +455,24 @@ impl Transport for MpiTransport {
                 max: i32::MAX as usize,
             });
         }
-        // Post it from this thread when MPI is free and nothing is queued
-        // before it (one thread handoff less); else queue it.
-        if self.direct.allowed.load(Ordering::Acquire)
-            && self.cmds.is_empty()
-            && let Some(_mpi) = self.direct.mpi.try_lock()
-            && self.cmds.is_empty()
-            && !self.closed.load(Ordering::Acquire)
-        {
-            let p = PendingSend::start_on_world(to, FRAME_TAG, bytes)?;
-            lock(&self.direct.pending).push_back(p);
-            // The progress thread tests it for completion.
-            self.progress.unpark();
-            return Ok(());
+        // Post it from this thread when nothing is queued before it (no
+        // thread handoff): whoever holds the MPI lock holds it only for a
+        // few calls (never while running a handler), so wait for it.
+        if self.direct.allowed.load(Ordering::Acquire) && self.cmds.is_empty() {
+            let mpi = self.direct.mpi.lock();
+            if self.cmds.is_empty() && !self.closed.load(Ordering::Acquire) {
+                let large = bytes.len() > EAGER_FRAME;
+                let p = PendingSend::start_on_world(to, FRAME_TAG, bytes)?;
+                lock(&self.direct.pending).push_back(p);
+                drop(mpi);
+                // Whoever receives next tests it for completion; a large
+                // frame needs progress on this side to leave, so the
+                // progress thread is woken for it.
+                if large {
+                    self.progress.unpark();
+                }
+                return Ok(());
+            }
         }
         self.command(Cmd::Send { to, bytes })
     }
@@ -485,7 +508,14 @@ impl Transport for MpiTransport {
         if dst.is_empty() {
             return Ok(());
         }
-        // A frame handler on the progress thread reads right there.
+        // Any thread issues its own MPI_Get under the MPI lock, with no
+        // thread in between (frame handlers run outside the lock, so this
+        // holds for them too).
+        if self.direct.allowed.load(Ordering::Acquire) {
+            return self.direct.mpi.lock().get(from, offset, dst);
+        }
+        // Only the progress thread may call MPI (FUNNELED): a frame handler
+        // running there reads right there; others ask it.
         let mut dst = Some(dst);
         if let Some(r) = serving(|window, _| {
             dst.take()
@@ -495,12 +525,6 @@ impl Transport for MpiTransport {
             return r;
         }
         let dst = dst.take().ok_or(TransportError::Closed)?;
-        // Any other thread issues its own MPI_Get under the MPI lock, with
-        // no thread in between; only where MPI allows calls from one thread
-        // alone (FUNNELED) does the progress thread read for it.
-        if self.direct.allowed.load(Ordering::Acquire) {
-            return self.direct.mpi.lock().get(from, offset, dst);
-        }
         ReadRequest::run(from, offset, dst, |req| self.command(Cmd::Read(req)))
     }
 
@@ -633,6 +657,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// be kept), queues its frame instead.
 struct Direct {
     mpi: MpiLock,
+    /// Held by the one thread at a time that receives and handles frames
+    /// (the progress thread, or a waiting thread polling for itself), so
+    /// that frames from one sender are handled in the order they were sent.
+    receiving: Mutex<()>,
     pending: Mutex<VecDeque<PendingSend>>,
     /// False when MPI granted less than `SERIALIZED`: every call stays on
     /// the progress thread.
@@ -656,6 +684,61 @@ impl Sink<'_> {
             }
         }
     }
+}
+
+/// The most frames one turn at receiving takes before handing them out.
+const RECEIVE_BATCH: usize = 64;
+
+/// Frames up to this size leave at once (MPI's eager protocol on shared
+/// memory and TCP starts above 4 KiB); a larger one needs the sender's
+/// progress, so its sender wakes the progress thread.
+const EAGER_FRAME: usize = 4096;
+
+/// Receives what has arrived and hands it to `sink`, on the calling thread,
+/// unless another thread is receiving or in MPI right now (it will see the
+/// frames); whether there was anything. The MPI lock is held only while
+/// receiving: handlers run without it, so they may send and read (each
+/// taking the lock), and the receiving turn keeps their order.
+fn receive_turn(direct: &Direct, sink: &Sink<'_>) -> Result<bool, TransportError> {
+    let Ok(_turn) = direct.receiving.try_lock() else {
+        return Ok(false);
+    };
+    let mut frames = Vec::new();
+    {
+        let Some(mpi) = direct.mpi.try_lock() else {
+            return Ok(false);
+        };
+        while frames.len() < RECEIVE_BATCH {
+            match mpi.receive(FRAME_TAG)? {
+                Some(frame) => frames.push(frame),
+                None => break,
+            }
+        }
+        test_sends(direct)?;
+    }
+    let any = !frames.is_empty();
+    for (from, bytes) in frames {
+        sink.put(Event::Frame { from, bytes });
+    }
+    Ok(any)
+}
+
+/// Tests the sends in flight (the caller holds the MPI lock) and forgets
+/// the finished ones: how many are still in flight, and whether any
+/// finished.
+fn test_sends(direct: &Direct) -> Result<(usize, bool), TransportError> {
+    let mut pending = lock(&direct.pending);
+    let before = pending.len();
+    let mut failed = Ok(());
+    pending.retain_mut(|p| match p.test() {
+        Ok(done) => !done,
+        Err(e) => {
+            failed = Err(e);
+            true
+        }
+    });
+    failed?;
+    Ok((pending.len(), pending.len() != before))
 }
 
 /// Receives every frame that has arrived; whether there was any.
@@ -704,22 +787,16 @@ fn serve(
             }
             busy = true;
         }
-        busy |= poll_frames(world, sink);
-        let in_flight = {
-            let mut pending = lock(&direct.pending);
-            let before = pending.len();
-            let mut i = 0;
-            while i < pending.len() {
-                if pending[i].test()? {
-                    pending.remove(i);
-                } else {
-                    i += 1;
-                }
-            }
-            busy |= pending.len() != before;
-            pending.len()
-        };
+        if !direct.allowed.load(Ordering::Acquire) {
+            // FUNNELED: this thread alone calls MPI, and handles frames.
+            busy |= poll_frames(world, sink);
+        }
+        let (in_flight, finished) = test_sends(direct)?;
+        busy |= finished;
         drop(mpi);
+        if direct.allowed.load(Ordering::Acquire) {
+            busy |= receive_turn(direct, sink)?;
+        }
         if closing && in_flight == 0 {
             return Ok(());
         }

@@ -316,6 +316,66 @@ mod mpi_ffi {
             *self.0 = None;
         }
 
+        /// Receives one frame with tag `tag` from any rank if one has
+        /// arrived (`MPI_Improbe` + `MPI_Mrecv` on `MPI_COMM_WORLD`), from
+        /// the calling thread. `None` when nothing is there, and also once
+        /// the window is no longer shared (MPI is closing: no call is made).
+        pub(crate) fn receive(
+            &self,
+            tag: c_int,
+        ) -> Result<Option<(Rank, Vec<u8>)>, TransportError> {
+            if self.0.is_none() {
+                return Ok(None);
+            }
+            let mut flag: c_int = 0;
+            // SAFETY: plain C structs/handles the calls below fill in.
+            let mut message: ffi::MPI_Message = unsafe { ffi::RSMPI_MESSAGE_NULL };
+            // SAFETY: `MPI_Status` is a plain C struct; all-zero is a valid
+            // value, and MPI overwrites it.
+            let mut status: ffi::MPI_Status = unsafe { std::mem::zeroed() };
+            // SAFETY: MPI is initialized and not finalized (the window is
+            // shared, see `share`/`Window::free`), this thread holds the MPI
+            // lock (SERIALIZED), and every pointer is to a live local.
+            let code = unsafe {
+                ffi::MPI_Improbe(
+                    ffi::RSMPI_ANY_SOURCE,
+                    tag,
+                    ffi::RSMPI_COMM_WORLD,
+                    &mut flag,
+                    &mut message,
+                    &mut status,
+                )
+            };
+            check("MPI_Improbe", code)?;
+            if flag == 0 {
+                return Ok(None);
+            }
+            let mut count: c_int = 0;
+            // SAFETY: `status` was filled in by the successful probe above.
+            let code = unsafe { ffi::MPI_Get_count(&status, ffi::RSMPI_UINT8_T, &mut count) };
+            check("MPI_Get_count", code)?;
+            let len = usize::try_from(count)
+                .map_err(|_| TransportError::Mpi(format!("MPI_Get_count gave {count}")))?;
+            let mut buf = vec![0u8; len];
+            // SAFETY: `message` is the matched message of the probe (so
+            // exactly one receive takes it), `buf` is a live buffer of
+            // `count` bytes, and the lock is still held.
+            let code = unsafe {
+                ffi::MPI_Mrecv(
+                    buf.as_mut_ptr() as *mut c_void,
+                    count,
+                    ffi::RSMPI_UINT8_T,
+                    &mut message,
+                    &mut status,
+                )
+            };
+            check("MPI_Mrecv", code)?;
+            let from = Rank::try_from(status.MPI_SOURCE).map_err(|_| {
+                TransportError::Mpi(format!("frame from rank {}", status.MPI_SOURCE))
+            })?;
+            Ok(Some((from, buf)))
+        }
+
         /// [`Window::get`] from the calling thread;
         /// [`TransportError::Closed`] once the window is no longer shared.
         pub(crate) fn get(

@@ -76,7 +76,13 @@ fn mpi_check_on_2_3_4_ranks() {
         let (ok, text) = run(n, &["--quick"]);
         println!("--- {n} ranks ---\n{text}");
         assert!(ok, "mpirun -n {n} failed:\n{text}");
-        for what in ["ok all-to-all rank", "ok rma-read rank", "ok close rank"] {
+        for what in [
+            "ok all-to-all rank",
+            "ok rma-read rank",
+            "ok polled rank",
+            "ok parked rank",
+            "ok close rank",
+        ] {
             let count = text.lines().filter(|l| l.starts_with(what)).count();
             assert_eq!(count, n as usize, "{what}: {count} of {n} ranks\n{text}");
         }

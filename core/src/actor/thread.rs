@@ -176,7 +176,12 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
             None => {
                 signal::spin_then_park(
                     host.spin(),
-                    || core.queued.load(Ordering::SeqCst) > 0,
+                    || {
+                        // A call from another rank may be waiting to be
+                        // received: take it in here, no thread to wake.
+                        host.pool().sched.poll_idle();
+                        core.queued.load(Ordering::SeqCst) > 0
+                    },
                     || core.parked.store(true, Ordering::SeqCst),
                     || core.parked.store(false, Ordering::SeqCst),
                 );

@@ -225,7 +225,10 @@ impl Runtime {
         {
             return Ok(());
         }
-        if signal::spin_until(self.spin_budget(deadline), || slot.is_ready()) {
+        if signal::spin_until(self.spin_budget(deadline), || {
+            self.poll_wire();
+            slot.is_ready()
+        }) {
             return Ok(());
         }
         let sig = Signal::for_current();
@@ -237,6 +240,14 @@ impl Runtime {
             Ok(())
         } else {
             Err(Error::Timeout(Duration::ZERO))
+        }
+    }
+
+    /// While a getter spins, it receives what arrives itself: its reply
+    /// reaches it with no thread in between.
+    fn poll_wire(&self) {
+        if let Some(c) = &self.inner.cluster {
+            c.transport.poll();
         }
     }
 
@@ -307,7 +318,10 @@ impl Runtime {
                 .count()
                 >= num_returns
         };
-        if !signal::spin_until(self.spin_budget(deadline), enough) {
+        if !signal::spin_until(self.spin_budget(deadline), || {
+            self.poll_wire();
+            enough()
+        }) {
             let sig = Signal::for_current();
             for r in refs.iter() {
                 r.slot.add_waiter(Waiter::Thread(sig.clone()));

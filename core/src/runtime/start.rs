@@ -488,6 +488,16 @@ impl Prepared {
             let _ = rt.shutdown();
             return Err(e);
         }
+        if let Some(c) = &inner.cluster {
+            // An idle worker receives what arrives itself while it spins: a
+            // task that comes in is queued on its own deque and run right
+            // there, with no thread to wake.
+            let transport = c.transport.clone();
+            inner
+                .pool
+                .sched
+                .set_idle_poll(Box::new(move || transport.poll()));
+        }
         crate::runtime::current::set_runtime(Some(inner.clone()));
         if let Some((path, every)) = self.status
             && inner.rank == 0

@@ -61,6 +61,9 @@ pub(crate) struct Scheduler {
     shutdown: AtomicBool,
     base_threads: usize,
     spin: Duration,
+    /// What a spinning idle worker calls to receive incoming work itself
+    /// (the cluster's transport poll), once set.
+    idle_poll: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 thread_local! {
@@ -84,6 +87,21 @@ impl Scheduler {
             shutdown: AtomicBool::new(false),
             base_threads: base_threads.max(1),
             spin,
+            idle_poll: OnceLock::new(),
+        }
+    }
+
+    /// Sets what a spinning idle worker calls to receive incoming work
+    /// itself (once; later calls are ignored).
+    pub(crate) fn set_idle_poll(&self, poll: Box<dyn Fn() -> bool + Send + Sync>) {
+        let _ = self.idle_poll.set(poll);
+    }
+
+    /// Receives incoming work on the calling thread, if a poll is set (an
+    /// idle worker or actor thread calls it while it spins).
+    pub(crate) fn poll_idle(&self) {
+        if let Some(poll) = self.idle_poll.get() {
+            poll();
         }
     }
 
@@ -403,7 +421,10 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         }
         // One searcher at a time spins; the others park at once.
         if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
-            let found = signal::spin_until(sched.spin, || sched.has_work() || sched.is_shutdown());
+            let found = signal::spin_until(sched.spin, || {
+                sched.poll_idle();
+                sched.has_work() || sched.is_shutdown()
+            });
             sched.searching.fetch_sub(1, Ordering::SeqCst);
             if found {
                 continue;

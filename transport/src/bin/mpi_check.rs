@@ -22,6 +22,11 @@ const WAIT: Duration = Duration::from_secs(60);
 const PHASE_ALL_TO_ALL: u8 = 1;
 const PHASE_PING: u8 = 2;
 const PHASE_DONE: u8 = 3;
+const PHASE_POLLED: u8 = 4;
+const PHASE_PARKED: u8 = 5;
+
+/// Frames each rank sends each other rank while the receivers poll.
+const POLLED_FRAMES: u32 = 2000;
 
 /// Byte `i` of rank `rank`'s region.
 fn pattern(rank: Rank, i: usize) -> u8 {
@@ -276,13 +281,127 @@ fn main() -> ExitCode {
     );
     barrier(&t);
 
-    // 6. Rank 0 tells everybody to stop; then every rank closes (collective).
+    // 6. Frames handed to a handler on whichever thread receives them:
+    // three threads of this rank poll (`Transport::poll`) beside the
+    // progress thread while every other rank sends; each sender's frames
+    // must be handled once each, in order. Then nobody polls: a frame
+    // reaches a waiting (parked) thread through the progress thread.
+    let (tx, rx) = std::sync::mpsc::channel::<(std::thread::ThreadId, Event)>();
+    let tx = std::sync::Mutex::new(tx);
+    if t.set_handler(Box::new(move |ev| {
+        let me = std::thread::current().id();
+        let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send((me, ev));
+    }))
+    .is_err()
+    {
+        fail(me, "a handler was already set");
+    }
+    let handled =
+        |rx: &std::sync::mpsc::Receiver<(std::thread::ThreadId, Event)>, phase: u8| match rx
+            .recv_timeout(WAIT)
+        {
+            Ok((who, Event::Frame { from, bytes })) if bytes.first() == Some(&phase) => {
+                (who, from, bytes)
+            }
+            Ok((_, other)) => fail(me, format!("unexpected event {other:?} in phase {phase}")),
+            Err(e) => fail(me, format!("no frame in phase {phase}: {e}")),
+        };
+    barrier(&t);
+    for seq in 0..POLLED_FRAMES {
+        for to in (0..n).filter(|&to| to != me) {
+            let mut f = vec![PHASE_POLLED];
+            f.extend_from_slice(&seq.to_le_bytes());
+            t.send(to, f).unwrap_or_else(|e| fail(me, e));
+        }
+    }
+    let polling = std::sync::atomic::AtomicBool::new(true);
+    let pollers: Vec<std::thread::ThreadId> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    while polling.load(std::sync::atomic::Ordering::Acquire) {
+                        t.poll();
+                    }
+                    std::thread::current().id()
+                })
+            })
+            .collect();
+        let mut next = vec![0u32; n as usize];
+        let mut by_pollers = 0u32;
+        let mut ids = vec![std::thread::current().id()];
+        let deadline = Instant::now() + WAIT;
+        let expected = POLLED_FRAMES * (n - 1);
+        let mut got = 0;
+        while got < expected {
+            t.poll();
+            while let Ok((who, ev)) = rx.try_recv() {
+                let Event::Frame { from, bytes } = ev else {
+                    fail(me, format!("unexpected event {ev:?}"));
+                };
+                if bytes.len() != 5 || bytes[0] != PHASE_POLLED {
+                    fail(me, format!("bad frame {bytes:?} from {from}"));
+                }
+                let seq = u32::from_le_bytes(bytes[1..5].try_into().unwrap_or([0; 4]));
+                if seq != next[from as usize] {
+                    fail(
+                        me,
+                        format!(
+                            "frame {seq} from {from} handled when {} was due",
+                            next[from as usize]
+                        ),
+                    );
+                }
+                next[from as usize] += 1;
+                got += 1;
+                by_pollers +=
+                    u32::from(ids.contains(&who) || helpers.iter().any(|h| h.thread().id() == who));
+            }
+            if Instant::now() > deadline {
+                fail(
+                    me,
+                    format!("{got} of {expected} frames handled in {WAIT:?}"),
+                );
+            }
+        }
+        polling.store(false, std::sync::atomic::Ordering::Release);
+        for h in helpers {
+            ids.push(
+                h.join()
+                    .unwrap_or_else(|_| fail(me, "a polling thread panicked")),
+            );
+        }
+        println!(
+            "ok polled rank {me}: {expected} frames from {} ranks handled once each, in order; \
+             {by_pollers} by the polling threads, the rest by the progress thread",
+            n - 1
+        );
+        ids
+    });
+    barrier(&t);
+    // Nobody polls now: this thread waits (parks) on the channel.
+    let to = (me + 1) % n;
+    t.send(to, vec![PHASE_PARKED])
+        .unwrap_or_else(|e| fail(me, e));
+    let (who, from, _) = handled(&rx, PHASE_PARKED);
+    if pollers.contains(&who) || from != (me + n - 1) % n {
+        fail(
+            me,
+            format!("the parked-phase frame from {from} was handled by a waiting thread"),
+        );
+    }
+    println!("ok parked rank {me}: a frame reached a parked waiter through the progress thread");
+    barrier(&t);
+
+    // 7. Rank 0 tells everybody to stop; then every rank closes (collective).
     if me == 0 {
         for to in 1..n {
             t.send(to, vec![PHASE_DONE]).unwrap_or_else(|e| fail(me, e));
         }
     } else {
-        let (from, f) = next_frame(&t);
+        let (from, f, _) = {
+            let (_, from, bytes) = handled(&rx, PHASE_DONE);
+            (from, bytes, ())
+        };
         if from != 0 || f != [PHASE_DONE] {
             fail(
                 me,
