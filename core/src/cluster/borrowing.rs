@@ -206,10 +206,9 @@ pub(super) fn fill_from_result<H: RankHost>(
         }
         None => return,
     };
-    if !slot.is_ready() {
+    if slot.complete_first(stored) {
         c.filled_here.fetch_add(1, Ordering::Relaxed);
     }
-    slot.complete(stored);
 }
 
 /// Objects up to this size travel inside the `BorrowAck` itself.
