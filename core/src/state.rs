@@ -54,6 +54,10 @@ pub struct RankState {
     pub objects: Vec<ObjectState>,
     /// Tasks kept to rebuild lost objects (lineage).
     pub lineage: u64,
+    /// Objects of other ranks this rank borrowed and filled itself, from a
+    /// task it had just run for their owner, without waiting for the owner
+    /// to answer (so far).
+    pub borrows_filled_here: u64,
 }
 
 /// A rank's object store.
@@ -570,6 +574,7 @@ mod tests {
                 actors: vec![],
                 objects: vec![],
                 lineage: 0,
+                borrows_filled_here: 0,
             }],
             missing: vec![3],
             lost: vec![2],

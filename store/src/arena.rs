@@ -339,13 +339,36 @@ impl Arena {
     /// [`create_unreserved`](Self::create_unreserved), never reserved, and
     /// its pages cannot be now.
     pub fn alloc(&self, len: usize) -> Result<BlockMut, StoreError> {
+        self.alloc_with(len, true)
+    }
+
+    /// [`alloc`](Self::alloc) from the space free now: never spills and
+    /// never waits, for a caller that has another way to get its bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Full`] when no free range is large enough now;
+    /// [`StoreError::ShmTooSmall`] as for [`alloc`](Self::alloc).
+    pub fn alloc_now(&self, len: usize) -> Result<BlockMut, StoreError> {
+        self.alloc_with(len, false)
+    }
+
+    fn alloc_with(&self, len: usize, may_wait: bool) -> Result<BlockMut, StoreError> {
         let alloc = if len == 0 {
             Allocation { offset: 0, size: 0 }
         } else {
             let quick = self.shared.allocator().alloc(len);
             let alloc = match quick {
                 Some(x) => x,
-                None => alloc_under_pressure(&self.shared, len)?,
+                None if may_wait => alloc_under_pressure(&self.shared, len)?,
+                None => {
+                    let a = self.shared.allocator();
+                    return Err(StoreError::Full {
+                        requested: len,
+                        used: a.used(),
+                        capacity: a.capacity(),
+                    });
+                }
             };
             // No byte of the mapping is handed out before its page is
             // reserved: a full /dev/shm is an error here, never a SIGBUS.

@@ -87,6 +87,14 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "a_million_cross_rank_refs_leak_nothing",
         a_million_cross_rank_refs_leak_nothing,
     ),
+    (
+        "a_chain_on_one_rank_reads_its_own_results_there",
+        a_chain_on_one_rank_reads_its_own_results_there,
+    ),
+    (
+        "a_failed_task_s_error_reaches_the_task_after_it_on_its_rank",
+        a_failed_task_s_error_reaches_the_task_after_it_on_its_rank,
+    ),
     ("idle_ranks_spend_no_core", idle_ranks_spend_no_core),
 ];
 
@@ -971,4 +979,181 @@ fn idle_ranks_spend_no_core(rt: &Runtime) -> ferry::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Waits on rank 0's gate (nested in a vector, so that it does not hold the
+/// task back before it starts), then starts a chain with `x`.
+#[ferry::remote]
+fn chain_start(rt: &Runtime, gate: Vec<ObjectRef<bool>>, x: u64) -> ferry::Result<u64> {
+    assert!(rt.get_value(&gate[0])?, "the gate never opened");
+    Ok(x)
+}
+
+/// As [`chain_start`], but fails with `msg`.
+#[ferry::remote]
+fn chain_fail(rt: &Runtime, gate: Vec<ObjectRef<bool>>, msg: String) -> Result<u64, String> {
+    match rt.get_value(&gate[0]) {
+        Ok(true) => Err(msg),
+        other => Err(format!("the gate never opened: {other:?}")),
+    }
+}
+
+/// One link of a chain: its argument is a top-level ref, resolved before
+/// it runs.
+#[ferry::remote]
+fn chain_step(x: View<u64>) -> u64 {
+    x.to_native() + 1
+}
+
+/// Borrowed objects `rank` filled itself from a task it had just run for
+/// their owner (`RankState::borrows_filled_here`).
+fn filled_on(rt: &Runtime, rank: u32) -> u64 {
+    rt.state()
+        .ranks
+        .iter()
+        .find(|r| r.rank == rank)
+        .map_or(0, |r| r.borrows_filled_here)
+}
+
+/// Opens gate `key` when dropped, so that a failed scenario never leaves
+/// rank 0's CPU held.
+struct OpenOnDrop(u64);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        set_gate(self.0, true, true);
+    }
+}
+
+/// Waits until no rank lists any of `ids` and the stores of rank 0 and
+/// `on` are back to `base`.
+fn wait_all_freed(rt: &Runtime, ids: &[String], on: u32, base: (u64, u64)) -> ferry::Result<()> {
+    wait_until("every rank to let go of the chain's objects", || {
+        let s = rt.state();
+        Ok(!s
+            .ranks
+            .iter()
+            .flat_map(|r| &r.objects)
+            .any(|o| ids.contains(&o.id)))
+    })?;
+    wait_until("the chain's objects to leave the stores", || {
+        Ok(store_used_on(rt, 0)? <= base.0 && store_used_on(rt, on)? <= base.1)
+    })
+}
+
+/// Issue 14: a chain of tasks on one rank, each taking the one before's
+/// result (owned by rank 0, the submitter) as a top-level ref, all sent
+/// before any runs. The rank that runs them fills its borrow of each result
+/// from the task it has just run, without waiting for rank 0 to hear `Done`
+/// and answer: counted in `borrows_filled_here`, once for each link but the
+/// last (whose result nobody there waits for). Rank 0 still learns of every
+/// borrow and every result; everything is freed everywhere at the end.
+fn a_chain_on_one_rank_reads_its_own_results_there(rt: &Runtime) -> ferry::Result<()> {
+    const N: usize = 8;
+    let on = last(rt);
+    let base = (store_used_on(rt, 0)?, store_used_on(rt, on)?);
+    let filled_before = filled_on(rt, on);
+    let key = unique_first();
+    let opener = OpenOnDrop(key);
+    let gate = hold_rank_0::options().on_rank(0).remote(rt, key)?;
+    let mut refs = vec![
+        chain_start::options()
+            .on_rank(on)
+            .remote(rt, vec![gate.clone()], 1)?,
+    ];
+    for i in 1..N {
+        let next = chain_step::options().on_rank(on).remote(rt, &refs[i - 1])?;
+        refs.push(next);
+    }
+    let ids: Vec<String> = refs.iter().map(|r| r.id().to_string()).collect();
+    // Every link but the last is borrowed there, and not there yet, before
+    // the first runs; rank 0 counts each of those borrows.
+    for id in &ids[..N - 1] {
+        wait_listed(rt, on, id, &format!("rank {on} to borrow {id}"), |o| {
+            o.owner == 0 && !o.here
+        })?;
+        wait_listed(
+            rt,
+            0,
+            id,
+            &format!("rank 0 to count rank {on}'s borrow of {id}"),
+            |o| o.borrowers.contains(&on),
+        )?;
+    }
+    drop(opener);
+    for (i, r) in refs.iter().enumerate() {
+        assert_eq!(rt.get_value(r)?, i as u64 + 1, "link {i}");
+    }
+    assert!(rt.get_value(&gate)?, "rank 0's CPU was never released");
+    assert_eq!(
+        filled_on(rt, on) - filled_before,
+        N as u64 - 1,
+        "rank {on} filled each borrowed link from the task it had just run"
+    );
+    drop(refs);
+    drop(gate);
+    wait_all_freed(rt, &ids, on, base)
+}
+
+/// Issue 14, failing: a task fails on its rank while the task after it,
+/// there, waits for its result. That task fails with the same failure as
+/// the one that waits for it on rank 0 (which hears it through `Done`), and
+/// as rank 0's own copy; then everything is freed everywhere.
+fn a_failed_task_s_error_reaches_the_task_after_it_on_its_rank(rt: &Runtime) -> ferry::Result<()> {
+    let on = last(rt);
+    let base = (store_used_on(rt, 0)?, store_used_on(rt, on)?);
+    let filled_before = filled_on(rt, on);
+    let key = unique_first();
+    let opener = OpenOnDrop(key);
+    let gate = hold_rank_0::options().on_rank(0).remote(rt, key)?;
+    let bad = chain_fail::options().on_rank(on).remote(
+        rt,
+        vec![gate.clone()],
+        "boom in a chain".to_string(),
+    )?;
+    let after_there = chain_step::options().on_rank(on).remote(rt, &bad)?;
+    let after_here = chain_step::options().on_rank(0).remote(rt, &bad)?;
+    let id = bad.id().to_string();
+    wait_listed(rt, on, &id, &format!("rank {on} to borrow {id}"), |o| {
+        o.owner == 0 && !o.here
+    })?;
+    drop(opener);
+    let there = rt.get(&after_there).unwrap_err();
+    let here = rt.get(&after_here).unwrap_err();
+    let owner = rt.get(&bad).unwrap_err();
+    let t = there.task_error().expect("a task error");
+    assert_eq!(t.kind, ferry::FailureKind::Application);
+    assert_eq!(t.message, "boom in a chain");
+    assert_eq!(t.rank, on);
+    // A task that did not run for a failed argument reaches rank 0 as that
+    // argument's failure (the wire carries the cause), so rank 0's own
+    // waiter says more in words; the failure itself is the same.
+    assert_eq!(
+        there.task_error(),
+        here.task_error(),
+        "the same failure as through rank 0"
+    );
+    assert_eq!(
+        there.task_error(),
+        owner.task_error(),
+        "the same failure as rank 0's copy"
+    );
+    assert_eq!(
+        there.to_string(),
+        owner.to_string(),
+        "the same error as rank 0's copy"
+    );
+    assert_eq!(
+        filled_on(rt, on) - filled_before,
+        1,
+        "rank {on} filled its borrow with the error of the task it had just run"
+    );
+    assert!(rt.get_value(&gate)?, "rank 0's CPU was never released");
+    let ids = vec![
+        id,
+        after_there.id().to_string(),
+        after_here.id().to_string(),
+    ];
+    drop((bad, after_there, after_here, gate));
+    wait_all_freed(rt, &ids, on, base)
 }

@@ -17,7 +17,7 @@ use crate::cluster::transfer::{copy_in, stored_at};
 use crate::cluster::wire::{self, Msg, WireError, WireResult, WireValue};
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
-use crate::object::cell::{DepWaiter, Slot, Stored, TypeTag, Waiter};
+use crate::object::cell::{Bytes, DepWaiter, Slot, Stored, TypeTag, Waiter};
 use crate::sync::lock;
 
 thread_local! {
@@ -165,6 +165,52 @@ pub(crate) fn fetch<H: RankHost>(
     }
 }
 
+/// A task this rank ran for `object`'s owner has just ended with `out`
+/// (issue 14): a borrowed slot of `object` here that still waits for its
+/// value (a task here depends on it) takes it now, instead of after the
+/// owner has heard `Done` and answered. Everything else goes on as before:
+/// `Done` still goes out, the borrow stays counted, and the owner's answer,
+/// when it comes, finds the slot complete and is dropped. A value is copied
+/// (a sealed block has one holder) into space free now: one that does not
+/// fit without spilling or waiting, or was spilled, comes from the owner
+/// as before.
+pub(super) fn fill_from_result<H: RankHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    object: u64,
+    task: &str,
+    out: &Slot,
+) {
+    let Some(slot) = lock(&c.borrowed).get(&object).and_then(Weak::upgrade) else {
+        return;
+    };
+    if slot.is_ready() {
+        return;
+    }
+    let stored = match out.get() {
+        Some(Stored::Value(v)) => {
+            if v.block.is_spilled() {
+                return;
+            }
+            let Ok(bytes) = v.block.access() else { return };
+            let Ok(mut block) = inner.store().arena.alloc_now(bytes.as_slice().len()) else {
+                return;
+            };
+            block.as_mut_slice().copy_from_slice(bytes.as_slice());
+            let sealed = Bytes::Own(inner.store().arena.seal(block.freeze()));
+            Stored::Value(v.copied_to(sealed, v._contained.clone()))
+        }
+        // The error the owner would store, and then hand on, from `Done`.
+        Some(Stored::Error(e)) => {
+            Stored::Error(WireError::from_error(e, task, c.rank).into_error())
+        }
+        None => return,
+    };
+    if slot.complete_first(stored) {
+        c.filled_here.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Objects up to this size travel inside the `BorrowAck` itself.
 const EAGER_MAX: usize = 256;
 
@@ -301,7 +347,9 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
             if let (Some(slot), false) = (&slot, ok) {
                 slot.complete(Stored::Error(Error::ObjectFreed { object: slot.id }));
             }
-            if let (Some(slot), Some(v)) = (&slot, value) {
+            if let (Some(slot), Some(v)) = (&slot, value)
+                && !slot.is_ready()
+            {
                 match v.result {
                     WireResult::Inline(bytes) => {
                         let tag = TypeTag::named(&v.type_name);
@@ -364,6 +412,10 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
             let Some(slot) = lock(&c.borrowed).get(&object).and_then(Weak::upgrade) else {
                 return;
             };
+            if slot.is_ready() {
+                // Filled here already (`fill_from_result`): nothing to read.
+                return;
+            }
             let stored = match result {
                 WireResult::Inline(bytes) => {
                     let tag = TypeTag::named(&type_name);

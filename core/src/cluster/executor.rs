@@ -7,8 +7,9 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use ferry_transport::Rank;
 
-use crate::cluster::borrowing::{after_acks, collect_borrows};
+use crate::cluster::borrowing::{after_acks, collect_borrows, fill_from_result};
 use crate::cluster::latch::Latch;
+use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::wire::{Msg, WireError, WireRef, WireResult};
 use crate::error::Result;
@@ -20,7 +21,7 @@ use crate::sync::lock;
 /// Step 3 on the executor: `invoke` decodes the call and submits it here
 /// (a task, or a call of an actor that lives here); `Done` goes back to
 /// `from` when its result is ready.
-pub(crate) fn execute<H: ClusterHost>(
+pub(crate) fn execute<H: RankHost>(
     inner: &Arc<H>,
     c: &Cluster<H>,
     from: Rank,
@@ -76,15 +77,22 @@ struct Reply<H> {
     latch: OnceLock<Arc<Latch>>,
 }
 
-impl<H: ClusterHost> DepWaiter for Reply<H> {
+impl<H: RankHost> DepWaiter for Reply<H> {
     fn dep_ready(self: Arc<Self>) {
+        // A task here that waits for this result runs now, not after
+        // `Done` has gone to the owner and the owner has answered.
+        if let Some(inner) = self.rt.upgrade()
+            && let Some(c) = inner.cluster()
+        {
+            fill_from_result(&inner, c, self.object, &self.task, &self.out.slot);
+        }
         if let Some(l) = self.latch.get() {
             l.hit();
         }
     }
 }
 
-impl<H: ClusterHost> Reply<H> {
+impl<H: RankHost> Reply<H> {
     fn send_done(&self) {
         let Some(inner) = self.rt.upgrade() else {
             return;

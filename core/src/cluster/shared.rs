@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -57,6 +57,9 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(super) lent: Lent<Arc<Slot>>,
     /// Foreign objects this rank borrows.
     pub(super) borrowed: Mutex<HashMap<u64, Weak<Slot>>>,
+    /// Borrowed objects filled from a task this rank ran for their owner,
+    /// without waiting for the owner (`borrowing::fill_from_result`).
+    pub(crate) filled_here: AtomicU64,
     /// Ends of borrows, held back behind earlier unacked borrows.
     pub(crate) releases: Releases,
     /// Work waiting for a `BorrowAck`, by object or actor.
@@ -114,6 +117,7 @@ impl<H: ClusterHost> Cluster<H> {
             held: Mutex::new(HashMap::new()),
             lent: Lent::new(),
             borrowed: Mutex::new(HashMap::new()),
+            filled_here: AtomicU64::new(0),
             awaiting: Mutex::new(HashMap::new()),
             releases: Default::default(),
             actors: ActorBook::new(size),

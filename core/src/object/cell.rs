@@ -377,8 +377,14 @@ impl Slot {
 
     /// Sets the value (first completion wins) and wakes every waiter.
     pub(crate) fn complete(&self, stored: Stored) {
+        self.complete_first(stored);
+    }
+
+    /// [`complete`](Self::complete), saying whether this completion won
+    /// (false when the slot was complete already).
+    pub(crate) fn complete_first(&self, stored: Stored) -> bool {
         if self.value.set(stored).is_err() {
-            return;
+            return false;
         }
         let waiters = std::mem::take(&mut *self.lock_waiters());
         for w in waiters {
@@ -387,6 +393,7 @@ impl Slot {
                 Waiter::Task(t) => t.dep_ready(),
             }
         }
+        true
     }
 
     /// Registers `w` unless the slot is already complete; false if it was.

@@ -439,13 +439,14 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
     let spill = inner.store.arena.spill_stats();
     let (tasks, running, failures) = inner.pool.tasks.snapshot();
     let mut actors = inner.actors.states();
-    let (mut objects, mut sent, mut lineage) = (Vec::new(), Vec::new(), 0);
+    let (mut objects, mut sent, mut lineage, mut filled) = (Vec::new(), Vec::new(), 0, 0);
     let mut host = crate::host::name();
     if let Some(c) = inner.cluster() {
         actors.extend(c.actors.states());
         objects = c.object_states();
         sent = c.sent_counts();
         lineage = c.lineage.len() as u64;
+        filled = c.filled_here.load(std::sync::atomic::Ordering::Relaxed);
         host = c.host();
     }
     crate::state::RankState {
@@ -465,5 +466,6 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         actors,
         objects,
         lineage,
+        borrows_filled_here: filled,
     }
 }
