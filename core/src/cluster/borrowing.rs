@@ -165,15 +165,19 @@ pub(crate) fn fetch<H: RankHost>(
     }
 }
 
+/// Values up to this size are copied for a waiting borrow on the rank that
+/// made them (the size that travels inside `Done` anyway).
+const FILL_MAX: usize = 64 * 1024;
+
 /// A task this rank ran for `object`'s owner has just ended with `out`
 /// (issue 14): a borrowed slot of `object` here that still waits for its
 /// value (a task here depends on it) takes it now, instead of after the
 /// owner has heard `Done` and answered. Everything else goes on as before:
 /// `Done` still goes out, the borrow stays counted, and the owner's answer,
 /// when it comes, finds the slot complete and is dropped. A value is copied
-/// (a sealed block has one holder) into space free now: one that does not
-/// fit without spilling or waiting, or was spilled, comes from the owner
-/// as before.
+/// (a sealed block has one holder) into space free now: one larger than
+/// [`FILL_MAX`], one that does not fit without spilling or waiting, or one
+/// spilled, comes from the owner as before.
 pub(super) fn fill_from_result<H: RankHost>(
     inner: &Arc<H>,
     c: &Cluster<H>,
@@ -189,7 +193,9 @@ pub(super) fn fill_from_result<H: RankHost>(
     }
     let stored = match out.get() {
         Some(Stored::Value(v)) => {
-            if v.block.is_spilled() {
+            // A large value stays single: the owner's answer lets a
+            // same-node reader view it in place (or read it one-sidedly).
+            if v.block.is_spilled() || v.block.len() > FILL_MAX {
                 return;
             }
             let Ok(bytes) = v.block.access() else { return };
