@@ -5,76 +5,19 @@
 //! with `--features mpi`, `taskbench-ferry` under `mpirun -n 2`. Each run
 //! of the binary is killed, failing the test, after two minutes.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use common::{Run, run as run_bin};
 use ferry_taskbench::ferry_run::{self, RunError};
 use ferry_taskbench::{DependenceType, TaskGraph, report};
 
-/// How long one run may take before it counts as hung.
-const LIMIT: Duration = Duration::from_secs(120);
-
 const BIN: &str = env!("CARGO_BIN_EXE_taskbench-ferry");
 
-/// What a finished run left.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `taskbench-ferry args` under `mpirun -n ranks` (directly when
-/// `ranks` is 0), with `env` set, killing it after [`LIMIT`].
+/// Runs `taskbench-ferry args` (see [`common::run`]), two CPUs per rank.
 fn run(ranks: usize, args: &[String], env: &[(&str, &str)]) -> Run {
-    let mut cmd = if ranks == 0 {
-        Command::new(BIN)
-    } else {
-        let mut c = Command::new("mpirun");
-        c.args(["--oversubscribe", "-n", &ranks.to_string(), BIN]);
-        c
-    };
-    cmd.args(args)
-        .env("FERRY_NUM_CPUS", "2")
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let what = format!("-n {ranks} taskbench-ferry {}", args.join(" "));
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() > LIMIT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what} still running after {LIMIT:?}; killed");
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("waiting for {what}: {e}"),
-        }
-    };
-    Run {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+    let mut env = env.to_vec();
+    env.insert(0, ("FERRY_NUM_CPUS", "2"));
+    run_bin(BIN, ranks, args, &env)
 }
 
 /// The flags of a small graph of type `d`, 6 steps of `width` points
@@ -259,14 +202,7 @@ fn every_type_under_mpirun() {
         );
         return;
     }
-    let have_mpirun = Command::new("mpirun")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_mpirun {
-        eprintln!("skipped every_type_under_mpirun: mpirun not found on the PATH");
+    if !common::have_mpirun("every_type_under_mpirun") {
         return;
     }
     every_type_reports_its_counts(2);

@@ -6,90 +6,18 @@
 //! Needs `--features mpi` (the binary exists only then) and `mpirun` on the
 //! `PATH`; otherwise every test says why it skips and passes.
 
+mod common;
+
 #[cfg(feature = "mpi")]
 mod real {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-
+    pub(crate) use crate::common::{Run, have_mpirun};
     use ferry_taskbench::{DependenceType, TaskGraph, report};
-
-    /// How long one run may take before it counts as hung.
-    pub(crate) const LIMIT: Duration = Duration::from_secs(120);
 
     const BIN: &str = env!("CARGO_BIN_EXE_taskbench-mpi");
 
-    /// What a finished run left.
-    pub(crate) struct Run {
-        pub(crate) code: Option<i32>,
-        pub(crate) stdout: String,
-        pub(crate) stderr: String,
-    }
-
-    /// Whether `mpirun` can be started; prints the skip when not.
-    pub(crate) fn have_mpirun(test: &str) -> bool {
-        let ok = Command::new("mpirun")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped {test}: mpirun not found on the PATH");
-        }
-        ok
-    }
-
-    /// Runs `taskbench-mpi args` under `mpirun -n ranks` (directly when
-    /// `ranks` is 0), with `env` set, killing it after [`LIMIT`].
+    /// Runs `taskbench-mpi args` (see [`crate::common::run`]).
     pub(crate) fn run(ranks: usize, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = if ranks == 0 {
-            Command::new(BIN)
-        } else {
-            let mut c = Command::new("mpirun");
-            c.args(["--oversubscribe", "-n", &ranks.to_string(), BIN]);
-            c
-        };
-        cmd.args(args)
-            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let what = format!("-n {ranks} taskbench-mpi {}", args.join(" "));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_string(&mut s);
-                }
-                s
-            })
-        };
-        let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
-        let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
-        let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if start.elapsed() > LIMIT => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{what} still running after {LIMIT:?}; killed");
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => panic!("waiting for {what}: {e}"),
-            }
-        };
-        Run {
-            code: status.code(),
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        }
+        crate::common::run(BIN, ranks, args, env)
     }
 
     /// The flags of a small graph of type `d` (radix and period where the
