@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Run, run as run_bin};
+use common::{Run, flags, run as run_bin};
 use ferry_taskbench::ferry_run::{self, RunError};
 use ferry_taskbench::{DependenceType, TaskGraph, report};
 
@@ -18,35 +18,6 @@ fn run(ranks: usize, args: &[String], env: &[(&str, &str)]) -> Run {
     let mut env = env.to_vec();
     env.insert(0, ("FERRY_NUM_CPUS", "2"));
     run_bin(BIN, ranks, args, &env)
-}
-
-/// The flags of a small graph of type `d`, 6 steps of `width` points
-/// (radix and period where the type takes them, an output that is not a
-/// multiple of 16, a little compute per task).
-fn flags(d: DependenceType, width: usize) -> Vec<String> {
-    let mut f: Vec<String> = [
-        "-steps",
-        "6",
-        "-width",
-        &width.to_string(),
-        "-type",
-        d.name(),
-    ]
-    .map(String::from)
-    .to_vec();
-    f.extend(["-output", "40", "-kernel", "compute_bound", "-iter", "3"].map(String::from));
-    let radix = width.min(3);
-    if d.uses_radix() {
-        f.extend(["-radix".to_owned(), radix.to_string()]);
-    }
-    if d.needs_period() {
-        let period = width.div_ceil(radix).min(2);
-        f.extend(["-period".to_owned(), period.to_string()]);
-    }
-    if d == DependenceType::RandomNearest {
-        f.extend(["-fraction", "0.5"].map(String::from));
-    }
-    f
 }
 
 fn graph(d: DependenceType, width: usize) -> TaskGraph {

@@ -10,7 +10,7 @@ mod common;
 
 #[cfg(feature = "mpi")]
 mod real {
-    pub(crate) use crate::common::{Run, have_mpirun};
+    pub(crate) use crate::common::{Run, flags, have_mpirun};
     use ferry_taskbench::{DependenceType, TaskGraph, report};
 
     const BIN: &str = env!("CARGO_BIN_EXE_taskbench-mpi");
@@ -18,34 +18,6 @@ mod real {
     /// Runs `taskbench-mpi args` (see [`crate::common::run`]).
     pub(crate) fn run(ranks: usize, args: &[&str], env: &[(&str, &str)]) -> Run {
         crate::common::run(BIN, ranks, args, env)
-    }
-
-    /// The flags of a small graph of type `d` (radix and period where the
-    /// type takes them, an output that is not a multiple of 16).
-    pub(crate) fn flags(d: DependenceType, width: usize) -> Vec<String> {
-        let mut f: Vec<String> = [
-            "-steps",
-            "6",
-            "-width",
-            &width.to_string(),
-            "-type",
-            d.name(),
-        ]
-        .map(String::from)
-        .to_vec();
-        f.extend(["-output", "40", "-kernel", "compute_bound", "-iter", "3"].map(String::from));
-        let radix = width.min(3);
-        if d.uses_radix() {
-            f.extend(["-radix".to_owned(), radix.to_string()]);
-        }
-        if d.needs_period() {
-            let period = width.div_ceil(radix).min(2);
-            f.extend(["-period".to_owned(), period.to_string()]);
-        }
-        if d == DependenceType::RandomNearest {
-            f.extend(["-fraction", "0.5"].map(String::from));
-        }
-        f
     }
 
     /// Runs every type on `ranks` ranks and checks the summary's counts.

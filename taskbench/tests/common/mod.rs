@@ -6,6 +6,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry_taskbench::DependenceType;
+
 /// How long one run may take before it counts as hung.
 pub(crate) const LIMIT: Duration = Duration::from_secs(120);
 
@@ -84,4 +86,33 @@ pub(crate) fn run<S: AsRef<str>>(bin: &str, ranks: usize, args: &[S], env: &[(&s
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
     }
+}
+
+/// The flags of a small graph of type `d`, 6 steps of `width` points
+/// (radix and period where the type takes them, an output that is not a
+/// multiple of 16, a little compute per task).
+pub(crate) fn flags(d: DependenceType, width: usize) -> Vec<String> {
+    let mut f: Vec<String> = [
+        "-steps",
+        "6",
+        "-width",
+        &width.to_string(),
+        "-type",
+        d.name(),
+    ]
+    .map(String::from)
+    .to_vec();
+    f.extend(["-output", "40", "-kernel", "compute_bound", "-iter", "3"].map(String::from));
+    let radix = width.min(3);
+    if d.uses_radix() {
+        f.extend(["-radix".to_owned(), radix.to_string()]);
+    }
+    if d.needs_period() {
+        let period = width.div_ceil(radix).min(2);
+        f.extend(["-period".to_owned(), period.to_string()]);
+    }
+    if d == DependenceType::RandomNearest {
+        f.extend(["-fraction", "0.5"].map(String::from));
+    }
+    f
 }
