@@ -7,7 +7,7 @@
 //! | `stop` | rank 1 stops itself (`SIGSTOP`) while rank 0 waits on it | rank 0's heartbeat (2 s here) names rank 1, the job ends (MPI_Abort) within 60 s |
 //! | `exit0` | rank 0 calls `exit(0)` while rank 1 runs a task | the exit hook ends every rank (MPI_Abort) within 30 s; no rank outlives `mpirun` |
 //! | `panic0` | rank 0's `main` panics while rank 1 runs a task | the unwinding runtime ends the job within 30 s, the panic message shown |
-//! | `kill9` | rank 1 is killed (`SIGKILL`) | the job ends within 30 s |
+//! | `kill9` | rank 1 is killed (`SIGKILL`) after frames went to it through its shared-memory ring | the job ends within 30 s, and neither rank's store nor ring inbox is left in `/dev/shm` |
 //!
 //! Run by `cargo test --features mpi --test mpi_faults`; without the `mpi`
 //! feature or `mpirun` it says why it skips.
@@ -97,6 +97,19 @@ fn as_rank(case: &str) -> ExitCode {
             eprintln!("rank 0: the stopped rank's task came back");
         }
         "kill9" => {
+            // A round trip first: the ranks' rings are in use when rank 1 dies.
+            let warm = park_for::options()
+                .on_rank(1)
+                .remote(&rt, 0)
+                .expect("submit");
+            let _ = rt.get_timeout(&warm, wait);
+            let by_ring = rt
+                .state()
+                .ranks
+                .iter()
+                .find(|r| r.rank == 0)
+                .map_or(0, |r| r.frames_by_ring);
+            eprintln!("rank 0: {by_ring} frames went to rank 1 by ring");
             let r = die::options().on_rank(1).remote(&rt, 9).expect("submit");
             let _ = rt.get_timeout(&r, wait);
             eprintln!("rank 0: the killed rank's task came back");
@@ -229,6 +242,19 @@ fn run_case(case: &str, bound: Duration) -> Result<Duration, String> {
     };
     if !output.contains(said) {
         return Err(format!("the output does not say {said:?}:\n{output}"));
+    }
+    if case == "kill9" {
+        let by_ring = output.lines().find_map(|l| {
+            l.strip_prefix("rank 0: ")?
+                .strip_suffix(" frames went to rank 1 by ring")?
+                .parse::<u64>()
+                .ok()
+        });
+        if by_ring.unwrap_or(0) == 0 {
+            return Err(format!(
+                "no frame went through the ranks' shared-memory ring before the kill:\n{output}"
+            ));
+        }
     }
     if !left.is_empty() {
         return Err(format!("left in /dev/shm: {left:?}"));

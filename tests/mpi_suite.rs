@@ -1,7 +1,8 @@
 //! The multi-rank suite (`tests/multirank`) under real `mpirun`, on 2, 3
-//! and 4 ranks, and on 2 ranks with one-sided reads forced
-//! (`FERRY_FORCE_RMA=1`): the same scenarios `cluster_suite.rs` runs over
-//! loopback.
+//! and 4 ranks (frames between the ranks through shared-memory rings), and
+//! on 2 ranks with one-sided reads forced and the rings off
+//! (`FERRY_FORCE_RMA=1 FERRY_SHM_RINGS=0`: objects and frames both by MPI):
+//! the same scenarios `cluster_suite.rs` runs over loopback.
 //!
 //! Run by `cargo test --features mpi --test mpi_suite`, this program starts
 //! itself under `mpirun` once per run and checks that every scenario
@@ -24,7 +25,8 @@ const LIMIT: Duration = Duration::from_secs(600);
 /// One `mpirun` of the suite.
 struct Run {
     ranks: u32,
-    /// `FERRY_FORCE_RMA=1`: objects move by one-sided reads on one node too.
+    /// `FERRY_FORCE_RMA=1 FERRY_SHM_RINGS=0`: objects move by one-sided
+    /// reads and frames by MPI on one node too.
     one_sided: bool,
 }
 
@@ -50,7 +52,7 @@ const RUNS: [Run; 4] = [
 impl Run {
     fn describe(&self) -> String {
         let forced = if self.one_sided {
-            " with FERRY_FORCE_RMA=1"
+            " with FERRY_FORCE_RMA=1 FERRY_SHM_RINGS=0"
         } else {
             ""
         };
@@ -112,6 +114,18 @@ fn main() -> ExitCode {
                 .any(|l| l.starts_with("object path: one-sided reads"))
         {
             problems.push("FERRY_FORCE_RMA=1 did not reach rank 0: no one-sided read seen".into());
+        }
+        // Frames took the path the run asked for (the ordering scenario
+        // says which it saw).
+        let paths = if run.one_sided {
+            "frame paths: MPI alone"
+        } else {
+            "frame paths: rings and MPI"
+        };
+        if !lines.iter().any(|l| l.starts_with(paths)) {
+            problems.push(format!(
+                "no line {paths:?}: frames did not take the path asked for"
+            ));
         }
         if problems.is_empty() && missing.is_empty() {
             println!(
@@ -248,7 +262,7 @@ fn launch(run: &Run) -> (Outcome, String) {
             "FERRY_TIMELINE=1",
         ]);
         if run.one_sided {
-            launcher_args.extend(["-x", "FERRY_FORCE_RMA=1"]);
+            launcher_args.extend(["-x", "FERRY_FORCE_RMA=1", "-x", "FERRY_SHM_RINGS=0"]);
         }
     }
     let mut cmd = Command::new(&mpirun);
@@ -266,9 +280,10 @@ fn launch(run: &Run) -> (Outcome, String) {
         .stderr(Stdio::piped())
         .process_group(0);
     if run.one_sided {
-        cmd.env("FERRY_FORCE_RMA", "1");
+        cmd.env("FERRY_FORCE_RMA", "1").env("FERRY_SHM_RINGS", "0");
     } else {
-        cmd.env_remove("FERRY_FORCE_RMA");
+        cmd.env_remove("FERRY_FORCE_RMA")
+            .env_remove("FERRY_SHM_RINGS");
     }
     let mut child = cmd.spawn().expect("cannot start mpirun");
     // Readers append as output comes, so what came is there even if a

@@ -33,6 +33,7 @@ pub struct Config {
     pub(crate) spin: Option<Duration>,
     pub(crate) max_threads: Option<usize>,
     pub(crate) force_rma: Option<bool>,
+    pub(crate) shm_rings: Option<bool>,
     pub(crate) pin_threads: Option<bool>,
     pub(crate) spill_dir: Option<std::path::PathBuf>,
     pub(crate) spill: Option<bool>,
@@ -144,6 +145,15 @@ impl Config {
     /// the RMA path; also `FERRY_FORCE_RMA=0|1`).
     pub fn force_rma(mut self, yes: bool) -> Self {
         self.force_rma = Some(yes);
+        self
+    }
+
+    /// Send control frames (tasks, results, actor calls) between the ranks
+    /// of one node through shared-memory rings rather than MPI. Default: on
+    /// (off to measure or test the MPI path alone; also
+    /// `FERRY_SHM_RINGS=0|1`).
+    pub fn shm_rings(mut self, yes: bool) -> Self {
+        self.shm_rings = Some(yes);
         self
     }
 
@@ -275,6 +285,7 @@ impl Config {
                 None => None,
             },
             force_rma: switch("FERRY_FORCE_RMA")?,
+            shm_rings: switch("FERRY_SHM_RINGS")?,
             pin_threads: switch("FERRY_PIN_THREADS")?,
             spill: switch("FERRY_SPILL")?,
             timeline: switch("FERRY_TIMELINE")?,
@@ -383,6 +394,9 @@ impl Config {
         }
         if self.force_rma.is_none() {
             switch("FERRY_FORCE_RMA")?;
+        }
+        if self.shm_rings.is_none() {
+            switch("FERRY_SHM_RINGS")?;
         }
         Ok(())
     }

@@ -58,6 +58,12 @@ pub struct RankState {
     /// task it had just run for their owner, without waiting for the owner
     /// to answer (so far).
     pub borrows_filled_here: u64,
+    /// Frames this rank sent to ranks of its node through shared-memory
+    /// rings (so far).
+    pub frames_by_ring: u64,
+    /// Frames this rank sent to ranks of its node that have a ring, by MPI
+    /// instead: too large for the ring, or it was full (so far).
+    pub frames_by_mpi_to_node: u64,
 }
 
 /// A rank's object store.
@@ -575,6 +581,8 @@ mod tests {
                 objects: vec![],
                 lineage: 0,
                 borrows_filled_here: 0,
+                frames_by_ring: 0,
+                frames_by_mpi_to_node: 0,
             }],
             missing: vec![3],
             lost: vec![2],

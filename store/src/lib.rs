@@ -42,5 +42,6 @@ pub use pressure::{SpillStats, never_wait_on_this_thread};
 pub use private_dir::{PrivateDir, PrivateDirError, Problem, default_spill_root};
 pub use sealed::{Pinned, SPILL_MIN, Sealed};
 pub use segment::{
-    DEFAULT_SHM_DIR, RESERVE_STEP, ReadOnlySegment, Segment, free_space, open_readonly,
+    DEFAULT_SHM_DIR, RESERVE_STEP, ReadOnlySegment, Segment, SharedSegment, free_space,
+    open_readonly, open_shared, ring_path,
 };

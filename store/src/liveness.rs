@@ -123,6 +123,8 @@ fn is_number(s: &str) -> bool {
 /// files, and `None` for anything else:
 ///
 /// * `ferry-<job>-r<rank>`: a segment ([`crate::Segment::path_for`]);
+/// * `ferry-<job>-r<rank>.ring`: a segment too (a rank's inbox of
+///   shared-memory rings, [`crate::ring_path`]);
 /// * `ferry-<job>-r<rank>.spill`: a spill directory;
 /// * `.ferry-<job>-r<rank>-tmp-<pid>` and `.ferry-<job>-r<rank>.spill-tmp-<pid>`:
 ///   either while process `pid` makes it.
@@ -145,7 +147,8 @@ fn parse_name(name: &str) -> Option<FerryName<'_>> {
     };
     let (base, kind) = match base.strip_suffix(".spill") {
         Some(base) => (base, Kind::Spill),
-        None => (base, Kind::Segment),
+        // A rank's inbox of shared-memory rings: a segment like the store.
+        None => (base.strip_suffix(".ring").unwrap_or(base), Kind::Segment),
     };
     let (job, rank) = base.rsplit_once("-r")?;
     if job.is_empty() || !is_number(rank) {
@@ -335,6 +338,15 @@ mod tests {
         };
         assert_eq!(parse_name("ferry-a-r5"), seg("a"));
         assert_eq!(parse_name("ferry-a-r1-r0"), seg("a-r1"));
+        assert_eq!(parse_name("ferry-a-r5.ring"), seg("a"));
+        assert_eq!(
+            parse_name(".ferry-j-r3.ring-tmp-42"),
+            Some(FerryName {
+                job: "j",
+                kind: Kind::Segment,
+                temp_of: Some(42)
+            })
+        );
         assert_eq!(
             parse_name("ferry-j-r0.spill"),
             Some(FerryName {
@@ -368,6 +380,8 @@ mod tests {
             "ferry-a-r 5",
             "ferry-a-r99999999999",
             "ferry-a-r5.spill.bak",
+            "ferry-a-r5.ring.bak",
+            "ferry-a-r5.spill.ring",
             "ferry-a-r5.txt",
             ".ferry-a-r5-tmp-",
             ".ferry-a-r5-tmp-12x",
@@ -450,5 +464,22 @@ mod tests {
         );
         std::fs::remove_dir_all(&root).unwrap();
         std::fs::remove_dir_all(&elsewhere).unwrap();
+    }
+
+    #[test]
+    fn a_dead_rank_s_ring_inbox_is_cleaned_and_a_live_one_kept() {
+        let dir = scratch("ring");
+        let store = crate::Segment::path_for(&dir, "j", 0);
+        // Left by a rank killed between creating its inbox and removing its
+        // name: nobody holds its lock.
+        let dead = crate::ring_path(&store);
+        std::fs::write(&dead, b"").unwrap();
+        let live_store = crate::Segment::path_for(&dir, "j", 1);
+        let live = crate::Segment::create(&crate::ring_path(&live_store), 4096).unwrap();
+        assert_eq!(clean(&dir, Some("j")).unwrap(), vec![dead.clone()]);
+        assert!(!dead.exists());
+        assert!(live.path().exists());
+        drop(live);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -499,3 +499,92 @@ impl ReadOnlySegment {
         &self.path
     }
 }
+
+/// The path of the rank's inbox of shared-memory rings that goes with its
+/// store segment at `store`: `<store>.ring` (a segment as well: created,
+/// locked and cleaned like the store's).
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(
+///     ferry_store::ring_path(Path::new("/dev/shm/ferry-j-r3")),
+///     Path::new("/dev/shm/ferry-j-r3.ring")
+/// );
+/// ```
+pub fn ring_path(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".ring");
+    PathBuf::from(name)
+}
+
+/// An existing segment of another process mapped shared and read-write: a
+/// neighbour's inbox of rings, which this process writes frames into.
+#[derive(Debug)]
+pub struct SharedSegment {
+    map: MmapRaw,
+    path: PathBuf,
+}
+
+/// Maps the existing segment at `path` shared and read-write (whole file).
+///
+/// ```
+/// use ferry_store::{Segment, open_shared};
+///
+/// let dir = std::env::temp_dir();
+/// let path = Segment::path_for(&dir, &format!("doc-rw-{}", std::process::id()), 1);
+/// let seg = Segment::create(&path, 4096).unwrap();
+/// let other = open_shared(&path).unwrap();
+/// // SAFETY: both mappings are 4096 bytes long; nothing else touches them.
+/// unsafe { other.as_ptr().write(7) };
+/// assert_eq!(unsafe { seg.as_ptr().read() }, 7);
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Io`] when the file cannot be opened or mapped, or is empty.
+pub fn open_shared(path: &Path) -> Result<SharedSegment, StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    let len = file.metadata().map_err(|e| io_err(path, e))?.len() as usize;
+    if len == 0 {
+        return Err(io_err(
+            path,
+            io::Error::new(io::ErrorKind::InvalidData, "the segment is empty"),
+        ));
+    }
+    let map = MmapOptions::new()
+        .len(len)
+        .map_raw(&file)
+        .map_err(|e| io_err(path, e))?;
+    Ok(SharedSegment {
+        map,
+        path: path.to_path_buf(),
+    })
+}
+
+impl SharedSegment {
+    /// Start of the mapping: valid for reads and writes of
+    /// [`len`](Self::len) bytes for as long as `self` lives (what the bytes
+    /// mean is agreed with the owner, who writes them too).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    /// Mapped length in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the mapping is empty (never: empty files are refused).
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -95,6 +95,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         "a_failed_task_s_error_reaches_the_task_after_it_on_its_rank",
         a_failed_task_s_error_reaches_the_task_after_it_on_its_rank,
     ),
+    (
+        "frames_keep_each_sender_s_order_across_rings_and_mpi",
+        frames_keep_each_sender_s_order_across_rings_and_mpi,
+    ),
     ("idle_ranks_spend_no_core", idle_ranks_spend_no_core),
 ];
 
@@ -1156,4 +1160,91 @@ fn a_failed_task_s_error_reaches_the_task_after_it_on_its_rank(rt: &Runtime) -> 
     ];
     drop((bad, after_there, after_here, gate));
     wait_all_freed(rt, &ids, on, base)
+}
+
+/// Takes numbered calls and counts those that came out of order.
+#[ferry::actor]
+struct InOrder {
+    next: u64,
+    out_of_order: u64,
+}
+
+#[ferry::actor]
+impl InOrder {
+    fn new() -> Self {
+        InOrder {
+            next: 0,
+            out_of_order: 0,
+        }
+    }
+
+    fn take(&mut self, seq: u64, payload: Vec<u8>) -> bool {
+        let ok = seq == self.next
+            && payload.len() == payload_len(seq)
+            && payload.iter().all(|&b| b == seq as u8);
+        self.out_of_order += u64::from(!ok);
+        self.next = seq + 1;
+        ok
+    }
+
+    fn seen(&self) -> (u64, u64) {
+        (self.next, self.out_of_order)
+    }
+}
+
+/// Every tenth call carries 32 KiB: larger than a ring takes
+/// (`ferry_transport::RING_FRAME_MAX`, 16 KiB), so it goes by MPI; the
+/// others are small, and sent faster than the receiver drains its ring,
+/// so some find it full and go by MPI too.
+fn payload_len(seq: u64) -> usize {
+    if seq.is_multiple_of(10) {
+        32 << 10
+    } else {
+        (seq % 200) as usize
+    }
+}
+
+/// One sender's frames to one receiver are handled in the order they were
+/// sent, whether each went through the node's shared-memory ring or by MPI
+/// (too large for the ring, or the ring full): 3,000 calls to an actor on
+/// another rank, sent without waiting, each checked in turn. Says which
+/// paths the frames took (`frame paths: ...`), for the suite to check
+/// against what the run asked for.
+fn frames_keep_each_sender_s_order_across_rings_and_mpi(rt: &Runtime) -> ferry::Result<()> {
+    const CALLS: u64 = 3000;
+    let a = InOrder::options().on_rank(last(rt)).remote(rt)?;
+    let before = frame_paths_of(rt, 0);
+    let refs: Vec<ObjectRef<bool>> = (0..CALLS)
+        .map(|seq| a.take(seq, vec![seq as u8; payload_len(seq)]).remote())
+        .collect::<ferry::Result<_>>()?;
+    for (seq, r) in refs.iter().enumerate() {
+        assert!(rt.get_value(r)?, "call {seq} came out of order");
+    }
+    assert_eq!(rt.get_value(&a.seen().remote()?)?, (CALLS, 0));
+    let after = frame_paths_of(rt, 0);
+    let (ring, mpi) = (after.0 - before.0, after.1 - before.1);
+    if ring == 0 {
+        assert_eq!(
+            mpi, 0,
+            "frames went by MPI to a ring peer, none by its ring"
+        );
+        println!("frame paths: MPI alone");
+    } else {
+        assert!(
+            mpi >= CALLS / 10,
+            "{mpi} frames by MPI to a ring peer: the {} large ones at least should be",
+            CALLS / 10
+        );
+        println!("frame paths: rings and MPI ({ring} by ring, {mpi} by MPI)");
+    }
+    Ok(())
+}
+
+/// `rank`'s frames to its node so far: (by ring, by MPI).
+fn frame_paths_of(rt: &Runtime, rank: u32) -> (u64, u64) {
+    rt.state()
+        .ranks
+        .iter()
+        .find(|r| r.rank == rank)
+        .map_or((0, 0), |r| (r.frames_by_ring, r.frames_by_mpi_to_node))
 }

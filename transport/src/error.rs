@@ -56,4 +56,8 @@ pub enum TransportError {
         /// The limit.
         max: usize,
     },
+    /// A shared-memory ring between two ranks of a node is damaged, or
+    /// could not be set up.
+    #[error("shared-memory ring: {0}")]
+    Ring(String),
 }

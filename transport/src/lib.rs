@@ -20,15 +20,25 @@
 //!   under one lock, and a progress thread receives.
 //!   See the crate README for the design and measured numbers.
 //!
-//! All `unsafe` code lives in one private module (`rma`): the raw-memory
-//! copy out of an [`Exposed`] region and the `mpi::ffi` calls for the RMA
-//! window and non-blocking sends.
+//! Ranks of one node exchange frames through shared-memory rings instead
+//! (`MpiTransport::attach_rings`): one single-producer ring per ordered
+//! pair, in the receiver's inbox ([`format_inbox`]), with a wake word its
+//! progress thread parks on. Frames that do not fit take MPI, numbered, and
+//! the receiver keeps each sender's order across both paths.
+//!
+//! All `unsafe` code lives in two private leaf modules: `rma` (the
+//! raw-memory copy out of an [`Exposed`] region and the `mpi::ffi` calls
+//! for the RMA window and non-blocking sends) and `ring` (atomics and
+//! copies in shared memory, and `futex`).
 
 mod error;
 mod loopback;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+mod node;
 mod region;
+mod ring;
 mod rma;
 mod wait;
 
@@ -37,8 +47,9 @@ use std::time::Duration;
 pub use error::TransportError;
 pub use loopback::Loopback;
 #[cfg(feature = "mpi")]
-pub use mpi::{FRAME_TAG, MpiInfo, MpiTransport};
+pub use mpi::{FRAME_TAG, MpiInfo, MpiTransport, NodeRings, RingReport};
 pub use region::{Exposed, Region};
+pub use ring::{RING_BYTES, RING_FRAME_MAX, SharedBytes, format_inbox, inbox_len};
 
 /// A rank number: `0..size`.
 pub type Rank = u32;
@@ -166,6 +177,14 @@ pub trait Transport: Send + Sync + 'static {
     /// loopback transport, whose frames need no receiving) does nothing.
     fn poll(&self) -> bool {
         false
+    }
+
+    /// Frames sent so far to ranks of this node that have a shared-memory
+    /// ring: how many went through the ring, and how many took the other
+    /// path (too large, or the ring was full). `(0, 0)` where there are no
+    /// rings (loopback, other nodes, or rings off).
+    fn frame_paths(&self) -> (u64, u64) {
+        (0, 0)
     }
 
     /// Asks the transport to hand incoming frames (and losses) straight to

@@ -1,10 +1,11 @@
 //! Real ranks over MPI: a progress thread receives; senders and readers
-//! call MPI themselves under one lock.
+//! call MPI themselves under one lock. Ranks of one node send through
+//! shared-memory rings once attached ([`MpiTransport::attach_rings`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{JoinHandle, Thread};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, unbounded};
@@ -12,6 +13,8 @@ use mpi::Threading;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Destination, MatchedReceiveVec, Source};
 
+use crate::node::{Incoming, Outgoing, Route};
+use crate::ring::{Mem, SharedBytes, WakeWord};
 use crate::rma::{
     MpiLock, PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving,
 };
@@ -92,6 +95,33 @@ struct Started {
     info: MpiInfo,
 }
 
+/// What [`MpiTransport::attach_rings`] takes: this rank's inbox and the
+/// inboxes of its node's other ranks that it mapped.
+pub struct NodeRings {
+    /// This rank's inbox ([`format_inbox`](crate::format_inbox)ed, sized
+    /// [`inbox_len`](crate::inbox_len) of the node's rank count), or
+    /// `None` when it could not be made (then every rank sends to this one
+    /// by MPI).
+    pub inbox: Option<Arc<dyn SharedBytes>>,
+    /// The node's ranks, this one included, in rank order: a sender's slot
+    /// in every inbox is its index here.
+    pub node_ranks: Vec<Rank>,
+    /// The other ranks' inboxes this rank mapped (read-write, shared).
+    pub peers: Vec<(Rank, Arc<dyn SharedBytes>)>,
+}
+
+/// What [`MpiTransport::attach_rings`] set up.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RingReport {
+    /// Ranks this rank now sends to through a ring.
+    pub to: Vec<Rank>,
+    /// Ranks that now send to this one through a ring.
+    pub from: Vec<Rank>,
+    /// Mapped inboxes that were refused (not a valid inbox of that rank),
+    /// with why: frames to those ranks keep going by MPI.
+    pub refused: Vec<(Rank, TransportError)>,
+}
+
 /// A rank's endpoint over MPI (feature `mpi`).
 ///
 /// [`start`](MpiTransport::start) spawns a progress thread that initializes
@@ -127,7 +157,6 @@ pub struct MpiTransport {
     /// Frames to self skip MPI.
     self_tx: Sender<Event>,
     events: Receiver<Event>,
-    progress: Thread,
     closed: AtomicBool,
     /// Answers the runtime waits for (see `Transport::expect_reply`).
     expecting: Arc<AtomicUsize>,
@@ -179,9 +208,12 @@ impl MpiTransport {
         let thread_handler = handler.clone();
         let direct = Arc::new(Direct {
             mpi: MpiLock::new(),
-            receiving: Mutex::new(()),
+            receiving: Mutex::new(Incoming::none(0)),
             pending: Mutex::new(VecDeque::new()),
             allowed: AtomicBool::new(false),
+            outgoing: OnceLock::new(),
+            local_wake: WakeWord::local(),
+            inbox_wake: OnceLock::new(),
         });
         let thread_direct = direct.clone();
         let handle = std::thread::Builder::new()
@@ -198,7 +230,6 @@ impl MpiTransport {
                 )
             })
             .map_err(|e| TransportError::Mpi(format!("cannot spawn the progress thread: {e}")))?;
-        let progress = handle.thread().clone();
         let started = match started_rx.recv() {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -228,7 +259,6 @@ impl MpiTransport {
             cmds: cmd_tx,
             self_tx: ev_tx,
             events: ev_rx,
-            progress,
             closed: AtomicBool::new(false),
             expecting,
             handler,
@@ -318,10 +348,111 @@ impl MpiTransport {
         })
     }
 
+    /// Connects this rank to its node's other ranks through shared-memory
+    /// rings: from here on, a frame to one of them goes through its ring
+    /// when it fits ([`RING_FRAME_MAX`](crate::RING_FRAME_MAX)) and the
+    /// ring has room, else by MPI, and the receiver hands each sender's
+    /// frames out in the order they were sent, whichever path each took.
+    /// The progress thread then parks on the inbox's wake word, which a
+    /// sender on the node rings after a push: a frame reaches an idle rank
+    /// at once rather than at its next poll.
+    ///
+    /// **Collective**: every rank calls it once, before any frame is sent
+    /// (the runtime does so at start), with what it could map; a ring is
+    /// used only where the sender mapped the receiver's inbox. A rank that
+    /// has none passes `inbox: None` and is sent to by MPI alone.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Ring`] when called twice, or when some rank could
+    /// not take the rings others opened to it (every rank then fails the
+    /// same way); [`TransportError::Closed`].
+    pub fn attach_rings(&self, node: NodeRings) -> Result<RingReport, TransportError> {
+        self.check_open()?;
+        if self.direct.outgoing.get().is_some() {
+            return Err(TransportError::Ring("rings are attached already".into()));
+        }
+        let me = self.rank;
+        let slot_of = |r: Rank| node.node_ranks.iter().position(|&n| n == r);
+        let mut report = RingReport::default();
+        let mut outgoing = Outgoing::none(self.size);
+        let mut opened = vec![0u8; self.size as usize];
+        match slot_of(me) {
+            Some(slot) => {
+                for (to, mem) in node.peers {
+                    if to >= self.size || to == me {
+                        continue;
+                    }
+                    match outgoing.open(to, Mem::new(mem), slot) {
+                        Ok(()) => {
+                            opened[to as usize] = 1;
+                            report.to.push(to);
+                        }
+                        Err(e) => report.refused.push((to, e)),
+                    }
+                }
+            }
+            None => report.refused.extend(node.peers.into_iter().map(|(to, _)| {
+                (
+                    to,
+                    TransportError::Ring(format!("rank {me} is not among its node's ranks")),
+                )
+            })),
+        }
+        let all = self.all_gather_bytes(opened)?;
+        let mut incoming = Incoming::none(self.size);
+        let mut taken = Ok(());
+        let wake = node
+            .inbox
+            .as_ref()
+            .map(|inbox| WakeWord::of_inbox(Mem::new(inbox.clone()), me));
+        for (from, theirs) in all.iter().enumerate() {
+            let from = from as Rank;
+            if theirs.get(me as usize) != Some(&1) {
+                continue;
+            }
+            let opened = match (&node.inbox, slot_of(from)) {
+                (Some(inbox), Some(slot)) => incoming.open(me, from, Mem::new(inbox.clone()), slot),
+                _ => Err(TransportError::Ring(format!(
+                    "rank {from} opened a ring to rank {me}, which has no inbox slot for it"
+                ))),
+            };
+            match opened {
+                Ok(()) => report.from.push(from),
+                Err(e) => taken = Err(e),
+            }
+        }
+        let wake = match wake {
+            Some(Ok(w)) => Some(w),
+            Some(Err(e)) => {
+                taken = taken.and(Err(e));
+                None
+            }
+            None => None,
+        };
+        // Nobody sends before every rank has taken its rings; and if one
+        // could not, every rank says so.
+        let verdicts = self.all_gather_bytes(vec![u8::from(taken.is_ok())])?;
+        taken?;
+        if let Some(bad) = verdicts.iter().position(|v| v.first() != Some(&1)) {
+            return Err(TransportError::Ring(format!(
+                "rank {bad} could not take the rings its node's ranks opened to it"
+            )));
+        }
+        *lock(&self.direct.receiving) = incoming;
+        if let Some(w) = wake {
+            let _ = self.direct.inbox_wake.set(w);
+        }
+        let _ = self.direct.outgoing.set(outgoing);
+        // The progress thread may sleep on the old word: let it move over.
+        self.direct.local_wake.wake();
+        Ok(report)
+    }
+
     fn command(&self, cmd: Cmd) -> Result<(), TransportError> {
         self.cmds.send(cmd).map_err(|_| TransportError::Closed)?;
-        // Cheap when the thread is not parked (an atomic swap, no syscall).
-        self.progress.unpark();
+        // Cheap when the thread is not parked (a load, no syscall).
+        self.direct.wake();
         Ok(())
     }
 
@@ -393,10 +524,14 @@ impl Transport for MpiTransport {
         receive_turn(&self.direct, &sink).unwrap_or(false)
     }
 
+    fn frame_paths(&self) -> (u64, u64) {
+        self.direct.outgoing.get().map_or((0, 0), Outgoing::counts)
+    }
+
     fn set_handler(&self, handler: Handler) -> Result<(), Handler> {
         self.handler.set(handler)?;
         // The progress thread may be asleep: let it see the handler soon.
-        self.progress.unpark();
+        self.direct.wake();
         Ok(())
     }
 
@@ -449,6 +584,15 @@ impl Transport for MpiTransport {
                 .send(Event::Frame { from: to, bytes })
                 .map_err(|_| TransportError::Closed);
         }
+        // A rank of this node takes it through its ring when it fits (no
+        // MPI, no lock but the ring's); otherwise it goes numbered by MPI.
+        let bytes = match self.direct.outgoing.get() {
+            Some(out) => match out.route(to, bytes) {
+                Route::Ring => return Ok(()),
+                Route::Mpi(bytes) => bytes,
+            },
+            None => bytes,
+        };
         if bytes.len() > i32::MAX as usize {
             return Err(TransportError::FrameTooLarge {
                 len: bytes.len(),
@@ -469,7 +613,7 @@ impl Transport for MpiTransport {
                 // frame needs progress on this side to leave, so the
                 // progress thread is woken for it.
                 if large {
-                    self.progress.unpark();
+                    self.direct.wake();
                 }
                 return Ok(());
             }
@@ -544,7 +688,7 @@ impl Transport for MpiTransport {
             RUNNING.store(false, Ordering::Release);
             self.closed.store(true, Ordering::Release);
             let _ = self.cmds.send(Cmd::Close);
-            self.progress.unpark();
+            self.direct.wake();
             let result = handle.join().unwrap_or_else(|_| {
                 Err(TransportError::Mpi("the progress thread panicked".into()))
             });
@@ -626,13 +770,16 @@ fn progress_main(
         let _serving = Serving::new(&window, &world);
         serve(&world, &window, &cmds, &sink, &expecting, &direct)
     };
-    // From here on no thread but this one calls MPI.
+    // From here on no thread but this one calls MPI. The receiving turn
+    // first, as everywhere (a poller's handler holds it while it sends).
+    let mut incoming = lock(&direct.receiving);
     let mut mpi = direct.mpi.lock();
     let freed = window.free(&mut mpi).map(drop);
     // Frames that arrived before every rank freed the window are still
     // handed out (to the queue: the runtime has stopped handling them).
     let _ = poll_frames(
         &world,
+        &mut incoming,
         &Sink {
             events: &events,
             handler: &std::sync::OnceLock::new(),
@@ -659,12 +806,41 @@ struct Direct {
     mpi: MpiLock,
     /// Held by the one thread at a time that receives and handles frames
     /// (the progress thread, or a waiting thread polling for itself), so
-    /// that frames from one sender are handled in the order they were sent.
-    receiving: Mutex<()>,
+    /// that frames from one sender are handled in the order they were sent;
+    /// it guards the rings this rank receives through.
+    receiving: Mutex<Incoming>,
     pending: Mutex<VecDeque<PendingSend>>,
     /// False when MPI granted less than `SERIALIZED`: every call stays on
     /// the progress thread.
     allowed: AtomicBool,
+    /// The rings to this node's other ranks, once attached.
+    outgoing: OnceLock<Outgoing>,
+    /// What the progress thread parks on before the rings are attached (or
+    /// without them).
+    local_wake: WakeWord,
+    /// Once attached: the word in this rank's inbox, which the node's other
+    /// ranks wake after a push.
+    inbox_wake: OnceLock<WakeWord>,
+}
+
+impl Direct {
+    /// Wakes the progress thread if it parks (a command was queued).
+    fn wake(&self) {
+        self.local_wake.wake();
+        if let Some(w) = self.inbox_wake.get() {
+            w.wake();
+        }
+    }
+
+    /// Parks the progress thread up to `timeout`, unless a ring holds a
+    /// frame or a wake comes.
+    fn wait(&self, timeout: Duration) {
+        let word = self.inbox_wake.get().unwrap_or(&self.local_wake);
+        word.wait(timeout, || {
+            // Someone receiving right now: do not sleep on it.
+            self.receiving.try_lock().map_or(true, |i| i.is_pending())
+        });
+    }
 }
 
 /// Where the progress thread puts incoming events: the handler once the
@@ -700,22 +876,21 @@ const EAGER_FRAME: usize = 4096;
 /// receiving: handlers run without it, so they may send and read (each
 /// taking the lock), and the receiving turn keeps their order.
 fn receive_turn(direct: &Direct, sink: &Sink<'_>) -> Result<bool, TransportError> {
-    let Ok(_turn) = direct.receiving.try_lock() else {
+    let Ok(mut incoming) = direct.receiving.try_lock() else {
         return Ok(false);
     };
     let mut frames = Vec::new();
-    {
-        let Some(mpi) = direct.mpi.try_lock() else {
-            return Ok(false);
-        };
-        while frames.len() < RECEIVE_BATCH {
+    // Someone else in MPI: the rings need no MPI lock, take theirs alone.
+    if let Some(mpi) = direct.mpi.try_lock() {
+        for _ in 0..RECEIVE_BATCH {
             match mpi.receive(FRAME_TAG)? {
-                Some(frame) => frames.push(frame),
+                Some((from, bytes)) => incoming.take_mpi(from, bytes, &mut frames)?,
                 None => break,
             }
         }
         test_sends(direct)?;
     }
+    incoming.drain(&mut frames, RECEIVE_BATCH)?;
     let any = !frames.is_empty();
     for (from, bytes) in frames {
         sink.put(Event::Frame { from, bytes });
@@ -741,19 +916,27 @@ fn test_sends(direct: &Direct) -> Result<(usize, bool), TransportError> {
     Ok((pending.len(), pending.len() != before))
 }
 
-/// Receives every frame that has arrived; whether there was any.
-fn poll_frames(world: &SimpleCommunicator, sink: &Sink<'_>) -> bool {
-    let mut any = false;
+/// Receives every frame that has arrived, by MPI on this thread (the only
+/// one allowed to call it) and through the rings; whether there was any.
+fn poll_frames(
+    world: &SimpleCommunicator,
+    incoming: &mut Incoming,
+    sink: &Sink<'_>,
+) -> Result<bool, TransportError> {
+    let mut frames = Vec::new();
     while let Some(probed) = world
         .any_process()
         .immediate_matched_probe_with_tag(FRAME_TAG)
     {
         let (bytes, status) = probed.matched_receive_vec::<u8>();
-        let from = status.source_rank() as Rank;
-        sink.put(Event::Frame { from, bytes });
-        any = true;
+        incoming.take_mpi(status.source_rank() as Rank, bytes, &mut frames)?;
     }
-    any
+    incoming.drain(&mut frames, usize::MAX)?;
+    let any = !frames.is_empty();
+    for (from, bytes) in frames {
+        sink.put(Event::Frame { from, bytes });
+    }
+    Ok(any)
 }
 
 /// The progress loop, until `Cmd::Close` (or the transport is dropped) and
@@ -789,7 +972,8 @@ fn serve(
         }
         if !direct.allowed.load(Ordering::Acquire) {
             // FUNNELED: this thread alone calls MPI, and handles frames.
-            busy |= poll_frames(world, sink);
+            // No other thread takes the receiving turn under FUNNELED.
+            busy |= poll_frames(world, &mut lock(&direct.receiving), sink)?;
         }
         let (in_flight, finished) = test_sends(direct)?;
         busy |= finished;
@@ -816,13 +1000,13 @@ fn serve(
             // A send is in flight, or the runtime waits for an answer: keep
             // polling at the shortest interval so the exchange does not wait
             // on our sleep (large messages need both sides to progress).
-            std::thread::park_timeout(MIN_BACKOFF);
+            direct.wait(MIN_BACKOFF);
             continue;
         }
         // Sleep until woken by a new command or the backoff passes; incoming
         // frames and remote RMA need no action from us when MPI progresses
         // them in the background, and are picked up at the next poll.
-        std::thread::park_timeout(backoff);
+        direct.wait(backoff);
         let cap = if since.elapsed() > DEEP_IDLE {
             DEEP_IDLE_BACKOFF
         } else {

@@ -53,6 +53,8 @@
 
 pub(crate) mod arena_region;
 pub(crate) mod heartbeat;
+#[cfg(feature = "mpi")]
+pub(crate) mod inbox;
 pub(crate) mod node_hello;
 pub(crate) mod remote_actor;
 pub(crate) mod wire;

@@ -440,6 +440,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
     let (tasks, running, failures) = inner.pool.tasks.snapshot();
     let mut actors = inner.actors.states();
     let (mut objects, mut sent, mut lineage, mut filled) = (Vec::new(), Vec::new(), 0, 0);
+    let mut frames = (0, 0);
     let mut host = crate::host::name();
     if let Some(c) = inner.cluster() {
         actors.extend(c.actors.states());
@@ -447,6 +448,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         sent = c.sent_counts();
         lineage = c.lineage.len() as u64;
         filled = c.filled_here.load(std::sync::atomic::Ordering::Relaxed);
+        frames = c.transport.frame_paths();
         host = c.host();
     }
     crate::state::RankState {
@@ -467,5 +469,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         objects,
         lineage,
         borrows_filled_here: filled,
+        frames_by_ring: frames.0,
+        frames_by_mpi_to_node: frames.1,
     }
 }

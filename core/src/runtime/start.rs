@@ -93,6 +93,7 @@ pub(crate) type Neighbours = HashMap<Rank, Arc<ReadOnlySegment>>;
 #[cfg(feature = "mpi")]
 fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     let job_id = cfg.job_id.clone().unwrap_or(world.job_id.clone());
+    let rings = shm_rings_of(&cfg)?;
     // Sized from the launcher's count of ranks per node (the node hello
     // comes later: MPI starts with the store already exposed).
     let arena = create_arena(&cfg, &job_id, world.rank, world.local_size)?;
@@ -138,6 +139,13 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     }
     let stores = crate::cluster::node_hello::neighbour_stores(&hellos, world.rank)
         .map_err(|e| Error::Init(format!("MPI start-up exchange: {e}")))?;
+    // This rank's inbox of shared-memory rings, which its neighbours open
+    // after the exchange below.
+    let inbox = if rings && !stores.is_empty() {
+        crate::cluster::inbox::create(&arena, world.rank, stores.len() + 1)
+    } else {
+        None
+    };
     // Step 3: map the node's other stores, then wait for every rank to
     // have done so before any name goes (step 4). Nothing that can fail on
     // one rank alone comes between the two exchanges.
@@ -145,9 +153,9 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
         Neighbours::new()
     } else {
         stores
-            .into_iter()
-            .filter_map(|(rank, path)| match ferry_store::open_readonly(&path) {
-                Ok(seg) => Some((rank, Arc::new(seg))),
+            .iter()
+            .filter_map(|(rank, path)| match ferry_store::open_readonly(path) {
+                Ok(seg) => Some((*rank, Arc::new(seg))),
                 Err(e) => {
                     tracing::warn!(
                         "cannot map rank {rank}'s store, its objects are read one-sidedly: {e}"
@@ -161,6 +169,10 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
     transport
         .all_gather_bytes(vec![1])
         .map_err(|e| mpi_start("waiting for every rank to map its neighbours", e))?;
+    // Every inbox exists now: open the neighbours', and attach (collective;
+    // it also waits for every rank to have opened its neighbours').
+    crate::cluster::inbox::attach(&transport, world.rank, inbox, &stores, rings)
+        .map_err(|e| mpi_start("attaching the shared-memory rings", e))?;
     unlink_named(&arena);
     let mut prepared = Prepared::new(
         &cfg,
@@ -182,6 +194,16 @@ fn init_mpi(cfg: Config, world: &ferry_launcher::World) -> Result<Runtime> {
             std::process::exit(1)
         }
     }
+}
+
+/// Whether the ranks of a node send frames through shared-memory rings
+/// (the config, else `FERRY_SHM_RINGS`, else yes).
+#[cfg(feature = "mpi")]
+fn shm_rings_of(cfg: &Config) -> Result<bool> {
+    Ok(match cfg.shm_rings {
+        Some(yes) => yes,
+        None => crate::config::switch("FERRY_SHM_RINGS")?.unwrap_or(true),
+    })
 }
 
 /// Where a rank runs, for its binding plan.

@@ -1,0 +1,316 @@
+//! The same-node path: which peer's frames go through a shared-memory ring,
+//! and how frames from one sender stay in order when some take the ring
+//! and others MPI.
+//!
+//! Every frame from a sender to a ring peer is numbered (per ordered pair,
+//! from 0). A frame goes through the ring when it fits
+//! ([`RING_FRAME_MAX`](crate::ring::RING_FRAME_MAX)) and the ring has room;
+//! otherwise through MPI with its number in front. The receiver hands frames
+//! of a ring peer out strictly by number: a frame that arrived early by MPI
+//! waits in a stash, and the ring is read only while its next record is the
+//! next number. Numbers are taken under the sender's lock of the ring, so
+//! the ring's records are always in increasing order.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::ring::{Consumer, Mem, Producer};
+use crate::{Rank, TransportError};
+
+/// Bytes of the number in front of a frame sent by MPI to a ring peer.
+const SEQ_BYTES: usize = 8;
+
+/// This rank's rings to its node's other ranks.
+pub(crate) struct Outgoing {
+    /// By destination rank: `None` when the frame goes by MPI unnumbered.
+    peers: Vec<Option<Mutex<OutPeer>>>,
+    ring_frames: AtomicU64,
+    mpi_frames: AtomicU64,
+}
+
+struct OutPeer {
+    ring: Producer,
+    next_seq: u64,
+}
+
+/// Where [`Outgoing::route`] sent a frame.
+pub(crate) enum Route {
+    /// Through the ring: done.
+    Ring,
+    /// Through MPI: these bytes (numbered for a ring peer).
+    Mpi(Vec<u8>),
+}
+
+impl Outgoing {
+    /// No ring to anyone.
+    pub(crate) fn none(size: u32) -> Outgoing {
+        Outgoing {
+            peers: (0..size).map(|_| None).collect(),
+            ring_frames: AtomicU64::new(0),
+            mpi_frames: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds the ring to `to` (slot `slot` of its inbox `mem`).
+    pub(crate) fn open(&mut self, to: Rank, mem: Mem, slot: usize) -> Result<(), TransportError> {
+        let ring = Producer::open(mem, to, slot)?;
+        self.peers[to as usize] = Some(Mutex::new(OutPeer { ring, next_seq: 0 }));
+        Ok(())
+    }
+
+    /// Sends `frame` to `to` through its ring if it can, else hands back what
+    /// to send by MPI.
+    pub(crate) fn route(&self, to: Rank, frame: Vec<u8>) -> Route {
+        let Some(Some(peer)) = self.peers.get(to as usize) else {
+            return Route::Mpi(frame);
+        };
+        let mut p = peer.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = p.next_seq;
+        p.next_seq += 1;
+        if p.ring.try_push(seq, &frame) {
+            p.ring.wake_owner();
+            drop(p);
+            self.ring_frames.fetch_add(1, Ordering::Relaxed);
+            return Route::Ring;
+        }
+        drop(p);
+        self.mpi_frames.fetch_add(1, Ordering::Relaxed);
+        let mut numbered = Vec::with_capacity(SEQ_BYTES + frame.len());
+        numbered.extend_from_slice(&seq.to_le_bytes());
+        numbered.extend_from_slice(&frame);
+        Route::Mpi(numbered)
+    }
+
+    /// Frames to ring peers so far: through rings, and by MPI.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.ring_frames.load(Ordering::Relaxed),
+            self.mpi_frames.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// This rank's inbox: the rings its node's other ranks send through, and
+/// the frames of theirs that came early by MPI.
+pub(crate) struct Incoming {
+    /// By sending rank.
+    peers: Vec<Option<InPeer>>,
+    order: Vec<Rank>,
+}
+
+struct InPeer {
+    ring: Consumer,
+    next: u64,
+    early: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Incoming {
+    /// No rings.
+    pub(crate) fn none(size: u32) -> Incoming {
+        Incoming {
+            peers: (0..size).map(|_| None).collect(),
+            order: Vec::new(),
+        }
+    }
+
+    /// Adds the ring `from` sends through (slot `slot` of this rank's inbox
+    /// `mem`, owned by `me`).
+    pub(crate) fn open(
+        &mut self,
+        me: Rank,
+        from: Rank,
+        mem: Mem,
+        slot: usize,
+    ) -> Result<(), TransportError> {
+        let ring = Consumer::open(mem, me, slot, from)?;
+        self.peers[from as usize] = Some(InPeer {
+            ring,
+            next: 0,
+            early: BTreeMap::new(),
+        });
+        self.order.push(from);
+        Ok(())
+    }
+
+    /// Whether any ring holds a frame not yet taken.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.order
+            .iter()
+            .filter_map(|&r| self.peers[r as usize].as_ref())
+            .any(|p| p.ring.is_pending())
+    }
+
+    /// Takes a frame that came by MPI: handed out at once unless its sender
+    /// is a ring peer, whose frames come out in number order ([`drain`](Self::drain)).
+    pub(crate) fn take_mpi(
+        &mut self,
+        from: Rank,
+        mut frame: Vec<u8>,
+        out: &mut Vec<(Rank, Vec<u8>)>,
+    ) -> Result<(), TransportError> {
+        let Some(Some(peer)) = self.peers.get_mut(from as usize) else {
+            out.push((from, frame));
+            return Ok(());
+        };
+        if frame.len() < SEQ_BYTES {
+            return Err(TransportError::Ring(format!(
+                "a {}-byte frame from rank {from} carries no sequence number",
+                frame.len()
+            )));
+        }
+        let seq = u64::from_le_bytes(frame[..SEQ_BYTES].try_into().expect("8 bytes"));
+        if seq < peer.next || peer.early.contains_key(&seq) {
+            return Err(TransportError::Ring(format!(
+                "frame {seq} from rank {from} came twice"
+            )));
+        }
+        frame.drain(..SEQ_BYTES);
+        peer.early.insert(seq, frame);
+        Ok(())
+    }
+
+    /// Hands out, per ring peer and in number order, the frames that are
+    /// next: from the early ones and the ring; at most `budget` in all.
+    pub(crate) fn drain(
+        &mut self,
+        out: &mut Vec<(Rank, Vec<u8>)>,
+        budget: usize,
+    ) -> Result<(), TransportError> {
+        let stop = out.len() + budget;
+        for &from in &self.order {
+            let Some(peer) = self.peers[from as usize].as_mut() else {
+                continue;
+            };
+            while out.len() < stop {
+                if let Some(frame) = peer.early.remove(&peer.next) {
+                    out.push((from, frame));
+                } else {
+                    match peer.ring.peek_seq()? {
+                        Some(seq) if seq == peer.next => {
+                            let (_, frame) = peer.ring.pop()?.expect("peeked a record");
+                            out.push((from, frame));
+                        }
+                        Some(seq) if seq < peer.next => {
+                            return Err(TransportError::Ring(format!(
+                                "frame {seq} from rank {from} came twice"
+                            )));
+                        }
+                        // Empty, or a later number: the next one is still on
+                        // its way by MPI.
+                        _ => break,
+                    }
+                }
+                peer.next += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::{HeapBytes, RING_FRAME_MAX, format_inbox, inbox_len};
+
+    /// Rank 1 sending to rank 0 through slot 1 of rank 0's inbox.
+    fn pair() -> (Outgoing, Incoming) {
+        let bytes = HeapBytes::shared(inbox_len(2));
+        format_inbox(&bytes, 0, 2).unwrap();
+        let mem = Mem::new(bytes);
+        let mut out = Outgoing::none(2);
+        out.open(0, mem.clone(), 1).unwrap();
+        let mut inc = Incoming::none(2);
+        inc.open(0, 1, mem, 1).unwrap();
+        (out, inc)
+    }
+
+    #[test]
+    fn frames_keep_their_order_across_the_ring_and_mpi() {
+        let (out, mut inc) = pair();
+        let mut by_mpi = Vec::new();
+        let frames: Vec<Vec<u8>> = (0..400u32)
+            .map(|i| {
+                // Every fifth frame too large for the ring.
+                let len = if i % 5 == 0 { RING_FRAME_MAX + 1 } else { 64 };
+                let mut f = vec![0u8; len];
+                f[..4].copy_from_slice(&i.to_le_bytes());
+                f
+            })
+            .collect();
+        let mut got = Vec::new();
+        for f in &frames {
+            match out.route(0, f.clone()) {
+                Route::Ring => {}
+                Route::Mpi(b) => by_mpi.push(b),
+            }
+            // MPI frames come in late and out of order: deliver them in
+            // bursts, reversed.
+            if by_mpi.len() == 3 {
+                for b in by_mpi.drain(..).rev() {
+                    inc.take_mpi(1, b, &mut got).unwrap();
+                }
+            }
+            inc.drain(&mut got, 7).unwrap();
+        }
+        for b in by_mpi.drain(..) {
+            inc.take_mpi(1, b, &mut got).unwrap();
+        }
+        while got.len() < frames.len() {
+            let before = got.len();
+            inc.drain(&mut got, 64).unwrap();
+            assert!(got.len() > before, "stuck at {before}");
+        }
+        assert!(got.iter().all(|(from, _)| *from == 1));
+        let order: Vec<u32> = got
+            .iter()
+            .map(|(_, f)| u32::from_le_bytes(f[..4].try_into().unwrap()))
+            .collect();
+        assert_eq!(order, (0..400).collect::<Vec<_>>());
+        let (ring, mpi) = out.counts();
+        assert_eq!(ring + mpi, 400);
+        assert!(ring > 0 && mpi >= 80, "ring {ring}, mpi {mpi}");
+    }
+
+    #[test]
+    fn a_full_ring_sends_the_rest_by_mpi_in_order() {
+        let (out, mut inc) = pair();
+        let mut got = Vec::new();
+        let mut mpi = Vec::new();
+        for i in 0..5000u32 {
+            if let Route::Mpi(b) = out.route(0, i.to_le_bytes().to_vec()) {
+                mpi.push(b);
+            }
+        }
+        assert!(
+            !mpi.is_empty(),
+            "5000 frames of 24 bytes overflow a 64 KiB ring"
+        );
+        for b in mpi {
+            inc.take_mpi(1, b, &mut got).unwrap();
+        }
+        inc.drain(&mut got, usize::MAX).unwrap();
+        let order: Vec<u32> = got
+            .iter()
+            .map(|(_, f)| u32::from_le_bytes(f[..4].try_into().unwrap()))
+            .collect();
+        assert_eq!(order, (0..5000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn frames_of_other_ranks_pass_unnumbered_and_duplicates_are_refused() {
+        let (out, mut inc) = pair();
+        match out.route(1, b"plain".to_vec()) {
+            Route::Mpi(b) => assert_eq!(b, b"plain"),
+            Route::Ring => panic!("rank 1 has no ring"),
+        }
+        let mut got = Vec::new();
+        inc.take_mpi(0, b"plain".to_vec(), &mut got).unwrap();
+        assert_eq!(got, vec![(0, b"plain".to_vec())]);
+        let mut numbered = 5u64.to_le_bytes().to_vec();
+        numbered.push(1);
+        inc.take_mpi(1, numbered.clone(), &mut got).unwrap();
+        assert!(inc.take_mpi(1, numbered, &mut got).is_err());
+        assert!(inc.take_mpi(1, vec![1, 2], &mut got).is_err());
+    }
+}

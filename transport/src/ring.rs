@@ -1,0 +1,591 @@
+//! Single-producer single-consumer frame rings in shared memory, and the
+//! wake word a receiving rank parks on: every `unsafe` line of the
+//! same-node path (raw atomics and copies in memory another process writes,
+//! and the `futex` calls).
+//!
+//! One *inbox* per receiving rank: a header, a wake word, then one ring
+//! per sending rank of its node (its *slot*: the sender's index among the
+//! node's ranks in rank order).
+//!
+//! ```text
+//! 0          magic u64 | version u32 | slots u32 | owner u32 | ring bytes u32
+//! LINE       wake u32 | sleeping u32
+//! 2·LINE     slot 0: tail u64 (producer's line) | head u64 (consumer's line) | RING_BYTES of data
+//! ...        slot 1, ...
+//! ```
+//!
+//! `tail` and `head` count bytes ever written and ever consumed; a record
+//! starts at `pos % RING_BYTES` and may wrap: a 16-byte header (length,
+//! mark, sequence number), then the frame, padded to 8 bytes. The producer
+//! writes a record, then publishes it with a release store of `tail`; the
+//! consumer reads up to an acquired `tail`, then frees the bytes with a
+//! release store of `head`. A producer killed mid-record never published
+//! it. Everything read from the ring is checked (a length past the ring, a
+//! wrong mark): a corrupt ring is an error, never a wild copy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::Duration;
+
+use crate::{Rank, TransportError};
+
+/// Memory shared with the node's other ranks (a file in `/dev/shm` mapped
+/// `MAP_SHARED` read-write), that an inbox lives in.
+///
+/// # Safety
+///
+/// An implementor guarantees that [`base`](SharedBytes::base) returns the
+/// same 8-byte aligned pointer every time, that the [`len`](SharedBytes::len)
+/// bytes from it stay mapped readable and writable for as long as the value
+/// lives, and that nothing but the rings of this module writes them once
+/// [`format_inbox`] was called (other processes included).
+pub unsafe trait SharedBytes: Send + Sync + 'static {
+    /// Start of the shared bytes.
+    fn base(&self) -> *mut u8;
+    /// Number of shared bytes.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Bytes of one ring's data: frames up to [`RING_FRAME_MAX`] go through it.
+pub const RING_BYTES: usize = 64 << 10;
+/// The largest frame sent through a ring; larger ones take MPI (in order).
+pub const RING_FRAME_MAX: usize = RING_BYTES / 4;
+/// One cache line and its prefetched neighbour: what separates the fields
+/// that different processes write.
+const LINE: usize = 128;
+const MAGIC: u64 = u64::from_le_bytes(*b"FERRYRNG");
+const VERSION: u32 = 1;
+const RECORD_MARK: u32 = 0xF3A7_1E55;
+const RECORD_HEADER: usize = 16;
+const SLOT_BYTES: usize = 2 * LINE + RING_BYTES;
+
+/// Bytes an inbox for a node of `node_ranks` ranks takes.
+pub const fn inbox_len(node_ranks: usize) -> usize {
+    2 * LINE + node_ranks * SLOT_BYTES
+}
+
+/// A shared mapping, shared cheaply (`Clone` is an `Arc` clone).
+#[derive(Clone)]
+pub(crate) struct Mem(Arc<dyn SharedBytes>);
+
+impl Mem {
+    pub(crate) fn new(bytes: Arc<dyn SharedBytes>) -> Mem {
+        Mem(bytes)
+    }
+
+    fn u64_at(&self, off: usize) -> &AtomicU64 {
+        assert!(
+            off.is_multiple_of(8) && off + 8 <= self.0.len(),
+            "ring field out of place"
+        );
+        // SAFETY: in bounds and 8-aligned (asserted; `base` is 8-aligned by
+        // `SharedBytes`' contract); the mapping lives as long as `self`, and
+        // these bytes are only ever accessed atomically (by every process).
+        unsafe { &*self.0.base().add(off).cast::<AtomicU64>() }
+    }
+
+    fn u32_at(&self, off: usize) -> &AtomicU32 {
+        assert!(
+            off.is_multiple_of(4) && off + 4 <= self.0.len(),
+            "ring field out of place"
+        );
+        // SAFETY: as in `u64_at`, for a 4-aligned u32.
+        unsafe { &*self.0.base().add(off).cast::<AtomicU32>() }
+    }
+
+    /// Copies `src` into the ring at `data` (the ring's first data byte),
+    /// starting at position `pos`, wrapping at the ring's end.
+    fn write_wrapping(&self, data: usize, pos: u64, src: &[u8]) {
+        let at = (pos % RING_BYTES as u64) as usize;
+        let first = src.len().min(RING_BYTES - at);
+        assert!(data + RING_BYTES <= self.0.len() && src.len() <= RING_BYTES);
+        // SAFETY: both pieces lie inside the ring's data (asserted above;
+        // `at + first <= RING_BYTES`, and the rest starts at the ring's
+        // start). The producer owns bytes between `tail` and `head +
+        // RING_BYTES` (the consumer does not read them until `tail` is
+        // published), so nobody accesses them concurrently. `src` is a
+        // local buffer: no overlap.
+        unsafe {
+            let ring = self.0.base().add(data);
+            std::ptr::copy_nonoverlapping(src.as_ptr(), ring.add(at), first);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), ring, src.len() - first);
+        }
+    }
+
+    /// Copies `dst.len()` bytes from position `pos` of the ring at `data`.
+    fn read_wrapping(&self, data: usize, pos: u64, dst: &mut [u8]) {
+        let at = (pos % RING_BYTES as u64) as usize;
+        let first = dst.len().min(RING_BYTES - at);
+        assert!(data + RING_BYTES <= self.0.len() && dst.len() <= RING_BYTES);
+        // SAFETY: inside the ring's data, as in `write_wrapping`; the bytes
+        // between `head` and the acquired `tail` were published by the
+        // producer and are not written again until `head` passes them.
+        unsafe {
+            let ring = self.0.base().add(data);
+            std::ptr::copy_nonoverlapping(ring.add(at), dst.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(ring, dst.as_mut_ptr().add(first), dst.len() - first);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+fn corrupt(what: String) -> TransportError {
+    TransportError::Ring(what)
+}
+
+/// Writes an empty inbox for `node_ranks` senders owned by `owner` into
+/// `bytes` (freshly created, all zero), before any other rank maps it.
+///
+/// # Errors
+///
+/// [`TransportError::Ring`] when `bytes` is shorter than
+/// [`inbox_len`]`(node_ranks)` or not 8-byte aligned.
+pub fn format_inbox(
+    bytes: &Arc<dyn SharedBytes>,
+    owner: Rank,
+    node_ranks: usize,
+) -> Result<(), TransportError> {
+    let mem = Mem::new(bytes.clone());
+    if mem.len() < inbox_len(node_ranks) || !(bytes.base() as usize).is_multiple_of(8) {
+        return Err(corrupt(format!(
+            "an inbox for {node_ranks} ranks needs {} aligned bytes; got {}",
+            inbox_len(node_ranks),
+            mem.len()
+        )));
+    }
+    for slot in 0..node_ranks {
+        let base = 2 * LINE + slot * SLOT_BYTES;
+        mem.u64_at(base).store(0, Ordering::Relaxed);
+        mem.u64_at(base + LINE).store(0, Ordering::Relaxed);
+    }
+    mem.u32_at(LINE).store(0, Ordering::Relaxed);
+    mem.u32_at(LINE + 4).store(0, Ordering::Relaxed);
+    mem.u32_at(8).store(VERSION, Ordering::Relaxed);
+    mem.u32_at(12).store(node_ranks as u32, Ordering::Relaxed);
+    mem.u32_at(16).store(owner, Ordering::Relaxed);
+    mem.u32_at(20).store(RING_BYTES as u32, Ordering::Relaxed);
+    // Last, with release: whoever sees the magic sees the rest.
+    mem.u64_at(0).store(MAGIC, Ordering::Release);
+    Ok(())
+}
+
+/// Checks that `mem` holds an inbox of `owner` with room for `slot`.
+fn check_inbox(mem: &Mem, owner: Rank, slot: usize) -> Result<(), TransportError> {
+    if mem.len() < 2 * LINE {
+        return Err(corrupt(format!(
+            "rank {owner}'s inbox is {} bytes",
+            mem.len()
+        )));
+    }
+    let magic = mem.u64_at(0).load(Ordering::Acquire);
+    let version = mem.u32_at(8).load(Ordering::Relaxed);
+    let slots = mem.u32_at(12).load(Ordering::Relaxed) as usize;
+    let found = mem.u32_at(16).load(Ordering::Relaxed);
+    let ring = mem.u32_at(20).load(Ordering::Relaxed) as usize;
+    if magic != MAGIC || version != VERSION || ring != RING_BYTES {
+        return Err(corrupt(format!(
+            "rank {owner}'s inbox is not a version-{VERSION} Ferry inbox"
+        )));
+    }
+    if found != owner || slot >= slots || mem.len() < inbox_len(slots) {
+        return Err(corrupt(format!(
+            "the inbox mapped for rank {owner} belongs to rank {found} with {slots} slots \
+             (slot {slot} asked, {} bytes mapped)",
+            mem.len()
+        )));
+    }
+    Ok(())
+}
+
+fn padded(len: usize) -> usize {
+    RECORD_HEADER + len.div_ceil(8) * 8
+}
+
+/// The sending end of one ring (in the receiver's inbox). `&mut self`
+/// keeps it single-producer.
+pub(crate) struct Producer {
+    mem: Mem,
+    data: usize,
+    tail_at: usize,
+    head_at: usize,
+    tail: u64,
+    head_seen: u64,
+}
+
+impl Producer {
+    /// The ring of `slot` in `owner`'s inbox `mem`.
+    pub(crate) fn open(mem: Mem, owner: Rank, slot: usize) -> Result<Producer, TransportError> {
+        check_inbox(&mem, owner, slot)?;
+        let base = 2 * LINE + slot * SLOT_BYTES;
+        let tail = mem.u64_at(base).load(Ordering::Acquire);
+        let head_seen = mem.u64_at(base + LINE).load(Ordering::Acquire);
+        Ok(Producer {
+            mem,
+            data: base + 2 * LINE,
+            tail_at: base,
+            head_at: base + LINE,
+            tail,
+            head_seen,
+        })
+    }
+
+    /// Appends one frame numbered `seq`; `false` (nothing written) when it
+    /// is larger than [`RING_FRAME_MAX`] or the ring has no room for it now.
+    pub(crate) fn try_push(&mut self, seq: u64, frame: &[u8]) -> bool {
+        if frame.len() > RING_FRAME_MAX {
+            return false;
+        }
+        let need = padded(frame.len()) as u64;
+        let room = |head: u64, tail: u64| RING_BYTES as u64 - (tail - head);
+        if room(self.head_seen, self.tail) < need {
+            self.head_seen = self.mem.u64_at(self.head_at).load(Ordering::Acquire);
+            if self.head_seen > self.tail || room(self.head_seen, self.tail) < need {
+                return false;
+            }
+        }
+        let mut header = [0u8; RECORD_HEADER];
+        header[..4].copy_from_slice(&(frame.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&RECORD_MARK.to_le_bytes());
+        header[8..].copy_from_slice(&seq.to_le_bytes());
+        self.mem.write_wrapping(self.data, self.tail, &header);
+        self.mem
+            .write_wrapping(self.data, self.tail + RECORD_HEADER as u64, frame);
+        self.tail += need;
+        self.mem
+            .u64_at(self.tail_at)
+            .store(self.tail, Ordering::Release);
+        true
+    }
+
+    /// Wakes the inbox's owner if it parks on its wake word (after a push).
+    pub(crate) fn wake_owner(&self) {
+        WakeWord::Shared(self.mem.clone()).wake();
+    }
+}
+
+/// The receiving end of one ring of this rank's own inbox.
+pub(crate) struct Consumer {
+    mem: Mem,
+    data: usize,
+    tail_at: usize,
+    head_at: usize,
+    head: u64,
+    tail_seen: u64,
+    from: Rank,
+}
+
+impl Consumer {
+    /// The ring of `slot` (whose producer is rank `from`) in `owner`'s inbox.
+    pub(crate) fn open(
+        mem: Mem,
+        owner: Rank,
+        slot: usize,
+        from: Rank,
+    ) -> Result<Consumer, TransportError> {
+        check_inbox(&mem, owner, slot)?;
+        let base = 2 * LINE + slot * SLOT_BYTES;
+        let head = mem.u64_at(base + LINE).load(Ordering::Acquire);
+        Ok(Consumer {
+            mem,
+            data: base + 2 * LINE,
+            tail_at: base,
+            head_at: base + LINE,
+            head,
+            tail_seen: head,
+            from,
+        })
+    }
+
+    /// Whether a record is published and not yet taken.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.mem.u64_at(self.tail_at).load(Ordering::Acquire) != self.head
+    }
+
+    /// The next record's length and sequence number, if one is published.
+    fn front(&mut self) -> Result<Option<(usize, u64)>, TransportError> {
+        if self.head == self.tail_seen {
+            self.tail_seen = self.mem.u64_at(self.tail_at).load(Ordering::Acquire);
+            if self.head == self.tail_seen {
+                return Ok(None);
+            }
+        }
+        let published = self.tail_seen.wrapping_sub(self.head);
+        if self.tail_seen < self.head || published > RING_BYTES as u64 {
+            return Err(corrupt(format!(
+                "the ring from rank {} claims {published} bytes",
+                self.from
+            )));
+        }
+        let mut header = [0u8; RECORD_HEADER];
+        self.mem.read_wrapping(self.data, self.head, &mut header);
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let mark = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let seq = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
+        if mark != RECORD_MARK || len > RING_FRAME_MAX || padded(len) as u64 > published {
+            return Err(corrupt(format!(
+                "a record from rank {} is damaged (length {len}, mark {mark:#x})",
+                self.from
+            )));
+        }
+        Ok(Some((len, seq)))
+    }
+
+    /// The next record's sequence number, if one is published.
+    pub(crate) fn peek_seq(&mut self) -> Result<Option<u64>, TransportError> {
+        Ok(self.front()?.map(|(_, seq)| seq))
+    }
+
+    /// Takes the next record: its sequence number and frame.
+    pub(crate) fn pop(&mut self) -> Result<Option<(u64, Vec<u8>)>, TransportError> {
+        let Some((len, seq)) = self.front()? else {
+            return Ok(None);
+        };
+        let mut frame = vec![0u8; len];
+        self.mem
+            .read_wrapping(self.data, self.head + RECORD_HEADER as u64, &mut frame);
+        self.head += padded(len) as u64;
+        self.mem
+            .u64_at(self.head_at)
+            .store(self.head, Ordering::Release);
+        Ok(Some((seq, frame)))
+    }
+}
+
+/// The word a rank's progress thread parks on when idle, woken by local
+/// threads (a queued command) and, once its inbox is in place, by the
+/// node's other ranks after they push a frame (`futex` on shared memory).
+#[derive(Clone)]
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) enum WakeWord {
+    /// Process-local (no inbox): two words on the heap.
+    Local(Arc<[AtomicU32; 2]>),
+    /// In an inbox's header.
+    Shared(Mem),
+}
+
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+impl WakeWord {
+    pub(crate) fn local() -> WakeWord {
+        WakeWord::Local(Arc::new([AtomicU32::new(0), AtomicU32::new(0)]))
+    }
+
+    /// An inbox's word (checked to be one).
+    pub(crate) fn of_inbox(mem: Mem, owner: Rank) -> Result<WakeWord, TransportError> {
+        check_inbox(&mem, owner, 0)?;
+        Ok(WakeWord::Shared(mem))
+    }
+
+    fn words(&self) -> (&AtomicU32, &AtomicU32) {
+        match self {
+            WakeWord::Local(w) => (&w[0], &w[1]),
+            WakeWord::Shared(mem) => (mem.u32_at(LINE), mem.u32_at(LINE + 4)),
+        }
+    }
+
+    /// Wakes the waiter, if one waits (a load, and a syscall only then).
+    pub(crate) fn wake(&self) {
+        let (word, sleeping) = self.words();
+        // Pairs with the fence in `wait`: either the waiter sees what was
+        // published before this call, or this sees it sleeping.
+        fence(Ordering::SeqCst);
+        if sleeping.load(Ordering::Relaxed) != 0 {
+            word.fetch_add(1, Ordering::Release);
+            futex_wake(word);
+        }
+    }
+
+    /// Parks up to `timeout` unless `pending()` (checked after announcing
+    /// the sleep) says there is work, or a [`wake`](Self::wake) comes.
+    pub(crate) fn wait(&self, timeout: Duration, pending: impl Fn() -> bool) {
+        let (word, sleeping) = self.words();
+        let seen = word.load(Ordering::Acquire);
+        sleeping.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if !pending() {
+            futex_wait(word, seen, timeout);
+        }
+        sleeping.store(0, Ordering::Relaxed);
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32 for the call; FUTEX_WAKE only
+    // uses its address (shared futex: the word may be in shared memory).
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+    }
+}
+
+fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a valid, aligned u32 and `ts` a valid relative
+    // timeout, both alive for the call. The kernel returns at once when the
+    // word is no longer `seen`; EINTR and timeouts are normal returns.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            seen,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+/// Heap memory posing as a shared mapping (tests of the ring logic within
+/// one process).
+#[cfg(test)]
+pub(crate) struct HeapBytes(Box<[AtomicU64]>);
+
+#[cfg(test)]
+impl HeapBytes {
+    pub(crate) fn shared(len: usize) -> Arc<dyn SharedBytes> {
+        Arc::new(HeapBytes(
+            (0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect(),
+        ))
+    }
+}
+
+// SAFETY: a boxed slice of atomics never moves while it lives, is 8-aligned,
+// and every access through the ring goes through atomics or the ring's
+// single-writer protocol.
+#[cfg(test)]
+unsafe impl SharedBytes for HeapBytes {
+    fn base(&self) -> *mut u8 {
+        self.0.as_ptr() as *mut u8
+    }
+
+    fn len(&self) -> usize {
+        self.0.len() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbox(slots: usize, owner: Rank) -> Mem {
+        let bytes = HeapBytes::shared(inbox_len(slots));
+        format_inbox(&bytes, owner, slots).unwrap();
+        Mem::new(bytes)
+    }
+
+    #[test]
+    fn frames_come_out_in_order_across_many_wraps() {
+        let mem = inbox(2, 7);
+        let mut p = Producer::open(mem.clone(), 7, 1).unwrap();
+        let mut c = Consumer::open(mem, 7, 1, 3).unwrap();
+        let mut next_out = 0u64;
+        for seq in 0..20_000u64 {
+            let frame: Vec<u8> = (0..(seq % 1000) as usize)
+                .map(|i| (i as u64 ^ seq) as u8)
+                .collect();
+            while !p.try_push(seq, &frame) {
+                let (s, f) = c.pop().unwrap().expect("a full ring has a record");
+                assert_eq!(s, next_out);
+                assert_eq!(f.len() as u64, s % 1000);
+                next_out += 1;
+            }
+        }
+        while let Some((s, f)) = c.pop().unwrap() {
+            assert_eq!(s, next_out);
+            assert!(
+                f.iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == (i as u64 ^ s) as u8)
+            );
+            next_out += 1;
+        }
+        assert_eq!(next_out, 20_000);
+    }
+
+    #[test]
+    fn a_full_ring_refuses_and_takes_again_once_drained() {
+        let mem = inbox(1, 0);
+        let mut p = Producer::open(mem.clone(), 0, 0).unwrap();
+        let mut c = Consumer::open(mem, 0, 0, 0).unwrap();
+        let frame = vec![1u8; RING_FRAME_MAX];
+        let mut pushed = 0;
+        while p.try_push(pushed, &frame) {
+            pushed += 1;
+        }
+        assert_eq!(pushed as usize, RING_BYTES / padded(RING_FRAME_MAX));
+        assert!(
+            !p.try_push(99, &vec![0u8; RING_FRAME_MAX + 1]),
+            "too large for any ring"
+        );
+        assert_eq!(c.peek_seq().unwrap(), Some(0));
+        c.pop().unwrap().unwrap();
+        assert!(p.try_push(pushed, &frame));
+    }
+
+    #[test]
+    fn a_damaged_record_is_an_error_not_a_wild_copy() {
+        let mem = inbox(1, 0);
+        let mut p = Producer::open(mem.clone(), 0, 0).unwrap();
+        assert!(p.try_push(0, b"hello"));
+        // Overwrite the record's length with one past the ring.
+        let data = 2 * LINE + 2 * LINE;
+        mem.write_wrapping(data, 0, &u32::MAX.to_le_bytes());
+        let mut c = Consumer::open(mem, 0, 0, 5).unwrap();
+        let e = c.pop().unwrap_err();
+        assert!(
+            matches!(e, TransportError::Ring(ref m) if m.contains("rank 5")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_inbox_of_another_rank_or_too_few_slots_is_refused() {
+        let mem = inbox(2, 4);
+        assert!(Producer::open(mem.clone(), 4, 1).is_ok());
+        assert!(Producer::open(mem.clone(), 3, 1).is_err());
+        assert!(Producer::open(mem, 4, 2).is_err());
+        let unformatted = Mem::new(HeapBytes::shared(inbox_len(2)));
+        assert!(Producer::open(unformatted, 0, 0).is_err());
+        let short = HeapBytes::shared(inbox_len(2) - 8);
+        assert!(format_inbox(&short, 0, 2).is_err());
+    }
+
+    #[test]
+    fn a_producer_thread_and_a_consumer_thread_agree() {
+        let mem = inbox(2, 1);
+        let mut p = Producer::open(mem.clone(), 1, 0).unwrap();
+        let mut c = Consumer::open(mem.clone(), 1, 0, 0).unwrap();
+        let wake = WakeWord::of_inbox(mem, 1).unwrap();
+        const N: u64 = 50_000;
+        let producer = std::thread::spawn(move || {
+            for seq in 0..N {
+                let frame = seq.to_le_bytes().repeat((seq % 7) as usize + 1);
+                while !p.try_push(seq, &frame) {
+                    std::thread::yield_now();
+                }
+                p.wake_owner();
+            }
+        });
+        let mut next = 0;
+        while next < N {
+            match c.pop().unwrap() {
+                Some((seq, frame)) => {
+                    assert_eq!(seq, next);
+                    assert_eq!(frame, seq.to_le_bytes().repeat((seq % 7) as usize + 1));
+                    next += 1;
+                }
+                // Parks until woken by a push (or 10 ms pass: a lost wake-up
+                // would only slow this test down, never fail it).
+                None => wake.wait(Duration::from_millis(10), || c.is_pending()),
+            }
+        }
+        producer.join().unwrap();
+    }
+}
