@@ -14,7 +14,7 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Destination, MatchedReceiveVec, Source};
 
 use crate::node::{Incoming, Outgoing, Route};
-use crate::ring::{Mem, SharedBytes, WakeWord};
+use crate::ring::{Mem, Nap, SharedBytes, WakeWord};
 use crate::rma::{
     MpiLock, PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving,
 };
@@ -445,7 +445,7 @@ impl MpiTransport {
         }
         let _ = self.direct.outgoing.set(outgoing);
         // The progress thread may sleep on the old word: let it move over.
-        self.direct.local_wake.wake();
+        self.direct.local_wake.wake(Nap::Light);
         Ok(report)
     }
 
@@ -609,6 +609,7 @@ impl Transport for MpiTransport {
                 let p = PendingSend::start_on_world(to, FRAME_TAG, bytes)?;
                 lock(&self.direct.pending).push_back(p);
                 drop(mpi);
+                self.direct.posted(to);
                 // Whoever receives next tests it for completion; a large
                 // frame needs progress on this side to leave, so the
                 // progress thread is woken for it.
@@ -824,19 +825,36 @@ struct Direct {
 }
 
 impl Direct {
+    /// A frame was posted by MPI to `to`: a ring peer's progress thread is
+    /// woken to receive it (as a push into its ring would).
+    fn posted(&self, to: Rank) {
+        if let Some(out) = self.outgoing.get() {
+            out.wake(to);
+        }
+    }
+
     /// Wakes the progress thread if it parks (a command was queued).
     fn wake(&self) {
-        self.local_wake.wake();
+        self.local_wake.wake(Nap::Light);
         if let Some(w) = self.inbox_wake.get() {
-            w.wake();
+            w.wake(Nap::Light);
         }
     }
 
     /// Parks the progress thread up to `timeout`, unless a ring holds a
-    /// frame or a wake comes.
+    /// frame or a wake comes. Senders on this node wake it only from the
+    /// longer sleeps of an idle rank ([`MAX_BACKOFF`] and up): in a
+    /// conversation the waiting threads receive for themselves, and a
+    /// `futex` wake per frame would cost each sender a system call and
+    /// hand the core to this thread.
     fn wait(&self, timeout: Duration) {
         let word = self.inbox_wake.get().unwrap_or(&self.local_wake);
-        word.wait(timeout, || {
+        let nap = if timeout >= MAX_BACKOFF {
+            Nap::Deep
+        } else {
+            Nap::Light
+        };
+        word.wait(timeout, nap, || {
             // Someone receiving right now: do not sleep on it.
             self.receiving.try_lock().map_or(true, |i| i.is_pending())
         });
@@ -962,6 +980,7 @@ fn serve(
                 Ok(Cmd::Send { to, bytes }) => {
                     let p = PendingSend::start(world, to, FRAME_TAG, bytes)?;
                     lock(&direct.pending).push_back(p);
+                    direct.posted(to);
                 }
                 Ok(Cmd::Read(req)) => req.serve(window),
                 Ok(Cmd::Run(job)) => job(world),
@@ -1003,9 +1022,10 @@ fn serve(
             direct.wait(MIN_BACKOFF);
             continue;
         }
-        // Sleep until woken by a new command or the backoff passes; incoming
-        // frames and remote RMA need no action from us when MPI progresses
-        // them in the background, and are picked up at the next poll.
+        // Sleep until woken by a new command (or, once idle, a frame from
+        // this node) or the backoff passes; incoming frames and remote RMA
+        // need no action from us when MPI progresses them in the
+        // background, and are picked up at the next poll.
         direct.wait(backoff);
         let cap = if since.elapsed() > DEEP_IDLE {
             DEEP_IDLE_BACKOFF

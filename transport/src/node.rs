@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::ring::{Consumer, Mem, Producer};
+use crate::ring::{Consumer, Mem, Nap, Producer, WakeWord};
 use crate::{Rank, TransportError};
 
 /// Bytes of the number in front of a frame sent by MPI to a ring peer.
@@ -25,6 +25,8 @@ const SEQ_BYTES: usize = 8;
 pub(crate) struct Outgoing {
     /// By destination rank: `None` when the frame goes by MPI unnumbered.
     peers: Vec<Option<Mutex<OutPeer>>>,
+    /// By destination rank: the word its progress thread parks on.
+    wakers: Vec<Option<WakeWord>>,
     ring_frames: AtomicU64,
     mpi_frames: AtomicU64,
 }
@@ -47,6 +49,7 @@ impl Outgoing {
     pub(crate) fn none(size: u32) -> Outgoing {
         Outgoing {
             peers: (0..size).map(|_| None).collect(),
+            wakers: (0..size).map(|_| None).collect(),
             ring_frames: AtomicU64::new(0),
             mpi_frames: AtomicU64::new(0),
         }
@@ -54,9 +57,24 @@ impl Outgoing {
 
     /// Adds the ring to `to` (slot `slot` of its inbox `mem`).
     pub(crate) fn open(&mut self, to: Rank, mem: Mem, slot: usize) -> Result<(), TransportError> {
-        let ring = Producer::open(mem, to, slot)?;
+        let ring = Producer::open(mem.clone(), to, slot)?;
         self.peers[to as usize] = Some(Mutex::new(OutPeer { ring, next_seq: 0 }));
+        self.wakers[to as usize] = Some(WakeWord::Shared(mem));
         Ok(())
+    }
+
+    /// Whether frames to `to` go through a ring.
+    #[cfg(test)]
+    pub(crate) fn is_peer(&self, to: Rank) -> bool {
+        self.peers.get(to as usize).is_some_and(Option::is_some)
+    }
+
+    /// Wakes `to`'s progress thread if it parks, after a frame was posted to
+    /// it by MPI (it would otherwise see it only at its next poll).
+    pub(crate) fn wake(&self, to: Rank) {
+        if let Some(Some(w)) = self.wakers.get(to as usize) {
+            w.wake(Nap::Deep);
+        }
     }
 
     /// Sends `frame` to `to` through its ring if it can, else hands back what
@@ -103,6 +121,10 @@ struct InPeer {
     ring: Consumer,
     next: u64,
     early: BTreeMap<u64, Vec<u8>>,
+    /// The ring's published end when [`Incoming::drain`] last stopped at a
+    /// later number (the next one still on its way by MPI): nothing more
+    /// to take from it until that changes.
+    stuck_at: Option<u64>,
 }
 
 impl Incoming {
@@ -128,17 +150,19 @@ impl Incoming {
             ring,
             next: 0,
             early: BTreeMap::new(),
+            stuck_at: None,
         });
         self.order.push(from);
         Ok(())
     }
 
-    /// Whether any ring holds a frame not yet taken.
+    /// Whether any ring holds a frame not yet taken that can be taken
+    /// (not one waiting behind a frame still on its way by MPI).
     pub(crate) fn is_pending(&self) -> bool {
         self.order
             .iter()
             .filter_map(|&r| self.peers[r as usize].as_ref())
-            .any(|p| p.ring.is_pending())
+            .any(|p| p.ring.is_pending() && p.stuck_at != Some(p.ring.published()))
     }
 
     /// Takes a frame that came by MPI: handed out at once unless its sender
@@ -182,6 +206,7 @@ impl Incoming {
             let Some(peer) = self.peers[from as usize].as_mut() else {
                 continue;
             };
+            peer.stuck_at = None;
             while out.len() < stop {
                 if let Some(frame) = peer.early.remove(&peer.next) {
                     out.push((from, frame));
@@ -196,9 +221,13 @@ impl Incoming {
                                 "frame {seq} from rank {from} came twice"
                             )));
                         }
-                        // Empty, or a later number: the next one is still on
-                        // its way by MPI.
-                        _ => break,
+                        Some(_) => {
+                            // A later number: the next one is still on its
+                            // way by MPI.
+                            peer.stuck_at = Some(peer.ring.published());
+                            break;
+                        }
+                        None => break,
                     }
                 }
                 peer.next += 1;
@@ -312,5 +341,30 @@ mod tests {
         inc.take_mpi(1, numbered.clone(), &mut got).unwrap();
         assert!(inc.take_mpi(1, numbered, &mut got).is_err());
         assert!(inc.take_mpi(1, vec![1, 2], &mut got).is_err());
+    }
+
+    #[test]
+    fn a_ring_frame_behind_one_still_coming_by_mpi_is_not_pending() {
+        let (out, mut inc) = pair();
+        assert!(out.is_peer(0) && !out.is_peer(1));
+        let Route::Mpi(first) = out.route(0, vec![1u8; RING_FRAME_MAX + 1]) else {
+            panic!("too large for the ring")
+        };
+        assert!(matches!(out.route(0, vec![2u8; 8]), Route::Ring));
+        let mut got = Vec::new();
+        assert!(inc.is_pending());
+        inc.drain(&mut got, 64).unwrap();
+        assert!(got.is_empty(), "frame 1 must wait for frame 0");
+        // Nothing can be taken until frame 0 comes: a parked receiver is
+        // not kept awake by it.
+        assert!(!inc.is_pending());
+        assert!(matches!(out.route(0, vec![3u8; 8]), Route::Ring));
+        assert!(inc.is_pending(), "a new record is worth a look");
+        inc.drain(&mut got, 64).unwrap();
+        assert!(got.is_empty() && !inc.is_pending());
+        inc.take_mpi(1, first, &mut got).unwrap();
+        inc.drain(&mut got, 64).unwrap();
+        let firsts: Vec<u8> = got.iter().map(|(_, f)| f[0]).collect();
+        assert_eq!(firsts, vec![1, 2, 3]);
     }
 }

@@ -264,9 +264,10 @@ impl Producer {
         true
     }
 
-    /// Wakes the inbox's owner if it parks on its wake word (after a push).
+    /// Wakes the inbox's owner if it sleeps deeply on its wake word (after
+    /// a push).
     pub(crate) fn wake_owner(&self) {
-        WakeWord::Shared(self.mem.clone()).wake();
+        WakeWord::Shared(self.mem.clone()).wake(Nap::Deep);
     }
 }
 
@@ -305,7 +306,12 @@ impl Consumer {
 
     /// Whether a record is published and not yet taken.
     pub(crate) fn is_pending(&self) -> bool {
-        self.mem.u64_at(self.tail_at).load(Ordering::Acquire) != self.head
+        self.published() != self.head
+    }
+
+    /// The producer's published end (bytes ever written).
+    pub(crate) fn published(&self) -> u64 {
+        self.mem.u64_at(self.tail_at).load(Ordering::Acquire)
     }
 
     /// The next record's length and sequence number, if one is published.
@@ -358,9 +364,21 @@ impl Consumer {
     }
 }
 
+/// How a waiter sleeps on a [`WakeWord`], and which wakes it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nap {
+    /// A short sleep between polls: only this process's threads wake it
+    /// (a command queued).
+    Light = 1,
+    /// The sleep of an idle rank: the node's other ranks wake it too, after
+    /// they sent it a frame.
+    Deep = 2,
+}
+
 /// The word a rank's progress thread parks on when idle, woken by local
-/// threads (a queued command) and, once its inbox is in place, by the
-/// node's other ranks after they push a frame (`futex` on shared memory).
+/// threads (a queued command) and, once its inbox is in place and the rank
+/// is idle, by the node's other ranks after they push a frame (`futex` on
+/// shared memory).
 #[derive(Clone)]
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) enum WakeWord {
@@ -389,24 +407,27 @@ impl WakeWord {
         }
     }
 
-    /// Wakes the waiter, if one waits (a load, and a syscall only then).
-    pub(crate) fn wake(&self) {
+    /// Wakes the waiter if it sleeps a nap at least as deep as `from`
+    /// takes: `Light` wakes any, `Deep` only a deep one (a load, and a
+    /// system call only then).
+    pub(crate) fn wake(&self, from: Nap) {
         let (word, sleeping) = self.words();
         // Pairs with the fence in `wait`: either the waiter sees what was
         // published before this call, or this sees it sleeping.
         fence(Ordering::SeqCst);
-        if sleeping.load(Ordering::Relaxed) != 0 {
+        if sleeping.load(Ordering::Relaxed) >= from as u32 {
             word.fetch_add(1, Ordering::Release);
             futex_wake(word);
         }
     }
 
     /// Parks up to `timeout` unless `pending()` (checked after announcing
-    /// the sleep) says there is work, or a [`wake`](Self::wake) comes.
-    pub(crate) fn wait(&self, timeout: Duration, pending: impl Fn() -> bool) {
+    /// the sleep) says there is work, or a [`wake`](Self::wake) that takes
+    /// this `nap` comes.
+    pub(crate) fn wait(&self, timeout: Duration, nap: Nap, pending: impl Fn() -> bool) {
         let (word, sleeping) = self.words();
         let seen = word.load(Ordering::Acquire);
-        sleeping.store(1, Ordering::Relaxed);
+        sleeping.store(nap as u32, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if !pending() {
             futex_wait(word, seen, timeout);
@@ -583,7 +604,7 @@ mod tests {
                 }
                 // Parks until woken by a push (or 10 ms pass: a lost wake-up
                 // would only slow this test down, never fail it).
-                None => wake.wait(Duration::from_millis(10), || c.is_pending()),
+                None => wake.wait(Duration::from_millis(10), Nap::Deep, || c.is_pending()),
             }
         }
         producer.join().unwrap();
