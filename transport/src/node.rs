@@ -87,8 +87,8 @@ impl Outgoing {
         let seq = p.next_seq;
         p.next_seq += 1;
         if p.ring.try_push(seq, &frame) {
-            p.ring.wake_owner();
             drop(p);
+            self.wake(to);
             self.ring_frames.fetch_add(1, Ordering::Relaxed);
             return Route::Ring;
         }

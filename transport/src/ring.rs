@@ -263,12 +263,6 @@ impl Producer {
             .store(self.tail, Ordering::Release);
         true
     }
-
-    /// Wakes the inbox's owner if it sleeps deeply on its wake word (after
-    /// a push).
-    pub(crate) fn wake_owner(&self) {
-        WakeWord::Shared(self.mem.clone()).wake(Nap::Deep);
-    }
 }
 
 /// The receiving end of one ring of this rank's own inbox.
@@ -366,6 +360,7 @@ impl Consumer {
 
 /// How a waiter sleeps on a [`WakeWord`], and which wakes it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) enum Nap {
     /// A short sleep between polls: only this process's threads wake it
     /// (a command queued).
@@ -584,6 +579,7 @@ mod tests {
         let mut p = Producer::open(mem.clone(), 1, 0).unwrap();
         let mut c = Consumer::open(mem.clone(), 1, 0, 0).unwrap();
         let wake = WakeWord::of_inbox(mem, 1).unwrap();
+        let waker = wake.clone();
         const N: u64 = 50_000;
         let producer = std::thread::spawn(move || {
             for seq in 0..N {
@@ -591,7 +587,7 @@ mod tests {
                 while !p.try_push(seq, &frame) {
                     std::thread::yield_now();
                 }
-                p.wake_owner();
+                waker.wake(Nap::Deep);
             }
         });
         let mut next = 0;
