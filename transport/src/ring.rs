@@ -204,6 +204,26 @@ fn check_inbox(mem: &Mem, owner: Rank, slot: usize) -> Result<(), TransportError
     Ok(())
 }
 
+/// Where one ring's fields and data lie in an inbox.
+struct SlotAt {
+    data: usize,
+    tail_at: usize,
+    head_at: usize,
+}
+
+impl SlotAt {
+    /// The ring of `slot` in `owner`'s inbox `mem` (checked to be one).
+    fn locate(mem: &Mem, owner: Rank, slot: usize) -> Result<SlotAt, TransportError> {
+        check_inbox(mem, owner, slot)?;
+        let base = 2 * LINE + slot * SLOT_BYTES;
+        Ok(SlotAt {
+            data: base + 2 * LINE,
+            tail_at: base,
+            head_at: base + LINE,
+        })
+    }
+}
+
 fn padded(len: usize) -> usize {
     RECORD_HEADER + len.div_ceil(8) * 8
 }
@@ -222,15 +242,14 @@ pub(crate) struct Producer {
 impl Producer {
     /// The ring of `slot` in `owner`'s inbox `mem`.
     pub(crate) fn open(mem: Mem, owner: Rank, slot: usize) -> Result<Producer, TransportError> {
-        check_inbox(&mem, owner, slot)?;
-        let base = 2 * LINE + slot * SLOT_BYTES;
-        let tail = mem.u64_at(base).load(Ordering::Acquire);
-        let head_seen = mem.u64_at(base + LINE).load(Ordering::Acquire);
+        let at = SlotAt::locate(&mem, owner, slot)?;
+        let tail = mem.u64_at(at.tail_at).load(Ordering::Acquire);
+        let head_seen = mem.u64_at(at.head_at).load(Ordering::Acquire);
         Ok(Producer {
             mem,
-            data: base + 2 * LINE,
-            tail_at: base,
-            head_at: base + LINE,
+            data: at.data,
+            tail_at: at.tail_at,
+            head_at: at.head_at,
             tail,
             head_seen,
         })
@@ -284,14 +303,13 @@ impl Consumer {
         slot: usize,
         from: Rank,
     ) -> Result<Consumer, TransportError> {
-        check_inbox(&mem, owner, slot)?;
-        let base = 2 * LINE + slot * SLOT_BYTES;
-        let head = mem.u64_at(base + LINE).load(Ordering::Acquire);
+        let at = SlotAt::locate(&mem, owner, slot)?;
+        let head = mem.u64_at(at.head_at).load(Ordering::Acquire);
         Ok(Consumer {
             mem,
-            data: base + 2 * LINE,
-            tail_at: base,
-            head_at: base + LINE,
+            data: at.data,
+            tail_at: at.tail_at,
+            head_at: at.head_at,
             head,
             tail_seen: head,
             from,
