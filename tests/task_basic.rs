@@ -1,6 +1,7 @@
 //! Tasks: remote functions, argument passing (values, top-level refs, refs
-//! nested in values, zero-copy views), chaining, fan-out, nested submission,
-//! runtime injection and stable function ids.
+//! nested in values, zero-copy views), chaining (a chain's steps run on the
+//! worker that made their input), fan-out, nested submission, runtime
+//! injection and stable function ids.
 
 mod common;
 use common::{Gate, start};
@@ -111,6 +112,23 @@ fn job_of_current() -> ferry::Result<String> {
 #[ferry::remote]
 fn unit_task() {}
 
+#[ferry::remote]
+fn plus_one(x: u64) -> u64 {
+    x + 1
+}
+
+/// Runs a producer inline (its `get` finds it queued on this thread's one
+/// CPU), whose completion makes `add`'s input ready: the dependent must still
+/// run.
+#[ferry::remote]
+fn produce_inline_then_read_dependent(rt: &Runtime) -> ferry::Result<u64> {
+    let a = square::remote(rt, 3)?;
+    let b = add::remote(rt, &a, 1)?;
+    let va = *rt.get(&a)?;
+    let vb = *rt.get(&b)?;
+    Ok(va * 100 + vb)
+}
+
 #[test]
 fn remote_fn_returns_its_result() -> ferry::Result<()> {
     let rt = start(2.0)?;
@@ -215,6 +233,44 @@ fn fan_out_of_1000_tasks_is_all_correct() -> ferry::Result<()> {
         .collect::<ferry::Result<_>>()?;
     let total: u64 = rt.get_all(&sums)?.iter().map(|v| v.to_native()).sum();
     assert_eq!(total, (0..1000u64).map(|i| i * i).sum::<u64>());
+    rt.shutdown()
+}
+
+#[test]
+fn chain_of_1000_dependent_tasks_runs_on_the_completing_worker() -> ferry::Result<()> {
+    let rt = start(1.0)?;
+    let gate = Gate::new();
+    // The one CPU is held by the chain's head until every step is submitted,
+    // so each step becomes ready only when its producer completes.
+    let mut last = hold_cpu::remote(&rt, gate.key())?;
+    gate.wait_arrived(1, "the chain's head to start");
+    for _ in 0..1000 {
+        last = plus_one::remote(&rt, &last)?;
+    }
+    let before = rt.state().ranks[0].tasks;
+    gate.open();
+    assert_eq!(*rt.get_timeout(&last, common::BOUND)?, gate.key() + 1000);
+    let after = rt.state().ranks[0].tasks;
+    // Every step but possibly the last (which the waiting `get` may claim
+    // and run inline) starts on the worker that completed its input.
+    let by_producer = after.started_by_producer - before.started_by_producer;
+    assert!(
+        by_producer >= 999,
+        "only {by_producer} of 1000 steps started straight after their producer: {after:?}"
+    );
+    rt.shutdown()
+}
+
+#[test]
+fn a_dependent_of_a_producer_run_inline_still_runs() -> ferry::Result<()> {
+    let rt = start(1.0)?;
+    let r = produce_inline_then_read_dependent::remote(&rt)?;
+    assert_eq!(*rt.get_timeout(&r, common::BOUND)?, 9 * 100 + 10);
+    // And from the driver: the getter runs the producer inline if it can.
+    let a = square::remote(&rt, 4)?;
+    let b = add::remote(&rt, &a, 2)?;
+    assert_eq!(*rt.get_timeout(&a, common::BOUND)?, 16);
+    assert_eq!(*rt.get_timeout(&b, common::BOUND)?, 18);
     rt.shutdown()
 }
 

@@ -92,6 +92,10 @@ pub struct TaskCounts {
     pub failed: u64,
     /// Ended cancelled.
     pub cancelled: u64,
+    /// Of those started, the ones started straight after the task that made
+    /// their last input, on the same worker thread: no queue and no
+    /// wake-up between the two (a chain of dependent tasks runs this way).
+    pub started_by_producer: u64,
 }
 
 impl TaskCounts {
@@ -173,6 +177,7 @@ struct ThreadBook {
     finished: AtomicU64,
     failed: AtomicU64,
     cancelled: AtomicU64,
+    started_by_producer: AtomicU64,
 }
 
 /// One rank's task book (step 1).
@@ -224,6 +229,12 @@ impl TaskBook {
         Running(())
     }
 
+    /// The task about to start on this thread was made ready by the one
+    /// that just ended here, and runs with no queue in between.
+    pub(crate) fn started_by_producer(&self) {
+        self.with_mine(|b| bump(&b.started_by_producer));
+    }
+
     /// The task `r` stands for (named `name`) ended: with a value, or
     /// with `error`.
     pub(crate) fn end(&self, r: Running, name: &str, error: Option<&Error>) {
@@ -263,6 +274,7 @@ impl TaskBook {
             c.finished += b.finished.load(Ordering::Relaxed);
             c.failed += b.failed.load(Ordering::Relaxed);
             c.cancelled += b.cancelled.load(Ordering::Relaxed);
+            c.started_by_producer += b.started_by_producer.load(Ordering::Relaxed);
             for (name, since) in lock(&b.running).iter() {
                 running.push((name.to_string(), now.saturating_sub(*since)));
             }
@@ -570,6 +582,7 @@ mod tests {
                     finished: 2,
                     failed: 1,
                     cancelled: 0,
+                    started_by_producer: 1,
                 },
                 running: vec![],
                 sent: vec![(1, 2)],

@@ -13,7 +13,11 @@
 //!    a worker that popped it, or a thread blocked in `get` on its output that
 //!    runs it inline instead of sleeping (as rayon's `join` does).
 //! 4. The claimer runs the job (catching panics), retries it as its options
-//!    allow, completes the output slot, then gives the resources back.
+//!    allow, completes the output slot, then gives the resources back. The
+//!    first dependent that the completion makes ready is not queued but
+//!    handed back to the claimer, which runs it next (a worker) or queues it
+//!    (a thread that ran the task inline); see the scheduler's "Running
+//!    dependents on the completing thread".
 
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -203,12 +207,20 @@ impl TaskCell {
     }
 
     /// Step 4: runs the claimed task on this thread; `before_release` runs
-    /// between completing the output and giving the resources back.
-    pub(crate) fn execute(self: &Arc<Self>, pool: &Arc<TaskPool>, before_release: impl FnOnce()) {
+    /// between completing the output and giving the resources back. Returns
+    /// the dependent the completion kept for this thread (see
+    /// [`Scheduler::complete_keeping_next`](crate::task::scheduler::Scheduler::complete_keeping_next)):
+    /// the caller runs it or hands it to `make_ready`.
+    #[must_use = "a kept dependent must be run or handed to make_ready"]
+    pub(crate) fn execute(
+        self: &Arc<Self>,
+        pool: &Arc<TaskPool>,
+        before_release: impl FnOnce(),
+    ) -> Option<Arc<TaskCell>> {
         let job = lock(&self.job).take();
         let Some(mut job) = job else {
             before_release();
-            return;
+            return None;
         };
         let gpu_ids = self.granted_gpus();
         let ctx = Rc::new(TaskCtx {
@@ -265,11 +277,13 @@ impl TaskCell {
             );
         }
         pool.tasks.end(running, &self.name, stored.error());
-        if let Some(out) = self.output.upgrade() {
-            out.complete(stored);
-        }
+        let next = match self.output.upgrade() {
+            Some(out) => pool.sched.complete_keeping_next(|| out.complete(stored)),
+            None => None,
+        };
         before_release();
         pool.release(&self.request, &gpu_ids);
+        next
     }
 }
 
@@ -312,7 +326,10 @@ impl Producer for TaskCell {
         if !self.claim() {
             return false;
         }
-        self.execute(&pool, || {});
+        // A getter goes back to its caller: what the completion kept is queued.
+        if let Some(next) = self.execute(&pool, || {}) {
+            pool.sched.make_ready(&pool, next);
+        }
         true
     }
 }

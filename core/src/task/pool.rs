@@ -34,6 +34,8 @@ pub(crate) struct TaskPool {
     /// Task counts for state listings.
     pub(crate) tasks: TaskBook,
     hooks: OnceLock<ThreadHooks>,
+    /// The GPU ids of a grant without GPUs, shared.
+    no_gpus: Arc<[u32]>,
 }
 
 impl TaskPool {
@@ -54,6 +56,7 @@ impl TaskPool {
             timeline,
             tasks: TaskBook::default(),
             hooks: OnceLock::new(),
+            no_gpus: Arc::from([]),
         }
     }
 
@@ -81,6 +84,8 @@ impl TaskPool {
             return None;
         }
         match self.gpus.assign(req.gpus()) {
+            // Most tasks hold no GPU: their grant allocates nothing.
+            Some(ids) if ids.is_empty() => Some(self.no_gpus.clone()),
             Some(ids) => Some(ids.into()),
             None => {
                 self.ledger.release(req);

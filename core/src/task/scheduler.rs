@@ -14,6 +14,35 @@
 //! tasks can run more at once than there are cores. So nested tasks never
 //! deadlock, even with one CPU.
 //!
+//! # Running dependents on the completing thread
+//!
+//! When a task's completion makes a dependent ready, the first such
+//! dependent (of this scheduler) is not queued: it is handed back to the
+//! thread that completed the task, which runs it next, as tokio's LIFO slot
+//! (`multi_thread/worker.rs`, `lifo_slot`). So a chain of dependent tasks
+//! runs on one worker with no queue, no pending list and no wake-up between
+//! its steps; only the dependents after the first, which another worker
+//! could run at the same time, are queued (and wake one).
+//!
+//! 1. The completing thread calls [`Scheduler::complete_keeping_next`]
+//!    around the completion of the output: it opens this thread's `NEXT`
+//!    slot, and [`Scheduler::make_ready`] on this thread puts the first
+//!    dependent there (no grant, no queue, no notify).
+//! 2. Once the completed task has given its resources back, the worker
+//!    grants the kept dependent (`run_next`): granted, it moves it
+//!    `WAITING` → `QUEUED` → `CLAIMED` and runs it at once; otherwise it
+//!    goes the usual way (`make_ready`: the pending list). A thread that ran
+//!    a task inline (a getter) hands the kept dependent to `make_ready`.
+//! 3. A worker runs at most [`NEXT_BUDGET`] kept dependents in a row while
+//!    other work waits; then the next one is queued behind that work, so a
+//!    long chain cannot starve what is queued on a lone worker.
+//!
+//! The slot is opened only around the completion itself, never while user
+//! code runs: a task that blocks in `get` and completes a producer inline
+//! keeps that producer's dependent in the inner slot, which the inline run
+//! hands to `make_ready` before `get` goes on, so nothing `get` waits for
+//! is ever held back.
+//!
 //! # Sleeping
 //!
 //! At most one idle worker at a time spins (the "searcher", as in tokio);
@@ -46,6 +75,10 @@ pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How many pending tasks a release looks at past the first that does not fit.
 const PENDING_SCAN: usize = 64;
 
+/// How many kept dependents a worker runs in a row while other work waits
+/// (tokio's `MAX_LIFO_POLLS_PER_TICK` plays the same part).
+const NEXT_BUDGET: u32 = 32;
+
 pub(crate) struct Scheduler {
     injector: Injector<TaskRef>,
     stealers: Box<[OnceLock<Stealer<TaskRef>>]>,
@@ -69,6 +102,30 @@ pub(crate) struct Scheduler {
 thread_local! {
     /// This thread's deque, if it is a worker, and whose scheduler it serves.
     static LOCAL: RefCell<Option<(usize, Worker<TaskRef>)>> = const { RefCell::new(None) };
+
+    /// Open while this thread completes a task's output: the first
+    /// dependent that completion makes ready, kept for this thread to run
+    /// next (see the module's "Running dependents on the completing thread").
+    static NEXT: RefCell<Option<NextSlot>> = const { RefCell::new(None) };
+}
+
+/// An open `NEXT` slot: whose scheduler it keeps for, and what it holds.
+struct NextSlot {
+    key: usize,
+    cell: Option<TaskRef>,
+}
+
+/// Restores the `NEXT` slot that was open before (a completion inside
+/// another's, when a task ran a producer inline), even on a panic.
+struct NextGuard {
+    outer: Option<NextSlot>,
+}
+
+impl Drop for NextGuard {
+    fn drop(&mut self) {
+        let outer = self.outer.take();
+        let _ = NEXT.try_with(|n| n.replace(outer));
+    }
 }
 
 impl Scheduler {
@@ -153,6 +210,9 @@ impl Scheduler {
             cell.abandon(Error::Shutdown);
             return;
         }
+        let Some(cell) = self.keep_as_next(cell) else {
+            return;
+        };
         if let Some(gpus) = pool.try_grant(&cell.request) {
             cell.set_grant(gpus);
             self.enqueue(pool, cell);
@@ -163,6 +223,81 @@ impl Scheduler {
             // the push; rescan so the task is not stranded.
             self.drain_pending(pool);
         }
+    }
+
+    /// Runs `complete` (the completion of a task's output) with this
+    /// thread's `NEXT` slot open, and returns the dependent it kept: the
+    /// first task of this scheduler that the completion made ready, neither
+    /// granted nor queued. The caller runs it ([`run_next`](Self::run_next))
+    /// or hands it to [`make_ready`](Self::make_ready), after it has given
+    /// the completed task's resources back.
+    pub(crate) fn complete_keeping_next(&self, complete: impl FnOnce()) -> Option<TaskRef> {
+        let open = NextSlot {
+            key: self.key(),
+            cell: None,
+        };
+        let guard = NextGuard {
+            outer: NEXT.with(|n| n.replace(Some(open))),
+        };
+        complete();
+        let kept = NEXT.with(|n| n.borrow_mut().as_mut().and_then(|s| s.cell.take()));
+        drop(guard);
+        kept
+    }
+
+    /// Keeps `cell` in this thread's open `NEXT` slot, if one is open for
+    /// this scheduler and empty; gives it back otherwise.
+    fn keep_as_next(&self, cell: TaskRef) -> Option<TaskRef> {
+        let key = self.key();
+        NEXT.with(|n| match &mut *n.borrow_mut() {
+            Some(slot) if slot.key == key && slot.cell.is_none() => {
+                slot.cell = Some(cell);
+                None
+            }
+            _ => Some(cell),
+        })
+    }
+
+    /// Step 2 for a dependent kept by
+    /// [`complete_keeping_next`](Self::complete_keeping_next), on the worker
+    /// that completed its producer: grants it and runs it here, with no
+    /// queue and no wake-up.
+    /// Returns the dependent its own completion kept. One that cannot be
+    /// granted now goes to the pending list; after [`NEXT_BUDGET`] in a row
+    /// with other work waiting, it is queued behind that work.
+    fn run_next(&self, pool: &Arc<TaskPool>, cell: TaskRef, streak: u32) -> Option<TaskRef> {
+        if self.is_shutdown() {
+            cell.abandon(Error::Shutdown);
+            return None;
+        }
+        let Some(gpus) = pool.try_grant(&cell.request) else {
+            self.make_ready(pool, cell);
+            return None;
+        };
+        cell.set_grant(gpus);
+        if streak >= NEXT_BUDGET && self.has_work() {
+            self.enqueue(pool, cell);
+            return None;
+        }
+        if !cell.set_queued() {
+            // Cancelled meanwhile: give the grant back.
+            pool.release_grant(&cell.request, &cell.granted_gpus());
+            return None;
+        }
+        // A getter may claim it first (it saw it `QUEUED`) and run it inline.
+        if !cell.claim() {
+            return None;
+        }
+        self.idle.fetch_sub(1, Ordering::AcqRel);
+        pool.tasks.started_by_producer();
+        // As in `worker_main`: a push may have counted on this worker being
+        // idle since its last task gave its resources back.
+        if self.has_work() {
+            self.notify(pool);
+        }
+        cell.execute(pool, || {
+            self.idle.fetch_add(1, Ordering::AcqRel);
+        })
     }
 
     /// Puts a granted task where a worker will find it, and wakes one.
@@ -410,9 +545,15 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
                 }
                 // Idle again before the release, so that a task granted by the
                 // release does not start a needless thread.
-                cell.execute(&pool, || {
+                let mut next = cell.execute(&pool, || {
                     sched.idle.fetch_add(1, Ordering::AcqRel);
                 });
+                // Then the dependents its completion kept, one after another.
+                let mut streak = 0;
+                while let Some(n) = next {
+                    streak += 1;
+                    next = sched.run_next(&pool, n, streak);
+                }
             }
             continue;
         }
