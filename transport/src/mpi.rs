@@ -841,22 +841,24 @@ impl Direct {
         }
     }
 
-    /// Parks the progress thread up to `timeout`, unless a ring holds a
-    /// frame or a wake comes. Senders on this node wake it only from the
-    /// longer sleeps of an idle rank ([`MAX_BACKOFF`] and up): in a
-    /// conversation the waiting threads receive for themselves, and a
-    /// `futex` wake per frame would cost each sender a system call and
-    /// hand the core to this thread.
-    fn wait(&self, timeout: Duration) {
+    /// Parks the progress thread up to `timeout`, unless a command is
+    /// queued (`cmds`), a ring holds a frame, or a wake comes. Senders on
+    /// this node wake it only from the longer sleeps of an idle rank
+    /// ([`MAX_BACKOFF`] and up): in a conversation the waiting threads
+    /// receive for themselves, and a `futex` wake per frame would cost each
+    /// sender a system call and hand the core to this thread.
+    fn wait(&self, timeout: Duration, cmds: &Receiver<Cmd>) {
         let word = self.inbox_wake.get().unwrap_or(&self.local_wake);
         let nap = if timeout >= MAX_BACKOFF {
             Nap::Deep
         } else {
             Nap::Light
         };
+        // Checked after the sleep is announced, so a command queued (or a
+        // frame pushed) before it is seen here, and one after it wakes us.
+        // Someone else holding the receiving turn takes what has come.
         word.wait(timeout, nap, || {
-            // Someone receiving right now: do not sleep on it.
-            self.receiving.try_lock().map_or(true, |i| i.is_pending())
+            !cmds.is_empty() || self.receiving.try_lock().is_ok_and(|i| i.is_pending())
         });
     }
 }
@@ -1019,14 +1021,14 @@ fn serve(
             // A send is in flight, or the runtime waits for an answer: keep
             // polling at the shortest interval so the exchange does not wait
             // on our sleep (large messages need both sides to progress).
-            direct.wait(MIN_BACKOFF);
+            direct.wait(MIN_BACKOFF, cmds);
             continue;
         }
         // Sleep until woken by a new command (or, once idle, a frame from
         // this node) or the backoff passes; incoming frames and remote RMA
         // need no action from us when MPI progresses them in the
         // background, and are picked up at the next poll.
-        direct.wait(backoff);
+        direct.wait(backoff, cmds);
         let cap = if since.elapsed() > DEEP_IDLE {
             DEEP_IDLE_BACKOFF
         } else {
