@@ -201,7 +201,8 @@ impl Incoming {
         out: &mut Vec<(Rank, Vec<u8>)>,
         budget: usize,
     ) -> Result<(), TransportError> {
-        let stop = out.len() + budget;
+        // `usize::MAX` means "everything": it must not wrap.
+        let stop = out.len().saturating_add(budget);
         for &from in &self.order {
             let Some(peer) = self.peers[from as usize].as_mut() else {
                 continue;
@@ -366,5 +367,15 @@ mod tests {
         inc.drain(&mut got, 64).unwrap();
         let firsts: Vec<u8> = got.iter().map(|(_, f)| f[0]).collect();
         assert_eq!(firsts, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn draining_everything_after_other_frames_still_takes_the_rings() {
+        let (out, mut inc) = pair();
+        assert!(matches!(out.route(0, b"ring".to_vec()), Route::Ring));
+        // A frame of another sender already collected in this turn.
+        let mut got = vec![(0, b"other".to_vec())];
+        inc.drain(&mut got, usize::MAX).unwrap();
+        assert_eq!(got, vec![(0, b"other".to_vec()), (1, b"ring".to_vec())]);
     }
 }
