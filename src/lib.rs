@@ -35,6 +35,44 @@
 extern crate self as ferry;
 
 pub use ferry_core::*;
+
+/// A pool of actors that calls are spread over (Ray's
+/// `ray.util.ActorPool`). Ray's documentation shows it with two actors:
+///
+/// ```
+/// #[ferry::actor]
+/// struct Actor {
+///     calls: u64,
+/// }
+///
+/// #[ferry::actor]
+/// impl Actor {
+///     fn new() -> Self {
+///         Actor { calls: 0 }
+///     }
+///
+///     fn double(&mut self, n: u64) -> u64 {
+///         self.calls += 1;
+///         n * 2
+///     }
+/// }
+///
+/// let rt = ferry::init(ferry::Config::default().num_cpus(2.0))?;
+/// let (a1, a2) = (Actor::remote(&rt)?, Actor::remote(&rt)?);
+/// let mut pool = ferry::ActorPool::new([a1, a2]);
+/// let doubled: Vec<u64> = pool
+///     .map(|a, v| a.double(v).remote(), [1, 2, 3, 4])
+///     .map(|r| r.map(|v| v.to_native()))
+///     .collect::<ferry::Result<_>>()?;
+/// assert_eq!(doubled, [2, 4, 6, 8]);
+///
+/// pool.submit(|a, v| a.double(v).remote(), 5);
+/// assert_eq!(*pool.get_next()?, 10);
+/// assert!(matches!(pool.get_next(), Err(ferry::ActorPoolError::Empty)));
+/// # rt.shutdown()?;
+/// # Ok::<(), ferry::Error>(())
+/// ```
+pub use ferry_core::ActorPool;
 pub use ferry_macros::{actor, main, remote};
 
 #[doc(hidden)]

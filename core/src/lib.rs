@@ -17,7 +17,7 @@
 //! | `task/` | the task cell, the task pool (scheduler, work-stealing workers), cancellation, the task context |
 //! | `actor/` | the local actor engine: mailbox, actor thread, call order, restarts, checkpoints |
 //! | `cluster/` | several ranks: membership, the receive loop, placement, remote tasks and actors, borrowing, lineage, heartbeats, the wire format |
-//! | `runtime/` | the public [`Runtime`]: start-up, put/get/wait, actor handles, the thread's current runtime |
+//! | `runtime/` | the public [`Runtime`]: start-up, put/get/wait, actor handles, the actor pool, the thread's current runtime |
 //! | `private/` | what the macros call: the function registry, submit, `run_main` |
 //!
 //! A module names only its own layer and the layers below it
@@ -82,6 +82,7 @@ pub use resources::pinning::Pin;
 pub use runtime::actor_handle::{
     ActorCall, ActorClass, ActorHandle, ActorRef, create as create_actor,
 };
+pub use runtime::actor_pool::{ActorPool, ActorPoolError, AlreadyInPool};
 pub use runtime::archived_actor_handle::ArchivedActorHandle;
 pub use runtime::arg::{Arg, Args, IntoArg, IntoArgs};
 pub use runtime::current::current;

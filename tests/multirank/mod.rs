@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
 
+mod actor_pool;
+use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
+
 /// A scenario: its name and its body, run on rank 0.
 pub(crate) type Scenario = (&'static str, fn(&Runtime) -> ferry::Result<()>);
 
@@ -78,6 +81,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "killing_through_a_remote_handle_fails_later_calls",
         killing_through_a_remote_handle,
+    ),
+    (
+        "an_actor_pool_spreads_calls_over_actors_on_several_ranks",
+        an_actor_pool_spreads_calls_over_actors_on_several_ranks,
     ),
     (
         "remote_actor_errors_and_restarts",

@@ -109,6 +109,15 @@ impl<A: ActorClass> ActorRef<A> {
         }
     }
 
+    /// The runtime of the rank holding this handle (`None` once it is gone).
+    pub(crate) fn runtime(&self) -> Option<Runtime> {
+        match &self.reach {
+            Reach::Local(l) => l.core().host.upgrade(),
+            Reach::Remote(r) => r.rt.upgrade(),
+        }
+        .map(Runtime::from_inner)
+    }
+
     /// For a handle to an actor on another rank: the runtime to encode a
     /// call with (calls to a local actor are not encoded).
     #[doc(hidden)]

@@ -12,6 +12,7 @@
 
 pub(crate) mod actor_handle;
 mod actor_host;
+pub(crate) mod actor_pool;
 pub(crate) mod archived_actor_handle;
 pub(crate) mod arg;
 pub(crate) mod call_result;
