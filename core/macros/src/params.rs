@@ -1,7 +1,7 @@
 //! Reading a remote function's or method's parameters and return type.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::quote;
 use syn::{FnArg, GenericArgument, Ident, Pat, PathArguments, ReturnType, Type};
 
 /// How one parameter is passed.
@@ -66,9 +66,15 @@ pub(crate) fn params<'a>(inputs: impl Iterator<Item = &'a FnArg>) -> syn::Result
     let mut out = Vec::new();
     for (i, arg) in inputs.enumerate() {
         let FnArg::Typed(pt) = arg else { continue };
+        // Hygienic (`mixed_site`): the generated code's own bindings (`rt`,
+        // `id`, `bytes`, …) never meet a parameter of the same name.
         let name = match &*pt.pat {
-            Pat::Ident(p) => format_ident!("{}", p.ident),
-            _ => format_ident!("__ferry_arg{}", i),
+            Pat::Ident(p) => {
+                let mut n = p.ident.clone();
+                n.set_span(Span::mixed_site());
+                n
+            }
+            _ => Ident::new(&format!("__ferry_arg{i}"), Span::mixed_site()),
         };
         let ty = (*pt.ty).clone();
         let kind = if is_runtime_ref(&ty) {
