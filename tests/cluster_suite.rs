@@ -6,6 +6,8 @@
 //! error or panics (a failed assertion) is recorded by name and the next one
 //! starts; the test fails at the end listing them all. A scenario that hangs
 //! is named by a watchdog, which ends the test process after [`LIMIT`].
+//! `FERRY_SUITE_ONLY=part` runs only the scenarios whose name contains
+//! `part` (while working on one).
 
 mod multirank;
 
@@ -68,7 +70,12 @@ fn run_scenarios(n: u32, one_sided: bool) -> Vec<String> {
     };
     let started = ferry::loopback::run(n, cfg, |rt, _| {
         let mut failures = Vec::new();
+        let only = std::env::var("FERRY_SUITE_ONLY").unwrap_or_default();
         for (name, scenario) in multirank::SCENARIOS {
+            if !name.contains(only.as_str()) {
+                eprintln!("skipped {name}: FERRY_SUITE_ONLY={only} leaves it out");
+                continue;
+            }
             let _ = tx.send(Some(name));
             let start = Instant::now();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&rt)));

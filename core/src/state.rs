@@ -58,6 +58,12 @@ pub struct RankState {
     /// task it had just run for their owner, without waiting for the owner
     /// to answer (so far).
     pub borrows_filled_here: u64,
+    /// Values of borrowed objects this rank got from the rank that made
+    /// them, before their owner had them (so far).
+    pub values_from_makers: u64,
+    /// Requests for values this rank was making for another rank's task,
+    /// taken to answer as soon as the value exists (so far).
+    pub asked_as_maker: u64,
     /// Frames this rank sent to ranks of its node through shared-memory
     /// rings (so far).
     pub frames_by_ring: u64,
@@ -594,6 +600,8 @@ mod tests {
                 objects: vec![],
                 lineage: 0,
                 borrows_filled_here: 0,
+                values_from_makers: 0,
+                asked_as_maker: 0,
                 frames_by_ring: 0,
                 frames_by_mpi_to_node: 0,
             }],

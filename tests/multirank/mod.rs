@@ -107,6 +107,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         frames_keep_each_sender_s_order_across_rings_and_mpi,
     ),
     ("idle_ranks_spend_no_core", idle_ranks_spend_no_core),
+    (
+        "a_task_reads_its_input_from_the_rank_making_it",
+        a_task_reads_its_input_from_the_rank_making_it,
+    ),
 ];
 
 std::thread_local! {
@@ -1024,6 +1028,111 @@ fn filled_on(rt: &Runtime, rank: u32) -> u64 {
         .iter()
         .find(|r| r.rank == rank)
         .map_or(0, |r| r.borrows_filled_here)
+}
+
+/// A counter of `rank`'s `RankState`.
+fn state_count(rt: &Runtime, rank: u32, of: impl Fn(&ferry::RankState) -> u64) -> u64 {
+    rt.state()
+        .ranks
+        .iter()
+        .find(|r| r.rank == rank)
+        .map_or(0, of)
+}
+
+/// Issue 14, three ranks and up: a task sent ahead to one rank while its
+/// input is still being made on another asks that rank (the maker) for the
+/// value, not rank 0 (the owner): the value comes one hop sooner. A value
+/// too large to travel inline comes from the owner after all. Then
+/// everything is freed everywhere.
+fn a_task_reads_its_input_from_the_rank_making_it(rt: &Runtime) -> ferry::Result<()> {
+    if rt.world_size() < 3 {
+        println!(
+            "skipped a_task_reads_its_input_from_the_rank_making_it: it needs an owner, a \
+             maker and a reader on three ranks; this world has {}",
+            rt.world_size()
+        );
+        return Ok(());
+    }
+    let (maker, reader) = (1, last(rt));
+    let base = (store_used_on(rt, 0)?, store_used_on(rt, reader)?);
+    let from_makers = |rt: &Runtime| state_count(rt, reader, |r| r.values_from_makers);
+    let asked = |rt: &Runtime| state_count(rt, maker, |r| r.asked_as_maker);
+    let (got_before, asked_before) = (from_makers(rt), asked(rt));
+    let key = unique_first();
+    let opener = OpenOnDrop(key);
+    let gate = hold_rank_0::options().on_rank(0).remote(rt, key)?;
+    let made = chain_start::options()
+        .on_rank(maker)
+        .remote(rt, vec![gate.clone()], 41)?;
+    // The maker has taken the task (it borrowed the gate while taking it).
+    wait_listed(
+        rt,
+        maker,
+        &gate.id().to_string(),
+        &format!("rank {maker} to borrow the gate"),
+        |o| o.owner == 0,
+    )?;
+    let read = chain_step::options().on_rank(reader).remote(rt, &made)?;
+    // The reader asked the maker, which holds the request until the value
+    // exists (the gate is still shut).
+    wait_until(
+        &format!("rank {reader} to ask rank {maker} for the value"),
+        || Ok(asked(rt) > asked_before),
+    )?;
+    assert!(
+        !made.is_ready(),
+        "the maker's task ran before its gate opened"
+    );
+    drop(opener);
+    assert_eq!(rt.get_value(&read)?, 42);
+    assert_eq!(rt.get_value(&made)?, 41);
+    assert_eq!(
+        from_makers(rt) - got_before,
+        1,
+        "rank {reader} got the value from rank {maker}, which made it"
+    );
+    let mut ids = vec![made.id().to_string(), read.id().to_string()];
+    drop((made, read, gate));
+
+    // A value too large to travel inline: the maker says so, and the
+    // reader gets it from the owner instead.
+    let key = unique_first();
+    let opener = OpenOnDrop(key);
+    let gate = hold_rank_0::options().on_rank(0).remote(rt, key)?;
+    let asked_before = asked(rt);
+    let made = big_after_gate::options()
+        .on_rank(maker)
+        .remote(rt, vec![gate.clone()], 1 << 17)?;
+    wait_listed(
+        rt,
+        maker,
+        &gate.id().to_string(),
+        &format!("rank {maker} to borrow the second gate"),
+        |o| o.owner == 0,
+    )?;
+    let read = sum_on_rank::options().on_rank(reader).remote(rt, &made)?;
+    wait_until(
+        &format!("rank {reader} to ask rank {maker} for the large value"),
+        || Ok(asked(rt) > asked_before),
+    )?;
+    drop(opener);
+    let n: u64 = 1 << 17;
+    assert_eq!(rt.get_value(&read)?, (n * (n - 1) / 2, reader));
+    assert_eq!(
+        from_makers(rt) - got_before,
+        1,
+        "rank {reader} got the large value from its owner"
+    );
+    ids.extend([made.id().to_string(), read.id().to_string()]);
+    drop((made, read, gate));
+    wait_all_freed(rt, &ids, reader, base)
+}
+
+/// [`big`] once `gate[0]` is ready.
+#[ferry::remote]
+fn big_after_gate(rt: &Runtime, gate: Vec<ObjectRef<bool>>, n: u64) -> ferry::Result<Vec<u64>> {
+    assert!(rt.get_value(&gate[0])?, "the gate never opened");
+    Ok((0..n).collect())
 }
 
 /// Opens gate `key` when dropped, so that a failed scenario never leaves

@@ -8,13 +8,14 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use ferry_transport::{Rank, TransportError};
+use ferry_transport::Rank;
 
 use crate::cluster::latch::Latch;
+use crate::cluster::makers::{answer_fetch, note_maker, on_not_held, send_fetch, whom_to_ask};
 use crate::cluster::rank_host::RankHost;
-use crate::cluster::shared::{Cluster, ClusterHost, send_error};
+use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::transfer::{copy_in, stored_at};
-use crate::cluster::wire::{self, Msg, WireError, WireResult, WireValue};
+use crate::cluster::wire::{Msg, WireError, WireResult, WireValue};
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
 use crate::object::cell::{Bytes, DepWaiter, Slot, Stored, TypeTag, Waiter};
@@ -84,6 +85,7 @@ pub(crate) fn lookup<H: RankHost>(inner: &Arc<H>, id: ObjectId) -> Result<Arc<Sl
             },
         );
     }
+    note_maker(&slot);
     let acked = slot
         .borrow()
         .is_some_and(|b| b.acked.load(Ordering::Acquire));
@@ -149,20 +151,9 @@ pub(crate) fn fetch<H: RankHost>(
         return;
     }
     c.transport.expect_reply(true);
-    let fetch = Msg::Fetch {
-        object: slot.id.as_u64(),
-    };
-    match c.transport.send(borrow.owner, wire::encode(&fetch)) {
-        Ok(()) => {}
-        // Its `RankLost` is queued: `rank_lost` finds this slot not ready
-        // and rebuilds or fails it.
-        Err(TransportError::RankLost { .. }) => c.transport.expect_reply(false),
-        // Nobody will answer: the getter hears why now.
-        Err(e) => {
-            c.transport.expect_reply(false);
-            slot.complete(Stored::Error(send_error(borrow.owner, &e)));
-        }
-    }
+    let to = whom_to_ask(c, borrow);
+    borrow.asked.store(to, Ordering::Release);
+    send_fetch(c, slot, to);
 }
 
 /// Values up to this size are copied for a waiting borrow on the rank that
@@ -379,6 +370,11 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
         }
         Msg::Fetch { object } => {
             let id = ObjectId::from_u64(object);
+            if id.rank() != c.rank {
+                // Asked as the rank making it (see `makers`).
+                answer_fetch(inner, c, from, object);
+                return;
+            }
             let slot = inner
                 .store()
                 .exports
@@ -409,12 +405,16 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
                 }
             }
         }
+        Msg::NotHeld { object } => on_not_held(c, object),
         Msg::Value {
             object,
             type_name,
             result,
         } => {
             c.transport.expect_reply(false);
+            if from != ObjectId::from_u64(object).rank() {
+                c.values_from_makers.fetch_add(1, Ordering::Relaxed);
+            }
             let Some(slot) = lock(&c.borrowed).get(&object).and_then(Weak::upgrade) else {
                 return;
             };

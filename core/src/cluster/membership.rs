@@ -16,6 +16,7 @@ use crate::cluster::borrowing::on_borrow_message;
 use crate::cluster::cancel::on_cancel;
 use crate::cluster::executor::{execute, free};
 use crate::cluster::gather::on_gather_message;
+use crate::cluster::makers::with_makers;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::rank_loss::rank_lost;
 use crate::cluster::results::done;
@@ -290,14 +291,17 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
             fn_id,
             args,
             opts,
+            makers,
         } => {
             let opts = opts.into_options();
             let task = opts
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("function {fn_id:016x}"));
-            execute(inner, c, from, object, task, || {
-                inner.run_task(fn_id, &opts, &args)
+            with_makers(makers, || {
+                execute(inner, c, from, object, task, || {
+                    inner.run_task(fn_id, &opts, &args)
+                })
             })
         }
         Msg::Done {

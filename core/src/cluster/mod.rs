@@ -34,15 +34,18 @@
 //! before it sends `Free`). So an object is never freed while a ref to it is
 //! in flight. A borrowed value is fetched on first need (`Fetch` →
 //! `Value`, read one-sidedly when large); dropping the last borrowed ref
-//! sends `RemoveBorrow`.
+//! sends `RemoveBorrow`. A task sent ahead while an argument is still being
+//! made on a third rank asks that rank (`makers`): it answers `Value` as
+//! soon as the value exists, or `NotHeld`, and then the owner is asked.
 //!
 //! # Where each part lives
 //!
 //! From the top down: `membership` (joining, the receive loop that hands
 //! each message to its part, leaving); the parts: `placement`,
 //! `remote_task` (sending tasks, retries), `executor` (running what other
-//! ranks send), `results` (their `Done`), `borrowing`, `transfer` (values
-//! crossing ranks), `rank_loss`, `rebuild` and `lineage`, the remote actors
+//! ranks send), `results` (their `Done`), `borrowing`, `makers` (asking
+//! the rank that makes a value), `transfer` (values crossing ranks),
+//! `rank_loss`, `rebuild` and `lineage`, the remote actors
 //! (`remote_actor`, `actor_host`, `actor_restart`, `actor_book`),
 //! `gather`, `cancel`, `heartbeat`; at the bottom the state they share
 //! (`shared`: the [`Cluster`]), what they need of the rank they run on
@@ -69,6 +72,7 @@ mod gather;
 mod latch;
 mod lent;
 mod lineage;
+mod makers;
 mod membership;
 mod placement;
 mod rank_host;

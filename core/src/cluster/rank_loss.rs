@@ -53,6 +53,7 @@ pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, rank: Rank,
     if !missing.is_empty() {
         rebuild(inner, c, rank, reason, missing);
     }
+    crate::cluster::makers::maker_lost(c, rank);
     c.send_releases(c.releases.rank_lost(rank));
     actor_restart::rank_lost(c, rank, reason);
     // Its borrows end: what only it held is freed (outside the locks).

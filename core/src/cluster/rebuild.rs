@@ -108,7 +108,7 @@ pub(super) fn rebuild<H: RankHost>(
             targets,
         });
         let object = rerun.id.as_u64();
-        dispatch(c, object, sent);
+        dispatch(c, object, sent, Vec::new());
         if !rerun.add_waiter(Waiter::Task(waiter.clone())) {
             waiter.dep_ready();
         }

@@ -100,12 +100,42 @@ pub(crate) fn try_remote<R: Object, H: RankHost>(
         _kept: kept,
     };
     inner.pool().tasks.submitted();
-    dispatch(c, slot.id.as_u64(), sent);
+    let makers = makers_of(c, deps, rank);
+    dispatch(c, slot.id.as_u64(), sent, makers);
     Some(Ok(ObjectRef::from_slot(slot)))
 }
 
-/// Sends (or re-sends) a task to `sent.rank`.
-pub(crate) fn dispatch<H: ClusterHost>(c: &Cluster<H>, object: u64, sent: Sent) {
+/// The task's ref arguments of this rank's that are still being made on a
+/// rank other than `to` (and this one), with that rank: `to` asks it for
+/// them directly.
+fn makers_of<H: ClusterHost>(c: &Cluster<H>, deps: &[Arc<Slot>], to: Rank) -> Vec<(u64, u32)> {
+    let pending: Vec<u64> = deps
+        .iter()
+        .filter(|s| s.borrow().is_none() && !s.is_ready())
+        .map(|s| s.id.as_u64())
+        .collect();
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    let sent = lock(&c.sent);
+    pending
+        .into_iter()
+        .filter_map(|id| {
+            let s = sent.get(&id)?;
+            (matches!(s.work, Work::Task(_)) && s.rank != to && s.rank != c.rank)
+                .then_some((id, s.rank))
+        })
+        .collect()
+}
+
+/// Sends (or re-sends) a task to `sent.rank`, with the ranks making its
+/// arguments (`makers`; none is always correct, only slower).
+pub(crate) fn dispatch<H: ClusterHost>(
+    c: &Cluster<H>,
+    object: u64,
+    sent: Sent,
+    makers: Vec<(u64, u32)>,
+) {
     let Work::Task(task) = &sent.work else {
         return;
     };
@@ -114,6 +144,7 @@ pub(crate) fn dispatch<H: ClusterHost>(c: &Cluster<H>, object: u64, sent: Sent) 
         fn_id: task.fn_id,
         args: task.args.clone(),
         opts: task.opts.clone(),
+        makers,
     };
     send_awaiting_done(c, object, sent, &msg);
 }
@@ -196,7 +227,7 @@ pub(super) fn orphan<H: ClusterHost>(
                 "resubmitting task {object:016x} to rank {} (attempt {tries})",
                 s.rank
             );
-            dispatch(c, object, s);
+            dispatch(c, object, s, Vec::new());
         } else {
             s.slot
                 .complete(Stored::Error(Error::Task(Box::new(TaskError {

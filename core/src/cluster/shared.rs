@@ -60,6 +60,12 @@ pub(crate) struct Cluster<H: ClusterHost> {
     /// Borrowed objects filled from a task this rank ran for their owner,
     /// without waiting for the owner (`borrowing::fill_from_result`).
     pub(crate) filled_here: AtomicU64,
+    /// Borrowed values answered by the rank that made them rather than
+    /// their owner (`makers`).
+    pub(crate) values_from_makers: AtomicU64,
+    /// `Fetch`es this rank took as the maker of the value, to answer when
+    /// the value exists (`makers`).
+    pub(crate) asked_as_maker: AtomicU64,
     /// Ends of borrows, held back behind earlier unacked borrows.
     pub(crate) releases: Releases,
     /// Work waiting for a `BorrowAck`, by object or actor.
@@ -118,6 +124,8 @@ impl<H: ClusterHost> Cluster<H> {
             lent: Lent::new(),
             borrowed: Mutex::new(HashMap::new()),
             filled_here: AtomicU64::new(0),
+            values_from_makers: AtomicU64::new(0),
+            asked_as_maker: AtomicU64::new(0),
             awaiting: Mutex::new(HashMap::new()),
             releases: Default::default(),
             actors: ActorBook::new(size),

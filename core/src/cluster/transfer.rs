@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::object::cell::{Bytes, Stored, StoredValue, TypeTag};
 
 /// Results up to this size travel inside `Done`.
-const INLINE_MAX: usize = 64 * 1024;
+pub(super) const INLINE_MAX: usize = 64 * 1024;
 
 impl WireResult {
     /// Where a receiver finds `v`: in the message when small, else at its

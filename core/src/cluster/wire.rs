@@ -10,7 +10,7 @@ use crate::resources::options::{ActorOptions, ResourceAsk, RetryOn, TaskOptions}
 use crate::resources::pinning::Pin;
 
 /// The version of these messages; bump it with every change to [`Msg`].
-pub(crate) const PROTOCOL: u32 = 3;
+pub(crate) const PROTOCOL: u32 = 4;
 
 /// Why a rank that said `Hello` with `protocol` and `build` cannot work
 /// with this one (`None`: it can).
@@ -52,6 +52,10 @@ pub(crate) enum Msg {
         fn_id: u64,
         args: Vec<u8>,
         opts: WireOptions,
+        /// Arguments of the sender's that are still being made on a third
+        /// rank, with that rank: the executor asks it for their values
+        /// (`Fetch`) rather than the sender, one hop less.
+        makers: Vec<(u64, u32)>,
     },
     /// The outcome of a `Submit`; `contained` lists the objects the result
     /// holds refs to, which the owner borrows before it sends `Free`.
@@ -107,6 +111,10 @@ pub(crate) enum Msg {
     RemoveBorrow { object: u64 },
     /// The sender (a borrower) wants the value of `object` when it is ready.
     Fetch { object: u64 },
+    /// The answer of a rank asked for a value it is making (see `Submit`'s
+    /// `makers`) that cannot give it (it has already gone to its owner, is
+    /// too large to travel inline, or failed): ask the owner.
+    NotHeld { object: u64 },
     /// The answer to `Fetch`: the value is read where `result` says.
     Value {
         object: u64,

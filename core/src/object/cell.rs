@@ -17,7 +17,7 @@
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use ferry_store::{Pinned, Sealed, StoreError};
@@ -279,7 +279,15 @@ pub(crate) struct Borrow {
     /// Where the owner keeps the sealed value, from its `BorrowAck`:
     /// offset and length in its arena, and the type's name.
     pub(crate) at: OnceLock<(u64, u64, String)>,
+    /// A rank other than the owner that is making the value (the owner
+    /// said so), to ask first; [`NO_RANK`] when none.
+    pub(crate) maker: AtomicU32,
+    /// The rank the value was asked of; [`NO_RANK`] before.
+    pub(crate) asked: AtomicU32,
 }
+
+/// No rank, in [`Borrow`]'s rank fields.
+pub(crate) const NO_RANK: u32 = u32::MAX;
 
 impl Slot {
     fn empty(
@@ -326,6 +334,8 @@ impl Slot {
             acked: AtomicBool::new(false),
             fetching: AtomicBool::new(false),
             at: OnceLock::new(),
+            maker: AtomicU32::new(NO_RANK),
+            asked: AtomicU32::new(NO_RANK),
         };
         Arc::new(Slot::empty(id, None, None, Some(borrow)))
     }

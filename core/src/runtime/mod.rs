@@ -441,6 +441,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
     let (tasks, running, failures) = inner.pool.tasks.snapshot();
     let mut actors = inner.actors.states();
     let (mut objects, mut sent, mut lineage, mut filled) = (Vec::new(), Vec::new(), 0, 0);
+    let (mut from_makers, mut asked_as_maker) = (0, 0);
     let mut frames = (0, 0);
     let mut host = crate::host::name();
     if let Some(c) = inner.cluster() {
@@ -449,6 +450,10 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         sent = c.sent_counts();
         lineage = c.lineage.len() as u64;
         filled = c.filled_here.load(std::sync::atomic::Ordering::Relaxed);
+        from_makers = c
+            .values_from_makers
+            .load(std::sync::atomic::Ordering::Relaxed);
+        asked_as_maker = c.asked_as_maker.load(std::sync::atomic::Ordering::Relaxed);
         frames = c.transport.frame_paths();
         host = c.host();
     }
@@ -470,6 +475,8 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         objects,
         lineage,
         borrows_filled_here: filled,
+        values_from_makers: from_makers,
+        asked_as_maker,
         frames_by_ring: frames.0,
         frames_by_mpi_to_node: frames.1,
     }
