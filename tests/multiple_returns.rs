@@ -1,13 +1,15 @@
 //! Multiple returns (Ray's `num_returns`): `#[ferry::remote(num_returns =
 //! N)]` on a function returning an N-tuple gives N refs, each its own
 //! object with its own lifetime; a failure of the task fails every one.
+//! One rank, then loopback ranks where a rank is lost: the task is retried,
+//! and elements a lost rank owned are rebuilt from lineage.
 
 mod common;
-use common::{start, wait_until};
+use common::{Gate, start, wait_until};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ferry::{Error, FailureKind, ObjectRef, View};
+use ferry::{Config, Error, FailureKind, ObjectRef, Runtime, View};
 
 #[ferry::remote(num_returns = 2)]
 fn split(x: u64) -> (u64, String) {
@@ -187,4 +189,83 @@ fn a_retried_task_fills_every_ref_from_its_last_attempt() -> ferry::Result<()> {
     assert_eq!((rt.get(&a)?.to_native(), rt.get(&b)?.to_native()), (2, 20));
     assert_eq!(FLAKY_ATTEMPTS.load(Ordering::SeqCst), 2);
     rt.shutdown()
+}
+
+fn here() -> u32 {
+    ferry::current().map_or(u32::MAX, |rt| rt.rank())
+}
+
+fn cluster_cfg() -> Config {
+    Config::default()
+        .num_cpus(1.0)
+        .object_store_memory(32 << 20)
+}
+
+/// Waits at gate `key`; where it ran, as a number and as text.
+#[ferry::remote(num_returns = 2)]
+fn held_pair(key: u64) -> (u32, String) {
+    Gate::pass(key, here());
+    (here(), format!("ran on {}", here()))
+}
+
+#[test]
+fn a_task_lost_with_its_rank_runs_again_and_fills_every_ref() -> ferry::Result<()> {
+    ferry::loopback::run(3, cluster_cfg(), |rt, world| -> ferry::Result<()> {
+        let gate = Gate::new();
+        let pairs: Vec<_> = (0..6)
+            .map(|_| held_pair::remote(&rt, gate.key()))
+            .collect::<ferry::Result<_>>()?;
+        gate.wait_arrived_on(2, "a task to be running on rank 2");
+        world.kill(2, "killed by the test")?;
+        gate.open();
+        for (rank, text) in &pairs {
+            let rank = rt.get_value(rank)?;
+            assert_ne!(rank, 2, "rank 2's work was redone");
+            assert_eq!(rt.get(text)?.as_str(), format!("ran on {rank}"));
+        }
+        Ok(())
+    })?
+}
+
+/// 16 KB, more than travels inside a borrow's ack: read only on `get`.
+fn block(seed: u64) -> Vec<u64> {
+    (0..2000).map(|i| i * seed + 7).collect()
+}
+
+#[ferry::remote(num_returns = 2)]
+fn two_blocks(seed: u64) -> (Vec<u64>, Vec<u64>) {
+    (block(seed), block(seed + 1))
+}
+
+static SPLIT_HERE_RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// Refs to the two elements of `two_blocks`.
+type TwoBlocks = (ObjectRef<Vec<u64>>, ObjectRef<Vec<u64>>);
+
+/// Runs `two_blocks` on its own rank (which owns both elements) and
+/// returns their refs.
+#[ferry::remote]
+fn split_here(rt: &Runtime, seed: u64) -> ferry::Result<TwoBlocks> {
+    SPLIT_HERE_RUNS.fetch_add(1, Ordering::SeqCst);
+    two_blocks::options().on_rank(rt.rank()).remote(rt, seed)
+}
+
+#[test]
+fn elements_a_lost_rank_owned_are_rebuilt_from_lineage() -> ferry::Result<()> {
+    ferry::loopback::run(3, cluster_cfg(), |rt, world| -> ferry::Result<()> {
+        let outer = split_here::options().on_rank(2).remote(&rt, 3)?;
+        let (a, b) = rt.get_value(&outer)?;
+        drop(outer);
+        let runs = SPLIT_HERE_RUNS.load(Ordering::SeqCst);
+        // Nothing read yet: the only copies are on rank 2.
+        world.kill(2, "killed by the test")?;
+        assert_eq!(rt.get(&b)?.as_slice(), block(4).as_slice());
+        assert_eq!(rt.get(&a)?.as_slice(), block(3).as_slice());
+        assert_eq!(
+            SPLIT_HERE_RUNS.load(Ordering::SeqCst),
+            runs + 1,
+            "the task ran once more"
+        );
+        Ok(())
+    })?
 }

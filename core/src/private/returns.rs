@@ -18,6 +18,13 @@
 //! 4. When the task fails, every projection fails with the task's very
 //!    error (not wrapped as a dependency's), so all N refs give it at `get`.
 //!
+//! Retries (`max_retries`, `retry_exceptions`, a rank lost while the task
+//! runs) act on the task that makes the tuple, as on any task: the
+//! projections wait for its last attempt. Elements owned by a rank that is
+//! lost are rebuilt as any object it owned: the task whose result handed
+//! out their refs runs again, making the call (tuple and projections)
+//! again.
+//!
 //! The cost: each element is copied once (deserialized from the tuple and
 //! stored again), and N small tasks run after the task. A rank that runs
 //! the function by id (`encode`, or another rank's `Submit`) makes the
