@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
 
 mod actor_pool;
+mod multiple_returns;
 use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
+use multiple_returns::a_task_with_two_returns_on_another_rank_gives_two_objects;
 
 /// A scenario: its name and its body, run on rank 0.
 pub(crate) type Scenario = (&'static str, fn(&Runtime) -> ferry::Result<()>);
@@ -45,6 +47,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "remote_errors_come_back_typed",
         remote_errors_come_back_typed,
+    ),
+    (
+        "a_task_with_two_returns_on_another_rank_gives_two_objects",
+        a_task_with_two_returns_on_another_rank_gives_two_objects,
     ),
     (
         "ref_arguments_are_borrowed_by_the_rank_that_runs_the_task",

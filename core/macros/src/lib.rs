@@ -39,6 +39,26 @@ use proc_macro::TokenStream;
 /// # rt.shutdown()?;
 /// # Ok::<(), ferry::Error>(())
 /// ```
+///
+/// `#[ferry::remote(num_returns = N)]` (Ray's `num_returns`), on a function
+/// returning a tuple of N elements (N ≥ 2) or a `Result` of one, makes
+/// `remote` give a tuple of N refs, one per element, each its own object
+/// (its own id, consumers and lifetime); a failure of the task fails every
+/// one with the task's error. The task stores its whole tuple, and a small
+/// task per element copies the element out on the submitting rank (so
+/// elements must be types a parameter could take). `encode` and a run by
+/// id still give one ref, to the whole tuple. `num_returns` below 2, or a
+/// return type that is not a tuple of that many elements, is a compile
+/// error. (`examples/multiple_returns.rs` runs this.)
+///
+/// ```text
+/// #[ferry::remote(num_returns = 2)]
+/// fn split(x: u64) -> (u64, String) {
+///     (x * 2, x.to_string())
+/// }
+///
+/// let (a, b) = split::remote(&rt, 21)?; // (ObjectRef<u64>, ObjectRef<String>)
+/// ```
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     remote::expand(attr.into(), item.into())

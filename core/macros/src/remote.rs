@@ -2,18 +2,55 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
-use syn::ItemFn;
 use syn::spanned::Spanned;
+use syn::{ItemFn, Type};
 
 use crate::params::{self, err};
 
-pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    if !attr.is_empty() {
+/// `num_returns = N` (Ray's `@ray.remote(num_returns=N)`), or nothing.
+fn num_returns(attr: TokenStream) -> syn::Result<Option<usize>> {
+    if attr.is_empty() {
+        return Ok(None);
+    }
+    let span = attr.span();
+    let usage = "#[ferry::remote] takes no arguments but `num_returns = N` \
+                 (set other options with f::options())";
+    let nv: syn::MetaNameValue = syn::parse2(attr).map_err(|_| err(span, usage))?;
+    if !nv.path.is_ident("num_returns") {
+        return Err(err(nv.path.span(), usage));
+    }
+    let n = match &nv.value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(n),
+            ..
+        }) => n.base10_parse::<usize>()?,
+        other => return Err(err(other.span(), "num_returns takes an integer literal")),
+    };
+    if n < 2 {
         return Err(err(
-            attr.span(),
-            "#[ferry::remote] takes no arguments: set options with f::options()",
+            nv.value.span(),
+            "num_returns must be 2 or more (a function with one return value needs no num_returns)",
         ));
     }
+    Ok(Some(n))
+}
+
+/// The element types of the tuple a `num_returns = n` function returns.
+fn elements(out_ty: &Type, n: usize, ret_span: proc_macro2::Span) -> syn::Result<Vec<Type>> {
+    match out_ty {
+        Type::Tuple(t) if t.elems.len() == n => Ok(t.elems.iter().cloned().collect()),
+        _ => Err(err(
+            ret_span,
+            &format!(
+                "num_returns = {n} needs a function returning a tuple of {n} elements \
+                 (or a Result of one)"
+            ),
+        )),
+    }
+}
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let returns = num_returns(attr)?;
     let f: ItemFn = syn::parse2(item)?;
     let sig = &f.sig;
     if !sig.generics.params.is_empty() {
@@ -29,6 +66,16 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let vis = &f.vis;
     let ps = params::params(sig.inputs.iter())?;
     let (out_ty, convert) = params::output(&sig.output);
+    let elems = match returns {
+        Some(n) => {
+            let span = match &sig.output {
+                syn::ReturnType::Type(_, ty) => ty.span(),
+                syn::ReturnType::Default => sig.ident.span(),
+            };
+            Some(elements(&out_ty, n, span)?)
+        }
+        None => None,
+    };
     let g = params::generate(&ps);
     let params::Generated {
         sig: arg_sig,
@@ -45,6 +92,40 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         "Remote task `{name_str}`: `{name_str}::remote(&rt, …)` submits it, \
          `{name_str}::options()` sets its options."
     );
+    // With num_returns, the task stores its whole tuple (a hidden object, the
+    // one a rank that runs it by id makes) and `remote` adds one projection
+    // per element; without, `remote` returns the task's own ref.
+    let (submit_fn, ret_ty, multi_remote) = match &elems {
+        None => (
+            format_ident!("remote"),
+            quote!(::ferry::ObjectRef<#out_ty>),
+            TokenStream::new(),
+        ),
+        Some(elems) => {
+            let ret_ty = quote!((#(::ferry::ObjectRef<#elems>,)*));
+            let picks = elems.iter().enumerate().map(|(i, ty)| {
+                let index = syn::Index::from(i);
+                let label = format!("{name_str}[{i}]");
+                quote! {
+                    ::ferry::__private::project::<#out_ty, #ty>(rt, #label, &__ferry_whole, |t| &t.#index)?
+                }
+            });
+            let body = quote! {
+                /// Submits the task with these options: one ref per element
+                /// of the tuple it returns (Ray's `num_returns`).
+                pub fn remote(self, rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<#ret_ty> {
+                    let __ferry_whole = self.__ferry_submit(rt, #(#forward),*)?;
+                    ::core::result::Result::Ok((#(#picks,)*))
+                }
+            };
+            (format_ident!("__ferry_submit"), ret_ty, body)
+        }
+    };
+    let hidden = if elems.is_some() {
+        quote!(#[doc(hidden)])
+    } else {
+        TokenStream::new()
+    };
     let options_doc =
         format!("Options for one submission of `{name_str}` (Ray's `.options(...)`).");
     // A braced struct lives in the type namespace only, so it can share the
@@ -76,7 +157,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
 
             /// Submits the task with default options (Ray's `.remote(...)`).
-            pub fn remote(rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
+            pub fn remote(rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<#ret_ty> {
                 Self::options().remote(rt, #(#forward),*)
             }
 
@@ -92,7 +173,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             ) -> ::ferry::Result<::ferry::ObjectRef<::ferry::__private::Untyped>> {
                 let (#(#forward,)*): (#(#wire_types,)*) = ::ferry::__private::decode_args(rt, bytes)?;
                 let options = #options { opts: opts.clone() };
-                ::core::result::Result::Ok(options.remote(rt, #(#forward),*)?.cast())
+                ::core::result::Result::Ok(options.#submit_fn(rt, #(#forward),*)?.cast())
             }
         }
 
@@ -108,8 +189,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         impl #options {
             ::ferry::__builder_methods!(task);
 
+            #multi_remote
+
             /// Submits the task with these options.
-            pub fn remote(self, rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
+            #hidden
+            pub fn #submit_fn(self, rt: &::ferry::Runtime, #(#arg_sig),*) -> ::ferry::Result<::ferry::ObjectRef<#out_ty>> {
                 let mut __ferry_deps = ::ferry::__private::Deps::default();
                 #prepare
                 let __ferry_args = (#(#forward,)*);

@@ -1,6 +1,7 @@
 //! Support for the code the macros generate. Not a public API: names here
 //! may change at any release.
 
+mod returns;
 mod run_by_id;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ pub use crate::object::codec::{EncodedCall, Untyped};
 pub use crate::runtime::actor_handle::{create_hosted, hosted_handle};
 pub use crate::runtime::call_result::Failure;
 use crate::runtime::call_result::finish;
+pub use returns::project;
 
 /// Turns a function's return value into a call result: infallible returns.
 pub fn ok<R>(value: R) -> std::result::Result<R, Failure> {
@@ -77,15 +79,37 @@ where
     R: Object,
     F: FnMut(&Runtime) -> std::result::Result<R, Failure> + Send + 'static,
 {
+    let name = task_name(opts, fn_name);
+    let task_name = name.clone();
+    submit_job(rt, name, fn_name, opts, deps, move |rt| {
+        let result = body(rt);
+        finish(rt, &|| task_name.to_string(), result)
+    })
+}
+
+/// The name a task goes by: its options' name, or its function's.
+fn task_name(opts: &TaskOptions, fn_name: &'static str) -> Arc<str> {
+    match &opts.name {
+        Some(n) => n.as_str().into(),
+        None => fn_name.into(),
+    }
+}
+
+/// Submits a task named `name` to run here, whose body gives its attempt's
+/// [`Outcome`] itself, as an `ObjectRef<R>` (the body stores an `R`).
+fn submit_job<R>(
+    rt: &Runtime,
+    name: Arc<str>,
+    fn_name: &'static str,
+    opts: &TaskOptions,
+    deps: Deps,
+    mut body: impl FnMut(&Runtime) -> Outcome + Send + 'static,
+) -> Result<ObjectRef<R>> {
     let inner = &rt.inner;
     if inner.is_shut() {
         return Err(Error::Shutdown);
     }
     inner.pool.tasks.submitted();
-    let name: Arc<str> = match &opts.name {
-        Some(n) => n.as_str().into(),
-        None => fn_name.into(),
-    };
     let request = opts
         .request(&name, &inner.pool.ledger)
         .map_err(|e| crate::cluster::explain_infeasible(inner, e))?;
@@ -94,7 +118,6 @@ where
     } else {
         Arc::from(opts.env.clone())
     };
-    let task_name = name.clone();
     // The body runs on whichever thread claims the task: it holds the
     // runtime weakly (a queued task must not keep a shut runtime alive).
     let weak = Arc::downgrade(inner);
@@ -102,9 +125,7 @@ where
         let Some(inner) = weak.upgrade() else {
             return Outcome::Error(Error::Shutdown);
         };
-        let rt = Runtime::from_inner(inner);
-        let result = body(&rt);
-        finish(&rt, &|| task_name.to_string(), result)
+        body(&Runtime::from_inner(inner))
     });
     let (cell, output) = TaskCell::new(
         &inner.pool,
