@@ -73,6 +73,43 @@ pub use ferry_core::*;
 /// # Ok::<(), ferry::Error>(())
 /// ```
 pub use ferry_core::ActorPool;
+
+/// The handle of the actor named `name` in this job (Ray's
+/// `ray.get_actor`), from any rank, thread or task. Ray's documentation
+/// names an actor, then retrieves it "later somewhere":
+///
+/// ```
+/// #[ferry::actor]
+/// struct Counter {
+///     n: u64,
+/// }
+///
+/// #[ferry::actor]
+/// impl Counter {
+///     fn new() -> Self {
+///         Counter { n: 0 }
+///     }
+///
+///     fn incr(&mut self) -> u64 {
+///         self.n += 1;
+///         self.n
+///     }
+/// }
+///
+/// let rt = ferry::init(ferry::Config::default())?;
+/// let counter = Counter::options().name("some_name").remote(&rt)?;
+/// rt.get(&counter.incr().remote()?)?;
+/// let same = ferry::get_actor::<Counter>(&rt, "some_name")?;
+/// assert_eq!(*rt.get(&same.incr().remote()?)?, 2);
+/// assert!(matches!(
+///     ferry::get_actor::<Counter>(&rt, "nobody"),
+///     Err(ferry::Error::ActorNameNotFound { .. })
+/// ));
+/// # drop((counter, same));
+/// # rt.shutdown()?;
+/// # Ok::<(), ferry::Error>(())
+/// ```
+pub use ferry_core::get_actor;
 pub use ferry_macros::{actor, main, remote};
 
 #[doc(hidden)]

@@ -194,6 +194,42 @@ pub enum Error {
         /// The class the handle asked for.
         class: String,
     },
+    /// No live actor has this name in the job (Ray's `ValueError` from
+    /// `ray.get_actor`).
+    #[error("no actor named {name:?} in this job")]
+    ActorNameNotFound {
+        /// The name looked up.
+        name: String,
+    },
+    /// Another live actor of the job holds this name (creating a named
+    /// actor without `get_if_exists`).
+    #[error("the actor name {name:?} is taken by actor {actor} of this job")]
+    ActorNameTaken {
+        /// The name asked for.
+        name: String,
+        /// The actor holding it.
+        actor: ActorId,
+    },
+    /// The actor holding this name is of another class than the one asked
+    /// for (`get_actor::<C>`, or `get_if_exists` with another class).
+    #[error("the actor named {name:?} ({actor}) is not a {class}")]
+    ActorNameOtherClass {
+        /// The name.
+        name: String,
+        /// The actor holding it.
+        actor: ActorId,
+        /// The class asked for.
+        class: String,
+    },
+    /// The job's name registry (on rank 0) could not be asked or did not
+    /// answer in time.
+    #[error("actor name {name:?}: the name registry on rank 0 did not answer: {reason}")]
+    NameRegistry {
+        /// The name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The object was freed by its owner (no ref to it was left), or it
     /// never existed.
     #[error("{object} was freed by its owner, rank {}, or never existed", .object.rank())]

@@ -86,6 +86,7 @@ pub use runtime::actor_pool::{ActorPool, ActorPoolError, AlreadyInPool};
 pub use runtime::archived_actor_handle::ArchivedActorHandle;
 pub use runtime::arg::{Arg, Args, IntoArg, IntoArgs};
 pub use runtime::current::current;
+pub use runtime::named::get_actor;
 pub use runtime::{Runtime, WaitResult, init};
 pub use state::{
     ActorState, ClusterState, ObjectState, RankState, StoreUse, TaskCounts, TaskFailure,

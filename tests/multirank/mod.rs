@@ -13,8 +13,12 @@ use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
 
 mod actor_pool;
 mod multiple_returns;
+mod named_actors;
 use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
 use multiple_returns::a_task_with_two_returns_on_another_rank_gives_two_objects;
+use named_actors::{
+    a_detached_actor_outlives_its_creator_s_handles, a_named_actor_is_found_from_every_rank,
+};
 
 /// A scenario: its name and its body, run on rank 0.
 pub(crate) type Scenario = (&'static str, fn(&Runtime) -> ferry::Result<()>);
@@ -91,6 +95,14 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "an_actor_pool_spreads_calls_over_actors_on_several_ranks",
         an_actor_pool_spreads_calls_over_actors_on_several_ranks,
+    ),
+    (
+        "a_named_actor_is_found_from_every_rank",
+        a_named_actor_is_found_from_every_rank,
+    ),
+    (
+        "a_detached_actor_outlives_its_creator_s_handles",
+        a_detached_actor_outlives_its_creator_s_handles,
     ),
     (
         "remote_actor_errors_and_restarts",

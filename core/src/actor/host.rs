@@ -55,4 +55,7 @@ pub(crate) trait ActorHost: Send + Sync + Sized + 'static {
 
     /// The last handle to actor `id` on this rank is gone.
     fn last_handle_dropped(&self, id: ActorId);
+
+    /// Actor `id`'s thread has finished: it will run no more calls.
+    fn actor_stopped(&self, id: ActorId);
 }

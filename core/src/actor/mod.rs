@@ -4,4 +4,5 @@
 pub(crate) mod checkpoint;
 pub(crate) mod engine;
 pub(crate) mod host;
+pub(crate) mod names;
 pub(crate) mod thread;

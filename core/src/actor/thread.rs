@@ -330,6 +330,7 @@ fn finish_actor<A: Send + 'static, H: ActorHost>(
     if let Some((req, gpus)) = held {
         host.pool().release(req, gpus);
     }
+    host.actor_stopped(core.id);
     host.actor_thread_stopped();
 }
 

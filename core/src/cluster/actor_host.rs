@@ -28,6 +28,10 @@ fn missing<H: RankHost>(
     if let Some(why) = lock(&c.actors.gone).get(&id) {
         return Err(why.clone());
     }
+    if inner.names().is_pending(aid) {
+        // Created here once the registry gives it its name.
+        return Ok(());
+    }
     if aid.rank() == inner.rank() || lock(&c.lost).contains(&aid.rank()) {
         return Err("it is not on this rank any more".to_string());
     }
@@ -42,7 +46,10 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
             host,
             max_task_retries,
         } => return heard_of_restart(c, actor, Ok((host, max_task_retries))),
-        Msg::ActorGone { actor, reason } => return heard_of_restart(c, actor, Err(reason)),
+        Msg::ActorGone { actor, reason } => {
+            crate::cluster::names::actor_gone(inner, c, actor);
+            return heard_of_restart(c, actor, Err(reason));
+        }
         _ => {}
     }
     let actor = match &msg {
@@ -76,10 +83,7 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
                     format!("it could not be created on rank {}: {e}", c.rank),
                 );
             }
-            let queued = lock(&c.actors.early).remove(&actor).unwrap_or_default();
-            for (f, m) in queued {
-                on_actor_message(inner, c, f, m);
-            }
+            replay_early(inner, c, id);
         }
         Msg::ActorCall {
             method,
@@ -125,6 +129,17 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
             inner.actors().kill(id, KILLED);
         }
         _ => {}
+    }
+}
+
+/// Handles the messages about actor `id` that waited for it to exist
+/// here (or to be known gone).
+pub(crate) fn replay_early<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, id: ActorId) {
+    let queued = lock(&c.actors.early)
+        .remove(&id.as_u64())
+        .unwrap_or_default();
+    for (f, m) in queued {
+        on_actor_message(inner, c, f, m);
     }
 }
 

@@ -332,6 +332,10 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
         | Msg::KillActor { .. }
         | Msg::ActorRestarted { .. }
         | Msg::ActorGone { .. }) => on_actor_message(inner, c, from, msg),
+        msg @ (Msg::NameRegister { .. }
+        | Msg::NameLookup { .. }
+        | Msg::NameReply { .. }
+        | Msg::NameFree { .. }) => crate::cluster::names::on_name_message(inner, c, from, msg),
         other => on_borrow_message(inner, c, from, other),
     }
 }

@@ -47,7 +47,8 @@
 //! the rank that makes a value), `transfer` (values crossing ranks),
 //! `rank_loss`, `rebuild` and `lineage`, the remote actors
 //! (`remote_actor`, `actor_host`, `actor_restart`, `actor_book`),
-//! `gather`, `cancel`, `heartbeat`; at the bottom the state they share
+//! `names` (the named-actor registry on rank 0), `gather`, `cancel`,
+//! `heartbeat`; at the bottom the state they share
 //! (`shared`: the [`Cluster`]), what they need of the rank they run on
 //! (`rank_host`: [`RankHost`], implemented by the runtime, and
 //! [`RunById`], implemented by the registry of what this binary can run),
@@ -58,6 +59,7 @@ pub(crate) mod arena_region;
 pub(crate) mod heartbeat;
 #[cfg(feature = "mpi")]
 pub(crate) mod inbox;
+pub(crate) mod names;
 pub(crate) mod node_hello;
 pub(crate) mod remote_actor;
 pub(crate) mod wire;
@@ -74,6 +76,7 @@ mod lent;
 mod lineage;
 mod makers;
 mod membership;
+mod name_requests;
 mod placement;
 mod rank_host;
 mod rank_loss;
@@ -85,6 +88,7 @@ mod sent;
 mod shared;
 mod transfer;
 
+pub(crate) use actor_host::replay_early;
 pub(crate) use borrowing::{fetch, lookup, unborrow};
 pub(crate) use cancel::cancel_remote;
 pub(crate) use gather::{gather_states, gather_timelines};

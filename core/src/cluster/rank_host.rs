@@ -14,6 +14,7 @@ use std::sync::Arc;
 use ferry_transport::Rank;
 
 use crate::actor::engine::ActorTable;
+use crate::actor::names::NameBook;
 use crate::cluster::shared::ClusterHost;
 use crate::error::Result;
 use crate::ids::{ActorId, ObjectId};
@@ -87,6 +88,9 @@ pub(crate) trait RankHost: ClusterHost + RunById {
 
     /// The actors that live on this rank.
     fn actors(&self) -> &ActorTable;
+
+    /// This rank's named actors, and the job's name registry (used on rank 0).
+    fn names(&self) -> &NameBook;
 
     /// A new slot here for `id`, an object another rank owns, which
     /// fetches and releases it through this rank's cluster.

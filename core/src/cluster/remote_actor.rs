@@ -97,18 +97,18 @@ pub(crate) fn place<H: RankHost>(
     })
 }
 
-/// Step 1 on the creator: asks `host` to create the actor; returns the
+/// Step 1 on the creator: asks `host` to create actor `id` (minted here); returns the
 /// creator's link to it.
 pub(crate) fn create_on<H: RankHost>(
     inner: &Arc<H>,
     host: Rank,
+    id: ActorId,
     class: u64,
     name: Arc<str>,
     opts: &ActorOptions,
     ctor: EncodedCall,
 ) -> Result<Arc<RemoteActor<H>>> {
     let c = inner.cluster().ok_or(Error::Shutdown)?;
-    let id = inner.store().ids.actor();
     let (args, kept) = ctor.into_parts();
     let args = args.to_vec();
     c.send(

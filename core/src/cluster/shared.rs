@@ -83,6 +83,8 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(crate) timelines: crate::timeline::Replies,
     /// State listings other ranks sent (while this rank gathers).
     pub(crate) states: crate::timeline::Replies<crate::state::RankState>,
+    /// Requests to the name registry waiting for its answer.
+    pub(crate) names: crate::cluster::name_requests::NameRequests,
     pub(crate) stop: AtomicBool,
     /// Set when rank 0 told this rank to stop (`serve` returns).
     pub(super) ended: (Mutex<Option<Result<()>>>, Condvar),
@@ -133,6 +135,7 @@ impl<H: ClusterHost> Cluster<H> {
             lineage: Default::default(),
             timelines: crate::timeline::Replies::default(),
             states: crate::timeline::Replies::default(),
+            names: Default::default(),
             executing: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),

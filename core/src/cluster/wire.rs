@@ -10,7 +10,7 @@ use crate::resources::options::{ActorOptions, ResourceAsk, RetryOn, TaskOptions}
 use crate::resources::pinning::Pin;
 
 /// The version of these messages; bump it with every change to [`Msg`].
-pub(crate) const PROTOCOL: u32 = 4;
+pub(crate) const PROTOCOL: u32 = 5;
 
 /// Why a rank that said `Hello` with `protocol` and `build` cannot work
 /// with this one (`None`: it can).
@@ -142,6 +142,56 @@ pub(crate) enum Msg {
     Heartbeat,
     /// A rank's state listing.
     StateReply { state: crate::state::RankState },
+    /// Give `name` to actor `named` if it is free (to rank 0, the name
+    /// registry; answered by `NameReply`). With `get_if_exists` a taken
+    /// name answers with its holder.
+    NameRegister {
+        req: u64,
+        name: String,
+        named: WireNamed,
+        get_if_exists: bool,
+    },
+    /// Which actor holds `name` (to rank 0; answered by `NameReply`).
+    NameLookup { req: u64, name: String },
+    /// Rank 0's answer to request `req`: `fresh` when the name was given,
+    /// else its holder (`None`: nobody).
+    NameReply {
+        req: u64,
+        fresh: bool,
+        holder: Option<WireNamed>,
+    },
+    /// Actor `actor` stopped for good: free `name` if it still holds it
+    /// (to rank 0).
+    NameFree { name: String, actor: u64 },
+}
+
+/// A named actor as the registry knows it (see `actor::names::Named`).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy)]
+pub(crate) struct WireNamed {
+    pub(crate) class: u64,
+    pub(crate) actor: u64,
+    pub(crate) host: u32,
+    pub(crate) task_retries: i32,
+}
+
+impl WireNamed {
+    pub(crate) fn from_named(n: &crate::actor::names::Named) -> WireNamed {
+        WireNamed {
+            class: n.class,
+            actor: n.actor.as_u64(),
+            host: n.host,
+            task_retries: n.task_retries,
+        }
+    }
+
+    pub(crate) fn into_named(self) -> crate::actor::names::Named {
+        crate::actor::names::Named {
+            class: self.class,
+            actor: ActorId::from_u64(self.actor),
+            host: self.host,
+            task_retries: self.task_retries,
+        }
+    }
 }
 
 /// A ref or actor handle inside a result, which its owner must register
@@ -460,6 +510,7 @@ pub(crate) struct WireActorOptions {
     env: Vec<(String, String)>,
     /// `Pin::Core(n)` as `(0, n)`, `Pin::NumaNode(n)` as `(1, n)`.
     pin: Option<(u8, u64)>,
+    detached: bool,
 }
 
 impl WireActorOptions {
@@ -475,6 +526,7 @@ impl WireActorOptions {
                 Pin::Core(c) => (0, c as u64),
                 Pin::NumaNode(n) => (1, u64::from(n)),
             }),
+            detached: o.detached,
         }
     }
 
@@ -492,6 +544,8 @@ impl WireActorOptions {
                 0 => Pin::Core(n as usize),
                 _ => Pin::NumaNode(n as u32),
             }),
+            get_if_exists: false,
+            detached: self.detached,
         }
     }
 }

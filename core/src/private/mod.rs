@@ -364,6 +364,10 @@ macro_rules! __builder_methods {
         pub fn on_rank(mut self, rank: u32) -> Self { self.opts = self.opts.on_rank(rank); self }
         /// Run the actor on a thread bound to a core or NUMA node (see [`ActorOptions::pin`](::ferry::ActorOptions::pin)).
         pub fn pin(mut self, pin: ::ferry::Pin) -> Self { self.opts = self.opts.pin(pin); self }
+        /// With a name: give the existing actor's handle if the name is taken (Ray's `get_if_exists=True`).
+        pub fn get_if_exists(mut self) -> Self { self.opts = self.opts.get_if_exists(); self }
+        /// With a name: live until killed, even with no handle left (Ray's `lifetime="detached"`, within the job).
+        pub fn lifetime_detached(mut self) -> Self { self.opts = self.opts.lifetime_detached(); self }
     };
     (common $opts:ty) => {
         /// Logical CPUs (fractional and 0 allowed).

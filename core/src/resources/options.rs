@@ -165,6 +165,10 @@ pub struct ActorOptions {
     pub(crate) rank: Option<u32>,
     /// Run the actor on a thread bound to this core or NUMA node.
     pub(crate) pin: Option<Pin>,
+    /// With a name: give the existing actor's handle if the name is taken.
+    pub(crate) get_if_exists: bool,
+    /// With a name: live until killed, not until the last handle is gone.
+    pub(crate) detached: bool,
 }
 
 impl ActorOptions {
@@ -262,9 +266,48 @@ impl ActorOptions {
         self
     }
 
-    /// A name for the actor in errors and listings.
+    /// Names the actor (Ray's `name=`): the name is unique in the job, any
+    /// rank and any thread finds the actor by it with
+    /// [`get_actor`](crate::get_actor), and it shows in errors, listings and
+    /// checkpoint file names. Creating an actor with a name a live actor of
+    /// the job holds fails with
+    /// [`Error::ActorNameTaken`](crate::Error::ActorNameTaken) (the
+    /// constructor does not run), unless [`get_if_exists`](Self::get_if_exists)
+    /// is set. The name is freed when the actor is killed, dies without
+    /// restarts left, or stops because no rank holds a handle to it.
+    ///
+    /// Differences from Ray: there are no namespaces (the job is the
+    /// namespace, as Ray's default anonymous namespace is per job), and
+    /// names are freed when the actor's rank has stopped it, so a lookup
+    /// racing a `kill` from another rank may still find it (its calls then
+    /// fail with [`Error::ActorDied`](crate::Error::ActorDied)).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// With a [`name`](Self::name): when an actor of the job holds it
+    /// already, creating gives that actor's handle instead of an error
+    /// (Ray's `get_if_exists=True`); the constructor does not run and the
+    /// other options are not applied. The holder must be of the same class,
+    /// else [`Error::ActorNameOtherClass`](crate::Error::ActorNameOtherClass).
+    pub fn get_if_exists(mut self) -> Self {
+        self.get_if_exists = true;
+        self
+    }
+
+    /// With a [`name`](Self::name): the actor lives on when every handle to
+    /// it is dropped, until [`ActorHandle::kill`](crate::ActorHandle::kill)
+    /// (found again with [`get_actor`](crate::get_actor)); Ray's
+    /// `lifetime="detached"`.
+    ///
+    /// Difference from Ray: a Ferry job ends with its runtime (rank 0's
+    /// `shutdown`), and detached actors end with it; Ray's detached actors
+    /// outlive the driver's job and live until the Ray cluster stops. An
+    /// actor restarted after the loss of its rank is re-created by its
+    /// creator only while the creator holds a handle to it.
+    pub fn lifetime_detached(mut self) -> Self {
+        self.detached = true;
         self
     }
 

@@ -33,6 +33,7 @@ use crate::object::codec::EncodedCall;
 use crate::object::object_ref::ObjectRef;
 use crate::resources::options::ActorOptions;
 use crate::runtime::call_result::{Failure, finish};
+use crate::runtime::named;
 use crate::runtime::{Inner, Runtime};
 
 /// An actor class: implemented by `#[ferry::actor]`.
@@ -150,7 +151,8 @@ impl<A: ActorClass> ActorRef<A> {
 /// A handle to an actor (Ray's `ActorHandle`). Its methods (from the
 /// generated `A::Handle`, through `Deref`) make remote calls:
 /// `counter.increment().remote()`. Clone it, pass it to tasks and other
-/// actors, return it from them; the actor stops when the last handle is gone.
+/// actors, return it from them; the actor stops when the last handle is gone
+/// (unless it is [detached](crate::ActorOptions::lifetime_detached)).
 pub struct ActorHandle<A: ActorClass> {
     proxy: A::Handle,
 }
@@ -192,9 +194,18 @@ impl<A: ActorClass> ActorHandle<A> {
 
     /// Stops the actor now (Ray's `ray.kill`): the running call finishes,
     /// queued and later calls fail with [`Error::ActorDied`]; no restart.
+    ///
+    /// A named actor's name is free again once its rank has stopped it (at
+    /// once when that is this rank); a [detached](crate::ActorOptions::lifetime_detached)
+    /// actor is stopped only this way (or by the end of the job).
     pub fn kill(&self) {
         match &self.actor_ref().reach {
-            Reach::Local(l) => l.core().kill(KILLED),
+            Reach::Local(l) => {
+                l.core().kill(KILLED);
+                if let Some(inner) = l.core().host.upgrade() {
+                    named::stopped(&inner, l.core().id);
+                }
+            }
             Reach::Remote(r) => remote_actor::kill(r),
         }
     }
@@ -244,28 +255,64 @@ pub fn create<A: ActorClass>(
     if inner.is_shut() {
         return Err(Error::Shutdown);
     }
+    if opts.name.is_none() && (opts.get_if_exists || opts.detached) {
+        return Err(Error::InvalidArgument(format!(
+            "actor {}: get_if_exists and lifetime_detached need a name (.name(...))",
+            A::NAME
+        )));
+    }
     let name: Arc<str> = opts.name.as_deref().unwrap_or(A::NAME).into();
     let what = format!("actor {name}");
     let local = opts
         .request(&what, &inner.pool.ledger)
         .map_err(|e| crate::cluster::explain_infeasible(inner, e));
-    match remote_actor::place(inner, opts, &local)? {
+    let host = remote_actor::place(inner, opts, &local)?;
+    let id = inner.store.ids.actor();
+    let Some(registered) = opts.name.as_deref() else {
+        return create_placed(rt, opts, id, host, name, local, encode, factory);
+    };
+    let on = host.unwrap_or(inner.rank);
+    let retries = opts.max_task_retries;
+    match named::claim::<A>(inner, registered, id, on, retries, opts.get_if_exists)? {
+        named::Claim::Existing(h) => return Ok(h),
+        named::Claim::Create => {}
+    }
+    let made = create_placed(rt, opts, id, host, name, local, encode, factory);
+    if made.is_err() {
+        named::unclaim(inner, registered, id);
+    }
+    named::created(inner, id);
+    made
+}
+
+/// Creates actor `id` where `place` put it: on `host`, or here.
+#[allow(clippy::too_many_arguments)]
+fn create_placed<A: ActorClass>(
+    rt: &Runtime,
+    opts: &ActorOptions,
+    id: ActorId,
+    host: Option<u32>,
+    name: Arc<str>,
+    local: Result<crate::resources::ledger::Request>,
+    encode: impl FnOnce(&Runtime) -> Result<EncodedCall>,
+    factory: impl FnMut() -> A + Send + 'static,
+) -> Result<ActorHandle<A>> {
+    let inner = &rt.inner;
+    match host {
         Some(host) => {
             let call = encode(rt)?;
-            let r = remote_actor::create_on(inner, host, A::ID, name, opts, call)?;
+            let r = remote_actor::create_on(inner, host, id, A::ID, name, opts, call)?;
             Ok(ActorHandle::from_ref(ActorRef {
                 reach: Reach::Remote(r),
             }))
         }
         None => {
-            let link = crate::actor::thread::start(
-                inner,
-                class_of::<A>(),
-                opts,
-                inner.store.ids.actor(),
-                local?,
-                factory,
-            )?;
+            let link =
+                crate::actor::thread::start(inner, class_of::<A>(), opts, id, local?, factory)?;
+            if let Some(n) = &opts.name {
+                let keep: Arc<dyn Any + Send + Sync> = link.clone();
+                named::lives_here(inner, id, n, opts.detached, keep);
+            }
             Ok(ActorHandle::from_ref(ActorRef {
                 reach: Reach::Local(link),
             }))
@@ -288,6 +335,9 @@ pub fn create_hosted<A: ActorClass>(
     let link = crate::actor::thread::start(inner, class_of::<A>(), opts, id, request, factory)?;
     let keep: Arc<dyn Any + Send + Sync> = link;
     inner.store.exports.export_actor(id, &keep);
+    if let Some(n) = &opts.name {
+        named::lives_here(inner, id, n, opts.detached, keep.clone());
+    }
     remote_actor::lend_new(inner, id, keep);
     Ok(())
 }

@@ -58,8 +58,14 @@ impl ActorHost for Inner {
         Inner::note_restored(self, restored);
     }
 
+    fn actor_stopped(&self, id: ActorId) {
+        crate::runtime::named::stopped(self, id);
+    }
+
     fn last_handle_dropped(&self, id: ActorId) {
         self.store.exports.forget_actor(id);
+        // It will stop: its name is free now.
+        crate::runtime::named::stopped(self, id);
         crate::cluster::remote_actor::no_more_handles(self, id);
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod arg;
 pub(crate) mod call_result;
 pub(crate) mod current;
 pub(crate) mod lender;
+pub(crate) mod named;
 mod objects;
 mod rank_host;
 mod start;
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     /// The scheduler and the resources it grants.
     pub(crate) pool: Arc<TaskPool>,
     pub(crate) actors: ActorTable,
+    /// Named actors living here, and the job's name registry (rank 0's).
+    pub(crate) names: crate::actor::names::NameBook,
     pub(crate) spin: Duration,
     pub(crate) empty_env: Arc<[(String, String)]>,
     pub(crate) cluster: Option<Cluster<Inner>>,
@@ -403,6 +406,7 @@ impl Runtime {
             c.broadcast_shutdown();
         }
         inner.actors.shutdown();
+        drop(inner.names.clear());
         inner.pool.sched.shutdown();
         if let Some(c) = inner.cluster() {
             c.close();

@@ -48,6 +48,10 @@ impl RankHost for Inner {
         &self.actors
     }
 
+    fn names(&self) -> &crate::actor::names::NameBook {
+        &self.names
+    }
+
     fn borrowed_slot(self: &Arc<Self>, id: ObjectId) -> Arc<Slot> {
         Slot::borrowed(id, id.rank(), Arc::<Inner>::downgrade(self))
     }

@@ -484,6 +484,7 @@ impl Prepared {
                 crate::timeline::Recorder::new(self.rank, self.timeline),
             )),
             actors: ActorTable::default(),
+            names: Default::default(),
             spin: self.spin,
             empty_env: Arc::from(Vec::new()),
             cluster,
