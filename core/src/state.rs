@@ -64,6 +64,9 @@ pub struct RankState {
     /// Requests for values this rank was making for another rank's task,
     /// taken to answer as soon as the value exists (so far).
     pub asked_as_maker: u64,
+    /// Requests for the values of borrowed objects this rank sent, to
+    /// their owners or to the ranks making them (so far).
+    pub fetches_sent: u64,
     /// Frames this rank sent to ranks of its node through shared-memory
     /// rings (so far).
     pub frames_by_ring: u64,
@@ -602,6 +605,7 @@ mod tests {
                 borrows_filled_here: 0,
                 values_from_makers: 0,
                 asked_as_maker: 0,
+                fetches_sent: 0,
                 frames_by_ring: 0,
                 frames_by_mpi_to_node: 0,
             }],

@@ -1184,13 +1184,17 @@ fn wait_all_freed(rt: &Runtime, ids: &[String], on: u32, base: (u64, u64)) -> fe
 /// before any runs. The rank that runs them fills its borrow of each result
 /// from the task it has just run, without waiting for rank 0 to hear `Done`
 /// and answer: counted in `borrows_filled_here`, once for each link but the
-/// last (whose result nobody there waits for). Rank 0 still learns of every
-/// borrow and every result; everything is freed everywhere at the end.
+/// last (whose result nobody there waits for). Nor does it ask rank 0 for
+/// those links (`fetches_sent`): only for the gate, and for one more link
+/// too large to fill there, which it reads from rank 0 as before. Rank 0
+/// still learns of every borrow and every result; everything is freed
+/// everywhere at the end.
 fn a_chain_on_one_rank_reads_its_own_results_there(rt: &Runtime) -> ferry::Result<()> {
     const N: usize = 8;
     let on = last(rt);
     let base = (store_used_on(rt, 0)?, store_used_on(rt, on)?);
     let filled_before = filled_on(rt, on);
+    let fetches_before = state_count(rt, on, |r| r.fetches_sent);
     let key = unique_first();
     let opener = OpenOnDrop(key);
     let gate = hold_rank_0::options().on_rank(0).remote(rt, key)?;
@@ -1203,7 +1207,10 @@ fn a_chain_on_one_rank_reads_its_own_results_there(rt: &Runtime) -> ferry::Resul
         let next = chain_step::options().on_rank(on).remote(rt, &refs[i - 1])?;
         refs.push(next);
     }
-    let ids: Vec<String> = refs.iter().map(|r| r.id().to_string()).collect();
+    let big = chain_big::options().on_rank(on).remote(rt, &refs[N - 1])?;
+    let big_len = chain_len::options().on_rank(on).remote(rt, &big)?;
+    let mut ids: Vec<String> = refs.iter().map(|r| r.id().to_string()).collect();
+    ids.extend([big.id().to_string(), big_len.id().to_string()]);
     // Every link but the last is borrowed there, and not there yet, before
     // the first runs; rank 0 counts each of those borrows.
     for id in &ids[..N - 1] {
@@ -1223,14 +1230,42 @@ fn a_chain_on_one_rank_reads_its_own_results_there(rt: &Runtime) -> ferry::Resul
         assert_eq!(rt.get_value(r)?, i as u64 + 1, "link {i}");
     }
     assert!(rt.get_value(&gate)?, "rank 0's CPU was never released");
+    let want = BIG_LINK as u64 + N as u64;
+    assert_eq!(
+        rt.get_value(&big_len)?,
+        want,
+        "the large link, read from rank 0"
+    );
     assert_eq!(
         filled_on(rt, on) - filled_before,
-        N as u64 - 1,
-        "rank {on} filled each borrowed link from the task it had just run"
+        N as u64,
+        "rank {on} filled each small borrowed link from the task it had just run"
     );
-    drop(refs);
+    assert_eq!(
+        state_count(rt, on, |r| r.fetches_sent) - fetches_before,
+        2,
+        "rank {on} asked rank 0 for the gate and the large link only"
+    );
+    drop((refs, big, big_len));
     drop(gate);
     wait_all_freed(rt, &ids, on, base)
+}
+
+/// Bytes of [`chain_big`]'s result: more than a rank fills a borrow with
+/// from a task it has just run.
+const BIG_LINK: usize = 100 * 1024;
+
+/// A link too large to be filled where it is made.
+#[ferry::remote]
+fn chain_big(x: View<u64>) -> Vec<u8> {
+    vec![x.to_native() as u8; BIG_LINK]
+}
+
+/// The length of a large link plus its first byte.
+#[ferry::remote]
+fn chain_len(v: View<Vec<u8>>) -> u64 {
+    let bytes = v.as_slice();
+    bytes.len() as u64 + bytes.first().map_or(0, |b| u64::from(*b))
 }
 
 /// Issue 14, failing: a task fails on its rank while the task after it,

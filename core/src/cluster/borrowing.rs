@@ -18,7 +18,7 @@ use crate::cluster::transfer::{copy_in, stored_at};
 use crate::cluster::wire::{Msg, WireError, WireResult, WireValue};
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
-use crate::object::cell::{Bytes, DepWaiter, Slot, Stored, TypeTag, Waiter};
+use crate::object::cell::{Borrow, Bytes, DepWaiter, Slot, Stored, TypeTag, Waiter};
 use crate::sync::lock;
 
 thread_local! {
@@ -123,11 +123,7 @@ pub(super) fn after_acks<H: ClusterHost>(
 
 /// A borrowed slot needs its value: read straight from where the owner's
 /// `BorrowAck` said it is, or else ask the owner (`Fetch`).
-pub(crate) fn fetch<H: RankHost>(
-    inner: &Arc<H>,
-    slot: &Slot,
-    borrow: &crate::object::cell::Borrow,
-) {
+pub(crate) fn fetch<H: RankHost>(inner: &Arc<H>, slot: &Slot, borrow: &Borrow) {
     let Some(c) = inner.cluster() else { return };
     // A lost owner's memory is never read once its loss is known: here
     // (`lost`, after `rank_lost` ran) or at the transport (before its
@@ -150,10 +146,49 @@ pub(crate) fn fetch<H: RankHost>(
         slot.complete(stored);
         return;
     }
+    if made_here(c, slot, borrow) {
+        return;
+    }
+    ask_for(c, slot, borrow);
+}
+
+/// Asks the owner, or the rank making it, for a borrowed value.
+fn ask_for<H: ClusterHost>(c: &Cluster<H>, slot: &Slot, borrow: &Borrow) {
     c.transport.expect_reply(true);
     let to = whom_to_ask(c, borrow);
     borrow.asked.store(to, Ordering::Release);
     send_fetch(c, slot, to);
+}
+
+/// Whether a task running on this rank for the owner is still making the
+/// borrowed value: then nothing is asked now, and that task's end fills the
+/// slot or asks for it ([`fill_from_result`]), which saves a `Fetch` and a
+/// `Value` thrown away. Both sides decide under `executing`'s lock, so that
+/// exactly one of them asks when asking is needed: here the task's result
+/// is seen not yet made, or there the deferral is seen.
+fn made_here<H: ClusterHost>(c: &Cluster<H>, slot: &Slot, borrow: &Borrow) -> bool {
+    let executing = lock(&c.executing);
+    let Some(out) = executing.get(&slot.id.as_u64()).and_then(Weak::upgrade) else {
+        return false;
+    };
+    if out.is_ready() {
+        return false; // its fill has run already, or is running: it may not fill
+    }
+    borrow.deferred.store(true, Ordering::Relaxed);
+    true
+}
+
+/// On the paths where [`fill_from_result`] does not fill a borrowed slot
+/// whose fetch was deferred to it: asks for the value now.
+fn ask_if_deferred<H: ClusterHost>(c: &Cluster<H>, slot: &Slot) {
+    let Some(b) = slot.borrow() else { return };
+    let deferred = {
+        let _executing = lock(&c.executing);
+        b.deferred.swap(false, Ordering::Relaxed)
+    };
+    if deferred && !slot.is_ready() {
+        ask_for(c, slot, b);
+    }
 }
 
 /// Values up to this size are copied for a waiting borrow on the rank that
@@ -182,29 +217,41 @@ pub(super) fn fill_from_result<H: RankHost>(
     if slot.is_ready() {
         return;
     }
-    let stored = match out.get() {
-        Some(Stored::Value(v)) => {
+    match copy_result(inner, c, task, out) {
+        Some(stored) => {
+            if slot.complete_first(stored) {
+                c.filled_here.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        None => ask_if_deferred(c, &slot),
+    }
+}
+
+/// A copy of a task's result for a borrowed slot here, if it is small and
+/// fits now (see [`fill_from_result`]).
+fn copy_result<H: RankHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    task: &str,
+    out: &Slot,
+) -> Option<Stored> {
+    match out.get()? {
+        Stored::Value(v) => {
             // A large value stays single: the owner's answer lets a
             // same-node reader view it in place (or read it one-sidedly).
             if v.block.is_spilled() || v.block.len() > FILL_MAX {
-                return;
+                return None;
             }
-            let Ok(bytes) = v.block.access() else { return };
-            let Ok(mut block) = inner.store().arena.alloc_now(bytes.as_slice().len()) else {
-                return;
-            };
+            let bytes = v.block.access().ok()?;
+            let mut block = inner.store().arena.alloc_now(bytes.as_slice().len()).ok()?;
             block.as_mut_slice().copy_from_slice(bytes.as_slice());
             let sealed = Bytes::Own(inner.store().arena.seal(block.freeze()));
-            Stored::Value(v.copied_to(sealed, v._contained.clone()))
+            Some(Stored::Value(v.copied_to(sealed, v._contained.clone())))
         }
         // The error the owner would store, and then hand on, from `Done`.
-        Some(Stored::Error(e)) => {
-            Stored::Error(WireError::from_error(e, task, c.rank).into_error())
-        }
-        None => return,
-    };
-    if slot.complete_first(stored) {
-        c.filled_here.fetch_add(1, Ordering::Relaxed);
+        Stored::Error(e) => Some(Stored::Error(
+            WireError::from_error(e, task, c.rank).into_error(),
+        )),
     }
 }
 

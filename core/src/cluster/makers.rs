@@ -173,7 +173,9 @@ pub(crate) fn send_fetch<H: ClusterHost>(c: &Cluster<H>, slot: &Slot, to: Rank) 
         object: slot.id.as_u64(),
     };
     match c.transport.send(to, wire::encode(&fetch)) {
-        Ok(()) => {}
+        Ok(()) => {
+            c.fetches_sent.fetch_add(1, Ordering::Relaxed);
+        }
         // The maker is gone: its owner has the value, or will.
         Err(TransportError::RankLost { .. }) if to != owner => {
             if let Some(b) = slot.borrow() {

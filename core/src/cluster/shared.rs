@@ -66,6 +66,8 @@ pub(crate) struct Cluster<H: ClusterHost> {
     /// `Fetch`es this rank took as the maker of the value, to answer when
     /// the value exists (`makers`).
     pub(crate) asked_as_maker: AtomicU64,
+    /// `Fetch`es this rank sent, to owners and to makers.
+    pub(crate) fetches_sent: AtomicU64,
     /// Ends of borrows, held back behind earlier unacked borrows.
     pub(crate) releases: Releases,
     /// Work waiting for a `BorrowAck`, by object or actor.
@@ -128,6 +130,7 @@ impl<H: ClusterHost> Cluster<H> {
             filled_here: AtomicU64::new(0),
             values_from_makers: AtomicU64::new(0),
             asked_as_maker: AtomicU64::new(0),
+            fetches_sent: AtomicU64::new(0),
             awaiting: Mutex::new(HashMap::new()),
             releases: Default::default(),
             actors: ActorBook::new(size),

@@ -284,6 +284,9 @@ pub(crate) struct Borrow {
     pub(crate) maker: AtomicU32,
     /// The rank the value was asked of; [`NO_RANK`] before.
     pub(crate) asked: AtomicU32,
+    /// Not asked for: a task running on this rank for the owner is making
+    /// the value, and its end fills the slot or asks for it then.
+    pub(crate) deferred: AtomicBool,
 }
 
 /// No rank, in [`Borrow`]'s rank fields.
@@ -336,6 +339,7 @@ impl Slot {
             at: OnceLock::new(),
             maker: AtomicU32::new(NO_RANK),
             asked: AtomicU32::new(NO_RANK),
+            deferred: AtomicBool::new(false),
         };
         Arc::new(Slot::empty(id, None, None, Some(borrow)))
     }
