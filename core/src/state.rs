@@ -67,6 +67,9 @@ pub struct RankState {
     /// Requests for the values of borrowed objects this rank sent, to
     /// their owners or to the ranks making them (so far).
     pub fetches_sent: u64,
+    /// Frames this rank sent to have its owners count its borrows (so
+    /// far): the borrows one call's arguments need share a frame per owner.
+    pub borrow_frames: u64,
     /// Frames this rank sent to ranks of its node through shared-memory
     /// rings (so far).
     pub frames_by_ring: u64,
@@ -606,6 +609,7 @@ mod tests {
                 values_from_makers: 0,
                 asked_as_maker: 0,
                 fetches_sent: 0,
+                borrow_frames: 0,
                 frames_by_ring: 0,
                 frames_by_mpi_to_node: 0,
             }],

@@ -117,6 +117,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         a_chain_on_one_rank_reads_its_own_results_there,
     ),
     (
+        "a_task_s_inputs_are_borrowed_in_one_frame",
+        a_task_s_inputs_are_borrowed_in_one_frame,
+    ),
+    (
         "a_failed_task_s_error_reaches_the_task_after_it_on_its_rank",
         a_failed_task_s_error_reaches_the_task_after_it_on_its_rank,
     ),
@@ -1266,6 +1270,89 @@ fn chain_big(x: View<u64>) -> Vec<u8> {
 fn chain_len(v: View<Vec<u8>>) -> u64 {
     let bytes = v.as_slice();
     bytes.len() as u64 + bytes.first().map_or(0, |b| u64::from(*b))
+}
+
+/// The sum of three top-level refs.
+#[ferry::remote]
+fn add3(a: View<u64>, b: View<u64>, c: View<u64>) -> u64 {
+    a.to_native() + b.to_native() + c.to_native()
+}
+
+/// Issue 14: a task sent to another rank with three inputs of rank 0's
+/// still being made there: its rank borrows them, and asks for all three,
+/// in one frame to rank 0 (`borrow_frames`, `fetches_sent`), and the values
+/// come when they are made. Inputs already made are answered in the ack:
+/// a small one inline, a large one read where rank 0 keeps it. Then
+/// everything is freed everywhere.
+fn a_task_s_inputs_are_borrowed_in_one_frame(rt: &Runtime) -> ferry::Result<()> {
+    let on = last(rt);
+    let base = (store_used_on(rt, 0)?, store_used_on(rt, on)?);
+    let count = |rt: &Runtime| {
+        (
+            state_count(rt, on, |r| r.borrow_frames),
+            state_count(rt, on, |r| r.fetches_sent),
+        )
+    };
+    let key = unique_first();
+    let opener = OpenOnDrop(key);
+    let gate = hold_rank_0::options().on_rank(0).remote(rt, key)?;
+    let made: Vec<ObjectRef<u64>> = (1..=3)
+        .map(|x| {
+            chain_start::options()
+                .on_rank(0)
+                .remote(rt, vec![gate.clone()], x)
+        })
+        .collect::<ferry::Result<_>>()?;
+    let before = count(rt);
+    let sum = add3::options()
+        .on_rank(on)
+        .remote(rt, &made[0], &made[1], &made[2])?;
+    let mut ids: Vec<String> = made.iter().map(|r| r.id().to_string()).collect();
+    for id in &ids {
+        wait_listed(
+            rt,
+            0,
+            id,
+            &format!("rank 0 to count rank {on}'s borrow of {id}"),
+            |o| o.borrowers.contains(&on),
+        )?;
+    }
+    let (frames, fetches) = count(rt);
+    assert_eq!(
+        (frames - before.0, fetches - before.1),
+        (1, 3),
+        "rank {on} borrowed and asked for the three inputs in one frame"
+    );
+    drop(opener);
+    assert_eq!(rt.get_value(&sum)?, 6);
+    // Made already: the ack answers.
+    let (small, one) = (rt.put(&40u64)?, rt.put(&1u64)?);
+    let big = rt.put(&vec![2u8; BIG_LINK * 2])?;
+    let before = count(rt);
+    let both = add3::options()
+        .on_rank(on)
+        .remote(rt, &small, &small, &one)?;
+    let len = chain_len::options().on_rank(on).remote(rt, &big)?;
+    assert_eq!(rt.get_value(&both)?, 81);
+    assert_eq!(rt.get_value(&len)?, BIG_LINK as u64 * 2 + 2);
+    let (frames, fetches) = count(rt);
+    assert_eq!(
+        (frames - before.0, fetches - before.1),
+        (2, 3),
+        "one frame per task, each input asked for once"
+    );
+    assert!(rt.get_value(&gate)?, "rank 0's CPU was never released");
+    let more = [
+        small.id(),
+        one.id(),
+        big.id(),
+        sum.id(),
+        both.id(),
+        len.id(),
+    ];
+    ids.extend(more.iter().map(|i| i.to_string()));
+    drop((made, small, one, big, sum, both, len, gate));
+    wait_all_freed(rt, &ids, on, base)
 }
 
 /// Issue 14, failing: a task fails on its rank while the task after it,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Weak};
 
 use ferry_transport::Rank;
 
+use crate::cluster::held_adds::{fold_fetch, hold, on_add_borrows};
 use crate::cluster::latch::Latch;
 use crate::cluster::makers::{answer_fetch, note_maker, on_not_held, send_fetch, whom_to_ask};
 use crate::cluster::rank_host::RankHost;
@@ -78,12 +79,17 @@ pub(crate) fn lookup<H: RankHost>(inner: &Arc<H>, id: ObjectId) -> Result<Arc<Sl
     }
     if fresh {
         c.releases.borrowing(id.as_u64(), id.rank());
-        let _ = c.send(
-            id.rank(),
-            &Msg::AddBorrow {
-                object: id.as_u64(),
-            },
-        );
+        if !hold(&slot) {
+            let sent = c.send(
+                id.rank(),
+                &Msg::AddBorrow {
+                    object: id.as_u64(),
+                },
+            );
+            if sent.is_ok() {
+                c.borrow_frames.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
     note_maker(&slot);
     let acked = slot
@@ -148,6 +154,9 @@ pub(crate) fn fetch<H: RankHost>(inner: &Arc<H>, slot: &Slot, borrow: &Borrow) {
     }
     if made_here(c, slot, borrow) {
         return;
+    }
+    if whom_to_ask(c, borrow) == borrow.owner && fold_fetch(borrow) {
+        return; // asked with the borrow (`held_adds`)
     }
     ask_for(c, slot, borrow);
 }
@@ -260,7 +269,7 @@ const EAGER_MAX: usize = 256;
 
 /// What a `BorrowAck` tells of a sealed object: its bytes when tiny, else
 /// where it lies in this rank's arena.
-fn ack_value(slot: &Slot) -> Option<WireValue> {
+pub(super) fn ack_value(slot: &Slot) -> Option<WireValue> {
     let Some(Stored::Value(v)) = slot.get() else {
         return None;
     };
@@ -282,6 +291,35 @@ fn ack_value(slot: &Slot) -> Option<WireValue> {
         type_name: v.type_name.to_string(),
         result,
     })
+}
+
+/// The answer to a fetch of `slot` (this rank's own) if it can be given
+/// now from this (message) thread: the object is ready and not spilled.
+pub(super) fn value_now<H: ClusterHost>(c: &Cluster<H>, slot: &Slot) -> Option<WireValue> {
+    Some(match slot.get()? {
+        Stored::Value(v) if v.block.is_spilled() => return None,
+        Stored::Value(v) => WireValue {
+            type_name: v.type_name.to_string(),
+            result: WireResult::of(v, &slot.id.to_string(), c.rank),
+        },
+        Stored::Error(e) => WireValue {
+            type_name: String::new(),
+            result: WireResult::Failed(WireError::from_error(e, &slot.id.to_string(), c.rank)),
+        },
+    })
+}
+
+/// Sends `slot`'s value (this rank's own) to `to` as `Value` when it is
+/// ready.
+pub(super) fn reply_when_ready<H: ClusterHost>(inner: &Arc<H>, to: Rank, slot: Arc<Slot>) {
+    let reply = Arc::new(ValueReply {
+        rt: Arc::downgrade(inner),
+        to,
+        slot: slot.clone(),
+    });
+    if !slot.add_waiter(Waiter::Task(reply.clone())) {
+        reply.dep_ready();
+    }
 }
 
 /// The last borrowed ref of `id` on this rank is gone.
@@ -377,42 +415,11 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
             }
             drop(gone); // outside the lock: this may free the object
         }
-        Msg::BorrowAck { object, ok, value } => {
-            c.send_releases(c.releases.acked(object));
-            let (slot, latches) = {
-                let mut awaiting = lock(&c.awaiting);
-                let slot = lock(&c.borrowed).get(&object).and_then(Weak::upgrade);
-                if let Some(b) = slot.as_ref().and_then(|s| s.borrow()) {
-                    b.acked.store(true, Ordering::Release);
-                }
-                c.actors.ack(object, ok, from);
-                (slot, awaiting.remove(&object).unwrap_or_default())
-            };
-            if let (Some(slot), false) = (&slot, ok) {
-                slot.complete(Stored::Error(Error::ObjectFreed { object: slot.id }));
-            }
-            if let (Some(slot), Some(v)) = (&slot, value)
-                && !slot.is_ready()
-            {
-                match v.result {
-                    WireResult::Inline(bytes) => {
-                        let tag = TypeTag::named(&v.type_name);
-                        slot.complete(copy_in(inner, tag, v.type_name, bytes.len(), |d| {
-                            d.copy_from_slice(&bytes);
-                            Ok(())
-                        }));
-                    }
-                    WireResult::At { offset, len } => {
-                        if let Some(b) = slot.borrow() {
-                            let _ = b.at.set((offset, len, v.type_name));
-                        }
-                    }
-                    WireResult::Failed(_) => {}
-                }
-            }
-            drop(slot);
-            for l in latches {
-                l.hit();
+        Msg::BorrowAck { object, ok, value } => on_ack(inner, c, from, object, ok, value, false),
+        Msg::AddBorrows { objects } => on_add_borrows(inner, c, from, objects),
+        Msg::BorrowAcks { acks } => {
+            for a in acks {
+                on_ack(inner, c, from, a.object, a.ok, a.value, a.answered);
             }
         }
         Msg::Fetch { object } => {
@@ -428,16 +435,7 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
                 .object(id)
                 .or_else(|e| c.lent.get(object).ok_or(e));
             match slot {
-                Ok(slot) => {
-                    let reply = Arc::new(ValueReply {
-                        rt: Arc::downgrade(inner),
-                        to: from,
-                        slot: slot.clone(),
-                    });
-                    if !slot.add_waiter(Waiter::Task(reply.clone())) {
-                        reply.dep_ready();
-                    }
-                }
+                Ok(slot) => reply_when_ready(inner, from, slot),
                 Err(e) => {
                     let result =
                         WireResult::Failed(WireError::from_error(&e, &id.to_string(), c.rank));
@@ -469,22 +467,79 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
                 // Filled here already (`fill_from_result`): nothing to read.
                 return;
             }
-            let stored = match result {
-                WireResult::Inline(bytes) => {
-                    let tag = TypeTag::named(&type_name);
-                    copy_in(inner, tag, type_name, bytes.len(), |d| {
-                        d.copy_from_slice(&bytes);
-                        Ok(())
-                    })
-                }
-                WireResult::At { offset, len } => {
-                    stored_at(inner, c, from, object, type_name, offset, len)
-                }
-                WireResult::Failed(w) => Stored::Error(w.into_error()),
-            };
-            slot.complete(stored);
+            slot.complete(stored_from(inner, c, from, object, type_name, result));
         }
         _ => {}
+    }
+}
+
+/// A value from rank `from` for borrowed `object`, stored here.
+fn stored_from<H: RankHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    from: Rank,
+    object: u64,
+    type_name: String,
+    result: WireResult,
+) -> Stored {
+    match result {
+        WireResult::Inline(bytes) => {
+            let tag = TypeTag::named(&type_name);
+            copy_in(inner, tag, type_name, bytes.len(), |d| {
+                d.copy_from_slice(&bytes);
+                Ok(())
+            })
+        }
+        WireResult::At { offset, len } => stored_at(inner, c, from, object, type_name, offset, len),
+        WireResult::Failed(w) => Stored::Error(w.into_error()),
+    }
+}
+
+/// The owner's answer to a borrow of `object` (`BorrowAck`, or one of
+/// `BorrowAcks`): the borrow is counted (`ok`), or the object was gone; an
+/// `answered` one also answers the fetch asked with it, with `value`.
+fn on_ack<H: RankHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    from: Rank,
+    object: u64,
+    ok: bool,
+    value: Option<WireValue>,
+    answered: bool,
+) {
+    c.send_releases(c.releases.acked(object));
+    let (slot, latches) = {
+        let mut awaiting = lock(&c.awaiting);
+        let slot = lock(&c.borrowed).get(&object).and_then(Weak::upgrade);
+        if let Some(b) = slot.as_ref().and_then(|s| s.borrow()) {
+            b.acked.store(true, Ordering::Release);
+        }
+        c.actors.ack(object, ok, from);
+        (slot, awaiting.remove(&object).unwrap_or_default())
+    };
+    if let (Some(slot), false) = (&slot, ok) {
+        slot.complete(Stored::Error(Error::ObjectFreed { object: slot.id }));
+    }
+    if answered {
+        c.transport.expect_reply(false);
+    }
+    if let (Some(slot), Some(v)) = (&slot, value)
+        && !slot.is_ready()
+    {
+        match (answered, v.result) {
+            // Where it lies, for the fetch to come to read it.
+            (false, WireResult::At { offset, len }) => {
+                if let Some(b) = slot.borrow() {
+                    let _ = b.at.set((offset, len, v.type_name));
+                }
+            }
+            (false, WireResult::Failed(_)) => {}
+            (_, result) => slot.complete(stored_from(inner, c, from, object, v.type_name, result)),
+        }
+    }
+    drop(slot);
+    for l in latches {
+        l.hit();
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use ferry_transport::Rank;
 
 use crate::cluster::borrowing::{after_acks, collect_borrows, fill_from_result};
+use crate::cluster::held_adds::holding;
 use crate::cluster::latch::Latch;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
@@ -29,7 +30,8 @@ pub(crate) fn execute<H: RankHost>(
     task: String,
     invoke: impl FnOnce() -> Result<ObjectRef<Untyped>>,
 ) {
-    let (invoked, borrows) = collect_borrows(invoke);
+    // The borrows made while decoding go to each owner in one frame.
+    let (invoked, borrows) = collect_borrows(|| holding(c, invoke));
     match invoked {
         Ok(out) => {
             lock(&c.executing).insert(object, Arc::downgrade(&out.slot));

@@ -71,6 +71,7 @@ mod borrowing;
 mod cancel;
 mod executor;
 mod gather;
+mod held_adds;
 mod latch;
 mod lent;
 mod lineage;

@@ -68,6 +68,9 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(crate) asked_as_maker: AtomicU64,
     /// `Fetch`es this rank sent, to owners and to makers.
     pub(crate) fetches_sent: AtomicU64,
+    /// Frames this rank sent to count its borrows: `AddBorrow`, or
+    /// several borrows in one `AddBorrows`.
+    pub(crate) borrow_frames: AtomicU64,
     /// Ends of borrows, held back behind earlier unacked borrows.
     pub(crate) releases: Releases,
     /// Work waiting for a `BorrowAck`, by object or actor.
@@ -131,6 +134,7 @@ impl<H: ClusterHost> Cluster<H> {
             values_from_makers: AtomicU64::new(0),
             asked_as_maker: AtomicU64::new(0),
             fetches_sent: AtomicU64::new(0),
+            borrow_frames: AtomicU64::new(0),
             awaiting: Mutex::new(HashMap::new()),
             releases: Default::default(),
             actors: ActorBook::new(size),

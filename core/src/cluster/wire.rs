@@ -10,7 +10,7 @@ use crate::resources::options::{ActorOptions, ResourceAsk, RetryOn, TaskOptions}
 use crate::resources::pinning::Pin;
 
 /// The version of these messages; bump it with every change to [`Msg`].
-pub(crate) const PROTOCOL: u32 = 5;
+pub(crate) const PROTOCOL: u32 = 6;
 
 /// Why a rank that said `Hello` with `protocol` and `build` cannot work
 /// with this one (`None`: it can).
@@ -107,6 +107,12 @@ pub(crate) enum Msg {
         ok: bool,
         value: Option<WireValue>,
     },
+    /// `AddBorrow` for each of `objects` (made while one call's arguments
+    /// were decoded), and a `Fetch` for those marked: answered by one
+    /// `BorrowAcks`.
+    AddBorrows { objects: Vec<(u64, bool)> },
+    /// The answers to one `AddBorrows`, in its order.
+    BorrowAcks { acks: Vec<WireAck> },
     /// The sender no longer holds refs to `object`.
     RemoveBorrow { object: u64 },
     /// The sender (a borrower) wants the value of `object` when it is ready.
@@ -202,6 +208,17 @@ pub(crate) enum WireRef {
     Object(u64),
     /// An actor and the rank it lives on.
     Actor { id: u64, host: u32 },
+}
+
+/// One answer of `BorrowAcks`: as `BorrowAck`; with `answered`, `value`
+/// (if any) is also the answer to the `Fetch` asked with the borrow, which
+/// otherwise comes later as `Value`.
+#[derive(Archive, Serialize, Deserialize, Debug)]
+pub(crate) struct WireAck {
+    pub(crate) object: u64,
+    pub(crate) ok: bool,
+    pub(crate) value: Option<WireValue>,
+    pub(crate) answered: bool,
 }
 
 /// A sealed object's type and where to find its bytes.

@@ -17,7 +17,7 @@
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use ferry_store::{Pinned, Sealed, StoreError};
@@ -287,6 +287,8 @@ pub(crate) struct Borrow {
     /// Not asked for: a task running on this rank for the owner is making
     /// the value, and its end fills the slot or asks for it then.
     pub(crate) deferred: AtomicBool,
+    /// Where its `AddBorrow` is (0: sent; see `cluster::held_adds`).
+    pub(crate) add: AtomicU8,
 }
 
 /// No rank, in [`Borrow`]'s rank fields.
@@ -340,6 +342,7 @@ impl Slot {
             maker: AtomicU32::new(NO_RANK),
             asked: AtomicU32::new(NO_RANK),
             deferred: AtomicBool::new(false),
+            add: AtomicU8::new(0),
         };
         Arc::new(Slot::empty(id, None, None, Some(borrow)))
     }

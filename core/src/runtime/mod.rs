@@ -445,7 +445,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
     let (tasks, running, failures) = inner.pool.tasks.snapshot();
     let mut actors = inner.actors.states();
     let (mut objects, mut sent, mut lineage, mut filled) = (Vec::new(), Vec::new(), 0, 0);
-    let (mut from_makers, mut asked_as_maker, mut fetches_sent) = (0, 0, 0);
+    let (mut from_makers, mut asked_as_maker, mut fetches_sent, mut borrow_frames) = (0, 0, 0, 0);
     let mut frames = (0, 0);
     let mut host = crate::host::name();
     if let Some(c) = inner.cluster() {
@@ -459,6 +459,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
             .load(std::sync::atomic::Ordering::Relaxed);
         asked_as_maker = c.asked_as_maker.load(std::sync::atomic::Ordering::Relaxed);
         fetches_sent = c.fetches_sent.load(std::sync::atomic::Ordering::Relaxed);
+        borrow_frames = c.borrow_frames.load(std::sync::atomic::Ordering::Relaxed);
         frames = c.transport.frame_paths();
         host = c.host();
     }
@@ -483,6 +484,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         values_from_makers: from_makers,
         asked_as_maker,
         fetches_sent,
+        borrow_frames,
         frames_by_ring: frames.0,
         frames_by_mpi_to_node: frames.1,
     }
