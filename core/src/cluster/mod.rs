@@ -63,6 +63,8 @@ pub(crate) mod names;
 pub(crate) mod node_hello;
 pub(crate) mod remote_actor;
 pub(crate) mod wire;
+pub(crate) mod wire_error;
+pub(crate) mod wire_options;
 
 mod actor_book;
 mod actor_host;
