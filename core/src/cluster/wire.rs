@@ -284,3 +284,79 @@ mod hello_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+    use crate::cluster::wire::{Msg, WireResult, decode, encode};
+    use crate::error::Error;
+    use crate::ids::ObjectId;
+    use ferry_store::StoreError;
+
+    /// `e` as the receiver of a `Done` carrying it gets it back.
+    fn across(e: &Error) -> Error {
+        let msg = Msg::Done {
+            object: 1,
+            result: WireResult::Failed(WireError::from_error(e, "f", 2)),
+            contained: Vec::new(),
+        };
+        match decode(&encode(&msg)).unwrap() {
+            Msg::Done {
+                result: WireResult::Failed(w),
+                ..
+            } => w.into_error(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn named_kinds_cross_ranks_as_themselves() {
+        let object = ObjectId::from_u64(7);
+        match across(&Error::ObjectFreed { object }) {
+            Error::ObjectFreed { object: o } => assert_eq!(o, object),
+            other => panic!("{other:?}"),
+        }
+        match across(&Error::OwnerLost {
+            object,
+            rank: 3,
+            reason: "killed".into(),
+        }) {
+            Error::OwnerLost { rank, reason, .. } => assert_eq!((rank, &*reason), (3, "killed")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            across(&Error::FunctionNotInBinary { id: 9 }),
+            Error::FunctionNotInBinary { id: 9 }
+        ));
+        let full = Error::from(StoreError::Full {
+            requested: 10,
+            used: 5,
+            capacity: 12,
+        });
+        let back = across(&full);
+        assert!(back.is_store_full(), "{back:?}");
+        assert_eq!(back.to_string(), full.to_string());
+    }
+
+    #[test]
+    fn other_kinds_arrive_as_their_message_naming_the_rank() {
+        let io = Error::from(StoreError::Io {
+            path: "/dev/shm/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+        match across(&io) {
+            Error::Remote {
+                what,
+                rank,
+                message,
+            } => {
+                assert_eq!((&*what, rank), ("f", 2));
+                assert_eq!(message, io.to_string());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Forwarded again, it still names the rank it happened on.
+        let again = WireError::from_error(&across(&io), "g", 5).into_error();
+        assert!(matches!(again, Error::Remote { rank: 2, .. }), "{again:?}");
+    }
+}
