@@ -13,13 +13,14 @@ use ferry_transport::Rank;
 use crate::cluster::held_adds::{fold_fetch, hold, on_add_borrows};
 use crate::cluster::latch::Latch;
 use crate::cluster::makers::{answer_fetch, note_maker, on_not_held, send_fetch, whom_to_ask};
+use crate::cluster::owner_answers::{ack_value, reply_when_ready};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::transfer::{copy_in, stored_at};
 use crate::cluster::wire::{Msg, WireError, WireResult, WireValue};
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
-use crate::object::cell::{Borrow, Bytes, DepWaiter, Slot, Stored, TypeTag, Waiter};
+use crate::object::cell::{Borrow, Bytes, Slot, Stored, TypeTag};
 use crate::sync::lock;
 
 thread_local! {
@@ -264,64 +265,6 @@ fn copy_result<H: RankHost>(
     }
 }
 
-/// Objects up to this size travel inside the `BorrowAck` itself.
-const EAGER_MAX: usize = 256;
-
-/// What a `BorrowAck` tells of a sealed object: its bytes when tiny, else
-/// where it lies in this rank's arena.
-pub(super) fn ack_value(slot: &Slot) -> Option<WireValue> {
-    let Some(Stored::Value(v)) = slot.get() else {
-        return None;
-    };
-    // A spilled object is not read back on this (message) thread: the
-    // borrower's `Fetch` gets it.
-    if v.block.is_spilled() {
-        return None;
-    }
-    let len = v.block.len();
-    let result = if len <= EAGER_MAX {
-        WireResult::Inline(v.block.access().ok()?.as_slice().to_vec())
-    } else {
-        WireResult::At {
-            offset: v.block.lend()?.ok()? as u64,
-            len: len as u64,
-        }
-    };
-    Some(WireValue {
-        type_name: v.type_name.to_string(),
-        result,
-    })
-}
-
-/// The answer to a fetch of `slot` (this rank's own) if it can be given
-/// now from this (message) thread: the object is ready and not spilled.
-pub(super) fn value_now<H: ClusterHost>(c: &Cluster<H>, slot: &Slot) -> Option<WireValue> {
-    Some(match slot.get()? {
-        Stored::Value(v) if v.block.is_spilled() => return None,
-        Stored::Value(v) => WireValue {
-            type_name: v.type_name.to_string(),
-            result: WireResult::of(v, &slot.id.to_string(), c.rank),
-        },
-        Stored::Error(e) => WireValue {
-            type_name: String::new(),
-            result: WireResult::Failed(WireError::from_error(e, &slot.id.to_string(), c.rank)),
-        },
-    })
-}
-
-/// Sends `slot`'s value (this rank's own) to `to` as `Value` when it is
-/// ready.
-pub(super) fn reply_when_ready<H: ClusterHost>(inner: &Arc<H>, to: Rank, slot: Arc<Slot>) {
-    let reply = Arc::new(ValueReply {
-        rt: Arc::downgrade(inner),
-        to,
-        slot: slot.clone(),
-    });
-    if !slot.add_waiter(Waiter::Task(reply.clone())) {
-        reply.dep_ready();
-    }
-}
-
 /// The last borrowed ref of `id` on this rank is gone.
 pub(crate) fn unborrow<H: ClusterHost>(inner: &Arc<H>, id: ObjectId, owner: Rank) {
     let Some(c) = inner.cluster() else { return };
@@ -336,63 +279,6 @@ pub(crate) fn unborrow<H: ClusterHost>(inner: &Arc<H>, id: ObjectId, owner: Rank
             object: id.as_u64(),
         };
         c.send_releases(c.releases.release(owner, msg));
-    }
-}
-
-/// The owner's answer to a `Fetch`: sent when the object is ready.
-struct ValueReply<H> {
-    rt: Weak<H>,
-    to: Rank,
-    slot: Arc<Slot>,
-}
-
-impl<H: ClusterHost> DepWaiter for ValueReply<H> {
-    fn dep_ready(self: Arc<Self>) {
-        // Reading a spilled object back may wait for space, which must not
-        // happen on the message thread that will bring the frees.
-        if let Some(Stored::Value(v)) = self.slot.get()
-            && v.block.is_spilled()
-        {
-            let spawned = std::thread::Builder::new()
-                .name("ferry-restore".into())
-                .spawn({
-                    let me = Arc::clone(&self);
-                    move || me.reply()
-                });
-            if spawned.is_ok() {
-                return;
-            }
-        }
-        self.reply();
-    }
-}
-
-impl<H: ClusterHost> ValueReply<H> {
-    fn reply(&self) {
-        let Some(inner) = self.rt.upgrade() else {
-            return;
-        };
-        let Some(c) = inner.cluster() else { return };
-        let (type_name, result) = match self.slot.get() {
-            Some(Stored::Value(v)) => {
-                // The borrower's borrow keeps the object here while it reads.
-                let what = self.slot.id.to_string();
-                (v.type_name.to_string(), WireResult::of(v, &what, c.rank))
-            }
-            Some(Stored::Error(e)) => (
-                String::new(),
-                WireResult::Failed(WireError::from_error(e, &self.slot.id.to_string(), c.rank)),
-            ),
-            None => return,
-        };
-        let _ = c.send(
-            self.to,
-            &Msg::Value {
-                object: self.slot.id.as_u64(),
-                type_name,
-                result,
-            },
-        );
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 
 use ferry_transport::{Rank, TransportError};
 
-use crate::cluster::borrowing::{ack_value, reply_when_ready, value_now};
+use crate::cluster::owner_answers::{ack_value, reply_when_ready, value_now};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost, send_error};
 use crate::cluster::wire::{self, Msg, WireAck};
