@@ -5,6 +5,7 @@ mod actor;
 mod main_fn;
 mod params;
 mod remote;
+mod streaming;
 
 use proc_macro::TokenStream;
 

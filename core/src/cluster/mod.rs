@@ -48,7 +48,8 @@
 //! `rank_loss`, `rebuild` and `lineage`, the remote actors
 //! (`remote_actor`, `actor_host`, `actor_restart`, `actor_book`),
 //! `names` (the named-actor registry on rank 0), `gather`, `cancel`,
-//! `heartbeat`; at the bottom the state they share
+//! `heartbeat`, `streams` (the items of a streaming task made on
+//! another rank than its caller's); at the bottom the state they share
 //! (`shared`: the [`Cluster`]), what they need of the rank they run on
 //! (`rank_host`: [`RankHost`], implemented by the runtime, and
 //! [`RunById`], implemented by the registry of what this binary can run),
@@ -89,6 +90,7 @@ mod remote_task;
 mod results;
 mod sent;
 mod shared;
+pub(crate) mod streams;
 mod transfer;
 
 pub(crate) use actor_host::replay_early;
