@@ -107,6 +107,12 @@ impl<T> ObjectRefGenerator<T> {
                     .is_ok_and(|n| self.state.received() >= n))
     }
 
+    /// Items produced and not taken yet (what backpressure counts, for a
+    /// producer on this rank; one on another rank may have more on the way).
+    pub fn num_ready(&self) -> usize {
+        self.state.waiting()
+    }
+
     /// The ref of the whole task: its number of items when it succeeds,
     /// its error when it fails (Ray's `ObjectRefGenerator.completed()`).
     pub fn completed(&self) -> &ObjectRef<u64> {
