@@ -58,7 +58,10 @@ fn main(rt: ferry::Runtime) -> ferry::Result<()> {
         rest.push(v);
     }
     assert_eq!(rest, [2, 3, 4]);
-    println!("first result after {first:?}, all five after {:?}", start.elapsed());
+    println!(
+        "first result after {first:?}, all five after {:?}",
+        start.elapsed()
+    );
     // The task's own ref: ready when it ended, worth its number of results.
     assert_eq!(rt.get_value(generator.completed())?, 5);
 
@@ -70,7 +73,10 @@ fn main(rt: ferry::Runtime) -> ferry::Result<()> {
         Some(Err(e)) => println!("Exception is raised when i == 1 as expected {e}"),
         other => panic!("expected the task's error, got {other:?}"),
     }
-    assert!(generator.next().is_none(), "the stream ends after its error");
+    assert!(
+        generator.next().is_none(),
+        "the stream ends after its error"
+    );
 
     // Waiting with a timeout (Ray's `ray.wait([gen], timeout=…)`).
     let mut generator = task::remote(&rt)?;

@@ -43,7 +43,10 @@ fn count(n: u64) -> impl Iterator<Item = u64> {
 /// A concrete iterator type.
 #[ferry::remote(num_returns = "streaming")]
 fn squares(xs: Vec<u64>) -> std::vec::IntoIter<u64> {
-    xs.into_iter().map(|x| x * x).collect::<Vec<_>>().into_iter()
+    xs.into_iter()
+        .map(|x| x * x)
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 /// Item `at` waits at gate `key` before it is produced.
@@ -100,7 +103,10 @@ static FLAKY_RUNS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
 fn flaky(n: u64, key: u64) -> impl Iterator<Item = Result<u64, String>> {
     let run = {
         let mut runs = FLAKY_RUNS.lock().unwrap();
-        let r = runs.get_or_insert_with(HashMap::new).entry(key).or_default();
+        let r = runs
+            .get_or_insert_with(HashMap::new)
+            .entry(key)
+            .or_default();
         *r += 1;
         *r
     };
@@ -219,7 +225,8 @@ fn a_panic_ends_the_stream_after_the_items_before_it() -> ferry::Result<()> {
     assert_eq!(got, [0, 1, 2]);
     let e = err.expect("the panic as an error");
     assert!(
-        e.task_error().is_some_and(|t| t.message.contains("no item 3")),
+        e.task_error()
+            .is_some_and(|t| t.message.contains("no item 3")),
         "{e}"
     );
     // A function returning Err before it streams anything: the error, then the end.
@@ -242,7 +249,11 @@ fn a_retry_re_runs_the_task_but_skips_the_items_already_reported() -> ferry::Res
         .remote(&rt, 5, key)?;
     let refs: Vec<_> = g.by_ref().collect::<ferry::Result<_>>()?;
     assert_eq!(values(&rt, &refs)?, [0, 1, 2, 3, 4]);
-    assert_eq!(g.repeats_dropped(), 0, "a retry on the same rank skips them");
+    assert_eq!(
+        g.repeats_dropped(),
+        0,
+        "a retry on the same rank skips them"
+    );
     assert_eq!(FLAKY_RUNS.lock().unwrap().as_ref().unwrap()[&key], 2);
     assert_eq!(rt.get_value(g.completed())?, 5);
     rt.shutdown()

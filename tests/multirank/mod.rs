@@ -17,10 +17,10 @@ mod named_actors;
 mod streaming_returns;
 use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
 use multiple_returns::a_task_with_two_returns_on_another_rank_gives_two_objects;
-use streaming_returns::a_streaming_task_on_another_rank_streams_its_items_back;
 use named_actors::{
     a_detached_actor_outlives_its_creator_s_handles, a_named_actor_is_found_from_every_rank,
 };
+use streaming_returns::a_streaming_task_on_another_rank_streams_its_items_back;
 
 /// A scenario: its name and its body, run on rank 0.
 pub(crate) type Scenario = (&'static str, fn(&Runtime) -> ferry::Result<()>);

@@ -53,7 +53,7 @@
 //! (`shared`: the [`Cluster`]), what they need of the rank they run on
 //! (`rank_host`: [`RankHost`], implemented by the runtime, and
 //! [`RunById`], implemented by the registry of what this binary can run),
-//! the records (`sent`, `latch`, `lent`, `releases`) and the `wire`
+//! the records (`sent`, `latch`, `lent`, `releases`, `stream_windows`) and the `wire`
 //! format. `arena_region` and `node_hello` serve the runtime's start-up.
 
 pub(crate) mod arena_region;
@@ -90,6 +90,7 @@ mod remote_task;
 mod results;
 mod sent;
 mod shared;
+mod stream_windows;
 pub(crate) mod streams;
 mod transfer;
 

@@ -101,7 +101,7 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(crate) heartbeat: Heartbeat,
     /// What this rank's producers know of the streams they feed on other
     /// ranks (see `streams`).
-    pub(crate) streams: crate::cluster::streams::Windows,
+    pub(crate) streams: crate::cluster::stream_windows::Windows,
 }
 
 impl<H: ClusterHost> Cluster<H> {

@@ -24,8 +24,7 @@
 //! A lost producer rank needs nothing here: the task's own retries (or its
 //! typed rank-lost error) end or resume the stream on the owner.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ferry_transport::Rank;
@@ -43,29 +42,6 @@ use crate::sync::lock;
 /// How often a producer waiting for room checks that its owner lives.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
 
-/// What a producer on this rank knows of a stream another rank owns.
-#[derive(Default)]
-pub(crate) struct Window {
-    /// (items the caller has taken, the caller dropped the stream).
-    state: Mutex<(u64, bool)>,
-    cv: Condvar,
-}
-
-/// The windows of the streams this rank produces for others, by stream.
-#[derive(Default)]
-pub(crate) struct Windows(Mutex<HashMap<u64, Arc<Window>>>);
-
-impl Windows {
-    fn get(&self, stream: u64) -> Arc<Window> {
-        lock(&self.0).entry(stream).or_default().clone()
-    }
-
-    /// The producer of `stream` on this rank is done.
-    pub(crate) fn close(&self, stream: u64) {
-        lock(&self.0).remove(&stream);
-    }
-}
-
 /// Step 1: waits until item `index` of `stream` (owned by `owner`) may be
 /// produced. An error when the owner is lost or this rank shuts down.
 pub(crate) fn wait_room<H: RankHost>(
@@ -76,31 +52,21 @@ pub(crate) fn wait_room<H: RankHost>(
     index: u64,
     backpressure: u64,
 ) -> Result<Room> {
-    let w = c.streams.get(stream);
-    let mut st = lock(&w.state);
-    loop {
-        if st.1 {
-            return Ok(Room::Cancelled);
-        }
-        if index < st.0.saturating_add(backpressure.max(1)) {
-            return Ok(Room::Free);
-        }
-        if lock(&c.lost).contains(&owner) {
-            return Err(Error::OwnerLost {
-                object: ObjectId::from_u64(stream),
-                rank: owner,
-                reason: "the stream's caller went with it".into(),
-            });
-        }
-        if inner.is_shut() {
-            return Err(Error::Shutdown);
-        }
-        st = w
-            .cv
-            .wait_timeout(st, TICK)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
-    }
+    c.streams
+        .get(stream)
+        .wait_room(index, backpressure, TICK, || {
+            if lock(&c.lost).contains(&owner) {
+                return Err(Error::OwnerLost {
+                    object: ObjectId::from_u64(stream),
+                    rank: owner,
+                    reason: "the stream's caller went with it".into(),
+                });
+            }
+            if inner.is_shut() {
+                return Err(Error::Shutdown);
+            }
+            Ok(())
+        })
 }
 
 /// Step 2: sends item `index` of `stream` to its owner.
@@ -178,13 +144,7 @@ pub(super) fn on_consumed<H: ClusterHost>(
     consumed: u64,
     cancelled: bool,
 ) {
-    let Some(w) = lock(&c.streams.0).get(&stream).cloned() else {
-        return;
-    };
-    let mut st = lock(&w.state);
-    st.0 = st.0.max(consumed);
-    st.1 |= cancelled;
-    w.cv.notify_all();
+    c.streams.consumed(stream, consumed, cancelled);
 }
 
 /// The producer of a stream this rank owns, on rank `to`.

@@ -271,6 +271,9 @@ mod tests {
         assert_eq!(s.wait_room(2, tick, || false), Room::Free);
         s.cancel();
         assert_eq!(s.wait_room(3, tick, || true), Room::Cancelled);
-        assert!(matches!(s.take(None, None), Taken::Empty { received: 2, .. }));
+        assert!(matches!(
+            s.take(None, None),
+            Taken::Empty { received: 2, .. }
+        ));
     }
 }

@@ -171,7 +171,11 @@ fn report<T: Object>(
     let stored = rt.inner.store.store_value(value)?;
     match sink {
         Sink::Here(s) => {
-            s.push(index, Slot::ready(rt.inner.store.ids.object(), stored), None);
+            s.push(
+                index,
+                Slot::ready(rt.inner.store.ids.object(), stored),
+                None,
+            );
             Ok(())
         }
         Sink::Away(c) => {
