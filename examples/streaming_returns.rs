@@ -12,10 +12,7 @@ use ferry::GeneratorNext;
 // `yield i` every 200 ms, five times: an iterator in Rust.
 #[ferry::remote(num_returns = "streaming")]
 fn task() -> impl Iterator<Item = u64> {
-    (0..5).map(|i| {
-        std::thread::sleep(Duration::from_millis(200));
-        i
-    })
+    (0..5).inspect(|_| std::thread::sleep(Duration::from_millis(200)))
 }
 
 // Error handling: an error raised mid-stream (here an `Err` item) comes

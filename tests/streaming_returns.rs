@@ -80,11 +80,10 @@ fn until_bad(n: u64, bad: u64) -> impl Iterator<Item = Result<u64, String>> {
 
 #[ferry::remote(num_returns = "streaming")]
 fn panics_at(n: u64, at: u64) -> impl Iterator<Item = u64> {
-    (0..n).map(move |i| {
+    (0..n).inspect(move |&i| {
         if i == at {
             panic!("no item {i}");
         }
-        i
     })
 }
 
