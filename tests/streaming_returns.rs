@@ -349,3 +349,96 @@ fn a_producer_rank_lost_mid_stream_runs_again_and_skips_what_came() -> ferry::Re
         Ok(())
     })?
 }
+
+#[ferry::actor]
+struct Source {
+    next: u64,
+}
+
+#[ferry::actor]
+impl Source {
+    fn new(start: u64) -> Self {
+        Source { next: start }
+    }
+
+    /// The next `n` numbers of the source (its state moves on).
+    fn take(&mut self, n: u64) -> impl Iterator<Item = u64> {
+        (0..n).map(move |_| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn checked(
+        &self,
+        n: u64,
+        bad: u64,
+    ) -> Result<impl Iterator<Item = Result<u64, String>>, String> {
+        if n == 0 {
+            return Err("no items asked for".into());
+        }
+        Ok((0..n).map(move |i| {
+            if i == bad {
+                Err(format!("bad {i}"))
+            } else {
+                Ok(i)
+            }
+        }))
+    }
+
+    fn position(&self) -> u64 {
+        self.next
+    }
+}
+
+#[test]
+fn an_actor_method_streams_its_items() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let a = Source::remote(&rt, 100)?;
+    let got: Vec<_> = a.take(3).remote()?.collect::<ferry::Result<_>>()?;
+    assert_eq!(values(&rt, &got)?, [100, 101, 102]);
+    let mut g = a.take(100).generator_backpressure_num_objects(2).remote()?;
+    wait_until("2 items ready", || g.num_ready() == 2);
+    let done = g.completed().clone();
+    let first = g.next().expect("an item")?;
+    assert_eq!(rt.get_value(&first)?, 103);
+    // One read lets one more be made (and no more).
+    wait_until("the 3rd item", || g.num_ready() == 2);
+    drop(g);
+    // Read 1, 2 ahead allowed: it made 3 and stopped; its state says so.
+    assert_eq!(rt.get_value(&done)?, 3);
+    assert_eq!(rt.get_value(&a.position().remote()?)?, 106);
+    let mut g = a.checked(4, 2).remote()?;
+    assert_eq!(rt.get_value(&g.next().expect("item 0")?)?, 0);
+    assert_eq!(rt.get_value(&g.next().expect("item 1")?)?, 1);
+    let e = g.next().expect("the error").unwrap_err();
+    assert_eq!(e.task_error().expect("a task error").message, "bad 2");
+    assert!(g.next().is_none());
+    let e = a
+        .checked(0, 0)
+        .remote()?
+        .next()
+        .expect("the error")
+        .unwrap_err();
+    assert_eq!(e.task_error().unwrap().message, "no items asked for");
+    rt.shutdown()
+}
+
+#[test]
+fn an_actor_on_another_rank_streams_its_items_back() -> ferry::Result<()> {
+    ferry::loopback::run(2, cluster_cfg(), |rt, _| -> ferry::Result<()> {
+        let a = Source::options().on_rank(1).remote(&rt, 10)?;
+        let got: Vec<_> = a.take(4).remote()?.collect::<ferry::Result<_>>()?;
+        assert_eq!(values(&rt, &got)?, [10, 11, 12, 13]);
+        let g = a
+            .take(1000)
+            .generator_backpressure_num_objects(3)
+            .remote()?;
+        wait_until("3 items from rank 1", || g.num_ready() == 3);
+        let done = g.completed().clone();
+        drop(g);
+        assert_eq!(rt.get_value(&done)?, 3);
+        assert_eq!(rt.get_value(&a.position().remote()?)?, 17);
+        Ok(())
+    })?
+}

@@ -77,6 +77,7 @@ pub use error::{Error, FailureKind, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
 pub use object::object_ref::{ArchivedObjectRef, ObjectRef};
 pub use object::view::View;
+pub use private::ActorStreamCall;
 pub use resources::options::{ActorOptions, DEFAULT_BACKPRESSURE, RetryOn, TaskOptions};
 pub use resources::pinning::Pin;
 pub use runtime::actor_handle::{

@@ -2,6 +2,7 @@
 //! `#[ferry::remote]`, `#[ferry::actor]`, `#[ferry::main]`.
 
 mod actor;
+mod actor_streaming;
 mod main_fn;
 mod params;
 mod remote;

@@ -13,6 +13,17 @@ use crate::remote::check_sig;
 /// The type of each item a streaming function produces, and whether its
 /// items are `Result`s (an `Err` ends the stream).
 fn item_type(iter: &Type) -> (Type, bool) {
+    impl_iterator_item(iter).unwrap_or_else(|| {
+        (
+            syn::parse_quote!(<#iter as ::core::iter::IntoIterator>::Item),
+            false,
+        )
+    })
+}
+
+/// [`item_type`] of an `impl Iterator<Item = …>` type; `None` for any
+/// other type.
+pub(crate) fn impl_iterator_item(iter: &Type) -> Option<(Type, bool)> {
     if let Type::ImplTrait(t) = iter {
         for b in &t.bounds {
             let TypeParamBound::Trait(tb) = b else {
@@ -31,18 +42,15 @@ fn item_type(iter: &Type) -> (Type, bool) {
                 if let GenericArgument::AssocType(at) = g
                     && at.ident == "Item"
                 {
-                    return match ok_of(&at.ty) {
+                    return Some(match ok_of(&at.ty) {
                         Some(ok) => (ok, true),
                         None => (at.ty.clone(), false),
-                    };
+                    });
                 }
             }
         }
     }
-    (
-        syn::parse_quote!(<#iter as ::core::iter::IntoIterator>::Item),
-        false,
-    )
+    None
 }
 
 /// `T` when `ty` is `Result<T, E>`.

@@ -27,7 +27,8 @@ pub use crate::runtime::call_result::Failure;
 use crate::runtime::call_result::finish;
 pub use returns::project;
 pub use streaming::{
-    OpenStream, StreamTarget, drain, generator, items_fallible, items_ok, open_stream,
+    ActorStreamCall, OpenStream, StreamTarget, drain, generator, items_fallible, items_ok,
+    open_stream,
 };
 
 /// Turns a function's return value into a call result: infallible returns.

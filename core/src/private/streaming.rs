@@ -23,6 +23,7 @@
 //!    stream, and the producer stops at its next item.
 
 use std::fmt::Display;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use rkyv::{Archive, Deserialize, Serialize};
@@ -32,8 +33,9 @@ use crate::error::{Error, Result};
 use crate::object::cell::Slot;
 use crate::object::object_ref::ObjectRef;
 use crate::object::stream::{Room, StreamState};
-use crate::resources::options::TaskOptions;
+use crate::resources::options::{DEFAULT_BACKPRESSURE, TaskOptions};
 use crate::runtime::Runtime;
+use crate::runtime::actor_handle::{ActorClass, ActorRef};
 use crate::runtime::call_result::Failure;
 use crate::runtime::generator::ObjectRefGenerator;
 use crate::values::Object;
@@ -52,8 +54,12 @@ pub struct OpenStream(Arc<StreamState>);
 
 /// Step 1: a new stream on this rank, for a task submitted with `opts`.
 pub fn open_stream(rt: &Runtime, opts: &TaskOptions) -> (StreamTarget, OpenStream) {
+    open_with(rt, opts.backpressure)
+}
+
+fn open_with(rt: &Runtime, backpressure: u64) -> (StreamTarget, OpenStream) {
     let inner = &rt.inner;
-    let state = StreamState::new(inner.store.ids.object().as_u64(), opts.backpressure);
+    let state = StreamState::new(inner.store.ids.object().as_u64(), backpressure);
     inner.streams.open(&state);
     let target = StreamTarget {
         owner: inner.rank,
@@ -76,6 +82,49 @@ pub fn generator<T>(
             rt.inner.streams.close(state.id);
             Err(e)
         }
+    }
+}
+
+/// A call of a streaming actor method (one returning `impl Iterator`),
+/// made by the method's proxy on the actor's handle; `remote()` submits
+/// it (Ray's generator actor methods).
+#[must_use]
+pub struct ActorStreamCall<'a, T, F> {
+    rt: Option<Runtime>,
+    backpressure: u64,
+    build: F,
+    _t: PhantomData<(&'a (), fn() -> T)>,
+}
+
+impl<'a, T, F> ActorStreamCall<'a, T, F>
+where
+    F: FnOnce(StreamTarget) -> Result<ObjectRef<u64>>,
+{
+    /// Prepares a call of a method of `actor`; `build` submits it with the
+    /// stream to report to. Used by generated code.
+    #[doc(hidden)]
+    pub fn new<A: ActorClass>(actor: &'a ActorRef<A>, build: F) -> Self {
+        ActorStreamCall {
+            rt: actor.runtime(),
+            backpressure: DEFAULT_BACKPRESSURE,
+            build,
+            _t: PhantomData,
+        }
+    }
+
+    /// Items produced and not yet taken at which the method pauses
+    /// (default 16; see [`TaskOptions::generator_backpressure_num_objects`]).
+    pub fn generator_backpressure_num_objects(mut self, n: u64) -> Self {
+        self.backpressure = n;
+        self
+    }
+
+    /// Submits the call: one ref per item the method produces, as it
+    /// produces them.
+    pub fn remote(self) -> Result<ObjectRefGenerator<T>> {
+        let rt = self.rt.ok_or(Error::Shutdown)?;
+        let (target, state) = open_with(&rt, self.backpressure);
+        generator(&rt, state, (self.build)(target))
     }
 }
 
