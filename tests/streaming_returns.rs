@@ -442,3 +442,26 @@ fn an_actor_on_another_rank_streams_its_items_back() -> ferry::Result<()> {
         Ok(())
     })?
 }
+
+/// Sums the first `n` items of `count`, read inside a task.
+#[ferry::remote]
+fn sum_of_stream(rt: &Runtime, n: u64) -> ferry::Result<u64> {
+    let mut total = 0;
+    for r in count::options()
+        .generator_backpressure_num_objects(2)
+        .remote(rt, n)?
+    {
+        total += rt.get_value(&r?)?;
+    }
+    Ok(total)
+}
+
+#[test]
+fn a_task_reads_a_stream_on_a_rank_with_one_cpu() -> ferry::Result<()> {
+    // The reading task holds the only CPU while it waits for items: its
+    // wait gives it back, so the producer runs.
+    let rt = start(1.0)?;
+    let s = sum_of_stream::remote(&rt, 10)?;
+    assert_eq!(rt.get_value(&s)?, 45);
+    rt.shutdown()
+}

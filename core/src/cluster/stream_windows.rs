@@ -19,6 +19,16 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// Whether item `index` may be produced now (`None`: not yet).
+    pub(crate) fn room_now(&self, index: u64, backpressure: u64) -> Option<Room> {
+        let st = lock(&self.state);
+        if st.1 {
+            Some(Room::Cancelled)
+        } else {
+            (index < st.0.saturating_add(backpressure.max(1))).then_some(Room::Free)
+        }
+    }
+
     /// Waits until item `index` may be produced with `backpressure`,
     /// asking `alive` every `tick` whether to go on waiting (its error
     /// ends the wait).

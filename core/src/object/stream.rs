@@ -122,6 +122,16 @@ impl StreamState {
         lock(&self.queue).received
     }
 
+    /// Whether item `index` may be produced now (`None`: not yet).
+    pub(crate) fn room_now(&self, index: u64) -> Option<Room> {
+        let q = lock(&self.queue);
+        if q.cancelled {
+            Some(Room::Cancelled)
+        } else {
+            (index < q.consumed + self.backpressure).then_some(Room::Free)
+        }
+    }
+
     /// Step 3, on a producer of this rank: waits until item `index` may be
     /// produced, checking `alive` every `tick` (a bounded wait).
     pub(crate) fn wait_room(&self, index: u64, tick: Duration, alive: impl Fn() -> bool) -> Room {

@@ -184,12 +184,22 @@ pub fn drain<T: Object>(
     let mut items = items;
     let mut index = 0u64;
     loop {
-        let room = match &sink {
-            Sink::Here(s) => s.wait_room(index, streams::TICK, || !inner.is_shut()),
-            Sink::Away(c) => {
-                streams::wait_room(&**inner, c, to.owner, to.stream, index, to.backpressure)?
-            }
+        let now = match &sink {
+            Sink::Here(s) => s.room_now(index),
+            Sink::Away(c) => c.streams.get(to.stream).room_now(index, to.backpressure),
         };
+        // A producer paused by backpressure gives its CPUs back meanwhile.
+        let room = now.map_or_else(
+            || {
+                rt.blocking(|| match &sink {
+                    Sink::Here(s) => Ok(s.wait_room(index, streams::TICK, || !inner.is_shut())),
+                    Sink::Away(c) => {
+                        streams::wait_room(&**inner, c, to.owner, to.stream, index, to.backpressure)
+                    }
+                })
+            },
+            Ok,
+        )?;
         match room {
             Room::Free => {}
             Room::Cancelled => return Ok(index),

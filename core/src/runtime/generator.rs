@@ -136,7 +136,13 @@ impl<T> ObjectRefGenerator<T> {
         loop {
             // Without a deadline, wait in ticks to check liveness below.
             let until = deadline.or_else(|| Instant::now().checked_add(TICK));
-            let (received, woken) = match self.state.take(until, expect) {
+            // Inside a task, a wait gives the task's CPUs back meanwhile
+            // (so the producer can run, even with one CPU).
+            let taken = match deadline {
+                Some(d) if d <= Instant::now() => self.state.take(None, expect),
+                _ => self.rt.blocking(|| self.state.take(until, expect)),
+            };
+            let (received, woken) = match taken {
                 Taken::Item(slot) => return GeneratorNext::Item(ObjectRef::from_slot(slot)),
                 Taken::Empty { received, woken } => (received, woken),
             };
