@@ -462,6 +462,6 @@ fn a_task_reads_a_stream_on_a_rank_with_one_cpu() -> ferry::Result<()> {
     // wait gives it back, so the producer runs.
     let rt = start(1.0)?;
     let s = sum_of_stream::remote(&rt, 10)?;
-    assert_eq!(rt.get_value(&s)?, 45);
+    assert_eq!(*rt.get_timeout(&s, BOUND)?, 45);
     rt.shutdown()
 }

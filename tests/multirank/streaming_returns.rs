@@ -38,12 +38,32 @@ fn fails_at(at: u64) -> impl Iterator<Item = Result<u64, String>> {
     })
 }
 
+#[ferry::actor]
+struct Ticker {
+    ticks: u64,
+}
+
+#[ferry::actor]
+impl Ticker {
+    fn new() -> Self {
+        Ticker { ticks: 0 }
+    }
+
+    /// `n` ticks, each with the rank it was made on.
+    fn ticks(&mut self, n: u64) -> impl Iterator<Item = (u64, u32)> {
+        (0..n).map(move |_| {
+            self.ticks += 1;
+            (self.ticks, here())
+        })
+    }
+}
+
 /// The task streams from the last rank: the caller reads item 0 while the
 /// task waits to make item 1 (behind a gate the caller opens), then the
 /// rest, in order, large ones too; nothing read with a backpressure of 2
 /// stops the producer at 2 items, and dropping the generator ends the task
 /// there; an `Err` item ends the stream with the task's typed error, after
-/// the items before it.
+/// the items before it. An actor's streaming method does the same.
 pub(super) fn a_streaming_task_on_another_rank_streams_its_items_back(
     rt: &Runtime,
 ) -> ferry::Result<()> {
@@ -108,5 +128,28 @@ pub(super) fn a_streaming_task_on_another_rank_streams_its_items_back(
         ("fails_at", there, "item 3 failed")
     );
     assert!(g.next().is_none());
+
+    // A streaming method of an actor on the last rank.
+    let a = Ticker::options().on_rank(there).remote(rt)?;
+    let got: Vec<(u64, u32)> = a
+        .ticks(3)
+        .remote()?
+        .map(|r| rt.get_value(&r?))
+        .collect::<ferry::Result<_>>()?;
+    assert_eq!(got, [(1, there), (2, there), (3, there)]);
+    let g = a
+        .ticks(1000)
+        .generator_backpressure_num_objects(2)
+        .remote()?;
+    wait_until("2 ticks from the last rank", || Ok(g.num_ready() == 2))?;
+    let done = g.completed().clone();
+    drop(g);
+    assert_eq!(rt.get_value(&done)?, 2);
+    let next: Vec<(u64, u32)> = a
+        .ticks(1)
+        .remote()?
+        .map(|r| rt.get_value(&r?))
+        .collect::<ferry::Result<_>>()?;
+    assert_eq!(next, [(6, there)], "the actor made 5 ticks before");
     Ok(())
 }
