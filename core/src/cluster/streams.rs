@@ -162,3 +162,43 @@ impl<H: ClusterHost> StreamPeer for Peer<H> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cluster::wire::{Msg, decode, encode};
+
+    #[test]
+    fn stream_frames_cross_the_wire() {
+        let item = Msg::StreamItem {
+            stream: 7,
+            index: 3,
+            type_name: "u64".into(),
+            bytes: vec![1, 2, 3],
+        };
+        match decode(&encode(&item)).unwrap() {
+            Msg::StreamItem {
+                stream,
+                index,
+                type_name,
+                bytes,
+            } => assert_eq!(
+                (stream, index, type_name.as_str(), bytes),
+                (7, 3, "u64", vec![1, 2, 3])
+            ),
+            other => panic!("{other:?}"),
+        }
+        let told = Msg::StreamConsumed {
+            stream: 7,
+            consumed: u64::MAX,
+            cancelled: true,
+        };
+        match decode(&encode(&told)).unwrap() {
+            Msg::StreamConsumed {
+                stream,
+                consumed,
+                cancelled,
+            } => assert_eq!((stream, consumed, cancelled), (7, u64::MAX, true)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

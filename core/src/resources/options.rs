@@ -148,6 +148,13 @@ impl TaskOptions {
     /// pauses when `n` items are produced and not yet taken by the caller,
     /// and goes on as the caller takes them (Ray's
     /// `_generator_backpressure_num_objects`; default 16; 0 counts as 1).
+    ///
+    /// ```
+    /// use ferry_core::{DEFAULT_BACKPRESSURE, TaskOptions};
+    /// assert_eq!(TaskOptions::default().backpressure(), DEFAULT_BACKPRESSURE);
+    /// let o = TaskOptions::default().generator_backpressure_num_objects(4);
+    /// assert_eq!(o.backpressure(), 4);
+    /// ```
     pub fn generator_backpressure_num_objects(mut self, n: u64) -> Self {
         self.backpressure = n;
         self
