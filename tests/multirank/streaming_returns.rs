@@ -3,7 +3,9 @@
 
 use ferry::{GeneratorNext, ObjectRef, Runtime};
 
-use super::{BOUND, OpenOnDrop, here, hold_rank_0, last, set_gate, unique_first, wait_until};
+use super::{
+    BOUND, OpenOnDrop, here, hold_rank_0, last, set_gate, sum_on_rank, unique_first, wait_until,
+};
 
 /// Item `i` is `(i, where it was made, i+1 numbers)`; item 1 is made only
 /// once `gate[0]` is ready (a nested ref: the task starts at once).
@@ -20,6 +22,12 @@ fn numbers_from(
         }
         (i, here(), (0..=i * 5000).collect())
     })
+}
+
+/// Blocks of `len` numbers, block `i` starting at `i`.
+#[ferry::remote(num_returns = "streaming")]
+fn blocks(n: u64, len: u64) -> impl Iterator<Item = Vec<u64>> {
+    (0..n).map(move |i| (i..i + len).collect())
 }
 
 #[ferry::remote(num_returns = "streaming")]
@@ -101,6 +109,19 @@ pub(super) fn a_streaming_task_on_another_rank_streams_its_items_back(
     assert_eq!(rt.get_value(g.completed())?, 4);
     assert!(g.is_finished());
     assert!(rt.get_value(&gate)?);
+
+    // An item is an object of the caller's rank like any: here read by a
+    // task on rank 1 (which borrows it), and freed on its own.
+    let items: Vec<ObjectRef<Vec<u64>>> = blocks::options()
+        .on_rank(there)
+        .remote(rt, 3, 1000)?
+        .collect::<ferry::Result<_>>()?;
+    for (i, item) in items.iter().enumerate() {
+        let s = sum_on_rank::options().on_rank(1).remote(rt, item)?;
+        let i = i as u64;
+        assert_eq!(rt.get_value(&s)?, ((i..i + 1000).sum::<u64>(), 1));
+    }
+    drop(items);
 
     // Backpressure across ranks, then cancellation by drop.
     let g = endless::options()
