@@ -85,6 +85,9 @@ pub fn generator<T>(
     }
 }
 
+/// What an [`ActorStreamCall`] borrows and streams.
+type Marker<'a, T> = (&'a (), fn() -> T);
+
 /// A call of a streaming actor method (one returning `impl Iterator`),
 /// made by the method's proxy on the actor's handle; `remote()` submits
 /// it (Ray's generator actor methods).
@@ -93,7 +96,8 @@ pub struct ActorStreamCall<'a, T, F> {
     rt: Option<Runtime>,
     backpressure: u64,
     build: F,
-    _t: PhantomData<(&'a (), fn() -> T)>,
+    /// The handle the call borrows, and the item type.
+    _t: PhantomData<Marker<'a, T>>,
 }
 
 impl<'a, T, F> ActorStreamCall<'a, T, F>

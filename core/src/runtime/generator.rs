@@ -202,7 +202,10 @@ impl<T> Iterator for ObjectRefGenerator<T> {
 
 impl<T> Drop for ObjectRefGenerator<T> {
     fn drop(&mut self) {
-        self.state.cancel();
+        // A stream read to its end has nothing to cancel.
+        if !self.over {
+            self.state.cancel();
+        }
         self.rt.inner.streams.close(self.state.id);
     }
 }
