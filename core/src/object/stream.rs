@@ -105,7 +105,10 @@ impl StreamState {
         if let Some(p) = peer {
             q.peer = Some(p);
         }
-        if index != q.received || q.cancelled {
+        if q.cancelled {
+            return q.consumed; // nobody will read it: dropped
+        }
+        if index != q.received {
             // A retry's repeat of an item already reported (an index
             // ahead of `received` cannot happen: items come in order).
             self.duplicates.fetch_add(1, Ordering::Relaxed);
