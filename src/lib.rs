@@ -31,6 +31,50 @@
 //! # rt.shutdown()?;
 //! # Ok::<(), ferry::Error>(())
 //! ```
+//!
+//! `num_returns = "streaming"` on a function returning an iterator (Ray's
+//! generators) gives an [`ObjectRefGenerator`]: one ref per item, as the
+//! task produces it; the producer pauses `generator_backpressure_num_objects`
+//! items ahead of the caller. An actor method returning `impl Iterator`
+//! streams the same way.
+//!
+//! ```
+//! use ferry::GeneratorNext;
+//!
+//! #[ferry::remote(num_returns = "streaming")]
+//! fn count(n: u64) -> impl Iterator<Item = u64> {
+//!     0..n
+//! }
+//!
+//! #[ferry::actor]
+//! struct Source { next: u64 }
+//!
+//! #[ferry::actor]
+//! impl Source {
+//!     fn new() -> Self { Source { next: 0 } }
+//!     fn take(&mut self, n: u64) -> impl Iterator<Item = u64> {
+//!         (0..n).map(move |_| { self.next += 1; self.next })
+//!     }
+//! }
+//!
+//! let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+//! let mut items = count::options()
+//!     .generator_backpressure_num_objects(ferry::DEFAULT_BACKPRESSURE)
+//!     .remote(&rt, 3)?;
+//! let first = items.next().expect("an item")?;
+//! assert_eq!(*rt.get(&first)?, 0);
+//! let rest: Vec<u64> = items.by_ref().map(|r| rt.get_value(&r?)).collect::<ferry::Result<_>>()?;
+//! assert_eq!(rest, [1, 2]);
+//! assert!(matches!(items.try_next(), GeneratorNext::Finished));
+//! assert_eq!(rt.get_value(items.completed())?, 3);
+//!
+//! let source = Source::remote(&rt)?;
+//! let call: ferry::ActorStreamCall<'_, u64, _> = source.take(2);
+//! let got: Vec<u64> = call.remote()?.map(|r| rt.get_value(&r?)).collect::<ferry::Result<_>>()?;
+//! assert_eq!(got, [1, 2]);
+//! # rt.shutdown()?;
+//! # Ok::<(), ferry::Error>(())
+//! ```
 
 extern crate self as ferry;
 

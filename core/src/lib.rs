@@ -77,7 +77,8 @@ pub use error::{Error, FailureKind, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
 pub use object::object_ref::{ArchivedObjectRef, ObjectRef};
 pub use object::view::View;
-pub use resources::options::{ActorOptions, RetryOn, TaskOptions};
+pub use private::ActorStreamCall;
+pub use resources::options::{ActorOptions, DEFAULT_BACKPRESSURE, RetryOn, TaskOptions};
 pub use resources::pinning::Pin;
 pub use runtime::actor_handle::{
     ActorCall, ActorClass, ActorHandle, ActorRef, create as create_actor,
@@ -86,6 +87,7 @@ pub use runtime::actor_pool::{ActorPool, ActorPoolError, AlreadyInPool};
 pub use runtime::archived_actor_handle::ArchivedActorHandle;
 pub use runtime::arg::{Arg, Args, IntoArg, IntoArgs};
 pub use runtime::current::current;
+pub use runtime::generator::{GeneratorNext, ObjectRefGenerator};
 pub use runtime::named::get_actor;
 pub use runtime::{Runtime, WaitResult, init};
 pub use state::{

@@ -14,11 +14,13 @@ use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
 mod actor_pool;
 mod multiple_returns;
 mod named_actors;
+mod streaming_returns;
 use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
 use multiple_returns::a_task_with_two_returns_on_another_rank_gives_two_objects;
 use named_actors::{
     a_detached_actor_outlives_its_creator_s_handles, a_named_actor_is_found_from_every_rank,
 };
+use streaming_returns::a_streaming_task_on_another_rank_streams_its_items_back;
 
 /// A scenario: its name and its body, run on rank 0.
 pub(crate) type Scenario = (&'static str, fn(&Runtime) -> ferry::Result<()>);
@@ -55,6 +57,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "a_task_with_two_returns_on_another_rank_gives_two_objects",
         a_task_with_two_returns_on_another_rank_gives_two_objects,
+    ),
+    (
+        "a_streaming_task_on_another_rank_streams_its_items_back",
+        a_streaming_task_on_another_rank_streams_its_items_back,
     ),
     (
         "ref_arguments_are_borrowed_by_the_rank_that_runs_the_task",

@@ -252,6 +252,11 @@ fn proxy(
     }
     let ps = params::params(m.sig.inputs.iter())?;
     let (out_ty, convert) = params::output(&m.sig.output);
+    if let Some(item) = crate::streaming::impl_iterator_item(&out_ty) {
+        return Ok(crate::actor_streaming::proxy(
+            class, handle, m, &ps, convert, item,
+        ));
+    }
     let params::Generated {
         sig,
         forward,

@@ -2,9 +2,11 @@
 //! `#[ferry::remote]`, `#[ferry::actor]`, `#[ferry::main]`.
 
 mod actor;
+mod actor_streaming;
 mod main_fn;
 mod params;
 mod remote;
+mod streaming;
 
 use proc_macro::TokenStream;
 
@@ -59,6 +61,15 @@ use proc_macro::TokenStream;
 ///
 /// let (a, b) = split::remote(&rt, 21)?; // (ObjectRef<u64>, ObjectRef<String>)
 /// ```
+///
+/// `#[ferry::remote(num_returns = "streaming")]` (Ray's generators), on a
+/// function returning `impl Iterator<Item = T>` (items
+/// `Result<T, E>` end the stream at their first `Err`), a concrete
+/// iterator type or anything `IntoIterator`, or a `Result` of one, makes
+/// `remote` give an `ObjectRefGenerator<T>`: one ref per item, as the task
+/// produces it (see `ferry::ObjectRefGenerator`; the `ferry` crate's front
+/// page runs an example, `examples/streaming_returns.rs` another).
+/// `encode` is not generated for a streaming function.
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     remote::expand(attr.into(), item.into())
@@ -68,6 +79,9 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Makes a struct an actor class (on the struct) and its methods remote
 /// (on its `impl` block, which must have `fn new(…) -> Self`).
+/// A method returning `impl Iterator<Item = T>` (or a `Result` of one)
+/// streams its items: its proxy gives an `ActorStreamCall` whose
+/// `remote()` is an `ObjectRefGenerator<T>`.
 #[proc_macro_attribute]
 pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
     actor::expand(attr.into(), item.into())

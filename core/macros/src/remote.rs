@@ -7,14 +7,23 @@ use syn::{ItemFn, Type};
 
 use crate::params::{self, err};
 
-/// `num_returns = N` (Ray's `@ray.remote(num_returns=N)`), or nothing.
-fn num_returns(attr: TokenStream) -> syn::Result<Option<usize>> {
+/// What `num_returns` asks for.
+enum Returns {
+    /// `num_returns = N` (N ≥ 2).
+    Many(usize),
+    /// `num_returns = "streaming"`.
+    Streaming,
+}
+
+/// `num_returns = N` (Ray's `@ray.remote(num_returns=N)`), `num_returns =
+/// "streaming"`, or nothing.
+fn num_returns(attr: TokenStream) -> syn::Result<Option<Returns>> {
     if attr.is_empty() {
         return Ok(None);
     }
     let span = attr.span();
-    let usage = "#[ferry::remote] takes no arguments but `num_returns = N` \
-                 (set other options with f::options())";
+    let usage = "#[ferry::remote] takes no arguments but `num_returns = N` or \
+                 `num_returns = \"streaming\"` (set other options with f::options())";
     let nv: syn::MetaNameValue = syn::parse2(attr).map_err(|_| err(span, usage))?;
     if !nv.path.is_ident("num_returns") {
         return Err(err(nv.path.span(), usage));
@@ -24,7 +33,16 @@ fn num_returns(attr: TokenStream) -> syn::Result<Option<usize>> {
             lit: syn::Lit::Int(n),
             ..
         }) => n.base10_parse::<usize>()?,
-        other => return Err(err(other.span(), "num_returns takes an integer literal")),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) if s.value() == "streaming" => return Ok(Some(Returns::Streaming)),
+        other => {
+            return Err(err(
+                other.span(),
+                "num_returns takes an integer literal or \"streaming\"",
+            ));
+        }
     };
     if n < 2 {
         return Err(err(
@@ -32,7 +50,7 @@ fn num_returns(attr: TokenStream) -> syn::Result<Option<usize>> {
             "num_returns must be 2 or more (a function with one return value needs no num_returns)",
         ));
     }
-    Ok(Some(n))
+    Ok(Some(Returns::Many(n)))
 }
 
 /// The element types of the tuple a `num_returns = n` function returns.
@@ -49,10 +67,8 @@ fn elements(out_ty: &Type, n: usize, ret_span: proc_macro2::Span) -> syn::Result
     }
 }
 
-pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let returns = num_returns(attr)?;
-    let f: ItemFn = syn::parse2(item)?;
-    let sig = &f.sig;
+/// A remote function is neither generic nor async.
+pub(crate) fn check_sig(sig: &syn::Signature) -> syn::Result<()> {
     if !sig.generics.params.is_empty() {
         return Err(err(
             sig.generics.span(),
@@ -62,6 +78,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     if sig.asyncness.is_some() {
         return Err(err(sig.span(), "a remote function cannot be async"));
     }
+    Ok(())
+}
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let returns = match num_returns(attr)? {
+        Some(Returns::Streaming) => return crate::streaming::expand(syn::parse2(item)?),
+        Some(Returns::Many(n)) => Some(n),
+        None => None,
+    };
+    let f: ItemFn = syn::parse2(item)?;
+    let sig = &f.sig;
+    check_sig(sig)?;
     let name = &sig.ident;
     let vis = &f.vis;
     let ps = params::params(sig.inputs.iter())?;

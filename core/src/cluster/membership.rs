@@ -336,6 +336,17 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
         | Msg::NameLookup { .. }
         | Msg::NameReply { .. }
         | Msg::NameFree { .. }) => crate::cluster::names::on_name_message(inner, c, from, msg),
+        Msg::StreamItem {
+            stream,
+            index,
+            type_name,
+            bytes,
+        } => crate::cluster::streams::on_item(inner, c, from, stream, index, type_name, bytes),
+        Msg::StreamConsumed {
+            stream,
+            consumed,
+            cancelled,
+        } => crate::cluster::streams::on_consumed(c, stream, consumed, cancelled),
         other => on_borrow_message(inner, c, from, other),
     }
 }

@@ -48,11 +48,12 @@
 //! `rank_loss`, `rebuild` and `lineage`, the remote actors
 //! (`remote_actor`, `actor_host`, `actor_restart`, `actor_book`),
 //! `names` (the named-actor registry on rank 0), `gather`, `cancel`,
-//! `heartbeat`; at the bottom the state they share
+//! `heartbeat`, `streams` (the items of a streaming task made on
+//! another rank than its caller's); at the bottom the state they share
 //! (`shared`: the [`Cluster`]), what they need of the rank they run on
 //! (`rank_host`: [`RankHost`], implemented by the runtime, and
 //! [`RunById`], implemented by the registry of what this binary can run),
-//! the records (`sent`, `latch`, `lent`, `releases`) and the `wire`
+//! the records (`sent`, `latch`, `lent`, `releases`, `stream_windows`) and the `wire`
 //! format. `arena_region` and `node_hello` serve the runtime's start-up.
 
 pub(crate) mod arena_region;
@@ -90,6 +91,8 @@ mod remote_task;
 mod results;
 mod sent;
 mod shared;
+mod stream_windows;
+pub(crate) mod streams;
 mod transfer;
 
 pub(crate) use actor_host::replay_early;

@@ -92,6 +92,9 @@ pub(crate) trait RankHost: ClusterHost + RunById {
     /// This rank's named actors, and the job's name registry (used on rank 0).
     fn names(&self) -> &NameBook;
 
+    /// The streams of items (streaming returns) this rank owns.
+    fn streams(&self) -> &crate::object::stream::StreamBook;
+
     /// A new slot here for `id`, an object another rank owns, which
     /// fetches and releases it through this rank's cluster.
     fn borrowed_slot(self: &Arc<Self>, id: ObjectId) -> Arc<Slot>;

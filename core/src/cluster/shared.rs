@@ -99,6 +99,9 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(super) incompatible: Mutex<Option<String>>,
     /// When each rank was last heard from; declares silent ones lost.
     pub(crate) heartbeat: Heartbeat,
+    /// What this rank's producers know of the streams they feed on other
+    /// ranks (see `streams`).
+    pub(crate) streams: crate::cluster::stream_windows::Windows,
 }
 
 impl<H: ClusterHost> Cluster<H> {
@@ -149,6 +152,7 @@ impl<H: ClusterHost> Cluster<H> {
             net: Mutex::new(None),
             incompatible: Mutex::new(None),
             heartbeat: Heartbeat::new(size, heartbeat),
+            streams: Default::default(),
         }
     }
 

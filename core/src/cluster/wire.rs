@@ -8,7 +8,7 @@ pub(crate) use super::wire_error::WireError;
 pub(crate) use super::wire_options::{WireActorOptions, WireOptions};
 
 /// The version of these messages; bump it with every change to [`Msg`].
-pub(crate) const PROTOCOL: u32 = 6;
+pub(crate) const PROTOCOL: u32 = 7;
 
 /// Why a rank that said `Hello` with `protocol` and `build` cannot work
 /// with this one (`None`: it can).
@@ -167,6 +167,24 @@ pub(crate) enum Msg {
     /// Actor `actor` stopped for good: free `name` if it still holds it
     /// (to rank 0).
     NameFree { name: String, actor: u64 },
+    /// Item `index` of stream `stream`, which the receiver owns (a
+    /// streaming task running on the sender): its archived bytes, of
+    /// type `type_name`. Answered by `StreamConsumed`.
+    StreamItem {
+        stream: u64,
+        index: u64,
+        type_name: String,
+        bytes: Vec<u8>,
+    },
+    /// The owner of stream `stream` has handed `consumed` of its items to
+    /// the caller (the producer on the receiver may go on while it is fewer
+    /// than the backpressure ahead), or the caller dropped the stream
+    /// (`cancelled`: the producer stops).
+    StreamConsumed {
+        stream: u64,
+        consumed: u64,
+        cancelled: bool,
+    },
 }
 
 /// A named actor as the registry knows it (see `actor::names::Named`).

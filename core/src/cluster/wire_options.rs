@@ -41,6 +41,8 @@ impl WireOptions {
             env: self.env,
             pinned_here: true,
             rank: None,
+            // A streaming task's own travels with its stream's target.
+            backpressure: crate::resources::options::DEFAULT_BACKPRESSURE,
         }
     }
 }

@@ -8,4 +8,5 @@ pub(crate) mod exports;
 pub(crate) mod lender;
 pub(crate) mod object_ref;
 pub(crate) mod store;
+pub(crate) mod stream;
 pub(crate) mod view;

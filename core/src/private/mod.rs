@@ -3,6 +3,7 @@
 
 mod returns;
 mod run_by_id;
+mod streaming;
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -25,6 +26,10 @@ pub use crate::runtime::actor_handle::{create_hosted, hosted_handle};
 pub use crate::runtime::call_result::Failure;
 use crate::runtime::call_result::finish;
 pub use returns::project;
+pub use streaming::{
+    ActorStreamCall, OpenStream, StreamTarget, drain, generator, items_fallible, items_ok,
+    open_stream,
+};
 
 /// Turns a function's return value into a call result: infallible returns.
 pub fn ok<R>(value: R) -> std::result::Result<R, Failure> {
@@ -351,6 +356,8 @@ macro_rules! __builder_methods {
         pub fn retry_when(mut self, pred: impl Fn(&$crate::TaskError) -> bool + Send + Sync + 'static) -> Self { self.opts = self.opts.retry_when(pred); self }
         /// Run on this rank (Ray's node-affinity scheduling strategy).
         pub fn on_rank(mut self, rank: u32) -> Self { self.opts = self.opts.on_rank(rank); self }
+        /// For a streaming task: items produced and not yet taken at which the producer pauses (default 16).
+        pub fn generator_backpressure_num_objects(mut self, n: u64) -> Self { self.opts = self.opts.generator_backpressure_num_objects(n); self }
     };
     (actor) => {
         $crate::__builder_methods!(common $crate::ActorOptions);

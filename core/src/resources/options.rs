@@ -54,7 +54,13 @@ pub struct TaskOptions {
     pub(crate) pinned_here: bool,
     /// Run on this rank (Ray's node-affinity scheduling strategy).
     pub(crate) rank: Option<u32>,
+    /// A streaming task's items produced and not yet taken by the caller
+    /// at which its producer pauses.
+    pub(crate) backpressure: u64,
 }
+
+/// The default of [`TaskOptions::generator_backpressure_num_objects`].
+pub const DEFAULT_BACKPRESSURE: u64 = 16;
 
 impl Default for TaskOptions {
     fn default() -> Self {
@@ -69,6 +75,7 @@ impl Default for TaskOptions {
             env: Vec::new(),
             pinned_here: false,
             rank: None,
+            backpressure: DEFAULT_BACKPRESSURE,
         }
     }
 }
@@ -135,6 +142,28 @@ impl TaskOptions {
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
+    }
+
+    /// For a streaming task (`num_returns = "streaming"`): the producer
+    /// pauses when `n` items are produced and not yet taken by the caller,
+    /// and goes on as the caller takes them (Ray's
+    /// `_generator_backpressure_num_objects`; default 16; 0 counts as 1).
+    ///
+    /// ```
+    /// use ferry_core::{DEFAULT_BACKPRESSURE, TaskOptions};
+    /// assert_eq!(TaskOptions::default().backpressure(), DEFAULT_BACKPRESSURE);
+    /// let o = TaskOptions::default().generator_backpressure_num_objects(4);
+    /// assert_eq!(o.backpressure(), 4);
+    /// ```
+    pub fn generator_backpressure_num_objects(mut self, n: u64) -> Self {
+        self.backpressure = n;
+        self
+    }
+
+    /// The backpressure of a streaming task (see
+    /// [`generator_backpressure_num_objects`](Self::generator_backpressure_num_objects)).
+    pub fn backpressure(&self) -> u64 {
+        self.backpressure
     }
 
     /// The CPUs asked for.

@@ -17,6 +17,7 @@ pub(crate) mod archived_actor_handle;
 pub(crate) mod arg;
 pub(crate) mod call_result;
 pub(crate) mod current;
+pub(crate) mod generator;
 pub(crate) mod lender;
 pub(crate) mod named;
 mod objects;
@@ -52,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) actors: ActorTable,
     /// Named actors living here, and the job's name registry (rank 0's).
     pub(crate) names: crate::actor::names::NameBook,
+    /// Streams of items (streaming returns) this rank's callers read.
+    pub(crate) streams: crate::object::stream::StreamBook,
     pub(crate) spin: Duration,
     pub(crate) empty_env: Arc<[(String, String)]>,
     pub(crate) cluster: Option<Cluster<Inner>>,

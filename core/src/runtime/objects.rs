@@ -261,7 +261,7 @@ impl Runtime {
     }
 
     /// Runs a blocking wait; inside a task, its CPUs go back to the pool meanwhile.
-    fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
         let cpus = context::current_task()
             .filter(|c| c.is_task)
             .map(|c| c.held.cpu_only());

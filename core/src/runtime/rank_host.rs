@@ -52,6 +52,10 @@ impl RankHost for Inner {
         &self.names
     }
 
+    fn streams(&self) -> &crate::object::stream::StreamBook {
+        &self.streams
+    }
+
     fn borrowed_slot(self: &Arc<Self>, id: ObjectId) -> Arc<Slot> {
         Slot::borrowed(id, id.rank(), Arc::<Inner>::downgrade(self))
     }
