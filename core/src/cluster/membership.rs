@@ -336,6 +336,11 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
         | Msg::NameLookup { .. }
         | Msg::NameReply { .. }
         | Msg::NameFree { .. }) => crate::cluster::names::on_name_message(inner, c, from, msg),
+        msg @ (Msg::PgAsk { .. }
+        | Msg::PgAnswer { .. }
+        | Msg::PgHold { .. }
+        | Msg::PgHeld { .. }
+        | Msg::PgFree { .. }) => crate::cluster::groups::on_group_message(inner, c, from, msg),
         other => on_borrow_message(inner, c, from, other),
     }
 }

@@ -59,11 +59,14 @@ pub(crate) mod arena_region;
 pub(crate) mod heartbeat;
 #[cfg(feature = "mpi")]
 pub(crate) mod inbox;
+pub(crate) mod group_registry;
+pub(crate) mod groups;
 pub(crate) mod names;
 pub(crate) mod node_hello;
 pub(crate) mod remote_actor;
 pub(crate) mod wire;
 pub(crate) mod wire_error;
+pub(crate) mod wire_groups;
 pub(crate) mod wire_options;
 
 mod actor_book;
@@ -73,6 +76,7 @@ mod borrowing;
 mod cancel;
 mod executor;
 mod gather;
+mod group_requests;
 mod held_adds;
 mod latch;
 mod lent;

@@ -92,6 +92,9 @@ pub(crate) trait RankHost: ClusterHost + RunById {
     /// This rank's named actors, and the job's name registry (used on rank 0).
     fn names(&self) -> &NameBook;
 
+    /// The job's placement-group registry (used on rank 0).
+    fn groups(&self) -> &crate::cluster::group_registry::GroupRegistry;
+
     /// A new slot here for `id`, an object another rank owns, which
     /// fetches and releases it through this rank's cluster.
     fn borrowed_slot(self: &Arc<Self>, id: ObjectId) -> Arc<Slot>;

@@ -3,6 +3,7 @@
 //! ask for them.
 
 pub mod gpu;
+pub(crate) mod bundles;
 pub(crate) mod gpu_pool;
 pub(crate) mod ledger;
 pub(crate) mod options;

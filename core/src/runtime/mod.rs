@@ -20,6 +20,7 @@ pub(crate) mod current;
 pub(crate) mod lender;
 pub(crate) mod named;
 mod objects;
+mod placement_group;
 mod rank_host;
 mod start;
 
@@ -52,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) actors: ActorTable,
     /// Named actors living here, and the job's name registry (rank 0's).
     pub(crate) names: crate::actor::names::NameBook,
+    /// The job's placement-group registry (rank 0's).
+    pub(crate) groups: crate::cluster::group_registry::GroupRegistry,
     pub(crate) spin: Duration,
     pub(crate) empty_env: Arc<[(String, String)]>,
     pub(crate) cluster: Option<Cluster<Inner>>,
@@ -345,6 +348,7 @@ impl Runtime {
             ranks,
             missing,
             lost,
+            placement_groups: self.placement_group_table().unwrap_or_default(),
         }
     }
 

@@ -52,6 +52,10 @@ impl RankHost for Inner {
         &self.names
     }
 
+    fn groups(&self) -> &crate::cluster::group_registry::GroupRegistry {
+        &self.groups
+    }
+
     fn borrowed_slot(self: &Arc<Self>, id: ObjectId) -> Arc<Slot> {
         Slot::borrowed(id, id.rank(), Arc::<Inner>::downgrade(self))
     }
