@@ -196,6 +196,10 @@ pub(crate) fn bundle_rank<H: RankHost>(
 ) -> Result<Rank> {
     let group = at.group;
     let info = settled(inner, group, Instant::now() + PLACE_WAIT)?;
+    let ranks = outcome(group, &info, PLACE_WAIT);
+    if let Err(e @ PlacementGroupError::Removed { .. }) = ranks {
+        return Err(e.into());
+    }
     let Some(bundle) = info.bundles.get(at.index as usize) else {
         return Err(PlacementGroupError::BundleIndex {
             group,
@@ -215,8 +219,7 @@ pub(crate) fn bundle_rank<H: RankHost>(
         }
         .into());
     }
-    let ranks = outcome(group, &info, PLACE_WAIT)?;
-    Ok(ranks[at.index as usize])
+    Ok(ranks?[at.index as usize])
 }
 
 /// Carries out what the registry decided (on rank 0).
