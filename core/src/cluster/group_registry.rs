@@ -30,6 +30,10 @@ use crate::resources::ledger::to_fixed;
 use crate::state::{PlacementGroupInfo, PlacementGroupState, PlacementStrategy};
 use crate::sync::lock;
 
+/// How many removed groups the registry keeps listing (Ray's GCS keeps
+/// the last 1000 removed ones too); older ones are forgotten.
+const REMOVED_KEPT: usize = 1000;
+
 /// Amounts in fixed point, by resource name.
 type Amounts = BTreeMap<String, i64>;
 
@@ -87,6 +91,8 @@ struct Book {
     reserved: BTreeMap<u32, Amounts>,
     /// Groups waiting to be placed, oldest first.
     queue: Vec<u64>,
+    /// Removed groups still listed, oldest first.
+    removed: std::collections::VecDeque<u64>,
 }
 
 /// The registry (rank 0's).
@@ -273,6 +279,12 @@ impl Book {
             work.ready.push((s, Err(err)));
         }
         self.queue.retain(|q| *q != id);
+        self.removed.push_back(id);
+        while self.removed.len() > REMOVED_KEPT {
+            if let Some(old) = self.removed.pop_front() {
+                self.groups.remove(&old);
+            }
+        }
     }
 }
 
@@ -545,5 +557,23 @@ mod tests {
         let w = reg.rank_lost(2, &live);
         assert_eq!(w.frees, vec![(0, g)], "one rank left: strict spread fails");
         assert_eq!(reg.lookup(g).unwrap().state, PlacementGroupState::Removed);
+    }
+
+    #[test]
+    fn only_the_last_removed_groups_stay_listed() {
+        let reg = GroupRegistry::default();
+        let c = cap(&[1.0]);
+        let ids: Vec<u64> = (0..REMOVED_KEPT + 5)
+            .map(|_| {
+                let (g, _) = reg.create(cpus(1, 1.0), PlacementStrategy::Pack, &c).unwrap();
+                reg.remove(g, "test", &c).unwrap();
+                g
+            })
+            .collect();
+        assert_eq!(reg.table().len(), REMOVED_KEPT);
+        assert!(reg.lookup(ids[0]).is_none());
+        assert!(reg.lookup(ids[ids.len() - 1]).is_some());
+        let e = reg.remove(ids[0], "again", &c);
+        assert!(matches!(e, Err(PlacementGroupError::NotFound { .. })));
     }
 }

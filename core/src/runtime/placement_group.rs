@@ -59,7 +59,12 @@ impl Runtime {
     /// later submissions into the group fail with
     /// [`PlacementGroupError::Removed`]. Removing twice is no error.
     pub fn remove_placement_group(&self, pg: &PlacementGroup) -> Result<()> {
-        crate::cluster::groups::remove(&self.inner, pg.id)
+        match crate::cluster::groups::remove(&self.inner, pg.id) {
+            // Every handle's group existed: one the registry no longer
+            // lists was removed long ago (it keeps the last 1000 removed).
+            Err(Error::PlacementGroup(PlacementGroupError::NotFound { .. })) => Ok(()),
+            other => other,
+        }
     }
 
     /// Every placement group of the job, oldest first (Ray's
