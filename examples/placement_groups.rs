@@ -66,7 +66,10 @@ fn main(rt: ferry::Runtime) -> ferry::Result<()> {
     println!("the placement group cannot be scheduled yet");
 
     // Schedule an actor and a task into the reserved bundle.
-    let actor = Actor::options().num_cpus(1.0).placement_group(&pg, 0).remote(&rt)?;
+    let actor = Actor::options()
+        .num_cpus(1.0)
+        .placement_group(&pg, 0)
+        .remote(&rt)?;
     let actor_rank = rt.get_value(&actor.ready().remote()?)?;
     assert_eq!(actor_rank, placed[0]);
     println!("the actor runs in bundle 0, on rank {actor_rank}");
@@ -89,7 +92,11 @@ fn main(rt: ferry::Runtime) -> ferry::Result<()> {
     assert_eq!(sorted, (0..ranks).collect::<Vec<_>>());
     rt.remove_placement_group(&pending_pg)?;
     let table = rt.placement_group_table()?;
-    assert!(table.iter().all(|g| g.state == PlacementGroupState::Removed));
+    assert!(
+        table
+            .iter()
+            .all(|g| g.state == PlacementGroupState::Removed)
+    );
     println!("{} placement groups, all removed", table.len());
     Ok(())
 }

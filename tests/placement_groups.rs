@@ -5,9 +5,7 @@
 mod common;
 use common::{BOUND, Gate, start, wait_until};
 
-use ferry::{
-    Bundle, Error, PlacementGroupError, PlacementGroupState, PlacementStrategy, Runtime,
-};
+use ferry::{Bundle, Error, PlacementGroupError, PlacementGroupState, PlacementStrategy, Runtime};
 
 #[ferry::remote]
 fn free_cpus() -> f64 {
@@ -82,7 +80,10 @@ fn every_strategy_places_its_bundles_on_the_one_rank() -> ferry::Result<()> {
     assert_eq!(*rt.get(&one.ready()?)?, [0]);
     let two = rt.placement_group(cpus(2, 1.0), PlacementStrategy::StrictSpread);
     assert!(
-        matches!(pg_error(two.unwrap_err()), PlacementGroupError::Infeasible { .. }),
+        matches!(
+            pg_error(two.unwrap_err()),
+            PlacementGroupError::Infeasible { .. }
+        ),
         "strict spread needs a rank per bundle"
     );
     Ok(())
@@ -91,7 +92,9 @@ fn every_strategy_places_its_bundles_on_the_one_rank() -> ferry::Result<()> {
 #[test]
 fn bad_bundles_are_typed_errors() -> ferry::Result<()> {
     let rt = start(2.0)?;
-    let e = rt.placement_group(vec![], PlacementStrategy::Pack).unwrap_err();
+    let e = rt
+        .placement_group(vec![], PlacementStrategy::Pack)
+        .unwrap_err();
     assert_eq!(pg_error(e), PlacementGroupError::NoBundles);
     for bad in [
         Bundle::default(),
@@ -99,7 +102,10 @@ fn bad_bundles_are_typed_errors() -> ferry::Result<()> {
         Bundle::from([("CPU", -1.0)]),
         Bundle::from([("CPU", f64::NAN)]),
     ] {
-        let e = rt.placement_group(vec![Bundle::from([("CPU", 1.0)]), bad.clone()], PlacementStrategy::Pack);
+        let e = rt.placement_group(
+            vec![Bundle::from([("CPU", 1.0)]), bad.clone()],
+            PlacementStrategy::Pack,
+        );
         match pg_error(e.unwrap_err()) {
             PlacementGroupError::BadBundle { bundle: 1, .. } => {}
             other => panic!("{bad:?}: {other:?}"),
@@ -116,7 +122,10 @@ fn bad_bundles_are_typed_errors() -> ferry::Result<()> {
             other => panic!("{too_big:?}: {other:?}"),
         }
     }
-    assert!(rt.placement_group_table()?.is_empty(), "nothing was created");
+    assert!(
+        rt.placement_group_table()?.is_empty(),
+        "nothing was created"
+    );
     Ok(())
 }
 
@@ -150,10 +159,16 @@ fn tasks_in_a_bundle_hold_the_bundles_resources_not_the_ranks() -> ferry::Result
 fn asks_that_cannot_fit_the_bundle_fail_at_once() -> ferry::Result<()> {
     let rt = start(4.0)?;
     let pg = rt.placement_group(vec![Bundle::from([("CPU", 1.0)])], PlacementStrategy::Pack)?;
-    let e = free_cpus::options().num_cpus(2.0).placement_group(&pg, 0).remote(&rt);
+    let e = free_cpus::options()
+        .num_cpus(2.0)
+        .placement_group(&pg, 0)
+        .remote(&rt);
     match pg_error(e.unwrap_err()) {
         PlacementGroupError::DoesNotFit {
-            resource, asked, has, ..
+            resource,
+            asked,
+            has,
+            ..
         } => assert_eq!((resource.as_str(), asked, has), ("CPU", 2.0, 1.0)),
         other => panic!("{other:?}"),
     }
@@ -174,7 +189,10 @@ fn asks_that_cannot_fit_the_bundle_fail_at_once() -> ferry::Result<()> {
         pg_error(e.unwrap_err()),
         PlacementGroupError::DoesNotFit { .. }
     ));
-    let e = Worker::options().num_cpus(2.0).placement_group(&pg, 0).remote(&rt);
+    let e = Worker::options()
+        .num_cpus(2.0)
+        .placement_group(&pg, 0)
+        .remote(&rt);
     assert!(matches!(
         pg_error(e.err().expect("an error")),
         PlacementGroupError::DoesNotFit { .. }
@@ -187,7 +205,10 @@ fn an_actor_in_a_bundle_holds_the_bundles_cpu() -> ferry::Result<()> {
     let rt = start(3.0)?;
     let pg = rt.placement_group(vec![Bundle::from([("CPU", 1.0)])], PlacementStrategy::Pack)?;
     rt.get(&pg.ready()?)?;
-    let w = Worker::options().num_cpus(1.0).placement_group(&pg, 0).remote(&rt)?;
+    let w = Worker::options()
+        .num_cpus(1.0)
+        .placement_group(&pg, 0)
+        .remote(&rt)?;
     assert_eq!(rt.get_value(&w.call().remote()?)?, 1);
     assert_eq!(free(&rt), 2.0, "the actor's CPU is the bundle's");
     // The bundle is full: a task asking for its CPU waits behind the actor.
@@ -207,7 +228,10 @@ fn removal_cancels_tasks_kills_actors_and_refuses_new_work() -> ferry::Result<()
     let running = until_cancelled::options()
         .placement_group(&pg, 0)
         .remote(&rt, gate.key())?;
-    let w = Worker::options().num_cpus(1.0).placement_group(&pg, 1).remote(&rt)?;
+    let w = Worker::options()
+        .num_cpus(1.0)
+        .placement_group(&pg, 1)
+        .remote(&rt)?;
     assert_eq!(rt.get_value(&w.call().remote()?)?, 1);
     gate.wait_arrived(1, "the task in the group to start");
     rt.remove_placement_group(&pg)?;
@@ -225,7 +249,10 @@ fn removal_cancels_tasks_kills_actors_and_refuses_new_work() -> ferry::Result<()
         PlacementGroupError::Removed { .. }
     ));
     let e = rt.get(&pg.ready()?).unwrap_err();
-    assert!(matches!(e, Error::PlacementGroup(PlacementGroupError::Removed { .. })));
+    assert!(matches!(
+        e,
+        Error::PlacementGroup(PlacementGroupError::Removed { .. })
+    ));
     assert!(!pg.wait(BOUND).is_ok_and(|placed| placed));
     rt.remove_placement_group(&pg)?; // twice: no error
     Ok(())

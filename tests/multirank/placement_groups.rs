@@ -78,7 +78,11 @@ pub(crate) fn placement_groups_reserve_bundles_over_ranks(rt: &Runtime) -> ferry
         assert_eq!(ran, *r, "the task in bundle {i} runs on its rank");
     }
     ranks.sort_unstable();
-    assert_eq!(ranks, (0..n as u32).collect::<Vec<_>>(), "one bundle per rank");
+    assert_eq!(
+        ranks,
+        (0..n as u32).collect::<Vec<_>>(),
+        "one bundle per rank"
+    );
 
     // An actor in the bundle on the last rank lives there, and dies with the group.
     let on_last = ranks_of(rt, pg.id())?
@@ -113,7 +117,11 @@ pub(crate) fn placement_groups_reserve_bundles_over_ranks(rt: &Runtime) -> ferry
 
     rt.remove_placement_group(&pg)?;
     assert!(
-        eventually(BOUND, || Ok(a.rank().remote().and_then(|r| rt.get_value(&r)).is_err()))?,
+        eventually(BOUND, || Ok(a
+            .rank()
+            .remote()
+            .and_then(|r| rt.get_value(&r))
+            .is_err()))?,
         "the actor in the removed group's bundle on rank {} died",
         last(rt)
     );
@@ -124,12 +132,15 @@ pub(crate) fn placement_groups_reserve_bundles_over_ranks(rt: &Runtime) -> ferry
     ));
     let table = rt.placement_group_table()?;
     assert!(
-        table.iter().all(|g| g.state == PlacementGroupState::Removed),
+        table
+            .iter()
+            .all(|g| g.state == PlacementGroupState::Removed),
         "{table:?}"
     );
     // Every rank has its CPU back.
-    assert!(eventually(BOUND, || Ok(rt.cluster_resources()["CPU"]
-        == rt.available_resources()["CPU"]))?);
+    assert!(eventually(BOUND, || Ok(
+        rt.cluster_resources()["CPU"] == rt.available_resources()["CPU"]
+    ))?);
     Ok(())
 }
 

@@ -103,7 +103,9 @@ pub(crate) struct GroupRegistry {
 }
 
 fn fixed(b: &Bundle) -> Amounts {
-    b.iter().map(|(k, v)| (k.to_string(), to_fixed(v))).collect()
+    b.iter()
+        .map(|(k, v)| (k.to_string(), to_fixed(v)))
+        .collect()
 }
 
 fn fits(free: &Amounts, ask: &Amounts) -> bool {
@@ -186,7 +188,12 @@ pub(crate) fn place(
 
 fn as_fixed(cap: &Capacity) -> BTreeMap<u32, Amounts> {
     cap.iter()
-        .map(|(r, t)| (*r, t.iter().map(|(k, v)| (k.clone(), to_fixed(*v))).collect()))
+        .map(|(r, t)| {
+            (
+                *r,
+                t.iter().map(|(k, v)| (k.clone(), to_fixed(*v))).collect(),
+            )
+        })
         .collect()
 }
 
@@ -229,7 +236,10 @@ impl Book {
                 g.ranks[i] = Some(r);
                 take(
                     self.reserved.entry(r).or_default(),
-                    &fixed(&g.bundles[i]).into_iter().map(|(k, v)| (k, -v)).collect(),
+                    &fixed(&g.bundles[i])
+                        .into_iter()
+                        .map(|(k, v)| (k, -v))
+                        .collect(),
                 );
                 by_rank
                     .entry(r)
@@ -498,13 +508,21 @@ mod tests {
     fn each_strategy_places_as_it_says() {
         let reg = GroupRegistry::default();
         let c = cap(&[4.0, 4.0, 4.0]);
-        let (_, w) = reg.create(cpus(3, 1.0), PlacementStrategy::Pack, &c).unwrap();
+        let (_, w) = reg
+            .create(cpus(3, 1.0), PlacementStrategy::Pack, &c)
+            .unwrap();
         assert_eq!(ranks_of(&w), vec![0, 0, 0]);
-        let (_, w) = reg.create(cpus(3, 1.0), PlacementStrategy::StrictSpread, &c).unwrap();
+        let (_, w) = reg
+            .create(cpus(3, 1.0), PlacementStrategy::StrictSpread, &c)
+            .unwrap();
         assert_eq!(ranks_of(&w), vec![0, 1, 2]);
-        let (_, w) = reg.create(cpus(2, 1.0), PlacementStrategy::Spread, &c).unwrap();
+        let (_, w) = reg
+            .create(cpus(2, 1.0), PlacementStrategy::Spread, &c)
+            .unwrap();
         assert_eq!(ranks_of(&w), vec![1, 2], "the least used ranks first");
-        let (_, w) = reg.create(cpus(2, 1.0), PlacementStrategy::StrictPack, &c).unwrap();
+        let (_, w) = reg
+            .create(cpus(2, 1.0), PlacementStrategy::StrictPack, &c)
+            .unwrap();
         assert_eq!(ranks_of(&w).len(), 2);
         assert_eq!(ranks_of(&w)[0], ranks_of(&w)[1]);
     }
@@ -517,9 +535,13 @@ mod tests {
         assert!(matches!(e, Err(PlacementGroupError::Infeasible { .. })));
         let e = reg.create(cpus(3, 1.0), PlacementStrategy::StrictSpread, &c);
         assert!(matches!(e, Err(PlacementGroupError::Infeasible { .. })));
-        let (a, w) = reg.create(cpus(4, 1.0), PlacementStrategy::Pack, &c).unwrap();
+        let (a, w) = reg
+            .create(cpus(4, 1.0), PlacementStrategy::Pack, &c)
+            .unwrap();
         assert_eq!(ranks_of(&w), vec![0, 0, 1, 1]);
-        let (b, w) = reg.create(cpus(1, 1.0), PlacementStrategy::Pack, &c).unwrap();
+        let (b, w) = reg
+            .create(cpus(1, 1.0), PlacementStrategy::Pack, &c)
+            .unwrap();
         assert!(w.holds.is_empty(), "no room: pending");
         assert_eq!(reg.lookup(b).unwrap().state, PlacementGroupState::Pending);
         let w = reg.remove(a, "test", &c).unwrap();
@@ -531,7 +553,9 @@ mod tests {
     fn a_group_is_created_when_every_rank_holds_its_bundles() {
         let reg = GroupRegistry::default();
         let c = cap(&[1.0, 1.0]);
-        let (g, _) = reg.create(cpus(2, 1.0), PlacementStrategy::Spread, &c).unwrap();
+        let (g, _) = reg
+            .create(cpus(2, 1.0), PlacementStrategy::Spread, &c)
+            .unwrap();
         assert!(reg.held(g, 0).ready.is_empty());
         assert_eq!(reg.lookup(g).unwrap().state, PlacementGroupState::Pending);
         reg.held(g, 1);
@@ -542,7 +566,9 @@ mod tests {
     fn a_lost_rank_re_places_its_bundles_or_fails_the_group() {
         let reg = GroupRegistry::default();
         let c = cap(&[2.0, 2.0, 2.0]);
-        let (g, _) = reg.create(cpus(2, 1.0), PlacementStrategy::StrictSpread, &c).unwrap();
+        let (g, _) = reg
+            .create(cpus(2, 1.0), PlacementStrategy::StrictSpread, &c)
+            .unwrap();
         reg.held(g, 0);
         reg.held(g, 1);
         let mut live = c.clone();
@@ -550,7 +576,10 @@ mod tests {
         let w = reg.rank_lost(1, &live);
         assert_eq!(w.holds.len(), 1);
         assert_eq!(w.holds[0].0, 2, "not beside bundle 0 on rank 0");
-        assert_eq!(reg.lookup(g).unwrap().state, PlacementGroupState::Rescheduling);
+        assert_eq!(
+            reg.lookup(g).unwrap().state,
+            PlacementGroupState::Rescheduling
+        );
         reg.held(g, 2);
         assert_eq!(reg.lookup(g).unwrap().ranks, vec![Some(0), Some(2)]);
         live.remove(&2);
@@ -565,7 +594,9 @@ mod tests {
         let c = cap(&[1.0]);
         let ids: Vec<u64> = (0..REMOVED_KEPT + 5)
             .map(|_| {
-                let (g, _) = reg.create(cpus(1, 1.0), PlacementStrategy::Pack, &c).unwrap();
+                let (g, _) = reg
+                    .create(cpus(1, 1.0), PlacementStrategy::Pack, &c)
+                    .unwrap();
                 reg.remove(g, "test", &c).unwrap();
                 g
             })

@@ -89,9 +89,7 @@ pub(crate) fn remove<H: RankHost>(inner: &Arc<H>, group: u64) -> Result<()> {
         };
     }
     let reason = "removed by remove_placement_group";
-    let work = inner
-        .groups()
-        .remove(group, reason, &capacity(&**inner))?;
+    let work = inner.groups().remove(group, reason, &capacity(&**inner))?;
     perform(inner, work);
     Ok(())
 }
@@ -178,7 +176,10 @@ fn resolve<H: RankHost>(
     slot: &Slot,
     r: std::result::Result<Vec<u32>, PlacementGroupError>,
 ) {
-    let stored = match r.map_err(Error::from).and_then(|ranks| inner.store().store_value(&ranks)) {
+    let stored = match r
+        .map_err(Error::from)
+        .and_then(|ranks| inner.store().store_value(&ranks))
+    {
         Ok(v) => Stored::Value(v),
         Err(e) => Stored::Error(e),
     };
@@ -379,7 +380,9 @@ fn answer<H: RankHost>(
             WirePgAnswer::Created(id)
         }
         WirePgOp::Remove { group } => {
-            let work = inner.groups().remove(group, "removed by remove_placement_group", &cap)?;
+            let work = inner
+                .groups()
+                .remove(group, "removed by remove_placement_group", &cap)?;
             perform(inner, work);
             WirePgAnswer::Done
         }

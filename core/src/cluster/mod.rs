@@ -56,11 +56,11 @@
 //! format. `arena_region` and `node_hello` serve the runtime's start-up.
 
 pub(crate) mod arena_region;
+pub(crate) mod group_registry;
+pub(crate) mod groups;
 pub(crate) mod heartbeat;
 #[cfg(feature = "mpi")]
 pub(crate) mod inbox;
-pub(crate) mod group_registry;
-pub(crate) mod groups;
 pub(crate) mod names;
 pub(crate) mod node_hello;
 pub(crate) mod remote_actor;

@@ -32,7 +32,11 @@ pub(crate) enum WirePgAnswer {
     /// Listings.
     Groups(Vec<PlacementGroupInfo>),
     /// Failed: the error's kind (see [`WirePgAnswer::error`]), group and text.
-    Failed { kind: u8, group: u64, reason: String },
+    Failed {
+        kind: u8,
+        group: u64,
+        reason: String,
+    },
 }
 
 impl WirePgAnswer {

@@ -381,7 +381,10 @@ impl ResourceAsk {
 
     /// What it asks for that `bundle` does not hold: `(resource, asked,
     /// held)`.
-    pub(crate) fn beyond(&self, bundle: &crate::resources::bundles::Bundle) -> Option<(String, f64, f64)> {
+    pub(crate) fn beyond(
+        &self,
+        bundle: &crate::resources::bundles::Bundle,
+    ) -> Option<(String, f64, f64)> {
         let mut asks: Vec<(&str, f64)> = vec![
             ("CPU", self.cpus),
             ("GPU", self.gpus),

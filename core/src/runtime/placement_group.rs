@@ -103,7 +103,10 @@ fn check(bundles: &[Bundle]) -> Result<()> {
 impl PlacementGroup {
     /// The runtime that made it, or this thread's.
     fn runtime(&self) -> Result<Runtime> {
-        let home = self.home.as_ref().and_then(|h| h.downcast_ref::<Weak<Inner>>());
+        let home = self
+            .home
+            .as_ref()
+            .and_then(|h| h.downcast_ref::<Weak<Inner>>());
         match home {
             Some(w) => w.upgrade().map(Runtime::from_inner).ok_or(Error::Shutdown),
             None => crate::runtime::current::current(),
