@@ -194,7 +194,10 @@ fn asks_that_cannot_fit_the_bundle_fail_at_once() -> ferry::Result<()> {
         .placement_group(&pg, 0)
         .remote(&rt);
     assert!(matches!(
-        pg_error(e.err().expect("an error")),
+        pg_error(match e {
+            Err(e) => e,
+            Ok(_) => panic!("an actor that cannot fit its bundle was created"),
+        }),
         PlacementGroupError::DoesNotFit { .. }
     ));
     Ok(())

@@ -37,6 +37,12 @@ const REMOVED_KEPT: usize = 1000;
 /// Amounts in fixed point, by resource name.
 type Amounts = BTreeMap<String, i64>;
 
+/// Bundles to hold on one rank: `(bundle index, amounts)`.
+pub(crate) type Holds = Vec<(u32, Vec<(String, f64)>)>;
+
+/// A `ready` ref, with what it resolves to: the bundles' ranks, or why not.
+pub(crate) type Resolve = (Arc<Slot>, Result<Vec<u32>, PlacementGroupError>);
+
 /// The live ranks' totals, by rank.
 pub(crate) type Capacity = BTreeMap<u32, BTreeMap<String, f64>>;
 
@@ -44,11 +50,11 @@ pub(crate) type Capacity = BTreeMap<u32, BTreeMap<String, f64>>;
 #[derive(Default)]
 pub(crate) struct Work {
     /// `(rank, group, [(bundle index, amounts)])` to hold (step 2).
-    pub(crate) holds: Vec<(u32, u64, Vec<(u32, Vec<(String, f64)>)>)>,
+    pub(crate) holds: Vec<(u32, u64, Holds)>,
     /// `(rank, group)` to free (step 3).
     pub(crate) frees: Vec<(u32, u64)>,
     /// `ready` refs to resolve: the bundles' ranks, or why not.
-    pub(crate) ready: Vec<(Arc<Slot>, Result<Vec<u32>, PlacementGroupError>)>,
+    pub(crate) ready: Vec<Resolve>,
 }
 
 struct Group {
@@ -231,7 +237,7 @@ impl Book {
                 self.queue.push(id);
                 continue;
             };
-            let mut by_rank: BTreeMap<u32, Vec<(u32, Vec<(String, f64)>)>> = BTreeMap::new();
+            let mut by_rank: BTreeMap<u32, Holds> = BTreeMap::new();
             for (i, r) in placed {
                 g.ranks[i] = Some(r);
                 take(
@@ -421,11 +427,7 @@ impl GroupRegistry {
     }
 
     /// A `ready` ref of `group`: resolved now when it can be, else kept.
-    pub(crate) fn add_ready(
-        &self,
-        group: u64,
-        slot: Arc<Slot>,
-    ) -> Option<(Arc<Slot>, Result<Vec<u32>, PlacementGroupError>)> {
+    pub(crate) fn add_ready(&self, group: u64, slot: Arc<Slot>) -> Option<Resolve> {
         let mut book = self.book();
         let Some(g) = book.groups.get_mut(&group) else {
             return Some((slot, Err(PlacementGroupError::NotFound { group })));
