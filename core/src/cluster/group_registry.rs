@@ -318,13 +318,27 @@ impl GroupRegistry {
     ) -> Result<(u64, Work), PlacementGroupError> {
         let todo: Vec<(usize, Amounts)> = bundles.iter().map(fixed).enumerate().collect();
         if place(strategy, &todo, &[], &as_fixed(cap)).is_none() {
+            // The ranks' totals of the resources the bundles name.
+            let named = |k: &String| bundles.iter().any(|b| b.get(k) > 0.0);
+            let has: BTreeMap<u32, BTreeMap<&String, f64>> = cap
+                .iter()
+                .map(|(r, t)| {
+                    (
+                        *r,
+                        t.iter()
+                            .filter(|(k, _)| named(k))
+                            .map(|(k, v)| (k, *v))
+                            .collect(),
+                    )
+                })
+                .collect();
             return Err(PlacementGroupError::Infeasible {
                 reason: format!(
-                    "{} bundle(s) {:?} with {strategy} do not fit the {} live rank(s)' totals {:?}",
+                    "{} bundle(s) {:?} with {strategy} do not fit the {} live rank(s), \
+                     which have {has:?}",
                     bundles.len(),
                     bundles.iter().map(Bundle::to_pairs).collect::<Vec<_>>(),
                     cap.len(),
-                    cap,
                 ),
             });
         }
