@@ -117,6 +117,8 @@ fn settled<H: RankHost>(
             .wait_settled(group, deadline)
             .ok_or_else(|| PlacementGroupError::NotFound { group }.into());
     };
+    // Asks again after 1 ms, then twice as long each time, up to 50 ms.
+    let mut pause = Duration::from_millis(1);
     loop {
         let info = match ask(c, WirePgOp::Lookup { group })? {
             WirePgAnswer::Groups(mut g) if !g.is_empty() => g.remove(0),
@@ -130,7 +132,8 @@ fn settled<H: RankHost>(
         if done || Instant::now() >= deadline {
             return Ok(info);
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(pause.min(deadline - Instant::now()));
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
