@@ -4,7 +4,7 @@
 //! the reason) when no placement could ever fit the ranks left.
 
 mod common;
-use common::wait_until;
+use common::{BOUND, wait_until};
 
 use ferry::{
     Bundle, Config, Error, PlacementGroupError, PlacementGroupInfo, PlacementGroupState,
@@ -34,14 +34,20 @@ fn cpu_bundles(n: usize) -> Vec<Bundle> {
     (0..n).map(|_| Bundle::from([("CPU", 1.0)])).collect()
 }
 
+/// `r`'s value, waiting at most [`BOUND`] for it (a bug fails, never hangs).
+fn value<T: ferry::Remotable>(rt: &Runtime, r: &ferry::ObjectRef<T>) -> ferry::Result<T> {
+    rt.get_timeout(r, BOUND)?;
+    rt.get_value(r)
+}
+
 #[test]
 fn a_lost_rank_s_bundle_is_placed_again_once_there_is_room() -> ferry::Result<()> {
     ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
         // Two bundles, one per rank, on ranks 0 and 1; rank 2 is full.
         let pg = rt.placement_group(cpu_bundles(2), PlacementStrategy::StrictSpread)?;
-        assert_eq!(rt.get_value(&pg.ready()?)?, vec![0, 1]);
+        assert_eq!(value(&rt, &pg.ready()?)?, vec![0, 1]);
         let filler = rt.placement_group(cpu_bundles(1), PlacementStrategy::Pack)?;
-        assert_eq!(rt.get_value(&filler.ready()?)?, vec![2]);
+        assert_eq!(value(&rt, &filler.ready()?)?, vec![2]);
 
         world.kill(1, "killed by the test")?;
         // Bundle 1 cannot go beside bundle 0, and rank 2 is full: it waits.
@@ -53,11 +59,11 @@ fn a_lost_rank_s_bundle_is_placed_again_once_there_is_room() -> ferry::Result<()
         assert!(!ready.is_ready());
 
         rt.remove_placement_group(&filler)?;
-        assert_eq!(rt.get_value(&ready)?, vec![0, 2], "re-placed on rank 2");
+        assert_eq!(value(&rt, &ready)?, vec![0, 2], "re-placed on rank 2");
         let g = info(&rt, pg.id());
         assert_eq!(g.state, PlacementGroupState::Created);
         let ran = rank_here::options().placement_group(&pg, 1).remote(&rt)?;
-        assert_eq!(rt.get_value(&ran)?, 2, "its tasks run on the new rank");
+        assert_eq!(value(&rt, &ran)?, 2, "its tasks run on the new rank");
         Ok(())
     })?
 }
@@ -67,12 +73,12 @@ fn a_group_that_cannot_be_placed_again_fails() -> ferry::Result<()> {
     let cfg = cfg().resource("slot", 1.0);
     ferry::loopback::run(3, cfg, |rt, world| -> ferry::Result<()> {
         let pg = rt.placement_group(cpu_bundles(3), PlacementStrategy::StrictSpread)?;
-        assert_eq!(rt.get_value(&pg.ready()?)?, vec![0, 1, 2]);
+        assert_eq!(value(&rt, &pg.ready()?)?, vec![0, 1, 2]);
         let packed = rt.placement_group(
             vec![Bundle::from([("slot", 0.5)]), Bundle::from([("slot", 0.5)])],
             PlacementStrategy::StrictPack,
         )?;
-        let packed_on = rt.get_value(&packed.ready()?)?;
+        let packed_on = value(&rt, &packed.ready()?)?;
         world.kill(2, "killed by the test")?;
         wait_until("the strict-spread group to fail", || {
             info(&rt, pg.id()).state == PlacementGroupState::Removed
@@ -82,7 +88,7 @@ fn a_group_that_cannot_be_placed_again_fails() -> ferry::Result<()> {
             g.reason.as_deref().is_some_and(|r| r.contains("rank 2")),
             "{g:?}"
         );
-        match rt.get(&pg.ready()?) {
+        match rt.get_timeout(&pg.ready()?, BOUND) {
             Err(Error::PlacementGroup(PlacementGroupError::Removed { .. })) => {}
             other => panic!("expected Removed, got {other:?}"),
         }

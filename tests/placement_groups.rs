@@ -61,6 +61,12 @@ fn free(rt: &Runtime) -> f64 {
     rt.available_resources()["CPU"]
 }
 
+/// `r`'s value, waiting at most [`BOUND`] for it (a bug fails, never hangs).
+fn value<T: ferry::Remotable>(rt: &Runtime, r: &ferry::ObjectRef<T>) -> ferry::Result<T> {
+    rt.get_timeout(r, BOUND)?;
+    rt.get_value(r)
+}
+
 #[test]
 fn every_strategy_places_its_bundles_on_the_one_rank() -> ferry::Result<()> {
     let rt = start(4.0)?;
@@ -70,14 +76,14 @@ fn every_strategy_places_its_bundles_on_the_one_rank() -> ferry::Result<()> {
         PlacementStrategy::StrictPack,
     ] {
         let pg = rt.placement_group(cpus(2, 1.0), strategy)?;
-        assert_eq!(*rt.get(&pg.ready()?)?, [0, 0], "{strategy}");
+        assert_eq!(*rt.get_timeout(&pg.ready()?, BOUND)?, [0, 0], "{strategy}");
         assert!(pg.wait(BOUND)?);
         assert_eq!(free(&rt), 2.0, "{strategy}: the bundles hold 2 CPUs");
         rt.remove_placement_group(&pg)?;
         assert_eq!(free(&rt), 4.0, "{strategy}: removal gives them back");
     }
     let one = rt.placement_group(cpus(1, 1.0), PlacementStrategy::StrictSpread)?;
-    assert_eq!(*rt.get(&one.ready()?)?, [0]);
+    assert_eq!(*rt.get_timeout(&one.ready()?, BOUND)?, [0]);
     let two = rt.placement_group(cpus(2, 1.0), PlacementStrategy::StrictSpread);
     assert!(
         matches!(
@@ -133,11 +139,11 @@ fn bad_bundles_are_typed_errors() -> ferry::Result<()> {
 fn tasks_in_a_bundle_hold_the_bundles_resources_not_the_ranks() -> ferry::Result<()> {
     let rt = start(2.0)?;
     let pg = rt.placement_group(vec![Bundle::from([("CPU", 2.0)])], PlacementStrategy::Pack)?;
-    rt.get(&pg.ready()?)?;
+    rt.get_timeout(&pg.ready()?, BOUND)?;
     assert_eq!(free(&rt), 0.0);
     // The rank has no CPU free, yet a task in the bundle runs.
     let inside = free_cpus::options().placement_group(&pg, 0).remote(&rt)?;
-    assert_eq!(*rt.get(&inside)?, 0.0);
+    assert_eq!(*rt.get_timeout(&inside, BOUND)?, 0.0);
     // One task of 2 CPUs fills the bundle: a second waits for it.
     let gate = Gate::new();
     let first = wait_at::options()
@@ -150,8 +156,8 @@ fn tasks_in_a_bundle_hold_the_bundles_resources_not_the_ranks() -> ferry::Result
     assert_eq!(running, 1, "the second task waits for the bundle's CPUs");
     assert!(!second.is_ready());
     gate.open();
-    assert_eq!(*rt.get(&first)?, gate.key());
-    assert_eq!(*rt.get(&second)?, 0.0);
+    assert_eq!(*rt.get_timeout(&first, BOUND)?, gate.key());
+    assert_eq!(*rt.get_timeout(&second, BOUND)?, 0.0);
     Ok(())
 }
 
@@ -207,18 +213,21 @@ fn asks_that_cannot_fit_the_bundle_fail_at_once() -> ferry::Result<()> {
 fn an_actor_in_a_bundle_holds_the_bundles_cpu() -> ferry::Result<()> {
     let rt = start(3.0)?;
     let pg = rt.placement_group(vec![Bundle::from([("CPU", 1.0)])], PlacementStrategy::Pack)?;
-    rt.get(&pg.ready()?)?;
+    rt.get_timeout(&pg.ready()?, BOUND)?;
     let w = Worker::options()
         .num_cpus(1.0)
         .placement_group(&pg, 0)
         .remote(&rt)?;
-    assert_eq!(rt.get_value(&w.call().remote()?)?, 1);
+    assert_eq!(value(&rt, &w.call().remote()?)?, 1);
     assert_eq!(free(&rt), 2.0, "the actor's CPU is the bundle's");
     // The bundle is full: a task asking for its CPU waits behind the actor.
     let blocked = free_cpus::options().placement_group(&pg, 0).remote(&rt)?;
     assert!(!blocked.is_ready());
     rt.remove_placement_group(&pg)?;
-    assert!(rt.get(&blocked).is_err(), "cancelled with its group");
+    assert!(
+        rt.get_timeout(&blocked, BOUND).is_err(),
+        "cancelled with its group"
+    );
     Ok(())
 }
 
@@ -226,7 +235,7 @@ fn an_actor_in_a_bundle_holds_the_bundles_cpu() -> ferry::Result<()> {
 fn removal_cancels_tasks_kills_actors_and_refuses_new_work() -> ferry::Result<()> {
     let rt = start(2.0)?;
     let pg = rt.placement_group(cpus(2, 1.0), PlacementStrategy::Pack)?;
-    rt.get(&pg.ready()?)?;
+    rt.get_timeout(&pg.ready()?, BOUND)?;
     let gate = Gate::new();
     let running = until_cancelled::options()
         .placement_group(&pg, 0)
@@ -235,15 +244,18 @@ fn removal_cancels_tasks_kills_actors_and_refuses_new_work() -> ferry::Result<()
         .num_cpus(1.0)
         .placement_group(&pg, 1)
         .remote(&rt)?;
-    assert_eq!(rt.get_value(&w.call().remote()?)?, 1);
+    assert_eq!(value(&rt, &w.call().remote()?)?, 1);
     gate.wait_arrived(1, "the task in the group to start");
     rt.remove_placement_group(&pg)?;
     assert!(
-        matches!(rt.get(&running).unwrap_err(), Error::Cancelled { .. }),
+        matches!(
+            rt.get_timeout(&running, BOUND).unwrap_err(),
+            Error::Cancelled { .. }
+        ),
         "the running task is cancelled"
     );
     wait_until("the actor in the group to die", || {
-        w.call().remote().and_then(|r| rt.get_value(&r)).is_err()
+        w.call().remote().and_then(|r| value(&rt, &r)).is_err()
     });
     assert_eq!(free(&rt), 2.0);
     let e = free_cpus::options().placement_group(&pg, 0).remote(&rt);
@@ -251,7 +263,7 @@ fn removal_cancels_tasks_kills_actors_and_refuses_new_work() -> ferry::Result<()
         pg_error(e.unwrap_err()),
         PlacementGroupError::Removed { .. }
     ));
-    let e = rt.get(&pg.ready()?).unwrap_err();
+    let e = rt.get_timeout(&pg.ready()?, BOUND).unwrap_err();
     assert!(matches!(
         e,
         Error::PlacementGroup(PlacementGroupError::Removed { .. })
@@ -278,7 +290,7 @@ fn a_group_that_does_not_fit_now_waits_until_room_is_freed() -> ferry::Result<()
     assert_eq!(state(small.id()), Some(PlacementGroupState::Pending));
     assert!(!ready.is_ready());
     rt.remove_placement_group(&big)?;
-    assert_eq!(*rt.get(&ready)?, [0]);
+    assert_eq!(*rt.get_timeout(&ready, BOUND)?, [0]);
     assert_eq!(state(small.id()), Some(PlacementGroupState::Created));
     assert_eq!(state(big.id()), Some(PlacementGroupState::Removed));
     Ok(())
@@ -291,7 +303,7 @@ fn the_table_and_the_state_list_every_group() -> ferry::Result<()> {
         vec![Bundle::from([("CPU", 1.0)]), Bundle::from([("CPU", 0.5)])],
         PlacementStrategy::StrictPack,
     )?;
-    rt.get(&a.ready()?)?;
+    rt.get_timeout(&a.ready()?, BOUND)?;
     let table = rt.placement_group_table()?;
     assert_eq!(table.len(), 1);
     let g = &table[0];
