@@ -225,7 +225,10 @@ fn an_actor_in_a_bundle_holds_the_bundles_cpu() -> ferry::Result<()> {
     assert!(!blocked.is_ready());
     rt.remove_placement_group(&pg)?;
     assert!(
-        rt.get_timeout(&blocked, BOUND).is_err(),
+        matches!(
+            rt.get_timeout(&blocked, BOUND),
+            Err(Error::Cancelled { .. })
+        ),
         "cancelled with its group"
     );
     Ok(())
