@@ -10,6 +10,9 @@ use ferry_transport::TransportError;
 
 use crate::ids::{ActorId, ObjectId};
 
+mod placement_group;
+pub use placement_group::PlacementGroupError;
+
 /// The result type of the runtime's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -327,6 +330,10 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A placement group could not be created, used or waited for (see
+    /// [`PlacementGroupError`]).
+    #[error(transparent)]
+    PlacementGroup(#[from] PlacementGroupError),
 }
 
 impl From<ferry_gpu::GpuError> for Error {

@@ -73,11 +73,12 @@ pub use runtime::loopback;
 
 pub use actor::checkpoint::Restored;
 pub use config::Config;
-pub use error::{Error, FailureKind, Result, TaskError};
+pub use error::{Error, FailureKind, PlacementGroupError, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
 pub use object::object_ref::{ArchivedObjectRef, ObjectRef};
 pub use object::view::View;
 pub use private::ActorStreamCall;
+pub use resources::bundles::{Bundle, PlacementGroup};
 pub use resources::options::{ActorOptions, DEFAULT_BACKPRESSURE, RetryOn, TaskOptions};
 pub use resources::pinning::Pin;
 pub use runtime::actor_handle::{
@@ -91,7 +92,8 @@ pub use runtime::generator::{GeneratorNext, ObjectRefGenerator};
 pub use runtime::named::get_actor;
 pub use runtime::{Runtime, WaitResult, init};
 pub use state::{
-    ActorState, ClusterState, ObjectState, RankState, StoreUse, TaskCounts, TaskFailure,
+    ActorState, ClusterState, ObjectState, PlacementGroupInfo, PlacementGroupState,
+    PlacementStrategy, RankState, StoreUse, TaskCounts, TaskFailure,
 };
 pub use task::context::{command, env_var, gpu_ids, is_cancelled, task_name};
 pub use values::{Object, Remotable};

@@ -25,6 +25,9 @@ use rkyv::{Archive, Deserialize, Serialize};
 use crate::error::Error;
 use crate::sync::lock;
 
+mod placement;
+pub use placement::{PlacementGroupInfo, PlacementGroupState, PlacementStrategy};
+
 /// How many recent task failures each rank keeps for listings.
 pub(crate) const FAILURES_KEPT: usize = 64;
 
@@ -176,6 +179,16 @@ pub struct ClusterState {
     pub missing: Vec<u32>,
     /// Ranks lost during the job.
     pub lost: Vec<u32>,
+    /// The job's placement groups (from the registry on rank 0).
+    pub placement_groups: Vec<PlacementGroupInfo>,
+}
+
+impl ClusterState {
+    /// The job's placement groups, as [`Runtime::placement_group_table`](crate::Runtime::placement_group_table)
+    /// lists them.
+    pub fn placement_groups(&self) -> &[PlacementGroupInfo] {
+        &self.placement_groups
+    }
 }
 
 /// Per-thread task counts and the stack of tasks running on that thread
@@ -405,6 +418,12 @@ impl fmt::Display for ClusterState {
             &["rank", "host", "used/total", "store", "spilled"],
             &rows,
         )?;
+        if !self.placement_groups.is_empty() {
+            writeln!(f, "\nPlacement groups")?;
+            for g in &self.placement_groups {
+                writeln!(f, "  {g}")?;
+            }
+        }
         writeln!(f, "\nTasks")?;
         let rows: Vec<Vec<String>> = self
             .ranks
@@ -615,6 +634,7 @@ mod tests {
             }],
             missing: vec![3],
             lost: vec![2],
+            placement_groups: vec![],
         };
         let out = s.to_string();
         for want in [

@@ -14,12 +14,14 @@ use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
 mod actor_pool;
 mod multiple_returns;
 mod named_actors;
+mod placement_groups;
 mod streaming_returns;
 use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
 use multiple_returns::a_task_with_two_returns_on_another_rank_gives_two_objects;
 use named_actors::{
     a_detached_actor_outlives_its_creator_s_handles, a_named_actor_is_found_from_every_rank,
 };
+use placement_groups::placement_groups_reserve_bundles_over_ranks;
 use streaming_returns::a_streaming_task_on_another_rank_streams_its_items_back;
 
 /// A scenario: its name and its body, run on rank 0.
@@ -138,6 +140,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "a_task_reads_its_input_from_the_rank_making_it",
         a_task_reads_its_input_from_the_rank_making_it,
+    ),
+    (
+        "placement_groups_reserve_bundles_over_ranks",
+        placement_groups_reserve_bundles_over_ranks,
     ),
 ];
 

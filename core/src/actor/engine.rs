@@ -274,6 +274,12 @@ impl<A: 'static, H: ActorHost> Core<A, H> {
     }
 }
 
+impl<A: Send + 'static, H: ActorHost> crate::resources::bundles::BundleMember for Core<A, H> {
+    fn evict(self: Arc<Self>, reason: &str) {
+        Core::kill(&self, reason);
+    }
+}
+
 /// What the runtime needs of every actor, whatever its class.
 trait Control: Send + Sync {
     fn kill(&self, reason: &str);

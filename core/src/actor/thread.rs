@@ -19,6 +19,7 @@ use crate::actor::host::ActorHost;
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::ids::ActorId;
 use crate::object::cell::Stored;
+use crate::resources::bundles::BundleMember;
 use crate::resources::ledger::Request;
 use crate::resources::options::ActorOptions;
 use crate::resources::pinning::Pin;
@@ -72,6 +73,17 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
         may_retry: std::cell::Cell::new(false),
         cancel: None,
     };
+    if let Some(b) = request.bundle() {
+        let me: std::sync::Weak<dyn BundleMember> = Arc::downgrade(&core) as _;
+        if !b.enlist(me) {
+            return Err(Error::PlacementGroup(
+                crate::error::PlacementGroupError::Removed {
+                    group: b.group,
+                    reason: format!("actor {} was created in it after", core.name),
+                },
+            ));
+        }
+    }
     let restarts = opts.max_restarts;
     let granted = host.pool().try_grant(&request);
     let kept_grant = granted.clone();

@@ -347,6 +347,11 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
             consumed,
             cancelled,
         } => crate::cluster::streams::on_consumed(c, stream, consumed, cancelled),
+        msg @ (Msg::PgAsk { .. }
+        | Msg::PgAnswer { .. }
+        | Msg::PgHold { .. }
+        | Msg::PgHeld { .. }
+        | Msg::PgFree { .. }) => crate::cluster::groups::on_group_message(inner, c, from, msg),
         other => on_borrow_message(inner, c, from, other),
     }
 }

@@ -57,6 +57,8 @@
 //! format. `arena_region` and `node_hello` serve the runtime's start-up.
 
 pub(crate) mod arena_region;
+pub(crate) mod group_registry;
+pub(crate) mod groups;
 pub(crate) mod heartbeat;
 #[cfg(feature = "mpi")]
 pub(crate) mod inbox;
@@ -65,6 +67,7 @@ pub(crate) mod node_hello;
 pub(crate) mod remote_actor;
 pub(crate) mod wire;
 pub(crate) mod wire_error;
+pub(crate) mod wire_groups;
 pub(crate) mod wire_options;
 
 mod actor_book;
@@ -74,6 +77,7 @@ mod borrowing;
 mod cancel;
 mod executor;
 mod gather;
+mod group_requests;
 mod held_adds;
 mod latch;
 mod lent;

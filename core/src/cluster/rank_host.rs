@@ -94,6 +94,8 @@ pub(crate) trait RankHost: ClusterHost + RunById {
 
     /// The streams of items (streaming returns) this rank owns.
     fn streams(&self) -> &crate::object::stream::StreamBook;
+    /// The job's placement-group registry (used on rank 0).
+    fn groups(&self) -> &crate::cluster::group_registry::GroupRegistry;
 
     /// A new slot here for `id`, an object another rank owns, which
     /// fetches and releases it through this rank's cluster.

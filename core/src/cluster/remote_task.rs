@@ -56,16 +56,29 @@ pub(crate) fn try_remote<R: Object, H: RankHost>(
             ))));
         }
     }
+    if opts.pinned_here {
+        return None;
+    }
+    // In a placement group: on the bundle's rank, once the group is placed.
+    let in_bundle = match opts.ask.bundle {
+        None => None,
+        Some(at) => match crate::cluster::groups::bundle_rank(inner, fn_name, &opts.ask, at) {
+            Err(e) => return Some(Err(e)),
+            Ok(r) if r == inner.rank() => return None,
+            Ok(r) => Some(r),
+        },
+    };
     let c = inner.cluster()?;
-    if opts.pinned_here || matches!(opts.retry_on, RetryOn::When(_)) {
+    if in_bundle.is_none() && matches!(opts.retry_on, RetryOn::When(_)) {
         return None;
     }
     // A large argument on another rank that has room: run it there.
     let near_data = largest_arg(c, deps)
+        .filter(|_| in_bundle.is_none())
         .filter(|&(r, len)| r != c.rank && len >= LOCALITY_MIN)
         .map(|(r, _)| r)
         .filter(|&r| c.has_room(r, opts));
-    let rank = match (opts.rank, near_data) {
+    let rank = match (in_bundle.or(opts.rank), near_data) {
         (Some(r), _) if r == c.rank => return None,
         (Some(r), _) | (None, Some(r)) => r,
         (None, None) => {

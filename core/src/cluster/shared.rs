@@ -90,6 +90,8 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(crate) states: crate::timeline::Replies<crate::state::RankState>,
     /// Requests to the name registry waiting for its answer.
     pub(crate) names: crate::cluster::name_requests::NameRequests,
+    /// Requests to the placement-group registry waiting for its answer.
+    pub(crate) groups: crate::cluster::group_requests::GroupRequests,
     pub(crate) stop: AtomicBool,
     /// Set when rank 0 told this rank to stop (`serve` returns).
     pub(super) ended: (Mutex<Option<Result<()>>>, Condvar),
@@ -146,6 +148,7 @@ impl<H: ClusterHost> Cluster<H> {
             timelines: crate::timeline::Replies::default(),
             states: crate::timeline::Replies::default(),
             names: Default::default(),
+            groups: Default::default(),
             executing: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),

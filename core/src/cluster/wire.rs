@@ -5,6 +5,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 use crate::ids::ActorId;
 
 pub(crate) use super::wire_error::WireError;
+pub(crate) use super::wire_groups::{WirePgAnswer, WirePgOp};
 pub(crate) use super::wire_options::{WireActorOptions, WireOptions};
 
 /// The version of these messages; bump it with every change to [`Msg`].
@@ -185,6 +186,22 @@ pub(crate) enum Msg {
         consumed: u64,
         cancelled: bool,
     },
+    /// A request to the placement-group registry (to rank 0; answered by
+    /// `PgAnswer`).
+    PgAsk { req: u64, op: WirePgOp },
+    /// The registry's answer to `PgAsk` `req`.
+    PgAnswer { req: u64, answer: WirePgAnswer },
+    /// Hold these bundles of `group` here: `(index, amounts)` (from rank
+    /// 0; answered by `PgHeld`).
+    PgHold {
+        group: u64,
+        bundles: Vec<(u32, Vec<(String, f64)>)>,
+    },
+    /// The sender holds its bundles of `group` (to rank 0).
+    PgHeld { group: u64 },
+    /// Free every bundle of `group` held here: its tasks are cancelled and
+    /// its actors killed (from rank 0).
+    PgFree { group: u64 },
 }
 
 /// A named actor as the registry knows it (see `actor::names::Named`).

@@ -389,6 +389,8 @@ macro_rules! __builder_methods {
         pub fn env_var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self { self.opts = self.opts.env_var(key, value); self }
         /// A name for errors and listings.
         pub fn name(mut self, name: impl Into<String>) -> Self { self.opts = self.opts.name(name); self }
+        /// Runs in bundle `index` of placement group `pg`, on its rank and from its resources.
+        pub fn placement_group(mut self, pg: &$crate::PlacementGroup, index: u32) -> Self { self.opts = self.opts.placement_group(pg, index); self }
         /// Replaces all options at once.
         pub fn with(mut self, opts: $opts) -> Self { self.opts = opts; self }
     };

@@ -7,9 +7,11 @@
 //! when a later one does not fit, so the hot path takes no lock.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PlacementGroupError, Result};
+use crate::resources::bundles::{BundleBook, BundleRef, BundleSlot};
 
 /// Fixed-point scale: one unit of a resource.
 pub(crate) const UNIT: i64 = 10_000;
@@ -34,15 +36,36 @@ pub(crate) fn from_fixed(amount: i64) -> f64 {
     amount as f64 / UNIT as f64
 }
 
-/// A request: how much of which resources, by index into a [`Ledger`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A request: how much of which resources, by index into a [`Ledger`],
+/// and the placement-group bundle it is granted from, if any (else the
+/// rank's free pool).
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Request {
     items: Vec<(usize, i64)>,
+    bundle: Option<Arc<BundleSlot>>,
 }
+
+impl PartialEq for Request {
+    fn eq(&self, other: &Request) -> bool {
+        self.items == other.items
+            && match (&self.bundle, &other.bundle) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for Request {}
 
 impl Request {
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The bundle it is granted from, if any.
+    pub(crate) fn bundle(&self) -> Option<&Arc<BundleSlot>> {
+        self.bundle.as_ref()
     }
 
     /// The GPUs asked for (fixed point).
@@ -62,6 +85,7 @@ impl Request {
                 .copied()
                 .filter(|(i, _)| *i == CPU)
                 .collect(),
+            bundle: self.bundle.clone(),
         }
     }
 }
@@ -72,6 +96,8 @@ pub(crate) struct Ledger {
     names: Vec<String>,
     totals: Vec<i64>,
     available: Vec<AtomicI64>,
+    /// The placement-group bundles this rank holds.
+    pub(crate) bundles: BundleBook,
 }
 
 impl Ledger {
@@ -87,7 +113,71 @@ impl Ledger {
             names,
             totals: amounts,
             available,
+            bundles: BundleBook::default(),
         }
+    }
+
+    /// The ledger a request is granted from: its bundle's, or this one.
+    fn of<'a>(&'a self, req: &'a Request) -> &'a Ledger {
+        req.bundle.as_ref().map_or(self, |b| &b.ledger)
+    }
+
+    /// Turns named amounts into a request granted from bundle `at` held
+    /// here: an error when the bundle is not here or cannot hold them.
+    pub(crate) fn request_in(
+        &self,
+        what: &str,
+        asks: &[(&str, f64)],
+        at: BundleRef,
+    ) -> Result<Request> {
+        let Some(slot) = self.bundles.get(at.group, at.index) else {
+            return Err(PlacementGroupError::Removed {
+                group: at.group,
+                reason: format!(
+                    "{what}: bundle {} is not held on this rank (removed or re-placed)",
+                    at.index
+                ),
+            }
+            .into());
+        };
+        let mut req = slot.ledger.request(what, asks).map_err(|e| match e {
+            Error::Infeasible {
+                resource,
+                asked,
+                total,
+                ..
+            } => Error::PlacementGroup(PlacementGroupError::DoesNotFit {
+                what: what.to_string(),
+                group: at.group,
+                index: at.index,
+                resource,
+                asked,
+                has: total,
+            }),
+            other => other,
+        })?;
+        req.bundle = Some(slot);
+        Ok(req)
+    }
+
+    /// Step 1 of `bundles`: holds bundle `index` of `group` here, taking
+    /// its amounts out of this ledger (past what is free if need be).
+    pub(crate) fn hold_bundle(&self, group: u64, index: u32, amounts: &[(String, f64)]) {
+        let mut items: Vec<(usize, i64)> = Vec::new();
+        let mut totals: Vec<(String, f64)> = self.names.iter().map(|n| (n.clone(), 0.0)).collect();
+        for (name, amount) in amounts {
+            if let Some(i) = self.names.iter().position(|n| n == name) {
+                items.push((i, to_fixed(*amount)));
+                totals[i].1 += amount;
+            }
+        }
+        let held = Request {
+            items,
+            bundle: None,
+        };
+        self.force_acquire(&held);
+        self.bundles
+            .insert(self, group, index, Ledger::new(totals), held);
     }
 
     /// Turns named amounts into a request, or says why no rank could ever run it.
@@ -131,19 +221,29 @@ impl Ledger {
             }
         }
         items.sort_unstable();
-        Ok(Request { items })
+        Ok(Request {
+            items,
+            bundle: None,
+        })
     }
 
     /// Reserves `req` if all of it is free now.
     pub(crate) fn try_acquire(&self, req: &Request) -> bool {
-        for (done, &(i, amount)) in req.items.iter().enumerate() {
+        if req.bundle.as_ref().is_some_and(|b| b.is_removed()) {
+            return false;
+        }
+        self.of(req).acquire_items(&req.items)
+    }
+
+    fn acquire_items(&self, items: &[(usize, i64)]) -> bool {
+        for (done, &(i, amount)) in items.iter().enumerate() {
             let slot = &self.available[i];
             // Acquire/Release pair with `release`: a task that sees the amount
             // free also sees everything the task that freed it did before.
             let mut cur = slot.load(Ordering::Acquire);
             loop {
                 if cur < amount {
-                    for &(j, a) in &req.items[..done] {
+                    for &(j, a) in &items[..done] {
                         self.available[j].fetch_add(a, Ordering::Release);
                     }
                     return false;
@@ -164,22 +264,25 @@ impl Ledger {
 
     /// Whether `req` would fit now (a hint: it may change at once).
     pub(crate) fn fits_now(&self, req: &Request) -> bool {
+        let l = self.of(req);
         req.items
             .iter()
-            .all(|&(i, amount)| self.available[i].load(Ordering::Relaxed) >= amount)
+            .all(|&(i, amount)| l.available[i].load(Ordering::Relaxed) >= amount)
     }
 
     /// Reserves `req` even if that overdraws (a blocked task taking its CPU back).
     pub(crate) fn force_acquire(&self, req: &Request) {
+        let l = self.of(req);
         for &(i, amount) in &req.items {
-            self.available[i].fetch_sub(amount, Ordering::AcqRel);
+            l.available[i].fetch_sub(amount, Ordering::AcqRel);
         }
     }
 
     /// Gives `req` back.
     pub(crate) fn release(&self, req: &Request) {
+        let l = self.of(req);
         for &(i, amount) in &req.items {
-            self.available[i].fetch_add(amount, Ordering::Release);
+            l.available[i].fetch_add(amount, Ordering::Release);
         }
     }
 

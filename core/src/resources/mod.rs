@@ -2,6 +2,7 @@
 //! GPU ids, pinning to cores, NUMA nodes and devices, and the options that
 //! ask for them.
 
+pub(crate) mod bundles;
 pub mod gpu;
 pub(crate) mod gpu_pool;
 pub(crate) mod ledger;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::error::{Result, TaskError};
+use crate::resources::bundles::{BundleRef, PlacementGroup};
 use crate::resources::ledger::{Ledger, Request};
 use crate::resources::pinning::Pin;
 
@@ -135,6 +136,22 @@ impl TaskOptions {
     /// a rank that does not exist is an error at `.remote()`.
     pub fn on_rank(mut self, rank: u32) -> Self {
         self.rank = Some(rank);
+        self
+    }
+
+    /// Runs the task in bundle `index` of placement group `pg` (Ray's
+    /// `PlacementGroupSchedulingStrategy`): on the bundle's rank, holding
+    /// its resources from the bundle, never from the rank's free pool.
+    /// Submitting waits (bounded) for the group to be placed, and fails at
+    /// once with [`Error::PlacementGroup`](crate::Error::PlacementGroup)
+    /// when the index is out of range, the ask cannot fit in the bundle, or
+    /// the group was removed. (Ray's `placement_group_bundle_index=-1`, any
+    /// bundle, has no counterpart: name the bundle.)
+    pub fn placement_group(mut self, pg: &PlacementGroup, index: u32) -> Self {
+        self.ask.bundle = Some(BundleRef {
+            group: pg.id,
+            index,
+        });
         self
     }
 
@@ -340,6 +357,18 @@ impl ActorOptions {
         self
     }
 
+    /// Creates the actor in bundle `index` of placement group `pg`: on the
+    /// bundle's rank, holding its resources from the bundle for its
+    /// lifetime; removing the group kills it (see
+    /// [`TaskOptions::placement_group`]).
+    pub fn placement_group(mut self, pg: &PlacementGroup, index: u32) -> Self {
+        self.ask.bundle = Some(BundleRef {
+            group: pg.id,
+            index,
+        });
+        self
+    }
+
     /// The restarts allowed.
     pub fn restarts(&self) -> i32 {
         self.max_restarts
@@ -359,6 +388,8 @@ pub(crate) struct ResourceAsk {
     pub(crate) gpus: f64,
     pub(crate) memory: f64,
     pub(crate) custom: Vec<(String, f64)>,
+    /// The placement-group bundle to run in, if any.
+    pub(crate) bundle: Option<BundleRef>,
 }
 
 impl ResourceAsk {
@@ -371,7 +402,31 @@ impl ResourceAsk {
             ("memory", self.memory),
         ];
         asks.extend(self.custom.iter().map(|(n, a)| (n.as_str(), *a)));
-        ledger.request(what, &asks)
+        match self.bundle {
+            Some(at) => ledger.request_in(what, &asks, at),
+            None => ledger.request(what, &asks),
+        }
+    }
+
+    /// What it asks for that `bundle` does not hold: `(resource, asked,
+    /// held)`.
+    pub(crate) fn beyond(
+        &self,
+        bundle: &crate::resources::bundles::Bundle,
+    ) -> Option<(String, f64, f64)> {
+        let mut asks: Vec<(&str, f64)> = vec![
+            ("CPU", self.cpus),
+            ("GPU", self.gpus),
+            ("memory", self.memory),
+        ];
+        asks.extend(self.custom.iter().map(|(n, a)| (n.as_str(), *a)));
+        let mut sum: BTreeMap<&str, f64> = BTreeMap::new();
+        for (n, a) in asks {
+            *sum.entry(n).or_insert(0.0) += a;
+        }
+        sum.into_iter()
+            .find(|(n, a)| *a > 0.0 && bundle.get(n) + 1e-9 < *a)
+            .map(|(n, a)| (n.to_string(), a, bundle.get(n)))
     }
 
     /// Whether a rank with `totals` could ever grant it.

@@ -263,6 +263,16 @@ pub fn create<A: ActorClass>(
     }
     let name: Arc<str> = opts.name.as_deref().unwrap_or(A::NAME).into();
     let what = format!("actor {name}");
+    // In a placement group: on the bundle's rank, once the group is placed.
+    let placed;
+    let opts = match opts.ask.bundle {
+        None => opts,
+        Some(at) => {
+            let rank = crate::cluster::groups::bundle_rank(inner, &what, &opts.ask, at)?;
+            placed = opts.clone().on_rank(rank);
+            &placed
+        }
+    };
     let local = opts
         .request(&what, &inner.pool.ledger)
         .map_err(|e| crate::cluster::explain_infeasible(inner, e));

@@ -21,6 +21,7 @@ pub(crate) mod generator;
 pub(crate) mod lender;
 pub(crate) mod named;
 mod objects;
+mod placement_group;
 mod rank_host;
 mod start;
 
@@ -55,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) names: crate::actor::names::NameBook,
     /// Streams of items (streaming returns) this rank's callers read.
     pub(crate) streams: crate::object::stream::StreamBook,
+    /// The job's placement-group registry (rank 0's).
+    pub(crate) groups: crate::cluster::group_registry::GroupRegistry,
     pub(crate) spin: Duration,
     pub(crate) empty_env: Arc<[(String, String)]>,
     pub(crate) cluster: Option<Cluster<Inner>>,
@@ -348,6 +351,7 @@ impl Runtime {
             ranks,
             missing,
             lost,
+            placement_groups: self.placement_group_table().unwrap_or_default(),
         }
     }
 

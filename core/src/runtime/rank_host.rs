@@ -56,6 +56,10 @@ impl RankHost for Inner {
         &self.streams
     }
 
+    fn groups(&self) -> &crate::cluster::group_registry::GroupRegistry {
+        &self.groups
+    }
+
     fn borrowed_slot(self: &Arc<Self>, id: ObjectId) -> Arc<Slot> {
         Slot::borrowed(id, id.rank(), Arc::<Inner>::downgrade(self))
     }

@@ -486,6 +486,7 @@ impl Prepared {
             actors: ActorTable::default(),
             names: Default::default(),
             streams: Default::default(),
+            groups: Default::default(),
             spin: self.spin,
             empty_env: Arc::from(Vec::new()),
             cluster,

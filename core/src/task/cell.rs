@@ -24,9 +24,10 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::error::{Error, FailureKind, TaskError};
+use crate::error::{Error, FailureKind, PlacementGroupError, TaskError};
 use crate::ids::ObjectId;
 use crate::object::cell::{DepWaiter, Producer, Slot, Stored, StoredValue, UnhandledSink, Waiter};
+use crate::resources::bundles::BundleMember;
 use crate::resources::ledger::Request;
 use crate::resources::options::RetryOn;
 use crate::sync::lock;
@@ -144,6 +145,16 @@ impl TaskCell {
 
     /// Step 1: waits for `deps`, then schedules.
     pub(crate) fn submit(self: &Arc<Self>, deps: &[&Arc<Slot>]) {
+        if let Some(b) = self.request.bundle() {
+            let me: Weak<dyn BundleMember> = Arc::downgrade(self) as Weak<dyn BundleMember>;
+            if !b.enlist(me) {
+                self.abandon(Error::PlacementGroup(PlacementGroupError::Removed {
+                    group: b.group,
+                    reason: format!("task {} was submitted into it after", self.name),
+                }));
+                return;
+            }
+        }
         self.deps_left.fetch_add(deps.len(), Ordering::Relaxed);
         for dep in deps {
             if !dep.add_waiter(Waiter::Task(self.clone())) {
@@ -311,6 +322,12 @@ impl TaskCell {
         for child in children {
             Producer::cancel(child, true);
         }
+    }
+}
+
+impl BundleMember for TaskCell {
+    fn evict(self: Arc<Self>, _reason: &str) {
+        TaskCell::cancel(&self, true);
     }
 }
 

@@ -13,6 +13,7 @@ mod timeit;
 mod cross_rank;
 mod gpu;
 mod locality;
+mod placement;
 mod put_file;
 mod ray_metrics;
 mod spill;
@@ -25,6 +26,7 @@ use crate::CliError;
 pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
     runner::run(args, |rt, r| {
         ray_metrics::run(rt, r)?;
+        placement::run(rt, r)?;
         cross_rank::run(rt, r)?;
         locality::run(rt, r)?;
         gpu::run(r)?;

@@ -3,7 +3,8 @@
 //! Each metric does what the metric of the same name does in Ray's
 //! python/ray/_private/ray_perf.py: the same call counts, multipliers and
 //! payloads, timed by the same `timeit` (see [`super::timeit`]). Ray's
-//! async-actor and placement-group metrics are left out: Ferry has neither.
+//! async-actor metrics are left out: Ferry has no async actors. The
+//! placement-group metric is `super::placement`'s.
 
 use std::hint::black_box;
 use std::sync::mpsc;

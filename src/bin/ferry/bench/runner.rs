@@ -91,6 +91,9 @@ pub(crate) fn run(
     if let Some(n) = args.num_cpus {
         cfg = cfg.num_cpus(n);
     }
+    // Ray's placement-group metric runs on `ray.init(resources={"custom": 100})`.
+    let (name, amount) = super::placement::CUSTOM;
+    let cfg = cfg.resource(name, amount);
     let rt = ferry::init(cfg)?;
     let timing = if args.quick {
         Timing::QUICK
