@@ -76,6 +76,7 @@ pub use config::Config;
 pub use error::{Error, FailureKind, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
 pub use object::object_ref::{ArchivedObjectRef, ObjectRef};
+pub use object::ref_future::GetFuture;
 pub use object::view::View;
 pub use resources::options::{ActorOptions, RetryOn, TaskOptions};
 pub use resources::pinning::Pin;

@@ -5,4 +5,8 @@ pub(crate) mod checkpoint;
 pub(crate) mod engine;
 pub(crate) mod host;
 pub(crate) mod names;
+pub(crate) mod serve;
+pub(crate) mod threaded;
+pub(crate) mod async_serve;
+pub(crate) mod executor;
 pub(crate) mod thread;

@@ -7,5 +7,6 @@ pub(crate) mod codec;
 pub(crate) mod exports;
 pub(crate) mod lender;
 pub(crate) mod object_ref;
+pub(crate) mod ref_future;
 pub(crate) mod store;
 pub(crate) mod view;

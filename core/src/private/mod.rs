@@ -3,6 +3,7 @@
 
 mod returns;
 mod run_by_id;
+mod sync_probe;
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -23,6 +24,8 @@ pub use crate::actor::checkpoint::Codec;
 pub use crate::object::codec::{EncodedCall, Untyped};
 pub use crate::runtime::actor_handle::{create_hosted, hosted_handle};
 pub use crate::runtime::call_result::Failure;
+pub use crate::runtime::method_body::{AsyncBody, AsyncResult, Exclusive, MethodBody, Shared};
+pub use sync_probe::{ShareFn, SyncProbe, ViaNoSync, ViaSync};
 use crate::runtime::call_result::finish;
 pub use returns::project;
 
@@ -368,6 +371,8 @@ macro_rules! __builder_methods {
         pub fn get_if_exists(mut self) -> Self { self.opts = self.opts.get_if_exists(); self }
         /// With a name: live until killed, even with no handle left (Ray's `lifetime="detached"`, within the job).
         pub fn lifetime_detached(mut self) -> Self { self.opts = self.opts.lifetime_detached(); self }
+        /// Calls that may run at once (Ray's `max_concurrency`; see [`ActorOptions::max_concurrency`](::ferry::ActorOptions::max_concurrency)).
+        pub fn max_concurrency(mut self, n: u32) -> Self { self.opts = self.opts.max_concurrency(n); self }
     };
     (common $opts:ty) => {
         /// Logical CPUs (fractional and 0 allowed).

@@ -18,6 +18,7 @@ pub(crate) mod arg;
 pub(crate) mod call_result;
 pub(crate) mod current;
 pub(crate) mod lender;
+pub(crate) mod method_body;
 pub(crate) mod named;
 mod objects;
 mod rank_host;
