@@ -15,8 +15,10 @@
 //!    the dispatcher runs it with the `Arc`'s only reference. So `&mut
 //!    self` calls run alone and in the order they were made, like a
 //!    RwLock's writer; `&self` calls start in order but may finish in any.
-//! 4. A panic in a worker is noted; the dispatcher takes no more calls
-//!    until nothing is in flight, then restarts the actor or lets it die.
+//! 4. A panic in a worker is noted before its call's error is stored; the
+//!    dispatcher looks for it after each pop, and then starts no more calls
+//!    until nothing is in flight, restarts the actor or lets it die, and
+//!    runs the popped call after that.
 //! 5. At the end the dispatcher waits for the calls in flight, closes the
 //!    workers' queue and joins them.
 
@@ -33,6 +35,7 @@ use crate::actor::host::ActorHost;
 use crate::actor::serve::{Serve, settle};
 use crate::object::cell::Stored;
 use crate::sync::lock;
+use crate::task::cell::panic_message;
 use crate::task::context::{self, TaskCtx};
 
 /// A call handed to a worker, given the worker's own context.
@@ -119,16 +122,23 @@ pub(crate) fn serve<A: Send + 'static, H: ActorHost>(
         }
     }
     let mut state: Option<Arc<dyn Any + Send + Sync>> = Some(share(state));
+    // A call taken out of the mailbox before a restart, to run after it.
+    let mut next = None;
     while let Some(shared) = &mut state {
+        let msg = next.take().or_else(|| core.pop());
+        // Looked at after the pop: a call made after its caller saw a panic's
+        // error finds the panic noted (it was noted before the error was
+        // stored), so it runs on the restarted state.
         let noted = lock(&workers.panicked).take();
         if let Some((method, message)) = noted {
             // Step 4.
+            next = msg;
             serve.idle_until(|| workers.in_flight.load(Ordering::Acquire) == 0);
             drop(state.take());
             state = serve.restart(method, &message).map(share);
             continue;
         }
-        let Some(msg) = core.pop() else {
+        let Some(msg) = msg else {
             serve.idle(|| {
                 core.queued.load(Ordering::SeqCst) > 0 || lock(&workers.panicked).is_some()
             });
@@ -164,11 +174,13 @@ pub(crate) fn serve<A: Send + 'static, H: ActorHost>(
                         .expect("the shared state is the actor's");
                     let started = h.pool().timeline.start();
                     let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(actor, cx)));
-                    let failed = settle(&*h, &c, method, started, outcome, &output, actor);
-                    drop(st);
-                    if let Some(m) = failed {
+                    if let Err(p) = &outcome {
+                        // Noted before its error is stored (step 4).
+                        let m = panic_message(p.as_ref());
                         lock(&w.panicked).get_or_insert((method, m));
                     }
+                    settle(&*h, &c, method, started, outcome, &output, actor);
+                    drop(st);
                     w.finished();
                 }));
             }
@@ -192,7 +204,11 @@ pub(crate) fn serve<A: Send + 'static, H: ActorHost>(
             }
         }
     }
-    // Step 5.
+    // Step 5 (a call popped before a restart that failed fails too).
+    if let Some(MailboxItem::Call(c)) = next {
+        let reason = core.dead.get().map_or("it has stopped", |s| s.as_str());
+        c.output.complete(Stored::Error(core.died(reason)));
+    }
     serve.idle_until(|| workers.in_flight.load(Ordering::Acquire) == 0);
     drop(state);
     workers.close();
