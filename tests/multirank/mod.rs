@@ -12,9 +12,14 @@ use std::time::{Duration, Instant};
 use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
 
 mod actor_pool;
+mod concurrency;
 mod multiple_returns;
 mod named_actors;
 use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
+use concurrency::{
+    a_threaded_actor_on_another_rank_runs_calls_at_once,
+    an_async_actor_on_another_rank_interleaves_its_calls,
+};
 use multiple_returns::a_task_with_two_returns_on_another_rank_gives_two_objects;
 use named_actors::{
     a_detached_actor_outlives_its_creator_s_handles, a_named_actor_is_found_from_every_rank,
@@ -132,6 +137,14 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "a_task_reads_its_input_from_the_rank_making_it",
         a_task_reads_its_input_from_the_rank_making_it,
+    ),
+    (
+        "a_threaded_actor_on_another_rank_runs_calls_at_once",
+        a_threaded_actor_on_another_rank_runs_calls_at_once,
+    ),
+    (
+        "an_async_actor_on_another_rank_interleaves_its_calls",
+        an_async_actor_on_another_rank_interleaves_its_calls,
     ),
 ];
 
