@@ -3,7 +3,9 @@
 //! Each metric does what the metric of the same name does in Ray's
 //! python/ray/_private/ray_perf.py: the same call counts, multipliers and
 //! payloads, timed by the same `timeit` (see [`super::timeit`]). Ray's
-//! async-actor and placement-group metrics are left out: Ferry has neither.
+//! async-actor metrics, which come next in ray_perf.py, are in
+//! `async_metrics`; its placement-group metric is left out: Ferry has no
+//! placement groups.
 
 use std::hint::black_box;
 use std::sync::mpsc;
@@ -11,7 +13,7 @@ use std::thread;
 
 use ferry::{ActorHandle, ObjectRef, Runtime};
 
-use super::fixtures::{Server, do_put, do_put_small, small_value, work};
+use super::fixtures::{Server, do_put, do_put_small, half_cpus, small_value, work};
 use super::runner::Runner;
 use super::timeit::{py_round2, say};
 
@@ -68,12 +70,6 @@ impl Client {
 /// Submits `n` `small_value` tasks.
 fn small_values(rt: &Runtime, n: usize) -> ferry::Result<Vec<ObjectRef<Vec<u8>>>> {
     (0..n).map(|_| small_value::remote(rt)).collect()
-}
-
-/// `ray_perf.py`'s `n_cpu = multiprocessing.cpu_count() // 2` (at least 1).
-fn half_cpus() -> usize {
-    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-    (cpus / 2).max(1)
 }
 
 fn actors(rt: &Runtime, n: usize) -> ferry::Result<Vec<ActorHandle<Server>>> {
