@@ -118,7 +118,13 @@ fn main(rt: ferry::Runtime) -> ferry::Result<()> {
         assert!(*rt.get(r)?);
     }
     let log = rt.get_value(&actor.log().remote()?)?;
-    assert_eq!(log, ["started"; 4].into_iter().chain(["finished"; 4]).collect::<Vec<_>>());
+    assert_eq!(
+        log,
+        ["started"; 4]
+            .into_iter()
+            .chain(["finished"; 4])
+            .collect::<Vec<_>>()
+    );
     assert_eq!(rt.get_value(&actor.most_in_flight().remote()?)?, 4);
 
     // Only 2 in flight at once (the signal is set: each call's await ends

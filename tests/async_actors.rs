@@ -80,7 +80,9 @@ impl Hub {
     /// Arrives at the latch and waits until `n` calls have: passes only
     /// when `n` calls are in flight at once.
     async fn meet(&self, n: u64) -> u64 {
-        self.threads.borrow_mut().insert(std::thread::current().id());
+        self.threads
+            .borrow_mut()
+            .insert(std::thread::current().id());
         self.in_flight.set(self.in_flight.get() + 1);
         self.most_in_flight
             .set(self.most_in_flight.get().max(self.in_flight.get()));
@@ -117,7 +119,10 @@ impl Hub {
     }
 
     fn stats(&self) -> (u64, u64) {
-        (self.most_in_flight.get(), self.threads.borrow().len() as u64)
+        (
+            self.most_in_flight.get(),
+            self.threads.borrow().len() as u64,
+        )
     }
 }
 
@@ -185,10 +190,17 @@ fn a_mut_call_waits_for_the_calls_in_flight() -> ferry::Result<()> {
     let b = hub.meet(2).remote()?;
     // `b` is behind `add`, which waits for `a`, which waits for `b`: with
     // `add` held, nothing moves.
-    let (ready, _) = rt.wait(vec![a.clone(), added.clone()], 1, Some(Duration::from_millis(300)))?;
+    let (ready, _) = rt.wait(
+        vec![a.clone(), added.clone()],
+        1,
+        Some(Duration::from_millis(300)),
+    )?;
     assert!(ready.is_empty(), "the &mut self call did not wait its turn");
     hub.kill();
-    assert!(matches!(rt.get_timeout(&b, BOUND), Err(Error::ActorDied { .. })));
+    assert!(matches!(
+        rt.get_timeout(&b, BOUND),
+        Err(Error::ActorDied { .. })
+    ));
     // In order, with nothing in flight meanwhile.
     let hub = Hub::remote(&rt)?;
     let ping = hub.ping().remote()?;
@@ -216,7 +228,10 @@ fn a_panic_in_an_async_method_is_the_calls_typed_error() -> ferry::Result<()> {
     assert!(rt.get_timeout(&hub.boom().remote()?, BOUND).is_err());
     match rt.get_timeout(&hub.ping().remote()?, BOUND) {
         Err(Error::ActorDied { .. }) => {}
-        other => panic!("no restarts left: expected ActorDied, got {:?}", other.map(|v| *v)),
+        other => panic!(
+            "no restarts left: expected ActorDied, got {:?}",
+            other.map(|v| *v)
+        ),
     }
     rt.shutdown()
 }

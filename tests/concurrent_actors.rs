@@ -118,7 +118,11 @@ fn a_mut_call_waits_for_the_shared_calls_and_runs_alone_in_order() -> ferry::Res
     assert!(ready.is_empty(), "a &mut self call ran beside a &self call");
     gate.open();
     assert_eq!(*rt.get(&held)?, 0);
-    assert_eq!(*rt.get(&pushed)?, 0, "nothing ran beside the &mut self call");
+    assert_eq!(
+        *rt.get(&pushed)?,
+        0,
+        "nothing ran beside the &mut self call"
+    );
     assert_eq!(rt.get(&after)?.as_slice(), &[1]);
     let refs: Vec<_> = (2..50)
         .map(|i| log.push(i).remote())
@@ -167,7 +171,10 @@ fn a_panic_in_a_shared_call_fails_it_and_restarts_the_actor() -> ferry::Result<(
     }
     match rt.get(&log.entries().remote()?) {
         Err(Error::ActorDied { .. }) => {}
-        other => panic!("no restarts left: expected ActorDied, got {:?}", other.is_ok()),
+        other => panic!(
+            "no restarts left: expected ActorDied, got {:?}",
+            other.is_ok()
+        ),
     }
     rt.shutdown()
 }

@@ -160,7 +160,10 @@ pub(super) fn an_async_actor_on_another_rank_interleaves_its_calls(
         .map(|_| bounded.meet(3).remote())
         .collect::<ferry::Result<_>>()?;
     let (ready, _) = rt.wait(&refs, 1, Some(Duration::from_millis(300)))?;
-    assert!(ready.is_empty(), "max_concurrency did not reach rank {host}");
+    assert!(
+        ready.is_empty(),
+        "max_concurrency did not reach rank {host}"
+    );
     bounded.kill();
     for r in &refs {
         match rt.get_timeout(r, Duration::from_secs(BOUND)) {

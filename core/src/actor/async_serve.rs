@@ -106,7 +106,15 @@ pub(crate) fn serve<A: Send + 'static, H: ActorHost>(
                     let outcome = context::with_task(serve.ctx.clone(), || {
                         panic::catch_unwind(AssertUnwindSafe(|| f(actor, cx)))
                     });
-                    let failed = settle(&**host, core, call.method, started, outcome, &call.output, actor);
+                    let failed = settle(
+                        &**host,
+                        core,
+                        call.method,
+                        started,
+                        outcome,
+                        &call.output,
+                        actor,
+                    );
                     panicked = failed.map(|m| (call.method, m));
                 }
                 Run::Exclusive(_) => held = Some(call),
@@ -141,10 +149,9 @@ fn exclusive<A: Send + 'static, H: ActorHost>(
     let Run::Exclusive(f) = run else { return };
     // The futures in flight held the other clones; none is left.
     let Some(actor) = Rc::get_mut(rc) else {
-        output.complete(Stored::Error(crate::error::Error::InvalidArgument(format!(
-            "{}.{method}: the actor's state is still shared",
-            core.name
-        ))));
+        output.complete(Stored::Error(crate::error::Error::InvalidArgument(
+            format!("{}.{method}: the actor's state is still shared", core.name),
+        )));
         return;
     };
     let started = host.pool().timeline.start();

@@ -109,14 +109,7 @@ impl<K, T> Executor<K, T> {
             id,
             ready: self.ready.clone(),
         }));
-        self.tasks.insert(
-            id,
-            Task {
-                tag,
-                future,
-                waker,
-            },
-        );
+        self.tasks.insert(id, Task { tag, future, waker });
         self.fresh.push(id);
     }
 
@@ -133,7 +126,8 @@ impl<K, T> Executor<K, T> {
                 continue;
             };
             let mut cx = Context::from_waker(&task.waker);
-            let polled = panic::catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+            let polled =
+                panic::catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
             let outcome = match polled {
                 Ok(Poll::Pending) => continue,
                 Ok(Poll::Ready(v)) => Ok(v),

@@ -243,7 +243,9 @@ fn serial<A: Send + 'static, H: ActorHost>(serve: &mut Serve<'_, A, H>, cx: &H::
             panic::catch_unwind(AssertUnwindSafe(|| match run {
                 Run::Exclusive(f) => f(actor, cx),
                 Run::Shared(f) => f(actor, cx),
-                Run::Async(_) => Outcome::Error(crate::actor::serve::not_async(core.class.name, method)),
+                Run::Async(_) => {
+                    Outcome::Error(crate::actor::serve::not_async(core.class.name, method))
+                }
             }))
         });
         if let Some(message) = settle(&**host, core, method, started, outcome, &output, actor) {

@@ -24,10 +24,10 @@ pub use crate::actor::checkpoint::Codec;
 pub use crate::object::codec::{EncodedCall, Untyped};
 pub use crate::runtime::actor_handle::{create_hosted, hosted_handle};
 pub use crate::runtime::call_result::Failure;
-pub use crate::runtime::method_body::{AsyncBody, AsyncResult, Exclusive, MethodBody, Shared};
-pub use sync_probe::{ShareFn, SyncProbe, ViaNoSync, ViaSync};
 use crate::runtime::call_result::finish;
+pub use crate::runtime::method_body::{AsyncBody, AsyncResult, Exclusive, MethodBody, Shared};
 pub use returns::project;
+pub use sync_probe::{ShareFn, SyncProbe, ViaNoSync, ViaSync};
 
 /// Turns a function's return value into a call result: infallible returns.
 pub fn ok<R>(value: R) -> std::result::Result<R, Failure> {
