@@ -66,16 +66,23 @@ pub(crate) type Share<A> = fn(A) -> Arc<dyn Any + Send + Sync>;
 /// A future run on an async actor's executor.
 pub(crate) type LocalFuture = Pin<Box<dyn Future<Output = Outcome>>>;
 
+/// A `&mut self` method's call.
+pub(crate) type ExclusiveFn<A, C> = Box<dyn FnOnce(&mut A, &C) -> Outcome + Send>;
+/// A `&self` method's call.
+pub(crate) type SharedFn<A, C> = Box<dyn FnOnce(&A, &C) -> Outcome + Send>;
+/// An `async fn` method's call: makes its future.
+pub(crate) type AsyncFn<A, C> = Box<dyn FnOnce(Rc<A>, &C) -> LocalFuture + Send>;
+
 /// One queued call: runs the method on the actor's state and gives its
 /// outcome.
 pub(crate) enum Run<A, C> {
     /// A `&mut self` method: runs alone.
-    Exclusive(Box<dyn FnOnce(&mut A, &C) -> Outcome + Send>),
+    Exclusive(ExclusiveFn<A, C>),
     /// A `&self` method: may run beside other `&self` calls
     /// (`max_concurrency`).
-    Shared(Box<dyn FnOnce(&A, &C) -> Outcome + Send>),
+    Shared(SharedFn<A, C>),
     /// An `async fn` method: makes a future for the actor's executor.
-    Async(Box<dyn FnOnce(Rc<A>, &C) -> LocalFuture + Send>),
+    Async(AsyncFn<A, C>),
 }
 
 pub(crate) struct Call<A, C> {

@@ -204,7 +204,6 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
         },
         Mode::Async(n) => crate::actor::async_serve::serve(&mut serve, &cx, n, state),
     }
-    drop(serve);
     finish_actor(&host, &core, Some((&request, &gpu_ids)));
 }
 
