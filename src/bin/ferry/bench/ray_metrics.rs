@@ -79,9 +79,10 @@ fn actors(rt: &Runtime, n: usize) -> ferry::Result<Vec<ActorHandle<Server>>> {
 /// Client threads for `1:1 actor calls concurrent`.
 ///
 /// Ray runs that metric against a threaded actor (`max_concurrency=16`) that
-/// executes up to 16 calls at once. A Ferry actor executes its calls one at a
-/// time, so there is no actor-side equivalent; the closest honest one is the
-/// concurrency on the caller side: the 1000 calls of one round are submitted
+/// executes up to 16 calls at once. This metric was written before Ferry had
+/// threaded actors (`ActorOptions::max_concurrency`) and is kept as it was,
+/// so that its figures compare with earlier ones: the concurrency is on the
+/// caller side: the 1000 calls of one round are submitted
 /// by 16 long-lived threads at once (62 or 63 calls each, then each gets its
 /// own results), all to the same actor. The threads live for the whole
 /// metric, so thread start-up is not timed. This measures contention on the
