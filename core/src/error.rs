@@ -163,6 +163,17 @@ pub enum Error {
         #[source]
         source: Arc<LaunchError>,
     },
+    /// An actor asked to run calls on several threads at once
+    /// (`max_concurrency` above 1) whose class is not `Sync`.
+    #[error(
+        "actor class {class} is not Sync, so its calls cannot run on several threads at once \
+         (max_concurrency above 1): make it Sync (Mutex/atomics inside), or make its methods \
+         async fn (an async actor runs on one thread)"
+    )]
+    NotSync {
+        /// The class.
+        class: String,
+    },
     /// A thread the runtime needs could not be started.
     #[error("could not start {what}: {source}")]
     Thread {

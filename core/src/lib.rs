@@ -76,6 +76,7 @@ pub use config::Config;
 pub use error::{Error, FailureKind, PlacementGroupError, Result, TaskError};
 pub use ids::{ActorId, ObjectId};
 pub use object::object_ref::{ArchivedObjectRef, ObjectRef};
+pub use object::ref_future::GetFuture;
 pub use object::view::View;
 pub use private::ActorStreamCall;
 pub use resources::bundles::{Bundle, PlacementGroup};

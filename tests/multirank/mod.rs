@@ -12,11 +12,16 @@ use std::time::{Duration, Instant};
 use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
 
 mod actor_pool;
+mod concurrency;
 mod multiple_returns;
 mod named_actors;
 mod placement_groups;
 mod streaming_returns;
 use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
+use concurrency::{
+    a_threaded_actor_on_another_rank_runs_calls_at_once,
+    an_async_actor_on_another_rank_interleaves_its_calls,
+};
 use multiple_returns::a_task_with_two_returns_on_another_rank_gives_two_objects;
 use named_actors::{
     a_detached_actor_outlives_its_creator_s_handles, a_named_actor_is_found_from_every_rank,
@@ -144,6 +149,14 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "placement_groups_reserve_bundles_over_ranks",
         placement_groups_reserve_bundles_over_ranks,
+    ),
+    (
+        "a_threaded_actor_on_another_rank_runs_calls_at_once",
+        a_threaded_actor_on_another_rank_runs_calls_at_once,
+    ),
+    (
+        "an_async_actor_on_another_rank_interleaves_its_calls",
+        an_async_actor_on_another_rank_interleaves_its_calls,
     ),
 ];
 

@@ -80,6 +80,12 @@ fn class(s: ItemStruct, checkpoint: bool) -> syn::Result<TokenStream> {
             const NAME: &'static str = #name_str;
             const ID: u64 = ::ferry::__private::stable_id(concat!(module_path!(), "::", #name_str));
             #codec
+            const ASYNC: bool = #name::__FERRY_ASYNC;
+            fn share() -> ::core::option::Option<::ferry::__private::ShareFn<Self>> {
+                #[allow(unused_imports)]
+                use ::ferry::__private::{ViaNoSync as _, ViaSync as _};
+                (&&::ferry::__private::SyncProbe::<Self>::new()).share()
+            }
         }
 
         #[doc = #options_doc]
@@ -114,6 +120,7 @@ fn methods(imp: ItemImpl) -> syn::Result<TokenStream> {
     let options = format_ident!("{}Options", name);
     let name_str_ctor = name.to_string();
     let mut ctor = None;
+    let mut any_async = false;
     let mut proxies = Vec::new();
     let mut registrations = Vec::new();
     for item in &imp.items {
@@ -131,8 +138,18 @@ fn methods(imp: ItemImpl) -> syn::Result<TokenStream> {
                     "actor methods take &self or &mut self (the actor keeps its state)",
                 ));
             }
-            Some(_) => {
-                let (p, r) = proxy(name, &handle, m)?;
+            Some(r) => {
+                if let Some(a) = &m.sig.asyncness {
+                    if r.mutability.is_some() {
+                        return Err(err(
+                            a.span(),
+                            "an async actor method takes &self: its calls interleave at .await \
+                             on the actor's one thread (keep mutable state in a Cell or RefCell)",
+                        ));
+                    }
+                    any_async = true;
+                }
+                let (p, r) = proxy(name, &handle, m, r.mutability.is_some())?;
                 proxies.push(p);
                 registrations.push(r);
             }
@@ -203,6 +220,10 @@ fn methods(imp: ItemImpl) -> syn::Result<TokenStream> {
 
         #[allow(clippy::unused_unit)]
         impl #name {
+            /// Whether the class has `async fn` methods (an async actor).
+            #[doc(hidden)]
+            pub const __FERRY_ASYNC: bool = #any_async;
+
             #[doc(hidden)]
             fn __ferry_create(
                 rt: &::ferry::Runtime,
@@ -242,6 +263,7 @@ fn proxy(
     class: &syn::Ident,
     handle: &syn::Ident,
     m: &syn::ImplItemFn,
+    exclusive: bool,
 ) -> syn::Result<(TokenStream, TokenStream)> {
     let method = &m.sig.ident;
     if !m.sig.generics.params.is_empty() {
@@ -268,6 +290,34 @@ fn proxy(
     } = params::generate(&ps);
     let method_str = method.to_string();
     let class_str = class.to_string();
+    let body = if m.sig.asyncness.is_some() {
+        quote! {
+            ::ferry::__private::AsyncBody(move |__ferry_this: ::std::rc::Rc<#class>, __ferry_rt: &::ferry::Runtime| {
+                let __ferry_rt = ::core::clone::Clone::clone(__ferry_rt);
+                ::std::boxed::Box::pin(async move {
+                    let rt = &__ferry_rt;
+                    let (#(#forward,)*) = __ferry_args;
+                    #resolve
+                    let _ = rt;
+                    #convert(__ferry_this.#method(#(#call_args),*).await)
+                }) as ::ferry::__private::AsyncResult<#out_ty>
+            })
+        }
+    } else {
+        let (wrap, this) = if exclusive {
+            (quote!(Exclusive), quote!(&mut #class))
+        } else {
+            (quote!(Shared), quote!(&#class))
+        };
+        quote! {
+            ::ferry::__private::#wrap(move |__ferry_this: #this, rt: &::ferry::Runtime| {
+                let (#(#forward,)*) = __ferry_args;
+                #resolve
+                let _ = rt;
+                #convert(__ferry_this.#method(#(#call_args),*))
+            })
+        }
+    };
     let what = format!("{class}.{method_str}");
     let invoke = format_ident!("__ferry_invoke_{}", method);
     let doc = format!("Calls `{class}::{method_str}` on the actor; `.remote()` submits it.");
@@ -306,7 +356,7 @@ fn proxy(
             '_,
             #class,
             #out_ty,
-            impl ::core::ops::FnOnce(&mut #class, &::ferry::Runtime) -> ::core::result::Result<#out_ty, ::ferry::__private::Failure> + Send + 'static,
+            impl ::ferry::__private::MethodBody<#class, #out_ty>,
         > {
             let mut __ferry_deps = ::ferry::__private::Deps::default();
             #prepare
@@ -320,12 +370,7 @@ fn proxy(
                 // The actor is here: fetch borrowed arguments while the call waits its turn.
                 __ferry_deps.prefetch();
             }
-            ::ferry::ActorCall::new(&self.inner, #method_str, __ferry_encoded, move |__ferry_this: &mut #class, rt: &::ferry::Runtime| {
-                let (#(#forward,)*) = __ferry_args;
-                #resolve
-                let _ = rt;
-                #convert(__ferry_this.#method(#(#call_args),*))
-            })
+            ::ferry::ActorCall::new(&self.inner, #method_str, __ferry_encoded, #body)
         }
     };
     Ok((methods, registration))

@@ -34,6 +34,17 @@ pub(crate) fn proxy(
     } else {
         quote!(items_ok)
     };
+    // A `&self` method may run beside other `&self` calls (a threaded
+    // actor); a `&mut self` one runs alone.
+    let exclusive = matches!(
+        m.sig.inputs.first(),
+        Some(syn::FnArg::Receiver(r)) if r.mutability.is_some()
+    );
+    let (wrap, this) = if exclusive {
+        (quote!(Exclusive), quote!(&mut #class))
+    } else {
+        (quote!(Shared), quote!(&#class))
+    };
     let method_str = method.to_string();
     let class_str = class.to_string();
     let what = format!("{class}.{method_str}");
@@ -78,7 +89,7 @@ pub(crate) fn proxy(
             '_,
             #class,
             u64,
-            impl ::core::ops::FnOnce(&mut #class, &::ferry::Runtime) -> ::core::result::Result<u64, ::ferry::__private::Failure> + Send + 'static,
+            impl ::ferry::__private::MethodBody<#class, u64>,
         > {
             let mut __ferry_deps = ::ferry::__private::Deps::default();
             #prepare
@@ -91,12 +102,12 @@ pub(crate) fn proxy(
             if __ferry_encoded.is_none() {
                 __ferry_deps.prefetch();
             }
-            ::ferry::ActorCall::new(&self.inner, #method_str, __ferry_encoded, move |__ferry_this: &mut #class, rt: &::ferry::Runtime| {
+            ::ferry::ActorCall::new(&self.inner, #method_str, __ferry_encoded, ::ferry::__private::#wrap(move |__ferry_this: #this, rt: &::ferry::Runtime| {
                 let (__ferry_stream, #(#forward,)*) = __ferry_args;
                 #resolve
                 let __ferry_items = #convert(__ferry_this.#method(#(#call_args),*))?;
                 ::ferry::__private::drain::<#elem>(rt, &__ferry_stream, ::ferry::__private::#items(__ferry_items))
-            })
+            }))
         }
 
         #[doc = #doc]

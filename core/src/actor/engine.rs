@@ -21,7 +21,11 @@
 //! method), given the host's per-thread [`CallCx`](ActorHost::CallCx); the
 //! engine never knows the runtime, only its [`ActorHost`] side.
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::{JoinHandle, Thread};
@@ -48,15 +52,42 @@ pub(crate) struct Class<A> {
     pub(crate) name: &'static str,
     /// How its state is checkpointed, if it is.
     pub(crate) checkpoint: Option<Codec<A>>,
+    /// How its state is shared by several threads; `Some` only for a class
+    /// that is `Sync` (needed for `max_concurrency` above 1).
+    pub(crate) share: Option<Share<A>>,
+    /// Whether it has `async fn` methods: it then runs on its own executor.
+    pub(crate) is_async: bool,
 }
+
+/// Puts an actor's state behind an `Arc` that other threads may read:
+/// made (as `|a| Arc::new(a)`) only where `A: Sync` is known.
+pub(crate) type Share<A> = fn(A) -> Arc<dyn Any + Send + Sync>;
+
+/// A future run on an async actor's executor.
+pub(crate) type LocalFuture = Pin<Box<dyn Future<Output = Outcome>>>;
+
+/// A `&mut self` method's call.
+pub(crate) type ExclusiveFn<A, C> = Box<dyn FnOnce(&mut A, &C) -> Outcome + Send>;
+/// A `&self` method's call.
+pub(crate) type SharedFn<A, C> = Box<dyn FnOnce(&A, &C) -> Outcome + Send>;
+/// An `async fn` method's call: makes its future.
+pub(crate) type AsyncFn<A, C> = Box<dyn FnOnce(Rc<A>, &C) -> LocalFuture + Send>;
 
 /// One queued call: runs the method on the actor's state and gives its
 /// outcome.
-pub(crate) type CallFn<A, C> = Box<dyn FnOnce(&mut A, &C) -> Outcome + Send>;
+pub(crate) enum Run<A, C> {
+    /// A `&mut self` method: runs alone.
+    Exclusive(ExclusiveFn<A, C>),
+    /// A `&self` method: may run beside other `&self` calls
+    /// (`max_concurrency`).
+    Shared(SharedFn<A, C>),
+    /// An `async fn` method: makes a future for the actor's executor.
+    Async(AsyncFn<A, C>),
+}
 
 pub(crate) struct Call<A, C> {
     pub(crate) method: &'static str,
-    pub(crate) run: CallFn<A, C>,
+    pub(crate) run: Run<A, C>,
     pub(crate) output: Arc<Slot>,
 }
 
@@ -168,7 +199,7 @@ impl<A, H: ActorHost> Core<A, H> {
     pub(crate) fn call<R>(
         &self,
         method: &'static str,
-        run: impl FnOnce(&mut A, &H::CallCx) -> Outcome + Send + 'static,
+        run: Run<A, H::CallCx>,
     ) -> Result<ObjectRef<R>> {
         let host = self.host.upgrade().ok_or(Error::Shutdown)?;
         if host.is_shut() {
@@ -182,7 +213,7 @@ impl<A, H: ActorHost> Core<A, H> {
         }
         self.push(MailboxItem::Call(Call {
             method,
-            run: Box::new(run),
+            run,
             output,
         }));
         Ok(r)
@@ -252,7 +283,7 @@ impl<A: 'static, H: ActorHost> Core<A, H> {
         let (ckpt, calls, name) = (ckpt.clone(), self.calls.clone(), self.name.clone());
         // The actor thread holds its host while it runs calls.
         let host = Arc::downgrade(&host);
-        let run: CallFn<A, H::CallCx> = Box::new(move |actor, _| {
+        let run = Run::Exclusive(Box::new(move |actor: &mut A, _: &H::CallCx| {
             let Some(host) = host.upgrade() else {
                 return Outcome::Error(Error::Shutdown);
             };
@@ -264,7 +295,7 @@ impl<A: 'static, H: ActorHost> Core<A, H> {
                 },
                 Err(e) => Outcome::Error(e),
             }
-        });
+        }));
         self.push(MailboxItem::Call(Call {
             method: "checkpoint",
             run,

@@ -13,17 +13,17 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
-use crate::actor::checkpoint::{self, Restored, Schedule};
-use crate::actor::engine::{Call, Class, Core, Link, MailboxItem};
+use crate::actor::checkpoint::{self, Schedule};
+use crate::actor::engine::{Call, Class, Core, Link, MailboxItem, Run};
 use crate::actor::host::ActorHost;
-use crate::error::{Error, FailureKind, Result, TaskError};
+use crate::actor::serve::{Mode, Serve, restore, settle};
+use crate::error::{Error, Result};
 use crate::ids::ActorId;
 use crate::object::cell::Stored;
 use crate::resources::bundles::BundleMember;
 use crate::resources::ledger::Request;
 use crate::resources::options::ActorOptions;
 use crate::resources::pinning::Pin;
-use crate::signal;
 use crate::task::cell::{Outcome, panic_message};
 use crate::task::context::{self, TaskCtx};
 
@@ -41,6 +41,12 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
 ) -> Result<Arc<Link<A, H>>> {
     if let Some(pin) = opts.pin {
         host.pool().pinning.check(pin)?;
+    }
+    let mode = Mode::of(class.is_async, opts.max_concurrency);
+    if matches!(mode, Mode::Threaded(_)) && class.share.is_none() {
+        return Err(Error::NotSync {
+            class: class.name.to_string(),
+        });
     }
     let pin = opts.pin;
     let class_name = class.name;
@@ -100,7 +106,11 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
                 ctx,
                 request2,
                 granted,
-                Placing { restarts, pin },
+                Placing {
+                    restarts,
+                    pin,
+                    mode,
+                },
                 factory,
             )
         });
@@ -125,6 +135,7 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
 struct Placing {
     restarts: i32,
     pin: Option<Pin>,
+    mode: Mode,
 }
 
 fn actor_main<A: Send + 'static, H: ActorHost>(
@@ -133,7 +144,11 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
     ctx: TaskCtx,
     request: Request,
     granted: Option<Arc<[u32]>>,
-    Placing { restarts, pin }: Placing,
+    Placing {
+        restarts,
+        pin,
+        mode,
+    }: Placing,
     factory: &mut dyn FnMut() -> A,
 ) {
     let cx = host.actor_thread_started();
@@ -173,30 +188,46 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
             }),
         }
     };
-    let mut state = match make(factory, "") {
+    let state = match make(factory, "") {
         Ok(a) => Some(a),
         Err(why) => {
             core.kill(&why);
             None
         }
     };
-    let mut restarts_left = restarts;
-    // Step 2: serve calls in order.
+    let Some(state) = state else {
+        return finish_actor(&host, &core, Some((&request, &gpu_ids)));
+    };
+    let mut make = |when: &str| make(factory, when);
+    let mut serve = Serve {
+        host: &host,
+        core: &core,
+        ctx: &ctx,
+        restarts_left: restarts,
+        make: &mut make,
+    };
+    // Step 2: serve calls, in order (or several at once; see `serve::Mode`).
+    match mode {
+        Mode::Serial => serial(&mut serve, &cx, state),
+        Mode::Threaded(n) => match core.class.share {
+            Some(share) => crate::actor::threaded::serve(&mut serve, &cx, share, n, state),
+            // `start` refused it.
+            None => serial(&mut serve, &cx, state),
+        },
+        Mode::Async(n) => crate::actor::async_serve::serve(&mut serve, &cx, n, state),
+    }
+    finish_actor(&host, &core, Some((&request, &gpu_ids)));
+}
+
+/// Serves the mailbox one call at a time, in order (the default mode).
+fn serial<A: Send + 'static, H: ActorHost>(serve: &mut Serve<'_, A, H>, cx: &H::CallCx, state: A) {
+    let (host, core) = (serve.host, serve.core);
+    let mut state = Some(state);
     while let Some(actor) = state.as_mut() {
         let msg = match core.pop() {
             Some(m) => m,
             None => {
-                signal::spin_then_park(
-                    host.spin(),
-                    || {
-                        // A call from another rank may be waiting to be
-                        // received: take it in here, no thread to wake.
-                        host.pool().sched.poll_idle();
-                        core.queued.load(Ordering::SeqCst) > 0
-                    },
-                    || core.parked.store(true, Ordering::SeqCst),
-                    || core.parked.store(false, Ordering::SeqCst),
-                );
+                serve.idle(|| core.queued.load(Ordering::SeqCst) > 0);
                 continue;
             }
         };
@@ -218,112 +249,21 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
             run,
             output,
         } = call;
-        let timeline = &host.pool().timeline;
-        let started = timeline.start();
-        let outcome = context::with_task(ctx.clone(), || {
-            panic::catch_unwind(AssertUnwindSafe(|| run(actor, &cx)))
+        let started = host.pool().timeline.start();
+        let outcome = context::with_task(serve.ctx.clone(), || {
+            panic::catch_unwind(AssertUnwindSafe(|| match run {
+                Run::Exclusive(f) => f(actor, cx),
+                Run::Shared(f) => f(actor, cx),
+                Run::Async(_) => {
+                    Outcome::Error(crate::actor::serve::not_async(core.class.name, method))
+                }
+            }))
         });
-        if timeline.is_on() {
-            timeline.record(
-                started,
-                crate::timeline::Kind::ActorCall,
-                format!("{}.{method}", core.name),
-                0,
-            );
+        if let Some(message) = settle(&**host, core, method, started, outcome, &output, actor) {
+            // Step 3: a panic leaves the state unknown: restart or die.
+            drop(state.take());
+            state = serve.restart(method, &message);
         }
-        match outcome {
-            Ok(Outcome::Value(v)) => {
-                // Checkpointed before the caller sees the result: a result
-                // seen is never lost to a restart from the checkpoint, and
-                // one no checkpoint holds is not seen.
-                let kept = if method == "checkpoint" {
-                    Ok(())
-                } else {
-                    after_call(&*host, &core, actor)
-                };
-                match kept {
-                    Ok(()) => output.complete(Stored::Value(v)),
-                    Err(e) => output.complete(Stored::Error(e)),
-                }
-            }
-            Ok(Outcome::Error(e)) => output.complete(Stored::Error(e)),
-            Ok(Outcome::Failed { kind, message }) => {
-                output.complete(Stored::Error(call_error(&core, method, kind, message)))
-            }
-            Err(p) => {
-                let message = panic_message(p.as_ref());
-                output.complete(Stored::Error(call_error(
-                    &core,
-                    method,
-                    FailureKind::Panic,
-                    message.clone(),
-                )));
-                // Step 3: a panic leaves the state unknown: restart or die.
-                state = None;
-                if restarts_left != 0 {
-                    restarts_left -= 1;
-                    core.restarts.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(actor = %core.name, "restarting after a panic in {method}");
-                    match make(factory, " on restart") {
-                        Ok(a) => state = Some(a),
-                        Err(why) => core.kill(&why),
-                    }
-                } else {
-                    core.kill(&format!(
-                        "{}.{method} panicked and no restarts are left: {message}",
-                        core.class.name
-                    ));
-                }
-            }
-        }
-    }
-    drop(state);
-    finish_actor(&host, &core, Some((&request, &gpu_ids)));
-}
-
-/// The actor's state from its checkpoint file, if it has one (`None`: no
-/// checkpoint, construct it); a damaged file is an error.
-fn restore<A: Send + 'static, H: ActorHost>(
-    host: &H,
-    core: &Core<A, H>,
-) -> Option<std::result::Result<A, String>> {
-    let (codec, ckpt) = (core.class.checkpoint.as_ref()?, core.ckpt.as_ref()?);
-    let found = match checkpoint::restore(codec, ckpt.path()) {
-        Ok(None) => return None,
-        Ok(Some(found)) => Ok(found),
-        Err(e) => Err(e),
-    };
-    Some(match found {
-        Ok((calls, a)) => {
-            core.calls.store(calls, Ordering::Relaxed);
-            ckpt.restored(calls);
-            host.note_restored(Restored {
-                name: core.name.to_string(),
-                path: ckpt.path().to_path_buf(),
-                calls,
-            });
-            Ok(a)
-        }
-        Err(e) => Err(format!(
-            "its checkpoint could not be restored (the file is kept): {e}"
-        )),
-    })
-}
-
-/// Counts a call that returned and takes a checkpoint when one is due
-/// (`checkpoint_every` calls after the last one written); an error when a
-/// due checkpoint cannot be written (the call's result is then withheld).
-fn after_call<A: Send + 'static, H: ActorHost>(
-    host: &H,
-    core: &Core<A, H>,
-    actor: &A,
-) -> Result<()> {
-    let n = core.calls.fetch_add(1, Ordering::Relaxed) + 1;
-    match (core.class.checkpoint.as_ref(), core.ckpt.as_ref()) {
-        (Some(codec), Some(ckpt)) => {
-            ckpt.after_call(&host.store().exports, codec, actor, n, &core.name)
-        }
-        _ => Ok(()),
     }
 }
 
@@ -344,19 +284,4 @@ fn finish_actor<A: Send + 'static, H: ActorHost>(
     }
     host.actor_stopped(core.id);
     host.actor_thread_stopped();
-}
-
-fn call_error<A: Send + 'static, H: ActorHost>(
-    core: &Core<A, H>,
-    method: &str,
-    kind: FailureKind,
-    message: String,
-) -> Error {
-    Error::Task(Box::new(TaskError {
-        task: format!("{}.{method}", core.name),
-        rank: core.rank,
-        kind,
-        message,
-        attempts: 1,
-    }))
 }

@@ -59,6 +59,7 @@ pub(crate) struct WireActorOptions {
     /// `Pin::Core(n)` as `(0, n)`, `Pin::NumaNode(n)` as `(1, n)`.
     pin: Option<(u8, u64)>,
     detached: bool,
+    max_concurrency: Option<u32>,
 }
 
 impl WireActorOptions {
@@ -75,6 +76,7 @@ impl WireActorOptions {
                 Pin::NumaNode(n) => (1, u64::from(n)),
             }),
             detached: o.detached,
+            max_concurrency: o.max_concurrency,
         }
     }
 
@@ -94,6 +96,7 @@ impl WireActorOptions {
             }),
             get_if_exists: false,
             detached: self.detached,
+            max_concurrency: self.max_concurrency,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! 2. Completing a pending slot sets its value exactly once (a `OnceLock`,
 //!    whose release store publishes the bytes), then takes the waiter list
 //!    under its lock and wakes every waiter: parked threads through their
-//!    [`Signal`], dependent tasks through [`DepWaiter::dep_ready`].
+//!    [`Signal`], dependent tasks through [`DepWaiter::dep_ready`], futures
+//!    (`ref_future`) through their `Waker`.
 //! 3. A waiter registers under the same lock after checking the value again,
 //!    so a completion between its check and its registration is never lost.
 //! 4. The slot is reference counted by `Arc`: every `ObjectRef`, every `View`
@@ -37,6 +38,8 @@ pub(crate) trait DepWaiter: Send + Sync {
 pub(crate) enum Waiter {
     Thread(Arc<Signal>),
     Task(Arc<dyn DepWaiter>),
+    /// A future awaiting the object (see `ref_future`).
+    Future(std::task::Waker),
 }
 
 /// Something kept alive by an object that contains it (a nested ref or handle).
@@ -408,6 +411,7 @@ impl Slot {
             match w {
                 Waiter::Thread(s) => s.notify(),
                 Waiter::Task(t) => t.dep_ready(),
+                Waiter::Future(w) => w.wake(),
             }
         }
         true

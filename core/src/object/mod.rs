@@ -7,6 +7,7 @@ pub(crate) mod codec;
 pub(crate) mod exports;
 pub(crate) mod lender;
 pub(crate) mod object_ref;
+pub(crate) mod ref_future;
 pub(crate) mod store;
 pub(crate) mod stream;
 pub(crate) mod view;

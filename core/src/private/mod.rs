@@ -4,6 +4,7 @@
 mod returns;
 mod run_by_id;
 mod streaming;
+mod sync_probe;
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -25,11 +26,13 @@ pub use crate::object::codec::{EncodedCall, Untyped};
 pub use crate::runtime::actor_handle::{create_hosted, hosted_handle};
 pub use crate::runtime::call_result::Failure;
 use crate::runtime::call_result::finish;
+pub use crate::runtime::method_body::{AsyncBody, AsyncResult, Exclusive, MethodBody, Shared};
 pub use returns::project;
 pub use streaming::{
     ActorStreamCall, OpenStream, StreamTarget, drain, generator, items_fallible, items_ok,
     open_stream,
 };
+pub use sync_probe::{ShareFn, SyncProbe, ViaNoSync, ViaSync};
 
 /// Turns a function's return value into a call result: infallible returns.
 pub fn ok<R>(value: R) -> std::result::Result<R, Failure> {
@@ -375,6 +378,8 @@ macro_rules! __builder_methods {
         pub fn get_if_exists(mut self) -> Self { self.opts = self.opts.get_if_exists(); self }
         /// With a name: live until killed, even with no handle left (Ray's `lifetime="detached"`, within the job).
         pub fn lifetime_detached(mut self) -> Self { self.opts = self.opts.lifetime_detached(); self }
+        /// Calls that may run at once (Ray's `max_concurrency`; see [`ActorOptions::max_concurrency`](::ferry::ActorOptions::max_concurrency)).
+        pub fn max_concurrency(mut self, n: u32) -> Self { self.opts = self.opts.max_concurrency(n); self }
     };
     (common $opts:ty) => {
         /// Logical CPUs (fractional and 0 allowed).

@@ -215,6 +215,8 @@ pub struct ActorOptions {
     pub(crate) get_if_exists: bool,
     /// With a name: live until killed, not until the last handle is gone.
     pub(crate) detached: bool,
+    /// Calls that may run at once (`None`: 1, or 1000 for an async actor).
+    pub(crate) max_concurrency: Option<u32>,
 }
 
 impl ActorOptions {
@@ -366,6 +368,26 @@ impl ActorOptions {
             group: pg.id,
             index,
         });
+        self
+    }
+
+    /// How many calls may run at once (Ray's `max_concurrency`; default 1,
+    /// and 1000 for an actor with `async fn` methods).
+    ///
+    /// Above 1, an actor without async methods is *threaded*: up to `n`
+    /// calls of its `&self` methods run at once on `n` threads of its own,
+    /// so its class must be `Sync` (creating one that is not fails with
+    /// [`Error::NotSync`](crate::Error::NotSync)); a `&mut self` call waits
+    /// until those running finish and runs alone, and calls are started in
+    /// the order they were made. An async actor keeps up to `n` of its
+    /// `async fn` calls in flight on its one thread, interleaved at `.await`.
+    ///
+    /// ```
+    /// let o = ferry_core::ActorOptions::default().max_concurrency(4);
+    /// # let _ = o;
+    /// ```
+    pub fn max_concurrency(mut self, n: u32) -> Self {
+        self.max_concurrency = Some(n.max(1));
         self
     }
 

@@ -32,7 +32,7 @@ use crate::ids::ActorId;
 use crate::object::codec::EncodedCall;
 use crate::object::object_ref::ObjectRef;
 use crate::resources::options::ActorOptions;
-use crate::runtime::call_result::{Failure, finish};
+use crate::runtime::method_body::MethodBody;
 use crate::runtime::named;
 use crate::runtime::{Inner, Runtime};
 
@@ -48,6 +48,15 @@ pub trait ActorClass: Sized + Send + 'static {
     /// How its state is checkpointed (`#[ferry::actor(checkpoint)]`).
     #[doc(hidden)]
     const CHECKPOINT: Option<Codec<Self>> = None;
+    /// Whether the class has `async fn` methods (an async actor).
+    #[doc(hidden)]
+    const ASYNC: bool = false;
+    /// Puts the state behind an `Arc` for several threads: `Some` only for
+    /// a class that is `Sync` (`max_concurrency` above 1 needs it).
+    #[doc(hidden)]
+    fn share() -> Option<fn(Self) -> Arc<dyn Any + Send + Sync>> {
+        None
+    }
 }
 
 /// What the local engine knows of class `A`.
@@ -55,6 +64,8 @@ fn class_of<A: ActorClass>() -> Class<A> {
     Class {
         name: A::NAME,
         checkpoint: A::CHECKPOINT,
+        share: A::share(),
+        is_async: A::ASYNC,
     }
 }
 
@@ -127,24 +138,6 @@ impl<A: ActorClass> ActorRef<A> {
             Reach::Local(_) => None,
             Reach::Remote(r) => r.rt.upgrade().map(Runtime::from_inner),
         }
-    }
-
-    /// Submits a method call; `run` resolves the arguments and calls the method.
-    #[doc(hidden)]
-    pub fn call<R: crate::values::Object>(
-        &self,
-        method: &'static str,
-        run: impl FnOnce(&mut A, &Runtime) -> std::result::Result<R, Failure> + Send + 'static,
-    ) -> Result<ObjectRef<R>> {
-        let core = match &self.reach {
-            Reach::Local(l) => l.core(),
-            // The runtime is gone (so the call could not be encoded).
-            Reach::Remote(_) => return Err(Error::Shutdown),
-        };
-        let task_name = move || format!("{}.{method}", A::NAME);
-        core.call(method, move |actor, rt: &Runtime| {
-            finish(rt, &task_name, run(actor, rt))
-        })
     }
 }
 
@@ -276,6 +269,11 @@ pub fn create<A: ActorClass>(
     let local = opts
         .request(&what, &inner.pool.ledger)
         .map_err(|e| crate::cluster::explain_infeasible(inner, e));
+    if !A::ASYNC && opts.max_concurrency.is_some_and(|n| n > 1) && A::share().is_none() {
+        return Err(Error::NotSync {
+            class: A::NAME.into(),
+        });
+    }
     let host = remote_actor::place(inner, opts, &local)?;
     let id = inner.store.ids.actor();
     let Some(registered) = opts.name.as_deref() else {
@@ -396,11 +394,11 @@ impl<'a, A, R, F> ActorCall<'a, A, R, F>
 where
     A: ActorClass,
     R: crate::values::Object,
-    F: FnOnce(&mut A, &Runtime) -> std::result::Result<R, Failure> + Send + 'static,
+    F: MethodBody<A, R>,
 {
     /// Prepares a call; used by generated code. `encoded` is the call
     /// encoded for another rank (when the actor lives on one), `run` the
-    /// call on this rank.
+    /// call on this rank (its body, of one of the kinds in `method_body`).
     #[doc(hidden)]
     pub fn new(
         actor: &'a ActorRef<A>,
@@ -421,7 +419,7 @@ where
     pub fn remote(self) -> Result<ObjectRef<R>> {
         match (&self.actor.reach, self.encoded) {
             (Reach::Remote(r), Some(call)) => remote_actor::call::<R>(r, self.method, call?),
-            _ => self.actor.call(self.method, self.run),
+            _ => self.run.submit(self.actor, self.method),
         }
     }
 }

@@ -19,6 +19,7 @@ pub(crate) mod call_result;
 pub(crate) mod current;
 pub(crate) mod generator;
 pub(crate) mod lender;
+pub(crate) mod method_body;
 pub(crate) mod named;
 mod objects;
 mod placement_group;

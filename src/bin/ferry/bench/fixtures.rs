@@ -4,6 +4,12 @@
 
 use ferry::{ActorHandle, Runtime};
 
+/// `ray_perf.py`'s `n_cpu = multiprocessing.cpu_count() // 2` (at least 1).
+pub(super) fn half_cpus() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus / 2).max(1)
+}
+
 /// Ray: `@ray.remote def small_value(): return b"ok"` (1 CPU).
 #[ferry::remote]
 pub(super) fn small_value() -> Vec<u8> {

@@ -10,6 +10,7 @@ mod progress;
 mod runner;
 mod timeit;
 
+mod async_metrics;
 mod cross_rank;
 mod gpu;
 mod locality;
@@ -26,6 +27,7 @@ use crate::CliError;
 pub(crate) fn run(args: &BenchArgs) -> Result<(), CliError> {
     runner::run(args, |rt, r| {
         ray_metrics::run(rt, r)?;
+        async_metrics::run(rt, r)?;
         placement::run(rt, r)?;
         cross_rank::run(rt, r)?;
         locality::run(rt, r)?;
