@@ -424,6 +424,30 @@ fn an_actor_method_streams_its_items() -> ferry::Result<()> {
     rt.shutdown()
 }
 
+/// Two `&self` streams of a threaded actor run at once: both are open,
+/// each paused by backpressure, while neither has ended.
+#[test]
+fn a_threaded_actor_streams_from_two_self_calls_at_once() -> ferry::Result<()> {
+    let rt = start(4.0)?;
+    let a = Source::options().max_concurrency(2).remote(&rt, 0)?;
+    let mut g1 = a
+        .checked(50, 99)
+        .generator_backpressure_num_objects(1)
+        .remote()?;
+    let mut g2 = a
+        .checked(50, 99)
+        .generator_backpressure_num_objects(1)
+        .remote()?;
+    wait_until("an item from each stream", || {
+        g1.num_ready() == 1 && g2.num_ready() == 1
+    });
+    assert!(!g1.is_finished() && !g2.is_finished());
+    let firsts = (g1.next().expect("item")?, g2.next().expect("item")?);
+    assert_eq!((rt.get_value(&firsts.0)?, rt.get_value(&firsts.1)?), (0, 0));
+    drop((g1, g2));
+    rt.shutdown()
+}
+
 #[test]
 fn an_actor_on_another_rank_streams_its_items_back() -> ferry::Result<()> {
     ferry::loopback::run(2, cluster_cfg(), |rt, _| -> ferry::Result<()> {
