@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::actor::checkpoint::{self, Restored};
-use crate::actor::engine::Core;
+use crate::actor::engine::{Call, Core, MailboxItem};
 use crate::actor::host::ActorHost;
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::object::cell::{Slot, Stored};
@@ -189,6 +189,41 @@ pub(crate) fn restore<A: Send + 'static, H: ActorHost>(
             "its checkpoint could not be restored (the file is kept): {e}"
         )),
     })
+}
+
+/// What a serving loop does with an item it took from the mailbox.
+pub(crate) enum Taken<A, C> {
+    /// Run this call.
+    Run(Call<A, C>),
+    /// Nothing to run: a drain with the actor still wanted, or a call the
+    /// dead actor has already failed.
+    Skip,
+    /// Stop serving: drained, and the actor is dead or has no handle left.
+    Stop,
+}
+
+/// Sorts `msg` for the thread and threaded serving loops (see [`Taken`]).
+pub(crate) fn take<A: Send + 'static, H: ActorHost>(
+    core: &Core<A, H>,
+    msg: MailboxItem<A, H::CallCx>,
+) -> Taken<A, H::CallCx> {
+    let call = match msg {
+        MailboxItem::Call(c) => c,
+        MailboxItem::Drain => {
+            return if core.dead.get().is_some() || core.orphaned.load(Ordering::Acquire) {
+                Taken::Stop
+            } else {
+                Taken::Skip
+            };
+        }
+    };
+    match core.dead.get() {
+        Some(reason) => {
+            call.output.complete(Stored::Error(core.died(reason)));
+            Taken::Skip
+        }
+        None => Taken::Run(call),
+    }
 }
 
 /// Counts a call that returned and takes a checkpoint when one is due

@@ -14,12 +14,11 @@ use std::thread;
 use std::time::Duration;
 
 use crate::actor::checkpoint::{self, Schedule};
-use crate::actor::engine::{Call, Class, Core, Link, MailboxItem, Run};
+use crate::actor::engine::{Call, Class, Core, Link, Run};
 use crate::actor::host::ActorHost;
-use crate::actor::serve::{Mode, Serve, restore, settle};
+use crate::actor::serve::{Mode, Serve, Taken, restore, settle, take};
 use crate::error::{Error, Result};
 use crate::ids::ActorId;
-use crate::object::cell::Stored;
 use crate::resources::bundles::BundleMember;
 use crate::resources::ledger::Request;
 use crate::resources::options::ActorOptions;
@@ -231,19 +230,11 @@ fn serial<A: Send + 'static, H: ActorHost>(serve: &mut Serve<'_, A, H>, cx: &H::
                 continue;
             }
         };
-        let call = match msg {
-            MailboxItem::Call(c) => c,
-            MailboxItem::Drain => {
-                if core.dead.get().is_some() || core.orphaned.load(Ordering::Acquire) {
-                    break;
-                }
-                continue;
-            }
+        let call = match take(core, msg) {
+            Taken::Run(call) => call,
+            Taken::Skip => continue,
+            Taken::Stop => break,
         };
-        if let Some(reason) = core.dead.get() {
-            call.output.complete(Stored::Error(core.died(reason)));
-            continue;
-        }
         let Call {
             method,
             run,

@@ -32,7 +32,7 @@ use std::thread::{self, JoinHandle, Thread};
 
 use crate::actor::engine::{Call, MailboxItem, Run, Share};
 use crate::actor::host::ActorHost;
-use crate::actor::serve::{Serve, settle};
+use crate::actor::serve::{Serve, Taken, settle, take};
 use crate::object::cell::Stored;
 use crate::sync::lock;
 use crate::task::cell::panic_message;
@@ -144,19 +144,11 @@ pub(crate) fn serve<A: Send + 'static, H: ActorHost>(
             });
             continue;
         };
-        let call = match msg {
-            MailboxItem::Call(c) => c,
-            MailboxItem::Drain => {
-                if core.dead.get().is_some() || core.orphaned.load(Ordering::Acquire) {
-                    break;
-                }
-                continue;
-            }
+        let call = match take(core, msg) {
+            Taken::Run(call) => call,
+            Taken::Skip => continue,
+            Taken::Stop => break,
         };
-        if let Some(reason) = core.dead.get() {
-            call.output.complete(Stored::Error(core.died(reason)));
-            continue;
-        }
         let Call {
             method,
             run,
