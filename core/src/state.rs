@@ -79,6 +79,11 @@ pub struct RankState {
     /// Frames this rank sent to ranks of its node that have a ring, by MPI
     /// instead: too large for the ring, or it was full (so far).
     pub frames_by_mpi_to_node: u64,
+    /// Tasks this rank submitted to another rank that it held back until
+    /// an earlier one was done or their arguments were ready, because
+    /// enough tasks were already waiting there for arguments still being
+    /// made (so far).
+    pub tasks_held_back: u64,
 }
 
 /// A rank's object store.
@@ -631,6 +636,7 @@ mod tests {
                 borrow_frames: 0,
                 frames_by_ring: 0,
                 frames_by_mpi_to_node: 0,
+                tasks_held_back: 0,
             }],
             missing: vec![3],
             lost: vec![2],

@@ -16,6 +16,7 @@ mod concurrency;
 mod multiple_returns;
 mod named_actors;
 mod placement_groups;
+mod send_ahead;
 mod streaming_returns;
 use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
 use concurrency::{
@@ -27,6 +28,7 @@ use named_actors::{
     a_detached_actor_outlives_its_creator_s_handles, a_named_actor_is_found_from_every_rank,
 };
 use placement_groups::placement_groups_reserve_bundles_over_ranks;
+use send_ahead::tasks_sent_ahead_of_their_inputs_are_bounded;
 use streaming_returns::a_streaming_task_on_another_rank_streams_its_items_back;
 
 /// A scenario: its name and its body, run on rank 0.
@@ -145,6 +147,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "a_task_reads_its_input_from_the_rank_making_it",
         a_task_reads_its_input_from_the_rank_making_it,
+    ),
+    (
+        "tasks_sent_ahead_of_their_inputs_are_bounded",
+        tasks_sent_ahead_of_their_inputs_are_bounded,
     ),
     (
         "placement_groups_reserve_bundles_over_ranks",

@@ -11,6 +11,9 @@ use crate::sync::lock;
 /// Asks the rank running the task behind `object` (sent from here) to
 /// cancel it; false when no task of this rank's is out there for it.
 pub(crate) fn cancel_remote<H: ClusterHost>(c: &Cluster<H>, object: u64, recursive: bool) -> bool {
+    if crate::cluster::remote_task::cancel_held(c, object) {
+        return true;
+    }
     let to = match lock(&c.sent).get(&object) {
         Some(Sent {
             rank,

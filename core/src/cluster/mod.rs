@@ -42,7 +42,8 @@
 //!
 //! From the top down: `membership` (joining, the receive loop that hands
 //! each message to its part, leaving); the parts: `placement`,
-//! `remote_task` (sending tasks, retries), `executor` (running what other
+//! `remote_task` (sending tasks, retries; how many go ahead of their
+//! inputs is `send_ahead`'s record), `executor` (running what other
 //! ranks send), `results` (their `Done`), `borrowing`, `makers` (asking
 //! the rank that makes a value), `transfer` (values crossing ranks),
 //! `rank_loss`, `rebuild` and `lineage`, the remote actors
@@ -93,6 +94,7 @@ mod rebuild;
 mod releases;
 mod remote_task;
 mod results;
+mod send_ahead;
 mod sent;
 mod shared;
 mod stream_windows;

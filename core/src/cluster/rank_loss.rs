@@ -68,6 +68,7 @@ pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, rank: Rank,
         }));
         return;
     }
+    c.ahead.rank_lost(rank);
     let orphans: Vec<(u64, Sent)> = {
         let mut sent = lock(&c.sent);
         let ids: Vec<u64> = sent

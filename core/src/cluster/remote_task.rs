@@ -2,18 +2,19 @@
 //! (`Submit`, protocol step 2), and sending it again while its retries
 //! allow when that rank is lost (step 4).
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use ferry_transport::{Rank, TransportError};
 
 use crate::cluster::actor_restart;
 use crate::cluster::rank_host::RankHost;
+use crate::cluster::send_ahead::Held;
 use crate::cluster::sent::{Sent, TaskSpec, Work};
 use crate::cluster::shared::{Cluster, ClusterHost, send_error};
 use crate::cluster::wire::{self, Msg, WireOptions};
 use crate::error::{Error, FailureKind, Result, TaskError};
-use crate::object::cell::{Slot, Stored, TypeTag};
+use crate::object::cell::{DepWaiter, Slot, Stored, TypeTag, Waiter};
 use crate::object::codec::EncodedCall;
 use crate::object::object_ref::ObjectRef;
 use crate::resources::options::{RetryOn, TaskOptions};
@@ -114,7 +115,12 @@ pub(crate) fn try_remote<R: Object, H: RankHost>(
     };
     inner.pool().tasks.submitted();
     let makers = makers_of(c, deps, rank);
-    dispatch(c, slot.id.as_u64(), sent, makers);
+    let pending = deps
+        .iter()
+        .filter(|s| s.borrow().is_none() && !s.is_ready())
+        .cloned()
+        .collect();
+    submit(inner, c, slot.id.as_u64(), sent, makers, pending, fn_name);
     Some(Ok(ObjectRef::from_slot(slot)))
 }
 
@@ -149,17 +155,40 @@ pub(crate) fn dispatch<H: ClusterHost>(
     sent: Sent,
     makers: Vec<(u64, u32)>,
 ) {
-    let Work::Task(task) = &sent.work else {
+    let Some(msg) = submit_msg(object, &sent, makers) else {
         return;
     };
-    let msg = Msg::Submit {
+    send_awaiting_done(c, object, sent, &msg);
+}
+
+/// The `Submit` that carries `sent`'s task (`None` for an actor call).
+fn submit_msg(object: u64, sent: &Sent, makers: Vec<(u64, u32)>) -> Option<Msg> {
+    let Work::Task(task) = &sent.work else {
+        return None;
+    };
+    Some(Msg::Submit {
         object,
         fn_id: task.fn_id,
         args: task.args.clone(),
         opts: task.opts.clone(),
         makers,
+    })
+}
+
+/// Sends a task [`record`]ed and held back until now (see `send_ahead`),
+/// unless it is gone meanwhile (cancelled, or sent again elsewhere).
+pub(crate) fn dispatch_held<H: ClusterHost>(c: &Cluster<H>, object: u64, makers: Vec<(u64, u32)>) {
+    let (rank, msg) = {
+        let sent = lock(&c.sent);
+        let Some(s) = sent.get(&object) else {
+            return;
+        };
+        let Some(msg) = submit_msg(object, s, makers) else {
+            return;
+        };
+        (s.rank, msg)
     };
-    send_awaiting_done(c, object, sent, &msg);
+    post(c, rank, object, &msg);
 }
 
 /// Sends `msg` (a `Submit` or `ActorCall`) for `sent`, which then waits
@@ -171,12 +200,24 @@ pub(crate) fn send_awaiting_done<H: ClusterHost>(
     msg: &Msg,
 ) {
     let rank = sent.rank;
-    let task = matches!(sent.work, Work::Task { .. });
-    if task {
-        c.in_flight[rank as usize].fetch_add(1, Ordering::Relaxed);
+    record(c, object, sent);
+    post(c, rank, object, msg);
+}
+
+/// Records `sent` as out to its rank, awaiting `Done` (before its message
+/// leaves, which may be later: see `send_ahead`).
+pub(crate) fn record<H: ClusterHost>(c: &Cluster<H>, object: u64, sent: Sent) {
+    if matches!(sent.work, Work::Task { .. }) {
+        c.in_flight[sent.rank as usize].fetch_add(1, Ordering::Relaxed);
     }
     lock(&c.sent).insert(object, sent);
     c.transport.expect_reply(true);
+}
+
+/// Sends `msg` for the [`record`]ed work `object` to `rank`; a failure
+/// completes it (or leaves it to `rank_lost`).
+fn post<H: ClusterHost>(c: &Cluster<H>, rank: Rank, object: u64, msg: &Msg) {
+    let task = matches!(msg, Msg::Submit { .. });
     match c.transport.send(rank, wire::encode(msg)) {
         Ok(()) => {}
         // Lost before this rank heard: `rank_lost` handles it as in flight
@@ -203,10 +244,104 @@ pub(crate) fn send_awaiting_done<H: ClusterHost>(
             if let Some(s) = taken {
                 if task {
                     c.in_flight[rank as usize].fetch_sub(1, Ordering::Relaxed);
+                    on_done(c, rank, object);
                 }
                 c.transport.expect_reply(false);
                 s.slot.complete(Stored::Error(send_error(rank, &e)));
             }
+        }
+    }
+}
+
+/// Sends the task `sent` (already encoded in it) to `sent.rank`, or holds
+/// it back here when `pending` (its arguments still being made here) is
+/// not empty and [`SEND_AHEAD`](crate::cluster::send_ahead::SEND_AHEAD)
+/// such tasks are out to that rank already (see `send_ahead`).
+fn submit<H: ClusterHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    object: u64,
+    sent: Sent,
+    makers: Vec<(u64, u32)>,
+    pending: Vec<Arc<Slot>>,
+    name: &str,
+) {
+    let rank = sent.rank;
+    if pending.is_empty() || c.ahead.admit(rank, object) {
+        dispatch(c, object, sent, makers);
+        return;
+    }
+    // Recorded before anything can send it.
+    record(c, object, sent);
+    c.ahead.hold(
+        rank,
+        object,
+        Held {
+            makers,
+            name: name.to_string(),
+        },
+    );
+    let waiter = Arc::new(ArgsReady {
+        rt: Arc::downgrade(inner),
+        object,
+        remaining: AtomicUsize::new(pending.len()),
+    });
+    for slot in pending {
+        if !slot.add_waiter(Waiter::Task(waiter.clone())) {
+            waiter.clone().dep_ready();
+        }
+    }
+}
+
+/// A counted task's `Done` arrived from `rank`: the next held task for that
+/// rank goes.
+pub(crate) fn on_done<H: ClusterHost>(c: &Cluster<H>, rank: Rank, object: u64) {
+    if let Some((next, held)) = c.ahead.done(rank, object) {
+        dispatch_held(c, next, held.makers);
+    }
+}
+
+/// Cancels `object` if it is held here: its result becomes
+/// [`Error::Cancelled`] and it is never sent. False when it is not held.
+pub(crate) fn cancel_held<H: ClusterHost>(c: &Cluster<H>, object: u64) -> bool {
+    let Some(held) = c.ahead.take(object) else {
+        return false;
+    };
+    let taken = lock(&c.sent).remove(&object);
+    if let Some(s) = taken {
+        c.in_flight[s.rank as usize].fetch_sub(1, Ordering::Relaxed);
+        c.transport.expect_reply(false);
+        s.slot
+            .complete(Stored::Error(Error::Cancelled { task: held.name }));
+    }
+    true
+}
+
+/// Forgets `object` if it is held (its rank was lost and it is being sent
+/// elsewhere).
+fn forget<H: ClusterHost>(c: &Cluster<H>, object: u64) {
+    let _ = c.ahead.take(object);
+}
+
+/// Sends a held task once all its pending arguments are ready.
+struct ArgsReady<H> {
+    rt: Weak<H>,
+    object: u64,
+    remaining: AtomicUsize,
+}
+
+impl<H: ClusterHost> DepWaiter for ArgsReady<H> {
+    fn dep_ready(self: Arc<Self>) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let Some(inner) = self.rt.upgrade() else {
+            return;
+        };
+        if let Some(c) = inner.cluster()
+            && let Some(held) = c.ahead.take(self.object)
+        {
+            dispatch_held(c, self.object, held.makers);
         }
     }
 }
@@ -222,6 +357,7 @@ pub(super) fn orphan<H: ClusterHost>(
     reason: &str,
 ) {
     c.transport.expect_reply(false);
+    forget(c, object);
     {
         let task = match &mut s.work {
             Work::Task(task) => task,

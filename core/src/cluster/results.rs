@@ -35,6 +35,7 @@ pub(super) fn done<H: RankHost>(
     match &sent.work {
         Work::Task { .. } => {
             c.in_flight[sent.rank as usize].fetch_sub(1, Ordering::Relaxed);
+            crate::cluster::remote_task::on_done(c, sent.rank, object);
         }
         Work::ActorCall { actor, .. } => {
             if let WireResult::Failed(e) = &result {

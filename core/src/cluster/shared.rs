@@ -52,6 +52,8 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(super) heard: Condvar,
     pub(crate) sent: Mutex<HashMap<u64, Sent>>,
     pub(crate) in_flight: Box<[AtomicUsize]>,
+    /// Tasks sent ahead of their arguments, and those held back.
+    pub(crate) ahead: crate::cluster::send_ahead::SendAhead,
     pub(super) held: Mutex<HashMap<u64, ObjectRef<Untyped>>>,
     /// Objects of this rank that others borrow, and which ranks do.
     pub(super) lent: Lent<Arc<Slot>>,
@@ -132,6 +134,7 @@ impl<H: ClusterHost> Cluster<H> {
             heard: Condvar::new(),
             sent: Mutex::new(HashMap::new()),
             in_flight: (0..size).map(|_| AtomicUsize::new(0)).collect(),
+            ahead: Default::default(),
             held: Mutex::new(HashMap::new()),
             lent: Lent::new(),
             borrowed: Mutex::new(HashMap::new()),

@@ -455,6 +455,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
     let (mut objects, mut sent, mut lineage, mut filled) = (Vec::new(), Vec::new(), 0, 0);
     let (mut from_makers, mut asked_as_maker, mut fetches_sent, mut borrow_frames) = (0, 0, 0, 0);
     let mut frames = (0, 0);
+    let mut held_back = 0;
     let mut host = crate::host::name();
     if let Some(c) = inner.cluster() {
         actors.extend(c.actors.states());
@@ -469,6 +470,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         fetches_sent = c.fetches_sent.load(std::sync::atomic::Ordering::Relaxed);
         borrow_frames = c.borrow_frames.load(std::sync::atomic::Ordering::Relaxed);
         frames = c.transport.frame_paths();
+        held_back = c.ahead.held_back();
         host = c.host();
     }
     crate::state::RankState {
@@ -495,5 +497,6 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         borrow_frames,
         frames_by_ring: frames.0,
         frames_by_mpi_to_node: frames.1,
+        tasks_held_back: held_back,
     }
 }
