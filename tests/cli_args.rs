@@ -91,6 +91,27 @@ fn bench_refuses_a_cpu_count_that_is_not_a_sane_amount() {
 }
 
 #[test]
+fn bench_filter_naming_one_cross_rank_metric_reaches_it() {
+    // A filter naming one metric of the cross-rank group in full used to
+    // skip the whole group ("no metric matches"); on one rank the group
+    // says why it does not run, and the command succeeds.
+    let out = ferry(&[
+        "bench",
+        "--quick",
+        "--num-cpus=1",
+        "--filter",
+        "cross-rank task round trip",
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("cross-rank metrics skipped: one rank"),
+        "{text}"
+    );
+}
+
+#[test]
 fn clean_refuses_a_job_id_that_is_not_a_plain_name() {
     let dir = std::env::temp_dir().join(format!("ferry-cli-cleanjob-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

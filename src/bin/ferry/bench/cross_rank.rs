@@ -39,11 +39,12 @@ const SIZES: [(u64, usize, &str); 6] = [
 
 /// Runs the cross-rank metrics (rank 0 drives, rank 1 serves).
 pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
-    if !r.wants("cross-rank") && !r.wants("across ranks") {
+    if !r.wants_group("cross-rank") && !r.wants_group("across ranks") {
         return Ok(());
     }
     if rt.world_size() < 2 {
         say("cross-rank metrics skipped: one rank (run under `mpirun -n 2 ferry bench`)");
+        r.printed = true;
         return Ok(());
     }
     let size = rt.world_size();

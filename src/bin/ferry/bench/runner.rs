@@ -36,6 +36,14 @@ impl Runner<'_> {
         self.filter.is_none_or(|f| name.contains(f))
     }
 
+    /// Whether a group of metrics whose names all contain `word` may have
+    /// one the filter wants: the filter is part of `word` ("cross") or
+    /// names a metric of the group ("cross-rank task round trip").
+    pub(crate) fn wants_group(&self, word: &str) -> bool {
+        self.filter
+            .is_none_or(|f| word.contains(f) || f.contains(word))
+    }
+
     /// Like [`wants`](Self::wants), for a measurement that prints its
     /// figures instead of recording a metric; notes that one ran.
     pub(crate) fn wants_printed(&mut self, name: &str) -> bool {
