@@ -9,7 +9,7 @@ use ferry_transport::Rank;
 
 use crate::actor::engine::{CHECKPOINT_METHOD, KILLED};
 use crate::cluster::actor_restart::heard_of_restart;
-use crate::cluster::executor::{execute, fail_call};
+use crate::cluster::executor::{CallName, execute, fail_call};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::Cluster;
 use crate::cluster::wire::{Msg, WireError};
@@ -92,17 +92,14 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
             ..
         } => {
             if method == CHECKPOINT_METHOD {
-                let task = format!("{id}.checkpoint");
+                let task = CallName::Text(format!("{id}.checkpoint"));
                 execute(inner, c, from, object, task, || {
                     inner.actors().checkpoint(id)
                 });
                 return;
             }
             let f = inner.actor_method(method);
-            let task = f.map_or_else(
-                || format!("method {method:016x}"),
-                |(_, path)| path.to_string(),
-            );
+            let task = f.map_or(CallName::Method(method), |(_, path)| CallName::Static(path));
             execute(inner, c, from, object, task, || match f {
                 Some((f, _)) => inner.call_actor(id, f, &args),
                 None => Err(Error::ActorMethodNotInBinary { method }),

@@ -218,7 +218,7 @@ pub(super) fn fill_from_result<H: RankHost>(
     inner: &Arc<H>,
     c: &Cluster<H>,
     object: u64,
-    task: &str,
+    task: &dyn std::fmt::Display,
     out: &Slot,
 ) {
     let Some(slot) = lock(&c.borrowed).get(&object).and_then(Weak::upgrade) else {
@@ -242,7 +242,7 @@ pub(super) fn fill_from_result<H: RankHost>(
 fn copy_result<H: RankHost>(
     inner: &Arc<H>,
     c: &Cluster<H>,
-    task: &str,
+    task: &dyn std::fmt::Display,
     out: &Slot,
 ) -> Option<Stored> {
     match out.get()? {
@@ -260,7 +260,7 @@ fn copy_result<H: RankHost>(
         }
         // The error the owner would store, and then hand on, from `Done`.
         Stored::Error(e) => Some(Stored::Error(
-            WireError::from_error(e, task, c.rank).into_error(),
+            WireError::from_error(e, &task.to_string(), c.rank).into_error(),
         )),
     }
 }

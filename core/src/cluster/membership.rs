@@ -14,7 +14,7 @@ use ferry_transport::{Event, Rank, Transport, TransportError};
 use crate::cluster::actor_host::on_actor_message;
 use crate::cluster::borrowing::on_borrow_message;
 use crate::cluster::cancel::on_cancel;
-use crate::cluster::executor::{execute, free};
+use crate::cluster::executor::{CallName, execute, free};
 use crate::cluster::gather::on_gather_message;
 use crate::cluster::makers::with_makers;
 use crate::cluster::rank_host::RankHost;
@@ -294,10 +294,10 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
             makers,
         } => {
             let opts = opts.into_options();
-            let task = opts
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("function {fn_id:016x}"));
+            let task = match &opts.name {
+                Some(name) => CallName::Text(name.clone()),
+                None => CallName::Function(fn_id),
+            };
             with_makers(makers, || {
                 execute(inner, c, from, object, task, || {
                     inner.run_task(fn_id, &opts, &args)

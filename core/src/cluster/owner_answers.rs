@@ -46,7 +46,7 @@ pub(super) fn value_now<H: ClusterHost>(c: &Cluster<H>, slot: &Slot) -> Option<W
         Stored::Value(v) if v.block.is_spilled() => return None,
         Stored::Value(v) => WireValue {
             type_name: v.type_name.to_string(),
-            result: WireResult::of(v, &slot.id.to_string(), c.rank),
+            result: WireResult::of(v, &slot.id, c.rank),
         },
         Stored::Error(e) => WireValue {
             type_name: String::new(),
@@ -105,8 +105,10 @@ impl<H: ClusterHost> ValueReply<H> {
         let (type_name, result) = match self.slot.get() {
             Some(Stored::Value(v)) => {
                 // The borrower's borrow keeps the object here while it reads.
-                let what = self.slot.id.to_string();
-                (v.type_name.to_string(), WireResult::of(v, &what, c.rank))
+                (
+                    v.type_name.to_string(),
+                    WireResult::of(v, &self.slot.id, c.rank),
+                )
             }
             Some(Stored::Error(e)) => (
                 String::new(),

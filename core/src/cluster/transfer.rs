@@ -23,7 +23,7 @@ impl WireResult {
     /// and never spills from then on). A spilled object is read back first;
     /// when that fails, the failure is what the receiver gets (`what` and
     /// `rank` name it).
-    pub(super) fn of(v: &StoredValue, what: &str, rank: Rank) -> WireResult {
+    pub(super) fn of(v: &StoredValue, what: &dyn std::fmt::Display, rank: Rank) -> WireResult {
         let len = v.block.len();
         let at = if len > INLINE_MAX {
             v.block.lend()
@@ -41,7 +41,9 @@ impl WireResult {
                 .access()
                 .map(|a| WireResult::Inline(a.as_slice().to_vec())),
         };
-        found.unwrap_or_else(|e| WireResult::Failed(WireError::from_error(&e.into(), what, rank)))
+        found.unwrap_or_else(|e| {
+            WireResult::Failed(WireError::from_error(&e.into(), &what.to_string(), rank))
+        })
     }
 }
 
