@@ -9,6 +9,7 @@
 //! running copies of one binary agree on it.
 
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const RANK_SHIFT: u32 = 48;
@@ -117,9 +118,92 @@ pub const fn stable_id(path: &str) -> u64 {
     fnv1a(FNV_BASIS, path.as_bytes())
 }
 
+/// A map keyed by ids (or by their raw 64 bits), hashed with one multiply
+/// instead of SipHash: the runtime looks ids up several times for every
+/// message, and they come from this job's own ranks, which do not choose
+/// them to collide.
+pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, BuildIdHasher>;
+
+/// Builds [`IdHasher`]s.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BuildIdHasher;
+
+impl BuildHasher for BuildIdHasher {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+/// A multiplicative hasher for integer keys (the one rustc uses for its
+/// own tables): each word is mixed in by a rotate, an xor and a multiply by
+/// an odd constant, which spreads a counter's low bits over the high ones
+/// that the table's tags are taken from.
+#[derive(Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+const MIX: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(u64::from(x));
+    }
+
+    fn write_u16(&mut self, x: u16) {
+        self.write_u64(u64::from(x));
+    }
+
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(MIX);
+    }
+
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_maps_find_every_id_of_every_rank() {
+        let mut m: IdMap<u64, u64> = IdMap::default();
+        let ids: Vec<u64> = (0..4u64)
+            .flat_map(|rank| (0..1000u64).map(move |seq| (rank << RANK_SHIFT) | seq))
+            .collect();
+        for &id in &ids {
+            m.insert(id, id ^ 7);
+        }
+        assert_eq!(m.len(), ids.len());
+        assert!(ids.iter().all(|id| m.get(id) == Some(&(id ^ 7))));
+        let mut a = BuildIdHasher.build_hasher();
+        a.write_u64(1);
+        let mut b = BuildIdHasher.build_hasher();
+        b.write_u64(2);
+        assert_ne!(
+            a.finish() >> 57,
+            b.finish() >> 57,
+            "neighbouring ids get different tags"
+        );
+    }
 
     #[test]
     fn stable_ids_are_fnv1a() {

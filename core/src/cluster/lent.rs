@@ -2,24 +2,24 @@
 //! refs or handles to), and who borrows each, so that a lost rank's
 //! borrows can be let go of.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ferry_transport::Rank;
 
+use crate::ids::IdMap;
 use crate::sync::lock;
 
 /// Lent things by id, each with the ranks that borrow it (a rank may be
 /// listed twice for a moment: a new borrow can overtake the end of the old
 /// one). The value keeps the thing alive while listed.
 pub(crate) struct Lent<V> {
-    map: Mutex<HashMap<u64, (V, Vec<Rank>)>>,
+    map: Mutex<IdMap<u64, (V, Vec<Rank>)>>,
 }
 
 impl<V: Clone> Lent<V> {
     pub(crate) fn new() -> Lent<V> {
         Lent {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(IdMap::default()),
         }
     }
 

@@ -25,12 +25,12 @@
 //! This file keeps the tasks of step 1 ([`KeptTasks`]); `rebuild` does
 //! step 2.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Weak};
 
 use crate::cluster::sent::{Sent, TaskSpec, Work};
 use crate::cluster::wire::WireRef;
+use crate::ids::IdMap;
 use crate::object::cell::{KeepAlive, Slot, TypeTag};
 use crate::sync::lock;
 
@@ -59,7 +59,7 @@ impl Entry {
 /// One rank's kept tasks, by result object id.
 #[derive(Default)]
 pub(crate) struct KeptTasks {
-    pub(super) entries: Mutex<HashMap<u64, Entry>>,
+    pub(super) entries: Mutex<IdMap<u64, Entry>>,
     inserts: AtomicUsize,
 }
 

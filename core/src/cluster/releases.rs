@@ -9,12 +9,13 @@
 //! before has been acked: releases wait, in order, behind a watermark of
 //! unacked borrows.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use ferry_transport::Rank;
 
 use crate::cluster::wire::Msg;
+use crate::ids::IdMap;
 use crate::sync::lock;
 
 #[derive(Default)]
@@ -23,7 +24,7 @@ struct State {
     /// Borrows sent and not acked: by sequence number, the id and owner.
     unacked: BTreeMap<u64, (u64, Rank)>,
     /// The same, by id (oldest first: acks from one owner come in order).
-    by_id: HashMap<u64, VecDeque<u64>>,
+    by_id: IdMap<u64, VecDeque<u64>>,
     /// Releases waiting for every borrow before them to be acked: the
     /// sequence number they wait behind, the owner, the message.
     waiting: VecDeque<(u64, Rank, Msg)>,

@@ -27,12 +27,13 @@
 //!                             held ──a counted Done, or args ready──▶ Submit
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_transport::Rank;
 
+use crate::ids::IdMap;
 use crate::sync::lock;
 
 /// Tasks sent ahead of their arguments to one rank and not done yet, at
@@ -52,13 +53,13 @@ pub(crate) struct Held {
 #[derive(Default)]
 struct State {
     /// Per rank: counted tasks sent and not done.
-    out: HashMap<Rank, usize>,
+    out: IdMap<Rank, usize>,
     /// The counted tasks, and where each went.
-    counted: HashMap<u64, Rank>,
+    counted: IdMap<u64, Rank>,
     /// Per rank: held tasks in submission order (ids already sent or
     /// cancelled are skipped when reached).
-    queue: HashMap<Rank, VecDeque<u64>>,
-    held: HashMap<u64, Held>,
+    queue: IdMap<Rank, VecDeque<u64>>,
+    held: IdMap<u64, Held>,
 }
 
 /// The owner's record of tasks sent ahead and held back, per rank.

@@ -21,6 +21,7 @@ use crate::cluster::releases::Releases;
 use crate::cluster::sent::Sent;
 use crate::cluster::wire::{self, Msg};
 use crate::error::{Error, Result};
+use crate::ids::IdMap;
 use crate::object::cell::Slot;
 use crate::object::codec::Untyped;
 use crate::object::object_ref::ObjectRef;
@@ -50,15 +51,15 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(super) neighbours: Mutex<HashMap<Rank, Arc<ReadOnlySegment>>>,
     pub(super) force_rma: bool,
     pub(super) heard: Condvar,
-    pub(crate) sent: Mutex<HashMap<u64, Sent>>,
+    pub(crate) sent: Mutex<IdMap<u64, Sent>>,
     pub(crate) in_flight: Box<[AtomicUsize]>,
     /// Tasks sent ahead of their arguments, and those held back.
     pub(crate) ahead: crate::cluster::send_ahead::SendAhead,
-    pub(super) held: Mutex<HashMap<u64, ObjectRef<Untyped>>>,
+    pub(super) held: Mutex<IdMap<u64, ObjectRef<Untyped>>>,
     /// Objects of this rank that others borrow, and which ranks do.
     pub(super) lent: Lent<Arc<Slot>>,
     /// Foreign objects this rank borrows.
-    pub(super) borrowed: Mutex<HashMap<u64, Weak<Slot>>>,
+    pub(super) borrowed: Mutex<IdMap<u64, Weak<Slot>>>,
     /// Borrowed objects filled from a task this rank ran for their owner,
     /// without waiting for the owner (`borrowing::fill_from_result`).
     pub(crate) filled_here: AtomicU64,
@@ -76,7 +77,7 @@ pub(crate) struct Cluster<H: ClusterHost> {
     /// Ends of borrows, held back behind earlier unacked borrows.
     pub(crate) releases: Releases,
     /// Work waiting for a `BorrowAck`, by object or actor.
-    pub(super) awaiting: Mutex<HashMap<u64, Vec<Arc<Latch>>>>,
+    pub(super) awaiting: Mutex<IdMap<u64, Vec<Arc<Latch>>>>,
     /// Actors across ranks: those lent to others, handles to others'.
     pub(crate) actors: ActorBook<H>,
     pub(crate) lost: Mutex<Vec<Rank>>,
@@ -85,7 +86,7 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(crate) lineage: KeptTasks,
     /// The outputs of tasks this rank runs for other ranks, by the owner's
     /// object id (for `Cancel`).
-    pub(crate) executing: Mutex<HashMap<u64, Weak<Slot>>>,
+    pub(crate) executing: Mutex<IdMap<u64, Weak<Slot>>>,
     /// Timeline events other ranks sent (rank 0, while it gathers).
     pub(crate) timelines: crate::timeline::Replies,
     /// State listings other ranks sent (while this rank gathers).
@@ -132,18 +133,18 @@ impl<H: ClusterHost> Cluster<H> {
             neighbours: Mutex::new(neighbours),
             force_rma,
             heard: Condvar::new(),
-            sent: Mutex::new(HashMap::new()),
+            sent: Mutex::new(IdMap::default()),
             in_flight: (0..size).map(|_| AtomicUsize::new(0)).collect(),
             ahead: Default::default(),
-            held: Mutex::new(HashMap::new()),
+            held: Mutex::new(IdMap::default()),
             lent: Lent::new(),
-            borrowed: Mutex::new(HashMap::new()),
+            borrowed: Mutex::new(IdMap::default()),
             filled_here: AtomicU64::new(0),
             values_from_makers: AtomicU64::new(0),
             asked_as_maker: AtomicU64::new(0),
             fetches_sent: AtomicU64::new(0),
             borrow_frames: AtomicU64::new(0),
-            awaiting: Mutex::new(HashMap::new()),
+            awaiting: Mutex::new(IdMap::default()),
             releases: Default::default(),
             actors: ActorBook::new(size),
             lost: Mutex::new(Vec::new()),
@@ -152,7 +153,7 @@ impl<H: ClusterHost> Cluster<H> {
             states: crate::timeline::Replies::default(),
             names: Default::default(),
             groups: Default::default(),
-            executing: Mutex::new(HashMap::new()),
+            executing: Mutex::new(IdMap::default()),
             stop: AtomicBool::new(false),
             ended: (Mutex::new(None), Condvar::new()),
             net: Mutex::new(None),

@@ -10,19 +10,18 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::{Error, Result};
-use crate::ids::{ActorId, ObjectId};
+use crate::ids::{ActorId, IdMap, ObjectId};
 use crate::object::cell::{KeepAlive, Slot};
 use crate::sync::lock;
 
 /// One rank's table of serialized objects and actor handles.
 #[derive(Default)]
 pub(crate) struct Exports {
-    objects: Mutex<HashMap<ObjectId, Weak<Slot>>>,
-    actors: Mutex<HashMap<ActorId, Weak<dyn Any + Send + Sync>>>,
+    objects: Mutex<IdMap<ObjectId, Weak<Slot>>>,
+    actors: Mutex<IdMap<ActorId, Weak<dyn Any + Send + Sync>>>,
 }
 
 impl Exports {

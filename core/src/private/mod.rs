@@ -6,7 +6,6 @@ mod run_by_id;
 mod streaming;
 mod sync_probe;
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -474,7 +473,7 @@ pub(crate) fn build_id() -> u64 {
 
 /// Finds a remote function by its stable id (a table built on first use).
 pub fn lookup_remote(id: u64) -> Option<&'static RemoteFn> {
-    static TABLE: OnceLock<HashMap<u64, &'static RemoteFn>> = OnceLock::new();
+    static TABLE: OnceLock<crate::ids::IdMap<u64, &'static RemoteFn>> = OnceLock::new();
     TABLE
         .get_or_init(|| inventory::iter::<RemoteFn>().map(|f| (f.id, f)).collect())
         .get(&id)
@@ -511,7 +510,7 @@ inventory::collect!(ActorMethodFn);
 
 /// Finds an actor class's constructor by the class id.
 pub(crate) fn lookup_ctor(class: u64) -> Option<&'static ActorCtorFn> {
-    static TABLE: OnceLock<HashMap<u64, &'static ActorCtorFn>> = OnceLock::new();
+    static TABLE: OnceLock<crate::ids::IdMap<u64, &'static ActorCtorFn>> = OnceLock::new();
     TABLE
         .get_or_init(|| {
             inventory::iter::<ActorCtorFn>()
@@ -524,7 +523,7 @@ pub(crate) fn lookup_ctor(class: u64) -> Option<&'static ActorCtorFn> {
 
 /// Finds an actor method by its id.
 pub(crate) fn lookup_method(id: u64) -> Option<&'static ActorMethodFn> {
-    static TABLE: OnceLock<HashMap<u64, &'static ActorMethodFn>> = OnceLock::new();
+    static TABLE: OnceLock<crate::ids::IdMap<u64, &'static ActorMethodFn>> = OnceLock::new();
     TABLE
         .get_or_init(|| {
             inventory::iter::<ActorMethodFn>()
