@@ -137,6 +137,51 @@ fn a_lost_rank_s_tasks_are_retried_elsewhere() -> ferry::Result<()> {
     })?
 }
 
+/// Where a task that reads `_x` (a top-level ref) ran.
+#[ferry::remote]
+fn rank_after(_x: ferry::View<u32>) -> u32 {
+    here()
+}
+
+#[test]
+fn tasks_held_back_for_a_lost_rank_run_elsewhere() -> ferry::Result<()> {
+    ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
+        let gate = Gate::new();
+        // Made on rank 0 once the gate opens; until then every task below
+        // waits for it, and only so many go ahead to rank 1: the rest are
+        // held back by rank 0.
+        let first = held::options().on_rank(0).remote(&rt, gate.key())?;
+        gate.wait_arrived_on(0, "the gate's task to start on rank 0");
+        let refs: Vec<_> = (0..100)
+            .map(|_| rank_after::options().on_rank(1).remote(&rt, &first))
+            .collect::<ferry::Result<_>>()?;
+        let held_back = |rt: &Runtime| {
+            rt.state()
+                .ranks
+                .iter()
+                .find(|r| r.rank == 0)
+                .map_or(0, |r| r.tasks_held_back)
+        };
+        assert!(held_back(&rt) > 0, "no task was held back");
+        world.kill(1, "killed by the test")?;
+        wait_until("rank 0 to hear that rank 1 is lost", || {
+            rt.state().lost.contains(&1)
+        });
+        gate.open();
+        // Those sent ahead and those held back alike run elsewhere, once.
+        let ranks: Vec<u32> = refs
+            .iter()
+            .map(|r| rt.get_value(r))
+            .collect::<ferry::Result<_>>()?;
+        assert_eq!(ranks.len(), 100);
+        assert!(
+            !ranks.contains(&1),
+            "a task ran on the lost rank: {ranks:?}"
+        );
+        Ok(())
+    })?
+}
+
 #[test]
 fn without_retries_a_lost_rank_is_a_system_error() -> ferry::Result<()> {
     ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
