@@ -194,6 +194,17 @@ fn an_actor_re_created_after_its_rank_is_lost_resumes_from_its_checkpoint() -> f
             rt.get_value(&sim.advance(2).remote()?)?;
         }
         world.kill(2, "killed by the test")?;
+        // A call made while rank 0 has not yet heard of the loss may be
+        // taken as sent to the dying rank, which max_task_retries (0) does
+        // not let go again: call once rank 0 knows.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !rt.state().lost.contains(&2) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rank 0 never heard that rank 2 was lost"
+            );
+            std::thread::yield_now();
+        }
         // Re-created elsewhere from the checkpoint after 3 calls.
         assert_eq!(rt.get_value(&sim.advance(2).remote()?)?, 8);
         assert_ne!(sim.actor_rank(), 2);
