@@ -163,22 +163,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn admits_up_to_the_bound_per_rank() {
+    /// A record with [`SEND_AHEAD`] tasks (ids from 0) counted for `rank`.
+    fn full(rank: Rank) -> SendAhead {
         let a = SendAhead::default();
         for id in 0..SEND_AHEAD as u64 {
-            assert!(a.admit(1, id));
+            assert!(a.admit(rank, id));
         }
+        a
+    }
+
+    #[test]
+    fn admits_up_to_the_bound_per_rank() {
+        let a = full(1);
         assert!(!a.admit(1, 999), "the bound is reached for rank 1");
         assert!(a.admit(2, 1000), "rank 2 counts on its own");
     }
 
     #[test]
     fn a_counted_done_sends_the_oldest_held_task_in_its_place() {
-        let a = SendAhead::default();
-        for id in 0..SEND_AHEAD as u64 {
-            assert!(a.admit(1, id));
-        }
+        let a = full(1);
         a.hold(1, 100, held());
         a.hold(1, 101, held());
         // An uncounted task's Done frees nothing.
@@ -197,10 +200,7 @@ mod tests {
 
     #[test]
     fn a_lost_rank_forgets_what_was_counted_and_held() {
-        let a = SendAhead::default();
-        for id in 0..SEND_AHEAD as u64 {
-            assert!(a.admit(3, id));
-        }
+        let a = full(3);
         a.hold(3, 77, held());
         a.rank_lost(3);
         assert_eq!(a.held_count(), 0);
