@@ -915,9 +915,13 @@ fn the_timeline_shows_every_rank_s_tasks(rt: &Runtime) -> ferry::Result<()> {
         rt.wait(std::slice::from_ref(&t), 1, None)?;
         assert_eq!(rt.get_value(&t)?, r as u64 + 1);
     }
+    // Unique per call: worlds of the same size run at once in one process
+    // (with and without one-sided reads), and one's file must not be the
+    // other's.
     let path = std::env::temp_dir().join(format!(
-        "ferry-suite-timeline-{}-{n}.json",
-        std::process::id()
+        "ferry-suite-timeline-{}-{n}-{}.json",
+        std::process::id(),
+        unique_first()
     ));
     rt.timeline(&path)?;
     let text = std::fs::read_to_string(&path).map_err(|e| Error::Init(e.to_string()))?;
