@@ -105,6 +105,24 @@ impl OffsetAllocator {
         }
     }
 
+    /// Whether [`alloc`](Self::alloc) of `len` bytes would succeed now
+    /// without flushing the cached small ranges: a free range long enough
+    /// *after aligning its start*. A range as long as the request but not
+    /// aligned does not hold it, so the longest free range alone is no
+    /// answer (a spill that trusted it made no room, and puts waited until
+    /// they timed out).
+    pub(crate) fn fits(&self, len: usize) -> bool {
+        let Some((size, align)) = size_class(len) else {
+            return false;
+        };
+        if size <= QUICK_MAX && !self.quick[size / ALIGN - 1].is_empty() {
+            return true;
+        }
+        self.by_size.range((size, 0)..).any(|&(bsize, boff)| {
+            round_up(boff, align).is_some_and(|start| start - boff + size <= bsize)
+        })
+    }
+
     /// Reserves at least `len` bytes; `None` when no free range fits.
     pub(crate) fn alloc(&mut self, len: usize) -> Option<Allocation> {
         let (size, align) = size_class(len)?;
@@ -238,6 +256,22 @@ impl OffsetAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fits_needs_an_aligned_range_not_just_a_long_one() {
+        // One free range, exactly as long as a large request but starting
+        // 16 bytes past a page: the request cannot start on a page in it.
+        let cap = 4 * LARGE;
+        let mut a = OffsetAllocator::new(cap);
+        a.remove_free(0, cap);
+        a.insert_free(ALIGN, LARGE);
+        assert_eq!(a.largest_free(), LARGE);
+        assert!(!a.fits(LARGE));
+        assert!(a.alloc(LARGE).is_none(), "fits agrees with alloc");
+        // One page less fits from the next page on.
+        assert!(a.fits(LARGE - PAGE));
+        assert!(a.alloc(LARGE - PAGE).is_some());
+    }
 
     /// Small deterministic xorshift generator (no extra dependency).
     struct Rng(u64);

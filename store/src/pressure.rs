@@ -282,7 +282,7 @@ fn spill_for(shared: &Shared, need: usize) {
     let Some(dir) = &p.spill else { return };
     let _one = lock(&p.spilling);
     let size = reserved_size(need).unwrap_or(usize::MAX);
-    if shared.allocator().largest_free() >= size {
+    if shared.allocator().fits(need) {
         return; // someone else made room meanwhile
     }
     let target = size.max(shared.segment.capacity() / 32);
