@@ -132,8 +132,8 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         a_chain_on_one_rank_reads_its_own_results_there,
     ),
     (
-        "a_task_s_inputs_are_borrowed_in_one_frame",
-        a_task_s_inputs_are_borrowed_in_one_frame,
+        "a_task_s_inputs_are_lent_with_it",
+        a_task_s_inputs_are_lent_with_it,
     ),
     (
         "a_failed_task_s_error_reaches_the_task_after_it_on_its_rank",
@@ -1313,19 +1313,24 @@ fn add3(a: View<u64>, b: View<u64>, c: View<u64>) -> u64 {
     a.to_native() + b.to_native() + c.to_native()
 }
 
-/// Issue 14: a task sent to another rank with three inputs of rank 0's
-/// still being made there: its rank borrows them, and asks for all three,
-/// in one frame to rank 0 (`borrow_frames`, `fetches_sent`), and the values
-/// come when they are made. Inputs already made are answered in the ack:
-/// a small one inline, a large one read where rank 0 keeps it. Then
+/// Issue 14: a task sent to another rank with inputs of rank 0's. Rank 0
+/// counts that rank's borrows before it sends the task (`lent_args`), so
+/// that rank sends no frame to borrow them and asks for none of them
+/// (`borrow_frames`, `fetches_sent`): inputs still being made on rank 0 are
+/// pushed to it as they are made (`values_pushed`, on rank 0), and inputs
+/// made already travel with the task (a small one inline, a large one as
+/// the place rank 0 keeps it, read from there). A task whose inputs that
+/// rank borrows already (a task there still waits on them) runs on the
+/// values there, and the counts sent with it are given back. Then
 /// everything is freed everywhere.
-fn a_task_s_inputs_are_borrowed_in_one_frame(rt: &Runtime) -> ferry::Result<()> {
+fn a_task_s_inputs_are_lent_with_it(rt: &Runtime) -> ferry::Result<()> {
     let on = last(rt);
     let base = (store_used_on(rt, 0)?, store_used_on(rt, on)?);
     let count = |rt: &Runtime| {
         (
             state_count(rt, on, |r| r.borrow_frames),
             state_count(rt, on, |r| r.fetches_sent),
+            state_count(rt, 0, |r| r.values_pushed),
         )
     };
     let key = unique_first();
@@ -1352,41 +1357,39 @@ fn a_task_s_inputs_are_borrowed_in_one_frame(rt: &Runtime) -> ferry::Result<()> 
             |o| o.borrowers.contains(&on),
         )?;
     }
-    let (frames, fetches) = count(rt);
+    // Made already: they travel with the task (a large one as where it is).
+    let (small, one) = (rt.put(&40u64)?, rt.put(&1u64)?);
+    let big = rt.put(&vec![2u8; BIG_LINK * 2])?;
+    let len = chain_len::options().on_rank(on).remote(rt, &big)?;
+    assert_eq!(rt.get_value(&len)?, BIG_LINK as u64 * 2 + 2);
+    // `waits` waits there for `made[0]`, borrowed there already (by `sum`),
+    // and holds `small` and `one`, which `again` then finds there.
+    let waits = add3::options()
+        .on_rank(on)
+        .remote(rt, &small, &made[0], &one)?;
+    let again = add3::options().on_rank(on).remote(rt, &small, &one, &one)?;
+    assert_eq!(rt.get_value(&again)?, 42);
+    let (frames, fetches, pushed) = count(rt);
     assert_eq!(
-        (frames - before.0, fetches - before.1),
-        (1, 3),
-        "rank {on} borrowed and asked for the three inputs in one frame"
+        (frames - before.0, fetches - before.1, pushed - before.2),
+        (0, 0, 3),
+        "rank {on} neither borrowed nor asked for an input; rank 0 promised the three being made"
     );
     drop(opener);
     assert_eq!(rt.get_value(&sum)?, 6);
-    // Made already: the ack answers.
-    let (small, one) = (rt.put(&40u64)?, rt.put(&1u64)?);
-    let big = rt.put(&vec![2u8; BIG_LINK * 2])?;
-    let before = count(rt);
-    let both = add3::options()
-        .on_rank(on)
-        .remote(rt, &small, &small, &one)?;
-    let len = chain_len::options().on_rank(on).remote(rt, &big)?;
-    assert_eq!(rt.get_value(&both)?, 81);
-    assert_eq!(rt.get_value(&len)?, BIG_LINK as u64 * 2 + 2);
-    let (frames, fetches) = count(rt);
-    assert_eq!(
-        (frames - before.0, fetches - before.1),
-        (2, 3),
-        "one frame per task, each input asked for once"
-    );
+    assert_eq!(rt.get_value(&waits)?, 42);
     assert!(rt.get_value(&gate)?, "rank 0's CPU was never released");
     let more = [
         small.id(),
         one.id(),
         big.id(),
         sum.id(),
-        both.id(),
         len.id(),
+        waits.id(),
+        again.id(),
     ];
     ids.extend(more.iter().map(|i| i.to_string()));
-    drop((made, small, one, big, sum, both, len, gate));
+    drop((made, small, one, big, sum, len, waits, again, gate));
     wait_all_freed(rt, &ids, on, base)
 }
 

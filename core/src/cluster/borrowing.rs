@@ -12,15 +12,16 @@ use ferry_transport::Rank;
 
 use crate::cluster::held_adds::{fold_fetch, hold, on_add_borrows};
 use crate::cluster::latch::Latch;
+use crate::cluster::lent_args::{adopt, take};
 use crate::cluster::makers::{answer_fetch, note_maker, on_not_held, send_fetch, whom_to_ask};
 use crate::cluster::owner_answers::{ack_value, reply_when_ready};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
-use crate::cluster::transfer::{copy_in, stored_at};
+use crate::cluster::transfer::{stored_at, stored_from};
 use crate::cluster::wire::{Msg, WireError, WireResult, WireValue};
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
-use crate::object::cell::{Borrow, Bytes, Slot, Stored, TypeTag};
+use crate::object::cell::{Borrow, Bytes, Slot, Stored};
 use crate::sync::lock;
 
 thread_local! {
@@ -78,7 +79,10 @@ pub(crate) fn lookup<H: RankHost>(inner: &Arc<H>, id: ObjectId) -> Result<Arc<Sl
         }));
         return Ok(slot);
     }
-    if fresh {
+    if let Some(given) = take(id.as_u64(), id.rank()) {
+        // Counted by the owner before it sent the task (`lent_args`).
+        adopt(inner, c, &slot, fresh, given);
+    } else if fresh {
         c.releases.borrowing(id.as_u64(), id.rank());
         if !hold(&slot) {
             let sent = c.send(
@@ -321,7 +325,7 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
                 .object(id)
                 .or_else(|e| c.lent.get(object).ok_or(e));
             match slot {
-                Ok(slot) => reply_when_ready(inner, from, slot),
+                Ok(slot) => reply_when_ready(c, from, slot),
                 Err(e) => {
                     let result =
                         WireResult::Failed(WireError::from_error(&e, &id.to_string(), c.rank));
@@ -356,28 +360,6 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
             slot.complete(stored_from(inner, c, from, object, type_name, result));
         }
         _ => {}
-    }
-}
-
-/// A value from rank `from` for borrowed `object`, stored here.
-fn stored_from<H: RankHost>(
-    inner: &Arc<H>,
-    c: &Cluster<H>,
-    from: Rank,
-    object: u64,
-    type_name: String,
-    result: WireResult,
-) -> Stored {
-    match result {
-        WireResult::Inline(bytes) => {
-            let tag = TypeTag::named(&type_name);
-            copy_in(inner, tag, type_name, bytes.len(), |d| {
-                d.copy_from_slice(&bytes);
-                Ok(())
-            })
-        }
-        WireResult::At { offset, len } => stored_at(inner, c, from, object, type_name, offset, len),
-        WireResult::Failed(w) => Stored::Error(w.into_error()),
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! When a `Submit` or `ActorCall` arrives, every foreign ref among its
 //! arguments is borrowed (`AddBorrow`), and each top-level one the call
-//! waits for is then fetched (`Fetch`): for a task with two inputs owned by
-//! its submitter, three frames to the owner and three back. Here the
+//! waits for is then fetched (`Fetch`): for a call with two inputs owned by
+//! its caller, three frames to the owner and three back. (A `Submit`'s
+//! sender lends its own objects with it instead: `lent_args`.) Here the
 //! borrows made during the decoding are held back ([`holding`]), a fetch of
 //! one of them that would go to its owner rides on its borrow ([`fold_fetch`]),
 //! and when the decoding ends each owner gets one `AddBorrows`, answered by
@@ -175,6 +176,6 @@ pub(super) fn on_add_borrows<H: RankHost>(
     }
     let _ = c.send(from, &Msg::BorrowAcks { acks });
     for slot in later {
-        reply_when_ready(inner, from, slot);
+        reply_when_ready(c, from, slot);
     }
 }

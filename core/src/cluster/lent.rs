@@ -23,13 +23,15 @@ impl<V: Clone> Lent<V> {
         }
     }
 
-    /// `by` borrows `id` (whose value is `value`, kept from now on if new).
-    pub(crate) fn add(&self, id: u64, by: Rank, value: V) {
-        lock(&self.map)
-            .entry(id)
-            .or_insert_with(|| (value, Vec::new()))
-            .1
-            .push(by);
+    /// `by` borrows `id` (whose value is `value`, kept from now on if new);
+    /// false when `by` was listed already (it borrows it still, or its
+    /// `RemoveBorrow` is on the way).
+    pub(crate) fn add(&self, id: u64, by: Rank, value: V) -> bool {
+        let mut map = lock(&self.map);
+        let ranks = &mut map.entry(id).or_insert_with(|| (value, Vec::new())).1;
+        let first = !ranks.contains(&by);
+        ranks.push(by);
+        first
     }
 
     /// Every lent thing: (id, value, the ranks that borrow it).
@@ -99,8 +101,8 @@ mod tests {
     #[test]
     fn the_last_borrow_ending_gives_the_value_back() {
         let l = Lent::new();
-        l.add(7, 1, "x");
-        l.add(7, 2, "x");
+        assert!(l.add(7, 1, "x"));
+        assert!(l.add(7, 2, "x"));
         assert_eq!(l.remove(7, 1), None);
         assert_eq!(l.get(7), Some("x"));
         assert_eq!(l.remove(7, 2), Some("x"));
@@ -111,8 +113,8 @@ mod tests {
     #[test]
     fn a_borrow_that_overtook_the_end_of_the_old_one_keeps_the_value() {
         let l = Lent::new();
-        l.add(7, 1, "x");
-        l.add(7, 1, "x"); // the new borrow arrived first
+        assert!(l.add(7, 1, "x"));
+        assert!(!l.add(7, 1, "x"), "rank 1 is listed already"); // the new borrow arrived first
         assert_eq!(l.remove(7, 1), None, "the old one's end");
         assert_eq!(l.remove(7, 1), Some("x"));
     }

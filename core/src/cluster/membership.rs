@@ -16,6 +16,7 @@ use crate::cluster::borrowing::on_borrow_message;
 use crate::cluster::cancel::on_cancel;
 use crate::cluster::executor::{CallName, execute, free};
 use crate::cluster::gather::on_gather_message;
+use crate::cluster::lent_args::with_lent;
 use crate::cluster::makers::with_makers;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::rank_loss::rank_lost;
@@ -292,15 +293,18 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
             args,
             opts,
             makers,
+            lent,
         } => {
             let opts = opts.into_options();
             let task = match &opts.name {
                 Some(name) => CallName::Text(name.clone()),
                 None => CallName::Function(fn_id),
             };
-            with_makers(makers, || {
-                execute(inner, c, from, object, task, || {
-                    inner.run_task(fn_id, &opts, &args)
+            with_lent(c, from, lent, || {
+                with_makers(makers, || {
+                    execute(inner, c, from, object, task, || {
+                        inner.run_task(fn_id, &opts, &args)
+                    })
                 })
             })
         }

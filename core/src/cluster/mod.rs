@@ -37,6 +37,10 @@
 //! sends `RemoveBorrow`. A task sent ahead while an argument is still being
 //! made on a third rank asks that rank (`makers`): it answers `Value` as
 //! soon as the value exists, or `NotHeld`, and then the owner is asked.
+//! The owner of a task's arguments counts their borrows by the executor
+//! before it sends `Submit` (`lent_args`): the executor sends no
+//! `AddBorrow` for them, and gets the values of top-level ones with the
+//! task, or pushed (`Value`, unasked) as they are made on the owner.
 //!
 //! # Where each part lives
 //!
@@ -44,8 +48,9 @@
 //! each message to its part, leaving); the parts: `placement`,
 //! `remote_task` (sending tasks, retries; how many go ahead of their
 //! inputs is `send_ahead`'s record), `executor` (running what other
-//! ranks send), `results` (their `Done`), `borrowing`, `makers` (asking
-//! the rank that makes a value), `transfer` (values crossing ranks),
+//! ranks send), `results` (their `Done`), `borrowing`, `lent_args` (a
+//! task's arguments counted and sent with it), `makers` (asking the rank
+//! that makes a value), `transfer` (values crossing ranks),
 //! `rank_loss`, `rebuild` and `lineage`, the remote actors
 //! (`remote_actor`, `actor_host`, `actor_restart`, `actor_book`),
 //! `names` (the named-actor registry on rank 0), `gather`, `cancel`,
@@ -82,6 +87,7 @@ mod group_requests;
 mod held_adds;
 mod latch;
 mod lent;
+mod lent_args;
 mod lineage;
 mod makers;
 mod membership;

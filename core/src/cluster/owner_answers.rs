@@ -4,10 +4,10 @@
 
 use std::sync::{Arc, Weak};
 
-use ferry_transport::Rank;
+use ferry_transport::{Rank, Transport};
 
 use crate::cluster::shared::{Cluster, ClusterHost};
-use crate::cluster::wire::{Msg, WireError, WireResult, WireValue};
+use crate::cluster::wire::{self, Msg, WireError, WireResult, WireValue};
 use crate::object::cell::{DepWaiter, Slot, Stored, Waiter};
 
 /// Objects up to this size travel inside the `BorrowAck` itself.
@@ -57,9 +57,10 @@ pub(super) fn value_now<H: ClusterHost>(c: &Cluster<H>, slot: &Slot) -> Option<W
 
 /// Sends `slot`'s value (this rank's own) to `to` as `Value` when it is
 /// ready.
-pub(super) fn reply_when_ready<H: ClusterHost>(inner: &Arc<H>, to: Rank, slot: Arc<Slot>) {
+pub(super) fn reply_when_ready<H: ClusterHost>(c: &Cluster<H>, to: Rank, slot: Arc<Slot>) {
     let reply = Arc::new(ValueReply {
-        rt: Arc::downgrade(inner),
+        transport: Arc::downgrade(&c.transport),
+        rank: c.rank,
         to,
         slot: slot.clone(),
     });
@@ -69,13 +70,15 @@ pub(super) fn reply_when_ready<H: ClusterHost>(inner: &Arc<H>, to: Rank, slot: A
 }
 
 /// The owner's answer to a `Fetch`: sent when the object is ready.
-struct ValueReply<H> {
-    rt: Weak<H>,
+struct ValueReply {
+    /// Weak: a waiter on a slot keeps no transport alive.
+    transport: Weak<dyn Transport>,
+    rank: Rank,
     to: Rank,
     slot: Arc<Slot>,
 }
 
-impl<H: ClusterHost> DepWaiter for ValueReply<H> {
+impl DepWaiter for ValueReply {
     fn dep_ready(self: Arc<Self>) {
         // Reading a spilled object back may wait for space, which must not
         // happen on the message thread that will bring the frees.
@@ -96,33 +99,34 @@ impl<H: ClusterHost> DepWaiter for ValueReply<H> {
     }
 }
 
-impl<H: ClusterHost> ValueReply<H> {
+impl ValueReply {
     fn reply(&self) {
-        let Some(inner) = self.rt.upgrade() else {
+        let Some(transport) = self.transport.upgrade() else {
             return;
         };
-        let Some(c) = inner.cluster() else { return };
         let (type_name, result) = match self.slot.get() {
             Some(Stored::Value(v)) => {
                 // The borrower's borrow keeps the object here while it reads.
                 (
                     v.type_name.to_string(),
-                    WireResult::of(v, &self.slot.id, c.rank),
+                    WireResult::of(v, &self.slot.id, self.rank),
                 )
             }
             Some(Stored::Error(e)) => (
                 String::new(),
-                WireResult::Failed(WireError::from_error(e, &self.slot.id.to_string(), c.rank)),
+                WireResult::Failed(WireError::from_error(
+                    e,
+                    &self.slot.id.to_string(),
+                    self.rank,
+                )),
             ),
             None => return,
         };
-        let _ = c.send(
-            self.to,
-            &Msg::Value {
-                object: self.slot.id.as_u64(),
-                type_name,
-                result,
-            },
-        );
+        let msg = Msg::Value {
+            object: self.slot.id.as_u64(),
+            type_name,
+            result,
+        };
+        let _ = transport.send(self.to, wire::encode(&msg));
     }
 }

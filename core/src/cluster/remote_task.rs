@@ -8,11 +8,12 @@ use std::sync::{Arc, Weak};
 use ferry_transport::{Rank, TransportError};
 
 use crate::cluster::actor_restart;
+use crate::cluster::lent_args::{after_submit, lend};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::send_ahead::Held;
 use crate::cluster::sent::{Sent, TaskSpec, Work};
 use crate::cluster::shared::{Cluster, ClusterHost, send_error};
-use crate::cluster::wire::{self, Msg, WireOptions};
+use crate::cluster::wire::{self, Msg, WireLent, WireOptions};
 use crate::error::{Error, FailureKind, Result, TaskError};
 use crate::object::cell::{DepWaiter, Slot, Stored, TypeTag, Waiter};
 use crate::object::codec::EncodedCall;
@@ -107,6 +108,7 @@ pub(crate) fn try_remote<R: Object, H: RankHost>(
         work: Work::Task(TaskSpec {
             fn_id,
             args: args.to_vec(),
+            deps: deps.iter().map(|s| s.id.as_u64()).collect(),
             opts: WireOptions::from_options(opts),
             max_retries: opts.max_retries,
             attempts: 1,
@@ -155,40 +157,46 @@ pub(crate) fn dispatch<H: ClusterHost>(
     sent: Sent,
     makers: Vec<(u64, u32)>,
 ) {
-    let Some(msg) = submit_msg(object, &sent, makers) else {
+    let Work::Task(task) = &sent.work else {
         return;
     };
-    send_awaiting_done(c, object, sent, &msg);
+    let rank = sent.rank;
+    let (lent, lending) = lend(c, rank, &task.deps, &sent._kept);
+    let msg = submit_msg(object, task.clone(), makers, lent);
+    record(c, object, sent);
+    let went = post(c, rank, object, &msg);
+    after_submit(c, rank, lending, went);
 }
 
-/// The `Submit` that carries `sent`'s task (`None` for an actor call).
-fn submit_msg(object: u64, sent: &Sent, makers: Vec<(u64, u32)>) -> Option<Msg> {
-    let Work::Task(task) = &sent.work else {
-        return None;
-    };
-    Some(Msg::Submit {
+/// The `Submit` that carries `task`.
+fn submit_msg(object: u64, task: TaskSpec, makers: Vec<(u64, u32)>, lent: Vec<WireLent>) -> Msg {
+    Msg::Submit {
         object,
         fn_id: task.fn_id,
-        args: task.args.clone(),
-        opts: task.opts.clone(),
+        args: task.args,
+        opts: task.opts,
         makers,
-    })
+        lent,
+    }
 }
 
 /// Sends a task [`record`]ed and held back until now (see `send_ahead`),
 /// unless it is gone meanwhile (cancelled, or sent again elsewhere).
 pub(crate) fn dispatch_held<H: ClusterHost>(c: &Cluster<H>, object: u64, makers: Vec<(u64, u32)>) {
-    let (rank, msg) = {
+    let (rank, task, kept) = {
         let sent = lock(&c.sent);
         let Some(s) = sent.get(&object) else {
             return;
         };
-        let Some(msg) = submit_msg(object, s, makers) else {
+        let Work::Task(task) = &s.work else {
             return;
         };
-        (s.rank, msg)
+        (s.rank, task.clone(), s._kept.clone())
     };
-    post(c, rank, object, &msg);
+    let (lent, lending) = lend(c, rank, &task.deps, &kept);
+    let msg = submit_msg(object, task, makers, lent);
+    let went = post(c, rank, object, &msg);
+    after_submit(c, rank, lending, went);
 }
 
 /// Sends `msg` (a `Submit` or `ActorCall`) for `sent`, which then waits
@@ -214,12 +222,12 @@ pub(crate) fn record<H: ClusterHost>(c: &Cluster<H>, object: u64, sent: Sent) {
     c.transport.expect_reply(true);
 }
 
-/// Sends `msg` for the [`record`]ed work `object` to `rank`; a failure
-/// completes it (or leaves it to `rank_lost`).
-fn post<H: ClusterHost>(c: &Cluster<H>, rank: Rank, object: u64, msg: &Msg) {
+/// Sends `msg` for the [`record`]ed work `object` to `rank`, saying
+/// whether it went; a failure completes it (or leaves it to `rank_lost`).
+fn post<H: ClusterHost>(c: &Cluster<H>, rank: Rank, object: u64, msg: &Msg) -> bool {
     let task = matches!(msg, Msg::Submit { .. });
     match c.transport.send(rank, wire::encode(msg)) {
-        Ok(()) => {}
+        Ok(()) => return true,
         // Lost before this rank heard: `rank_lost` handles it as in flight
         // (or has run already: then it is handled here).
         Err(TransportError::RankLost { reason, .. }) => {
@@ -251,6 +259,7 @@ fn post<H: ClusterHost>(c: &Cluster<H>, rank: Rank, object: u64, msg: &Msg) {
             }
         }
     }
+    false
 }
 
 /// Sends the task `sent` (already encoded in it) to `sent.rank`, or holds

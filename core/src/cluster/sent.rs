@@ -43,6 +43,8 @@ pub(crate) struct TaskSpec {
     pub(crate) fn_id: u64,
     /// The encoded arguments.
     pub(crate) args: Vec<u8>,
+    /// The ids of its top-level ref arguments.
+    pub(crate) deps: Vec<u64>,
     pub(crate) opts: WireOptions,
     pub(crate) max_retries: i32,
     /// How often it was sent so far.

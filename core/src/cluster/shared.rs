@@ -74,6 +74,9 @@ pub(crate) struct Cluster<H: ClusterHost> {
     /// Frames this rank sent to count its borrows: `AddBorrow`, or
     /// several borrows in one `AddBorrows`.
     pub(crate) borrow_frames: AtomicU64,
+    /// Values of its own this rank promised, with a task, to push to the
+    /// task's rank (`lent_args`).
+    pub(crate) values_pushed: AtomicU64,
     /// Ends of borrows, held back behind earlier unacked borrows.
     pub(crate) releases: Releases,
     /// Work waiting for a `BorrowAck`, by object or actor.
@@ -144,6 +147,7 @@ impl<H: ClusterHost> Cluster<H> {
             asked_as_maker: AtomicU64::new(0),
             fetches_sent: AtomicU64::new(0),
             borrow_frames: AtomicU64::new(0),
+            values_pushed: AtomicU64::new(0),
             awaiting: Mutex::new(IdMap::default()),
             releases: Default::default(),
             actors: ActorBook::new(size),

@@ -142,3 +142,25 @@ pub(super) fn stored_at<H: RankHost>(
         }),
     }
 }
+
+/// A value from rank `from` for borrowed `object`, stored here.
+pub(super) fn stored_from<H: RankHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    from: Rank,
+    object: u64,
+    type_name: String,
+    result: WireResult,
+) -> Stored {
+    match result {
+        WireResult::Inline(bytes) => {
+            let tag = TypeTag::named(&type_name);
+            copy_in(inner, tag, type_name, bytes.len(), |d| {
+                d.copy_from_slice(&bytes);
+                Ok(())
+            })
+        }
+        WireResult::At { offset, len } => stored_at(inner, c, from, object, type_name, offset, len),
+        WireResult::Failed(w) => Stored::Error(w.into_error()),
+    }
+}

@@ -9,7 +9,7 @@ pub(crate) use super::wire_groups::{WirePgAnswer, WirePgOp};
 pub(crate) use super::wire_options::{WireActorOptions, WireOptions};
 
 /// The version of these messages; bump it with every change to [`Msg`].
-pub(crate) const PROTOCOL: u32 = 8;
+pub(crate) const PROTOCOL: u32 = 9;
 
 /// Why a rank that said `Hello` with `protocol` and `build` cannot work
 /// with this one (`None`: it can).
@@ -55,6 +55,9 @@ pub(crate) enum Msg {
         /// rank, with that rank: the executor asks it for their values
         /// (`Fetch`) rather than the sender, one hop less.
         makers: Vec<(u64, u32)>,
+        /// The sender's own objects among the arguments, each already
+        /// counted as borrowed by the receiver (see `lent_args`).
+        lent: Vec<WireLent>,
     },
     /// The outcome of a `Submit`; `contained` lists the objects the result
     /// holds refs to, which the owner borrows before it sends `Free`.
@@ -252,6 +255,18 @@ pub(crate) struct WireAck {
     pub(crate) ok: bool,
     pub(crate) value: Option<WireValue>,
     pub(crate) answered: bool,
+}
+
+/// One of a `Submit`'s arguments that its sender owns and has counted as
+/// borrowed by the receiver (one count, which the receiver gives back):
+/// with its `value` when the sender had it and the receiver did not borrow
+/// it already, or `push` when the sender will send it as `Value`, unasked,
+/// once it is made.
+#[derive(Archive, Serialize, Deserialize, Debug)]
+pub(crate) struct WireLent {
+    pub(crate) object: u64,
+    pub(crate) value: Option<WireValue>,
+    pub(crate) push: bool,
 }
 
 /// A sealed object's type and where to find its bytes.

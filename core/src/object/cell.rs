@@ -294,6 +294,15 @@ pub(crate) struct Borrow {
     pub(crate) add: AtomicU8,
 }
 
+impl Borrow {
+    /// Rank `by` sends the value unasked (see `cluster::lent_args`):
+    /// nothing here asks for it.
+    pub(crate) fn promised(&self, by: u32) {
+        self.fetching.store(true, Ordering::Release);
+        self.asked.store(by, Ordering::Release);
+    }
+}
+
 /// No rank, in [`Borrow`]'s rank fields.
 pub(crate) const NO_RANK: u32 = u32::MAX;
 

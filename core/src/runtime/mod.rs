@@ -455,6 +455,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
     let (mut objects, mut sent, mut lineage, mut filled) = (Vec::new(), Vec::new(), 0, 0);
     let (mut from_makers, mut asked_as_maker, mut fetches_sent, mut borrow_frames) = (0, 0, 0, 0);
     let mut frames = (0, 0);
+    let mut pushed = 0;
     let mut held_back = 0;
     let mut host = crate::host::name();
     if let Some(c) = inner.cluster() {
@@ -469,6 +470,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         asked_as_maker = c.asked_as_maker.load(std::sync::atomic::Ordering::Relaxed);
         fetches_sent = c.fetches_sent.load(std::sync::atomic::Ordering::Relaxed);
         borrow_frames = c.borrow_frames.load(std::sync::atomic::Ordering::Relaxed);
+        pushed = c.values_pushed.load(std::sync::atomic::Ordering::Relaxed);
         frames = c.transport.frame_paths();
         held_back = c.ahead.held_back();
         host = c.host();
@@ -495,6 +497,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         asked_as_maker,
         fetches_sent,
         borrow_frames,
+        values_pushed: pushed,
         frames_by_ring: frames.0,
         frames_by_mpi_to_node: frames.1,
         tasks_held_back: held_back,
