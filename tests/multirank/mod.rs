@@ -619,6 +619,10 @@ impl Ledger {
         here()
     }
 
+    fn push_view(&mut self, x: View<u64>) -> Vec<u64> {
+        self.push(x.to_native())
+    }
+
     fn total(&self) -> u64 {
         self.entries.iter().sum()
     }
@@ -1321,8 +1325,9 @@ fn add3(a: View<u64>, b: View<u64>, c: View<u64>) -> u64 {
 /// made already travel with the task (a small one inline, a large one as
 /// the place rank 0 keeps it, read from there). A task whose inputs that
 /// rank borrows already (a task there still waits on them) runs on the
-/// values there, and the counts sent with it are given back. Then
-/// everything is freed everywhere.
+/// values there, and the counts sent with it are given back. An actor call
+/// there is lent its argument the same way. Then everything is freed
+/// everywhere.
 fn a_task_s_inputs_are_lent_with_it(rt: &Runtime) -> ferry::Result<()> {
     let on = last(rt);
     let base = (store_used_on(rt, 0)?, store_used_on(rt, on)?);
@@ -1369,6 +1374,11 @@ fn a_task_s_inputs_are_lent_with_it(rt: &Runtime) -> ferry::Result<()> {
         .remote(rt, &small, &made[0], &one)?;
     let again = add3::options().on_rank(on).remote(rt, &small, &one, &one)?;
     assert_eq!(rt.get_value(&again)?, 42);
+    // An actor call is lent its arguments too.
+    let ledger = Ledger::options().on_rank(on).remote(rt, 0)?;
+    let five = rt.put(&5u64)?;
+    let seen = ledger.push_view(&five).remote()?;
+    assert_eq!(rt.get_value(&seen)?, vec![0, 5]);
     let (frames, fetches, pushed) = count(rt);
     assert_eq!(
         (frames - before.0, fetches - before.1, pushed - before.2),
@@ -1387,9 +1397,12 @@ fn a_task_s_inputs_are_lent_with_it(rt: &Runtime) -> ferry::Result<()> {
         len.id(),
         waits.id(),
         again.id(),
+        five.id(),
+        seen.id(),
     ];
     ids.extend(more.iter().map(|i| i.to_string()));
     drop((made, small, one, big, sum, len, waits, again, gate));
+    drop((ledger, five, seen));
     wait_all_freed(rt, &ids, on, base)
 }
 

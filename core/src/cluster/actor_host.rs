@@ -10,6 +10,7 @@ use ferry_transport::Rank;
 use crate::actor::engine::{CHECKPOINT_METHOD, KILLED};
 use crate::cluster::actor_restart::heard_of_restart;
 use crate::cluster::executor::{CallName, execute, fail_call};
+use crate::cluster::lent_args::with_lent;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::Cluster;
 use crate::cluster::wire::{Msg, WireError};
@@ -89,20 +90,22 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
             method,
             object,
             args,
+            lent,
             ..
         } => {
-            if method == CHECKPOINT_METHOD {
-                let task = CallName::Text(format!("{id}.checkpoint"));
-                execute(inner, c, from, object, task, || {
-                    inner.actors().checkpoint(id)
-                });
-                return;
-            }
-            let f = inner.actor_method(method);
-            let task = f.map_or(CallName::Method(method), |(_, path)| CallName::Static(path));
-            execute(inner, c, from, object, task, || match f {
-                Some((f, _)) => inner.call_actor(id, f, &args),
-                None => Err(Error::ActorMethodNotInBinary { method }),
+            with_lent(c, from, lent, || {
+                if method == CHECKPOINT_METHOD {
+                    let task = CallName::Text(format!("{id}.checkpoint"));
+                    return execute(inner, c, from, object, task, || {
+                        inner.actors().checkpoint(id)
+                    });
+                }
+                let f = inner.actor_method(method);
+                let task = f.map_or(CallName::Method(method), |(_, path)| CallName::Static(path));
+                execute(inner, c, from, object, task, || match f {
+                    Some((f, _)) => inner.call_actor(id, f, &args),
+                    None => Err(Error::ActorMethodNotInBinary { method }),
+                })
             });
         }
         Msg::AddActorBorrow { .. } => {
@@ -143,9 +146,10 @@ pub(crate) fn replay_early<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, id: Acto
 /// Answers a message about an actor that is not here.
 fn refuse<H: RankHost>(c: &Cluster<H>, from: Rank, id: ActorId, msg: Msg, why: &str) {
     match msg {
-        Msg::ActorCall { object, .. } => {
+        // The counts lent with it go back.
+        Msg::ActorCall { object, lent, .. } => with_lent(c, from, lent, || {
             fail_call(c, from, object, WireError::actor_died(&id.to_string(), why))
-        }
+        }),
         Msg::AddActorBorrow { actor } => {
             let _ = c.send(
                 from,

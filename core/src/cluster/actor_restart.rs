@@ -47,6 +47,7 @@ fn resend<H: ClusterHost>(c: &Cluster<H>, object: u64, mut sent: Sent, host: Ran
         method: *method,
         object,
         args: a,
+        lent: Vec::new(),
     };
     sent.rank = host;
     send_awaiting_done(c, object, sent, &msg);

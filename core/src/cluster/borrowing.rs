@@ -112,6 +112,11 @@ pub(super) fn after_acks<H: ClusterHost>(
     ids: &[u64],
     then: impl FnOnce() + Send + 'static,
 ) {
+    if ids.is_empty() {
+        // Most calls: nothing to wait for, no latch and no locks.
+        then();
+        return;
+    }
     let latch = Latch::new(ids.len() + 1, then);
     {
         let mut awaiting = lock(&c.awaiting);

@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering;
 
 use ferry_transport::Rank;
 
-use crate::cluster::owner_answers::{reply_when_ready, value_now};
+use crate::cluster::owner_answers::{ack_value, reply_when_ready, value_now};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::sent::Work;
 use crate::cluster::shared::{Cluster, ClusterHost};
@@ -46,10 +46,11 @@ pub(super) struct Lending {
     promised: Vec<Arc<Slot>>,
 }
 
-/// On the owner, before a `Submit` to `to`: counts `to` as a borrower of
-/// each of this rank's objects among `kept` (the refs in the arguments),
-/// with the value, or a promise of it, for those of `deps` (the top-level
-/// ones) that `to` does not borrow already.
+/// On the owner, before a `Submit` or `ActorCall` to `to`: counts `to` as
+/// a borrower of each of this rank's objects among `kept` (the refs in the
+/// arguments). For those `to` does not borrow already: of `deps` (a task's
+/// top-level ones) the value, or a promise of it; of the others what a
+/// `BorrowAck` tells (the value when tiny, else where it lies).
 pub(super) fn lend<H: ClusterHost>(
     c: &Cluster<H>,
     to: Rank,
@@ -58,7 +59,7 @@ pub(super) fn lend<H: ClusterHost>(
 ) -> (Vec<WireLent>, Lending) {
     let mut lent: Vec<WireLent> = Vec::new();
     let mut lending = Lending::default();
-    if lock(&c.lost).contains(&to) {
+    if kept.is_empty() || lock(&c.lost).contains(&to) {
         return (lent, lending);
     }
     for k in kept {
@@ -77,6 +78,9 @@ pub(super) fn lend<H: ClusterHost>(
         if first && deps.contains(&object) {
             value = value_now(c, &slot);
             push = value.is_none() && !made_elsewhere(c, object);
+        } else if first {
+            // What a `BorrowAck` tells: tiny values, else where it lies.
+            value = ack_value(&slot);
         }
         if push {
             lending.promised.push(slot.clone());

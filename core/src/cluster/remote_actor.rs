@@ -46,6 +46,7 @@ use crate::actor::engine::{HeldHandle, KILLED};
 pub(crate) use crate::cluster::actor_book::RemoteActor;
 use crate::cluster::actor_book::Restart;
 use crate::cluster::borrowing::note_new_borrow;
+use crate::cluster::lent_args::{after_submit, lend};
 use crate::cluster::placement::other_ranks_for;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::remote_task::send_awaiting_done;
@@ -264,16 +265,20 @@ pub(crate) fn call<R: Object>(
             return Ok(out);
         }
     }
+    let host = sent.rank;
+    let (lent, lending) = lend(c, host, &[], &sent._kept);
     let msg = Msg::ActorCall {
         actor: link.id.as_u64(),
         method: method_id,
         object,
         args: args.to_vec(),
+        lent,
     };
     if let Work::ActorCall { attempts, .. } = &mut sent.work {
         *attempts = 1;
     }
-    send_awaiting_done(c, object, sent, &msg);
+    let went = send_awaiting_done(c, object, sent, &msg);
+    after_submit(c, host, lending, went);
     Ok(out)
 }
 

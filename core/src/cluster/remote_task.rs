@@ -44,7 +44,7 @@ fn largest_arg<H: ClusterHost>(c: &Cluster<H>, deps: &[Arc<Slot>]) -> Option<(Ra
 /// run there; `None` means "run it here".
 pub(crate) fn try_remote<R: Object, H: RankHost>(
     inner: &Arc<H>,
-    fn_name: &str,
+    fn_name: &'static str,
     opts: &TaskOptions,
     deps: &[Arc<Slot>],
     fn_id: u64,
@@ -206,10 +206,10 @@ pub(crate) fn send_awaiting_done<H: ClusterHost>(
     object: u64,
     sent: Sent,
     msg: &Msg,
-) {
+) -> bool {
     let rank = sent.rank;
     record(c, object, sent);
-    post(c, rank, object, msg);
+    post(c, rank, object, msg)
 }
 
 /// Records `sent` as out to its rank, awaiting `Done` (before its message
@@ -273,7 +273,7 @@ fn submit<H: ClusterHost>(
     sent: Sent,
     makers: Vec<(u64, u32)>,
     pending: Vec<Arc<Slot>>,
-    name: &str,
+    name: &'static str,
 ) {
     let rank = sent.rank;
     if pending.is_empty() || c.ahead.admit(rank, object) {
@@ -282,14 +282,7 @@ fn submit<H: ClusterHost>(
     }
     // Recorded before anything can send it.
     record(c, object, sent);
-    c.ahead.hold(
-        rank,
-        object,
-        Held {
-            makers,
-            name: name.to_string(),
-        },
-    );
+    c.ahead.hold(rank, object, Held { makers, name });
     let waiter = Arc::new(ArgsReady {
         rt: Arc::downgrade(inner),
         object,
@@ -320,8 +313,9 @@ pub(crate) fn cancel_held<H: ClusterHost>(c: &Cluster<H>, object: u64) -> bool {
     if let Some(s) = taken {
         c.in_flight[s.rank as usize].fetch_sub(1, Ordering::Relaxed);
         c.transport.expect_reply(false);
-        s.slot
-            .complete(Stored::Error(Error::Cancelled { task: held.name }));
+        s.slot.complete(Stored::Error(Error::Cancelled {
+            task: held.name.to_string(),
+        }));
     }
     true
 }

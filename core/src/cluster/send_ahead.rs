@@ -47,7 +47,7 @@ pub(crate) struct Held {
     /// Ranks making its arguments, as known at submission (see `makers`).
     pub(crate) makers: Vec<(u64, u32)>,
     /// Its function's name, for a cancellation's error.
-    pub(crate) name: String,
+    pub(crate) name: &'static str,
 }
 
 #[derive(Default)]
@@ -159,7 +159,7 @@ mod tests {
     fn held() -> Held {
         Held {
             makers: Vec::new(),
-            name: "f".into(),
+            name: "f",
         }
     }
 

@@ -81,6 +81,8 @@ pub(crate) enum Msg {
         method: u64,
         object: u64,
         args: Vec<u8>,
+        /// As `Submit`'s.
+        lent: Vec<WireLent>,
     },
     /// The sender holds a handle to actor `actor`, which lives on the
     /// receiver: keep it (answered by `BorrowAck`).
@@ -257,11 +259,11 @@ pub(crate) struct WireAck {
     pub(crate) answered: bool,
 }
 
-/// One of a `Submit`'s arguments that its sender owns and has counted as
-/// borrowed by the receiver (one count, which the receiver gives back):
-/// with its `value` when the sender had it and the receiver did not borrow
-/// it already, or `push` when the sender will send it as `Value`, unasked,
-/// once it is made.
+/// One of a `Submit`'s or `ActorCall`'s arguments that its sender owns and
+/// has counted as borrowed by the receiver (one count, which the receiver
+/// gives back): with its `value` when the sender had it and the receiver
+/// did not borrow it already, or `push` when the sender will send it as
+/// `Value`, unasked, once it is made.
 #[derive(Archive, Serialize, Deserialize, Debug)]
 pub(crate) struct WireLent {
     pub(crate) object: u64,

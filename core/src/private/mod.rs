@@ -168,7 +168,7 @@ fn submit_job<R>(
 /// `None`: run it here.
 pub fn try_remote<R: Object>(
     rt: &Runtime,
-    fn_name: &str,
+    fn_name: &'static str,
     opts: &TaskOptions,
     deps: &Deps,
     fn_id: u64,
