@@ -21,7 +21,10 @@
 //!
 //! Nothing is promised for an argument being made on another rank: on the
 //! executor it fills there from the task's result (`fill_from_result`), on
-//! a third rank it is asked of that rank (`makers`).
+//! a third rank it is asked of that rank (`makers`). An `ActorCall` is lent
+//! its caller's objects the same way, each with what a `BorrowAck` would
+//! tell of it (its value when tiny, else where it lies): the call is not
+//! held up by a borrow, and a value not there yet is asked for as before.
 
 use std::cell::RefCell;
 use std::sync::Arc;

@@ -40,7 +40,8 @@
 //! The owner of a task's arguments counts their borrows by the executor
 //! before it sends `Submit` (`lent_args`): the executor sends no
 //! `AddBorrow` for them, and gets the values of top-level ones with the
-//! task, or pushed (`Value`, unasked) as they are made on the owner.
+//! task, or pushed (`Value`, unasked) as they are made on the owner. An
+//! `ActorCall`'s arguments are lent the same way.
 //!
 //! # Where each part lives
 //!
