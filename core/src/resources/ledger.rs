@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::error::{Error, PlacementGroupError, Result};
 use crate::resources::bundles::{BundleBook, BundleRef, BundleSlot};
+use crate::resources::items::Items;
 
 /// Fixed-point scale: one unit of a resource.
 pub(crate) const UNIT: i64 = 10_000;
@@ -41,7 +42,7 @@ pub(crate) fn from_fixed(amount: i64) -> f64 {
 /// rank's free pool).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Request {
-    items: Vec<(usize, i64)>,
+    items: Items,
     bundle: Option<Arc<BundleSlot>>,
 }
 
@@ -163,7 +164,7 @@ impl Ledger {
     /// Step 1 of `bundles`: holds bundle `index` of `group` here, taking
     /// its amounts out of this ledger (past what is free if need be).
     pub(crate) fn hold_bundle(&self, group: u64, index: u32, amounts: &[(String, f64)]) {
-        let mut items: Vec<(usize, i64)> = Vec::new();
+        let mut items = Items::default();
         let mut totals: Vec<(String, f64)> = self.names.iter().map(|n| (n.clone(), 0.0)).collect();
         for (name, amount) in amounts {
             if let Some(i) = self.names.iter().position(|n| n == name) {
@@ -182,7 +183,7 @@ impl Ledger {
 
     /// Turns named amounts into a request, or says why no rank could ever run it.
     pub(crate) fn request(&self, what: &str, asks: &[(&str, f64)]) -> Result<Request> {
-        let mut items: Vec<(usize, i64)> = Vec::with_capacity(asks.len());
+        let mut items = Items::default();
         for &(name, amount) in asks {
             if !valid_amount(amount) {
                 return Err(Error::InvalidArgument(format!(

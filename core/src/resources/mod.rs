@@ -5,6 +5,7 @@
 pub(crate) mod bundles;
 pub mod gpu;
 pub(crate) mod gpu_pool;
+pub(crate) mod items;
 pub(crate) mod ledger;
 pub(crate) mod options;
 pub(crate) mod pinning;

@@ -129,7 +129,7 @@ impl TaskCell {
                 env: task.env,
                 retry: task.retry,
                 job: Mutex::new(Some(task.job)),
-                gpu_ids: Mutex::new(Arc::from([])),
+                gpu_ids: Mutex::new(pool.no_gpus.clone()),
                 output: {
                     let slot = Slot::pending(id, Some(producer), unhandled.clone());
                     let weak = Arc::downgrade(&slot);

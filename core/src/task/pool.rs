@@ -35,7 +35,7 @@ pub(crate) struct TaskPool {
     pub(crate) tasks: TaskBook,
     hooks: OnceLock<ThreadHooks>,
     /// The GPU ids of a grant without GPUs, shared.
-    no_gpus: Arc<[u32]>,
+    pub(crate) no_gpus: Arc<[u32]>,
 }
 
 impl TaskPool {
