@@ -3,13 +3,13 @@
 //! back in `Done` once it is ready and every borrow made while decoding its
 //! arguments is acked; a large result stays here until the owner's `Free`.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use ferry_transport::Rank;
 
 use crate::cluster::borrowing::{after_acks, collect_borrows, fill_from_result};
 use crate::cluster::held_adds::holding;
-use crate::cluster::latch::Latch;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::wire::{Msg, WireError, WireRef, WireResult};
@@ -35,20 +35,18 @@ pub(crate) fn execute<H: RankHost>(
     match invoked {
         Ok(out) => {
             lock(&c.executing).insert(object, Arc::downgrade(&out.slot));
+            // `Done` goes out when the result is ready and every borrow made
+            // while decoding the arguments is acked.
             let reply = Arc::new(Reply {
                 rt: Arc::downgrade(inner),
                 to: from,
                 object,
                 task,
                 out: out.clone(),
-                latch: OnceLock::new(),
+                waiting: AtomicUsize::new(2),
             });
-            // `Done` goes out when the result is ready and every borrow made
-            // while decoding the arguments is acked.
-            let r2 = reply.clone();
-            let latch = Latch::new(2, move || r2.send_done());
-            let _ = reply.latch.set(latch.clone());
-            after_acks(c, &borrows, move || latch.hit());
+            let acked = reply.clone();
+            after_acks(c, &borrows, move || acked.hit());
             if !out.slot.add_waiter(Waiter::Task(reply.clone())) {
                 reply.dep_ready();
             }
@@ -107,7 +105,8 @@ struct Reply<H> {
     object: u64,
     task: CallName,
     out: ObjectRef<Untyped>,
-    latch: OnceLock<Arc<Latch>>,
+    /// Of the result and the acks, those still to come.
+    waiting: AtomicUsize,
 }
 
 impl<H: RankHost> DepWaiter for Reply<H> {
@@ -119,13 +118,18 @@ impl<H: RankHost> DepWaiter for Reply<H> {
         {
             fill_from_result(&inner, c, self.object, &self.task, &self.out.slot);
         }
-        if let Some(l) = self.latch.get() {
-            l.hit();
-        }
+        self.hit();
     }
 }
 
 impl<H: RankHost> Reply<H> {
+    /// The result, or the last ack, is in: `Done` goes once both are.
+    fn hit(&self) {
+        if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.send_done();
+        }
+    }
+
     fn send_done(&self) {
         let Some(inner) = self.rt.upgrade() else {
             return;

@@ -307,6 +307,13 @@ const FRAME_CAPACITY: usize = 512;
 
 /// Decodes a frame (validated: frames come from other processes).
 pub(crate) fn decode(bytes: &[u8]) -> Result<Msg, String> {
+    // In place when aligned as an archive must be (a frame's own buffer
+    // is: a copy per frame was one allocation per message); else from an
+    // aligned copy.
+    if (bytes.as_ptr() as usize).is_multiple_of(16) {
+        return rkyv::from_bytes::<Msg, ferry_store::ArchiveError>(bytes)
+            .map_err(|e| e.to_string());
+    }
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
     aligned.extend_from_slice(bytes);
     rkyv::from_bytes::<Msg, ferry_store::ArchiveError>(&aligned).map_err(|e| e.to_string())
@@ -326,6 +333,43 @@ mod hello_tests {
             e.contains("rank 2") && e.contains("different builds"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_frame_decodes_in_place_and_at_any_offset() {
+        let msg = Msg::Submit {
+            object: 5,
+            fn_id: 6,
+            args: vec![1, 2, 3],
+            opts: WireOptions::from_options(&crate::resources::options::TaskOptions::default()),
+            makers: vec![(7, 1)],
+            lent: vec![WireLent {
+                object: 8,
+                value: None,
+                push: true,
+            }],
+        };
+        let frame = encode(&msg);
+        let mut shifted = vec![0u8; frame.len() + 1];
+        shifted[1..].copy_from_slice(&frame);
+        let mut aligned = rkyv::util::AlignedVec::<16>::new();
+        aligned.extend_from_slice(&frame);
+        for bytes in [&aligned[..], &shifted[1..]] {
+            match decode(bytes).unwrap() {
+                Msg::Submit {
+                    object,
+                    args,
+                    makers,
+                    lent,
+                    ..
+                } => {
+                    assert_eq!((object, args, makers), (5, vec![1, 2, 3], vec![(7, 1)]));
+                    assert_eq!((lent[0].object, lent[0].push), (8, true));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(decode(&frame[..frame.len() / 2]).is_err(), "a cut frame");
     }
 
     #[test]

@@ -88,12 +88,21 @@ pub(crate) fn encode<T: ferry_store::Storable>(
 /// up in this thread's runtime. Bytes that are not a valid archive are an
 /// error.
 pub(crate) fn decode<T: Remotable>(bytes: &[u8]) -> Result<T> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-    aligned.extend_from_slice(bytes);
+    // Read in place when aligned as an archive must be (a frame's own
+    // buffer is); else from an aligned copy.
+    let copy;
+    let bytes = if (bytes.as_ptr() as usize).is_multiple_of(16) {
+        bytes
+    } else {
+        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+        aligned.extend_from_slice(bytes);
+        copy = aligned;
+        &copy[..]
+    };
     let corrupt = |e: ferry_store::StoreError| Error::Corrupt {
         object: "encoded call arguments".to_string(),
         reason: e.to_string(),
     };
-    let archived = ferry_store::access::<T>(&aligned).map_err(corrupt)?;
+    let archived = ferry_store::access::<T>(bytes).map_err(corrupt)?;
     ferry_store::deserialize::<T>(archived).map_err(corrupt)
 }
