@@ -34,10 +34,11 @@ use ferry_transport::Rank;
 
 use crate::cluster::owner_answers::{ack_value, reply_when_ready, value_now};
 use crate::cluster::rank_host::RankHost;
-use crate::cluster::sent::Work;
+use crate::cluster::sent::{Sent, Work};
 use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::transfer::stored_from;
 use crate::cluster::wire::{Msg, WireLent, WireResult};
+use crate::ids::IdMap;
 use crate::object::cell::{KeepAlive, Slot};
 use crate::sync::lock;
 
@@ -51,7 +52,8 @@ pub(super) struct Lending {
 
 /// On the owner, before a `Submit` or `ActorCall` to `to`: counts `to` as
 /// a borrower of each of this rank's objects among `kept` (the refs in the
-/// arguments). For those `to` does not borrow already: of `deps` (a task's
+/// arguments; `made_elsewhere` tells the results of tasks sent to other
+/// ranks). For those `to` does not borrow already: of `deps` (a task's
 /// top-level ones) the value, or a promise of it; of the others what a
 /// `BorrowAck` tells (the value when tiny, else where it lies).
 pub(super) fn lend<H: ClusterHost>(
@@ -59,6 +61,7 @@ pub(super) fn lend<H: ClusterHost>(
     to: Rank,
     deps: &[u64],
     kept: &[KeepAlive],
+    made_elsewhere: impl Fn(u64) -> bool,
 ) -> (Vec<WireLent>, Lending) {
     let mut lent: Vec<WireLent> = Vec::new();
     let mut lending = Lending::default();
@@ -80,7 +83,7 @@ pub(super) fn lend<H: ClusterHost>(
         let (mut value, mut push) = (None, false);
         if first && deps.contains(&object) {
             value = value_now(c, &slot);
-            push = value.is_none() && !made_elsewhere(c, object);
+            push = value.is_none() && !made_elsewhere(object);
         } else if first {
             // What a `BorrowAck` tells: tiny values, else where it lies.
             value = ack_value(&slot);
@@ -98,10 +101,10 @@ pub(super) fn lend<H: ClusterHost>(
     (lent, lending)
 }
 
-/// Whether `object` is the result of a task this rank sent to another.
-fn made_elsewhere<H: ClusterHost>(c: &Cluster<H>, object: u64) -> bool {
-    lock(&c.sent)
-        .get(&object)
+/// Whether `object` is the result of a task this rank sent to another
+/// (`sent` is `Cluster::sent`, for `lend`'s `made_elsewhere`).
+pub(super) fn made_elsewhere(sent: &IdMap<u64, Sent>, object: u64) -> bool {
+    sent.get(&object)
         .is_some_and(|s| matches!(s.work, Work::Task(_)))
 }
 

@@ -266,7 +266,7 @@ pub(crate) fn call<R: Object>(
         }
     }
     let host = sent.rank;
-    let (lent, lending) = lend(c, host, &[], &sent._kept);
+    let (lent, lending) = lend(c, host, &[], &sent._kept, |_| false);
     let msg = Msg::ActorCall {
         actor: link.id.as_u64(),
         method: method_id,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use ferry_transport::{Rank, TransportError};
 
 use crate::cluster::actor_restart;
-use crate::cluster::lent_args::{after_submit, lend};
+use crate::cluster::lent_args::{after_submit, lend, made_elsewhere};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::send_ahead::Held;
 use crate::cluster::sent::{Sent, TaskSpec, Work};
@@ -161,20 +161,22 @@ pub(crate) fn dispatch<H: ClusterHost>(
         return;
     };
     let rank = sent.rank;
-    let (lent, lending) = lend(c, rank, &task.deps, &sent._kept);
-    let msg = submit_msg(object, task.clone(), makers, lent);
+    let (lent, lending) = lend(c, rank, &task.deps, &sent._kept, |id| {
+        made_elsewhere(&lock(&c.sent), id)
+    });
+    let msg = submit_msg(object, task, makers, lent);
     record(c, object, sent);
     let went = post(c, rank, object, &msg);
     after_submit(c, rank, lending, went);
 }
 
 /// The `Submit` that carries `task`.
-fn submit_msg(object: u64, task: TaskSpec, makers: Vec<(u64, u32)>, lent: Vec<WireLent>) -> Msg {
+fn submit_msg(object: u64, task: &TaskSpec, makers: Vec<(u64, u32)>, lent: Vec<WireLent>) -> Msg {
     Msg::Submit {
         object,
         fn_id: task.fn_id,
-        args: task.args,
-        opts: task.opts,
+        args: task.args.clone(),
+        opts: task.opts.clone(),
         makers,
         lent,
     }
@@ -183,7 +185,7 @@ fn submit_msg(object: u64, task: TaskSpec, makers: Vec<(u64, u32)>, lent: Vec<Wi
 /// Sends a task [`record`]ed and held back until now (see `send_ahead`),
 /// unless it is gone meanwhile (cancelled, or sent again elsewhere).
 pub(crate) fn dispatch_held<H: ClusterHost>(c: &Cluster<H>, object: u64, makers: Vec<(u64, u32)>) {
-    let (rank, task, kept) = {
+    let (rank, msg, lending) = {
         let sent = lock(&c.sent);
         let Some(s) = sent.get(&object) else {
             return;
@@ -191,10 +193,11 @@ pub(crate) fn dispatch_held<H: ClusterHost>(c: &Cluster<H>, object: u64, makers:
         let Work::Task(task) = &s.work else {
             return;
         };
-        (s.rank, task.clone(), s._kept.clone())
+        let (lent, lending) = lend(c, s.rank, &task.deps, &s._kept, |id| {
+            made_elsewhere(&sent, id)
+        });
+        (s.rank, submit_msg(object, task, makers, lent), lending)
     };
-    let (lent, lending) = lend(c, rank, &task.deps, &kept);
-    let msg = submit_msg(object, task, makers, lent);
     let went = post(c, rank, object, &msg);
     after_submit(c, rank, lending, went);
 }
