@@ -5,13 +5,13 @@
 //!
 //! 1. At start every rank sends `Hello` with its resource totals to every
 //!    other rank and waits until it has heard from all of them.
-//! 2. A task with no top-level ref arguments and no refs inside its
-//!    arguments runs where it was submitted while that rank has room; when it
-//!    has none (or cannot ever run it), the task goes to the least loaded
-//!    rank that can run it and has room: the owner sends `Submit` with the
-//!    function's stable id and its encoded arguments, and keeps the pending
-//!    output slot. (Tasks with ref arguments stay with their data until
-//!    objects can be borrowed across ranks.)
+//! 2. A task runs where it was submitted while that rank has room, unless
+//!    its options name a rank or a bundle, or a large argument lies on
+//!    another rank; when it has none (or cannot ever run it), the task goes
+//!    to the least loaded rank that can run it and has room: the owner
+//!    sends `Submit` with the function's stable id, its encoded arguments
+//!    and the arguments it lends (see Borrowing), and keeps the pending
+//!    output slot.
 //! 3. The executor runs the function by id, pinned there. When the result is
 //!    sealed it sends `Done`: small results inline, larger ones as an
 //!    (offset, length) in its arena, which it keeps until the owner has read
