@@ -25,6 +25,10 @@ impl Counter {
     fn get(&self) -> u64 {
         self.value
     }
+
+    fn explode(&mut self) -> u64 {
+        panic!("state lost")
+    }
 }
 
 #[ferry::actor]
@@ -211,6 +215,36 @@ fn killing_a_named_actor_frees_its_name() -> ferry::Result<()> {
         rt.get_value(&c.get().remote()?),
         Err(Error::ActorDied { .. })
     ));
+    rt.shutdown()
+}
+
+/// The bug CI met: an actor that died of a panic failed its queued calls
+/// before its name was free, so a caller that heard `ActorDied` and made a
+/// new actor of that name at once could get `ActorNameTaken`. Each round
+/// queues calls behind the panic, so that they fail as the actor dies.
+#[test]
+fn a_name_is_free_once_a_caller_hears_its_actor_died() -> ferry::Result<()> {
+    let rt = start(1.0)?;
+    for round in 0..20 {
+        let c = Counter::options().name("fragile").remote(&rt, round)?;
+        let boom = c.explode().remote()?;
+        let after: Vec<_> = (0..4)
+            .map(|_| c.get().remote())
+            .collect::<ferry::Result<_>>()?;
+        assert!(
+            rt.get_value(&boom).is_err(),
+            "the panic is its call's error"
+        );
+        for r in &after {
+            match rt.get_value(r) {
+                Err(Error::ActorDied { .. }) => {}
+                other => panic!("round {round}: expected ActorDied, got {other:?}"),
+            }
+        }
+        let again = Counter::options().name("fragile").remote(&rt, 7)?;
+        assert_eq!(rt.get_value(&again.get().remote()?)?, 7, "round {round}");
+        again.kill();
+    }
     rt.shutdown()
 }
 

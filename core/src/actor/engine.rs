@@ -243,8 +243,13 @@ impl<A, H: ActorHost> Core<A, H> {
         }
     }
 
-    /// Marks the actor dead and fails every queued call.
+    /// Marks the actor dead and fails every queued call. Its name is freed
+    /// first: a caller that hears it died may at once make a new actor of
+    /// that name (its thread, which frees it too, may still be stopping).
     pub(crate) fn kill(&self, reason: &str) {
+        if let Some(host) = self.host.upgrade() {
+            host.actor_stopped(self.id);
+        }
         let _ = self.dead.set(reason.to_string());
         self.fail_queued(false);
         self.push(MailboxItem::Drain);
