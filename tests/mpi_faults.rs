@@ -7,6 +7,7 @@
 //! | `stop` | rank 1 stops itself (`SIGSTOP`) while rank 0 waits on it | rank 0's heartbeat (2 s here) names rank 1, the job ends (MPI_Abort) within 60 s |
 //! | `exit0` | rank 0 calls `exit(0)` while rank 1 runs a task | the exit hook ends every rank (MPI_Abort) within 30 s; no rank outlives `mpirun` |
 //! | `panic0` | rank 0's `main` panics while rank 1 runs a task | the unwinding runtime ends the job within 30 s, the panic message shown |
+//! | `no_window` | the MPI library cannot make the RMA window (Open MPI with `--mca osc sm`) | every rank's start fails with a typed error naming `MPI_Win_create`, the job ends within 30 s without an MPI abort, and no store is left in `/dev/shm` |
 //! | `kill9` | rank 1 is killed (`SIGKILL`) after frames went to it through its shared-memory ring | the job ends within 30 s, and neither rank's store nor ring inbox is left in `/dev/shm` |
 //!
 //! Run by `cargo test --features mpi --test mpi_faults`; without the `mpi`
@@ -19,8 +20,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 /// The cases and how long each job may take to end by itself.
-const CASES: [(&str, Duration); 4] = [
+const CASES: [(&str, Duration); 5] = [
     ("stop", Duration::from_secs(60)),
+    ("no_window", Duration::from_secs(30)),
     ("exit0", Duration::from_secs(30)),
     ("panic0", Duration::from_secs(30)),
     ("kill9", Duration::from_secs(30)),
@@ -142,7 +144,14 @@ fn run_case(case: &str, bound: Duration) -> Result<Duration, String> {
     let job = format!("fault-{case}-{}", std::process::id());
     let token = format!("ferry-fault-token-{job}");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new("mpirun")
+    let mut mpirun = Command::new("mpirun");
+    if case == "no_window" {
+        // Open MPI's `sm` component only makes windows it allocates itself:
+        // `MPI_Win_create` over Ferry's store fails, as on a library built
+        // without a usable one-sided component.
+        mpirun.args(["--mca", "osc", "sm"]);
+    }
+    let mut child = mpirun
         .args(["--allow-run-as-root", "--oversubscribe", "-n", "2"])
         .args(["-x", "FERRY_FAULT_CASE", "-x", "FERRY_JOB_ID"])
         .args(["-x", "FERRY_HEARTBEAT_TIMEOUT", "-x", "FERRY_NUM_CPUS"])
@@ -238,10 +247,16 @@ fn run_case(case: &str, bound: Duration) -> Result<Duration, String> {
         "exit0" => "exited while the job was running",
         // The panic unwinds through the runtime, which ends the job itself.
         "panic0" => "rank 0 panics on purpose",
+        "no_window" => "starting MPI: MPI: MPI_Win_create failed",
         _ => "",
     };
     if !output.contains(said) {
         return Err(format!("the output does not say {said:?}:\n{output}"));
+    }
+    if case == "no_window" && output.contains("MPI_ERRORS_ARE_FATAL") {
+        return Err(format!(
+            "the library's fatal handler ended the job, not Ferry's error:\n{output}"
+        ));
     }
     if case == "kill9" {
         let by_ring = output.lines().find_map(|l| {

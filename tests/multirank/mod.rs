@@ -13,6 +13,7 @@ use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
 
 mod actor_pool;
 mod concurrency;
+mod gpu_objects;
 mod multiple_returns;
 mod named_actors;
 mod placement_groups;
@@ -23,6 +24,7 @@ use concurrency::{
     a_threaded_actor_on_another_rank_runs_calls_at_once,
     an_async_actor_on_another_rank_interleaves_its_calls,
 };
+use gpu_objects::a_gpu_object_made_on_another_rank_is_read_here;
 use multiple_returns::a_task_with_two_returns_on_another_rank_gives_two_objects;
 use named_actors::{
     a_detached_actor_outlives_its_creator_s_handles, a_named_actor_is_found_from_every_rank,
@@ -163,6 +165,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "an_async_actor_on_another_rank_interleaves_its_calls",
         an_async_actor_on_another_rank_interleaves_its_calls,
+    ),
+    (
+        "a_gpu_object_made_on_another_rank_is_read_here",
+        a_gpu_object_made_on_another_rank_is_read_here,
     ),
 ];
 

@@ -103,6 +103,50 @@ mod mpi_ffi {
         }
     }
 
+    /// `comm`'s error handler set to `MPI_ERRORS_RETURN` until dropped,
+    /// when the one it had is put back.
+    struct ReturnErrors {
+        comm: ffi::MPI_Comm,
+        before: Option<ffi::MPI_Errhandler>,
+    }
+
+    impl ReturnErrors {
+        fn on(comm: &SimpleCommunicator) -> ReturnErrors {
+            let comm = comm.as_raw();
+            // SAFETY: an `MPI_Errhandler` is a plain handle (a pointer in
+            // Open MPI, an integer in MPICH); all zeroes is a valid bit
+            // pattern for it and is overwritten before it is read.
+            let mut before: ffi::MPI_Errhandler = unsafe { std::mem::zeroed() };
+            // SAFETY: `comm` is a live communicator and `before` a valid
+            // out-pointer; `RSMPI_ERRORS_RETURN` is a predefined handler.
+            let got = unsafe { ffi::MPI_Comm_get_errhandler(comm, &mut before) };
+            if got != ffi::MPI_SUCCESS as c_int {
+                return ReturnErrors { comm, before: None };
+            }
+            // SAFETY: as above.
+            let set = unsafe { ffi::MPI_Comm_set_errhandler(comm, ffi::RSMPI_ERRORS_RETURN) };
+            ReturnErrors {
+                comm,
+                before: (set == ffi::MPI_SUCCESS as c_int).then_some(before),
+            }
+        }
+    }
+
+    impl Drop for ReturnErrors {
+        fn drop(&mut self) {
+            if let Some(mut before) = self.before.take() {
+                // SAFETY: `comm` is still live (the guard lives inside the
+                // call that borrowed it) and `before` is the handler
+                // `MPI_Comm_get_errhandler` gave, which this frees (the get
+                // took a reference to it).
+                unsafe {
+                    ffi::MPI_Comm_set_errhandler(self.comm, before);
+                    ffi::MPI_Errhandler_free(&mut before);
+                }
+            }
+        }
+    }
+
     /// A passive-target RMA window over this rank's [`Region`], locked
     /// (shared, `MPI_MODE_NOCHECK`) towards every rank for its whole life.
     ///
@@ -130,6 +174,10 @@ mod mpi_ffi {
             // SAFETY: `RSMPI_WIN_NULL` is a constant handle initialised by the
             // MPI library's static data; reading it has no side effect.
             let mut win = unsafe { ffi::RSMPI_WIN_NULL };
+            // A library that cannot make the window reports it on `comm`,
+            // whose handler aborts the job by default: have it return the
+            // code for the length of this call instead.
+            let returning = ReturnErrors::on(comm);
             // SAFETY: `base..base+size` is valid, stable memory for as long as
             // `region` lives (the `Exposed` contract), and `region` is stored in
             // the returned window, which must be freed (collectively) before
@@ -146,7 +194,19 @@ mod mpi_ffi {
                     &mut win,
                 )
             };
-            check("MPI_Win_create", code)?;
+            drop(returning);
+            if code != ffi::MPI_SUCCESS as c_int {
+                return Err(TransportError::Mpi(format!(
+                    "MPI_Win_create failed with error code {code}: this MPI library cannot \
+                     expose memory for one-sided reads (with Open MPI, `--mca osc pt2pt` or \
+                     `--mca osc rdma` may work)"
+                )));
+            }
+            // Every call on the window checks its code: let them return it.
+            // SAFETY: `win` is the window just created; `RSMPI_ERRORS_RETURN`
+            // is a predefined handler.
+            let code = unsafe { ffi::MPI_Win_set_errhandler(win, ffi::RSMPI_ERRORS_RETURN) };
+            check("MPI_Win_set_errhandler", code)?;
             let mut window = Window {
                 win,
                 region,
