@@ -26,6 +26,7 @@ use ferry_store::{Pinned, Sealed, StoreError};
 use crate::error::Error;
 use crate::ids::{ObjectId, stable_id};
 use crate::object::lender::Lender;
+use crate::object::waiters::Waiters;
 use crate::signal::Signal;
 use crate::sync::lock;
 
@@ -259,7 +260,7 @@ pub(crate) trait Producer: Send + Sync {
 pub(crate) struct Slot {
     pub(crate) id: ObjectId,
     value: OnceLock<Stored>,
-    waiters: Mutex<Vec<Waiter>>,
+    waiters: Mutex<Waiters<Waiter>>,
     producer: Option<Weak<dyn Producer>>,
     /// Someone fetched this object (so its error, if any, was seen).
     observed: AtomicBool,
@@ -316,7 +317,7 @@ impl Slot {
         Slot {
             id,
             value: OnceLock::new(),
-            waiters: Mutex::new(Vec::new()),
+            waiters: Mutex::new(Waiters::new()),
             producer,
             observed: AtomicBool::new(false),
             unhandled,
@@ -415,7 +416,7 @@ impl Slot {
         if self.value.set(stored).is_err() {
             return false;
         }
-        let waiters = std::mem::take(&mut *self.lock_waiters());
+        let waiters = self.lock_waiters().take();
         for w in waiters {
             match w {
                 Waiter::Thread(s) => s.notify(),
@@ -436,7 +437,7 @@ impl Slot {
         true
     }
 
-    fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
+    fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Waiters<Waiter>> {
         // A poisoned list is still a valid list: no user code runs under it.
         lock(&self.waiters)
     }

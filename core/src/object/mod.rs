@@ -11,3 +11,4 @@ pub(crate) mod ref_future;
 pub(crate) mod store;
 pub(crate) mod stream;
 pub(crate) mod view;
+pub(crate) mod waiters;

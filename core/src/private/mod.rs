@@ -176,14 +176,15 @@ fn submit_job<R>(
     let out = ObjectRef::from_slot(output);
     // A task submitted by a task is cancelled with it (a recursive cancel).
     if let Some(parent) = crate::task::context::current_task().and_then(|t| t.cancel.clone())
-        && !parent.adopt(Arc::downgrade(&cell) as Weak<dyn Producer>)
+        && !parent
+            .cancel_state()
+            .adopt(Arc::downgrade(&cell) as Weak<dyn Producer>)
     {
         cell.cancel(true);
         return Ok(out);
     }
     deps.prefetch();
-    let deps: Vec<&Arc<Slot>> = deps.slots.iter().collect();
-    cell.submit(&deps);
+    cell.submit(&deps.slots);
     Ok(out)
 }
 

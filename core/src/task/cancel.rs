@@ -7,6 +7,12 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::object::cell::Producer;
 use crate::sync::lock;
 
+/// What a running body reads its cancellation from: its task's cell, which
+/// keeps the [`Cancel`] inline (one allocation fewer per task).
+pub(crate) trait Cancellable: Send + Sync {
+    fn cancel_state(&self) -> &Cancel;
+}
+
 /// One task's cancellation state.
 #[derive(Default)]
 pub(crate) struct Cancel {

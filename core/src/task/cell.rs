@@ -96,8 +96,8 @@ pub(crate) struct TaskCell {
     /// result alive meanwhile; a result nobody holds is simply dropped.
     output: Weak<Slot>,
     pool: Weak<TaskPool>,
-    /// Its cancellation, shared with its body's context.
-    pub(crate) cancel: Arc<crate::task::cancel::Cancel>,
+    /// Its cancellation; its body's context reaches it through the cell.
+    pub(crate) cancel: crate::task::cancel::Cancel,
 }
 
 pub(crate) struct NewTask {
@@ -107,6 +107,12 @@ pub(crate) struct NewTask {
     pub(crate) env: Arc<[(String, String)]>,
     pub(crate) retry: RetryPolicy,
     pub(crate) job: Job,
+}
+
+impl crate::task::cancel::Cancellable for TaskCell {
+    fn cancel_state(&self) -> &crate::task::cancel::Cancel {
+        &self.cancel
+    }
 }
 
 impl TaskCell {
@@ -137,14 +143,14 @@ impl TaskCell {
                     weak
                 },
                 pool: Arc::downgrade(pool),
-                cancel: Arc::default(),
+                cancel: Default::default(),
             }
         });
         (cell, output.expect("set by new_cyclic"))
     }
 
     /// Step 1: waits for `deps`, then schedules.
-    pub(crate) fn submit(self: &Arc<Self>, deps: &[&Arc<Slot>]) {
+    pub(crate) fn submit(self: &Arc<Self>, deps: &[Arc<Slot>]) {
         if let Some(b) = self.request.bundle() {
             let me: Weak<dyn BundleMember> = Arc::downgrade(self) as Weak<dyn BundleMember>;
             if !b.enlist(me) {
@@ -241,7 +247,7 @@ impl TaskCell {
             held: self.request.clone(),
             is_task: true,
             may_retry: std::cell::Cell::new(false),
-            cancel: Some(self.cancel.clone()),
+            cancel: Some(self.clone()),
         });
         let mut attempts = 0u32;
         let started = pool.timeline.start();

@@ -20,8 +20,9 @@ pub(crate) struct TaskCtx {
     pub(crate) is_task: bool,
     /// Set while a retry is still possible for this attempt.
     pub(crate) may_retry: std::cell::Cell<bool>,
-    /// The task's cancellation (`None` for actor calls).
-    pub(crate) cancel: Option<Arc<crate::task::cancel::Cancel>>,
+    /// The running task's cancellation, reached through its cell (`None`
+    /// for actor calls).
+    pub(crate) cancel: Option<Arc<dyn crate::task::cancel::Cancellable>>,
 }
 
 /// Whether the task running on this thread was cancelled
@@ -34,7 +35,7 @@ pub(crate) struct TaskCtx {
 /// ```
 pub fn is_cancelled() -> bool {
     current_task()
-        .and_then(|t| t.cancel.as_ref().map(|c| c.is_set()))
+        .and_then(|t| t.cancel.as_ref().map(|c| c.cancel_state().is_set()))
         .unwrap_or(false)
 }
 
