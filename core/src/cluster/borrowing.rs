@@ -283,12 +283,7 @@ pub(crate) fn unborrow<H: ClusterHost>(inner: &Arc<H>, id: ObjectId, owner: Rank
             map.remove(&id.as_u64());
         }
     }
-    if !c.stop.load(Ordering::Acquire) {
-        let msg = Msg::RemoveBorrow {
-            object: id.as_u64(),
-        };
-        c.send_releases(c.releases.release(owner, msg));
-    }
+    c.end_borrow(owner, id.as_u64());
 }
 
 pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg) {

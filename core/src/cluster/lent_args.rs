@@ -37,7 +37,7 @@ use crate::cluster::rank_host::RankHost;
 use crate::cluster::sent::{Sent, Work};
 use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::transfer::stored_from;
-use crate::cluster::wire::{Msg, WireLent, WireResult};
+use crate::cluster::wire::{WireLent, WireResult};
 use crate::ids::IdMap;
 use crate::object::cell::{KeepAlive, Slot};
 use crate::sync::lock;
@@ -147,7 +147,7 @@ impl<H: ClusterHost> Drop for GiveBack<'_, H> {
         let left = GIVEN.with(|g| std::mem::replace(&mut *g.borrow_mut(), outer));
         if let Some((owner, left)) = left {
             for l in left {
-                end_count(self.c, owner, l.object);
+                self.c.end_borrow(owner, l.object);
             }
         }
     }
@@ -200,13 +200,13 @@ pub(super) fn adopt<H: RankHost>(
     given: WireLent,
 ) {
     let Some(b) = slot.borrow() else {
-        end_count(c, slot.id.rank(), given.object);
+        c.end_borrow(slot.id.rank(), given.object);
         return;
     };
     if fresh {
         b.acked.store(true, Ordering::Release);
     } else {
-        end_count(c, b.owner, given.object);
+        c.end_borrow(b.owner, given.object);
     }
     if given.push {
         b.promised(b.owner);
@@ -228,12 +228,5 @@ pub(super) fn adopt<H: RankHost>(
                 result,
             )),
         }
-    }
-}
-
-/// Gives one lent count of `object` back to `owner`.
-fn end_count<H: ClusterHost>(c: &Cluster<H>, owner: Rank, object: u64) {
-    if !c.stop.load(Ordering::Acquire) {
-        c.send_releases(c.releases.release(owner, Msg::RemoveBorrow { object }));
     }
 }

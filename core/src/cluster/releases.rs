@@ -30,11 +30,45 @@ struct State {
     waiting: VecDeque<(u64, Rank, Msg)>,
 }
 
+/// Releases that may go now, in order. Most often one or none: those are
+/// kept without allocating.
+#[must_use = "ready releases must be sent"]
+#[derive(Default)]
+pub(crate) struct Ready {
+    first: Option<(Rank, Msg)>,
+    rest: Vec<(Rank, Msg)>,
+}
+
+impl Ready {
+    fn push(&mut self, release: (Rank, Msg)) {
+        if self.first.is_none() {
+            self.first = Some(release);
+        } else {
+            self.rest.push(release);
+        }
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl IntoIterator for Ready {
+    type Item = (Rank, Msg);
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<(Rank, Msg)>, std::vec::IntoIter<(Rank, Msg)>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
 impl State {
     /// Releases whose earlier borrows are all acked, in order.
-    fn ready(&mut self) -> Vec<(Rank, Msg)> {
+    fn ready(&mut self) -> Ready {
         let oldest = self.unacked.keys().next().copied().unwrap_or(u64::MAX);
-        let mut out = Vec::new();
+        let mut out = Ready::default();
         while self
             .waiting
             .front()
@@ -65,8 +99,7 @@ impl Releases {
     }
 
     /// The borrow of `id` was answered; the releases it held back.
-    #[must_use]
-    pub(crate) fn acked(&self, id: u64) -> Vec<(Rank, Msg)> {
+    pub(crate) fn acked(&self, id: u64) -> Ready {
         let mut s = lock(&self.state);
         let seq = match s.by_id.get_mut(&id) {
             Some(q) => {
@@ -83,14 +116,13 @@ impl Releases {
                 s.unacked.remove(&seq);
                 s.ready()
             }
-            None => Vec::new(),
+            None => Ready::default(),
         }
     }
 
     /// A release (`msg` to `owner`): what may go now, in order (this one
     /// included, unless a borrow started before it is still unacked).
-    #[must_use]
-    pub(crate) fn release(&self, owner: Rank, msg: Msg) -> Vec<(Rank, Msg)> {
+    pub(crate) fn release(&self, owner: Rank, msg: Msg) -> Ready {
         let mut s = lock(&self.state);
         let seq = s.next;
         s.waiting.push_back((seq, owner, msg));
@@ -98,8 +130,7 @@ impl Releases {
     }
 
     /// `rank` is gone: its borrows will never be acked (nor need to be).
-    #[must_use]
-    pub(crate) fn rank_lost(&self, rank: Rank) -> Vec<(Rank, Msg)> {
+    pub(crate) fn rank_lost(&self, rank: Rank) -> Ready {
         let mut s = lock(&self.state);
         let lost: Vec<(u64, u64)> = s
             .unacked
@@ -125,10 +156,10 @@ impl Releases {
 mod tests {
     use super::*;
 
-    fn ids(v: &[(Rank, Msg)]) -> Vec<u64> {
-        v.iter()
+    fn ids(v: Ready) -> Vec<u64> {
+        v.into_iter()
             .map(|(_, m)| match m {
-                Msg::RemoveBorrow { object } => *object,
+                Msg::RemoveBorrow { object } => object,
                 _ => u64::MAX,
             })
             .collect()
@@ -138,15 +169,15 @@ mod tests {
     fn a_release_waits_for_the_borrows_started_before_it() {
         let r = Releases::default();
         assert_eq!(
-            ids(&r.release(1, Msg::RemoveBorrow { object: 10 })),
+            ids(r.release(1, Msg::RemoveBorrow { object: 10 })),
             vec![10]
         );
         r.borrowing(20, 2); // an inner ref found in object 10's value
         assert!(r.release(1, Msg::RemoveBorrow { object: 11 }).is_empty());
         r.borrowing(21, 2); // started after the release: does not hold it
-        assert_eq!(ids(&r.acked(20)), vec![11]);
+        assert_eq!(ids(r.acked(20)), vec![11]);
         assert!(r.release(1, Msg::RemoveBorrow { object: 12 }).is_empty());
-        assert_eq!(ids(&r.acked(21)), vec![12]);
+        assert_eq!(ids(r.acked(21)), vec![12]);
     }
 
     #[test]
@@ -156,7 +187,7 @@ mod tests {
         assert!(r.release(1, Msg::RemoveBorrow { object: 11 }).is_empty());
         assert!(r.release(2, Msg::RemoveBorrow { object: 12 }).is_empty());
         assert_eq!(
-            ids(&r.rank_lost(2)),
+            ids(r.rank_lost(2)),
             vec![11],
             "the release to rank 2 is dropped"
         );

@@ -17,7 +17,7 @@ use crate::cluster::heartbeat::Heartbeat;
 use crate::cluster::latch::Latch;
 use crate::cluster::lent::Lent;
 use crate::cluster::lineage::KeptTasks;
-use crate::cluster::releases::Releases;
+use crate::cluster::releases::{Ready, Releases};
 use crate::cluster::sent::Sent;
 use crate::cluster::wire::{self, Msg};
 use crate::error::{Error, Result};
@@ -187,8 +187,17 @@ impl<H: ClusterHost> Cluster<H> {
             .map_err(|e| send_error(to, &e))
     }
 
+    /// Ends this rank's borrow of `object` from `owner` (`RemoveBorrow`,
+    /// in order behind earlier borrows: see `releases`), unless the rank is
+    /// stopping.
+    pub(crate) fn end_borrow(&self, owner: Rank, object: u64) {
+        if !self.stop.load(Ordering::Acquire) {
+            self.send_releases(self.releases.release(owner, Msg::RemoveBorrow { object }));
+        }
+    }
+
     /// Sends the ends of borrows that may go now (see `releases`).
-    pub(crate) fn send_releases(&self, ready: Vec<(Rank, Msg)>) {
+    pub(crate) fn send_releases(&self, ready: Ready) {
         for (to, msg) in ready {
             let _ = self.send(to, &msg);
         }
