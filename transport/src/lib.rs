@@ -100,6 +100,17 @@ pub trait Transport: Send + Sync + 'static {
     /// [`TransportError::FrameTooLarge`].
     fn send(&self, to: Rank, bytes: Vec<u8>) -> Result<(), TransportError>;
 
+    /// [`send`](Self::send) from a buffer the caller keeps and may reuse:
+    /// the bytes are copied where they go (a shared-memory ring), or into
+    /// a buffer of the transport's own. By default a copy is sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    fn send_from(&self, to: Rank, bytes: &[u8]) -> Result<(), TransportError> {
+        self.send(to, bytes.to_vec())
+    }
+
     /// The next event, waiting up to `timeout` (`None`: forever); `Ok(None)`
     /// when the timeout passed. Spins briefly, then parks: an idle caller
     /// does not burn a core.

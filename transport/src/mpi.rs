@@ -188,6 +188,48 @@ fn level(t: Threading) -> u8 {
 }
 
 impl MpiTransport {
+    /// A frame to this rank itself: straight to its event queue.
+    fn send_self(&self, bytes: Vec<u8>) -> Result<(), TransportError> {
+        self.self_tx
+            .send(Event::Frame {
+                from: self.rank,
+                bytes,
+            })
+            .map_err(|_| TransportError::Closed)
+    }
+
+    /// A frame to another rank by MPI (numbered already if it is a ring
+    /// peer's).
+    fn send_by_mpi(&self, to: Rank, bytes: Vec<u8>) -> Result<(), TransportError> {
+        if bytes.len() > i32::MAX as usize {
+            return Err(TransportError::FrameTooLarge {
+                len: bytes.len(),
+                max: i32::MAX as usize,
+            });
+        }
+        // Post it from this thread when nothing is queued before it (no
+        // thread handoff): whoever holds the MPI lock holds it only for a
+        // few calls (never while running a handler), so wait for it.
+        if self.direct.allowed.load(Ordering::Acquire) && self.cmds.is_empty() {
+            let mpi = self.direct.mpi.lock();
+            if self.cmds.is_empty() && !self.closed.load(Ordering::Acquire) {
+                let large = bytes.len() > EAGER_FRAME;
+                let p = PendingSend::start_on_world(to, FRAME_TAG, bytes)?;
+                lock(&self.direct.pending).push_back(p);
+                drop(mpi);
+                self.direct.posted(to);
+                // Whoever receives next tests it for completion; a large
+                // frame needs progress on this side to leave, so the
+                // progress thread is woken for it.
+                if large {
+                    self.direct.wake();
+                }
+                return Ok(());
+            }
+        }
+        self.command(Cmd::Send { to, bytes })
+    }
+
     /// Initializes MPI on a new progress thread and exposes `region` to the
     /// other ranks. Collective: every rank of `MPI_COMM_WORLD` must call it.
     ///
@@ -579,10 +621,7 @@ impl Transport for MpiTransport {
         self.check_open()?;
         self.check_rank(to)?;
         if to == self.rank {
-            return self
-                .self_tx
-                .send(Event::Frame { from: to, bytes })
-                .map_err(|_| TransportError::Closed);
+            return self.send_self(bytes);
         }
         // A rank of this node takes it through its ring when it fits (no
         // MPI, no lock but the ring's); otherwise it goes numbered by MPI.
@@ -593,33 +632,23 @@ impl Transport for MpiTransport {
             },
             None => bytes,
         };
-        if bytes.len() > i32::MAX as usize {
-            return Err(TransportError::FrameTooLarge {
-                len: bytes.len(),
-                max: i32::MAX as usize,
-            });
+        self.send_by_mpi(to, bytes)
+    }
+
+    fn send_from(&self, to: Rank, bytes: &[u8]) -> Result<(), TransportError> {
+        self.check_open()?;
+        self.check_rank(to)?;
+        if to == self.rank {
+            return self.send_self(bytes.to_vec());
         }
-        // Post it from this thread when nothing is queued before it (no
-        // thread handoff): whoever holds the MPI lock holds it only for a
-        // few calls (never while running a handler), so wait for it.
-        if self.direct.allowed.load(Ordering::Acquire) && self.cmds.is_empty() {
-            let mpi = self.direct.mpi.lock();
-            if self.cmds.is_empty() && !self.closed.load(Ordering::Acquire) {
-                let large = bytes.len() > EAGER_FRAME;
-                let p = PendingSend::start_on_world(to, FRAME_TAG, bytes)?;
-                lock(&self.direct.pending).push_back(p);
-                drop(mpi);
-                self.direct.posted(to);
-                // Whoever receives next tests it for completion; a large
-                // frame needs progress on this side to leave, so the
-                // progress thread is woken for it.
-                if large {
-                    self.direct.wake();
-                }
-                return Ok(());
-            }
-        }
-        self.command(Cmd::Send { to, bytes })
+        let bytes = match self.direct.outgoing.get() {
+            Some(out) => match out.route_from(to, bytes) {
+                Route::Ring => return Ok(()),
+                Route::Mpi(bytes) => bytes,
+            },
+            None => bytes.to_vec(),
+        };
+        self.send_by_mpi(to, bytes)
     }
 
     fn recv(&self, timeout: Option<Duration>) -> Result<Option<Event>, TransportError> {
@@ -714,17 +743,22 @@ fn progress_main(
     handler: Arc<std::sync::OnceLock<Handler>>,
     direct: Arc<Direct>,
 ) -> Result<(), TransportError> {
-    let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Serialized) else {
-        let e = TransportError::Mpi("MPI is already initialized in this process".into());
+    // A start that fails lets go of the region's names first (see
+    // `Exposed::start_failed`), then says so.
+    let fail = |e: TransportError| {
+        region.start_failed();
         let _ = started.send(Err(e.clone()));
-        return Err(e);
+        Err(e)
+    };
+    let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Serialized) else {
+        return fail(TransportError::Mpi(
+            "MPI is already initialized in this process".into(),
+        ));
     };
     if level(threading) < level(Threading::Funneled) {
-        let e = TransportError::Mpi(format!(
+        return fail(TransportError::Mpi(format!(
             "MPI offers thread level {threading:?}; FUNNELED or better is needed"
-        ));
-        let _ = started.send(Err(e.clone()));
-        return Err(e);
+        )));
     }
     // Other threads may post sends themselves only where MPI allows calls
     // from any thread, one at a time.
@@ -738,13 +772,12 @@ fn progress_main(
     let mine = region.len() as u64;
     let mut lens = vec![0u64; size as usize];
     world.all_gather_into(&mine, &mut lens[..]);
-    let window = match Window::create(&world, region) {
+    let window = match Window::create(&world, region.clone()) {
         Ok(w) => w,
-        Err(e) => {
-            let _ = started.send(Err(e.clone()));
-            return Err(e);
-        }
+        Err(e) => return fail(e),
     };
+    // The window holds the region from here on.
+    drop(region);
     if direct.allowed.load(Ordering::Acquire) {
         // Readers on any thread get from the window themselves.
         direct.mpi.lock().share(&window);

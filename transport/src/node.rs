@@ -80,24 +80,41 @@ impl Outgoing {
     /// Sends `frame` to `to` through its ring if it can, else hands back what
     /// to send by MPI.
     pub(crate) fn route(&self, to: Rank, frame: Vec<u8>) -> Route {
+        match self.try_ring(to, &frame) {
+            Ok(()) => Route::Ring,
+            Err(None) => Route::Mpi(frame),
+            Err(Some(seq)) => Route::Mpi(numbered(seq, &frame)),
+        }
+    }
+
+    /// [`route`](Self::route) from a buffer the caller keeps: copied only
+    /// into the ring, or into what goes by MPI.
+    pub(crate) fn route_from(&self, to: Rank, frame: &[u8]) -> Route {
+        match self.try_ring(to, frame) {
+            Ok(()) => Route::Ring,
+            Err(None) => Route::Mpi(frame.to_vec()),
+            Err(Some(seq)) => Route::Mpi(numbered(seq, frame)),
+        }
+    }
+
+    /// Pushes `frame` into `to`'s ring. `Err(None)`: `to` is no ring peer;
+    /// `Err(Some(seq))`: it did not fit, and goes by MPI numbered `seq`.
+    fn try_ring(&self, to: Rank, frame: &[u8]) -> Result<(), Option<u64>> {
         let Some(Some(peer)) = self.peers.get(to as usize) else {
-            return Route::Mpi(frame);
+            return Err(None);
         };
         let mut p = peer.lock().unwrap_or_else(|e| e.into_inner());
         let seq = p.next_seq;
         p.next_seq += 1;
-        if p.ring.try_push(seq, &frame) {
+        if p.ring.try_push(seq, frame) {
             drop(p);
             self.wake(to);
             self.ring_frames.fetch_add(1, Ordering::Relaxed);
-            return Route::Ring;
+            return Ok(());
         }
         drop(p);
         self.mpi_frames.fetch_add(1, Ordering::Relaxed);
-        let mut numbered = Vec::with_capacity(SEQ_BYTES + frame.len());
-        numbered.extend_from_slice(&seq.to_le_bytes());
-        numbered.extend_from_slice(&frame);
-        Route::Mpi(numbered)
+        Err(Some(seq))
     }
 
     /// Frames to ring peers so far: through rings, and by MPI.
@@ -107,6 +124,14 @@ impl Outgoing {
             self.mpi_frames.load(Ordering::Relaxed),
         )
     }
+}
+
+/// `frame` after its sequence number, to go by MPI.
+fn numbered(seq: u64, frame: &[u8]) -> Vec<u8> {
+    let mut numbered = Vec::with_capacity(SEQ_BYTES + frame.len());
+    numbered.extend_from_slice(&seq.to_le_bytes());
+    numbered.extend_from_slice(frame);
+    numbered
 }
 
 /// This rank's inbox: the rings its node's other ranks send through, and
@@ -367,6 +392,33 @@ mod tests {
         inc.drain(&mut got, 64).unwrap();
         let firsts: Vec<u8> = got.iter().map(|(_, f)| f[0]).collect();
         assert_eq!(firsts, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn frames_sent_from_a_kept_buffer_keep_their_order_on_both_paths() {
+        let (out, mut inc) = pair();
+        // Ring, then too large for it (numbered, by MPI), then ring again:
+        // the same numbering as frames handed over.
+        let mut buffer = vec![1u8; 8];
+        assert!(matches!(out.route_from(0, &buffer), Route::Ring));
+        buffer = vec![2u8; RING_FRAME_MAX + 1];
+        let Route::Mpi(second) = out.route_from(0, &buffer) else {
+            panic!("too large for the ring")
+        };
+        buffer = vec![3u8; 8];
+        assert!(matches!(out.route(0, buffer.clone()), Route::Ring));
+        let mut got = Vec::new();
+        inc.drain(&mut got, 64).unwrap();
+        inc.take_mpi(1, second, &mut got).unwrap();
+        inc.drain(&mut got, 64).unwrap();
+        let firsts: Vec<u8> = got.iter().map(|(_, f)| f[0]).collect();
+        assert_eq!(firsts, vec![1, 2, 3]);
+        assert_eq!(got[1].1.len(), RING_FRAME_MAX + 1);
+        // Another node's rank: the bytes, copied, unnumbered.
+        match out.route_from(1, b"plain") {
+            Route::Mpi(b) => assert_eq!(b, b"plain"),
+            Route::Ring => panic!("rank 1 has no ring"),
+        }
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub unsafe trait Exposed: Send + Sync + 'static {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The transport could not start: let go of whatever names the memory
+    /// is known by on this node (the runtime removes its arena's file), at
+    /// once, before this rank or any other can end. By default nothing.
+    fn start_failed(&self) {}
 }
 
 /// A rank's exposed memory, shared cheaply (`Clone` is an `Arc` clone).
@@ -65,6 +70,12 @@ impl Region {
     /// Number of exposed bytes.
     pub fn len(&self) -> usize {
         self.inner.len()
+    }
+
+    /// See [`Exposed::start_failed`].
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn start_failed(&self) {
+        self.inner.start_failed();
     }
 
     /// Whether nothing is exposed.

@@ -18,4 +18,11 @@ unsafe impl Exposed for ArenaRegion {
     fn len(&self) -> usize {
         self.0.capacity()
     }
+
+    /// MPI did not start: the file goes now, not when the error has made
+    /// its way out of `init` (by then the launcher may be killing this
+    /// rank, as another rank has already exited).
+    fn start_failed(&self) {
+        crate::runtime::unlink_named(&self.0);
+    }
 }

@@ -172,7 +172,7 @@ pub(crate) fn send_fetch<H: ClusterHost>(c: &Cluster<H>, slot: &Slot, to: Rank) 
     let fetch = Msg::Fetch {
         object: slot.id.as_u64(),
     };
-    match c.transport.send(to, wire::encode(&fetch)) {
+    match wire::send(&*c.transport, to, &fetch) {
         Ok(()) => {
             c.fetches_sent.fetch_add(1, Ordering::Relaxed);
         }

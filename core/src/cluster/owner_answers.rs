@@ -127,6 +127,6 @@ impl ValueReply {
             type_name,
             result,
         };
-        let _ = transport.send(self.to, wire::encode(&msg));
+        let _ = wire::send(&*transport, self.to, &msg);
     }
 }

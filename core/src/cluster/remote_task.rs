@@ -229,7 +229,7 @@ pub(crate) fn record<H: ClusterHost>(c: &Cluster<H>, object: u64, sent: Sent) {
 /// whether it went; a failure completes it (or leaves it to `rank_lost`).
 fn post<H: ClusterHost>(c: &Cluster<H>, rank: Rank, object: u64, msg: &Msg) -> bool {
     let task = matches!(msg, Msg::Submit { .. });
-    match c.transport.send(rank, wire::encode(msg)) {
+    match wire::send(&*c.transport, rank, msg) {
         Ok(()) => return true,
         // Lost before this rank heard: `rank_lost` handles it as in flight
         // (or has run already: then it is handled here).

@@ -182,9 +182,7 @@ impl<H: ClusterHost> Cluster<H> {
     }
 
     pub(crate) fn send(&self, to: Rank, msg: &Msg) -> Result<()> {
-        self.transport
-            .send(to, wire::encode(msg))
-            .map_err(|e| send_error(to, &e))
+        wire::send(&*self.transport, to, msg).map_err(|e| send_error(to, &e))
     }
 
     /// Ends this rank's borrow of `object` from `owner` (`RemoveBorrow`,

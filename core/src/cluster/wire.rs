@@ -2,6 +2,8 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+use ferry_transport::{Rank, Transport, TransportError};
+
 use crate::ids::ActorId;
 
 pub(crate) use super::wire_error::WireError;
@@ -304,6 +306,30 @@ pub(crate) fn encode(msg: &Msg) -> Vec<u8> {
 
 /// What a frame's buffer starts with: most control frames are smaller.
 const FRAME_CAPACITY: usize = 512;
+
+/// The largest frame buffer a thread keeps for its next frame.
+const KEPT_CAPACITY: usize = 64 << 10;
+
+/// Encodes `msg` into this thread's frame buffer and sends it from there
+/// ([`Transport::send_from`]): a frame that goes through a shared-memory
+/// ring needs no buffer of its own (one allocation per frame less).
+pub(crate) fn send(transport: &dyn Transport, to: Rank, msg: &Msg) -> Result<(), TransportError> {
+    thread_local! {
+        static BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    // Taken out while in use: a send made meanwhile on this thread (from a
+    // transport's handler) finds none and makes its own.
+    let mut buffer = BUFFER.take();
+    buffer.clear();
+    buffer.reserve(FRAME_CAPACITY);
+    let buffer = rkyv::api::high::to_bytes_in::<_, ferry_store::ArchiveError>(msg, buffer)
+        .unwrap_or_default();
+    let sent = transport.send_from(to, &buffer);
+    if buffer.capacity() <= KEPT_CAPACITY {
+        BUFFER.set(buffer);
+    }
+    sent
+}
 
 /// Decodes a frame (validated: frames come from other processes).
 pub(crate) fn decode(bytes: &[u8]) -> Result<Msg, String> {
