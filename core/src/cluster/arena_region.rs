@@ -23,6 +23,8 @@ unsafe impl Exposed for ArenaRegion {
     /// its way out of `init` (by then the launcher may be killing this
     /// rank, as another rank has already exited).
     fn start_failed(&self) {
-        crate::runtime::unlink_named(&self.0);
+        if let Err(e) = self.0.unlink() {
+            tracing::warn!("could not remove the store's file after MPI failed to start: {e}");
+        }
     }
 }
