@@ -27,7 +27,9 @@ use concurrency::{
 use gpu_objects::a_gpu_object_made_on_another_rank_is_read_here;
 use multiple_returns::a_task_with_two_returns_on_another_rank_gives_two_objects;
 use named_actors::{
-    a_detached_actor_outlives_its_creator_s_handles, a_named_actor_is_found_from_every_rank,
+    a_detached_actor_outlives_its_creator_s_handles,
+    a_name_is_free_once_a_caller_on_another_rank_hears_its_actor_died,
+    a_named_actor_is_found_from_every_rank,
 };
 use placement_groups::placement_groups_reserve_bundles_over_ranks;
 use send_ahead::tasks_sent_ahead_of_their_inputs_are_bounded;
@@ -120,6 +122,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     (
         "a_detached_actor_outlives_its_creator_s_handles",
         a_detached_actor_outlives_its_creator_s_handles,
+    ),
+    (
+        "a_name_is_free_once_a_caller_on_another_rank_hears_its_actor_died",
+        a_name_is_free_once_a_caller_on_another_rank_hears_its_actor_died,
     ),
     (
         "remote_actor_errors_and_restarts",

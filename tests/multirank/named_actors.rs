@@ -143,3 +143,77 @@ pub(super) fn a_detached_actor_outlives_its_creator_s_handles(rt: &Runtime) -> f
     );
     Ok(())
 }
+
+/// Dies on demand.
+#[ferry::actor]
+struct Fragile {
+    round: u64,
+}
+
+#[ferry::actor]
+impl Fragile {
+    fn new(round: u64) -> Self {
+        Fragile { round }
+    }
+
+    fn round(&self) -> u64 {
+        self.round
+    }
+
+    fn explode(&mut self) -> u64 {
+        panic!("round {} explodes on purpose", self.round)
+    }
+}
+
+/// Rounds of: make the named actor on rank `host`, let it die, hear
+/// `ActorDied`, make it again by the same name at once. Run on a rank that
+/// is neither the host nor the registry when there are three ranks or more,
+/// so that the host's `NameFree` and its `ActorDied` go different ways.
+#[ferry::remote]
+fn rebirths(name: String, host: u32, rounds: u64) -> ferry::Result<u64> {
+    let rt = ferry::current()?;
+    for round in 0..rounds {
+        let f = Fragile::options()
+            .name(&name)
+            .on_rank(host)
+            .remote(&rt, round)?;
+        let boom = f.explode().remote()?;
+        match rt.get_value(&boom) {
+            Err(Error::ActorDied { .. } | Error::Task { .. }) => {}
+            other => panic!("round {round}: expected the actor to die, got {other:?}"),
+        }
+        match f.round().remote().and_then(|r| rt.get_value(&r)) {
+            Err(Error::ActorDied { .. }) => {}
+            other => panic!("round {round}: expected ActorDied, got {other:?}"),
+        }
+        // Made again at once: the name must be free.
+        let again = Fragile::options()
+            .name(&name)
+            .on_rank(host)
+            .remote(&rt, rounds + round)?;
+        assert_eq!(rt.get_value(&again.round().remote()?)?, rounds + round);
+        again.kill();
+        // Its name is freed by its host; wait until it is before the next
+        // round makes one again (a kill is not a death heard by a call).
+        let freed = eventually(BOUND, || {
+            Ok(ferry::get_actor::<Fragile>(&rt, &name).is_err())
+        })?;
+        assert!(
+            freed,
+            "round {round}: the killed actor's name was never freed"
+        );
+    }
+    Ok(rounds)
+}
+
+pub(super) fn a_name_is_free_once_a_caller_on_another_rank_hears_its_actor_died(
+    rt: &Runtime,
+) -> ferry::Result<()> {
+    let host = last(rt);
+    let caller = if rt.world_size() > 2 { 1 } else { 0 };
+    let r = rebirths::options()
+        .on_rank(caller)
+        .remote(rt, "phoenix".to_string(), host, 10)?;
+    assert_eq!(rt.get_value(&r)?, 10);
+    Ok(())
+}

@@ -24,6 +24,10 @@
 //!    again since is left alone): at once on rank 0, by `NameFree` from
 //!    other ranks. A lost host frees its names on
 //!    rank 0 unless the actor's creator may re-create it elsewhere.
+//! 5. A caller hears of the death by its call's `ActorDied`, which comes
+//!    from the host by another way than the host's `NameFree` to rank 0:
+//!    so a registration carries the actors its rank last heard died, and
+//!    the registry takes a name from such a holder at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -63,8 +67,19 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// Gives `name` to `new` if it is free; else says who holds it.
-    pub(crate) fn register(&self, name: &str, new: Named, get_if_exists: bool) -> Registered {
+    pub(crate) fn register(
+        &self,
+        name: &str,
+        new: Named,
+        get_if_exists: bool,
+        died: impl Fn(ActorId) -> bool,
+    ) -> Registered {
         let mut names = lock(&self.names);
+        // A holder the asker knows died holds nothing (its `NameFree` may
+        // still be on its way).
+        if names.get(name).is_some_and(|old| died(old.actor)) {
+            names.remove(name);
+        }
         match names.get(name) {
             Some(old) if get_if_exists => Registered::Existing(*old),
             Some(old) => Registered::Taken(*old),
@@ -165,21 +180,49 @@ mod tests {
     #[test]
     fn a_name_is_given_once_and_freed_only_by_its_holder() {
         let r = Registry::default();
-        assert_eq!(r.register("n", named(1), false), Registered::Fresh);
         assert_eq!(
-            r.register("n", named(2), false),
+            r.register("n", named(1), false, |_| false),
+            Registered::Fresh
+        );
+        assert_eq!(
+            r.register("n", named(2), false, |_| false),
             Registered::Taken(named(1))
         );
         assert_eq!(
-            r.register("n", named(2), true),
+            r.register("n", named(2), true, |_| false),
             Registered::Existing(named(1))
         );
         r.free("n", ActorId::from_u64(2));
         assert_eq!(r.lookup("n"), Some(named(1)), "not the holder");
         r.free("n", ActorId::from_u64(1));
         assert_eq!(r.lookup("n"), None);
-        assert_eq!(r.register("n", named(2), false), Registered::Fresh);
+        assert_eq!(
+            r.register("n", named(2), false, |_| false),
+            Registered::Fresh
+        );
         r.free_actor(ActorId::from_u64(2));
         assert_eq!(r.lookup("n"), None);
+    }
+
+    #[test]
+    fn a_holder_the_asker_heard_died_holds_its_name_no_more() {
+        let r = Registry::default();
+        assert_eq!(
+            r.register("n", named(1), false, |_| false),
+            Registered::Fresh
+        );
+        let one_died = |a: ActorId| a == ActorId::from_u64(1);
+        let other_died = |a: ActorId| a == ActorId::from_u64(9);
+        assert_eq!(
+            r.register("n", named(2), false, other_died),
+            Registered::Taken(named(1))
+        );
+        assert_eq!(
+            r.register("n", named(2), false, one_died),
+            Registered::Fresh
+        );
+        // Its host's `NameFree` comes late: the new holder keeps the name.
+        r.free("n", ActorId::from_u64(1));
+        assert_eq!(r.lookup("n"), Some(named(2)));
     }
 }

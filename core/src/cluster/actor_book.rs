@@ -2,7 +2,7 @@
 //! links to actors that live on other ranks ([`RemoteActor`], one per actor
 //! per rank, shared by every handle there) and its [`ActorBook`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -128,7 +128,13 @@ pub(crate) struct ActorBook<H: ClusterHost> {
     /// Actors re-created on another rank, and where: for handles archived
     /// before the restart (they name the old host).
     pub(super) moved: Mutex<HashMap<u64, Rank>>,
+    /// The latest actors a call's `Done` said died, newest last (see
+    /// `names::register`).
+    died: Mutex<VecDeque<u64>>,
 }
+
+/// How many of the actors heard dead [`ActorBook`] keeps.
+const DIED_KEPT: usize = 64;
 
 impl<H: ClusterHost> ActorBook<H> {
     pub(crate) fn new(size: u32) -> ActorBook<H> {
@@ -140,7 +146,13 @@ impl<H: ClusterHost> ActorBook<H> {
             reserved: Mutex::new(vec![0.0; size as usize]),
             created: Mutex::new(HashMap::new()),
             moved: Mutex::new(HashMap::new()),
+            died: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The latest actors this rank heard died (at most [`DIED_KEPT`]).
+    pub(crate) fn recently_died(&self) -> Vec<u64> {
+        lock(&self.died).iter().copied().collect()
     }
 
     /// This rank's handles to actors on other ranks, for state listings.
@@ -207,6 +219,13 @@ impl<H: ClusterHost> ActorBook<H> {
         };
         if let Some(r) = lock(&self.remote).get(&actor).and_then(Weak::upgrade) {
             let _ = r.dead.set(reason.to_string());
+        }
+        let mut died = lock(&self.died);
+        if !died.contains(&actor) {
+            if died.len() == DIED_KEPT {
+                died.pop_front();
+            }
+            died.push_back(actor);
         }
     }
 }

@@ -36,14 +36,24 @@ pub(crate) fn register<H: RankHost>(
     named: Named,
     get_if_exists: bool,
 ) -> Result<Registered> {
+    // A caller that heard an actor died may make a new one of its name at
+    // once: the registry must not wait for the host's `NameFree`, which
+    // goes by another way (protocol step 4).
+    let dead = inner
+        .cluster()
+        .map_or_else(Vec::new, |c| c.actors.recently_died());
     let Some(c) = inner.cluster().filter(|c| c.rank != REGISTRY) else {
-        return Ok(inner.names().registry.register(name, named, get_if_exists));
+        return Ok(inner
+            .names()
+            .registry
+            .register(name, named, get_if_exists, |a| dead.contains(&a.as_u64())));
     };
     let (fresh, holder) = ask(c, name, |req| Msg::NameRegister {
         req,
         name: name.to_string(),
         named: WireNamed::from_named(&named),
         get_if_exists,
+        dead,
     })?;
     Ok(match holder.map(WireNamed::into_named) {
         _ if fresh => Registered::Fresh,
@@ -155,11 +165,13 @@ pub(super) fn on_name_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from:
             name,
             named,
             get_if_exists,
+            dead,
         } => match inner
             .names()
             .registry
-            .register(&name, named.into_named(), get_if_exists)
-        {
+            .register(&name, named.into_named(), get_if_exists, |a| {
+                dead.contains(&a.as_u64())
+            }) {
             Registered::Fresh => answer(req, true, None),
             Registered::Existing(_) | Registered::Taken(_) => {
                 answer(req, false, here(inner, &name))

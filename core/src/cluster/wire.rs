@@ -11,7 +11,7 @@ pub(crate) use super::wire_groups::{WirePgAnswer, WirePgOp};
 pub(crate) use super::wire_options::{WireActorOptions, WireOptions};
 
 /// The version of these messages; bump it with every change to [`Msg`].
-pub(crate) const PROTOCOL: u32 = 9;
+pub(crate) const PROTOCOL: u32 = 10;
 
 /// Why a rank that said `Hello` with `protocol` and `build` cannot work
 /// with this one (`None`: it can).
@@ -156,12 +156,15 @@ pub(crate) enum Msg {
     StateReply { state: crate::state::RankState },
     /// Give `name` to actor `named` if it is free (to rank 0, the name
     /// registry; answered by `NameReply`). With `get_if_exists` a taken
-    /// name answers with its holder.
+    /// name answers with its holder. `dead`: actors the sender heard died
+    /// (its latest few), whose names are free whether or not their hosts'
+    /// `NameFree` has come yet.
     NameRegister {
         req: u64,
         name: String,
         named: WireNamed,
         get_if_exists: bool,
+        dead: Vec<u64>,
     },
     /// Which actor holds `name` (to rank 0; answered by `NameReply`).
     NameLookup { req: u64, name: String },
