@@ -84,6 +84,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         refs_returned_from_another_rank_stay_alive,
     ),
     (
+        "a_ref_dropped_as_its_thread_ends_is_released",
+        a_ref_dropped_as_its_thread_ends_is_released,
+    ),
+    (
         "refs_inside_a_borrowed_object_outlive_it",
         refs_inside_a_borrowed_object_outlive_it,
     ),
@@ -538,6 +542,48 @@ fn refs_returned_from_another_rank_stay_alive(rt: &Runtime) -> ferry::Result<()>
         "rank {maker} kept objects nobody holds"
     );
     Ok(())
+}
+
+std::thread_local! {
+    /// A ref a thread keeps until it ends.
+    static KEPT_UNTIL_EXIT: std::cell::RefCell<Option<ObjectRef<u64>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A borrowed ref kept in a thread-local is dropped while the thread's
+/// locals are destroyed, after those the runtime uses to send (set up
+/// later, so destroyed first): its borrow still ends, and nothing aborts.
+fn a_ref_dropped_as_its_thread_ends_is_released(rt: &Runtime) -> ferry::Result<()> {
+    let maker = last(rt);
+    let r = make_refs::options().on_rank(maker).remote(rt, 1)?;
+    let (mut refs, _) = rt.get_value(&r)?;
+    drop(r);
+    let x = refs.pop().expect("one ref");
+    let id = x.id().to_string();
+    wait_listed(rt, maker, &id, "the maker to count rank 0's borrow", |o| {
+        o.borrowers.contains(&0)
+    })?;
+    let thread_rt = rt.clone();
+    let ended = std::thread::spawn(move || -> ferry::Result<u32> {
+        // The ref's thread-local first, then a send from this thread
+        // (which sets up the runtime's own thread-locals).
+        KEPT_UNTIL_EXIT.with(|k| *k.borrow_mut() = Some(x));
+        thread_rt.get_value(&rank_of::options().on_rank(maker).remote(&thread_rt)?)
+    })
+    .join()
+    .expect("the thread ended without a panic")?;
+    assert_eq!(ended, maker);
+    // Let go: listed no more with rank 0 borrowing (or not listed at all,
+    // once freed).
+    wait_until("the maker to hear rank 0 let go", || {
+        let s = rt.state();
+        Ok(!s
+            .ranks
+            .iter()
+            .filter(|r| r.rank == maker)
+            .flat_map(|r| &r.objects)
+            .any(|o| o.id == id && o.borrowers.contains(&0)))
+    })
 }
 
 /// On one rank: asks `maker` for `n` refs it owns, and wraps them in an

@@ -294,17 +294,14 @@ pub(crate) enum WireResult {
     Failed(WireError),
 }
 
-/// Encodes a message into a frame.
+/// Encodes `msg` as a frame of its own.
 pub(crate) fn encode(msg: &Msg) -> Vec<u8> {
-    // Straight into the frame's own buffer, sized for most frames at once
-    // (growing an archive buffer from empty, then copying it out, was ~7%
-    // of a rank's time in Task Bench's 2-rank stencil). The layout is the
-    // same as in an aligned buffer: `decode` reads it from one.
-    rkyv::api::high::to_bytes_in::<_, ferry_store::ArchiveError>(
-        msg,
-        Vec::with_capacity(FRAME_CAPACITY),
-    )
-    .unwrap_or_default()
+    with_kept(|kept| {
+        // Straight into the frame's own buffer, sized for most frames at
+        // once (growing an archive buffer from empty, then copying it out,
+        // was ~7% of a rank's time in Task Bench's 2-rank stencil).
+        archive(msg, Vec::with_capacity(FRAME_CAPACITY), &mut kept.arena)
+    })
 }
 
 /// What a frame's buffer starts with: most control frames are smaller.
@@ -313,25 +310,58 @@ const FRAME_CAPACITY: usize = 512;
 /// The largest frame buffer a thread keeps for its next frame.
 const KEPT_CAPACITY: usize = 64 << 10;
 
+/// What a thread keeps from one frame to the next: the buffer it encodes
+/// into and the serializer's scratch arena.
+#[derive(Default)]
+struct Kept {
+    buffer: Vec<u8>,
+    arena: rkyv::ser::allocator::Arena,
+}
+
+/// Runs `f` with this thread's [`Kept`], or with fresh ones when they are
+/// in use (a send made from a transport's handler during another) or gone
+/// (a ref dropped while the thread's locals are destroyed: its borrow still
+/// ends). rkyv's own thread-local arena is not used for that reason.
+fn with_kept<R>(f: impl FnOnce(&mut Kept) -> R) -> R {
+    thread_local! {
+        static KEPT: std::cell::Cell<Option<Kept>> = const { std::cell::Cell::new(None) };
+    }
+    let mut kept = KEPT
+        .try_with(std::cell::Cell::take)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let r = f(&mut kept);
+    kept.arena.shrink();
+    if kept.buffer.capacity() > KEPT_CAPACITY {
+        kept.buffer = Vec::new();
+    }
+    let _ = KEPT.try_with(|k| k.set(Some(kept)));
+    r
+}
+
+/// `msg` archived into `buffer` (as in an aligned buffer: `decode` reads it
+/// from one).
+fn archive(msg: &Msg, buffer: Vec<u8>, arena: &mut rkyv::ser::allocator::Arena) -> Vec<u8> {
+    rkyv::api::high::to_bytes_in_with_alloc::<_, _, ferry_store::ArchiveError>(
+        msg,
+        buffer,
+        arena.acquire(),
+    )
+    .unwrap_or_default()
+}
+
 /// Encodes `msg` into this thread's frame buffer and sends it from there
 /// ([`Transport::send_from`]): a frame that goes through a shared-memory
 /// ring needs no buffer of its own (one allocation per frame less).
 pub(crate) fn send(transport: &dyn Transport, to: Rank, msg: &Msg) -> Result<(), TransportError> {
-    thread_local! {
-        static BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-    }
-    // Taken out while in use: a send made meanwhile on this thread (from a
-    // transport's handler) finds none and makes its own.
-    let mut buffer = BUFFER.take();
-    buffer.clear();
-    buffer.reserve(FRAME_CAPACITY);
-    let buffer = rkyv::api::high::to_bytes_in::<_, ferry_store::ArchiveError>(msg, buffer)
-        .unwrap_or_default();
-    let sent = transport.send_from(to, &buffer);
-    if buffer.capacity() <= KEPT_CAPACITY {
-        BUFFER.set(buffer);
-    }
-    sent
+    with_kept(|kept| {
+        let mut buffer = std::mem::take(&mut kept.buffer);
+        buffer.clear();
+        buffer.reserve(FRAME_CAPACITY);
+        kept.buffer = archive(msg, buffer, &mut kept.arena);
+        transport.send_from(to, &kept.buffer)
+    })
 }
 
 /// Decodes a frame (validated: frames come from other processes).

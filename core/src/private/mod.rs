@@ -110,19 +110,23 @@ fn static_name(name: &'static str) -> Arc<str> {
         static NAMES: std::cell::RefCell<Vec<(&'static str, Arc<str>)>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
-    NAMES.with(|names| {
-        let mut names = names.borrow_mut();
-        // The same text at the same place: the same name.
-        let same = |n: &&'static str| std::ptr::eq(*n, name);
-        if let Some((_, kept)) = names.iter().find(|(n, _)| same(n)) {
-            return kept.clone();
-        }
-        let made: Arc<str> = name.into();
-        if names.len() < KEPT {
-            names.push((name, made.clone()));
-        }
-        made
-    })
+    // A task submitted while this thread's locals are being destroyed
+    // gets a name of its own.
+    NAMES
+        .try_with(|names| {
+            let mut names = names.borrow_mut();
+            // The same text at the same place: the same name.
+            let same = |n: &&'static str| std::ptr::eq(*n, name);
+            if let Some((_, kept)) = names.iter().find(|(n, _)| same(n)) {
+                return kept.clone();
+            }
+            let made: Arc<str> = name.into();
+            if names.len() < KEPT {
+                names.push((name, made.clone()));
+            }
+            made
+        })
+        .unwrap_or_else(|_| name.into())
 }
 
 /// Submits a task named `name` to run here, whose body gives its attempt's
