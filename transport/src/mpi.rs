@@ -2,6 +2,7 @@
 //! call MPI themselves under one lock. Ranks of one node send through
 //! shared-memory rings once attached ([`MpiTransport::attach_rings`]).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -188,6 +189,26 @@ fn level(t: Threading) -> u8 {
 }
 
 impl MpiTransport {
+    /// [`Transport::send`] of a frame owned or borrowed (copied only where
+    /// it goes).
+    fn send_frame(&self, to: Rank, bytes: Cow<'_, [u8]>) -> Result<(), TransportError> {
+        self.check_open()?;
+        self.check_rank(to)?;
+        if to == self.rank {
+            return self.send_self(bytes.into_owned());
+        }
+        // A rank of this node takes it through its ring when it fits (no
+        // MPI, no lock but the ring's); otherwise it goes numbered by MPI.
+        let bytes = match self.direct.outgoing.get() {
+            Some(out) => match out.route(to, bytes) {
+                Route::Ring => return Ok(()),
+                Route::Mpi(bytes) => bytes,
+            },
+            None => bytes.into_owned(),
+        };
+        self.send_by_mpi(to, bytes)
+    }
+
     /// A frame to this rank itself: straight to its event queue.
     fn send_self(&self, bytes: Vec<u8>) -> Result<(), TransportError> {
         self.self_tx
@@ -618,37 +639,11 @@ impl Transport for MpiTransport {
     }
 
     fn send(&self, to: Rank, bytes: Vec<u8>) -> Result<(), TransportError> {
-        self.check_open()?;
-        self.check_rank(to)?;
-        if to == self.rank {
-            return self.send_self(bytes);
-        }
-        // A rank of this node takes it through its ring when it fits (no
-        // MPI, no lock but the ring's); otherwise it goes numbered by MPI.
-        let bytes = match self.direct.outgoing.get() {
-            Some(out) => match out.route(to, bytes) {
-                Route::Ring => return Ok(()),
-                Route::Mpi(bytes) => bytes,
-            },
-            None => bytes,
-        };
-        self.send_by_mpi(to, bytes)
+        self.send_frame(to, Cow::Owned(bytes))
     }
 
     fn send_from(&self, to: Rank, bytes: &[u8]) -> Result<(), TransportError> {
-        self.check_open()?;
-        self.check_rank(to)?;
-        if to == self.rank {
-            return self.send_self(bytes.to_vec());
-        }
-        let bytes = match self.direct.outgoing.get() {
-            Some(out) => match out.route_from(to, bytes) {
-                Route::Ring => return Ok(()),
-                Route::Mpi(bytes) => bytes,
-            },
-            None => bytes.to_vec(),
-        };
-        self.send_by_mpi(to, bytes)
+        self.send_frame(to, Cow::Borrowed(bytes))
     }
 
     fn recv(&self, timeout: Option<Duration>) -> Result<Option<Event>, TransportError> {

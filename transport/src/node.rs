@@ -11,6 +11,7 @@
 //! next number. Numbers are taken under the sender's lock of the ring, so
 //! the ring's records are always in increasing order.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,21 +80,15 @@ impl Outgoing {
 
     /// Sends `frame` to `to` through its ring if it can, else hands back what
     /// to send by MPI.
-    pub(crate) fn route(&self, to: Rank, frame: Vec<u8>) -> Route {
+    /// The frame may be the caller's own (`Vec`) or borrowed from a buffer
+    /// it keeps (`&[u8]`): copied only into the ring, or into what goes by
+    /// MPI.
+    pub(crate) fn route<'a>(&self, to: Rank, frame: impl Into<Cow<'a, [u8]>>) -> Route {
+        let frame = frame.into();
         match self.try_ring(to, &frame) {
             Ok(()) => Route::Ring,
-            Err(None) => Route::Mpi(frame),
+            Err(None) => Route::Mpi(frame.into_owned()),
             Err(Some(seq)) => Route::Mpi(numbered(seq, &frame)),
-        }
-    }
-
-    /// [`route`](Self::route) from a buffer the caller keeps: copied only
-    /// into the ring, or into what goes by MPI.
-    pub(crate) fn route_from(&self, to: Rank, frame: &[u8]) -> Route {
-        match self.try_ring(to, frame) {
-            Ok(()) => Route::Ring,
-            Err(None) => Route::Mpi(frame.to_vec()),
-            Err(Some(seq)) => Route::Mpi(numbered(seq, frame)),
         }
     }
 
@@ -400,9 +395,9 @@ mod tests {
         // Ring, then too large for it (numbered, by MPI), then ring again:
         // the same numbering as frames handed over.
         let mut buffer = vec![1u8; 8];
-        assert!(matches!(out.route_from(0, &buffer), Route::Ring));
+        assert!(matches!(out.route(0, &buffer), Route::Ring));
         buffer = vec![2u8; RING_FRAME_MAX + 1];
-        let Route::Mpi(second) = out.route_from(0, &buffer) else {
+        let Route::Mpi(second) = out.route(0, &buffer) else {
             panic!("too large for the ring")
         };
         buffer = vec![3u8; 8];
@@ -415,7 +410,7 @@ mod tests {
         assert_eq!(firsts, vec![1, 2, 3]);
         assert_eq!(got[1].1.len(), RING_FRAME_MAX + 1);
         // Another node's rank: the bytes, copied, unnumbered.
-        match out.route_from(1, b"plain") {
+        match out.route(1, &b"plain"[..]) {
             Route::Mpi(b) => assert_eq!(b, b"plain"),
             Route::Ring => panic!("rank 1 has no ring"),
         }
