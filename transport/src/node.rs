@@ -78,11 +78,10 @@ impl Outgoing {
         }
     }
 
-    /// Sends `frame` to `to` through its ring if it can, else hands back what
-    /// to send by MPI.
-    /// The frame may be the caller's own (`Vec`) or borrowed from a buffer
-    /// it keeps (`&[u8]`): copied only into the ring, or into what goes by
-    /// MPI.
+    /// Sends `frame` to `to` through its ring if it can, else hands back
+    /// what to send by MPI. The frame may be the caller's own (`Vec`) or
+    /// borrowed from a buffer it keeps (`&[u8]`): copied only into the ring,
+    /// or into what goes by MPI.
     pub(crate) fn route<'a>(&self, to: Rank, frame: impl Into<Cow<'a, [u8]>>) -> Route {
         let frame = frame.into();
         match self.try_ring(to, &frame) {
