@@ -43,6 +43,7 @@ mod signal;
 mod state;
 mod sync;
 mod timeline;
+mod uncounted;
 mod values;
 
 // Resources: the ledger, GPU ids, pinning, task and actor options.

@@ -14,7 +14,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "vocabulary",
         &[
-            "config", "error", "host", "ids", "log", "signal", "state", "sync", "timeline",
+            "config",
+            "error",
+            "host",
+            "ids",
+            "log",
+            "signal",
+            "state",
+            "sync",
+            "timeline",
+            "uncounted",
             "values",
         ],
     ),

@@ -25,6 +25,7 @@ use crate::resources::options::ActorOptions;
 use crate::resources::pinning::Pin;
 use crate::task::cell::{Outcome, panic_message};
 use crate::task::context::{self, TaskCtx};
+use crate::uncounted::List;
 
 /// Starts actor `id` of `class` on `host`'s rank, holding `request`, and
 /// its thread. Resources free now are taken at once (so actors created one
@@ -70,9 +71,9 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
         opts.max_task_retries,
     ));
     let ctx = TaskCtx {
-        name,
-        env: Arc::from(opts.env.clone()),
-        gpu_ids: Arc::from([]),
+        name: name.into(),
+        env: opts.env.clone().into(),
+        gpu_ids: List::empty(),
         held: request.clone(),
         is_task: false,
         may_retry: std::cell::Cell::new(false),
@@ -142,7 +143,7 @@ fn actor_main<A: Send + 'static, H: ActorHost>(
     core: Arc<Core<A, H>>,
     ctx: TaskCtx,
     request: Request,
-    granted: Option<Arc<[u32]>>,
+    granted: Option<List<u32>>,
     Placing {
         restarts,
         pin,

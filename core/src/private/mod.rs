@@ -18,6 +18,7 @@ use crate::runtime::Runtime;
 use crate::runtime::arg::{Arg, Args};
 use crate::task::cell::{Job, NewTask, Outcome, RetryPolicy, TaskCell};
 use crate::task::context;
+use crate::uncounted::{List, Name};
 use crate::values::Object;
 
 pub use crate::actor::checkpoint::Codec;
@@ -94,46 +95,20 @@ where
     })
 }
 
-/// The name a task goes by: its options' name, or its function's.
-fn task_name(opts: &TaskOptions, fn_name: &'static str) -> Arc<str> {
+/// The name a task goes by: its options' name, or its function's (which
+/// costs nothing to copy).
+fn task_name(opts: &TaskOptions, fn_name: &'static str) -> Name {
     match &opts.name {
-        Some(n) => n.as_str().into(),
-        None => static_name(fn_name),
+        Some(n) => Name::Shared(n.as_str().into()),
+        None => Name::Static(fn_name),
     }
-}
-
-/// `name` as an `Arc<str>`, made once per thread for the first few names
-/// it submits (a copy per task was ~3% of a driver's allocations).
-fn static_name(name: &'static str) -> Arc<str> {
-    const KEPT: usize = 16;
-    thread_local! {
-        static NAMES: std::cell::RefCell<Vec<(&'static str, Arc<str>)>> =
-            const { std::cell::RefCell::new(Vec::new()) };
-    }
-    // A task submitted while this thread's locals are being destroyed
-    // gets a name of its own.
-    NAMES
-        .try_with(|names| {
-            let mut names = names.borrow_mut();
-            // The same text at the same place: the same name.
-            let same = |n: &&'static str| std::ptr::eq(*n, name);
-            if let Some((_, kept)) = names.iter().find(|(n, _)| same(n)) {
-                return kept.clone();
-            }
-            let made: Arc<str> = name.into();
-            if names.len() < KEPT {
-                names.push((name, made.clone()));
-            }
-            made
-        })
-        .unwrap_or_else(|_| name.into())
 }
 
 /// Submits a task named `name` to run here, whose body gives its attempt's
 /// [`Outcome`] itself, as an `ObjectRef<R>` (the body stores an `R`).
 fn submit_job<R>(
     rt: &Runtime,
-    name: Arc<str>,
+    name: Name,
     fn_name: &'static str,
     opts: &TaskOptions,
     deps: Deps,
@@ -147,15 +122,14 @@ fn submit_job<R>(
     let request = opts
         .request(&name, &inner.pool.ledger)
         .map_err(|e| crate::cluster::explain_infeasible(inner, e))?;
-    let env = if opts.env.is_empty() {
-        inner.empty_env.clone()
-    } else {
-        Arc::from(opts.env.clone())
-    };
+    let env = List::from(opts.env.clone());
     // The body runs on whichever thread claims the task: it holds the
     // runtime weakly (a queued task must not keep a shut runtime alive).
     let weak = Arc::downgrade(inner);
     let job: Job = Box::new(move |_ctx| {
+        if let Some(rt) = crate::runtime::current::serving(&weak) {
+            return body(&rt);
+        }
         let Some(inner) = weak.upgrade() else {
             return Outcome::Error(Error::Shutdown);
         };

@@ -3,6 +3,7 @@
 //! stops), so that code on it reaches its rank's runtime.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Result};
@@ -11,6 +12,11 @@ use crate::task::pool::ThreadHooks;
 
 thread_local! {
     static RUNTIME: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    /// On a worker thread: the runtime whose pool it belongs to, lent to
+    /// each task it runs. Lending it is an `Rc` clone, which only this
+    /// thread counts; taking the runtime from the task's own `Weak` would
+    /// update a count every thread shares, once per task.
+    static SERVING: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
 }
 
 /// The hooks a worker thread of `inner`'s task pool runs: it serves
@@ -18,9 +24,34 @@ thread_local! {
 pub(crate) fn worker_hooks(inner: &Arc<Inner>) -> ThreadHooks {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     ThreadHooks {
-        start: Box::new(move || set_runtime(weak.upgrade())),
-        stop: Box::new(|| set_runtime(None)),
+        start: Box::new(move || {
+            let inner = weak.upgrade();
+            let serving = inner.clone().map(|i| Rc::new(Runtime::from_inner(i)));
+            SERVING.with(|s| *s.borrow_mut() = serving);
+            set_runtime(inner);
+        }),
+        stop: Box::new(|| {
+            // Dropped outside the borrow: dropping a runtime runs no user
+            // code, but it need not run under this thread's cell either.
+            let serving = SERVING.with(|s| s.borrow_mut().take());
+            drop(serving);
+            set_runtime(None);
+        }),
     }
+}
+
+/// The runtime `inner` points to, when this thread is one of its workers
+/// (see `SERVING`); `None` on any other thread, or once the worker stops.
+pub(crate) fn serving(inner: &Weak<Inner>) -> Option<Rc<Runtime>> {
+    SERVING
+        .try_with(|s| {
+            s.borrow()
+                .as_ref()
+                .filter(|rt| std::ptr::eq(Arc::as_ptr(&rt.inner), inner.as_ptr()))
+                .cloned()
+        })
+        .ok()
+        .flatten()
 }
 
 /// Makes `inner` this thread's runtime (the driver thread, workers, actors).

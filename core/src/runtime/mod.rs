@@ -60,7 +60,6 @@ pub(crate) struct Inner {
     /// The job's placement-group registry (rank 0's).
     pub(crate) groups: crate::cluster::group_registry::GroupRegistry,
     pub(crate) spin: Duration,
-    pub(crate) empty_env: Arc<[(String, String)]>,
     pub(crate) cluster: Option<Cluster<Inner>>,
     /// This job's checkpoint directory.
     pub(crate) checkpoint_dir: std::path::PathBuf,

@@ -488,7 +488,6 @@ impl Prepared {
             streams: Default::default(),
             groups: Default::default(),
             spin: self.spin,
-            empty_env: Arc::from(Vec::new()),
             cluster,
             checkpoint_dir: self.checkpoint_dir,
             restored: Mutex::new(Vec::new()),

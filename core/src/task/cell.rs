@@ -33,6 +33,7 @@ use crate::resources::options::RetryOn;
 use crate::sync::lock;
 use crate::task::context::{self, TaskCtx};
 use crate::task::pool::TaskPool;
+use crate::uncounted::{List, Name};
 
 const WAITING: u8 = 0;
 const QUEUED: u8 = 1;
@@ -82,15 +83,15 @@ impl RetryPolicy {
 pub(crate) struct TaskCell {
     state: AtomicU8,
     deps_left: AtomicUsize,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: Name,
     /// The function's name, for listings of running tasks.
     label: &'static str,
     pub(crate) request: Request,
-    env: Arc<[(String, String)]>,
+    env: List<(String, String)>,
     retry: RetryPolicy,
     job: Mutex<Option<Job>>,
     /// The GPUs granted with the resources.
-    gpu_ids: Mutex<Arc<[u32]>>,
+    gpu_ids: Mutex<List<u32>>,
     /// The output, weakly: the refs the user holds keep it. A finished cell
     /// may sit in a queue until a worker skips it, and must not keep the
     /// result alive meanwhile; a result nobody holds is simply dropped.
@@ -101,10 +102,10 @@ pub(crate) struct TaskCell {
 }
 
 pub(crate) struct NewTask {
-    pub(crate) name: Arc<str>,
+    pub(crate) name: Name,
     pub(crate) label: &'static str,
     pub(crate) request: Request,
-    pub(crate) env: Arc<[(String, String)]>,
+    pub(crate) env: List<(String, String)>,
     pub(crate) retry: RetryPolicy,
     pub(crate) job: Job,
 }
@@ -135,7 +136,7 @@ impl TaskCell {
                 env: task.env,
                 retry: task.retry,
                 job: Mutex::new(Some(task.job)),
-                gpu_ids: Mutex::new(pool.no_gpus.clone()),
+                gpu_ids: Mutex::new(List::empty()),
                 output: {
                     let slot = Slot::pending(id, Some(producer), unhandled.clone());
                     let weak = Arc::downgrade(&slot);
@@ -171,13 +172,13 @@ impl TaskCell {
     }
 
     /// Records the GPUs granted with the task's resources.
-    pub(crate) fn set_grant(&self, gpus: Arc<[u32]>) {
+    pub(crate) fn set_grant(&self, gpus: List<u32>) {
         if !gpus.is_empty() {
             *lock(&self.gpu_ids) = gpus;
         }
     }
 
-    pub(crate) fn granted_gpus(&self) -> Arc<[u32]> {
+    pub(crate) fn granted_gpus(&self) -> List<u32> {
         lock(&self.gpu_ids).clone()
     }
 

@@ -8,12 +8,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::resources::ledger::Request;
+use crate::uncounted::{List, Name};
 
 /// The task or actor call running on this thread.
 pub(crate) struct TaskCtx {
-    pub(crate) name: Arc<str>,
-    pub(crate) env: Arc<[(String, String)]>,
-    pub(crate) gpu_ids: Arc<[u32]>,
+    pub(crate) name: Name,
+    pub(crate) env: List<(String, String)>,
+    pub(crate) gpu_ids: List<u32>,
     /// Resources this call holds while it runs (given back while it blocks).
     pub(crate) held: Request,
     /// True for tasks run by a scheduler worker or inline; false for actor calls.
@@ -42,10 +43,10 @@ pub fn is_cancelled() -> bool {
 /// The task's environment plus `CUDA_VISIBLE_DEVICES` naming its GPUs, as
 /// Ray sets it for a task or actor that was given GPUs.
 pub(crate) fn env_with_gpus(
-    env: &Arc<[(String, String)]>,
+    env: &List<(String, String)>,
     gpus: &[u32],
     pinning: &crate::resources::pinning::Pinning,
-) -> Arc<[(String, String)]> {
+) -> List<(String, String)> {
     if gpus.is_empty() {
         return env.clone();
     }

@@ -16,6 +16,7 @@ use crate::resources::pinning::Pinning;
 use crate::state::TaskBook;
 use crate::task::scheduler::Scheduler;
 use crate::timeline::Recorder;
+use crate::uncounted::List;
 
 /// What runs on each worker thread as it starts and as it stops.
 pub(crate) struct ThreadHooks {
@@ -34,8 +35,6 @@ pub(crate) struct TaskPool {
     /// Task counts for state listings.
     pub(crate) tasks: TaskBook,
     hooks: OnceLock<ThreadHooks>,
-    /// The GPU ids of a grant without GPUs, shared.
-    pub(crate) no_gpus: Arc<[u32]>,
 }
 
 impl TaskPool {
@@ -56,7 +55,6 @@ impl TaskPool {
             timeline,
             tasks: TaskBook::default(),
             hooks: OnceLock::new(),
-            no_gpus: Arc::from([]),
         }
     }
 
@@ -79,13 +77,12 @@ impl TaskPool {
     }
 
     /// Reserves `req` and picks its GPUs, if all of it is free now.
-    pub(crate) fn try_grant(&self, req: &Request) -> Option<Arc<[u32]>> {
+    pub(crate) fn try_grant(&self, req: &Request) -> Option<List<u32>> {
         if !self.ledger.try_acquire(req) {
             return None;
         }
         match self.gpus.assign(req.gpus()) {
             // Most tasks hold no GPU: their grant allocates nothing.
-            Some(ids) if ids.is_empty() => Some(self.no_gpus.clone()),
             Some(ids) => Some(ids.into()),
             None => {
                 self.ledger.release(req);
