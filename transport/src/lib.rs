@@ -49,7 +49,7 @@ pub use loopback::Loopback;
 #[cfg(feature = "mpi")]
 pub use mpi::{FRAME_TAG, MpiInfo, MpiTransport, NodeRings, RingReport};
 pub use region::{Exposed, Region};
-pub use ring::{RING_BYTES, RING_FRAME_MAX, SharedBytes, format_inbox, inbox_len};
+pub use ring::{INBOX_BUDGET, RING_FRAME_MAX, SharedBytes, format_inbox, inbox_len, ring_bytes};
 
 /// A rank number: `0..size`.
 pub type Rank = u32;

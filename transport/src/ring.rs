@@ -10,12 +10,19 @@
 //! ```text
 //! 0          magic u64 | version u32 | slots u32 | owner u32 | ring bytes u32
 //! LINE       wake u32 | sleeping u32
-//! 2·LINE     slot 0: tail u64 (producer's line) | head u64 (consumer's line) | RING_BYTES of data
+//! 2·LINE     slot 0: tail u64 (producer's line) | head u64 (consumer's line) | ring bytes of data
 //! ...        slot 1, ...
 //! ```
 //!
+//! Each ring has [`ring_bytes`]`(slots)` bytes of data: an inbox's rings
+//! share [`INBOX_BUDGET`], each between 64 KiB and 256 KiB. With 64 KiB
+//! rings, a burst of a thousand actor calls from one rank filled its ring
+//! and a sixth of the calls' frames went by MPI (2 ranks, 2-core VM);
+//! 256 KiB holds such a burst. Rings of 1 MiB held it too but slowed round
+//! trips, each frame landing on a line no cache held.
+//!
 //! `tail` and `head` count bytes ever written and ever consumed; a record
-//! starts at `pos % RING_BYTES` and may wrap: a 16-byte header (length,
+//! starts at `pos % ring` and may wrap: a 16-byte header (length,
 //! mark, sequence number), then the frame, padded to 8 bytes. The producer
 //! writes a record, then publishes it with a release store of `tail`; the
 //! consumer reads up to an acquired `tail`, then frees the bytes with a
@@ -50,10 +57,38 @@ pub unsafe trait SharedBytes: Send + Sync + 'static {
     }
 }
 
-/// Bytes of one ring's data: frames up to [`RING_FRAME_MAX`] go through it.
-pub const RING_BYTES: usize = 64 << 10;
+/// The data bytes of one inbox's rings together, at most (see
+/// [`ring_bytes`]).
+pub const INBOX_BUDGET: usize = 8 << 20;
+/// The fewest data bytes a ring has.
+const RING_MIN: usize = 64 << 10;
+/// The most data bytes a ring has.
+const RING_MAX: usize = 256 << 10;
 /// The largest frame sent through a ring; larger ones take MPI (in order).
-pub const RING_FRAME_MAX: usize = RING_BYTES / 4;
+pub const RING_FRAME_MAX: usize = RING_MIN / 4;
+
+/// Bytes of each ring's data in an inbox of `node_ranks` rings: its share
+/// of [`INBOX_BUDGET`], rounded down to a power of two, at least 64 KiB
+/// and at most 256 KiB. Every rank of a node computes the same.
+///
+/// ```
+/// use ferry_transport::ring_bytes;
+///
+/// assert_eq!(ring_bytes(2), 256 << 10);
+/// assert_eq!(ring_bytes(64), 128 << 10);
+/// assert_eq!(ring_bytes(1024), 64 << 10);
+/// ```
+pub const fn ring_bytes(node_ranks: usize) -> usize {
+    let share = INBOX_BUDGET / if node_ranks == 0 { 1 } else { node_ranks };
+    let pow2 = 1usize << (usize::BITS - 1 - share.leading_zeros());
+    if pow2 < RING_MIN {
+        RING_MIN
+    } else if pow2 > RING_MAX {
+        RING_MAX
+    } else {
+        pow2
+    }
+}
 /// One cache line and its prefetched neighbour: what separates the fields
 /// that different processes write.
 const LINE: usize = 128;
@@ -61,11 +96,14 @@ const MAGIC: u64 = u64::from_le_bytes(*b"FERRYRNG");
 const VERSION: u32 = 1;
 const RECORD_MARK: u32 = 0xF3A7_1E55;
 const RECORD_HEADER: usize = 16;
-const SLOT_BYTES: usize = 2 * LINE + RING_BYTES;
+/// Bytes one slot (a ring's two lines and its data) takes.
+const fn slot_bytes(ring: usize) -> usize {
+    2 * LINE + ring
+}
 
 /// Bytes an inbox for a node of `node_ranks` ranks takes.
 pub const fn inbox_len(node_ranks: usize) -> usize {
-    2 * LINE + node_ranks * SLOT_BYTES
+    2 * LINE + node_ranks * slot_bytes(ring_bytes(node_ranks))
 }
 
 /// A shared mapping, shared cheaply (`Clone` is an `Arc` clone).
@@ -97,16 +135,16 @@ impl Mem {
         unsafe { &*self.0.base().add(off).cast::<AtomicU32>() }
     }
 
-    /// Copies `src` into the ring at `data` (the ring's first data byte),
-    /// starting at position `pos`, wrapping at the ring's end.
-    fn write_wrapping(&self, data: usize, pos: u64, src: &[u8]) {
-        let at = (pos % RING_BYTES as u64) as usize;
-        let first = src.len().min(RING_BYTES - at);
-        assert!(data + RING_BYTES <= self.0.len() && src.len() <= RING_BYTES);
+    /// Copies `src` into the ring of `ring` bytes at `data` (the ring's
+    /// first data byte), starting at position `pos`, wrapping at its end.
+    fn write_wrapping(&self, (data, ring): (usize, usize), pos: u64, src: &[u8]) {
+        let at = (pos % ring as u64) as usize;
+        let first = src.len().min(ring - at);
+        assert!(data + ring <= self.0.len() && src.len() <= ring);
         // SAFETY: both pieces lie inside the ring's data (asserted above;
-        // `at + first <= RING_BYTES`, and the rest starts at the ring's
-        // start). The producer owns bytes between `tail` and `head +
-        // RING_BYTES` (the consumer does not read them until `tail` is
+        // `at + first <= ring`, and the rest starts at the ring's start).
+        // The producer owns bytes between `tail` and `head + ring` (the
+        // consumer does not read them until `tail` is
         // published), so nobody accesses them concurrently. `src` is a
         // local buffer: no overlap.
         unsafe {
@@ -116,11 +154,12 @@ impl Mem {
         }
     }
 
-    /// Copies `dst.len()` bytes from position `pos` of the ring at `data`.
-    fn read_wrapping(&self, data: usize, pos: u64, dst: &mut [u8]) {
-        let at = (pos % RING_BYTES as u64) as usize;
-        let first = dst.len().min(RING_BYTES - at);
-        assert!(data + RING_BYTES <= self.0.len() && dst.len() <= RING_BYTES);
+    /// Copies `dst.len()` bytes from position `pos` of the ring of `ring`
+    /// bytes at `data`.
+    fn read_wrapping(&self, (data, ring): (usize, usize), pos: u64, dst: &mut [u8]) {
+        let at = (pos % ring as u64) as usize;
+        let first = dst.len().min(ring - at);
+        assert!(data + ring <= self.0.len() && dst.len() <= ring);
         // SAFETY: inside the ring's data, as in `write_wrapping`; the bytes
         // between `head` and the acquired `tail` were published by the
         // producer and are not written again until `head` passes them.
@@ -160,8 +199,9 @@ pub fn format_inbox(
             mem.len()
         )));
     }
+    let ring = ring_bytes(node_ranks);
     for slot in 0..node_ranks {
-        let base = 2 * LINE + slot * SLOT_BYTES;
+        let base = 2 * LINE + slot * slot_bytes(ring);
         mem.u64_at(base).store(0, Ordering::Relaxed);
         mem.u64_at(base + LINE).store(0, Ordering::Relaxed);
     }
@@ -170,14 +210,15 @@ pub fn format_inbox(
     mem.u32_at(8).store(VERSION, Ordering::Relaxed);
     mem.u32_at(12).store(node_ranks as u32, Ordering::Relaxed);
     mem.u32_at(16).store(owner, Ordering::Relaxed);
-    mem.u32_at(20).store(RING_BYTES as u32, Ordering::Relaxed);
+    mem.u32_at(20).store(ring as u32, Ordering::Relaxed);
     // Last, with release: whoever sees the magic sees the rest.
     mem.u64_at(0).store(MAGIC, Ordering::Release);
     Ok(())
 }
 
-/// Checks that `mem` holds an inbox of `owner` with room for `slot`.
-fn check_inbox(mem: &Mem, owner: Rank, slot: usize) -> Result<(), TransportError> {
+/// Checks that `mem` holds an inbox of `owner` with room for `slot`: its
+/// rings' data bytes.
+fn check_inbox(mem: &Mem, owner: Rank, slot: usize) -> Result<usize, TransportError> {
     if mem.len() < 2 * LINE {
         return Err(corrupt(format!(
             "rank {owner}'s inbox is {} bytes",
@@ -189,7 +230,7 @@ fn check_inbox(mem: &Mem, owner: Rank, slot: usize) -> Result<(), TransportError
     let slots = mem.u32_at(12).load(Ordering::Relaxed) as usize;
     let found = mem.u32_at(16).load(Ordering::Relaxed);
     let ring = mem.u32_at(20).load(Ordering::Relaxed) as usize;
-    if magic != MAGIC || version != VERSION || ring != RING_BYTES {
+    if magic != MAGIC || version != VERSION || ring != ring_bytes(slots) {
         return Err(corrupt(format!(
             "rank {owner}'s inbox is not a version-{VERSION} Ferry inbox"
         )));
@@ -201,12 +242,13 @@ fn check_inbox(mem: &Mem, owner: Rank, slot: usize) -> Result<(), TransportError
             mem.len()
         )));
     }
-    Ok(())
+    Ok(ring)
 }
 
 /// Where one ring's fields and data lie in an inbox.
 struct SlotAt {
-    data: usize,
+    /// Its first data byte, and its data bytes.
+    data: (usize, usize),
     tail_at: usize,
     head_at: usize,
 }
@@ -214,10 +256,10 @@ struct SlotAt {
 impl SlotAt {
     /// The ring of `slot` in `owner`'s inbox `mem` (checked to be one).
     fn locate(mem: &Mem, owner: Rank, slot: usize) -> Result<SlotAt, TransportError> {
-        check_inbox(mem, owner, slot)?;
-        let base = 2 * LINE + slot * SLOT_BYTES;
+        let ring = check_inbox(mem, owner, slot)?;
+        let base = 2 * LINE + slot * slot_bytes(ring);
         Ok(SlotAt {
-            data: base + 2 * LINE,
+            data: (base + 2 * LINE, ring),
             tail_at: base,
             head_at: base + LINE,
         })
@@ -232,7 +274,7 @@ fn padded(len: usize) -> usize {
 /// keeps it single-producer.
 pub(crate) struct Producer {
     mem: Mem,
-    data: usize,
+    data: (usize, usize),
     tail_at: usize,
     head_at: usize,
     tail: u64,
@@ -262,7 +304,8 @@ impl Producer {
             return false;
         }
         let need = padded(frame.len()) as u64;
-        let room = |head: u64, tail: u64| RING_BYTES as u64 - (tail - head);
+        let ring = self.data.1 as u64;
+        let room = |head: u64, tail: u64| ring - (tail - head);
         if room(self.head_seen, self.tail) < need {
             self.head_seen = self.mem.u64_at(self.head_at).load(Ordering::Acquire);
             if self.head_seen > self.tail || room(self.head_seen, self.tail) < need {
@@ -287,7 +330,7 @@ impl Producer {
 /// The receiving end of one ring of this rank's own inbox.
 pub(crate) struct Consumer {
     mem: Mem,
-    data: usize,
+    data: (usize, usize),
     tail_at: usize,
     head_at: usize,
     head: u64,
@@ -335,7 +378,7 @@ impl Consumer {
             }
         }
         let published = self.tail_seen.wrapping_sub(self.head);
-        if self.tail_seen < self.head || published > RING_BYTES as u64 {
+        if self.tail_seen < self.head || published > self.data.1 as u64 {
             return Err(corrupt(format!(
                 "the ring from rank {} claims {published} bytes",
                 self.from
@@ -545,22 +588,42 @@ mod tests {
 
     #[test]
     fn a_full_ring_refuses_and_takes_again_once_drained() {
-        let mem = inbox(1, 0);
-        let mut p = Producer::open(mem.clone(), 0, 0).unwrap();
-        let mut c = Consumer::open(mem, 0, 0, 0).unwrap();
-        let frame = vec![1u8; RING_FRAME_MAX];
-        let mut pushed = 0;
-        while p.try_push(pushed, &frame) {
-            pushed += 1;
+        // Nodes of 1, 64 and 200 ranks: rings of 256, 128 and 64 KiB; the
+        // last slot of each, so that every slot before it is sized right.
+        for slots in [1, 64, 200] {
+            let last = slots - 1;
+            let mem = inbox(slots, 0);
+            let mut p = Producer::open(mem.clone(), 0, last).unwrap();
+            let mut c = Consumer::open(mem, 0, last, 0).unwrap();
+            let frame = vec![1u8; RING_FRAME_MAX];
+            let mut pushed = 0;
+            while p.try_push(pushed, &frame) {
+                pushed += 1;
+            }
+            assert_eq!(pushed as usize, ring_bytes(slots) / padded(RING_FRAME_MAX));
+            assert!(
+                !p.try_push(99, &vec![0u8; RING_FRAME_MAX + 1]),
+                "too large for any ring"
+            );
+            assert_eq!(c.peek_seq().unwrap(), Some(0));
+            c.pop().unwrap().unwrap();
+            assert!(p.try_push(pushed, &frame));
+            while let Some((seq, f)) = c.pop().unwrap() {
+                assert_eq!(f, frame, "frame {seq} of a {slots}-slot inbox");
+            }
         }
-        assert_eq!(pushed as usize, RING_BYTES / padded(RING_FRAME_MAX));
-        assert!(
-            !p.try_push(99, &vec![0u8; RING_FRAME_MAX + 1]),
-            "too large for any ring"
-        );
-        assert_eq!(c.peek_seq().unwrap(), Some(0));
-        c.pop().unwrap().unwrap();
-        assert!(p.try_push(pushed, &frame));
+    }
+
+    #[test]
+    fn a_node_s_inboxes_share_a_bounded_budget() {
+        for ranks in 1..=512 {
+            let ring = ring_bytes(ranks);
+            assert!(ring.is_power_of_two() && (RING_MIN..=RING_MAX).contains(&ring));
+            assert!(
+                ranks * ring <= INBOX_BUDGET || ring == RING_MIN,
+                "{ranks} ranks"
+            );
+        }
     }
 
     #[test]
@@ -569,7 +632,7 @@ mod tests {
         let mut p = Producer::open(mem.clone(), 0, 0).unwrap();
         assert!(p.try_push(0, b"hello"));
         // Overwrite the record's length with one past the ring.
-        let data = 2 * LINE + 2 * LINE;
+        let data = (2 * LINE + 2 * LINE, ring_bytes(1));
         mem.write_wrapping(data, 0, &u32::MAX.to_le_bytes());
         let mut c = Consumer::open(mem, 0, 0, 5).unwrap();
         let e = c.pop().unwrap_err();
@@ -589,6 +652,10 @@ mod tests {
         assert!(Producer::open(unformatted, 0, 0).is_err());
         let short = HeapBytes::shared(inbox_len(2) - 8);
         assert!(format_inbox(&short, 0, 2).is_err());
+        // A header whose ring size is not its slot count's.
+        let resized = inbox(2, 4);
+        resized.u32_at(20).store(64 << 10, Ordering::Relaxed);
+        assert!(Producer::open(resized, 4, 1).is_err());
     }
 
     #[test]

@@ -39,7 +39,8 @@ use crate::sync::lock;
 /// Tasks sent ahead of their arguments to one rank and not done yet, at
 /// most. Measured on the 2-core VM (Task Bench's stencil, 2 ranks): 8, 32
 /// and 128 steps ahead ran alike; 32 Submits of a few hundred bytes fit
-/// the 64 KiB ring between two ranks of a node with room for the rest.
+/// even the smallest ring between two ranks of a node (64 KiB) with room
+/// for the rest.
 pub(crate) const SEND_AHEAD: usize = 32;
 
 /// A task waiting here to be sent.

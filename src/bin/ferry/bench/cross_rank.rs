@@ -91,6 +91,7 @@ pub(crate) fn run(rt: &Runtime, r: &mut Runner<'_>) -> ferry::Result<()> {
             Ok(())
         },
     )?;
+    frame_paths(rt);
     // Ray's n:n actor calls async with one server actor and one client task
     // per rank: each client's 5000 calls go round-robin to every rank's
     // server, so most of them cross ranks.
@@ -204,5 +205,17 @@ fn raw_ping_pong(rt: &Runtime, r: &mut Runner<'_>) {
         }
         Ok(None) => say("raw ping-pong: not measured (no MPI under this transport)"),
         Err(e) => say(&format!("raw ping-pong failed: {e}")),
+    }
+}
+
+/// Prints, for ranks 0 and 1, how many control frames to ranks on their
+/// node went through the shared-memory rings and how many by MPI (a frame
+/// too large for a ring, or one that met its ring full) so far.
+fn frame_paths(rt: &Runtime) {
+    for rank in rt.state().ranks.iter().filter(|r| r.rank < 2) {
+        say(&format!(
+            "rank {} frames to its node so far: {} through rings, {} by MPI",
+            rank.rank, rank.frames_by_ring, rank.frames_by_mpi_to_node
+        ));
     }
 }
