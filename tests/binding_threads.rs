@@ -47,11 +47,20 @@ fn worker_threads_are_bound_to_their_cores() {
     .unwrap();
     let binding = rt.binding();
     assert!(rt.pins_threads());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // A worker takes its name when it starts and binds itself a moment
+    // later: wait until every worker has bound (or the deadline passes, and
+    // the assertions below say which did not).
+    let bound = |seen: &BTreeMap<String, Vec<usize>>| {
+        binding
+            .cores
+            .iter()
+            .enumerate()
+            .all(|(i, core)| seen.get(&format!("ferry-r0-w{i}")) == Some(core))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let seen = loop {
         let seen = threads();
-        let workers = seen.keys().filter(|n| n.starts_with("ferry-r0-w")).count();
-        if workers >= binding.cores.len() || std::time::Instant::now() > deadline {
+        if bound(&seen) || std::time::Instant::now() > deadline {
             break seen;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
