@@ -374,3 +374,33 @@ fn remote_fns_have_stable_ids() {
     assert!(found_add.path.ends_with("::add"), "{}", found_add.path);
     assert!(ferry::__private::lookup_remote(square::ID ^ 1).is_none());
 }
+
+#[ferry::remote]
+fn bump(prev: View<Vec<u8>>) -> Vec<u8> {
+    let mut next = prev.as_slice().to_vec();
+    next[0] = next[0].wrapping_add(1);
+    next
+}
+
+/// A worker hands a finished task's light remains (its body and input refs)
+/// back to the submitting thread to drop; nothing may be held back once the
+/// refs are gone and the rank is idle, for light inputs or heavy ones.
+#[test]
+fn a_chain_s_objects_are_all_freed_once_its_refs_are_gone() -> ferry::Result<()> {
+    let rt = start(2.0)?;
+    let base = rt.store_used();
+    for size in [16 << 10, 2 << 20] {
+        let mut r = rt.put(&vec![0u8; size])?;
+        for _ in 0..100 {
+            r = bump::remote(&rt, &r)?;
+        }
+        let last = rt.get(&r)?;
+        assert_eq!((last.len(), last[0]), (size, 100));
+        drop(last);
+        drop(r);
+        common::wait_until("every object of the chain to be freed", || {
+            rt.store_used() <= base
+        });
+    }
+    rt.shutdown()
+}

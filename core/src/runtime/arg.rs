@@ -155,7 +155,15 @@ impl<T> Args<T> {
     where
         T: Object,
     {
-        self.0.into_iter().map(|a| a.into_view(rt)).collect()
+        // A fresh vector, not the arguments' own reused in place: that one
+        // was allocated by the submitting thread, and reallocating it here
+        // would take that thread's allocator lock (glibc's `realloc` of
+        // another thread's chunk locks its arena) once per task.
+        let mut views = Vec::with_capacity(self.0.len());
+        for a in self.0 {
+            views.push(a.into_view(rt)?);
+        }
+        Ok(views)
     }
 }
 

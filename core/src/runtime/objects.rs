@@ -262,6 +262,9 @@ impl Runtime {
 
     /// Runs a blocking wait; inside a task, its CPUs go back to the pool meanwhile.
     pub(crate) fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+        // What finished tasks left goes back to this thread's allocator,
+        // before it sleeps and once it is woken (by such a task, often).
+        self.inner.pool.leftovers.drain_all();
         let cpus = context::current_task()
             .filter(|c| c.is_task)
             .map(|c| c.held.cpu_only());
@@ -269,6 +272,7 @@ impl Runtime {
             self.inner.pool.block_begin(cpus);
         }
         let r = f();
+        self.inner.pool.leftovers.drain_all();
         if let Some(cpus) = &cpus {
             self.inner.pool.block_end(cpus);
         }

@@ -32,6 +32,7 @@ use crate::resources::ledger::Request;
 use crate::resources::options::RetryOn;
 use crate::sync::lock;
 use crate::task::context::{self, TaskCtx};
+use crate::task::leftovers::LIGHT;
 use crate::task::pool::TaskPool;
 use crate::uncounted::{List, Name};
 
@@ -90,6 +91,9 @@ pub(crate) struct TaskCell {
     env: List<(String, String)>,
     retry: RetryPolicy,
     job: Mutex<Option<Job>>,
+    /// Its top-level arguments' slots, from submission until it finishes
+    /// (then handed, with the body, to the pool's leftovers).
+    inputs: Mutex<Vec<Arc<Slot>>>,
     /// The GPUs granted with the resources.
     gpu_ids: Mutex<List<u32>>,
     /// The output, weakly: the refs the user holds keep it. A finished cell
@@ -100,6 +104,11 @@ pub(crate) struct TaskCell {
     /// Its cancellation; its body's context reaches it through the cell.
     pub(crate) cancel: crate::task::cancel::Cancel,
 }
+
+/// What a finished task leaves: its body (with what it captured) and its
+/// inputs' slots, dropped later by a thread that submits tasks (see
+/// `task::leftovers`).
+pub(crate) type Remains = (Job, Vec<Arc<Slot>>);
 
 pub(crate) struct NewTask {
     pub(crate) name: Name,
@@ -136,6 +145,7 @@ impl TaskCell {
                 env: task.env,
                 retry: task.retry,
                 job: Mutex::new(Some(task.job)),
+                inputs: Mutex::new(Vec::new()),
                 gpu_ids: Mutex::new(List::empty()),
                 output: {
                     let slot = Slot::pending(id, Some(producer), unhandled.clone());
@@ -151,7 +161,7 @@ impl TaskCell {
     }
 
     /// Step 1: waits for `deps`, then schedules.
-    pub(crate) fn submit(self: &Arc<Self>, deps: &[Arc<Slot>]) {
+    pub(crate) fn submit(self: &Arc<Self>, deps: Vec<Arc<Slot>>) {
         if let Some(b) = self.request.bundle() {
             let me: Weak<dyn BundleMember> = Arc::downgrade(self) as Weak<dyn BundleMember>;
             if !b.enlist(me) {
@@ -163,11 +173,13 @@ impl TaskCell {
             }
         }
         self.deps_left.fetch_add(deps.len(), Ordering::Relaxed);
-        for dep in deps {
+        for dep in &deps {
             if !dep.add_waiter(Waiter::Task(self.clone())) {
                 self.deps_left.fetch_sub(1, Ordering::AcqRel);
             }
         }
+        // Kept before the last count below: the task cannot run before it.
+        *lock(&self.inputs) = deps;
         self.clone().dep_ready();
     }
 
@@ -214,6 +226,7 @@ impl TaskCell {
             }
         }
         drop(lock(&self.job).take());
+        drop(std::mem::take(&mut *lock(&self.inputs)));
         if let Some(out) = self.output.upgrade() {
             out.complete(Stored::Error(err));
         }
@@ -278,7 +291,7 @@ impl TaskCell {
             }
             break Stored::Error(Error::Task(Box::new(err)));
         };
-        drop(job);
+        self.leave(pool, job);
         let stored = if self.cancel.is_set() {
             Stored::Error(Error::Cancelled {
                 task: self.name.to_string(),
@@ -302,6 +315,28 @@ impl TaskCell {
         before_release();
         pool.release(&self.request, &gpu_ids);
         next
+    }
+}
+
+impl TaskCell {
+    /// Hands the finished task's body and inputs to the pool's leftovers
+    /// when they are light: a body that gave its arguments to its only
+    /// attempt (no retries) and inputs holding at most `LIGHT` bytes and no
+    /// nested refs. Anything else is dropped now.
+    fn leave(&self, pool: &TaskPool, job: Job) {
+        let inputs = std::mem::take(&mut *lock(&self.inputs));
+        let mut bytes = 0usize;
+        let light = !self.retry.may_retry_errors(1)
+            && inputs.iter().all(|s| match s.get() {
+                Some(Stored::Value(v)) => {
+                    bytes += v.block.len();
+                    v._contained.is_empty() && bytes <= LIGHT
+                }
+                _ => true,
+            });
+        if light {
+            pool.leftovers.defer((job, inputs));
+        }
     }
 }
 

@@ -4,5 +4,6 @@
 pub(crate) mod cancel;
 pub(crate) mod cell;
 pub(crate) mod context;
+pub(crate) mod leftovers;
 pub(crate) mod pool;
 pub(crate) mod scheduler;

@@ -34,6 +34,8 @@ pub(crate) struct TaskPool {
     pub(crate) timeline: Recorder,
     /// Task counts for state listings.
     pub(crate) tasks: TaskBook,
+    /// Finished tasks' remains, dropped by a submitting thread.
+    pub(crate) leftovers: crate::task::leftovers::Leftovers<crate::task::cell::Remains>,
     hooks: OnceLock<ThreadHooks>,
 }
 
@@ -54,6 +56,7 @@ impl TaskPool {
             sched,
             timeline,
             tasks: TaskBook::default(),
+            leftovers: Default::default(),
             hooks: OnceLock::new(),
         }
     }

@@ -560,6 +560,8 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         if sched.is_shutdown() {
             break;
         }
+        // Nothing is held back for a submitter while this rank has no work.
+        pool.leftovers.drain_all();
         // One searcher at a time spins; the others park at once.
         if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
             let found = signal::spin_until(sched.spin, || {
