@@ -32,7 +32,7 @@ use crate::resources::ledger::Request;
 use crate::resources::options::RetryOn;
 use crate::sync::lock;
 use crate::task::context::{self, TaskCtx};
-use crate::task::leftovers::LIGHT;
+use crate::task::leftovers::{LIGHT, thread_token};
 use crate::task::pool::TaskPool;
 use crate::uncounted::{List, Name};
 
@@ -101,6 +101,9 @@ pub(crate) struct TaskCell {
     /// result alive meanwhile; a result nobody holds is simply dropped.
     output: Weak<Slot>,
     pool: Weak<TaskPool>,
+    /// The thread that submitted it ([`thread_token`]): remains left on
+    /// that thread are dropped at once.
+    submitter: usize,
     /// Its cancellation; its body's context reaches it through the cell.
     pub(crate) cancel: crate::task::cancel::Cancel,
 }
@@ -154,6 +157,7 @@ impl TaskCell {
                     weak
                 },
                 pool: Arc::downgrade(pool),
+                submitter: thread_token(),
                 cancel: Default::default(),
             }
         });
@@ -322,11 +326,13 @@ impl TaskCell {
     /// Hands the finished task's body and inputs to the pool's leftovers
     /// when they are light: a body that gave its arguments to its only
     /// attempt (no retries) and inputs holding at most `LIGHT` bytes and no
-    /// nested refs. Anything else is dropped now.
+    /// nested refs. Anything else, and what the submitting thread itself
+    /// ran (a getter running it inline), is dropped now.
     fn leave(&self, pool: &TaskPool, job: Job) {
         let inputs = std::mem::take(&mut *lock(&self.inputs));
         let mut bytes = 0usize;
-        let light = !self.retry.may_retry_errors(1)
+        let light = thread_token() != self.submitter
+            && !self.retry.may_retry_errors(1)
             && inputs.iter().all(|s| match s.get() {
                 Some(Stored::Value(v)) => {
                     bytes += v.block.len();

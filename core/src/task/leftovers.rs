@@ -27,6 +27,16 @@ pub(crate) const KEPT: usize = 32;
 /// The most bytes of stored objects one task's remains may hold back.
 pub(crate) const LIGHT: usize = 64 << 10;
 
+thread_local! {
+    static TOKEN: u8 = const { 0 };
+}
+
+/// A number that names the calling thread while it lives (the address of
+/// a thread-local), to tell whether a value was made on this thread.
+pub(crate) fn thread_token() -> usize {
+    TOKEN.with(|t| t as *const u8 as usize)
+}
+
 /// A queue of values to be dropped by another thread later.
 pub(crate) struct Leftovers<T> {
     queue: ArrayQueue<T>,
@@ -105,6 +115,14 @@ mod tests {
         q.drain_all();
         assert_eq!(q.len(), 0);
         assert!(items.iter().all(|it| Arc::strong_count(it) == 1));
+    }
+
+    #[test]
+    fn each_thread_has_its_own_token() {
+        let mine = thread_token();
+        assert_eq!(mine, thread_token());
+        let other = std::thread::spawn(thread_token).join().unwrap();
+        assert_ne!(mine, other);
     }
 
     #[test]
