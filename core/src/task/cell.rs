@@ -320,9 +320,7 @@ impl TaskCell {
         pool.release(&self.request, &gpu_ids);
         next
     }
-}
 
-impl TaskCell {
     /// Hands the finished task's body and inputs to the pool's leftovers
     /// when they are light: a body that gave its arguments to its only
     /// attempt (no retries) and inputs holding at most `LIGHT` bytes and no

@@ -6,8 +6,8 @@
 //! takes the submitter's arena lock once per block, against the submitter
 //! taking the same lock for its next task, and a contended glibc lock puts
 //! the thread to sleep at once (a futex wait and wake: microseconds on a
-//! VM). In a chain of small tasks on one rank that was half of a task's
-//! cost, and about 40,000 futex calls per 100,000 tasks.
+//! VM). In a chain of small tasks on one rank that was more than half of a
+//! task's cost, and about 40,000 futex calls per 100,000 tasks.
 //!
 //! So a worker hands a finished task's light remains to a short queue, and
 //! they are dropped by the next thread that submits a task (two per
