@@ -166,6 +166,7 @@ fn submit_job<R>(
     }
     deps.prefetch();
     cell.submit(deps.slots);
+    help(inner);
     Ok(out)
 }
 
@@ -179,7 +180,39 @@ pub fn try_remote<R: Object>(
     fn_id: u64,
     encode: impl FnOnce() -> Result<EncodedCall>,
 ) -> Option<Result<ObjectRef<R>>> {
-    crate::cluster::try_remote(&rt.inner, fn_name, opts, &deps.slots, fn_id, encode)
+    let sent = crate::cluster::try_remote(&rt.inner, fn_name, opts, &deps.slots, fn_id, encode);
+    if sent.is_some() {
+        help(&rt.inner);
+    }
+    sent
+}
+
+/// With `Config::submitter_help`, a thread that submits work, outside any
+/// task or actor call, on a single CPU takes in what has come from other
+/// ranks and runs a short ready task no worker has taken yet (see
+/// `Scheduler::help`): the workers share that CPU (a rank per core) and
+/// cannot run while it submits, so a result that came for a task here
+/// would wait for the end of its submissions. A thread with CPUs of its
+/// own leaves the tasks to the workers, which run beside it.
+fn help(inner: &Arc<crate::runtime::Inner>) {
+    thread_local! {
+        static ONE_CPU: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+    }
+    if !inner.pool.sched.helps()
+        || crate::task::context::current_task().is_some()
+        || !ONE_CPU.with(|one| {
+            *one.get_or_init(|| {
+                ferry_launcher::affinity::current_thread_cpus().is_ok_and(|c| c.len() == 1)
+            })
+        })
+    {
+        return;
+    }
+    let sched = &inner.pool.sched;
+    if let Some(c) = &inner.cluster {
+        c.transport.poll();
+    }
+    sched.help(&inner.pool, 1);
 }
 
 /// A one-sided read of `dst.len()` bytes at `offset` of rank `from`'s arena,

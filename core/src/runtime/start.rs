@@ -310,6 +310,7 @@ pub(crate) struct Prepared {
     base_threads: usize,
     max_threads: usize,
     spin: Duration,
+    submitter_help: Duration,
     force_rma: bool,
     /// How long a silent rank may stay silent (see `heartbeat`).
     heartbeat: Option<Duration>,
@@ -405,6 +406,7 @@ impl Prepared {
             base_threads: (num_cpus.ceil() as usize).clamp(1, cores),
             max_threads: cfg.max_threads.unwrap_or(256),
             spin: cfg.spin.unwrap_or(Duration::from_micros(50)),
+            submitter_help: cfg.submitter_help.unwrap_or(Duration::ZERO),
             force_rma: match cfg.force_rma {
                 Some(yes) => yes,
                 None => crate::config::switch("FERRY_FORCE_RMA")?.unwrap_or(false),
@@ -480,7 +482,12 @@ impl Prepared {
                 ledger,
                 GpuPool::new(self.gpu_ids),
                 self.pinning,
-                Scheduler::new(self.base_threads, self.max_threads, self.spin),
+                Scheduler::new(
+                    self.base_threads,
+                    self.max_threads,
+                    self.spin,
+                    self.submitter_help,
+                ),
                 crate::timeline::Recorder::new(self.rank, self.timeline),
             )),
             actors: ActorTable::default(),

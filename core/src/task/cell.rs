@@ -23,6 +23,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use crate::error::{Error, FailureKind, PlacementGroupError, TaskError};
 use crate::ids::ObjectId;
@@ -86,7 +87,7 @@ pub(crate) struct TaskCell {
     deps_left: AtomicUsize,
     pub(crate) name: Name,
     /// The function's name, for listings of running tasks.
-    label: &'static str,
+    pub(crate) label: &'static str,
     pub(crate) request: Request,
     env: List<(String, String)>,
     retry: RetryPolicy,
@@ -270,6 +271,8 @@ impl TaskCell {
         let mut attempts = 0u32;
         let started = pool.timeline.start();
         let running = pool.tasks.start(self.label);
+        // Timed only where submitters may run tasks (see `Scheduler::help`).
+        let sampled = (pool.sched.helps() && sample_this_run()).then(Instant::now);
         let stored = loop {
             attempts += 1;
             ctx.may_retry.set(self.retry.may_retry_errors(attempts));
@@ -310,6 +313,9 @@ impl TaskCell {
                 self.name.to_string(),
                 0,
             );
+        }
+        if let Some(t0) = sampled {
+            pool.durations.record(self.label, t0.elapsed());
         }
         pool.tasks.end(running, &self.name, stored.error());
         let next = match self.output.upgrade() {
@@ -395,6 +401,27 @@ impl Producer for TaskCell {
         }
         true
     }
+}
+
+/// How often a thread times the tasks it runs (one in this many, after
+/// its first [`SAMPLE_FIRST`] always), for `TaskPool::durations`: two clock
+/// reads on every task would cost a short task several percent.
+const SAMPLE_EVERY: u32 = 8;
+/// A thread's first runs are all timed: a function's first run is often
+/// slow (pages touched for the first time), and its next ones tell.
+const SAMPLE_FIRST: u32 = 16;
+
+thread_local! {
+    static RUNS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this thread times the task it is about to run.
+fn sample_this_run() -> bool {
+    RUNS.with(|r| {
+        let n = r.get();
+        r.set(n.wrapping_add(1));
+        n < SAMPLE_FIRST || n.is_multiple_of(SAMPLE_EVERY)
+    })
 }
 
 /// The message of a caught panic.

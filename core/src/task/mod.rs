@@ -4,6 +4,7 @@
 pub(crate) mod cancel;
 pub(crate) mod cell;
 pub(crate) mod context;
+pub(crate) mod durations;
 pub(crate) mod leftovers;
 pub(crate) mod pool;
 pub(crate) mod scheduler;

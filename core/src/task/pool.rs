@@ -36,6 +36,8 @@ pub(crate) struct TaskPool {
     pub(crate) tasks: TaskBook,
     /// Finished tasks' remains, dropped by a submitting thread.
     pub(crate) leftovers: crate::task::leftovers::Leftovers<crate::task::cell::Remains>,
+    /// Sampled run times per task function (see `Scheduler::help`).
+    pub(crate) durations: crate::task::durations::Durations,
     hooks: OnceLock<ThreadHooks>,
 }
 
@@ -57,6 +59,7 @@ impl TaskPool {
             timeline,
             tasks: TaskBook::default(),
             leftovers: Default::default(),
+            durations: Default::default(),
             hooks: OnceLock::new(),
         }
     }

@@ -97,6 +97,9 @@ pub(crate) struct Scheduler {
     /// What a spinning idle worker calls to receive incoming work itself
     /// (the cluster's transport poll), once set.
     idle_poll: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// The longest last timed run of a task function whose ready tasks a
+    /// submitting thread runs itself (see [`help`](Self::help)).
+    help_max: Duration,
 }
 
 thread_local! {
@@ -129,7 +132,12 @@ impl Drop for NextGuard {
 }
 
 impl Scheduler {
-    pub(crate) fn new(base_threads: usize, max_threads: usize, spin: Duration) -> Scheduler {
+    pub(crate) fn new(
+        base_threads: usize,
+        max_threads: usize,
+        spin: Duration,
+        help_max: Duration,
+    ) -> Scheduler {
         Scheduler {
             injector: Injector::new(),
             stealers: (0..max_threads.max(1)).map(|_| OnceLock::new()).collect(),
@@ -145,6 +153,7 @@ impl Scheduler {
             base_threads: base_threads.max(1),
             spin,
             idle_poll: OnceLock::new(),
+            help_max,
         }
     }
 
@@ -160,6 +169,64 @@ impl Scheduler {
         if let Some(poll) = self.idle_poll.get() {
             poll();
         }
+    }
+
+    /// Whether submitting threads may run ready tasks ([`help`](Self::help)).
+    pub(crate) fn helps(&self) -> bool {
+        !self.help_max.is_zero()
+    }
+
+    /// A thread that is not a worker (one that submits work) runs up to
+    /// `max` ready tasks that no worker has taken yet, each only if its
+    /// function's last timed run took at most `help_max`
+    /// ([`Config::submitter_help`](crate::Config::submitter_help)); how
+    /// many it ran. A worker that shares this thread's CPU cannot run while
+    /// it does, and one that sleeps takes a wake-up (12-60 µs on the VMs
+    /// Ferry targets) to start: a short task runs sooner here. A task not
+    /// known to be short goes back to the queue for a worker; one never
+    /// timed here also gets this CPU given up for a moment, so that a
+    /// worker sharing it runs one and times its function.
+    pub(crate) fn help(&self, pool: &Arc<TaskPool>, max: usize) -> usize {
+        if self.help_max.is_zero()
+            || self.injector.is_empty()
+            || self.is_shutdown()
+            || self.on_worker()
+        {
+            return 0;
+        }
+        let mut ran = 0;
+        while ran < max {
+            let cell = match self.injector.steal() {
+                Steal::Success(t) => t,
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            };
+            let last = pool.durations.last(cell.label);
+            if last.is_none_or(|t| t > self.help_max) {
+                self.injector.push(cell);
+                self.notify(pool);
+                if last.is_none() {
+                    // Never timed here: a worker that shares this CPU gets
+                    // it now, runs the task and so times its function.
+                    thread::yield_now();
+                }
+                break;
+            }
+            if cell.claim() {
+                // What the completion kept is queued, as after a getter's run.
+                if let Some(next) = cell.execute(pool, || {}) {
+                    self.make_ready(pool, next);
+                }
+                ran += 1;
+            }
+        }
+        ran
+    }
+
+    /// Whether the calling thread is one of this scheduler's workers.
+    fn on_worker(&self) -> bool {
+        let key = self.key();
+        LOCAL.with(|l| matches!(&*l.borrow(), Some((k, _)) if *k == key))
     }
 
     fn key(&self) -> usize {
@@ -421,7 +488,7 @@ impl Scheduler {
         None
     }
 
-    fn has_work(&self) -> bool {
+    pub(crate) fn has_work(&self) -> bool {
         if !self.injector.is_empty() {
             return true;
         }
