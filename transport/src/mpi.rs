@@ -927,7 +927,7 @@ fn receive_turn(direct: &Direct, sink: &Sink<'_>) -> Result<bool, TransportError
     let Ok(mut incoming) = direct.receiving.try_lock() else {
         return Ok(false);
     };
-    let mut frames = Vec::new();
+    let mut frames = incoming.lend_batch();
     // Someone else in MPI: the rings need no MPI lock, take theirs alone.
     if let Some(mpi) = direct.mpi.try_lock() {
         for _ in 0..RECEIVE_BATCH {
@@ -940,9 +940,10 @@ fn receive_turn(direct: &Direct, sink: &Sink<'_>) -> Result<bool, TransportError
     }
     incoming.drain(&mut frames, RECEIVE_BATCH)?;
     let any = !frames.is_empty();
-    for (from, bytes) in frames {
+    for (from, bytes) in frames.drain(..) {
         sink.put(Event::Frame { from, bytes });
     }
+    incoming.return_batch(frames);
     Ok(any)
 }
 
@@ -971,7 +972,7 @@ fn poll_frames(
     incoming: &mut Incoming,
     sink: &Sink<'_>,
 ) -> Result<bool, TransportError> {
-    let mut frames = Vec::new();
+    let mut frames = incoming.lend_batch();
     while let Some(probed) = world
         .any_process()
         .immediate_matched_probe_with_tag(FRAME_TAG)
@@ -981,9 +982,10 @@ fn poll_frames(
     }
     incoming.drain(&mut frames, usize::MAX)?;
     let any = !frames.is_empty();
-    for (from, bytes) in frames {
+    for (from, bytes) in frames.drain(..) {
         sink.put(Event::Frame { from, bytes });
     }
+    incoming.return_batch(frames);
     Ok(any)
 }
 

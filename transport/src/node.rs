@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::ring::{Consumer, Mem, Nap, Producer, WakeWord};
+use crate::ring::{Consumer, Mem, Nap, Next, Producer, WakeWord};
 use crate::{Rank, TransportError};
 
 /// Bytes of the number in front of a frame sent by MPI to a ring peer.
@@ -130,10 +130,16 @@ fn numbered(seq: u64, frame: &[u8]) -> Vec<u8> {
 
 /// This rank's inbox: the rings its node's other ranks send through, and
 /// the frames of theirs that came early by MPI.
+/// The most frames a kept [`Incoming`] batch list has room for.
+const BATCH_KEPT: usize = 256;
+
 pub(crate) struct Incoming {
     /// By sending rank.
     peers: Vec<Option<InPeer>>,
     order: Vec<Rank>,
+    /// An empty list with room, lent to each receiving turn for the frames
+    /// it collects (see [`Incoming::lend_batch`]).
+    batch: Vec<(Rank, Vec<u8>)>,
 }
 
 struct InPeer {
@@ -152,6 +158,7 @@ impl Incoming {
         Incoming {
             peers: (0..size).map(|_| None).collect(),
             order: Vec::new(),
+            batch: Vec::new(),
         }
     }
 
@@ -213,6 +220,21 @@ impl Incoming {
         Ok(())
     }
 
+    /// An empty list to collect a turn's frames in, with the room the last
+    /// turn's had: a turn allocates no list of its own.
+    pub(crate) fn lend_batch(&mut self) -> Vec<(Rank, Vec<u8>)> {
+        std::mem::take(&mut self.batch)
+    }
+
+    /// Takes back a list [`lend_batch`](Self::lend_batch) lent, emptied
+    /// (one grown past [`BATCH_KEPT`] frames is let go instead).
+    pub(crate) fn return_batch(&mut self, mut batch: Vec<(Rank, Vec<u8>)>) {
+        if batch.capacity() <= BATCH_KEPT {
+            batch.clear();
+            self.batch = batch;
+        }
+    }
+
     /// Hands out, per ring peer and in number order, the frames that are
     /// next: from the early ones and the ring; at most `budget` in all.
     pub(crate) fn drain(
@@ -231,23 +253,20 @@ impl Incoming {
                 if let Some(frame) = peer.early.remove(&peer.next) {
                     out.push((from, frame));
                 } else {
-                    match peer.ring.peek_seq()? {
-                        Some(seq) if seq == peer.next => {
-                            let (_, frame) = peer.ring.pop()?.expect("peeked a record");
-                            out.push((from, frame));
-                        }
-                        Some(seq) if seq < peer.next => {
+                    match peer.ring.pop_if(peer.next)? {
+                        Next::Frame(frame) => out.push((from, frame)),
+                        Next::Other(seq) if seq < peer.next => {
                             return Err(TransportError::Ring(format!(
                                 "frame {seq} from rank {from} came twice"
                             )));
                         }
-                        Some(_) => {
+                        Next::Other(_) => {
                             // A later number: the next one is still on its
                             // way by MPI.
                             peer.stuck_at = Some(peer.ring.published());
                             break;
                         }
-                        None => break,
+                        Next::Empty => break,
                     }
                 }
                 peer.next += 1;

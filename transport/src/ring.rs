@@ -30,6 +30,7 @@
 //! it. Everything read from the ring is checked (a length past the ring, a
 //! wrong mark): a corrupt ring is an error, never a wild copy.
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Duration;
@@ -157,16 +158,33 @@ impl Mem {
     /// Copies `dst.len()` bytes from position `pos` of the ring of `ring`
     /// bytes at `data`.
     fn read_wrapping(&self, (data, ring): (usize, usize), pos: u64, dst: &mut [u8]) {
+        // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have one layout, and only
+        // initialised bytes are written through the cast.
+        let dst = unsafe { &mut *(dst as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        self.read_wrapping_uninit((data, ring), pos, dst);
+    }
+
+    /// [`read_wrapping`](Self::read_wrapping) into memory not initialised
+    /// yet (a frame's buffer is not zeroed first): writes every byte of
+    /// `dst`.
+    fn read_wrapping_uninit(
+        &self,
+        (data, ring): (usize, usize),
+        pos: u64,
+        dst: &mut [MaybeUninit<u8>],
+    ) {
         let at = (pos % ring as u64) as usize;
-        let first = dst.len().min(ring - at);
-        assert!(data + ring <= self.0.len() && dst.len() <= ring);
+        let (len, first) = (dst.len(), dst.len().min(ring - at));
+        assert!(data + ring <= self.0.len() && len <= ring);
         // SAFETY: inside the ring's data, as in `write_wrapping`; the bytes
         // between `head` and the acquired `tail` were published by the
         // producer and are not written again until `head` passes them.
+        // `dst` is a local buffer of `len` bytes: no overlap.
         unsafe {
             let ring = self.0.base().add(data);
-            std::ptr::copy_nonoverlapping(ring.add(at), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(ring, dst.as_mut_ptr().add(first), dst.len() - first);
+            let dst = dst.as_mut_ptr().cast::<u8>();
+            std::ptr::copy_nonoverlapping(ring.add(at), dst, first);
+            std::ptr::copy_nonoverlapping(ring, dst.add(first), len - first);
         }
     }
 
@@ -327,6 +345,17 @@ impl Producer {
     }
 }
 
+/// What [`Consumer::pop_if`] found next in a ring.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Nothing published.
+    Empty,
+    /// The record wanted, taken: its frame.
+    Frame(Vec<u8>),
+    /// A record with another number, left in place.
+    Other(u64),
+}
+
 /// The receiving end of one ring of this rank's own inbox.
 pub(crate) struct Consumer {
     mem: Mem,
@@ -398,24 +427,37 @@ impl Consumer {
         Ok(Some((len, seq)))
     }
 
-    /// The next record's sequence number, if one is published.
-    pub(crate) fn peek_seq(&mut self) -> Result<Option<u64>, TransportError> {
-        Ok(self.front()?.map(|(_, seq)| seq))
+    /// Takes the next record if its number is `want`; else says what is
+    /// next (reading the record's header once).
+    pub(crate) fn pop_if(&mut self, want: u64) -> Result<Next, TransportError> {
+        Ok(match self.front()? {
+            None => Next::Empty,
+            Some((len, seq)) if seq == want => Next::Frame(self.take(len)),
+            Some((_, seq)) => Next::Other(seq),
+        })
     }
 
     /// Takes the next record: its sequence number and frame.
+    #[cfg(test)]
     pub(crate) fn pop(&mut self) -> Result<Option<(u64, Vec<u8>)>, TransportError> {
-        let Some((len, seq)) = self.front()? else {
-            return Ok(None);
-        };
-        let mut frame = vec![0u8; len];
-        self.mem
-            .read_wrapping(self.data, self.head + RECORD_HEADER as u64, &mut frame);
+        Ok(self.front()?.map(|(len, seq)| (seq, self.take(len))))
+    }
+
+    /// Takes the record [`front`](Self::front) found, of `len` bytes.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        let mut frame = Vec::with_capacity(len);
+        self.mem.read_wrapping_uninit(
+            self.data,
+            self.head + RECORD_HEADER as u64,
+            &mut frame.spare_capacity_mut()[..len],
+        );
+        // SAFETY: the read wrote all `len` bytes.
+        unsafe { frame.set_len(len) };
         self.head += padded(len) as u64;
         self.mem
             .u64_at(self.head_at)
             .store(self.head, Ordering::Release);
-        Ok(Some((seq, frame)))
+        frame
     }
 }
 
@@ -605,8 +647,8 @@ mod tests {
                 !p.try_push(99, &vec![0u8; RING_FRAME_MAX + 1]),
                 "too large for any ring"
             );
-            assert_eq!(c.peek_seq().unwrap(), Some(0));
-            c.pop().unwrap().unwrap();
+            assert_eq!(c.pop_if(1).unwrap(), Next::Other(0), "left in place");
+            assert_eq!(c.pop_if(0).unwrap(), Next::Frame(frame.clone()));
             assert!(p.try_push(pushed, &frame));
             while let Some((seq, f)) = c.pop().unwrap() {
                 assert_eq!(f, frame, "frame {seq} of a {slots}-slot inbox");

@@ -64,6 +64,7 @@ impl<A: Send + 'static, H: ActorHost> Serve<'_, A, H> {
         let core = self.core;
         signal::spin_then_park(
             self.host.spin(),
+            self.host.pool().sched.first_pauses(),
             || {
                 self.host.pool().sched.poll_idle();
                 ready()

@@ -14,7 +14,7 @@ pub(crate) fn cancel_remote<H: ClusterHost>(c: &Cluster<H>, object: u64, recursi
     if crate::cluster::remote_task::cancel_held(c, object) {
         return true;
     }
-    let to = match lock(&c.sent).get(&object) {
+    let to = match lock(&c.sent).get(&object).map(|s| &**s) {
         Some(Sent {
             rank,
             work: Work::Task { .. },

@@ -103,7 +103,7 @@ pub(super) fn lend<H: ClusterHost>(
 
 /// Whether `object` is the result of a task this rank sent to another
 /// (`sent` is `Cluster::sent`, for `lend`'s `made_elsewhere`).
-pub(super) fn made_elsewhere(sent: &IdMap<u64, Sent>, object: u64) -> bool {
+pub(super) fn made_elsewhere(sent: &IdMap<u64, Box<Sent>>, object: u64) -> bool {
     sent.get(&object)
         .is_some_and(|s| matches!(s.work, Work::Task(_)))
 }

@@ -159,7 +159,7 @@ impl<H: RankHost> Cluster<H> {
         drop(self.lent.clear());
         lock(&self.awaiting).clear();
         self.actors.clear();
-        let sent: Vec<Sent> = lock(&self.sent).drain().map(|(_, s)| s).collect();
+        let sent: Vec<Box<Sent>> = lock(&self.sent).drain().map(|(_, s)| s).collect();
         for s in sent {
             s.slot.complete(Stored::Error(Error::Shutdown));
         }

@@ -81,7 +81,7 @@ pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, rank: Rank,
         let mut ids = ids;
         ids.sort_unstable();
         ids.into_iter()
-            .filter_map(|k| sent.remove(&k).map(|s| (k, s)))
+            .filter_map(|k| sent.remove(&k).map(|s| (k, *s)))
             .collect()
     };
     for (object, s) in orphans {

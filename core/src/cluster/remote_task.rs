@@ -221,6 +221,9 @@ pub(crate) fn record<H: ClusterHost>(c: &Cluster<H>, object: u64, sent: Sent) {
     if matches!(sent.work, Work::Task { .. }) {
         c.in_flight[sent.rank as usize].fetch_add(1, Ordering::Relaxed);
     }
+    // Boxed (outside the lock): the map moves 16-byte entries when it grows,
+    // not whole records.
+    let sent = Box::new(sent);
     lock(&c.sent).insert(object, sent);
     c.transport.expect_reply(true);
 }
@@ -239,13 +242,16 @@ fn post<H: ClusterHost>(c: &Cluster<H>, rank: Rank, object: u64, msg: &Msg) -> b
                 && let Some(Sent {
                     work: Work::ActorCall { args, attempts, .. },
                     ..
-                }) = lock(&c.sent).get_mut(&object)
+                }) = lock(&c.sent).get_mut(&object).map(|s| &mut **s)
             {
                 *args = Some(a.clone());
                 *attempts = 0;
             }
             let known = lock(&c.lost).contains(&rank);
-            let taken = known.then(|| lock(&c.sent).remove(&object)).flatten();
+            let taken = known
+                .then(|| lock(&c.sent).remove(&object))
+                .flatten()
+                .map(|s| *s);
             if let Some(s) = taken {
                 orphan(c, object, s, rank, &reason);
             }

@@ -44,7 +44,7 @@ pub(super) fn done<H: RankHost>(
         }
     }
     c.transport.expect_reply(false);
-    finish_done(inner, c, from, object, sent, result, contained, false);
+    finish_done(inner, c, from, object, *sent, result, contained, false);
 }
 
 /// The rest of [`done`]: the result copied into this rank's store, the

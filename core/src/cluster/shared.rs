@@ -51,7 +51,7 @@ pub(crate) struct Cluster<H: ClusterHost> {
     pub(super) neighbours: Mutex<HashMap<Rank, Arc<ReadOnlySegment>>>,
     pub(super) force_rma: bool,
     pub(super) heard: Condvar,
-    pub(crate) sent: Mutex<IdMap<u64, Sent>>,
+    pub(crate) sent: Mutex<IdMap<u64, Box<Sent>>>,
     pub(crate) in_flight: Box<[AtomicUsize]>,
     /// Tasks sent ahead of their arguments, and those held back.
     pub(crate) ahead: crate::cluster::send_ahead::SendAhead,

@@ -225,10 +225,14 @@ impl Runtime {
         {
             return Ok(());
         }
-        if signal::spin_until(self.spin_budget(deadline), || {
-            self.poll_wire();
-            slot.is_ready()
-        }) {
+        if signal::spin_until_paced(
+            self.spin_budget(deadline),
+            self.inner.pool.sched.first_pauses(),
+            || {
+                self.poll_wire();
+                slot.is_ready()
+            },
+        ) {
             return Ok(());
         }
         let sig = Signal::for_current();
@@ -322,10 +326,14 @@ impl Runtime {
                 .count()
                 >= num_returns
         };
-        if !signal::spin_until(self.spin_budget(deadline), || {
-            self.poll_wire();
-            enough()
-        }) {
+        if !signal::spin_until_paced(
+            self.spin_budget(deadline),
+            self.inner.pool.sched.first_pauses(),
+            || {
+                self.poll_wire();
+                enough()
+            },
+        ) {
             let sig = Signal::for_current();
             for r in refs.iter() {
                 r.slot.add_waiter(Waiter::Thread(sig.clone()));

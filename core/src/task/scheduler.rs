@@ -163,6 +163,17 @@ impl Scheduler {
         let _ = self.idle_poll.set(poll);
     }
 
+    /// How many pause hints a spinner of this rank waits before its first
+    /// looks ([`signal::spin_until_paced`]): few where a look also
+    /// receives from other ranks (an idle poll is set), else many.
+    pub(crate) fn first_pauses(&self) -> u32 {
+        if self.idle_poll.get().is_some() {
+            1
+        } else {
+            signal::MAX_PAUSES
+        }
+    }
+
     /// Receives incoming work on the calling thread, if a poll is set (an
     /// idle worker or actor thread calls it while it spins).
     pub(crate) fn poll_idle(&self) {
@@ -631,7 +642,7 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         pool.leftovers.drain_all();
         // One searcher at a time spins; the others park at once.
         if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
-            let found = signal::spin_until(sched.spin, || {
+            let found = signal::spin_until_paced(sched.spin, sched.first_pauses(), || {
                 sched.poll_idle();
                 sched.has_work() || sched.is_shutdown()
             });
