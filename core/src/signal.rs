@@ -46,21 +46,20 @@ const PATIENT_CLOCK_EVERY: u32 = 8;
 /// thread it waits for on the same core runs).
 const YIELD_EVERY: Duration = Duration::from_micros(8);
 
-/// How many `pause` hints a quick spinner ([`spin_until_paced`] from 1)
-/// waits before its look number `round`: one for the first eight looks,
-/// then twice as many every eight looks, up to 32 (exponential backoff, as
-/// crossbeam's `Backoff`). An answer that
-/// comes within a few microseconds (a round trip to another rank, a call on
-/// another core) is seen within a fraction of a microsecond; a long wait
-/// looks at the shared state, and so at its writers' cache lines, rarely.
-///
-/// Measured on the 2-core VM (AMD EPYC, where a `pause` takes 25 ns): with
-/// 32 hints before every look (before) a spinner looked every ~0.8 µs,
-/// which cost a cross-rank round trip ~0.4 µs on average.
 /// The most `pause` hints between two looks.
 pub(crate) const MAX_PAUSES: u32 = 32;
 
-/// [`pauses_before`] for a spinner that starts at `first` hints a look.
+/// How many `pause` hints a spinner that starts at `first` waits before its
+/// look number `round`: `first` for the first eight looks, then twice as
+/// many every eight looks, up to [`MAX_PAUSES`] (exponential backoff, as
+/// crossbeam's `Backoff`). From 1, an answer that comes within a few
+/// microseconds (a round trip to another rank, a call on another core) is
+/// seen within a fraction of a microsecond, and a long wait looks at the
+/// shared state, and so at its writers' cache lines, rarely.
+///
+/// Measured on the 2-core VM (AMD EPYC, where a `pause` takes 25 ns): with
+/// 32 hints before every look (before) a spinner looked every ~0.8 µs,
+/// which cost each hop of a cross-rank round trip ~0.4 µs on average.
 fn paced(first: u32, round: u32) -> u32 {
     (first.max(1) << (round / 8).min(5)).min(MAX_PAUSES)
 }
@@ -69,9 +68,9 @@ fn paced(first: u32, round: u32) -> u32 {
 /// each of the first looks (doubling every eight looks, up to
 /// [`MAX_PAUSES`]); true as soon as `ready` holds.
 ///
-/// Callers pass their scheduler's `first_pauses`: quick (1) where each look also receives
-/// from other ranks (a look then takes ~0.2 µs, which paces the looks by
-/// itself), patient ([`MAX_PAUSES`]) on one rank, where a look is a few
+/// Callers pass their scheduler's `first_pauses`: quick (1) where each
+/// look also receives from other ranks (a look then takes ~0.2 µs, which
+/// paces the looks by itself), patient ([`MAX_PAUSES`]) on one rank, where a look is a few
 /// loads of cache lines other threads keep writing: there, looking every
 /// 30 ns slowed a thread submitting many tasks by 10–40% (`ferry bench`,
 /// 2-core VM).
