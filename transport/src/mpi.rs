@@ -15,7 +15,7 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Destination, MatchedReceiveVec, Source};
 
 use crate::node::{Incoming, Outgoing, Route};
-use crate::ring::{Mem, Nap, SharedBytes, WakeWord};
+use crate::ring::{Look, Mem, Nap, SharedBytes, WakeWord};
 use crate::rma::{
     MpiLock, PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving,
 };
@@ -49,6 +49,11 @@ const DEEP_IDLE_BACKOFF: Duration = Duration::from_millis(5);
 /// cross-rank tasks from 166k/s to 219k/s, while an idle rank's CPU use went
 /// from ~2% to ~3% of a core.
 const PROGRESS_SPIN: Duration = Duration::from_millis(2);
+/// Longest sleep of the progress thread when another thread held the
+/// receiving turn as it looked (see `Direct::wait`): it may have missed a
+/// frame, which then waits this long at most (was: up to
+/// [`DEEP_IDLE_BACKOFF`]).
+const TURN_HELD_NAP: Duration = Duration::from_micros(100);
 /// First idle sleep after the spin phase.
 const MIN_BACKOFF: Duration = Duration::from_micros(10);
 
@@ -884,9 +889,18 @@ impl Direct {
         };
         // Checked after the sleep is announced, so a command queued (or a
         // frame pushed) before it is seen here, and one after it wakes us.
-        // Someone else holding the receiving turn takes what has come.
+        // Someone else holding the receiving turn takes what came before
+        // its look, but not a frame pushed after its look and before this
+        // sleep was announced (that push woke nobody): then sleep briefly.
         word.wait(timeout, nap, || {
-            !cmds.is_empty() || self.receiving.try_lock().is_ok_and(|i| i.is_pending())
+            if !cmds.is_empty() {
+                return Look::Work;
+            }
+            match self.receiving.try_lock() {
+                Ok(incoming) if incoming.is_pending() => Look::Work,
+                Ok(_) => Look::Nothing,
+                Err(_) => Look::Unsure(TURN_HELD_NAP),
+            }
         });
     }
 }

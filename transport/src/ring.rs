@@ -461,6 +461,21 @@ impl Consumer {
     }
 }
 
+/// What a waiter on a [`WakeWord`] found when it looked, its sleep
+/// announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) enum Look {
+    /// Work is there: no sleep.
+    Work,
+    /// Nothing: a sleep of the whole timeout, unless woken.
+    Nothing,
+    /// Nothing seen, but it could not look at everything (another thread
+    /// was receiving, and what came after that thread's look and before
+    /// this sleep was announced wakes nobody): a sleep of at most this.
+    Unsure(Duration),
+}
+
 /// How a waiter sleeps on a [`WakeWord`], and which wakes it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
@@ -519,16 +534,18 @@ impl WakeWord {
         }
     }
 
-    /// Parks up to `timeout` unless `pending()` (checked after announcing
-    /// the sleep) says there is work, or a [`wake`](Self::wake) that takes
-    /// this `nap` comes.
-    pub(crate) fn wait(&self, timeout: Duration, nap: Nap, pending: impl Fn() -> bool) {
+    /// Parks up to `timeout` unless `look()` (called after announcing the
+    /// sleep) finds work, or a [`wake`](Self::wake) that takes this `nap`
+    /// comes; at most `d` when it says [`Look::Unsure`]`(d)`.
+    pub(crate) fn wait(&self, timeout: Duration, nap: Nap, look: impl Fn() -> Look) {
         let (word, sleeping) = self.words();
         let seen = word.load(Ordering::Acquire);
         sleeping.store(nap as u32, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        if !pending() {
-            futex_wait(word, seen, timeout);
+        match look() {
+            Look::Work => {}
+            Look::Nothing => futex_wait(word, seen, timeout),
+            Look::Unsure(most) => futex_wait(word, seen, timeout.min(most)),
         }
         sleeping.store(0, Ordering::Relaxed);
     }
@@ -727,9 +744,30 @@ mod tests {
                 }
                 // Parks until woken by a push (or 10 ms pass: a lost wake-up
                 // would only slow this test down, never fail it).
-                None => wake.wait(Duration::from_millis(10), Nap::Deep, || c.is_pending()),
+                None => wake.wait(Duration::from_millis(10), Nap::Deep, || {
+                    if c.is_pending() {
+                        Look::Work
+                    } else {
+                        Look::Nothing
+                    }
+                }),
             }
         }
         producer.join().unwrap();
+    }
+
+    #[test]
+    fn an_unsure_waiter_sleeps_briefly_not_its_whole_timeout() {
+        let word = WakeWord::local();
+        let start = std::time::Instant::now();
+        // Nobody wakes it: only the short bound ends the sleep (a full one
+        // would take the 600 s timeout).
+        word.wait(Duration::from_secs(600), Nap::Deep, || {
+            Look::Unsure(Duration::from_millis(1))
+        });
+        assert!(start.elapsed() < Duration::from_secs(300));
+        // Work found after announcing the sleep: no sleep at all.
+        word.wait(Duration::from_secs(600), Nap::Deep, || Look::Work);
+        assert!(start.elapsed() < Duration::from_secs(300));
     }
 }
