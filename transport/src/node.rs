@@ -128,11 +128,11 @@ fn numbered(seq: u64, frame: &[u8]) -> Vec<u8> {
     numbered
 }
 
-/// This rank's inbox: the rings its node's other ranks send through, and
-/// the frames of theirs that came early by MPI.
 /// The most frames a kept [`Incoming`] batch list has room for.
 const BATCH_KEPT: usize = 256;
 
+/// This rank's inbox: the rings its node's other ranks send through, and
+/// the frames of theirs that came early by MPI.
 pub(crate) struct Incoming {
     /// By sending rank.
     peers: Vec<Option<InPeer>>,
