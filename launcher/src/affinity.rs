@@ -1,7 +1,8 @@
 //! CPU affinity and memory size, straight from the operating system.
 //!
 //! This is the crate's one module with `unsafe`: thin wrappers over
-//! `sched_getaffinity`, `sched_setaffinity` and `sysconf`. The CPU masks are
+//! `sched_getaffinity`, `sched_setaffinity`, `pthread_setaffinity_np`,
+//! `sched_getcpu` and `sysconf`. The CPU masks are
 //! sized at run time, so machines with more than 1024 CPUs work too.
 
 use std::io;
@@ -97,6 +98,20 @@ pub fn current_thread_cpus() -> io::Result<Vec<usize>> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn bind_current_thread(cpus: &[usize]) -> io::Result<()> {
+    let mask = cpus_to_mask(cpus)?;
+    let bytes = mask.len() * size_of::<libc::c_ulong>();
+    // SAFETY: `mask` is a live buffer of exactly `bytes` bytes, which the
+    // kernel only reads. pid 0 applies the mask to the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, bytes, mask.as_ptr().cast::<libc::cpu_set_t>()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The mask naming exactly `cpus`, at least glibc's `CPU_SETSIZE` bits.
+fn cpus_to_mask(cpus: &[usize]) -> io::Result<Mask> {
     let Some(&max) = cpus.iter().max() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -115,15 +130,91 @@ pub fn bind_current_thread(cpus: &[usize]) -> io::Result<()> {
     for &cpu in cpus {
         mask[cpu / WORD_BITS] |= 1 << (cpu % WORD_BITS);
     }
+    Ok(mask)
+}
+
+/// Sets the mask of `thread`, a live thread of this process.
+fn set_thread_mask(thread: libc::pthread_t, cpus: &[usize]) -> io::Result<()> {
+    let mask = cpus_to_mask(cpus)?;
     let bytes = mask.len() * size_of::<libc::c_ulong>();
     // SAFETY: `mask` is a live buffer of exactly `bytes` bytes, which the
-    // kernel only reads. pid 0 applies the mask to the calling thread.
-    let rc = unsafe { libc::sched_setaffinity(0, bytes, mask.as_ptr().cast::<libc::cpu_set_t>()) };
+    // kernel only reads; the caller of `place_thread` guarantees that
+    // `thread` names a thread of this process that has not been joined or
+    // detached-and-exited (its handle is alive).
+    let rc = unsafe {
+        libc::pthread_setaffinity_np(thread, bytes, mask.as_ptr().cast::<libc::cpu_set_t>())
+    };
     if rc == 0 {
         Ok(())
     } else {
-        Err(io::Error::last_os_error())
+        Err(io::Error::from_raw_os_error(rc))
     }
+}
+
+/// The CPU the calling thread is running on now (`sched_getcpu`), or
+/// `None` where the system does not say. It may have moved by the time
+/// the caller looks at the answer; use it as a hint.
+///
+/// ```
+/// let cpus = ferry_launcher::affinity::current_thread_cpus()?;
+/// if let Some(cpu) = ferry_launcher::affinity::current_cpu() {
+///     assert!(cpus.contains(&cpu));
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu has no preconditions; it returns -1 on error.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}
+
+/// Moves `thread` onto `cpu` now, then lets it run on any of `cpus` again.
+///
+/// A thread that was just started or woken is queued by the kernel on a
+/// CPU of its choosing, often the starter's or waker's own while that one
+/// is busy (it then waits for the starter's time slice, milliseconds,
+/// while another CPU idles). Confined to `cpu` for a moment, it is moved
+/// there at once; given `cpus` back, it stays there while it may run
+/// there, and the kernel is free to move it later.
+///
+/// # Safety
+///
+/// `thread` must be a thread of this process whose handle is alive (a
+/// `JoinHandle` not yet joined, or a thread that has not exited).
+///
+/// # Errors
+///
+/// `InvalidInput` when `cpus` is empty or does not contain `cpu`; the OS
+/// error when the thread cannot be given those masks (e.g. `EINVAL` when
+/// none of them is allowed for the process). After an error the thread's
+/// mask is `cpus` if it could be set back.
+///
+/// ```
+/// use std::os::unix::thread::JoinHandleExt;
+/// use ferry_launcher::affinity;
+///
+/// let cpus = affinity::current_thread_cpus()?;
+/// let (tx, rx) = std::sync::mpsc::channel::<()>();
+/// let h = std::thread::spawn(move || {
+///     rx.recv().unwrap();
+///     affinity::current_thread_cpus().unwrap()
+/// });
+/// // SAFETY: `h` is alive (joined below).
+/// unsafe { affinity::place_thread(h.as_pthread_t(), *cpus.last().unwrap(), &cpus)? };
+/// tx.send(()).unwrap();
+/// assert_eq!(h.join().unwrap(), cpus, "the thread may run anywhere it could before");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub unsafe fn place_thread(thread: libc::pthread_t, cpu: usize, cpus: &[usize]) -> io::Result<()> {
+    if !cpus.contains(&cpu) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("CPU {cpu} is not among the thread's CPUs {cpus:?}"),
+        ));
+    }
+    let moved = set_thread_mask(thread, &[cpu]);
+    let back = set_thread_mask(thread, cpus);
+    moved.and(back)
 }
 
 /// The machine's physical memory in bytes (`_SC_PHYS_PAGES` ×
@@ -157,6 +248,25 @@ mod tests {
         mask[0] = 0b1011;
         mask[1] = 1;
         assert_eq!(mask_to_cpus(&mask), vec![0, 1, 3, WORD_BITS]);
+    }
+
+    #[test]
+    fn placing_a_thread_leaves_it_its_cpus_and_refuses_a_cpu_outside_them() {
+        use std::os::unix::thread::JoinHandleExt;
+        let cpus = current_thread_cpus().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            rx.recv().unwrap();
+            current_thread_cpus().unwrap()
+        });
+        let outside = cpus.iter().max().unwrap() + 1;
+        // SAFETY: `h` is joined below, after both calls.
+        let err = unsafe { place_thread(h.as_pthread_t(), outside, &cpus) }.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        // SAFETY: as above.
+        unsafe { place_thread(h.as_pthread_t(), cpus[0], &cpus) }.unwrap();
+        tx.send(()).unwrap();
+        assert_eq!(h.join().unwrap(), cpus);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::ids::ActorId;
 use crate::resources::bundles::BundleMember;
 use crate::resources::ledger::Request;
 use crate::resources::options::ActorOptions;
-use crate::resources::pinning::Pin;
+use crate::resources::pinning::{Pin, StartGate};
 use crate::task::cell::{Outcome, panic_message};
 use crate::task::context::{self, TaskCtx};
 use crate::uncounted::List;
@@ -96,9 +96,13 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
     let core2 = core.clone();
     let host2 = host.clone();
     let request2 = request.clone();
+    let binds_itself = pin.is_some() || request.gpus() > 0;
+    let gate = StartGate::default();
+    let gate2 = gate.clone();
     let spawned = thread::Builder::new()
         .name(format!("ferry-actor-{class_name}"))
         .spawn(move || {
+            gate2.wait();
             let factory: &mut dyn FnMut() -> A = &mut factory;
             actor_main(
                 host2,
@@ -115,7 +119,12 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
             )
         });
     let handle = match spawned {
-        Ok(h) => h,
+        Ok(h) => {
+            host.pool()
+                .pinning
+                .place_new_thread(&h, &gate, binds_itself);
+            h
+        }
         Err(e) => {
             if let Some(gpus) = &kept_grant {
                 host.pool().release_grant(&request, gpus);

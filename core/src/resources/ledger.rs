@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crossbeam_utils::CachePadded;
+
 use crate::error::{Error, PlacementGroupError, Result};
 use crate::resources::bundles::{BundleBook, BundleRef, BundleSlot};
 use crate::resources::items::Items;
@@ -96,7 +98,10 @@ impl Request {
 pub(crate) struct Ledger {
     names: Vec<String>,
     totals: Vec<i64>,
-    available: Vec<AtomicI64>,
+    /// One line each: workers change them on every task, while submitters
+    /// read `names` and `totals` (a shared line would move between their
+    /// CPUs twice per task).
+    available: Vec<CachePadded<AtomicI64>>,
     /// The placement-group bundles this rank holds.
     pub(crate) bundles: BundleBook,
 }
@@ -109,7 +114,10 @@ impl Ledger {
         debug_assert_eq!(totals[MEMORY].0, "memory");
         let (names, amounts): (Vec<_>, Vec<_>) =
             totals.into_iter().map(|(n, a)| (n, to_fixed(a))).unzip();
-        let available = amounts.iter().map(|a| AtomicI64::new(*a)).collect();
+        let available = amounts
+            .iter()
+            .map(|a| CachePadded::new(AtomicI64::new(*a)))
+            .collect();
         Ledger {
             names,
             totals: amounts,

@@ -62,6 +62,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::error::Error;
 use crate::resources::ledger::Request;
+use crate::resources::pinning::StartGate;
 use crate::signal;
 use crate::sync::lock;
 use crate::task::cell::TaskCell;
@@ -267,11 +268,17 @@ impl Scheduler {
         let worker = Worker::new_fifo();
         let _ = self.stealers[index].set(worker.stealer());
         let pool2 = pool.clone();
+        let gate = StartGate::default();
+        let gate2 = gate.clone();
         let spawned = thread::Builder::new()
             .name(format!("ferry-r{}-w{index}", pool.rank))
-            .spawn(move || worker_main(pool2, worker, index));
+            .spawn(move || {
+                gate2.wait();
+                worker_main(pool2, worker, index)
+            });
         match spawned {
             Ok(h) => {
+                pool.pinning.place_new_thread(&h, &gate, false);
                 lock(&self.handles).push(h);
                 Ok(true)
             }
