@@ -2,6 +2,7 @@
 //! them in place with validation, and build `Vec` archives of primitives with
 //! no copy at all.
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 
@@ -12,7 +13,7 @@ use rkyv::rancor::{self, Source};
 use rkyv::ser::allocator::ArenaHandle;
 use rkyv::ser::sharing::Share;
 use rkyv::ser::{Positional, Serializer, Writer, WriterExt};
-use rkyv::util::with_arena;
+use rkyv::util::{AlignedVec, with_arena};
 use rkyv::vec::{ArchivedVec, VecResolver};
 use rkyv::{Archive, Deserialize, Place, Serialize};
 
@@ -185,8 +186,10 @@ pub fn serialize_into<T: Storable>(v: &T, buf: &mut [u8]) -> Result<usize, Store
     serialize_with(v, SliceWriter::new(buf))
 }
 
-/// Archives `v` into a fresh block of `arena`: counts the exact length,
-/// allocates it, serializes in place and freezes. The data is copied once.
+/// Archives `v` into a fresh block of `arena` and freezes it. An archive of
+/// up to 1 KiB is serialized once into a per-thread buffer and copied in;
+/// a bigger one is counted first, then serialized in place (its data is
+/// copied once).
 ///
 /// ```
 /// use ferry_store::{Arena, StoreConfig, access, put};
@@ -209,6 +212,9 @@ pub fn serialize_into<T: Storable>(v: &T, buf: &mut [u8]) -> Result<usize, Store
 ///
 /// As [`archived_len`].
 pub fn put<T: Storable>(arena: &Arena, v: &T) -> Result<Block, StoreError> {
+    if let Some(block) = put_small(arena, v)? {
+        return Ok(block);
+    }
     let len = archived_len(v)?;
     let mut block = arena.alloc(len)?;
     let written = serialize_into(v, block.as_mut_slice())?;
@@ -218,6 +224,39 @@ pub fn put<T: Storable>(arena: &Arena, v: &T) -> Result<Block, StoreError> {
         )));
     }
     Ok(block.freeze())
+}
+
+/// Archives of at most this many bytes are written once, into the calling
+/// thread's scratch buffer, and copied into the arena: for a small value
+/// the counting pass costs more than the copy (the serializer's setup is
+/// most of a small value's serialization).
+const SCRATCH_BYTES: usize = 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<AlignedVec<16>> = RefCell::new(AlignedVec::new());
+}
+
+/// [`put`] in one serialization pass, for an archive that fits
+/// [`SCRATCH_BYTES`]; `Ok(None)` when it does not (or the serialization
+/// failed there: the two-pass path then says why) or the scratch buffer is
+/// in use (a `Serialize` impl that puts).
+fn put_small<T: Storable>(arena: &Arena, v: &T) -> Result<Option<Block>, StoreError> {
+    SCRATCH.with(|scratch| {
+        let Ok(mut buf) = scratch.try_borrow_mut() else {
+            return Ok(None);
+        };
+        if buf.len() < SCRATCH_BYTES {
+            buf.resize(SCRATCH_BYTES, 0);
+        }
+        // An AlignedVec<16> starts on a 16-byte boundary, as arena blocks do,
+        // so the archive's layout is the same once copied.
+        let Ok(len) = serialize_with(v, SliceWriter::new(&mut buf[..])) else {
+            return Ok(None);
+        };
+        let mut block = arena.alloc(len)?;
+        block.as_mut_slice()[..len].copy_from_slice(&buf[..len]);
+        Ok(Some(block.freeze()))
+    })
 }
 
 /// Validates `bytes` as an archived `T` (root at the end) and returns it.
@@ -522,6 +561,30 @@ mod tests {
             assert_eq!(total, archived_len(&vec![0i16; len]).unwrap());
         }
         assert!(pod_vec_layout::<u64>(usize::MAX / 4).is_err());
+    }
+
+    #[test]
+    fn put_is_exact_on_both_sides_of_the_scratch_buffer() {
+        let mut cfg =
+            crate::StoreConfig::new(format!("put-scratch-{}", std::process::id()), 0, 1 << 20);
+        cfg.dir = std::env::temp_dir();
+        let arena = Arena::create(&cfg).unwrap();
+        // Byte vectors whose archives end just below, at and above the
+        // scratch buffer's size, and a value with inner pointers.
+        for len in (SCRATCH_BYTES - 24..SCRATCH_BYTES + 24).chain([0, 1, 4096]) {
+            let v: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let block = put(&arena, &v).unwrap();
+            assert_eq!(block.len(), archived_len(&v).unwrap(), "len {len}");
+            assert_eq!(access::<Vec<u8>>(&block).unwrap().as_slice(), v.as_slice());
+        }
+        let v = (
+            7u32,
+            vec![String::from("a"), "b".repeat(600), "c".repeat(600)],
+        );
+        let block = put(&arena, &v).unwrap();
+        let archived = access::<(u32, Vec<String>)>(&block).unwrap();
+        let back: (u32, Vec<String>) = deserialize::<(u32, Vec<String>)>(archived).unwrap();
+        assert_eq!(back, v);
     }
 
     #[test]

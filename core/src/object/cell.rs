@@ -267,8 +267,10 @@ pub(crate) struct Slot {
     unhandled: Option<Arc<UnhandledSink>>,
     /// Where this slot is listed for lookups by id, to unlist it on drop.
     exported: OnceLock<Weak<crate::object::exports::Exports>>,
-    /// Set for an object owned by another rank that this rank borrows.
-    borrow: Option<Borrow>,
+    /// Set for an object owned by another rank that this rank borrows
+    /// (boxed: most slots are this rank's own, and every slot is written
+    /// whole when it is made).
+    borrow: Option<Box<Borrow>>,
 }
 
 /// A borrowed object: its owner, who lends it to this rank, and the state
@@ -312,7 +314,7 @@ impl Slot {
         id: ObjectId,
         producer: Option<Weak<dyn Producer>>,
         unhandled: Option<Arc<UnhandledSink>>,
-        borrow: Option<Borrow>,
+        borrow: Option<Box<Borrow>>,
     ) -> Slot {
         Slot {
             id,
@@ -357,7 +359,7 @@ impl Slot {
             deferred: AtomicBool::new(false),
             add: AtomicU8::new(0),
         };
-        Arc::new(Slot::empty(id, None, None, Some(borrow)))
+        Arc::new(Slot::empty(id, None, None, Some(Box::new(borrow))))
     }
 
     /// Made by `put` (ready at once, no task behind it).
@@ -366,7 +368,7 @@ impl Slot {
     }
 
     pub(crate) fn borrow(&self) -> Option<&Borrow> {
-        self.borrow.as_ref()
+        self.borrow.as_deref()
     }
 
     /// For a borrowed object: asks its owner for the value (once).
