@@ -1,6 +1,7 @@
 //! Threads a rank starts for tasks and actors begin on another CPU than
-//! their starter's (see `Pinning::place_new_thread`), then may run on every
-//! CPU they could before; a thread that binds itself keeps its binding. One
+//! their starter's, and parked workers are woken off their waker's (see
+//! `resources::placement`); either way they may then run on every CPU they
+//! could before, and a thread that binds itself keeps its binding. One
 //! file, its own process: no other runtime's threads in it.
 
 use ferry::parts::launcher::affinity;
@@ -66,6 +67,19 @@ fn new_threads_may_run_on_every_cpu_and_keep_their_own_binding() {
     let refs: Vec<_> = (0..8).map(|_| my_cpus::remote(&rt).unwrap()).collect();
     for r in &refs {
         assert_eq!(rt.get(r).unwrap().as_slice().to_vec(), mine);
+    }
+    // Idle workers park, and a worker woken for a task is woken off the
+    // submitter's CPU (see `Parked`): it has its own CPUs back before it
+    // runs the task. (Whether a worker parked in the pause does not
+    // change what is asserted.)
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let r = my_cpus::remote(&rt).unwrap();
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(2) {
+            std::hint::spin_loop();
+        }
+        assert_eq!(rt.get(&r).unwrap().as_slice().to_vec(), mine);
     }
     let free = Free::remote(&rt).unwrap();
     assert_eq!(

@@ -2,7 +2,7 @@
 //!
 //! This is the crate's one module with `unsafe`: thin wrappers over
 //! `sched_getaffinity`, `sched_setaffinity`, `pthread_setaffinity_np`,
-//! `sched_getcpu` and `sysconf`. The CPU masks are
+//! `pthread_self`, `sched_getcpu` and `sysconf`. The CPU masks are
 //! sized at run time, so machines with more than 1024 CPUs work too.
 
 use std::io;
@@ -133,14 +133,57 @@ fn cpus_to_mask(cpus: &[usize]) -> io::Result<Mask> {
     Ok(mask)
 }
 
-/// Sets the mask of `thread`, a live thread of this process.
-fn set_thread_mask(thread: libc::pthread_t, cpus: &[usize]) -> io::Result<()> {
+/// The calling thread's POSIX handle, for [`bind_thread`] and
+/// [`place_thread`] from another thread.
+///
+/// ```
+/// let me = ferry_launcher::affinity::current_pthread();
+/// assert_eq!(me, ferry_launcher::affinity::current_pthread());
+/// ```
+pub fn current_pthread() -> libc::pthread_t {
+    // SAFETY: pthread_self has no preconditions and cannot fail.
+    unsafe { libc::pthread_self() }
+}
+
+/// Binds `thread` (another thread of this process, or this one) to `cpus`:
+/// [`bind_current_thread`] for a thread named by its handle. A sleeping
+/// thread that is woken later runs on one of `cpus`.
+///
+/// # Safety
+///
+/// `thread` must name a thread of this process that has not exited (a
+/// `JoinHandle` not yet joined, or a thread known to be alive, such as one
+/// parked waiting for the caller).
+///
+/// # Errors
+///
+/// As [`bind_current_thread`].
+///
+/// ```
+/// use ferry_launcher::affinity;
+///
+/// let cpus = affinity::current_thread_cpus()?;
+/// // SAFETY: the calling thread is alive.
+/// unsafe { affinity::bind_thread(affinity::current_pthread(), &cpus)? };
+/// assert_eq!(affinity::current_thread_cpus()?, cpus);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub unsafe fn bind_thread(thread: libc::pthread_t, cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: passed on from the caller.
+    unsafe { set_thread_mask(thread, cpus) }
+}
+
+/// Sets the mask of `thread`.
+///
+/// # Safety
+///
+/// `thread` names a live thread of this process (see [`bind_thread`]).
+unsafe fn set_thread_mask(thread: libc::pthread_t, cpus: &[usize]) -> io::Result<()> {
     let mask = cpus_to_mask(cpus)?;
     let bytes = mask.len() * size_of::<libc::c_ulong>();
     // SAFETY: `mask` is a live buffer of exactly `bytes` bytes, which the
-    // kernel only reads; the caller of `place_thread` guarantees that
-    // `thread` names a thread of this process that has not been joined or
-    // detached-and-exited (its handle is alive).
+    // kernel only reads; the caller guarantees that `thread` names a live
+    // thread of this process.
     let rc = unsafe {
         libc::pthread_setaffinity_np(thread, bytes, mask.as_ptr().cast::<libc::cpu_set_t>())
     };
@@ -212,8 +255,10 @@ pub unsafe fn place_thread(thread: libc::pthread_t, cpu: usize, cpus: &[usize]) 
             format!("CPU {cpu} is not among the thread's CPUs {cpus:?}"),
         ));
     }
-    let moved = set_thread_mask(thread, &[cpu]);
-    let back = set_thread_mask(thread, cpus);
+    // SAFETY: the caller guarantees `thread` is alive.
+    let moved = unsafe { set_thread_mask(thread, &[cpu]) };
+    // SAFETY: as above.
+    let back = unsafe { set_thread_mask(thread, cpus) };
     moved.and(back)
 }
 

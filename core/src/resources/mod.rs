@@ -9,3 +9,4 @@ pub(crate) mod items;
 pub(crate) mod ledger;
 pub(crate) mod options;
 pub(crate) mod pinning;
+pub(crate) mod placement;

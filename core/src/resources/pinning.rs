@@ -7,19 +7,19 @@
 //! NUMA node, and an actor asking for a core, a NUMA node or a GPU runs on
 //! a thread bound there with its memory on that node.
 //! Threads left unbound start on another CPU than the thread that started
-//! them ([`Pinning::place_new_thread`]), then may run on all of the rank's.
+//! them ([`Pinning::place_new_thread`]), then may run on all of the rank's
+//! (see `placement`).
 
 use std::os::unix::thread::JoinHandleExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use ferry_launcher::membind;
 use ferry_launcher::{RankBinding, Topology, affinity};
 use ferry_store::Arena;
 
 use crate::error::{Error, Result};
+use crate::resources::placement::{OpenOnDrop, StartGate, first_cpu};
 
 /// Where an actor asks to run ([`ActorOptions::pin`](crate::ActorOptions::pin)).
 ///
@@ -255,90 +255,5 @@ impl Pinning {
             tracing::warn!("could not bind an actor's memory to NUMA node {node}: {e}");
         }
         Some(target)
-    }
-}
-
-/// Holds a new thread back until its starter has placed it
-/// ([`Pinning::place_new_thread`]), so that the starter's last change to
-/// its mask cannot undo one the thread makes itself.
-#[derive(Clone, Default)]
-pub(crate) struct StartGate(Arc<AtomicBool>);
-
-/// The longest a new thread waits for its starter to place it; past it the
-/// thread goes on unplaced (a starter held up that long by the system).
-const GATE_WAIT: Duration = Duration::from_millis(50);
-
-impl StartGate {
-    /// Called first by the new thread: returns once its starter has placed
-    /// it, or after [`GATE_WAIT`].
-    pub(crate) fn wait(&self) {
-        let start = Instant::now();
-        while !self.0.load(Ordering::Acquire) && start.elapsed() < GATE_WAIT {
-            std::thread::yield_now();
-        }
-    }
-}
-
-struct OpenOnDrop<'a>(&'a StartGate);
-
-impl Drop for OpenOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.0.store(true, Ordering::Release);
-    }
-}
-
-/// The CPU the `n`-th new thread starts on: the `n + 1`-th of `cpus` after
-/// its starter's CPU `here`, wrapping, so that a rank's first threads
-/// start on the CPUs their starter is not using (`None` with fewer than
-/// two CPUs: there is nowhere else to go).
-fn first_cpu(cpus: &[usize], here: Option<usize>, index: usize) -> Option<usize> {
-    if cpus.len() < 2 {
-        return None;
-    }
-    let at = here
-        .and_then(|h| cpus.iter().position(|&c| c == h))
-        .unwrap_or(0);
-    Some(cpus[(at + 1 + index) % cpus.len()])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{OpenOnDrop, StartGate, first_cpu};
-
-    #[test]
-    fn a_gate_lets_its_thread_go_when_opened_and_never_holds_it_for_good() {
-        let gate = StartGate::default();
-        let g2 = gate.clone();
-        let h = std::thread::spawn(move || g2.wait());
-        drop(OpenOnDrop(&gate));
-        h.join().unwrap();
-        gate.wait();
-        // A starter that never opens it (stuck) holds its thread for a
-        // bounded time only.
-        StartGate::default().wait();
-    }
-
-    #[test]
-    fn workers_start_on_the_cpus_after_their_starters_wrapping() {
-        assert_eq!(first_cpu(&[0, 1], Some(0), 0), Some(1));
-        assert_eq!(
-            first_cpu(&[0, 1], Some(0), 1),
-            Some(0),
-            "back on the starter's"
-        );
-        assert_eq!(first_cpu(&[0, 1], Some(1), 0), Some(0));
-        assert_eq!(first_cpu(&[2, 5, 7], Some(5), 0), Some(7));
-        assert_eq!(first_cpu(&[2, 5, 7], Some(5), 1), Some(2));
-        assert_eq!(first_cpu(&[2, 5, 7], Some(5), 2), Some(5), "the starter's");
-        assert_eq!(
-            first_cpu(&[2, 5, 7], Some(5), 3),
-            Some(7),
-            "and round again"
-        );
-        // A starter on a CPU outside the list (or unknown) counts from the first.
-        assert_eq!(first_cpu(&[2, 5, 7], Some(3), 0), Some(5));
-        assert_eq!(first_cpu(&[2, 5, 7], None, 0), Some(5));
-        assert_eq!(first_cpu(&[4], Some(4), 0), None, "one CPU: nowhere else");
-        assert_eq!(first_cpu(&[], None, 0), None);
     }
 }

@@ -55,14 +55,14 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{self, JoinHandle, Thread};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::error::Error;
 use crate::resources::ledger::Request;
-use crate::resources::pinning::StartGate;
+use crate::resources::placement::{Parked, StartGate};
 use crate::signal;
 use crate::sync::lock;
 use crate::task::cell::TaskCell;
@@ -87,7 +87,7 @@ pub(crate) struct Scheduler {
     /// Workers not running a task (including ones still starting).
     idle: AtomicUsize,
     searching: AtomicUsize,
-    sleepers: Mutex<Vec<Thread>>,
+    sleepers: Mutex<Vec<Arc<Parked>>>,
     sleeping: AtomicUsize,
     pending: Mutex<VecDeque<TaskRef>>,
     pending_len: AtomicUsize,
@@ -419,7 +419,7 @@ impl Scheduler {
             let t = lock(&self.sleepers).pop();
             if let Some(t) = t {
                 self.sleeping.fetch_sub(1, Ordering::SeqCst);
-                t.unpark();
+                t.wake();
                 return;
             }
         }
@@ -610,6 +610,8 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
     let sched = &pool.sched;
     let key = sched.key();
     LOCAL.with(|l| *l.borrow_mut() = Some((key, worker)));
+    // How a waker sees this worker when it parks (see `placement`).
+    let parked = Arc::new(Parked::current());
     loop {
         let task = LOCAL.with(|l| {
             let l = l.borrow();
@@ -663,18 +665,19 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         signal::nap_unless(
             || sched.has_work() || sched.is_shutdown(),
             || {
-                lock(&sched.sleepers).push(thread::current());
+                parked.arm(!pool.pinning.binds());
+                lock(&sched.sleepers).push(parked.clone());
                 sched.sleeping.fetch_add(1, Ordering::SeqCst);
             },
             || {
                 let mut sleepers = lock(&sched.sleepers);
-                let me = thread::current().id();
-                if let Some(pos) = sleepers.iter().position(|t| t.id() == me) {
+                if let Some(pos) = sleepers.iter().position(|p| Arc::ptr_eq(p, &parked)) {
                     sleepers.swap_remove(pos);
                     sched.sleeping.fetch_sub(1, Ordering::SeqCst);
                 }
             },
         );
+        parked.woke();
     }
     sched.idle.fetch_sub(1, Ordering::AcqRel);
     pool.on_thread_stop();
