@@ -76,8 +76,9 @@ pub(crate) struct Parked {
     state: AtomicU8,
 }
 
-/// [`Parked`]'s states: parked, being steered by its waker, steered (its
-/// mask to be given back), awake.
+/// [`Parked`]'s states: parked (armed), being steered by its waker,
+/// steered (its mask to be given back), awake. A worker always passes
+/// through `woke` after it arms, before it parks again or exits.
 const PARKED: u8 = 0;
 const STEERING: u8 = 1;
 const STEERED: u8 = 2;
@@ -116,8 +117,9 @@ impl Parked {
                 .compare_exchange(PARKED, STEERING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            // SAFETY: the thread is alive: it is parked, or waiting in
-            // `woke` for this steering to end before it goes on.
+            // SAFETY: the thread is alive: it armed this state before it
+            // parked, and it cannot go past `woke` (nor exit) until the
+            // state leaves STEERING below.
             if let Err(e) = unsafe { affinity::bind_thread(self.pthread, &away) } {
                 tracing::debug!("could not wake a worker off this CPU: {e}");
             }
@@ -137,8 +139,11 @@ impl Parked {
     }
 
     /// Called by the thread when it is back from parking, before it runs
-    /// anything: takes its own CPUs back if its waker steered it (waiting,
-    /// boundedly, for a waker that is steering it right now).
+    /// anything: takes its own CPUs back if its waker steered it, waiting
+    /// for a waker that is steering it right now. That wait ends: the
+    /// waker is between two stores around one `pthread_setaffinity_np`,
+    /// which does not block. It is also what keeps the thread alive (and
+    /// its handle valid) while the waker changes its mask.
     pub(crate) fn woke(&self) {
         if self
             .state
@@ -147,8 +152,7 @@ impl Parked {
         {
             return;
         }
-        let start = Instant::now();
-        while self.state.load(Ordering::Acquire) == STEERING && start.elapsed() < GATE_WAIT {
+        while self.state.load(Ordering::Acquire) == STEERING {
             std::thread::yield_now();
         }
         let cpus = std::mem::take(&mut *crate::sync::lock(&self.cpus));
