@@ -151,9 +151,9 @@ pub fn current_pthread() -> libc::pthread_t {
 ///
 /// # Safety
 ///
-/// `thread` must name a thread of this process that has not exited (a
-/// `JoinHandle` not yet joined, or a thread known to be alive, such as one
-/// parked waiting for the caller).
+/// `thread` must name a thread of this process that has not exited (one
+/// known to be alive, such as one parked waiting for the caller): as for
+/// [`place_thread`].
 ///
 /// # Errors
 ///
@@ -222,8 +222,9 @@ pub fn current_cpu() -> Option<usize> {
 ///
 /// # Safety
 ///
-/// `thread` must be a thread of this process whose handle is alive (a
-/// `JoinHandle` not yet joined, or a thread that has not exited).
+/// `thread` must be a thread of this process that has not exited: the C
+/// library names it to the kernel by its thread id, which it clears when
+/// the thread exits (a call then would apply to the calling thread).
 ///
 /// # Errors
 ///

@@ -151,7 +151,8 @@ impl Pinning {
         let Some(cpu) = first_cpu(&cpus, here, n).filter(|&c| Some(c) != here) else {
             return;
         };
-        // SAFETY: `handle` is alive: the caller holds it.
+        // SAFETY: the thread has not exited: it waits on `gate`, which
+        // opens only when this returns.
         if let Err(e) = unsafe { affinity::place_thread(handle.as_pthread_t(), cpu, &cpus) } {
             tracing::debug!("could not start a new thread on CPU {cpu}: {e}");
         }
