@@ -76,7 +76,7 @@ pub(super) fn on_actor_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from
         Msg::CreateActor {
             class, args, opts, ..
         } => {
-            let made = inner.create_actor(class, id, &opts.into_options(), &args);
+            let made = inner.create_actor(class, id, &(*opts).into_options(), &args);
             if let Err(e) = made {
                 tracing::warn!("rank {}: creating {id} for rank {from}: {e}", c.rank);
                 lock(&c.actors.gone).insert(

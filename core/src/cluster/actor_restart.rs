@@ -200,7 +200,7 @@ fn restart_elsewhere<H: ClusterHost>(c: &Cluster<H>, r: &Arc<RemoteActor<H>>, lo
         actor: r.id.as_u64(),
         class: restart.class,
         args: restart.args.clone(),
-        opts: WireActorOptions::from_options(&opts),
+        opts: Box::new(WireActorOptions::from_options(&opts)),
     };
     drop(restart);
     if let Err(e) = c.send(host, &create) {

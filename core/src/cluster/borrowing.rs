@@ -328,7 +328,7 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
                 Ok(slot) => reply_when_ready(c, from, slot),
                 Err(e) => {
                     let result =
-                        WireResult::Failed(WireError::from_error(&e, &id.to_string(), c.rank));
+                        WireResult::failed(WireError::from_error(&e, &id.to_string(), c.rank));
                     let _ = c.send(
                         from,
                         &Msg::Value {

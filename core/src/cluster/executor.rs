@@ -92,7 +92,7 @@ pub(crate) fn fail_call<H: ClusterHost>(c: &Cluster<H>, to: Rank, object: u64, e
         to,
         &Msg::Done {
             object,
-            result: WireResult::Failed(error),
+            result: WireResult::failed(error),
             contained: Vec::new(),
         },
     );
@@ -148,7 +148,7 @@ impl<H: RankHost> Reply<H> {
                 result
             }
             Some(Stored::Error(e)) => {
-                WireResult::Failed(WireError::from_error(e, &self.task.to_string(), c.rank))
+                WireResult::failed(WireError::from_error(e, &self.task.to_string(), c.rank))
             }
             None => return,
         };

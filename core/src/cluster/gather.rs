@@ -74,11 +74,12 @@ pub(super) fn on_gather_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
         }
         Msg::StateRequest => {
             let state = inner.rank_state();
+            let state = Box::new(state);
             let _ = c.send(from, &Msg::StateReply { state });
         }
         Msg::StateReply { state } => {
             c.transport.expect_reply(false);
-            c.states.deposit(state);
+            c.states.deposit(*state);
         }
         _ => {}
     }

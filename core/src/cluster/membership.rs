@@ -295,7 +295,7 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
             makers,
             lent,
         } => {
-            let opts = opts.into_options();
+            let opts = (*opts).into_options();
             let task = match &opts.name {
                 Some(name) => CallName::Text(name.clone()),
                 None => CallName::Function(fn_id),

@@ -50,7 +50,7 @@ pub(super) fn value_now<H: ClusterHost>(c: &Cluster<H>, slot: &Slot) -> Option<W
         },
         Stored::Error(e) => WireValue {
             type_name: String::new(),
-            result: WireResult::Failed(WireError::from_error(e, &slot.id.to_string(), c.rank)),
+            result: WireResult::failed(WireError::from_error(e, &slot.id.to_string(), c.rank)),
         },
     })
 }
@@ -114,7 +114,7 @@ impl ValueReply {
             }
             Some(Stored::Error(e)) => (
                 String::new(),
-                WireResult::Failed(WireError::from_error(
+                WireResult::failed(WireError::from_error(
                     e,
                     &self.slot.id.to_string(),
                     self.rank,

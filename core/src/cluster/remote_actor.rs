@@ -118,7 +118,7 @@ pub(crate) fn create_on<H: RankHost>(
             actor: id.as_u64(),
             class,
             args: args.clone(),
-            opts: WireActorOptions::from_options(opts),
+            opts: Box::new(WireActorOptions::from_options(opts)),
         },
     )?;
     lock(&c.actors.created).insert(id.as_u64(), host);

@@ -176,7 +176,7 @@ fn submit_msg(object: u64, task: &TaskSpec, makers: Vec<(u64, u32)>, lent: Vec<W
         object,
         fn_id: task.fn_id,
         args: task.args.clone(),
-        opts: task.opts.clone(),
+        opts: Box::new(task.opts.clone()),
         makers,
         lent,
     }

@@ -95,7 +95,7 @@ fn finish_done<H: RankHost>(
         other => other,
     };
     let mut stored = match (result, block) {
-        (WireResult::Failed(w), _) => Stored::Error(w.into_error()),
+        (WireResult::Failed(w), _) => Stored::Error((*w).into_error()),
         (_, Some(Err(e))) => Stored::Error(e.into()),
         (WireResult::Inline(bytes), Some(Ok(block))) => {
             fill_in(inner, tag, sent.type_name, block, |dst| {

@@ -42,7 +42,7 @@ impl WireResult {
                 .map(|a| WireResult::Inline(a.as_slice().to_vec())),
         };
         found.unwrap_or_else(|e| {
-            WireResult::Failed(WireError::from_error(&e.into(), &what.to_string(), rank))
+            WireResult::failed(WireError::from_error(&e.into(), &what.to_string(), rank))
         })
     }
 }
@@ -161,6 +161,6 @@ pub(super) fn stored_from<H: RankHost>(
             })
         }
         WireResult::At { offset, len } => stored_at(inner, c, from, object, type_name, offset, len),
-        WireResult::Failed(w) => Stored::Error(w.into_error()),
+        WireResult::Failed(w) => Stored::Error((*w).into_error()),
     }
 }
