@@ -140,7 +140,14 @@ pub(crate) struct Incoming {
     /// An empty list with room, lent to each receiving turn for the frames
     /// it collects (see [`Incoming::lend_batch`]).
     batch: Vec<(Rank, Vec<u8>)>,
+    /// Receiving turns that looked at MPI only if they had to (see
+    /// [`needs_mpi`](Self::needs_mpi)).
+    turns: u32,
 }
+
+/// A receiving turn that found frames in the rings looks at MPI anyway
+/// once in this many turns.
+const MPI_EVERY: u32 = 16;
 
 struct InPeer {
     ring: Consumer,
@@ -159,7 +166,29 @@ impl Incoming {
             peers: (0..size).map(|_| None).collect(),
             order: Vec::new(),
             batch: Vec::new(),
+            turns: 0,
         }
+    }
+
+    /// Whether a receiving turn that took its rings' frames first (`found`:
+    /// some) must also look for frames that came by MPI. A look at MPI
+    /// (a probe, which runs the library's progress engine) costs more than
+    /// one at the rings, and a turn that does it before the rings delays
+    /// every frame behind it. It may skip it when every other rank sends
+    /// through a ring (a frame that goes by MPI instead is numbered among
+    /// the ring's: [`drain`](Self::drain) stops before it), the turn found
+    /// frames in the rings, and no ring waits for a frame by MPI; and not
+    /// more than [`MPI_EVERY`] turns in a row.
+    pub(crate) fn needs_mpi(&mut self, found: bool) -> bool {
+        self.turns = self.turns.wrapping_add(1);
+        !found
+            || self.order.len() + 1 < self.peers.len()
+            || self.turns.is_multiple_of(MPI_EVERY)
+            || self
+                .order
+                .iter()
+                .filter_map(|&r| self.peers[r as usize].as_ref())
+                .any(|p| p.stuck_at.is_some() || !p.early.is_empty())
     }
 
     /// Adds the ring `from` sends through (slot `slot` of this rank's inbox
@@ -291,6 +320,33 @@ mod tests {
         let mut inc = Incoming::none(2);
         inc.open(0, 1, mem, 1).unwrap();
         (out, inc)
+    }
+
+    /// A turn that found frames in the rings skips the probe of MPI, but
+    /// never while a ring waits for a frame that went by MPI, nor for more
+    /// than `MPI_EVERY` turns in a row; one that found none always probes.
+    #[test]
+    fn a_turn_with_ring_frames_probes_mpi_only_when_it_must() {
+        let (out, mut inc) = pair();
+        assert!(inc.needs_mpi(false));
+        let looks = (0..MPI_EVERY * 4).filter(|_| inc.needs_mpi(true)).count();
+        assert_eq!(looks, 4);
+        // Frame 0 too large for the ring (it goes by MPI), frame 1 in it:
+        // the ring waits for frame 0.
+        let Route::Mpi(first) = out.route(0, vec![0u8; RING_FRAME_MAX + 1]) else {
+            panic!("a frame larger than the ring took it");
+        };
+        assert!(matches!(out.route(0, vec![1u8; 8]), Route::Ring));
+        let mut got = Vec::new();
+        inc.drain(&mut got, 8).unwrap();
+        assert!(got.is_empty(), "frame 1 went ahead of frame 0");
+        assert!((0..MPI_EVERY * 2).all(|_| inc.needs_mpi(true)));
+        inc.take_mpi(1, first, &mut got).unwrap();
+        assert!(inc.needs_mpi(true), "frame 0 waits to be handed out");
+        inc.drain(&mut got, 8).unwrap();
+        assert_eq!(got.len(), 2);
+        let looks = (0..MPI_EVERY).filter(|_| inc.needs_mpi(true)).count();
+        assert_eq!(looks, 1);
     }
 
     #[test]
