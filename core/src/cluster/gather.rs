@@ -73,8 +73,7 @@ pub(super) fn on_gather_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
             c.timelines.deposit(events);
         }
         Msg::StateRequest => {
-            let state = inner.rank_state();
-            let state = Box::new(state);
+            let state = Box::new(inner.rank_state());
             let _ = c.send(from, &Msg::StateReply { state });
         }
         Msg::StateReply { state } => {
