@@ -73,6 +73,9 @@ pub struct RankState {
     /// Frames this rank sent to have its owners count its borrows (so
     /// far): the borrows one call's arguments need share a frame per owner.
     pub borrow_frames: u64,
+    /// Borrows this rank ended in the `Done` of the task whose inputs held
+    /// them, instead of in a frame of their own (so far).
+    pub borrow_ends_with_done: u64,
     /// Values of its own objects this rank sent unasked to the rank running
     /// a task that takes them, as they were made (so far).
     pub values_pushed: u64,
@@ -637,6 +640,7 @@ mod tests {
                 asked_as_maker: 0,
                 fetches_sent: 0,
                 borrow_frames: 0,
+                borrow_ends_with_done: 0,
                 values_pushed: 0,
                 frames_by_ring: 0,
                 frames_by_mpi_to_node: 0,

@@ -148,6 +148,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         a_task_s_inputs_are_lent_with_it,
     ),
     (
+        "a_task_s_input_borrows_end_with_its_done",
+        a_task_s_input_borrows_end_with_its_done,
+    ),
+    (
         "a_failed_task_s_error_reaches_the_task_after_it_on_its_rank",
         a_failed_task_s_error_reaches_the_task_after_it_on_its_rank,
     ),
@@ -1396,16 +1400,7 @@ fn a_task_s_inputs_are_lent_with_it(rt: &Runtime) -> ferry::Result<()> {
             state_count(rt, 0, |r| r.values_pushed),
         )
     };
-    let key = unique_first();
-    let opener = OpenOnDrop(key);
-    let gate = hold_rank_0::options().on_rank(0).remote(rt, key)?;
-    let made: Vec<ObjectRef<u64>> = (1..=3)
-        .map(|x| {
-            chain_start::options()
-                .on_rank(0)
-                .remote(rt, vec![gate.clone()], x)
-        })
-        .collect::<ferry::Result<_>>()?;
+    let (opener, gate, made) = three_held_on_rank_0(rt)?;
     let before = count(rt);
     let sum = add3::options()
         .on_rank(on)
@@ -1462,6 +1457,85 @@ fn a_task_s_inputs_are_lent_with_it(rt: &Runtime) -> ferry::Result<()> {
     drop((made, small, one, big, sum, len, waits, again, gate));
     drop((ledger, five, seen));
     wait_all_freed(rt, &ids, on, base)
+}
+
+/// Three numbers (1, 2, 3) being made on rank 0 by tasks held back until
+/// the returned opener is dropped, behind a gate task that holds rank 0's
+/// CPU (its result says it was released).
+fn three_held_on_rank_0(
+    rt: &Runtime,
+) -> ferry::Result<(OpenOnDrop, ObjectRef<bool>, Vec<ObjectRef<u64>>)> {
+    let key = unique_first();
+    let opener = OpenOnDrop(key);
+    let gate = hold_rank_0::options().on_rank(0).remote(rt, key)?;
+    let made = (1..=3)
+        .map(|x| {
+            chain_start::options()
+                .on_rank(0)
+                .remote(rt, vec![gate.clone()], x)
+        })
+        .collect::<ferry::Result<_>>()?;
+    Ok((opener, gate, made))
+}
+
+/// Issue 14: the rank that ran a task for rank 0 ends its borrows of the
+/// task's inputs (lent with the task, and still being made on rank 0 when
+/// it arrived) in the task's `Done`, not in a `RemoveBorrow` frame each
+/// (`borrow_ends_with_done`); rank 0 takes them as it would those frames,
+/// and everything is freed everywhere. A ref the task keeps (here: returns
+/// inside its result) stays borrowed until it is let go of, and ends then;
+/// and the task rank 0 keeps to rebuild that result (lineage) does not keep
+/// the ref's object for ever (it is rank 0's own: nothing to rebuild).
+fn a_task_s_input_borrows_end_with_its_done(rt: &Runtime) -> ferry::Result<()> {
+    let on = last(rt);
+    let base = (store_used_on(rt, 0)?, store_used_on(rt, on)?);
+    let ends = |rt: &Runtime| state_count(rt, on, |r| r.borrow_ends_with_done);
+    let before = ends(rt);
+    let (opener, gate, made) = three_held_on_rank_0(rt)?;
+    let sum = add3::options()
+        .on_rank(on)
+        .remote(rt, &made[0], &made[1], &made[2])?;
+    // The task waits there for its inputs (its `Done` is then due when it ends).
+    let id = made[0].id().to_string();
+    wait_listed(
+        rt,
+        0,
+        &id,
+        &format!("rank 0 to count rank {on}'s borrow of {id}"),
+        |o| o.borrowers.contains(&on),
+    )?;
+    drop(opener);
+    assert_eq!(rt.get_value(&sum)?, 6);
+    assert!(rt.get_value(&gate)?, "rank 0's CPU was never released");
+    // Each input the task let go of last ends in its `Done`; the thread
+    // that delivered the last input may still hold that one as the task
+    // ends, and then its end goes in a frame of its own, as before.
+    let ended = ends(rt) - before;
+    assert!(
+        (1..=3).contains(&ended),
+        "rank {on} ended {ended} of its three borrows in the task's Done"
+    );
+    let d = rt.put(&4u64)?;
+    let kept = pass_refs::options()
+        .on_rank(on)
+        .remote(rt, vec![d.clone()])?;
+    let back = rt.get_value(&kept)?;
+    assert_eq!(rt.get_value(&back[0])?, 4);
+    assert_eq!(
+        ends(rt) - before,
+        ended,
+        "the ref the task returned is still borrowed on rank {on}"
+    );
+    let mut ids: Vec<String> = made.iter().map(|r| r.id().to_string()).collect();
+    ids.extend([d.id(), sum.id(), kept.id()].iter().map(|i| i.to_string()));
+    drop((made, gate, d, sum, kept, back));
+    wait_all_freed(rt, &ids, on, base)
+}
+
+/// Its refs, returned: the rank that runs it keeps borrowing them.
+#[ferry::remote]
+fn pass_refs(refs: Vec<ObjectRef<u64>>) -> Vec<ObjectRef<u64>> {
+    refs
 }
 
 /// Issue 14, failing: a task fails on its rank while the task after it,

@@ -22,6 +22,7 @@ use crate::cluster::wire::{Msg, WireError, WireResult, WireValue};
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
 use crate::object::cell::{Borrow, Bytes, Slot, Stored};
+use crate::object::lender;
 use crate::sync::lock;
 
 thread_local! {
@@ -277,13 +278,56 @@ fn copy_result<H: RankHost>(
 /// The last borrowed ref of `id` on this rank is gone.
 pub(crate) fn unborrow<H: ClusterHost>(inner: &Arc<H>, id: ObjectId, owner: Rank) {
     let Some(c) = inner.cluster() else { return };
-    {
-        let mut map = lock(&c.borrowed);
-        if map.get(&id.as_u64()).is_some_and(|w| w.strong_count() == 0) {
-            map.remove(&id.as_u64());
-        }
-    }
+    forget_borrowed(c, id.as_u64());
     c.end_borrow(owner, id.as_u64());
+}
+
+/// Drops the entry of borrowed object `id` once its slot is gone.
+fn forget_borrowed<H: ClusterHost>(c: &Cluster<H>, id: u64) {
+    let mut map = lock(&c.borrowed);
+    if map.get(&id).is_some_and(|w| w.strong_count() == 0) {
+        map.remove(&id);
+    }
+}
+
+/// For a `Done` to `owner` (its `ended`): the borrows from `owner` that
+/// this thread ended while finishing the task (`object::lender::batching`)
+/// and that may end now. None may while a borrow started before them is
+/// unacked (see `releases`): then they end the usual way, behind it.
+pub(super) fn ends_riding_along<H: ClusterHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    owner: Rank,
+) -> Vec<u64> {
+    let held = lender::take_held(Arc::as_ptr(inner).cast::<()>(), owner);
+    if held.is_empty() {
+        return Vec::new();
+    }
+    if !c.releases.none_unacked() || c.stop.load(Ordering::Acquire) {
+        for end in held {
+            unborrow(inner, end.id, end.owner);
+        }
+        return Vec::new();
+    }
+    c.ends_with_done
+        .fetch_add(held.len() as u64, Ordering::Relaxed);
+    held.into_iter()
+        .map(|end| {
+            forget_borrowed(c, end.id.as_u64());
+            end.id.as_u64()
+        })
+        .collect()
+}
+
+/// Rank `from` no longer borrows this rank's `object` (`RemoveBorrow`, or
+/// in a `Done`'s `ended`).
+pub(super) fn borrow_ended<H: ClusterHost>(c: &Cluster<H>, from: Rank, object: u64) {
+    let gone = c.lent.remove(object, from);
+    if let Some(slot) = &gone {
+        // Its last borrower is done with it: it may be spilled again.
+        slot.unlend();
+    }
+    drop(gone); // outside the lock: this may free the object
 }
 
 pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg) {
@@ -297,14 +341,7 @@ pub(super) fn on_borrow_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, fro
             }
             let _ = c.send(from, &Msg::BorrowAck { object, ok, value });
         }
-        Msg::RemoveBorrow { object } => {
-            let gone = c.lent.remove(object, from);
-            if let Some(slot) = &gone {
-                // Its last borrower is done with it: it may be spilled again.
-                slot.unlend();
-            }
-            drop(gone); // outside the lock: this may free the object
-        }
+        Msg::RemoveBorrow { object } => borrow_ended(c, from, object),
         Msg::BorrowAck { object, ok, value } => on_ack(inner, c, from, object, ok, value, false),
         Msg::AddBorrows { objects } => on_add_borrows(inner, c, from, objects),
         Msg::BorrowAcks { acks } => {

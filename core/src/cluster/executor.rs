@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 
 use ferry_transport::Rank;
 
-use crate::cluster::borrowing::{after_acks, collect_borrows, fill_from_result};
+use crate::cluster::borrowing::{after_acks, collect_borrows, ends_riding_along, fill_from_result};
 use crate::cluster::held_adds::holding;
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
@@ -16,6 +16,7 @@ use crate::cluster::wire::{Msg, WireError, WireRef, WireResult};
 use crate::error::Result;
 use crate::object::cell::{DepWaiter, KeepAlive, Slot, Stored, Waiter};
 use crate::object::codec::Untyped;
+use crate::object::lender::batching;
 use crate::object::object_ref::ObjectRef;
 use crate::sync::lock;
 
@@ -30,8 +31,26 @@ pub(crate) fn execute<H: RankHost>(
     task: CallName,
     invoke: impl FnOnce() -> Result<ObjectRef<Untyped>>,
 ) {
-    // The borrows made while decoding go to each owner in one frame.
-    let (invoked, borrows) = collect_borrows(|| holding(c, invoke));
+    // The borrows made while decoding go to each owner in one frame. Run
+    // here and now, the call's `Done` carries the ends of its inputs'
+    // borrows (see `object::lender::batching`).
+    batching(|| {
+        let (invoked, borrows) = collect_borrows(|| holding(c, invoke));
+        answer_when_done(inner, c, from, object, task, invoked, &borrows);
+    });
+}
+
+/// The rest of [`execute`]: `Done` (or the failure to start) goes to `from`
+/// once the call `invoked` is done and `borrows` are acked.
+fn answer_when_done<H: RankHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    from: Rank,
+    object: u64,
+    task: CallName,
+    invoked: Result<ObjectRef<Untyped>>,
+    borrows: &[u64],
+) {
     match invoked {
         Ok(out) => {
             lock(&c.executing).insert(object, Arc::downgrade(&out.slot));
@@ -46,7 +65,7 @@ pub(crate) fn execute<H: RankHost>(
                 waiting: AtomicUsize::new(2),
             });
             let acked = reply.clone();
-            after_acks(c, &borrows, move || acked.hit());
+            after_acks(c, borrows, move || acked.hit());
             if !out.slot.add_waiter(Waiter::Task(reply.clone())) {
                 reply.dep_ready();
             }
@@ -94,6 +113,7 @@ pub(crate) fn fail_call<H: ClusterHost>(c: &Cluster<H>, to: Rank, object: u64, e
             object,
             result: WireResult::failed(error),
             contained: Vec::new(),
+            ended: Vec::new(),
         },
     );
 }
@@ -153,12 +173,14 @@ impl<H: RankHost> Reply<H> {
             None => return,
         };
         self.out.slot.mark_observed();
+        let ended = ends_riding_along(&inner, c, self.to);
         let _ = c.send(
             self.to,
             &Msg::Done {
                 object: self.object,
                 result,
                 contained,
+                ended,
             },
         );
     }

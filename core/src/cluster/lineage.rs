@@ -26,7 +26,7 @@
 //! step 2.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::cluster::sent::{Sent, TaskSpec, Work};
 use crate::cluster::wire::WireRef;
@@ -36,8 +36,9 @@ use crate::sync::lock;
 
 /// A task whose result holds refs (step 1).
 pub(super) struct Entry {
-    /// The objects the result refers to, here: the entry is kept while
-    /// any of them lives (the result itself may be long gone).
+    /// The objects of other ranks the result refers to, here: the entry is
+    /// kept while any of them lives (the result itself may be long gone),
+    /// held by more than this entry's own `kept`.
     pub(super) refs: Vec<Weak<Slot>>,
     /// The task, to run again.
     pub(super) task: TaskSpec,
@@ -50,9 +51,18 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    /// Some object its result refers to is still held here.
+    /// Some object its result refers to is still held here, other than by
+    /// this entry (an argument the task returned is both: counting it would
+    /// keep the entry, and so the object, for ever).
     pub(super) fn alive(&self) -> bool {
-        self.refs.iter().any(|w| w.strong_count() > 0)
+        self.refs.iter().any(|w| {
+            let own = self
+                .kept
+                .iter()
+                .filter(|k| std::ptr::addr_eq(Arc::as_ptr(k), w.as_ptr()))
+                .count();
+            w.strong_count() > own
+        })
     }
 }
 
@@ -65,7 +75,8 @@ pub(crate) struct KeptTasks {
 
 impl KeptTasks {
     /// Step 1: `sent`'s task (for result `object`) is done and its result,
-    /// now in `sent.slot`, holds the refs `contained`.
+    /// now in `sent.slot`, holds the refs `contained`, of which `refs` are
+    /// the objects other ranks own (only those can be lost with a rank).
     pub(crate) fn record(
         &self,
         object: u64,
@@ -76,7 +87,7 @@ impl KeptTasks {
         let Work::Task(task) = sent.work else {
             return;
         };
-        if !contained.iter().any(|r| matches!(r, WireRef::Object(_))) {
+        if refs.is_empty() {
             return;
         }
         let mut entries = lock(&self.entries);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ferry_transport::{Event, Rank, Transport, TransportError};
 
 use crate::cluster::actor_host::on_actor_message;
-use crate::cluster::borrowing::on_borrow_message;
+use crate::cluster::borrowing::{borrow_ended, on_borrow_message};
 use crate::cluster::cancel::on_cancel;
 use crate::cluster::executor::{CallName, execute, free};
 use crate::cluster::gather::on_gather_message;
@@ -312,7 +312,13 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
             object,
             result,
             contained,
-        } => done(inner, c, from, object, result, contained),
+            ended,
+        } => {
+            for object in ended {
+                borrow_ended(c, from, object);
+            }
+            done(inner, c, from, object, result, contained)
+        }
         Msg::Free { object } => free(c, object),
         Msg::Shutdown => {
             c.heartbeat.finish();

@@ -129,6 +129,12 @@ impl Releases {
         s.ready()
     }
 
+    /// Whether every borrow sent so far is acked: a release may go now,
+    /// by any path.
+    pub(crate) fn none_unacked(&self) -> bool {
+        lock(&self.state).unacked.is_empty()
+    }
+
     /// `rank` is gone: its borrows will never be acked (nor need to be).
     pub(crate) fn rank_lost(&self, rank: Rank) -> Ready {
         let mut s = lock(&self.state);

@@ -136,6 +136,7 @@ fn finish_done<H: RankHost>(
         let refs = kept
             .iter()
             .filter_map(|k| k.clone().downcast::<Slot>().ok())
+            .filter(|s| s.id.rank() != c.rank)
             .map(|s| Arc::downgrade(&s))
             .collect();
         v._contained = kept;

@@ -74,6 +74,8 @@ pub(crate) struct Cluster<H: ClusterHost> {
     /// Frames this rank sent to count its borrows: `AddBorrow`, or
     /// several borrows in one `AddBorrows`.
     pub(crate) borrow_frames: AtomicU64,
+    /// Borrows this rank ended in a task's `Done` (see `ends_riding_along`).
+    pub(crate) ends_with_done: AtomicU64,
     /// Values of its own this rank promised, with a task, to push to the
     /// task's rank (`lent_args`).
     pub(crate) values_pushed: AtomicU64,
@@ -147,6 +149,7 @@ impl<H: ClusterHost> Cluster<H> {
             asked_as_maker: AtomicU64::new(0),
             fetches_sent: AtomicU64::new(0),
             borrow_frames: AtomicU64::new(0),
+            ends_with_done: AtomicU64::new(0),
             values_pushed: AtomicU64::new(0),
             awaiting: Mutex::new(IdMap::default()),
             releases: Default::default(),

@@ -11,7 +11,7 @@ pub(crate) use super::wire_groups::{WirePgAnswer, WirePgOp};
 pub(crate) use super::wire_options::{WireActorOptions, WireOptions};
 
 /// The version of these messages; bump it with every change to [`Msg`].
-pub(crate) const PROTOCOL: u32 = 11;
+pub(crate) const PROTOCOL: u32 = 12;
 
 /// Why a rank that said `Hello` with `protocol` and `build` cannot work
 /// with this one (`None`: it can).
@@ -69,11 +69,15 @@ pub(crate) enum Msg {
         lent: Vec<WireLent>,
     },
     /// The outcome of a `Submit`; `contained` lists the objects the result
-    /// holds refs to, which the owner borrows before it sends `Free`.
+    /// holds refs to, which the owner borrows before it sends `Free`;
+    /// `ended` the receiver's objects whose borrows the sender ended as the
+    /// task let go of its inputs (each one `RemoveBorrow`, taken before the
+    /// outcome, as if those frames had come first).
     Done {
         object: u64,
         result: WireResult,
         contained: Vec<WireRef>,
+        ended: Vec<u64>,
     },
     /// Create actor `actor` (an id minted by the sender, who holds the first
     /// handle) of class `class` here, from encoded constructor arguments.
@@ -424,6 +428,7 @@ mod hello_tests {
                 object: 7,
                 result: WireResult::Inline(vec![0u8; 16]),
                 contained: Vec::new(),
+                ended: vec![8, 9],
             },
             Msg::Value {
                 object: 7,
@@ -509,6 +514,7 @@ mod error_tests {
             object: 1,
             result: WireResult::failed(WireError::from_error(e, "f", 2)),
             contained: Vec::new(),
+            ended: Vec::new(),
         };
         match decode(&encode(&msg)).unwrap() {
             Msg::Done {

@@ -453,6 +453,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(b) = &self.borrow
             && let Some(lender) = b.lender.upgrade()
+            && !crate::object::lender::hold_end(&lender, self.id, b.owner)
         {
             lender.unborrow(self.id, b.owner);
         }

@@ -456,6 +456,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
     let mut frames = (0, 0);
     let mut pushed = 0;
     let mut held_back = 0;
+    let mut ends_with_done = 0;
     let mut host = crate::host::name();
     if let Some(c) = inner.cluster() {
         actors.extend(c.actors.states());
@@ -472,6 +473,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         pushed = c.values_pushed.load(std::sync::atomic::Ordering::Relaxed);
         frames = c.transport.frame_paths();
         held_back = c.ahead.held_back();
+        ends_with_done = c.ends_with_done.load(std::sync::atomic::Ordering::Relaxed);
         host = c.host();
     }
     crate::state::RankState {
@@ -496,6 +498,7 @@ pub(crate) fn rank_state(inner: &Inner) -> crate::state::RankState {
         asked_as_maker,
         fetches_sent,
         borrow_frames,
+        borrow_ends_with_done: ends_with_done,
         values_pushed: pushed,
         frames_by_ring: frames.0,
         frames_by_mpi_to_node: frames.1,

@@ -298,6 +298,28 @@ impl TaskCell {
             }
             break Stored::Error(Error::Task(Box::new(err)));
         };
+        // The ends of the borrows its inputs held wait for the output's
+        // completion: a `Done` it sends carries them (see
+        // `object::lender::batching`).
+        let next = crate::object::lender::batching(|| {
+            self.finish(pool, job, stored, started, sampled, running)
+        });
+        before_release();
+        pool.release(&self.request, &gpu_ids);
+        next
+    }
+
+    /// The end of [`TaskCell::execute`]: the inputs let go of, the output
+    /// completed.
+    fn finish(
+        &self,
+        pool: &Arc<TaskPool>,
+        job: Job,
+        stored: Stored,
+        started: Option<Instant>,
+        sampled: Option<Instant>,
+        running: crate::state::Running,
+    ) -> Option<Arc<TaskCell>> {
         self.leave(pool, job);
         let stored = if self.cancel.is_set() {
             Stored::Error(Error::Cancelled {
@@ -318,13 +340,10 @@ impl TaskCell {
             pool.durations.record(self.label, t0.elapsed());
         }
         pool.tasks.end(running, &self.name, stored.error());
-        let next = match self.output.upgrade() {
+        match self.output.upgrade() {
             Some(out) => pool.sched.complete_keeping_next(|| out.complete(stored)),
             None => None,
-        };
-        before_release();
-        pool.release(&self.request, &gpu_ids);
-        next
+        }
     }
 
     /// Hands the finished task's body and inputs to the pool's leftovers
@@ -337,6 +356,9 @@ impl TaskCell {
         let mut bytes = 0usize;
         let light = thread_token() != self.submitter
             && !self.retry.may_retry_errors(1)
+            // A borrowed input's end goes to its owner now (with the
+            // task's `Done`, when it goes to that owner).
+            && inputs.iter().all(|s| s.borrow().is_none())
             && inputs.iter().all(|s| match s.get() {
                 Some(Stored::Value(v)) => {
                     bytes += v.block.len();
