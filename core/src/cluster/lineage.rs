@@ -9,10 +9,12 @@
 //! refs reached the other ranks inside results of tasks that ran on the
 //! lost rank, and the owner of such a result knows how to make it again.
 //!
-//! 1. When a task sent to another rank returns a result that holds object
-//!    refs, its owner keeps the task (function id, encoded arguments and
-//!    the refs among them, options, attempts) and the refs in the result,
-//!    in order, while any object the result refers to is held here.
+//! 1. When a task sent to another rank returns a result that holds refs
+//!    to objects of other ranks (only those can be lost with a rank), its
+//!    owner keeps the task (function id, encoded arguments and the refs
+//!    among them, options, attempts) and the refs in the result, in order,
+//!    while any of those objects is held here by more than the kept task
+//!    itself (an argument the task returned is both).
 //! 2. When a rank is lost, every ref this rank holds to an object that
 //!    rank owned and that is not here yet is rebuilt: the task whose result
 //!    holds it runs again (on a live rank, as a retry: within
