@@ -9,12 +9,15 @@
 //! refs reached the other ranks inside results of tasks that ran on the
 //! lost rank, and the owner of such a result knows how to make it again.
 //!
-//! 1. When a task sent to another rank returns a result that holds refs
-//!    to objects of other ranks (only those can be lost with a rank), its
-//!    owner keeps the task (function id, encoded arguments and the refs
-//!    among them, options, attempts) and the refs in the result, in order,
-//!    while any of those objects is held here by more than the kept task
-//!    itself (an argument the task returned is both).
+//! 1. When a task sent to another rank returns a result that holds object
+//!    refs, its owner keeps the task (function id, encoded arguments and
+//!    the refs among them, options, attempts) and the refs in the result,
+//!    in order, while any object of another rank that the result refers to
+//!    (only those can be lost with a rank) is held here by more than the
+//!    kept task itself (an argument the task returned is both). A result
+//!    that refers to none is kept without the refs among its arguments,
+//!    until the next sweep: only its list of refs is read (a re-run of
+//!    step 2 finds the new objects there).
 //! 2. When a rank is lost, every ref this rank holds to an object that
 //!    rank owned and that is not here yet is rebuilt: the task whose result
 //!    holds it runs again (on a live rank, as a retry: within
@@ -78,7 +81,8 @@ pub(crate) struct KeptTasks {
 impl KeptTasks {
     /// Step 1: `sent`'s task (for result `object`) is done and its result,
     /// now in `sent.slot`, holds the refs `contained`, of which `refs` are
-    /// the objects other ranks own (only those can be lost with a rank).
+    /// the objects other ranks own (only those can be lost with a rank;
+    /// without any, the arguments' refs are not kept).
     pub(crate) fn record(
         &self,
         object: u64,
@@ -89,9 +93,15 @@ impl KeptTasks {
         let Work::Task(task) = sent.work else {
             return;
         };
-        if refs.is_empty() {
+        if !contained.iter().any(|r| matches!(r, WireRef::Object(_))) {
             return;
         }
+        // Dropped outside the lock when not kept: this may free objects.
+        let (kept, _unkept) = if refs.is_empty() {
+            (Vec::new(), sent._kept)
+        } else {
+            (sent._kept, Vec::new())
+        };
         let mut entries = lock(&self.entries);
         // Forget the tasks whose results are gone, now and then.
         if self.inserts.fetch_add(1, Ordering::Relaxed) % 64 == 63 {
@@ -104,7 +114,7 @@ impl KeptTasks {
                 task,
                 type_tag: sent.type_tag,
                 type_name: sent.type_name,
-                kept: sent._kept,
+                kept,
                 contained: contained.to_vec(),
             },
         );
