@@ -25,7 +25,7 @@ fn block(seed: u64) -> Vec<u64> {
 }
 
 /// Runs of `fan_out`, per test (tests run in parallel in one process).
-static FAN_OUT_RUNS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+static FAN_OUT_RUNS: [AtomicU32; 3] = [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)];
 
 /// Makes `n` blocks with nested tasks on its own rank (which owns them)
 /// and one more with `put`, and returns refs to all of them; counts its
@@ -78,6 +78,37 @@ fn objects_a_lost_rank_owned_are_rebuilt_from_the_task_that_returned_them() -> f
         }
         assert_eq!(
             FAN_OUT_RUNS[0].load(Ordering::SeqCst),
+            runs_before + 1,
+            "the task ran once more"
+        );
+        Ok(())
+    })?
+}
+
+/// On 2 ranks the task that made the lost objects runs again on rank 0,
+/// the rank rebuilding them: its new result refers only to rank 0's own
+/// objects, whose list rank 0 must still keep to find them.
+#[test]
+fn objects_are_rebuilt_by_a_re_run_on_the_rebuilding_rank() -> ferry::Result<()> {
+    ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
+        let outer = fan_out::options().on_rank(1).remote(&rt, 2, 2)?;
+        let refs: Vec<ObjectRef<Vec<u64>>> = rt
+            .get(&outer)?
+            .iter()
+            .map(|r| r.to_ref())
+            .collect::<ferry::Result<_>>()?;
+        let runs_before = FAN_OUT_RUNS[2].load(Ordering::SeqCst);
+        world.kill(1, "killed by the test")?;
+        for (i, r) in refs.iter().enumerate() {
+            let v = rt.get(r)?;
+            assert_eq!(
+                v.as_slice(),
+                expected(i as u64 + 1).as_slice(),
+                "object {i}"
+            );
+        }
+        assert_eq!(
+            FAN_OUT_RUNS[2].load(Ordering::SeqCst),
             runs_before + 1,
             "the task ran once more"
         );
