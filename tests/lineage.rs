@@ -55,19 +55,22 @@ impl Maker {
     }
 }
 
-#[test]
-fn objects_a_lost_rank_owned_are_rebuilt_from_the_task_that_returned_them() -> ferry::Result<()> {
-    ferry::loopback::run(3, cfg(), |rt, world| -> ferry::Result<()> {
-        let outer = fan_out::options().on_rank(2).remote(&rt, 0, 4)?;
+/// On `ranks` loopback ranks: `fan_out` (counted under `test`) makes `n`
+/// objects and a put on the last rank, which is killed before any is read;
+/// every object is rebuilt (the task runs once more) and reads right.
+fn rebuilt_after_the_last_rank_dies(ranks: u32, test: u64, n: u64) -> ferry::Result<()> {
+    ferry::loopback::run(ranks, cfg(), |rt, world| -> ferry::Result<()> {
+        let lost = ranks - 1;
+        let outer = fan_out::options().on_rank(lost).remote(&rt, test, n)?;
         let refs: Vec<ObjectRef<Vec<u64>>> = rt
             .get(&outer)?
             .iter()
             .map(|r| r.to_ref())
             .collect::<ferry::Result<_>>()?;
-        assert_eq!(refs.len(), 5);
-        let runs_before = FAN_OUT_RUNS[0].load(Ordering::SeqCst);
-        // Nothing read yet: the only copies are on rank 2.
-        world.kill(2, "killed by the test")?;
+        assert_eq!(refs.len() as u64, n + 1);
+        let runs_before = FAN_OUT_RUNS[test as usize].load(Ordering::SeqCst);
+        // Nothing read yet: the only copies are on the last rank.
+        world.kill(lost, "killed by the test")?;
         for (i, r) in refs.iter().enumerate() {
             let v = rt.get(r)?;
             assert_eq!(
@@ -77,7 +80,7 @@ fn objects_a_lost_rank_owned_are_rebuilt_from_the_task_that_returned_them() -> f
             );
         }
         assert_eq!(
-            FAN_OUT_RUNS[0].load(Ordering::SeqCst),
+            FAN_OUT_RUNS[test as usize].load(Ordering::SeqCst),
             runs_before + 1,
             "the task ran once more"
         );
@@ -85,35 +88,17 @@ fn objects_a_lost_rank_owned_are_rebuilt_from_the_task_that_returned_them() -> f
     })?
 }
 
+#[test]
+fn objects_a_lost_rank_owned_are_rebuilt_from_the_task_that_returned_them() -> ferry::Result<()> {
+    rebuilt_after_the_last_rank_dies(3, 0, 4)
+}
+
 /// On 2 ranks the task that made the lost objects runs again on rank 0,
 /// the rank rebuilding them: its new result refers only to rank 0's own
 /// objects, whose list rank 0 must still keep to find them.
 #[test]
 fn objects_are_rebuilt_by_a_re_run_on_the_rebuilding_rank() -> ferry::Result<()> {
-    ferry::loopback::run(2, cfg(), |rt, world| -> ferry::Result<()> {
-        let outer = fan_out::options().on_rank(1).remote(&rt, 2, 2)?;
-        let refs: Vec<ObjectRef<Vec<u64>>> = rt
-            .get(&outer)?
-            .iter()
-            .map(|r| r.to_ref())
-            .collect::<ferry::Result<_>>()?;
-        let runs_before = FAN_OUT_RUNS[2].load(Ordering::SeqCst);
-        world.kill(1, "killed by the test")?;
-        for (i, r) in refs.iter().enumerate() {
-            let v = rt.get(r)?;
-            assert_eq!(
-                v.as_slice(),
-                expected(i as u64 + 1).as_slice(),
-                "object {i}"
-            );
-        }
-        assert_eq!(
-            FAN_OUT_RUNS[2].load(Ordering::SeqCst),
-            runs_before + 1,
-            "the task ran once more"
-        );
-        Ok(())
-    })?
+    rebuilt_after_the_last_rank_dies(2, 2, 2)
 }
 
 #[test]
