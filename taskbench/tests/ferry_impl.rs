@@ -152,6 +152,42 @@ fn every_type_on_three_loopback_ranks() {
     every_type_on_loopback(3);
 }
 
+/// A run with more steps than the driver lets be pending at once waits for
+/// earlier steps on the way (see `ferry_run`'s pacing), and still runs
+/// every task and reports a damaged output made before its first wait.
+#[test]
+fn a_run_longer_than_the_pacing_window_runs_every_task() {
+    let g = TaskGraph::new(
+        2 * ferry_run::MAX_STEPS_AHEAD + 37,
+        3,
+        DependenceType::Stencil1d,
+    );
+    assert_eq!(ferry_run::steps_ahead(&g), ferry_run::MAX_STEPS_AHEAD);
+    let failures = ferry::loopback::run(2, world_cfg(), |rt, _| {
+        let mut failures = Vec::new();
+        match ferry_run::run(&rt, &g, None) {
+            Ok(done)
+                if (done.tasks, done.dependencies) == (g.total_tasks(), g.total_dependencies()) => {
+            }
+            Ok(done) => failures.push(format!(
+                "ran {done:?}; the graph has {} tasks",
+                g.total_tasks()
+            )),
+            Err(e) => failures.push(format!("{e}")),
+        }
+        match ferry_run::run(&rt, &g, Some((1, 2))) {
+            // The damage (the last byte of 16) falls on the point's number.
+            Err(RunError::Task(e)) if e.to_string().contains("expected the output of (1, 2)") => {}
+            other => failures.push(format!(
+                "damaged (1, 2): expected a task error, got {other:?}"
+            )),
+        }
+        failures
+    })
+    .unwrap_or_else(|e| vec![format!("the loopback world failed: {e}")]);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn a_malformed_graph_is_an_error() {
     let rt = ferry::init(ferry::Config::default().num_cpus(1.0)).expect("a runtime");
