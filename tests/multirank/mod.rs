@@ -395,6 +395,20 @@ fn objects_are_read_the_way_the_path_says(rt: &Runtime) -> ferry::Result<()> {
         );
         println!("object path: in place (same host, zero copy)");
     }
+    // `ferry bench`'s raw baseline reads the same bytes by hand: where the
+    // owner keeps them, one-sidedly, into a plain buffer.
+    let (from, offset) = ferry::__private::borrowed_place(&refs[0]).ok_or_else(|| {
+        ferry::Error::InvalidArgument("a borrowed 1 MiB object has no place".into())
+    })?;
+    assert_eq!(from, owner, "the place is the owner's");
+    let mut raw = vec![0u8; 8 * n as usize];
+    ferry::__private::raw_read(rt, from, offset as usize, &mut raw)?;
+    assert!(
+        raw.chunks_exact(8)
+            .enumerate()
+            .all(|(i, x)| u64::from_le_bytes(x.try_into().unwrap_or_default()) == i as u64),
+        "a raw read at the object's place gives its elements"
+    );
     drop(v);
     drop(made);
     Ok(())

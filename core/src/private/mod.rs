@@ -215,6 +215,16 @@ fn help(inner: &Arc<crate::runtime::Inner>) {
     sched.help(&inner.pool, 1);
 }
 
+/// Where the owner of the borrowed object `r` keeps its bytes, as its
+/// answer to this rank's borrow told: the owner's rank and the offset in
+/// its arena (`None` for an object of this rank's own, or before the
+/// answer came). For `ferry bench`, whose raw baseline reads the same
+/// bytes as the object transfer it stands beside.
+pub fn borrowed_place<T>(r: &crate::ObjectRef<T>) -> Option<(u32, u64)> {
+    let b = r.slot.borrow()?;
+    b.at.get().map(|(offset, _, _)| (b.owner, *offset))
+}
+
 /// A one-sided read of `dst.len()` bytes at `offset` of rank `from`'s arena,
 /// straight through the transport: under MPI, an `MPI_Get` +
 /// `MPI_Win_flush_local` issued by the calling thread itself (no other
