@@ -37,6 +37,8 @@ mod loopback;
 mod mpi;
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 mod node;
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+mod quiet;
 mod region;
 mod ring;
 mod rma;
@@ -188,6 +190,17 @@ pub trait Transport: Send + Sync + 'static {
     /// loopback transport, whose frames need no receiving) does nothing.
     fn poll(&self) -> bool {
         false
+    }
+
+    /// [`poll`](Self::poll), when this rank awaits answers (see
+    /// [`expect_reply`](Self::expect_reply)) and no thread of it has
+    /// received within the last `quiet`: whether there was anything. A
+    /// thread busy with other work calls it now and then, so that the
+    /// answers the rank waits for are handled even when the thread that
+    /// usually receives cannot get a core. The default polls.
+    fn poll_if_quiet(&self, quiet: Duration) -> bool {
+        let _ = quiet;
+        self.poll()
     }
 
     /// Frames sent so far to ranks of this node that have a shared-memory

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Destination, MatchedReceiveVec, Source};
 
 use crate::node::{Incoming, Outgoing, Route};
+use crate::quiet::QuietWatch;
 use crate::ring::{Look, Mem, Nap, SharedBytes, WakeWord};
 use crate::rma::{
     MpiLock, PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving,
@@ -282,6 +283,8 @@ impl MpiTransport {
             outgoing: OnceLock::new(),
             local_wake: WakeWord::local(),
             inbox_wake: OnceLock::new(),
+            turns: AtomicU64::new(0),
+            quiet: QuietWatch::new(),
         });
         let thread_direct = direct.clone();
         let handle = std::thread::Builder::new()
@@ -592,6 +595,12 @@ impl Transport for MpiTransport {
         receive_turn(&self.direct, &sink).unwrap_or(false)
     }
 
+    fn poll_if_quiet(&self, quiet: Duration) -> bool {
+        // Only a rank that awaits answers (see `expect_reply`): what else
+        // arrives is new work, which a busy rank has no core for anyway.
+        self.expecting.load(Ordering::Relaxed) > 0 && self.direct.quiet_for(quiet) && self.poll()
+    }
+
     fn frame_paths(&self) -> (u64, u64) {
         self.direct.outgoing.get().map_or((0, 0), Outgoing::counts)
     }
@@ -855,9 +864,20 @@ struct Direct {
     /// Once attached: the word in this rank's inbox, which the node's other
     /// ranks wake after a push.
     inbox_wake: OnceLock<WakeWord>,
+    /// Receiving turns taken so far (counted under `receiving`).
+    turns: AtomicU64,
+    /// How long `turns` has stood still, as busy threads saw it.
+    quiet: QuietWatch,
 }
 
 impl Direct {
+    /// Whether no thread has taken a receiving turn for `quiet` or more
+    /// (as far as the callers' looks tell).
+    fn quiet_for(&self, quiet: Duration) -> bool {
+        self.quiet
+            .still_for(self.turns.load(Ordering::Relaxed), quiet)
+    }
+
     /// A frame was posted by MPI to `to`: a ring peer's progress thread is
     /// woken to receive it (as a push into its ring would).
     fn posted(&self, to: Rank) {
@@ -941,6 +961,9 @@ fn receive_turn(direct: &Direct, sink: &Sink<'_>) -> Result<bool, TransportError
     let Ok(mut incoming) = direct.receiving.try_lock() else {
         return Ok(false);
     };
+    // Under the receiving lock: a plain increment, no read-modify-write.
+    let turns = direct.turns.load(Ordering::Relaxed);
+    direct.turns.store(turns.wrapping_add(1), Ordering::Relaxed);
     let mut frames = incoming.lend_batch();
     // The rings first: a frame there is handled without waiting for a
     // probe of MPI, which the turn makes only when it must (see

@@ -1,6 +1,8 @@
 //! Support for the code the macros generate. Not a public API: names here
 //! may change at any release.
 
+#[cfg(test)]
+mod busy_poll_tests;
 mod returns;
 mod run_by_id;
 mod streaming;

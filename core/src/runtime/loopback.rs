@@ -222,61 +222,7 @@ pub(crate) fn run_over<R>(
 mod tests {
     use std::time::Duration;
 
-    use ferry_transport::{Event, Handler, TransportError};
-
     use super::*;
-
-    /// Rank 2's endpoint, whose first frame to rank 1 (its `Hello`) is lost:
-    /// as if rank 2 was stopped between greeting rank 0 and rank 1.
-    struct HelloLostToRankOne {
-        inner: Arc<Loopback>,
-        dropped: std::sync::atomic::AtomicBool,
-    }
-
-    impl Transport for HelloLostToRankOne {
-        fn rank(&self) -> Rank {
-            self.inner.rank()
-        }
-        fn size(&self) -> u32 {
-            self.inner.size()
-        }
-        fn send(&self, to: Rank, bytes: Vec<u8>) -> std::result::Result<(), TransportError> {
-            if to == 1 && !self.dropped.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                return Ok(());
-            }
-            self.inner.send(to, bytes)
-        }
-        fn recv(
-            &self,
-            timeout: Option<Duration>,
-        ) -> std::result::Result<Option<Event>, TransportError> {
-            self.inner.recv(timeout)
-        }
-        fn read(
-            &self,
-            from: Rank,
-            offset: usize,
-            dst: &mut [u8],
-        ) -> std::result::Result<(), TransportError> {
-            self.inner.read(from, offset, dst)
-        }
-        fn is_lost(&self, rank: Rank) -> bool {
-            self.inner.is_lost(rank)
-        }
-        fn declare_lost(
-            &self,
-            rank: Rank,
-            reason: &str,
-        ) -> std::result::Result<(), TransportError> {
-            self.inner.declare_lost(rank, reason)
-        }
-        fn close(&self) -> std::result::Result<(), TransportError> {
-            self.inner.close()
-        }
-        fn set_handler(&self, handler: Handler) -> std::result::Result<(), Handler> {
-            self.inner.set_handler(handler)
-        }
-    }
 
     #[test]
     fn a_rank_stopped_before_greeting_another_is_lost_and_the_other_starts() -> Result<()> {
@@ -285,11 +231,12 @@ mod tests {
             .object_store_memory(16 << 20)
             .heartbeat_timeout(Duration::from_secs(3));
         let wrap = |e: Arc<Loopback>| -> Arc<dyn Transport> {
+            // Rank 2's first frame to rank 1 (its `Hello`) is lost: as if
+            // rank 2 was stopped between greeting rank 0 and rank 1.
             if e.rank() == 2 {
-                Arc::new(HelloLostToRankOne {
-                    inner: e,
-                    dropped: false.into(),
-                })
+                Arc::new(crate::runtime::spy_transport::Spy::losing_first_frame_to(
+                    e, 1,
+                ))
             } else {
                 e
             }

@@ -24,6 +24,8 @@ pub(crate) mod named;
 mod objects;
 mod placement_group;
 mod rank_host;
+#[cfg(test)]
+pub(crate) mod spy_transport;
 mod start;
 
 pub use start::init;

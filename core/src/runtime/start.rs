@@ -29,6 +29,7 @@ use crate::resources::ledger::Ledger;
 use crate::resources::pinning::Pinning;
 use crate::runtime::{Inner, Runtime, current};
 use crate::task::pool::TaskPool;
+use crate::task::receiving::BUSY_POLL_QUIET;
 use crate::task::scheduler::Scheduler;
 use ferry_store::{Arena, ReadOnlySegment, StoreConfig};
 use ferry_transport::{Rank, Transport};
@@ -522,12 +523,15 @@ impl Prepared {
         if let Some(c) = &inner.cluster {
             // An idle worker receives what arrives itself while it spins: a
             // task that comes in is queued on its own deque and run right
-            // there, with no thread to wake.
-            let transport = c.transport.clone();
-            inner
-                .pool
-                .sched
-                .set_idle_poll(Box::new(move || transport.poll()));
+            // there, with no thread to wake; one going from task to task
+            // receives in between when the rank awaits answers and nobody
+            // else has received lately.
+            let idle = c.transport.clone();
+            let busy = c.transport.clone();
+            inner.pool.sched.receiving.set(
+                Box::new(move || idle.poll()),
+                Box::new(move || busy.poll_if_quiet(BUSY_POLL_QUIET)),
+            );
         }
         crate::runtime::current::set_runtime(Some(inner.clone()));
         if let Some((path, every)) = self.status

@@ -7,4 +7,5 @@ pub(crate) mod context;
 pub(crate) mod durations;
 pub(crate) mod leftovers;
 pub(crate) mod pool;
+pub(crate) mod receiving;
 pub(crate) mod scheduler;

@@ -67,6 +67,7 @@ use crate::signal;
 use crate::sync::lock;
 use crate::task::cell::TaskCell;
 use crate::task::pool::TaskPool;
+use crate::task::receiving::Receiving;
 
 type TaskRef = Arc<TaskCell>;
 
@@ -95,9 +96,8 @@ pub(crate) struct Scheduler {
     shutdown: AtomicBool,
     base_threads: usize,
     spin: Duration,
-    /// What a spinning idle worker calls to receive incoming work itself
-    /// (the cluster's transport poll), once set.
-    idle_poll: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// How workers receive from other ranks themselves (see `receiving`).
+    pub(crate) receiving: Receiving,
     /// The longest last timed run of a task function whose ready tasks a
     /// submitting thread runs itself (see [`help`](Self::help)).
     help_max: Duration,
@@ -153,34 +153,21 @@ impl Scheduler {
             shutdown: AtomicBool::new(false),
             base_threads: base_threads.max(1),
             spin,
-            idle_poll: OnceLock::new(),
+            receiving: Receiving::default(),
             help_max,
         }
     }
 
-    /// Sets what a spinning idle worker calls to receive incoming work
-    /// itself (once; later calls are ignored).
-    pub(crate) fn set_idle_poll(&self, poll: Box<dyn Fn() -> bool + Send + Sync>) {
-        let _ = self.idle_poll.set(poll);
-    }
-
     /// How many pause hints a spinner of this rank waits before its first
-    /// looks ([`signal::spin_until_paced`]): few where a look also
-    /// receives from other ranks (an idle poll is set), else many.
+    /// looks (see [`Receiving::first_pauses`]).
     pub(crate) fn first_pauses(&self) -> u32 {
-        if self.idle_poll.get().is_some() {
-            1
-        } else {
-            signal::MAX_PAUSES
-        }
+        self.receiving.first_pauses()
     }
 
-    /// Receives incoming work on the calling thread, if a poll is set (an
-    /// idle worker or actor thread calls it while it spins).
+    /// Receives incoming work on the calling thread, if the rank has other
+    /// ranks (an idle worker or actor thread calls it while it spins).
     pub(crate) fn poll_idle(&self) {
-        if let Some(poll) = self.idle_poll.get() {
-            poll();
-        }
+        self.receiving.idle();
     }
 
     /// Whether submitting threads may run ready tasks ([`help`](Self::help)).
@@ -635,12 +622,15 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
                 let mut next = cell.execute(&pool, || {
                     sched.idle.fetch_add(1, Ordering::AcqRel);
                 });
-                // Then the dependents its completion kept, one after another.
+                // Then the dependents its completion kept, one after another,
+                // receiving in between when nobody else has lately.
                 let mut streak = 0;
                 while let Some(n) = next {
+                    sched.receiving.between_tasks();
                     streak += 1;
                     next = sched.run_next(&pool, n, streak);
                 }
+                sched.receiving.between_tasks();
             }
             continue;
         }
