@@ -61,6 +61,14 @@ impl PartialEq for Request {
 
 impl Eq for Request {}
 
+/// As [`PartialEq`]: the amounts, and the bundle by identity.
+impl std::hash::Hash for Request {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.items[..].hash(state);
+        self.bundle.as_ref().map(Arc::as_ptr).hash(state);
+    }
+}
+
 impl Request {
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()

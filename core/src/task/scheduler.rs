@@ -52,7 +52,6 @@
 //! SeqCst fence (Dekker's pattern), so a push is never missed by everybody.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
@@ -66,15 +65,19 @@ use crate::resources::placement::{Parked, StartGate};
 use crate::signal;
 use crate::sync::lock;
 use crate::task::cell::TaskCell;
+use crate::task::pending::{Asks, Pending};
 use crate::task::pool::TaskPool;
 use crate::task::receiving::Receiving;
+use crate::uncounted::List;
 
 type TaskRef = Arc<TaskCell>;
 
 /// How long shutdown waits for running tasks before leaving them behind.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// How many pending tasks a release looks at past the first that does not fit.
+/// How many requests of pending tasks a release tries, at most, before it
+/// gives up (each refused once for all the tasks that ask the same; see
+/// `task::pending`).
 const PENDING_SCAN: usize = 64;
 
 /// How many kept dependents a worker runs in a row while other work waits
@@ -90,7 +93,7 @@ pub(crate) struct Scheduler {
     searching: AtomicUsize,
     sleepers: Mutex<Vec<Arc<Parked>>>,
     sleeping: AtomicUsize,
-    pending: Mutex<VecDeque<TaskRef>>,
+    pending: Mutex<Pending<TaskRef>>,
     pending_len: AtomicUsize,
     handles: Mutex<Vec<JoinHandle<()>>>,
     shutdown: AtomicBool,
@@ -111,6 +114,15 @@ thread_local! {
     /// dependent that completion makes ready, kept for this thread to run
     /// next (see the module's "Running dependents on the completing thread").
     static NEXT: RefCell<Option<NextSlot>> = const { RefCell::new(None) };
+
+    /// The tasks a `drain_pending` on this thread granted, kept for reuse.
+    static GRANTED: RefCell<Vec<(TaskRef, List<u32>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Asks for TaskRef {
+    fn asks(&self) -> &Request {
+        &self.request
+    }
 }
 
 /// An open `NEXT` slot: whose scheduler it keeps for, and what it holds.
@@ -147,7 +159,7 @@ impl Scheduler {
             searching: AtomicUsize::new(0),
             sleepers: Mutex::new(Vec::new()),
             sleeping: AtomicUsize::new(0),
-            pending: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Pending::default()),
             pending_len: AtomicUsize::new(0),
             handles: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
@@ -289,8 +301,11 @@ impl Scheduler {
             cell.set_grant(gpus);
             self.enqueue(pool, cell);
         } else {
-            lock(&self.pending).push_back(cell);
-            self.pending_len.fetch_add(1, Ordering::AcqRel);
+            {
+                let mut pending = lock(&self.pending);
+                pending.push(cell);
+                self.pending_len.store(pending.len(), Ordering::Release);
+            }
             // Resources may have been released between our failed acquire and
             // the push; rescan so the task is not stranded.
             self.drain_pending(pool);
@@ -431,37 +446,19 @@ impl Scheduler {
         if self.pending_len.load(Ordering::Acquire) == 0 {
             return;
         }
-        let mut granted = Vec::new();
+        // This thread's list, emptied and put back: a release grants a task
+        // or two, and a fresh list would be an allocation each time.
+        let mut granted = GRANTED.with(|g| std::mem::take(&mut *g.borrow_mut()));
         {
             let mut pending = lock(&self.pending);
-            let mut failed: Vec<Request> = Vec::new();
-            let mut i = 0;
-            let mut kept = 0;
-            while i < pending.len() && kept < PENDING_SCAN {
-                let req = &pending[i].request;
-                let grant = if failed.contains(req) {
-                    None
-                } else {
-                    pool.try_grant(req)
-                };
-                if let Some(gpus) = grant {
-                    if let Some(cell) = pending.remove(i) {
-                        cell.set_grant(gpus);
-                        granted.push(cell);
-                    }
-                } else {
-                    if !failed.contains(req) {
-                        failed.push(req.clone());
-                    }
-                    kept += 1;
-                    i += 1;
-                }
-            }
+            pending.grant(PENDING_SCAN, |req| pool.try_grant(req), &mut granted);
             self.pending_len.store(pending.len(), Ordering::Release);
         }
-        for cell in granted {
+        for (cell, gpus) in granted.drain(..) {
+            cell.set_grant(gpus);
             self.enqueue(pool, cell);
         }
+        let _ = GRANTED.try_with(|g| *g.borrow_mut() = granted);
     }
 
     fn find_work(&self, local: &Worker<TaskRef>) -> Option<TaskRef> {
@@ -553,7 +550,7 @@ impl Scheduler {
                 }
             }
         }
-        let pending: Vec<_> = lock(&self.pending).drain(..).collect();
+        let pending = lock(&self.pending).take_all();
         self.pending_len.store(0, Ordering::Release);
         for t in pending {
             t.abandon(Error::Shutdown);
