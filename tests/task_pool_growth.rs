@@ -114,3 +114,32 @@ fn a_result_run_inline_is_freed_with_its_ref_while_its_queue_entry_waits() -> fe
     assert_eq!(*rt.get(&b)?, 1);
     rt.shutdown()
 }
+
+#[ferry::remote]
+fn plus_one(x: u64) -> u64 {
+    x + 1
+}
+
+/// On one CPU, a run of small independent tasks submitted faster than they
+/// run stays on the one worker. A task granted the CPU its worker had just
+/// given back was often taken by that worker before the submitter looked
+/// whether a worker was idle; the submitter, seeing none, started a second
+/// thread, which then only spun beside it.
+#[test]
+fn one_cpu_runs_a_flood_of_small_tasks_on_one_worker() -> ferry::Result<()> {
+    let rt = ferry::init(
+        Config::default()
+            .num_cpus(1.0)
+            .object_store_memory(64 << 20),
+    )?;
+    for round in 0..4u64 {
+        let refs: Vec<_> = (0..5000)
+            .map(|i| plus_one::remote(&rt, round * 5000 + i))
+            .collect::<ferry::Result<_>>()?;
+        let (ready, _) = rt.wait(&refs, refs.len(), None)?;
+        assert_eq!(ready.len(), refs.len());
+        assert_eq!(*rt.get(&refs[4999])?, round * 5000 + 5000);
+    }
+    assert_eq!(rt.worker_threads(), 1);
+    rt.shutdown()
+}

@@ -301,14 +301,10 @@ impl Scheduler {
             cell.set_grant(gpus);
             self.enqueue(pool, cell);
         } else {
-            {
-                let mut pending = lock(&self.pending);
-                pending.push(cell);
-                self.pending_len.store(pending.len(), Ordering::Release);
-            }
-            // Resources may have been released between our failed acquire and
-            // the push; rescan so the task is not stranded.
-            self.drain_pending(pool);
+            // Resources may have been released between the failed acquire
+            // and the push: the same hold of the lock looks again, so the
+            // task is not stranded.
+            self.grant_pending(pool, Some(cell));
         }
     }
 
@@ -425,7 +421,12 @@ impl Scheduler {
                 return;
             }
         }
+        // No worker is idle: a thread starts for the work, unless a worker
+        // has taken it meanwhile (one that had just given its CPU back
+        // took the task granted that CPU; a second thread on one CPU then
+        // only spun beside the submitter).
         if self.idle.load(Ordering::SeqCst) == 0
+            && self.has_work()
             && !self.shutdown.load(Ordering::Acquire)
             && let Err(e) = self.spawn_worker(pool)
         {
@@ -446,11 +447,20 @@ impl Scheduler {
         if self.pending_len.load(Ordering::Acquire) == 0 {
             return;
         }
+        self.grant_pending(pool, None);
+    }
+
+    /// Adds `new` to the pending tasks, then grants and enqueues those
+    /// that fit now.
+    fn grant_pending(&self, pool: &Arc<TaskPool>, new: Option<TaskRef>) {
         // This thread's list, emptied and put back: a release grants a task
         // or two, and a fresh list would be an allocation each time.
         let mut granted = GRANTED.with(|g| std::mem::take(&mut *g.borrow_mut()));
         {
             let mut pending = lock(&self.pending);
+            if let Some(cell) = new {
+                pending.push(cell);
+            }
             pending.grant(PENDING_SCAN, |req| pool.try_grant(req), &mut granted);
             self.pending_len.store(pending.len(), Ordering::Release);
         }
