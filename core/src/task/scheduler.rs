@@ -4,7 +4,8 @@
 //! from outside the pool go to a shared injector; an idle worker pops its
 //! own deque, then takes a batch from the injector, then steals from the
 //! others. Only tasks whose resources are granted enter the deques; the rest
-//! wait in a pending list that every release rescans.
+//! wait in the pending tasks, one queue per distinct request, which every
+//! release looks through for what fits (`task::pending`).
 //!
 //! # Threads
 //!
