@@ -143,3 +143,44 @@ fn one_cpu_runs_a_flood_of_small_tasks_on_one_worker() -> ferry::Result<()> {
     assert_eq!(rt.worker_threads(), 1);
     rt.shutdown()
 }
+
+/// Busy for `ns` nanoseconds.
+#[ferry::remote]
+fn spin(ns: u64) -> u64 {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_nanos(ns) {
+        std::hint::spin_loop();
+    }
+    ns
+}
+
+/// A task refused the only CPU just as its holder gives it back still
+/// runs. The count of waiting tasks was once raised after the search that
+/// refused the task: a release between the two read no waiting task, and
+/// the task waited for a next release, which an otherwise idle rank never
+/// makes (a soak run hung on it).
+#[test]
+fn a_task_refused_as_the_cpu_comes_back_still_runs() -> ferry::Result<()> {
+    let rt = ferry::init(
+        Config::default()
+            .num_cpus(1.0)
+            .object_store_memory(16 << 20),
+    )?;
+    for round in 0..4000u64 {
+        // The first task's end sweeps across the second's submission.
+        let first = spin::remote(&rt, (round % 200) * 25)?;
+        let second = plus_one::remote(&rt, round)?;
+        // A bound, not a timing: each task takes microseconds.
+        let (ready, _) = rt.wait(
+            &[first.clone(), second.clone()],
+            2,
+            Some(Duration::from_secs(30)),
+        )?;
+        assert_eq!(
+            ready.len(),
+            2,
+            "round {round}: a task never got the free CPU"
+        );
+    }
+    rt.shutdown()
+}

@@ -445,7 +445,7 @@ impl Scheduler {
 
     /// Grants and enqueues pending tasks that fit now.
     pub(crate) fn drain_pending(&self, pool: &Arc<TaskPool>) {
-        if self.pending_len.load(Ordering::Acquire) == 0 {
+        if self.pending_len.load(Ordering::SeqCst) == 0 {
             return;
         }
         self.grant_pending(pool, None);
@@ -461,6 +461,13 @@ impl Scheduler {
             let mut pending = lock(&self.pending);
             if let Some(cell) = new {
                 pending.push(cell);
+                // The count is raised before the search: a release that
+                // comes after the search was refused reads it and searches
+                // again (its `drain_pending`), or came before it and left
+                // the resources this search finds. Set after, a release
+                // in between read no waiting task and left this one waiting
+                // for the next (none, on an otherwise idle rank).
+                self.pending_len.swap(pending.len(), Ordering::SeqCst);
             }
             pending.grant(PENDING_SCAN, |req| pool.try_grant(req), &mut granted);
             self.pending_len.store(pending.len(), Ordering::Release);
