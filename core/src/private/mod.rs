@@ -121,9 +121,9 @@ fn submit_job<R>(
         return Err(Error::Shutdown);
     }
     inner.pool.tasks.submitted();
-    // Two finished tasks' remains for each one submitted: their memory
-    // comes back to this thread's allocator (see `task::leftovers`).
-    inner.pool.leftovers.drain(2);
+    // A batch of finished tasks' remains for each one submitted: their
+    // memory comes back to this thread's allocator (see `task::leftovers`).
+    inner.pool.leftovers.drain(1);
     let request = opts
         .request(&name, &inner.pool.ledger)
         .map_err(|e| crate::cluster::explain_infeasible(inner, e))?;

@@ -367,7 +367,7 @@ impl TaskCell {
                 _ => true,
             });
         if light {
-            pool.leftovers.defer((job, inputs));
+            pool.leave_remains((job, inputs));
         }
     }
 }

@@ -9,20 +9,26 @@
 //! VM). In a chain of small tasks on one rank that was more than half of a
 //! task's cost, and about 40,000 futex calls per 100,000 tasks.
 //!
-//! So a worker hands a finished task's light remains to a short queue, and
-//! they are dropped by the next thread that submits a task (two per
-//! submission), by a thread about to block in `get`/`wait` or woken from
-//! it, or by a worker before it parks. The memory goes back to the thread
-//! that allocated it, which reuses it for its next task from its own cache.
-//! What is held back is bounded: at most [`KEPT`] tasks' remains (a worker
-//! that finds the queue full drops the oldest itself), each holding at most
-//! [`LIGHT`] bytes of stored inputs (heavier remains are dropped at once);
-//! and nothing is held while the rank is idle.
+//! So a worker hands a finished task's light remains, [`BATCH`] at a time,
+//! to a short queue, and they are dropped by the next thread that submits
+//! a task (a batch per submission), by a thread about to block in
+//! `get`/`wait` or woken from it, or by a worker before it parks (which
+//! first hands over the batch it was collecting). The memory goes back to
+//! the thread that allocated it, which reuses it for its next task from its
+//! own cache. What is held back is bounded: at most [`KEPT`] tasks' remains
+//! in the queue (a worker that finds it full drops the oldest batch
+//! itself) and a batch on each worker, each holding at most [`LIGHT`]
+//! bytes of stored inputs (heavier remains are dropped at once); and
+//! nothing is held while the rank is idle.
 
 use crossbeam_queue::ArrayQueue;
 
-/// The most remains waiting to be dropped.
+/// The most remains waiting to be dropped (besides a batch being collected
+/// on each worker).
 pub(crate) const KEPT: usize = 32;
+
+/// How many remains a worker collects before it hands them over.
+pub(crate) const BATCH: usize = 8;
 
 /// The most bytes of stored objects one task's remains may hold back.
 pub(crate) const LIGHT: usize = 64 << 10;
@@ -37,33 +43,68 @@ pub(crate) fn thread_token() -> usize {
     TOKEN.with(|t| t as *const u8 as usize)
 }
 
-/// A queue of values to be dropped by another thread later.
+/// A queue of values to be dropped by another thread later, in batches:
+/// a worker collects up to [`BATCH`] remains before it hands them over
+/// (see `task::cell`'s staging), so the queue's shared cache lines move
+/// between the two threads once a batch, not once a task (each push and
+/// pop of a shared queue costs the other thread's core a miss or two: on
+/// the 2-core VM ~70 ns of a task's ~550 ns of overhead in a chain).
+/// The emptied lists go back to the workers through `spares`, so that
+/// their memory too is freed by the thread that allocated it.
 pub(crate) struct Leftovers<T> {
-    queue: ArrayQueue<T>,
+    queue: ArrayQueue<Vec<T>>,
+    spares: ArrayQueue<Vec<T>>,
 }
 
 impl<T> Default for Leftovers<T> {
     fn default() -> Self {
         Leftovers {
-            queue: ArrayQueue::new(KEPT),
+            queue: ArrayQueue::new(KEPT / BATCH),
+            spares: ArrayQueue::new(KEPT / BATCH),
         }
     }
 }
 
 impl<T> Leftovers<T> {
-    /// Hands `value` to be dropped later; when the queue is full the oldest
-    /// waiting value is dropped here.
+    /// Hands `value` to be dropped later, alone (a thread that does not
+    /// collect batches); see [`defer_batch`](Self::defer_batch).
     pub(crate) fn defer(&self, value: T) {
-        if let Some(oldest) = self.queue.force_push(value) {
-            drop_quietly(oldest);
+        let mut one = self.spare();
+        one.push(value);
+        self.defer_batch(one);
+    }
+
+    /// Hands `batch` to be dropped later; when the queue is full the
+    /// oldest waiting batch is dropped here.
+    pub(crate) fn defer_batch(&self, batch: Vec<T>) {
+        if batch.is_empty() {
+            self.give_back(batch);
+        } else if let Some(oldest) = self.queue.force_push(batch) {
+            drop_all(oldest);
         }
     }
 
-    /// Drops up to `max` waiting values on this thread.
+    /// An empty list to collect a batch in: one a dropping thread gave
+    /// back, or a new one.
+    pub(crate) fn spare(&self) -> Vec<T> {
+        self.spares
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH))
+    }
+
+    fn give_back(&self, list: Vec<T>) {
+        // A full spare queue: this list is freed here.
+        let _ = self.spares.push(list);
+    }
+
+    /// Drops the values of up to `max` waiting batches on this thread.
     pub(crate) fn drain(&self, max: usize) {
         for _ in 0..max {
             match self.queue.pop() {
-                Some(v) => drop_quietly(v),
+                Some(mut batch) => {
+                    drop_all_in(&mut batch);
+                    self.give_back(batch);
+                }
                 None => return,
             }
         }
@@ -71,16 +112,33 @@ impl<T> Leftovers<T> {
 
     /// Drops every waiting value on this thread (a load when none waits).
     pub(crate) fn drain_all(&self) {
-        while let Some(v) = self.queue.pop() {
-            drop_quietly(v);
+        while let Some(mut batch) = self.queue.pop() {
+            drop_all_in(&mut batch);
+            self.give_back(batch);
         }
     }
 
     /// How many values wait.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.queue.len()
+        let batches: Vec<Vec<T>> = std::iter::from_fn(|| self.queue.pop()).collect();
+        let n = batches.iter().map(Vec::len).sum();
+        for b in batches {
+            let _ = self.queue.push(b);
+        }
+        n
     }
+}
+
+/// Drops every value of `batch`, keeping its room.
+fn drop_all_in<T>(batch: &mut Vec<T>) {
+    for v in batch.drain(..) {
+        drop_quietly(v);
+    }
+}
+
+fn drop_all<T>(mut batch: Vec<T>) {
+    drop_all_in(&mut batch);
 }
 
 /// Drops `value`; a panic in a captured value's `Drop` is logged, not
@@ -97,21 +155,31 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn values_wait_until_drained_and_a_full_queue_drops_its_oldest() {
+    fn batches_wait_until_drained_and_a_full_queue_drops_its_oldest() {
         let q = Leftovers::default();
-        let items: Vec<Arc<usize>> = (0..KEPT + 2).map(Arc::new).collect();
-        for it in &items {
-            q.defer(it.clone());
+        let items: Vec<Arc<usize>> = (0..KEPT + BATCH).map(Arc::new).collect();
+        for batch in items.chunks(BATCH) {
+            let mut b = q.spare();
+            b.extend(batch.iter().cloned());
+            q.defer_batch(b);
         }
         assert_eq!(q.len(), KEPT);
-        // The two oldest were dropped by the deferring thread, the rest wait.
-        assert_eq!(Arc::strong_count(&items[0]), 1);
-        assert_eq!(Arc::strong_count(&items[1]), 1);
-        assert!(items[2..].iter().all(|it| Arc::strong_count(it) == 2));
-        q.drain(2);
-        assert_eq!(q.len(), KEPT - 2);
-        assert_eq!(Arc::strong_count(&items[3]), 1, "oldest first");
-        assert_eq!(Arc::strong_count(&items[4]), 2);
+        // The oldest batch was dropped by the deferring thread, the rest wait.
+        assert!(items[..BATCH].iter().all(|it| Arc::strong_count(it) == 1));
+        assert!(items[BATCH..].iter().all(|it| Arc::strong_count(it) == 2));
+        q.drain(1);
+        assert_eq!(q.len(), KEPT - BATCH);
+        assert!(
+            items[BATCH..2 * BATCH]
+                .iter()
+                .all(|it| Arc::strong_count(it) == 1),
+            "oldest first"
+        );
+        assert_eq!(Arc::strong_count(&items[2 * BATCH]), 2);
+        // The drained batch's list comes back for the next batch.
+        let spare = q.spare();
+        assert!(spare.is_empty() && spare.capacity() >= BATCH);
+        q.defer(Arc::new(0));
         q.drain_all();
         assert_eq!(q.len(), 0);
         assert!(items.iter().all(|it| Arc::strong_count(it) == 1));

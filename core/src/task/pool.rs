@@ -8,12 +8,15 @@
 //! as [`ThreadHooks`], run when a worker starts and when it stops, as
 //! rayon's start and exit handlers.
 
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 use crate::resources::gpu_pool::GpuPool;
 use crate::resources::ledger::{Ledger, Request};
 use crate::resources::pinning::Pinning;
 use crate::state::TaskBook;
+use crate::task::cell::Remains;
+use crate::task::leftovers::BATCH;
 use crate::task::scheduler::Scheduler;
 use crate::timeline::Recorder;
 use crate::uncounted::List;
@@ -22,6 +25,13 @@ use crate::uncounted::List;
 pub(crate) struct ThreadHooks {
     pub(crate) start: Box<dyn Fn() + Send + Sync>,
     pub(crate) stop: Box<dyn Fn() + Send + Sync>,
+}
+
+thread_local! {
+    /// On a worker: the light remains of the tasks it ran, collected for
+    /// its pool's leftovers (whose pool: its address) and handed over
+    /// [`BATCH`] at a time (see `task::leftovers`).
+    static COLLECTED: RefCell<Option<(usize, Vec<Remains>)>> = const { RefCell::new(None) };
 }
 
 /// One rank's tasks: the scheduler, the resources it grants, the records.
@@ -35,7 +45,7 @@ pub(crate) struct TaskPool {
     /// Task counts for state listings.
     pub(crate) tasks: TaskBook,
     /// Finished tasks' remains, dropped by a submitting thread.
-    pub(crate) leftovers: crate::task::leftovers::Leftovers<crate::task::cell::Remains>,
+    pub(crate) leftovers: crate::task::leftovers::Leftovers<Remains>,
     /// Sampled run times per task function (see `Scheduler::help`).
     pub(crate) durations: crate::task::durations::Durations,
     hooks: OnceLock<ThreadHooks>,
@@ -70,16 +80,69 @@ impl TaskPool {
         self.sched.start(self)
     }
 
+    /// Runs as a worker starts: the hooks, and the worker collects the
+    /// remains of the tasks it runs in batches.
     pub(crate) fn on_thread_start(&self) {
         if let Some(h) = self.hooks.get() {
             (h.start)();
         }
+        COLLECTED.with(|c| *c.borrow_mut() = Some((self.key(), Vec::new())));
     }
 
+    /// Runs as a worker stops: what it collected is handed over, the hooks run.
     pub(crate) fn on_thread_stop(&self) {
+        self.hand_over_remains();
+        let _ = COLLECTED.try_with(|c| c.borrow_mut().take());
         if let Some(h) = self.hooks.get() {
             (h.stop)();
         }
+    }
+
+    fn key(&self) -> usize {
+        self as *const TaskPool as usize
+    }
+
+    /// Hands a finished task's light remains to the leftovers: collected
+    /// into this worker's batch, or alone from any other thread.
+    pub(crate) fn leave_remains(&self, remains: Remains) {
+        let key = self.key();
+        // What goes to the queue goes after the borrow: a full queue drops
+        // its oldest batch here, and a drop may run any code.
+        let full = COLLECTED.with(|c| match &mut *c.borrow_mut() {
+            Some((k, items)) if *k == key => {
+                items.push(remains);
+                (items.len() >= BATCH)
+                    .then(|| Err(std::mem::replace(items, self.leftovers.spare())))
+            }
+            _ => Some(Ok(remains)),
+        });
+        match full {
+            None => {}
+            Some(Ok(alone)) => self.leftovers.defer(alone),
+            Some(Err(batch)) => self.leftovers.defer_batch(batch),
+        }
+    }
+
+    /// Hands over the batch this worker was collecting.
+    fn hand_over_remains(&self) {
+        let key = self.key();
+        let batch = COLLECTED
+            .try_with(|c| match &mut *c.borrow_mut() {
+                Some((k, items)) if *k == key && !items.is_empty() => Some(std::mem::take(items)),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        if let Some(batch) = batch {
+            self.leftovers.defer_batch(batch);
+        }
+    }
+
+    /// A worker with no work left drops every remains held back, its own
+    /// batch's first: nothing is held while the rank is idle.
+    pub(crate) fn drop_remains_when_idle(&self) {
+        self.hand_over_remains();
+        self.leftovers.drain_all();
     }
 
     /// Reserves `req` and picks its GPUs, if all of it is free now.

@@ -653,7 +653,7 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
             break;
         }
         // Nothing is held back for a submitter while this rank has no work.
-        pool.leftovers.drain_all();
+        pool.drop_remains_when_idle();
         // One searcher at a time spins; the others park at once.
         if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
             let found = signal::spin_until_paced(sched.spin, sched.first_pauses(), || {
