@@ -212,6 +212,10 @@ pub fn serialize_into<T: Storable>(v: &T, buf: &mut [u8]) -> Result<usize, Store
 ///
 /// As [`archived_len`].
 pub fn put<T: Storable>(arena: &Arena, v: &T) -> Result<Block, StoreError> {
+    #[cfg(target_endian = "little")]
+    if let Some(put) = put_pod_vec(arena, v) {
+        return put;
+    }
     if let Some(block) = put_small(arena, v)? {
         return Ok(block);
     }
@@ -224,6 +228,28 @@ pub fn put<T: Storable>(arena: &Arena, v: &T) -> Result<Block, StoreError> {
         )));
     }
     Ok(block.freeze())
+}
+
+/// [`put`] of a `Vec` of a [`PodElement`] (bytes, integers, floats, the
+/// usual payload of a numeric task): its elements copied once into the
+/// arena and the root written after them ([`try_put_pod_slice_with`], the
+/// same bytes rkyv writes), with no serializer. On the 2-core VM rkyv took
+/// ~40 ns to archive a 16-byte `Vec<u8>` through the scratch buffer, as much
+/// as the arena's allocation. `None` for any other type.
+#[cfg(target_endian = "little")]
+fn put_pod_vec<T: Storable>(arena: &Arena, v: &T) -> Option<Result<Block, StoreError>> {
+    let v = v as &dyn std::any::Any;
+    macro_rules! each {
+        ($($p:ty),*) => {$(
+            if let Some(xs) = v.downcast_ref::<Vec<$p>>() {
+                return Some(put_pod_slice_with::<$p>(arena, xs.len(), |out| {
+                    out.copy_from_slice(xs)
+                }));
+            }
+        )*};
+    }
+    each!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+    None
 }
 
 /// Archives of at most this many bytes are written once, into the calling
@@ -569,13 +595,15 @@ mod tests {
             crate::StoreConfig::new(format!("put-scratch-{}", std::process::id()), 0, 1 << 20);
         cfg.dir = std::env::temp_dir();
         let arena = Arena::create(&cfg).unwrap();
-        // Byte vectors whose archives end just below, at and above the
-        // scratch buffer's size, and a value with inner pointers.
-        for len in (SCRATCH_BYTES - 24..SCRATCH_BYTES + 24).chain([0, 1, 4096]) {
-            let v: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        // Values (not plain vectors, which go around the scratch buffer)
+        // whose archives end just below, at and above the scratch buffer's
+        // size, and a value with inner pointers.
+        for len in (SCRATCH_BYTES - 40..SCRATCH_BYTES + 24).chain([0, 1, 4096]) {
+            let v: (u32, Vec<u8>) = (7, (0..len).map(|i| i as u8).collect());
             let block = put(&arena, &v).unwrap();
             assert_eq!(block.len(), archived_len(&v).unwrap(), "len {len}");
-            assert_eq!(access::<Vec<u8>>(&block).unwrap().as_slice(), v.as_slice());
+            let back = access::<(u32, Vec<u8>)>(&block).unwrap();
+            assert_eq!((back.0.to_native(), back.1.as_slice()), (7, v.1.as_slice()));
         }
         let v = (
             7u32,
@@ -585,6 +613,40 @@ mod tests {
         let archived = access::<(u32, Vec<String>)>(&block).unwrap();
         let back: (u32, Vec<String>) = deserialize::<(u32, Vec<String>)>(archived).unwrap();
         assert_eq!(back, v);
+    }
+
+    /// A plain vector's archive, written without the serializer, is rkyv's
+    /// byte for byte, for every element type and lengths around the root's
+    /// alignment and the scratch buffer's size.
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn put_of_a_plain_vector_is_rkyv_s_archive() {
+        macro_rules! check {
+            ($arena:expr, $p:ty, $make:expr) => {
+                for len in (0..20).chain([127, 128, 129, SCRATCH_BYTES, 5000]) {
+                    let v: Vec<$p> = (0..len).map($make).collect();
+                    let block = put($arena, &v).unwrap();
+                    let theirs = rkyv::to_bytes::<rancor::Error>(&v).unwrap();
+                    assert_eq!(&block[..], &theirs[..], "{len} {}", stringify!($p));
+                    let archived = access::<Vec<$p>>(&block).unwrap();
+                    assert_eq!(as_native_slice::<$p>(archived), v.as_slice());
+                }
+            };
+        }
+        let mut cfg =
+            crate::StoreConfig::new(format!("put-plain-{}", std::process::id()), 0, 1 << 20);
+        cfg.dir = std::env::temp_dir();
+        let arena = Arena::create(&cfg).unwrap();
+        check!(&arena, u8, |i| i as u8);
+        check!(&arena, i8, |i| i as i8 - 3);
+        check!(&arena, u16, |i| i as u16 * 257);
+        check!(&arena, i16, |i| -(i as i16));
+        check!(&arena, u32, |i| i as u32 * 65_537);
+        check!(&arena, i32, |i| -(i as i32) * 3);
+        check!(&arena, u64, |i| i as u64 * 0x0102_0304_0506);
+        check!(&arena, i64, |i| -(i as i64));
+        check!(&arena, f32, |i| i as f32 * 0.25);
+        check!(&arena, f64, |i| i as f64 * -1.5);
     }
 
     #[test]
