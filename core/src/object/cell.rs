@@ -400,7 +400,10 @@ impl Slot {
     }
 
     pub(crate) fn mark_observed(&self) {
-        self.observed.store(true, Ordering::Relaxed);
+        // Looked at first: an object many read is written once, not by all.
+        if !self.observed.load(Ordering::Relaxed) {
+            self.observed.store(true, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn producer(&self) -> Option<Arc<dyn Producer>> {

@@ -282,7 +282,7 @@ pub fn raw_ping_pong(
 /// True while the running attempt can still be retried (so arguments must be
 /// kept for the next attempt).
 pub fn may_retry() -> bool {
-    context::current_task().is_some_and(|c| c.may_retry.get())
+    context::with_current_task(|c| c.may_retry.get()).unwrap_or(false)
 }
 
 /// Clones a value when its type is `Clone` (autoref specialization: call as

@@ -59,7 +59,8 @@ impl<T> Arg<T> {
     {
         match self {
             Arg::Value(v) => rt.get(&rt.put(&v)?),
-            Arg::Ref(r) => rt.get(&r),
+            // The ref is given up for the view: no count taken and given back.
+            Arg::Ref(r) => rt.get_owned(r),
         }
     }
 }

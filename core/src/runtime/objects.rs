@@ -185,6 +185,12 @@ impl Runtime {
         View::of(r.slot.clone())
     }
 
+    /// [`get`](Self::get), the ref given up for the view (a task's argument).
+    pub(crate) fn get_owned<T: Object>(&self, r: ObjectRef<T>) -> Result<View<T>> {
+        self.wait_slot(&r.slot, None)?;
+        View::of(r.slot)
+    }
+
     /// [`get`](Self::get) with a timeout: [`Error::Timeout`] when it passes.
     /// A timeout too long to be a deadline ([`Duration::MAX`]) is no
     /// timeout: as `get`.

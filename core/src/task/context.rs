@@ -79,6 +79,11 @@ pub(crate) fn current_task() -> Option<Rc<TaskCtx>> {
     TASKS.with(|t| t.borrow().last().cloned())
 }
 
+/// `f` of the current task, if any, without taking a reference to it.
+pub(crate) fn with_current_task<R>(f: impl FnOnce(&TaskCtx) -> R) -> Option<R> {
+    TASKS.with(|t| t.borrow().last().map(|c| f(c)))
+}
+
 /// An environment variable as the running task sees it: the task's
 /// `runtime_env` variables first, then the process environment.
 ///

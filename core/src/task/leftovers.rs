@@ -24,14 +24,19 @@
 use crossbeam_queue::ArrayQueue;
 
 /// The most remains waiting to be dropped (besides a batch being collected
-/// on each worker).
-pub(crate) const KEPT: usize = 32;
+/// on each worker): enough for the tasks a worker runs while its submitter
+/// waits a few hundred microseconds (a driver pacing its submissions with
+/// `wait`; on the 2-core VM 32 were exceeded in a third of Task Bench's
+/// stencil steps, and the worker then dropped them, under the submitter's
+/// allocator lock).
+pub(crate) const KEPT: usize = 256;
 
 /// How many remains a worker collects before it hands them over.
 pub(crate) const BATCH: usize = 8;
 
-/// The most bytes of stored objects one task's remains may hold back.
-pub(crate) const LIGHT: usize = 64 << 10;
+/// The most bytes of stored objects one task's remains may hold back; with
+/// [`KEPT`], at most 2 MiB of objects wait for a submitter at once.
+pub(crate) const LIGHT: usize = 8 << 10;
 
 thread_local! {
     static TOKEN: u8 = const { 0 };
