@@ -236,6 +236,21 @@ pub fn put<T: Storable>(arena: &Arena, v: &T) -> Result<Block, StoreError> {
 /// same bytes rkyv writes), with no serializer. On the 2-core VM rkyv took
 /// ~40 ns to archive a 16-byte `Vec<u8>` through the scratch buffer, as much
 /// as the arena's allocation. `None` for any other type.
+/// Whether `T` is a `Vec` of a [`PodElement`], which [`put`] writes
+/// without the serializer and which can hold no ref or handle.
+///
+/// ```
+/// assert!(ferry_store::is_plain_vec::<Vec<f64>>());
+/// assert!(!ferry_store::is_plain_vec::<Vec<String>>());
+/// ```
+pub fn is_plain_vec<T: 'static>() -> bool {
+    use std::any::TypeId;
+    macro_rules! any_of {
+        ($($p:ty),*) => { false $(|| TypeId::of::<T>() == TypeId::of::<Vec<$p>>())* };
+    }
+    any_of!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64)
+}
+
 #[cfg(target_endian = "little")]
 fn put_pod_vec<T: Storable>(arena: &Arena, v: &T) -> Option<Result<Block, StoreError>> {
     let v = v as &dyn std::any::Any;

@@ -32,6 +32,14 @@ impl ObjectStore {
 
     /// Serializes `value` into the arena (one copy), capturing nested refs.
     pub(crate) fn store_value<T: Object>(&self, value: &T) -> Result<StoredValue> {
+        // Numbers hold no refs: nothing to capture.
+        if ferry_store::is_plain_vec::<T>() {
+            let block = ferry_store::put(&self.arena, value)?;
+            return Ok(StoredValue::written::<T>(
+                Bytes::Own(self.arena.seal(block)),
+                Vec::new(),
+            ));
+        }
         let (block, contained) =
             exports::capture(&self.exports, || ferry_store::put(&self.arena, value));
         Ok(StoredValue::written::<T>(

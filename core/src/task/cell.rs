@@ -22,7 +22,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use crate::error::{Error, FailureKind, PlacementGroupError, TaskError};
@@ -91,22 +91,31 @@ pub(crate) struct TaskCell {
     pub(crate) request: Request,
     env: List<(String, String)>,
     retry: RetryPolicy,
-    job: Mutex<Option<Job>>,
-    /// Its top-level arguments' slots, from submission until it finishes
-    /// (then handed, with the body, to the pool's leftovers).
-    inputs: Mutex<Vec<Arc<Slot>>>,
-    /// The GPUs granted with the resources.
-    gpu_ids: Mutex<List<u32>>,
+    /// Its body, and its top-level arguments' slots, from submission until
+    /// it runs (then, once it finished, handed to the pool's leftovers):
+    /// taken together, under one lock.
+    body: Mutex<Body>,
+    /// The GPUs granted with the resources (a task is granted once); unset
+    /// for the many tasks that hold none, so that reading it is one load.
+    gpu_ids: OnceLock<List<u32>>,
     /// The output, weakly: the refs the user holds keep it. A finished cell
     /// may sit in a queue until a worker skips it, and must not keep the
     /// result alive meanwhile; a result nobody holds is simply dropped.
     output: Weak<Slot>,
     pool: Weak<TaskPool>,
+    /// Its scheduler's key (see `Scheduler::key`).
+    sched_key: usize,
     /// The thread that submitted it ([`thread_token`]): remains left on
     /// that thread are dropped at once.
     submitter: usize,
     /// Its cancellation; its body's context reaches it through the cell.
     pub(crate) cancel: crate::task::cancel::Cancel,
+}
+
+/// A task's body and its inputs' slots (see `TaskCell::body`).
+struct Body {
+    job: Option<Job>,
+    inputs: Vec<Arc<Slot>>,
 }
 
 /// What a finished task leaves: its body (with what it captured) and its
@@ -148,9 +157,11 @@ impl TaskCell {
                 request: task.request,
                 env: task.env,
                 retry: task.retry,
-                job: Mutex::new(Some(task.job)),
-                inputs: Mutex::new(Vec::new()),
-                gpu_ids: Mutex::new(List::empty()),
+                body: Mutex::new(Body {
+                    job: Some(task.job),
+                    inputs: Vec::new(),
+                }),
+                gpu_ids: OnceLock::new(),
                 output: {
                     let slot = Slot::pending(id, Some(producer), unhandled.clone());
                     let weak = Arc::downgrade(&slot);
@@ -158,6 +169,7 @@ impl TaskCell {
                     weak
                 },
                 pool: Arc::downgrade(pool),
+                sched_key: pool.sched.key(),
                 submitter: thread_token(),
                 cancel: Default::default(),
             }
@@ -184,19 +196,20 @@ impl TaskCell {
             }
         }
         // Kept before the last count below: the task cannot run before it.
-        *lock(&self.inputs) = deps;
+        lock(&self.body).inputs = deps;
         self.clone().dep_ready();
     }
 
     /// Records the GPUs granted with the task's resources.
     pub(crate) fn set_grant(&self, gpus: List<u32>) {
         if !gpus.is_empty() {
-            *lock(&self.gpu_ids) = gpus;
+            let first = self.gpu_ids.set(gpus).is_ok();
+            debug_assert!(first, "task {} granted twice", self.name);
         }
     }
 
     pub(crate) fn granted_gpus(&self) -> List<u32> {
-        lock(&self.gpu_ids).clone()
+        self.gpu_ids.get().cloned().unwrap_or_default()
     }
 
     /// `WAITING` → `QUEUED`; false when the task was abandoned meanwhile
@@ -230,8 +243,14 @@ impl TaskCell {
                 Err(now) => state = now,
             }
         }
-        drop(lock(&self.job).take());
-        drop(std::mem::take(&mut *lock(&self.inputs)));
+        let body = std::mem::replace(
+            &mut *lock(&self.body),
+            Body {
+                job: None,
+                inputs: Vec::new(),
+            },
+        );
+        drop(body);
         if let Some(out) = self.output.upgrade() {
             out.complete(Stored::Error(err));
         }
@@ -253,7 +272,10 @@ impl TaskCell {
         pool: &Arc<TaskPool>,
         before_release: impl FnOnce(),
     ) -> Option<Arc<TaskCell>> {
-        let job = lock(&self.job).take();
+        let (job, inputs) = {
+            let mut body = lock(&self.body);
+            (body.job.take(), std::mem::take(&mut body.inputs))
+        };
         let Some(mut job) = job else {
             before_release();
             return None;
@@ -302,7 +324,7 @@ impl TaskCell {
         // completion: a `Done` it sends carries them (see
         // `object::lender::batching`).
         let next = crate::object::lender::batching(|| {
-            self.finish(pool, job, stored, started, sampled, running)
+            self.finish(pool, (job, inputs), stored, started, sampled, running)
         });
         before_release();
         pool.release(&self.request, &gpu_ids);
@@ -314,13 +336,13 @@ impl TaskCell {
     fn finish(
         &self,
         pool: &Arc<TaskPool>,
-        job: Job,
+        remains: Remains,
         stored: Stored,
         started: Option<Instant>,
         sampled: Option<Instant>,
         running: crate::state::Running,
     ) -> Option<Arc<TaskCell>> {
-        self.leave(pool, job);
+        self.leave(pool, remains);
         let stored = if self.cancel.is_set() {
             Stored::Error(Error::Cancelled {
                 task: self.name.to_string(),
@@ -351,8 +373,7 @@ impl TaskCell {
     /// attempt (no retries) and inputs holding at most `LIGHT` bytes and no
     /// nested refs. Anything else, and what the submitting thread itself
     /// ran (a getter running it inline), is dropped now.
-    fn leave(&self, pool: &TaskPool, job: Job) {
-        let inputs = std::mem::take(&mut *lock(&self.inputs));
+    fn leave(&self, pool: &TaskPool, (job, inputs): Remains) {
         let mut bytes = 0usize;
         let light = thread_token() != self.submitter
             && !self.retry.may_retry_errors(1)
@@ -375,9 +396,14 @@ impl TaskCell {
 impl DepWaiter for TaskCell {
     fn dep_ready(self: Arc<Self>) {
         if self.deps_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            match self.pool.upgrade() {
-                Some(pool) => pool.sched.make_ready(&pool, self),
-                None => self.abandon(Error::Shutdown),
+            // Kept by the thread completing its last input: run there next
+            // (which looks at shutdown first), with no pool reference taken.
+            let Some(me) = crate::task::next::keep(self.sched_key, self) else {
+                return;
+            };
+            match me.pool.upgrade() {
+                Some(pool) => pool.sched.make_ready(&pool, me),
+                None => me.abandon(Error::Shutdown),
             }
         }
     }

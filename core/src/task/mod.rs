@@ -6,6 +6,7 @@ pub(crate) mod cell;
 pub(crate) mod context;
 pub(crate) mod durations;
 pub(crate) mod leftovers;
+pub(crate) mod next;
 pub(crate) mod pending;
 pub(crate) mod pool;
 pub(crate) mod receiving;

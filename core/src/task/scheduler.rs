@@ -66,6 +66,7 @@ use crate::resources::placement::{Parked, StartGate};
 use crate::signal;
 use crate::sync::lock;
 use crate::task::cell::TaskCell;
+use crate::task::next;
 use crate::task::pending::{Asks, Pending};
 use crate::task::pool::TaskPool;
 use crate::task::receiving::Receiving;
@@ -111,11 +112,6 @@ thread_local! {
     /// This thread's deque, if it is a worker, and whose scheduler it serves.
     static LOCAL: RefCell<Option<(usize, Worker<TaskRef>)>> = const { RefCell::new(None) };
 
-    /// Open while this thread completes a task's output: the first
-    /// dependent that completion makes ready, kept for this thread to run
-    /// next (see the module's "Running dependents on the completing thread").
-    static NEXT: RefCell<Option<NextSlot>> = const { RefCell::new(None) };
-
     /// The tasks a `drain_pending` on this thread granted, kept for reuse.
     static GRANTED: RefCell<Vec<(TaskRef, List<u32>)>> = const { RefCell::new(Vec::new()) };
 }
@@ -123,25 +119,6 @@ thread_local! {
 impl Asks for TaskRef {
     fn asks(&self) -> &Request {
         &self.request
-    }
-}
-
-/// An open `NEXT` slot: whose scheduler it keeps for, and what it holds.
-struct NextSlot {
-    key: usize,
-    cell: Option<TaskRef>,
-}
-
-/// Restores the `NEXT` slot that was open before (a completion inside
-/// another's, when a task ran a producer inline), even on a panic.
-struct NextGuard {
-    outer: Option<NextSlot>,
-}
-
-impl Drop for NextGuard {
-    fn drop(&mut self) {
-        let outer = self.outer.take();
-        let _ = NEXT.try_with(|n| n.replace(outer));
     }
 }
 
@@ -235,14 +212,20 @@ impl Scheduler {
         ran
     }
 
+    /// What names this scheduler to a thread's `NEXT` slot (`task::next`)
+    /// and to its worker deque: its address.
+    ///
+    /// A cell keeps it to be kept as its producer's next without a
+    /// reference to its pool, a count every submitting and completing
+    /// thread would otherwise update once per task.
+    pub(crate) fn key(&self) -> usize {
+        self as *const Scheduler as usize
+    }
+
     /// Whether the calling thread is one of this scheduler's workers.
     fn on_worker(&self) -> bool {
         let key = self.key();
         LOCAL.with(|l| matches!(&*l.borrow(), Some((k, _)) if *k == key))
-    }
-
-    fn key(&self) -> usize {
-        self as *const Scheduler as usize
     }
 
     /// Starts the base pool.
@@ -295,7 +278,7 @@ impl Scheduler {
             cell.abandon(Error::Shutdown);
             return;
         }
-        let Some(cell) = self.keep_as_next(cell) else {
+        let Some(cell) = next::keep(self.key(), cell) else {
             return;
         };
         if let Some(gpus) = pool.try_grant(&cell.request) {
@@ -316,30 +299,7 @@ impl Scheduler {
     /// or hands it to [`make_ready`](Self::make_ready), after it has given
     /// the completed task's resources back.
     pub(crate) fn complete_keeping_next(&self, complete: impl FnOnce()) -> Option<TaskRef> {
-        let open = NextSlot {
-            key: self.key(),
-            cell: None,
-        };
-        let guard = NextGuard {
-            outer: NEXT.with(|n| n.replace(Some(open))),
-        };
-        complete();
-        let kept = NEXT.with(|n| n.borrow_mut().as_mut().and_then(|s| s.cell.take()));
-        drop(guard);
-        kept
-    }
-
-    /// Keeps `cell` in this thread's open `NEXT` slot, if one is open for
-    /// this scheduler and empty; gives it back otherwise.
-    fn keep_as_next(&self, cell: TaskRef) -> Option<TaskRef> {
-        let key = self.key();
-        NEXT.with(|n| match &mut *n.borrow_mut() {
-            Some(slot) if slot.key == key && slot.cell.is_none() => {
-                slot.cell = Some(cell);
-                None
-            }
-            _ => Some(cell),
-        })
+        next::complete_keeping(self.key(), complete)
     }
 
     /// Step 2 for a dependent kept by
