@@ -11,7 +11,9 @@
 //!    waits in the scheduler's pending list until a release grants it.
 //! 3. Exactly one thread moves it `QUEUED` → `CLAIMED` with a compare-and-swap:
 //!    a worker that popped it, or a thread blocked in `get` on its output that
-//!    runs it inline instead of sleeping (as rayon's `join` does).
+//!    runs it inline instead of sleeping (as rayon's `join` does). A
+//!    dependent kept by the thread that completed its last input is never
+//!    queued: that thread moves it `WAITING` → `CLAIMED` itself.
 //! 4. The claimer runs the job (catching panics), retries it as its options
 //!    allow, completes the output slot, then gives the resources back. The
 //!    first dependent that the completion makes ready is not queued but
@@ -217,6 +219,14 @@ impl TaskCell {
     pub(crate) fn set_queued(&self) -> bool {
         self.state
             .compare_exchange(WAITING, QUEUED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// `WAITING` → `CLAIMED`, for a granted task its thread runs at once
+    /// without queueing it (a kept dependent); false when it was abandoned.
+    pub(crate) fn claim_unqueued(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
     }
 

@@ -27,11 +27,11 @@
 //!
 //! 1. The completing thread calls [`Scheduler::complete_keeping_next`]
 //!    around the completion of the output: it opens this thread's `NEXT`
-//!    slot, and [`Scheduler::make_ready`] on this thread puts the first
-//!    dependent there (no grant, no queue, no notify).
+//!    slot (`task::next`), and the first dependent whose last input that
+//!    completes is put there (no grant, no queue, no notify).
 //! 2. Once the completed task has given its resources back, the worker
 //!    grants the kept dependent (`run_next`): granted, it moves it
-//!    `WAITING` → `QUEUED` → `CLAIMED` and runs it at once; otherwise it
+//!    `WAITING` → `CLAIMED` and runs it at once; otherwise it
 //!    goes the usual way (`make_ready`: the pending list). A thread that ran
 //!    a task inline (a getter) hands the kept dependent to `make_ready`.
 //! 3. A worker runs at most [`NEXT_BUDGET`] kept dependents in a row while
@@ -323,13 +323,11 @@ impl Scheduler {
             self.enqueue(pool, cell);
             return None;
         }
-        if !cell.set_queued() {
+        // Never queued, so no getter could claim it first; only a
+        // cancellation can come first.
+        if !cell.claim_unqueued() {
             // Cancelled meanwhile: give the grant back.
             pool.release_grant(&cell.request, &cell.granted_gpus());
-            return None;
-        }
-        // A getter may claim it first (it saw it `QUEUED`) and run it inline.
-        if !cell.claim() {
             return None;
         }
         self.idle.fetch_sub(1, Ordering::AcqRel);
