@@ -123,8 +123,9 @@ impl TaskPool {
         }
     }
 
-    /// Hands over the batch this worker was collecting.
-    fn hand_over_remains(&self) {
+    /// Hands over the batch this worker was collecting (to be dropped by
+    /// the next submission).
+    pub(crate) fn hand_over_remains(&self) {
         let key = self.key();
         let batch = COLLECTED
             .try_with(|c| match &mut *c.borrow_mut() {
@@ -138,8 +139,9 @@ impl TaskPool {
         }
     }
 
-    /// A worker with no work left drops every remains held back, its own
-    /// batch's first: nothing is held while the rank is idle.
+    /// A worker about to park (no work came while it spun) drops every
+    /// remains held back, its own batch's first: nothing is held while the
+    /// rank is idle.
     pub(crate) fn drop_remains_when_idle(&self) {
         self.hand_over_remains();
         self.leftovers.drain_all();
