@@ -34,6 +34,7 @@
 // the layers listed before it.
 
 // Vocabulary: the words every layer uses.
+mod cache;
 mod config;
 mod error;
 mod host;

@@ -34,6 +34,10 @@ use crate::sync::lock;
 pub(crate) trait DepWaiter: Send + Sync {
     /// One of the awaited objects is complete.
     fn dep_ready(self: Arc<Self>);
+
+    /// Brings what readying and running this waiter will touch into this
+    /// core's cache (see [`Slot::warm_dependents`]); nothing by default.
+    fn warm(&self) {}
 }
 
 pub(crate) enum Waiter {
@@ -433,6 +437,19 @@ impl Slot {
     }
 
     /// Registers `w` unless the slot is already complete; false if it was.
+    /// Brings the dependents waiting on this object into this core's cache
+    /// (see [`DepWaiter::warm`]), for a thread about to make the object and
+    /// then ready them: lines another thread wrote at their submission,
+    /// fetched while the object is being made rather than one miss at a
+    /// time once it is done. Only the first few are warmed.
+    pub(crate) fn warm_dependents(&self) {
+        self.lock_waiters().for_each_first(|w| {
+            if let Waiter::Task(t) = w {
+                t.warm();
+            }
+        });
+    }
+
     pub(crate) fn add_waiter(&self, w: Waiter) -> bool {
         let mut waiters = self.lock_waiters();
         if self.is_ready() {

@@ -17,6 +17,11 @@ impl<T> Waiters<T> {
         }
     }
 
+    /// Calls `f` on the waiters kept inline (the first ones).
+    pub(crate) fn for_each_first(&self, f: impl FnMut(&T)) {
+        self.inline.iter().flatten().for_each(f);
+    }
+
     pub(crate) fn push(&mut self, w: T) {
         match self.inline.iter_mut().find(|s| s.is_none()) {
             // Inline places fill first, and only `take` empties them, so
@@ -51,5 +56,17 @@ mod tests {
             w.push(7);
             assert_eq!(w.take().collect::<Vec<_>>(), vec![7]);
         }
+    }
+
+    #[test]
+    fn the_first_waiters_are_visited_in_order_and_kept() {
+        let mut w = Waiters::new();
+        for i in 0..5 {
+            w.push(i);
+        }
+        let mut seen = Vec::new();
+        w.for_each_first(|&i| seen.push(i));
+        assert_eq!(seen, vec![0, 1]);
+        assert_eq!(w.take().collect::<Vec<_>>(), (0..5).collect::<Vec<_>>());
     }
 }

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
+use crate::cache;
 use crate::error::{Error, FailureKind, PlacementGroupError, TaskError};
 use crate::ids::ObjectId;
 use crate::object::cell::{DepWaiter, Producer, Slot, Stored, StoredValue, UnhandledSink, Waiter};
@@ -124,6 +125,14 @@ struct Body {
 /// inputs' slots, dropped later by a thread that submits tasks (see
 /// `task::leftovers`).
 pub(crate) type Remains = (Job, Vec<Arc<Slot>>);
+
+/// A run's records: its start on the timeline, its entry among the running
+/// tasks, and when it started if its duration is sampled.
+struct Run {
+    started: Option<Instant>,
+    running: crate::state::Running,
+    sampled: Option<Instant>,
+}
 
 pub(crate) struct NewTask {
     pub(crate) name: Name,
@@ -290,6 +299,12 @@ impl TaskCell {
             before_release();
             return None;
         };
+        // The output, held from here to its completion; what its dependents
+        // will touch is fetched now, while the task runs.
+        let output = self.output.upgrade();
+        if let Some(out) = &output {
+            out.warm_dependents();
+        }
         let gpu_ids = self.granted_gpus();
         let ctx = Rc::new(TaskCtx {
             name: self.name.clone(),
@@ -301,10 +316,12 @@ impl TaskCell {
             cancel: Some(self.clone()),
         });
         let mut attempts = 0u32;
-        let started = pool.timeline.start();
-        let running = pool.tasks.start(self.label);
-        // Timed only where submitters may run tasks (see `Scheduler::help`).
-        let sampled = (pool.sched.helps() && sample_this_run()).then(Instant::now);
+        let run = Run {
+            started: pool.timeline.start(),
+            running: pool.tasks.start(self.label),
+            // Timed only where submitters may run tasks (see `Scheduler::help`).
+            sampled: (pool.sched.helps() && sample_this_run()).then(Instant::now),
+        };
         let stored = loop {
             attempts += 1;
             ctx.may_retry.set(self.retry.may_retry_errors(attempts));
@@ -334,7 +351,7 @@ impl TaskCell {
         // completion: a `Done` it sends carries them (see
         // `object::lender::batching`).
         let next = crate::object::lender::batching(|| {
-            self.finish(pool, (job, inputs), stored, started, sampled, running)
+            self.finish(pool, output, (job, inputs), stored, run)
         });
         before_release();
         pool.release(&self.request, &gpu_ids);
@@ -342,15 +359,14 @@ impl TaskCell {
     }
 
     /// The end of [`TaskCell::execute`]: the inputs let go of, the output
-    /// completed.
+    /// completed (unless nothing refers to it any more).
     fn finish(
         &self,
         pool: &Arc<TaskPool>,
+        output: Option<Arc<Slot>>,
         remains: Remains,
         stored: Stored,
-        started: Option<Instant>,
-        sampled: Option<Instant>,
-        running: crate::state::Running,
+        run: Run,
     ) -> Option<Arc<TaskCell>> {
         self.leave(pool, remains);
         let stored = if self.cancel.is_set() {
@@ -362,20 +378,18 @@ impl TaskCell {
         };
         if pool.timeline.is_on() {
             pool.timeline.record(
-                started,
+                run.started,
                 crate::timeline::Kind::Task,
                 self.name.to_string(),
                 0,
             );
         }
-        if let Some(t0) = sampled {
+        if let Some(t0) = run.sampled {
             pool.durations.record(self.label, t0.elapsed());
         }
-        pool.tasks.end(running, &self.name, stored.error());
-        match self.output.upgrade() {
-            Some(out) => pool.sched.complete_keeping_next(|| out.complete(stored)),
-            None => None,
-        }
+        pool.tasks.end(run.running, &self.name, stored.error());
+        let out = output?;
+        pool.sched.complete_keeping_next(|| out.complete(stored))
     }
 
     /// Hands the finished task's body and inputs to the pool's leftovers
@@ -404,6 +418,21 @@ impl TaskCell {
 }
 
 impl DepWaiter for TaskCell {
+    /// The cell, its output's slot and, unless its lock is taken, its
+    /// body's closure and inputs: all written by the submitting thread.
+    fn warm(&self) {
+        cache::prefetch_arc(self as *const TaskCell);
+        cache::prefetch_arc(self.output.as_ptr());
+        if let Ok(body) = self.body.try_lock() {
+            if let Some(job) = &body.job {
+                let job: &(dyn FnMut(&TaskCtx) -> Outcome + Send) = &**job;
+                cache::prefetch(std::ptr::from_ref(job).cast(), std::mem::size_of_val(job));
+            }
+            let inputs = body.inputs.as_slice();
+            cache::prefetch(inputs.as_ptr().cast(), std::mem::size_of_val(inputs));
+        }
+    }
+
     fn dep_ready(self: Arc<Self>) {
         if self.deps_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             // Kept by the thread completing its last input: run there next
