@@ -52,6 +52,9 @@ pub fn fallible<R, E: Display>(
 #[derive(Default)]
 pub struct Deps {
     slots: Vec<Arc<Slot>>,
+    /// Where the first list argument keeps its refs (address, bytes): the
+    /// task's thread prefetches it (see `DepWaiter::warm`).
+    list: (usize, usize),
 }
 
 impl Deps {
@@ -64,6 +67,9 @@ impl Deps {
 
     /// Notes every ref in the list `args`.
     pub fn add_each<T>(&mut self, args: &Args<T>) {
+        if self.list.1 == 0 {
+            self.list = args.region();
+        }
         self.slots.extend(args.deps().cloned());
     }
 
@@ -167,7 +173,7 @@ fn submit_job<R>(
         return Ok(out);
     }
     deps.prefetch();
-    cell.submit(deps.slots);
+    cell.submit(deps.slots, deps.list);
     help(inner);
     Ok(out)
 }

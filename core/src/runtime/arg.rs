@@ -145,6 +145,14 @@ impl<T> Args<T> {
         self.0.iter()
     }
 
+    /// Where the list keeps its arguments: address and length in bytes.
+    pub(crate) fn region(&self) -> (usize, usize) {
+        (
+            self.0.as_ptr() as usize,
+            std::mem::size_of_val(self.0.as_slice()),
+        )
+    }
+
     /// The objects the call waits for.
     pub(crate) fn deps(&self) -> impl Iterator<Item = &Arc<Slot>> {
         self.0.iter().filter_map(Arg::dep)

@@ -119,12 +119,16 @@ pub(crate) struct TaskCell {
 struct Body {
     job: Option<Job>,
     inputs: Vec<Arc<Slot>>,
+    /// Where a list argument the job holds keeps its refs (address,
+    /// bytes), for [`DepWaiter::warm`]; `(0, 0)` when none.
+    list: (usize, usize),
 }
 
-/// What a finished task leaves: its body (with what it captured) and its
-/// inputs' slots, dropped later by a thread that submits tasks (see
-/// `task::leftovers`).
-pub(crate) type Remains = (Job, Vec<Arc<Slot>>);
+/// What a finished task leaves: its body (with what it captured), its
+/// inputs' slots and a reference to its cell (so that the cell, too, is
+/// freed by the thread that allocated it, when it holds the last one),
+/// dropped later by a thread that submits tasks (see `task::leftovers`).
+pub(crate) type Remains = (Job, Vec<Arc<Slot>>, Arc<TaskCell>);
 
 /// A run's records: its start on the timeline, its entry among the running
 /// tasks, and when it started if its duration is sampled.
@@ -171,6 +175,7 @@ impl TaskCell {
                 body: Mutex::new(Body {
                     job: Some(task.job),
                     inputs: Vec::new(),
+                    list: (0, 0),
                 }),
                 gpu_ids: OnceLock::new(),
                 output: {
@@ -189,7 +194,7 @@ impl TaskCell {
     }
 
     /// Step 1: waits for `deps`, then schedules.
-    pub(crate) fn submit(self: &Arc<Self>, deps: Vec<Arc<Slot>>) {
+    pub(crate) fn submit(self: &Arc<Self>, deps: Vec<Arc<Slot>>, list: (usize, usize)) {
         if let Some(b) = self.request.bundle() {
             let me: Weak<dyn BundleMember> = Arc::downgrade(self) as Weak<dyn BundleMember>;
             if !b.enlist(me) {
@@ -207,7 +212,11 @@ impl TaskCell {
             }
         }
         // Kept before the last count below: the task cannot run before it.
-        lock(&self.body).inputs = deps;
+        {
+            let mut body = lock(&self.body);
+            body.inputs = deps;
+            body.list = list;
+        }
         self.clone().dep_ready();
     }
 
@@ -267,6 +276,7 @@ impl TaskCell {
             Body {
                 job: None,
                 inputs: Vec::new(),
+                list: (0, 0),
             },
         );
         drop(body);
@@ -351,7 +361,7 @@ impl TaskCell {
         // completion: a `Done` it sends carries them (see
         // `object::lender::batching`).
         let next = crate::object::lender::batching(|| {
-            self.finish(pool, output, (job, inputs), stored, run)
+            self.finish(pool, output, (job, inputs, self.clone()), stored, run)
         });
         before_release();
         pool.release(&self.request, &gpu_ids);
@@ -397,7 +407,7 @@ impl TaskCell {
     /// attempt (no retries) and inputs holding at most `LIGHT` bytes and no
     /// nested refs. Anything else, and what the submitting thread itself
     /// ran (a getter running it inline), is dropped now.
-    fn leave(&self, pool: &TaskPool, (job, inputs): Remains) {
+    fn leave(&self, pool: &TaskPool, (job, inputs, cell): Remains) {
         let mut bytes = 0usize;
         let light = thread_token() != self.submitter
             && !self.retry.may_retry_errors(1)
@@ -412,7 +422,7 @@ impl TaskCell {
                 _ => true,
             });
         if light {
-            pool.leave_remains((job, inputs));
+            pool.leave_remains((job, inputs, cell));
         }
     }
 }
@@ -430,6 +440,7 @@ impl DepWaiter for TaskCell {
             }
             let inputs = body.inputs.as_slice();
             cache::prefetch(inputs.as_ptr().cast(), std::mem::size_of_val(inputs));
+            cache::prefetch(body.list.0 as *const u8, body.list.1);
         }
     }
 
