@@ -118,6 +118,45 @@ pub(crate) fn spin_until_paced(
     }
 }
 
+/// Spins on `ready` as [`spin_until_paced`] does for `budget`, then on, up
+/// to `most` in all, while `busy` holds (looked at once every
+/// [`BUSY_EVERY`] looks: it reads lines other threads keep writing); true
+/// as soon as `ready` holds.
+///
+/// For a thread waiting on work its rank is doing now, with a core of its
+/// own to spin on: parking would cost it a wake-up (12–60 µs here) once
+/// the work is done, and the thread finishing it a system call.
+pub(crate) fn spin_while_busy(
+    budget: Duration,
+    most: Duration,
+    first: u32,
+    busy: impl Fn() -> bool,
+    mut ready: impl FnMut() -> bool,
+) -> bool {
+    let start = Instant::now();
+    if spin_until_paced(budget, first, &mut ready) {
+        return true;
+    }
+    if most <= budget || !busy() {
+        return false;
+    }
+    let mut looks = 0u32;
+    let mut done = false;
+    let mut idle = false;
+    spin_until_paced(most.saturating_sub(start.elapsed()), first, || {
+        done = ready();
+        looks = looks.wrapping_add(1);
+        idle = !done && looks.is_multiple_of(BUSY_EVERY) && !busy();
+        done || idle
+    });
+    // A last look when the budget ran out or the rank went idle.
+    done || ready()
+}
+
+/// How many looks at its condition a [`spin_while_busy`] spinner takes
+/// between two looks at whether its rank is still busy.
+const BUSY_EVERY: u32 = 16;
+
 /// Parks until `ready` holds or `deadline` passes; true if it holds.
 ///
 /// The caller must already have registered a [`Signal`] for this thread with
@@ -187,6 +226,56 @@ pub(crate) fn nap_unless(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn a_busy_rank_keeps_a_waiter_spinning_past_its_budget() {
+        // Ready at the 200th look, long after a zero budget ran out.
+        let looks = Cell::new(0u32);
+        let ready = || {
+            looks.set(looks.get() + 1);
+            looks.get() >= 200
+        };
+        assert!(spin_while_busy(
+            Duration::ZERO,
+            Duration::from_secs(600),
+            1,
+            || true,
+            ready
+        ));
+        assert_eq!(looks.get(), 200, "no look after the one that saw it ready");
+    }
+
+    #[test]
+    fn a_waiter_stops_spinning_once_its_rank_is_idle() {
+        // Never ready: the spin ends when `busy` says so, not after 600 s.
+        let asked = Cell::new(0u32);
+        let busy = || {
+            asked.set(asked.get() + 1);
+            asked.get() < 3
+        };
+        assert!(!spin_while_busy(
+            Duration::ZERO,
+            Duration::from_secs(600),
+            1,
+            busy,
+            || false
+        ));
+        assert_eq!(asked.get(), 3);
+        // An idle rank from the start: no spin past the budget at all.
+        let looks = Cell::new(0u32);
+        assert!(!spin_while_busy(
+            Duration::ZERO,
+            Duration::from_secs(600),
+            1,
+            || false,
+            || {
+                looks.set(looks.get() + 1);
+                false
+            }
+        ));
+        assert_eq!(looks.get(), 1);
+    }
 
     #[test]
     fn a_spinner_looks_often_at_first_then_backs_off_to_32_pauses() {

@@ -454,6 +454,7 @@ impl Prepared {
             return Err(e.into());
         }
         let ledger = Ledger::new(self.totals);
+        let cores = self.pinning.binding().cpus.len();
         let neighbours = self.neighbours;
         let cluster = transport.map(|t| {
             let mut own = ledger.totals();
@@ -486,6 +487,7 @@ impl Prepared {
                 Scheduler::new(
                     self.base_threads,
                     self.max_threads,
+                    cores,
                     self.spin,
                     self.submitter_help,
                 ),

@@ -100,6 +100,8 @@ pub(crate) struct Scheduler {
     handles: Mutex<Vec<JoinHandle<()>>>,
     shutdown: AtomicBool,
     base_threads: usize,
+    /// The rank's cores (its binding's CPUs).
+    cores: usize,
     spin: Duration,
     /// How workers receive from other ranks themselves (see `receiving`).
     pub(crate) receiving: Receiving,
@@ -126,6 +128,7 @@ impl Scheduler {
     pub(crate) fn new(
         base_threads: usize,
         max_threads: usize,
+        cores: usize,
         spin: Duration,
         help_max: Duration,
     ) -> Scheduler {
@@ -142,6 +145,7 @@ impl Scheduler {
             handles: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
             base_threads: base_threads.max(1),
+            cores: cores.max(1),
             spin,
             receiving: Receiving::default(),
             help_max,
@@ -150,6 +154,17 @@ impl Scheduler {
 
     /// How many pause hints a spinner of this rank waits before its first
     /// looks (see [`Receiving::first_pauses`]).
+    /// Whether workers are running tasks now and leave a core of the rank
+    /// free: a thread waiting for their work may spin on it rather than
+    /// park (see `signal::spin_while_busy`).
+    pub(crate) fn busy_with_a_core_free(&self) -> bool {
+        let running = self
+            .threads
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.idle.load(Ordering::Relaxed));
+        running > 0 && running < self.cores
+    }
+
     pub(crate) fn first_pauses(&self) -> u32 {
         self.receiving.first_pauses()
     }
