@@ -79,6 +79,7 @@ pub(crate) fn start<A: Send + 'static, H: ActorHost>(
         is_task: false,
         may_retry: std::cell::Cell::new(false),
         cancel: None,
+        spent: Default::default(),
     };
     if let Some(b) = request.bundle() {
         let me: std::sync::Weak<dyn BundleMember> = Arc::downgrade(&core) as _;

@@ -219,5 +219,6 @@ fn copy_ctx(ctx: &TaskCtx) -> TaskCtx {
         is_task: false,
         may_retry: std::cell::Cell::new(false),
         cancel: None,
+        spent: Default::default(),
     }
 }

@@ -167,11 +167,14 @@ impl<T> Args<T> {
         // A fresh vector, not the arguments' own reused in place: that one
         // was allocated by the submitting thread, and reallocating it here
         // would take that thread's allocator lock (glibc's `realloc` of
-        // another thread's chunk locks its arena) once per task.
+        // another thread's chunk locks its arena) once per task. Its memory
+        // goes back with the task's remains, to be freed there too.
         let mut views = Vec::with_capacity(self.0.len());
-        for a in self.0 {
+        let mut list = self.0;
+        for a in list.drain(..) {
             views.push(a.into_view(rt)?);
         }
+        crate::task::context::hand_back(crate::task::spent::Spent::of(list));
         Ok(views)
     }
 }

@@ -38,6 +38,7 @@ use crate::sync::lock;
 use crate::task::context::{self, TaskCtx};
 use crate::task::leftovers::{LIGHT, thread_token};
 use crate::task::pool::TaskPool;
+use crate::task::spent::Spent;
 use crate::uncounted::{List, Name};
 
 const WAITING: u8 = 0;
@@ -125,10 +126,11 @@ struct Body {
 }
 
 /// What a finished task leaves: its body (with what it captured), its
-/// inputs' slots and a reference to its cell (so that the cell, too, is
-/// freed by the thread that allocated it, when it holds the last one),
-/// dropped later by a thread that submits tasks (see `task::leftovers`).
-pub(crate) type Remains = (Job, Vec<Arc<Slot>>, Arc<TaskCell>);
+/// inputs' slots, a reference to its cell (so that the cell, too, is freed
+/// by the thread that allocated it, when it holds the last one) and memory
+/// of its arguments it emptied (see `task::spent`), dropped later by a
+/// thread that submits tasks (see `task::leftovers`).
+pub(crate) type Remains = (Job, Vec<Arc<Slot>>, Arc<TaskCell>, Option<Spent>);
 
 /// A run's records: its start on the timeline, its entry among the running
 /// tasks, and when it started if its duration is sampled.
@@ -324,6 +326,7 @@ impl TaskCell {
             is_task: true,
             may_retry: std::cell::Cell::new(false),
             cancel: Some(self.clone()),
+            spent: Default::default(),
         });
         let mut attempts = 0u32;
         let run = Run {
@@ -361,7 +364,8 @@ impl TaskCell {
         // completion: a `Done` it sends carries them (see
         // `object::lender::batching`).
         let next = crate::object::lender::batching(|| {
-            self.finish(pool, output, (job, inputs, self.clone()), stored, run)
+            let remains = (job, inputs, self.clone(), ctx.spent.take());
+            self.finish(pool, output, remains, stored, run)
         });
         before_release();
         pool.release(&self.request, &gpu_ids);
@@ -407,7 +411,7 @@ impl TaskCell {
     /// attempt (no retries) and inputs holding at most `LIGHT` bytes and no
     /// nested refs. Anything else, and what the submitting thread itself
     /// ran (a getter running it inline), is dropped now.
-    fn leave(&self, pool: &TaskPool, (job, inputs, cell): Remains) {
+    fn leave(&self, pool: &TaskPool, (job, inputs, cell, spent): Remains) {
         let mut bytes = 0usize;
         let light = thread_token() != self.submitter
             && !self.retry.may_retry_errors(1)
@@ -422,7 +426,7 @@ impl TaskCell {
                 _ => true,
             });
         if light {
-            pool.leave_remains((job, inputs, cell));
+            pool.leave_remains((job, inputs, cell, spent));
         }
     }
 }

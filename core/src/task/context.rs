@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::resources::ledger::Request;
+use crate::task::spent::Spent;
 use crate::uncounted::{List, Name};
 
 /// The task or actor call running on this thread.
@@ -24,6 +25,9 @@ pub(crate) struct TaskCtx {
     /// The running task's cancellation, reached through its cell (`None`
     /// for actor calls).
     pub(crate) cancel: Option<Arc<dyn crate::task::cancel::Cancellable>>,
+    /// Memory the call emptied that its submitter allocated, to go back
+    /// with the task's remains (see `task::spent`).
+    pub(crate) spent: std::cell::Cell<Option<Spent>>,
 }
 
 /// Whether the task running on this thread was cancelled
@@ -77,6 +81,14 @@ pub(crate) fn with_task<R>(ctx: Rc<TaskCtx>, f: impl FnOnce() -> R) -> R {
 
 pub(crate) fn current_task() -> Option<Rc<TaskCtx>> {
     TASKS.with(|t| t.borrow().last().cloned())
+}
+
+/// Keeps `spent` with the running task's remains, to be freed by the
+/// thread that submitted it; outside a task it is freed now.
+pub(crate) fn hand_back(spent: Option<Spent>) {
+    if spent.is_some() {
+        with_current_task(|t| t.spent.set(spent));
+    }
 }
 
 /// `f` of the current task, if any, without taking a reference to it.

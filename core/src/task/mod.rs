@@ -11,3 +11,4 @@ pub(crate) mod pending;
 pub(crate) mod pool;
 pub(crate) mod receiving;
 pub(crate) mod scheduler;
+pub(crate) mod spent;
