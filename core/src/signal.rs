@@ -120,8 +120,9 @@ pub(crate) fn spin_until_paced(
 
 /// Spins on `ready` as [`spin_until_paced`] does for `budget`, then on, up
 /// to `most` in all, while `busy` holds (looked at once every
-/// [`BUSY_EVERY`] looks: it reads lines other threads keep writing); true
-/// as soon as `ready` holds.
+/// [`BUSY_EVERY`] looks: it reads lines other threads keep writing; the
+/// spin ends when it fails twice in a row, as a worker between two tasks
+/// is idle for a moment); true as soon as `ready` holds.
 ///
 /// For a thread waiting on work its rank is doing now, with a core of its
 /// own to spin on: parking would cost it a wake-up (12–60 µs here) once
@@ -142,12 +143,14 @@ pub(crate) fn spin_while_busy(
     }
     let mut looks = 0u32;
     let mut done = false;
-    let mut idle = false;
+    let mut idle = 0u32;
     spin_until_paced(most.saturating_sub(start.elapsed()), first, || {
         done = ready();
         looks = looks.wrapping_add(1);
-        idle = !done && looks.is_multiple_of(BUSY_EVERY) && !busy();
-        done || idle
+        if !done && looks.is_multiple_of(BUSY_EVERY) {
+            idle = if busy() { 0 } else { idle + 1 };
+        }
+        done || idle >= 2
     });
     // A last look when the budget ran out or the rank went idle.
     done || ready()
@@ -248,11 +251,12 @@ mod tests {
 
     #[test]
     fn a_waiter_stops_spinning_once_its_rank_is_idle() {
-        // Never ready: the spin ends when `busy` says so, not after 600 s.
+        // Never ready: the spin ends when `busy` fails twice in a row, not
+        // after 600 s (once is a worker between two tasks).
         let asked = Cell::new(0u32);
         let busy = || {
             asked.set(asked.get() + 1);
-            asked.get() < 3
+            asked.get() < 3 || asked.get() == 4
         };
         assert!(!spin_while_busy(
             Duration::ZERO,
@@ -261,7 +265,7 @@ mod tests {
             busy,
             || false
         ));
-        assert_eq!(asked.get(), 3);
+        assert_eq!(asked.get(), 6);
         // An idle rank from the start: no spin past the budget at all.
         let looks = Cell::new(0u32);
         assert!(!spin_while_busy(
