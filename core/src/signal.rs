@@ -134,7 +134,6 @@ pub(crate) fn spin_while_busy(
     busy: impl Fn() -> bool,
     mut ready: impl FnMut() -> bool,
 ) -> bool {
-    let start = Instant::now();
     if spin_until_paced(budget, first, &mut ready) {
         return true;
     }
@@ -144,7 +143,7 @@ pub(crate) fn spin_while_busy(
     let mut looks = 0u32;
     let mut done = false;
     let mut idle = 0u32;
-    spin_until_paced(most.saturating_sub(start.elapsed()), first, || {
+    spin_until_paced(most - budget, first, || {
         done = ready();
         looks = looks.wrapping_add(1);
         if !done && looks.is_multiple_of(BUSY_EVERY) {
