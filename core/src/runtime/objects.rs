@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 /// spinning is off). A driver pacing a chain of small tasks waits a few
 /// hundred microseconds at a time: parked, each wait ended with a wake-up
 /// the worker paid for and the driver slept through (on the 2-core VM,
-/// Task Bench's stencil on one rank, `-iter 128`: 1.57 -> 1.52 µs a task
-/// over 50,000 steps, 1.81 -> 1.66 µs over 1,000, medians).
+/// Task Bench's stencil on one rank, `-iter 128`: 1.54 -> 1.51 µs a task
+/// over 50,000 steps, 1.75 -> 1.61 µs over 1,000, medians).
 const BUSY_SPIN: Duration = Duration::from_millis(1);
 
 impl Runtime {
