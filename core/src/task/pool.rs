@@ -129,7 +129,12 @@ impl TaskPool {
         let key = self.key();
         let batch = COLLECTED
             .try_with(|c| match &mut *c.borrow_mut() {
-                Some((k, items)) if *k == key && !items.is_empty() => Some(std::mem::take(items)),
+                // A list given back by a dropping thread to collect in next,
+                // not a new one: a worker runs dry often, and each list it
+                // allocated would be freed by another thread.
+                Some((k, items)) if *k == key && !items.is_empty() => {
+                    Some(std::mem::replace(items, self.leftovers.spare()))
+                }
                 _ => None,
             })
             .ok()
