@@ -27,7 +27,14 @@ Definitions (Slaughter et al., SC20, and Task Bench's scripts/chart_metg.py):
   point falls below 50% the value is only an upper bound, printed as `<=X`.
 
 A sweep of one implementation on one pattern and rank count stops once a
-point's efficiency falls below `--stop-below` (10%). Ranks N > 1 run as
+point's efficiency falls below `--stop-below` (10%).
+
+`--sweeps N` repeats each pattern and rank count's whole sweep N times and
+prints each implementation's median METG and the median of the N ratios
+(each of one sweep, where both implementations ran at the same time), with
+their range. On a shared VM whose cores slow down for seconds at a time,
+one sweep's ratio is not a measurement: on the 2-core VM, three sweeps of
+the same binaries in a row (1 rank, 10,000 steps) gave 3.04, 2.19 and 5.30. Ranks N > 1 run as
 `--mpirun -n N BIN ...`; one rank runs BIN directly. `--json FILE` writes
 every run and every METG.
 """
@@ -125,6 +132,17 @@ def iter_counts(hi, lo):
         out.append(k)
         k //= 2
     return out
+
+
+def median_or_none(values):
+    """The median of the values that are not None, or None."""
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def paired_ratios(ferry, mpi):
+    """`ferry[i] / mpi[i]` for each sweep `i` where both have a METG."""
+    return [f / m for f, m in zip(ferry, mpi) if f and m]
 
 
 def fmt_us(value, bracketed):
@@ -233,6 +251,8 @@ def main(argv=None):
     ap.add_argument("--cores-per-rank", type=int, default=1)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--sweeps", type=int, default=1,
+                    help="whole sweeps per pattern and rank count; medians are printed")
     ap.add_argument("--iter-max", type=int, default=1 << 16)
     ap.add_argument("--iter-min", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=0.5)
@@ -262,36 +282,50 @@ def main(argv=None):
         ranks_list = [int(r) for r in args.ranks.split(",") if r]
     except ValueError:
         ap.error(f"--ranks {args.ranks!r}: expected comma-separated integers")
-    if any(r < 1 for r in ranks_list) or args.reps < 1 or args.steps < 1 or args.cores_per_rank < 1:
-        ap.error("ranks, reps, steps and cores per rank must be at least 1")
+    if (any(r < 1 for r in ranks_list) or args.reps < 1 or args.steps < 1
+            or args.cores_per_rank < 1 or args.sweeps < 1):
+        ap.error("ranks, reps, sweeps, steps and cores per rank must be at least 1")
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     rows, dump, failed = [], {"points": [], "metg": []}, False
     for pattern in types:
         for ranks in ranks_list:
-            log(f"{pattern}, {ranks} rank(s), {ranks * args.cores_per_rank} core(s)")
-            res = sweep(impls, pattern, ranks, args, log)
             row = {"pattern": pattern, "ranks": ranks}
-            for name, (points, error) in res.items():
-                dump["points"].extend(points)
-                value, bracketed = metg(points, args.threshold)
-                if error and value is None:
+            per = {i.name: [] for i in impls}
+            for n in range(args.sweeps):
+                log(f"{pattern}, {ranks} rank(s), {ranks * args.cores_per_rank} core(s), "
+                    f"sweep {n + 1} of {args.sweeps}")
+                res = sweep(impls, pattern, ranks, args, log)
+                for name, (points, error) in res.items():
+                    dump["points"].extend(points)
+                    value, bracketed = metg(points, args.threshold)
+                    per[name].append((value, bracketed, error))
+                    dump["metg"].append({"impl": name, "pattern": pattern, "ranks": ranks,
+                                         "sweep": n, "metg_s": value, "bracketed": bracketed,
+                                         "error": error})
+            for name, runs in per.items():
+                value = median_or_none(v for v, _, _ in runs)
+                if value is None and any(e for _, _, e in runs):
                     failed = True
                     row[name] = "fail"
                 else:
-                    row[name] = fmt_us(value, bracketed)
+                    row[name] = fmt_us(value, all(b for v, b, _ in runs if v is not None))
                 row[name + "_s"] = value
-                dump["metg"].append({"impl": name, "pattern": pattern, "ranks": ranks,
-                                     "metg_s": value, "bracketed": bracketed, "error": error})
+                row[name + "_all"] = [v for v, _, _ in runs]
             rows.append(row)
 
+    many = args.sweeps > 1
     print(f"{'pattern':<22} {'ranks':>5} {'METG Ferry (us)':>16} {'METG MPI (us)':>14} "
-          f"{'Ferry/MPI':>10}")
+          f"{'Ferry/MPI':>10}" + (f" {'ratio range':>12} {'sweeps':>6}" if many else ""))
     for row in rows:
-        f, m = row.get("ferry_s"), row.get("mpi_s")
-        ratio = f"{f / m:.2f}" if f and m else "-"
-        print(f"{row['pattern']:<22} {row['ranks']:>5} {row.get('ferry', '-'):>16} "
-              f"{row.get('mpi', '-'):>14} {ratio:>10}")
+        ratios = paired_ratios(row.get("ferry_all", []), row.get("mpi_all", []))
+        ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
+        line = (f"{row['pattern']:<22} {row['ranks']:>5} {row.get('ferry', '-'):>16} "
+                f"{row.get('mpi', '-'):>14} {ratio:>10}")
+        if many:
+            span = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
+            line += f" {span:>12} {len(ratios):>6}"
+        print(line)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dump, fh, indent=1)

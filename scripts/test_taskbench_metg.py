@@ -60,6 +60,17 @@ class Metg(unittest.TestCase):
         self.assertEqual(pts[0]["efficiency"], 0.5)
 
 
+class Sweeps(unittest.TestCase):
+    def test_ratios_pair_the_sweeps_and_skip_missing(self):
+        self.assertEqual(tm.paired_ratios([2.0, None, 6.0, 3.0], [1.0, 1.0, 2.0, None]),
+                         [2.0, 3.0])
+        self.assertEqual(tm.paired_ratios([], []), [])
+
+    def test_median_skips_missing(self):
+        self.assertEqual(tm.median_or_none([3.0, None, 1.0, 2.0]), 2.0)
+        self.assertIsNone(tm.median_or_none([None, None]))
+
+
 class Parsing(unittest.TestCase):
     TEXT = ("Total Tasks 12\nTotal Dependencies 20\nTotal FLOPs 16128\n"
             "Total Bytes 640\nElapsed Time 5.000000e-01 seconds\n"
@@ -112,6 +123,16 @@ class Smoke(unittest.TestCase):
         self.assertEqual([p["iter"] for p in dump["points"]], [16, 8, 4])
         self.assertTrue(all(p["tasks"] == 10 and p["elapsed"] > 0 for p in dump["points"]))
         self.assertEqual(len(dump["metg"]), 1)
+        # Repeated sweeps: every point of each, one METG per sweep.
+        code = tm.main(["--mpi-bin", binary, "--ranks", "1", "--steps", "10", "--reps", "1",
+                        "--iter-max", "16", "--iter-min", "4", "--stop-below", "0",
+                        "--sweeps", "2", "--quiet", "--json", out])
+        self.assertEqual(code, 0)
+        with open(out) as fh:
+            dump = json.load(fh)
+        os.unlink(out)
+        self.assertEqual([p["iter"] for p in dump["points"]], [16, 8, 4, 16, 8, 4])
+        self.assertEqual([m["sweep"] for m in dump["metg"]], [0, 1])
 
 
 if __name__ == "__main__":
