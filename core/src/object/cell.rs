@@ -264,8 +264,7 @@ pub(crate) trait Producer: Send + Sync {
 pub(crate) struct Slot {
     pub(crate) id: ObjectId,
     value: OnceLock<Stored>,
-    waiters: Mutex<Waiters<Waiter>>,
-    producer: Option<Weak<dyn Producer>>,
+    pending: Mutex<Pending>,
     /// Someone fetched this object (so its error, if any, was seen).
     observed: AtomicBool,
     unhandled: Option<Arc<UnhandledSink>>,
@@ -275,6 +274,20 @@ pub(crate) struct Slot {
     /// (boxed: most slots are this rank's own, and every slot is written
     /// whole when it is made).
     borrow: Option<Box<Borrow>>,
+}
+
+/// What a slot keeps until its value is set.
+struct Pending {
+    /// Who waits for the value.
+    waiters: Waiters<Waiter>,
+    /// The task making it, weakly (to run it inline or cancel it): let go
+    /// of when the value is set, so that the task's memory is freed with
+    /// the task's own remains (by its submitter, see `task::leftovers`)
+    /// rather than with the last ref to its output (on the 2-core VM a
+    /// driver dropping a few hundred refs at once freed as many cells,
+    /// more than its malloc cache holds, and its next few hundred
+    /// submissions allocated theirs from malloc's slow path).
+    producer: Option<Weak<dyn Producer>>,
 }
 
 /// A borrowed object: its owner, who lends it to this rank, and the state
@@ -323,8 +336,10 @@ impl Slot {
         Slot {
             id,
             value: OnceLock::new(),
-            waiters: Mutex::new(Waiters::new()),
-            producer,
+            pending: Mutex::new(Pending {
+                waiters: Waiters::new(),
+                producer,
+            }),
             observed: AtomicBool::new(false),
             unhandled,
             exported: OnceLock::new(),
@@ -368,7 +383,8 @@ impl Slot {
 
     /// Made by `put` (ready at once, no task behind it).
     pub(crate) fn is_put(&self) -> bool {
-        self.producer.is_none() && self.unhandled.is_none() && self.borrow.is_none()
+        // Only `pending` slots have a producer, and they all have a sink.
+        self.unhandled.is_none() && self.borrow.is_none()
     }
 
     pub(crate) fn borrow(&self) -> Option<&Borrow> {
@@ -410,8 +426,12 @@ impl Slot {
         }
     }
 
+    /// The task making the value, while it is not set.
     pub(crate) fn producer(&self) -> Option<Arc<dyn Producer>> {
-        self.producer.as_ref().and_then(Weak::upgrade)
+        self.lock_pending()
+            .producer
+            .as_ref()
+            .and_then(Weak::upgrade)
     }
 
     /// Sets the value (first completion wins) and wakes every waiter.
@@ -425,7 +445,11 @@ impl Slot {
         if self.value.set(stored).is_err() {
             return false;
         }
-        let waiters = self.lock_waiters().take();
+        let (waiters, producer) = {
+            let mut p = self.lock_pending();
+            (p.waiters.take(), p.producer.take())
+        };
+        drop(producer);
         for w in waiters {
             match w {
                 Waiter::Thread(s) => s.notify(),
@@ -443,7 +467,7 @@ impl Slot {
     /// fetched while the object is being made rather than one miss at a
     /// time once it is done. Only the first few are warmed.
     pub(crate) fn warm_dependents(&self) {
-        self.lock_waiters().for_each_first(|w| {
+        self.lock_pending().waiters.for_each_first(|w| {
             if let Waiter::Task(t) = w {
                 t.warm();
             }
@@ -451,17 +475,17 @@ impl Slot {
     }
 
     pub(crate) fn add_waiter(&self, w: Waiter) -> bool {
-        let mut waiters = self.lock_waiters();
+        let mut p = self.lock_pending();
         if self.is_ready() {
             return false;
         }
-        waiters.push(w);
+        p.waiters.push(w);
         true
     }
 
-    fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Waiters<Waiter>> {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         // A poisoned list is still a valid list: no user code runs under it.
-        lock(&self.waiters)
+        lock(&self.pending)
     }
 
     pub(crate) fn set_exported(&self, exports: Weak<crate::object::exports::Exports>) -> bool {
@@ -492,5 +516,34 @@ impl Drop for Slot {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Maker;
+
+    impl Producer for Maker {
+        fn run_inline(self: Arc<Self>) -> bool {
+            false
+        }
+        fn cancel(self: Arc<Self>, _recursive: bool) {}
+    }
+
+    #[test]
+    fn a_completed_slot_lets_its_producer_go() {
+        let maker: Arc<dyn Producer> = Arc::new(Maker);
+        let sink = Arc::new(UnhandledSink::default());
+        let slot = Slot::pending(ObjectId::from_u64(1), Some(Arc::downgrade(&maker)), sink);
+        assert!(slot.producer().is_some(), "pending: its task can be run or cancelled");
+        assert_eq!(Arc::weak_count(&maker), 1);
+        slot.mark_observed();
+        assert!(slot.complete_first(Stored::Error(Error::Shutdown)));
+        assert!(slot.producer().is_none());
+        // The task's memory is not kept by the refs to its output.
+        assert_eq!(Arc::weak_count(&maker), 0);
+        assert!(!slot.complete_first(Stored::Error(Error::Shutdown)), "first wins");
     }
 }

@@ -127,9 +127,9 @@ fn submit_job<R>(
         return Err(Error::Shutdown);
     }
     inner.pool.tasks.submitted();
-    // A batch of finished tasks' remains for each one submitted: their
-    // memory comes back to this thread's allocator (see `task::leftovers`).
-    inner.pool.leftovers.drain(1);
+    // A finished task's remains for each one submitted: their memory
+    // comes back to this thread's allocator (see `task::leftovers`).
+    inner.pool.leftovers.drop_one();
     let request = opts
         .request(&name, &inner.pool.ledger)
         .map_err(|e| crate::cluster::explain_infeasible(inner, e))?;

@@ -197,6 +197,40 @@ impl Ledger {
             .insert(self, group, index, Ledger::new(totals), held);
     }
 
+    /// [`request`](Self::request) of CPUs, GPUs and memory alone (the
+    /// first three resources, in that order): what nearly every task asks,
+    /// made with no name looked up and no list sorted (on the 2-core VM,
+    /// ~380 of the ~2,200 instructions a submission took). An amount that
+    /// is invalid or does not fit goes the general way, for its error.
+    pub(crate) fn request_base(
+        &self,
+        what: &str,
+        [cpus, gpus, memory]: [f64; 3],
+    ) -> Result<Request> {
+        let mut items = Items::default();
+        for (i, amount) in [(CPU, cpus), (GPU, gpus), (MEMORY, memory)] {
+            if amount == 0.0 {
+                continue;
+            }
+            let fixed = to_fixed(amount);
+            let fits = valid_amount(amount)
+                && (amount <= 1.0 || amount.fract() == 0.0)
+                && fixed <= self.totals[i];
+            if !fits {
+                let named = [("CPU", cpus), ("GPU", gpus), ("memory", memory)];
+                return self.request(what, &named);
+            }
+            if fixed != 0 {
+                // Pushed in index order: sorted as `request` sorts them.
+                items.push((i, fixed));
+            }
+        }
+        Ok(Request {
+            items,
+            bundle: None,
+        })
+    }
+
     /// Turns named amounts into a request, or says why no rank could ever run it.
     pub(crate) fn request(&self, what: &str, asks: &[(&str, f64)]) -> Result<Request> {
         let mut items = Items::default();
@@ -369,5 +403,36 @@ mod tests {
         assert!(l.request("t", &[("CPU", -1.0)]).is_err());
         assert!(l.request("t", &[("CPU", 1.5)]).is_err());
         assert!(l.request("t", &[("CPU", 0.0)]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_base_request_is_the_named_one() {
+        let l = ledger();
+        let amounts = [
+            0.0,
+            -0.0,
+            1e-9,
+            0.25,
+            1.0,
+            1.5,
+            2.0,
+            3.0,
+            1e9,
+            2e9,
+            -1.0,
+            f64::NAN,
+        ];
+        for cpus in amounts {
+            for gpus in [0.0, 0.5, 1.0] {
+                for memory in [0.0, 1e9, f64::INFINITY] {
+                    let named = [("CPU", cpus), ("GPU", gpus), ("memory", memory)];
+                    let general = l.request("t", &named).map_err(|e| e.to_string());
+                    let base = l
+                        .request_base("t", [cpus, gpus, memory])
+                        .map_err(|e| e.to_string());
+                    assert_eq!(base, general, "{named:?}");
+                }
+            }
+        }
     }
 }

@@ -418,13 +418,14 @@ impl ResourceAsk {
     /// The ledger's request for it (an error naming `what` if no rank of
     /// this ledger's kind could ever grant it).
     pub(crate) fn request(&self, what: &str, ledger: &Ledger) -> Result<Request> {
+        if self.custom.is_empty() && self.bundle.is_none() {
+            return ledger.request_base(what, [self.cpus, self.gpus, self.memory]);
+        }
         let base = [
             ("CPU", self.cpus),
             ("GPU", self.gpus),
             ("memory", self.memory),
         ];
-        // Most tasks ask for no custom resource: no list is built for them
-        // (one allocation less per task).
         let with_custom: Vec<(&str, f64)>;
         let asks: &[(&str, f64)] = if self.custom.is_empty() {
             &base

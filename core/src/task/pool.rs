@@ -104,15 +104,22 @@ impl TaskPool {
 
     /// Hands a finished task's light remains to the leftovers: collected
     /// into this worker's batch, or alone from any other thread.
+    ///
+    /// A full batch is handed over when the next remains come, not with its
+    /// last: the worker still holds the task whose remains those are (its
+    /// cell, until the task's run returns), and a submitter that dropped
+    /// them first would leave the cell's last reference, and the free of
+    /// its memory, to the worker.
     pub(crate) fn leave_remains(&self, remains: Remains) {
         let key = self.key();
         // What goes to the queue goes after the borrow: a full queue drops
         // its oldest batch here, and a drop may run any code.
         let full = COLLECTED.with(|c| match &mut *c.borrow_mut() {
             Some((k, items)) if *k == key => {
+                let full = (items.len() >= BATCH)
+                    .then(|| Err(std::mem::replace(items, self.leftovers.spare())));
                 items.push(remains);
-                (items.len() >= BATCH)
-                    .then(|| Err(std::mem::replace(items, self.leftovers.spare())))
+                full
             }
             _ => Some(Ok(remains)),
         });
