@@ -537,13 +537,19 @@ mod tests {
         let maker: Arc<dyn Producer> = Arc::new(Maker);
         let sink = Arc::new(UnhandledSink::default());
         let slot = Slot::pending(ObjectId::from_u64(1), Some(Arc::downgrade(&maker)), sink);
-        assert!(slot.producer().is_some(), "pending: its task can be run or cancelled");
+        assert!(
+            slot.producer().is_some(),
+            "pending: its task can be run or cancelled"
+        );
         assert_eq!(Arc::weak_count(&maker), 1);
         slot.mark_observed();
         assert!(slot.complete_first(Stored::Error(Error::Shutdown)));
         assert!(slot.producer().is_none());
         // The task's memory is not kept by the refs to its output.
         assert_eq!(Arc::weak_count(&maker), 0);
-        assert!(!slot.complete_first(Stored::Error(Error::Shutdown)), "first wins");
+        assert!(
+            !slot.complete_first(Stored::Error(Error::Shutdown)),
+            "first wins"
+        );
     }
 }
