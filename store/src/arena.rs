@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::alloc::{Allocation, OffsetAllocator, PAGE};
+use crate::alloc::{Allocation, OffsetAllocator, PAGE, reserved_size};
 use crate::error::{HeldReport, StoreError};
+use crate::magazine::{self, Caches};
 use crate::pressure::{Pressure, SpillStats, alloc_under_pressure};
 use crate::sealed::Sealed;
 use crate::segment::{DEFAULT_SHM_DIR, Segment, free_space};
@@ -110,6 +111,10 @@ pub(crate) struct Shared {
     pub(crate) segment: Segment,
     alloc: Mutex<OffsetAllocator>,
     pub(crate) pressure: Pressure,
+    /// Unique among arenas (see `magazine`).
+    pub(crate) id: u64,
+    /// Small free ranges threads keep (see `magazine`).
+    pub(crate) caches: Caches,
 }
 
 impl Shared {
@@ -120,7 +125,23 @@ impl Shared {
         self.alloc.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn free(&self, a: Allocation) {
+    /// Bytes held by live blocks: the allocator's, less the free ranges
+    /// threads keep cached.
+    pub(crate) fn used(&self) -> usize {
+        let used = self.allocator().used();
+        used.saturating_sub(self.caches.bytes())
+    }
+
+    /// Frees `a`: into this thread's cache when it is small and no put
+    /// waits for space (then this thread's cache goes back too).
+    fn free(self: &Arc<Self>, a: Allocation) {
+        let waited_on = self.pressure.is_waited_on();
+        if !waited_on && magazine::free(self, a) {
+            return;
+        }
+        if waited_on {
+            magazine::flush(&**self);
+        }
         let mut alloc = self.allocator();
         alloc.free(a);
         if self.pressure.is_waited_on() {
@@ -138,6 +159,20 @@ impl Shared {
 
     pub(crate) fn base(&self) -> *const u8 {
         self.segment.as_ptr()
+    }
+}
+
+impl magazine::Ranges for Shared {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    fn allocator(&self) -> MutexGuard<'_, OffsetAllocator> {
+        Shared::allocator(self)
     }
 }
 
@@ -162,7 +197,7 @@ impl Shared {
 /// ```
 #[derive(Clone)]
 pub struct Arena {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Arena {
@@ -236,6 +271,8 @@ impl Arena {
                 alloc: Mutex::new(OffsetAllocator::new(capacity)),
                 segment,
                 pressure: Pressure::new(spill, cfg.put_timeout),
+                id: magazine::next_id(),
+                caches: Caches::default(),
             }),
         })
     }
@@ -318,7 +355,7 @@ impl Arena {
 
     /// Bytes currently held by live blocks (rounded up to their alignment).
     pub fn used(&self) -> usize {
-        self.shared.allocator().used()
+        self.shared.used()
     }
 
     /// Reserves `len` writable bytes. The block starts on a 16-byte boundary
@@ -357,16 +394,24 @@ impl Arena {
         let alloc = if len == 0 {
             Allocation { offset: 0, size: 0 }
         } else {
-            let quick = self.shared.allocator().alloc(len);
+            let shared = &self.shared;
+            // A small block from this thread's cache; any other from the
+            // allocator, after giving the cache back if it has no room.
+            let quick = reserved_size(len)
+                .and_then(|size| magazine::alloc(shared, size))
+                .or_else(|| shared.allocator().alloc(len))
+                .or_else(|| {
+                    magazine::flush(&**shared);
+                    shared.allocator().alloc(len)
+                });
             let alloc = match quick {
                 Some(x) => x,
-                None if may_wait => alloc_under_pressure(&self.shared, len)?,
+                None if may_wait => alloc_under_pressure(shared, len)?,
                 None => {
-                    let a = self.shared.allocator();
                     return Err(StoreError::Full {
                         requested: len,
-                        used: a.used(),
-                        capacity: a.capacity(),
+                        used: shared.used(),
+                        capacity: shared.allocator().capacity(),
                     });
                 }
             };

@@ -4,7 +4,9 @@
 //!   (the only `mmap` code), its pages reserved so that a full `/dev/shm` is
 //!   an error, never a `SIGBUS`.
 //! - [`Arena`]: the segment carved into [`BlockMut`] / [`Block`] ranges by a
-//!   best-fit offset allocator.
+//!   best-fit offset allocator, small ranges cached per thread (a block
+//!   made on one thread and freed on another moves the allocator's lock
+//!   between their cores once a batch, not twice a block).
 //! - [`put`], [`access`], [`deserialize`], [`put_pod_slice_with`],
 //!   [`as_native_slice`]: rkyv archives written straight into the arena and
 //!   read in place.
@@ -22,6 +24,7 @@ mod checksum;
 mod error;
 mod fileio;
 mod liveness;
+mod magazine;
 mod pressure;
 mod private_dir;
 mod sealed;

@@ -218,13 +218,10 @@ pub fn never_wait_on_this_thread() {
 /// An allocation that did not fit at once: spill, wait, or say why not.
 pub(crate) fn alloc_under_pressure(shared: &Shared, len: usize) -> Result<Allocation, StoreError> {
     let capacity = shared.segment.capacity();
-    let full = || {
-        let a = shared.allocator();
-        StoreError::Full {
-            requested: len,
-            used: a.used(),
-            capacity: a.capacity(),
-        }
+    let full = || StoreError::Full {
+        requested: len,
+        used: shared.used(),
+        capacity: shared.allocator().capacity(),
     };
     let p = &shared.pressure;
     // Larger than the whole store: no amount of waiting helps.
@@ -394,10 +391,8 @@ fn spill_for(shared: &Shared, need: usize) {
 /// What holds the store now.
 pub(crate) fn report(shared: &Shared) -> HeldReport {
     let p = &shared.pressure;
-    let (used, largest_free) = {
-        let a = shared.allocator();
-        (a.used(), a.largest_free())
-    };
+    let largest_free = shared.allocator().largest_free();
+    let used = shared.used();
     let mut held = HeldReport {
         capacity: shared.segment.capacity(),
         used,
