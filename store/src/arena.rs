@@ -115,6 +115,11 @@ pub(crate) struct Shared {
     pub(crate) id: u64,
     /// Small free ranges threads keep (see `magazine`).
     pub(crate) caches: Caches,
+    /// Whether threads cache small ranges: only in a process that may run
+    /// on more than one CPU (with one, as a rank `mpirun` binds to a core,
+    /// a block freed by another thread crosses no core, and the cache would
+    /// only be more work).
+    pub(crate) cache_small: bool,
 }
 
 impl Shared {
@@ -136,7 +141,7 @@ impl Shared {
     /// waits for space (then this thread's cache goes back too).
     fn free(self: &Arc<Self>, a: Allocation) {
         let waited_on = self.pressure.is_waited_on();
-        if !waited_on && magazine::free(self, a) {
+        if self.cache_small && !waited_on && magazine::free(self, a) {
             return;
         }
         if waited_on {
@@ -273,6 +278,7 @@ impl Arena {
                 pressure: Pressure::new(spill, cfg.put_timeout),
                 id: magazine::next_id(),
                 caches: Caches::default(),
+                cache_small: std::thread::available_parallelism().map_or(true, |n| n.get() > 1),
             }),
         })
     }
@@ -398,6 +404,7 @@ impl Arena {
             // A small block from this thread's cache; any other from the
             // allocator, after giving the cache back if it has no room.
             let quick = reserved_size(len)
+                .filter(|_| shared.cache_small)
                 .and_then(|size| magazine::alloc(shared, size))
                 .or_else(|| shared.allocator().alloc(len))
                 .or_else(|| {

@@ -263,10 +263,29 @@ pub(crate) fn flush(shared: &dyn Ranges) {
 mod tests {
     use crate::{Arena, StoreConfig};
 
-    fn arena(name: &str, capacity: usize) -> Arena {
+    /// An arena whose threads cache small ranges or not (by default that
+    /// follows the CPUs this process may run on).
+    fn arena_caching(name: &str, capacity: usize, cache: bool) -> Arena {
         let mut cfg = StoreConfig::new(format!("mag-{name}-{}", std::process::id()), 0, capacity);
         cfg.dir = std::env::temp_dir();
-        Arena::create(&cfg).unwrap()
+        let mut a = Arena::create(&cfg).unwrap();
+        std::sync::Arc::get_mut(&mut a.shared)
+            .expect("a new arena has one handle")
+            .cache_small = cache;
+        a
+    }
+
+    fn arena(name: &str, capacity: usize) -> Arena {
+        arena_caching(name, capacity, true)
+    }
+
+    #[test]
+    fn without_the_cache_every_block_goes_back_at_once() {
+        let a = arena_caching("off", 1 << 20, false);
+        let b = a.alloc(20).unwrap();
+        assert_eq!((a.used(), reserved(&a)), (32, 32));
+        drop(b);
+        assert_eq!((a.used(), reserved(&a)), (0, 0));
     }
 
     /// Bytes the allocator itself counts as handed out (live or cached).
