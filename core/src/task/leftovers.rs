@@ -127,11 +127,11 @@ impl<T> Leftovers<T> {
     /// when the one being dropped is used up), and a whole batch more while
     /// more than half the queue waits.
     ///
-    /// For a thread that submits tasks: a task's remains hold a block of
-    /// each size its submission allocates (its cell, its output's slot,
-    /// its closure, its lists), so one task's remains dropped before each
-    /// submission is a block freed into this thread's malloc cache before
-    /// each one taken from it. A whole batch dropped at a time overflowed
+    /// For a thread that submits tasks: a task's remains hold blocks of
+    /// the sizes a submission allocates (its cell, its closure, its lists,
+    /// and often its inputs' slots), so one task's remains dropped before
+    /// each submission free blocks into this thread's malloc cache before
+    /// the submission takes its own from it. A whole batch dropped at a time overflowed
     /// that cache (glibc's keeps 7 blocks of a size), and the submissions
     /// after it found it empty: on the 2-core VM, ~90% of the stencil's
     /// cells and slots came from malloc's slow path.
@@ -157,7 +157,9 @@ impl<T> Leftovers<T> {
         }
     }
 
-    /// Drops every waiting value on this thread (a load when none waits).
+    /// Drops every waiting value on this thread, the batch
+    /// [`drop_one`](Self::drop_one) was dropping included (a lock and a
+    /// load when none waits).
     pub(crate) fn drain_all(&self) {
         let mut current = std::mem::take(&mut *lock(&self.dropping));
         if current.capacity() > 0 {
