@@ -124,8 +124,8 @@ impl<T> Leftovers<T> {
     }
 
     /// Drops one waiting value on this thread (the next batch's first,
-    /// when the one being dropped is used up), and a whole batch more while
-    /// more than half the queue waits.
+    /// when the one being dropped is used up), and a whole batch more when
+    /// it takes a batch while more than half the queue waits.
     ///
     /// For a thread that submits tasks: a task's remains hold blocks of
     /// the sizes a submission allocates (its cell, its closure, its lists,
@@ -136,12 +136,14 @@ impl<T> Leftovers<T> {
     /// after it found it empty: on the 2-core VM, ~90% of the stencil's
     /// cells and slots came from malloc's slow path.
     pub(crate) fn drop_one(&self) {
+        let mut took_batch = false;
         let value = {
             let mut current = lock(&self.dropping);
             if current.is_empty() {
                 let Some(batch) = self.queue.pop() else {
                     return;
                 };
+                took_batch = true;
                 let used = std::mem::replace(&mut *current, batch);
                 if used.capacity() > 0 {
                     self.give_back(used);
@@ -152,7 +154,9 @@ impl<T> Leftovers<T> {
         if let Some(value) = value {
             drop_quietly(value);
         }
-        if self.queue.len() > self.queue.capacity() / 2 {
+        // Looked at with each new batch only: the queue's length reads the
+        // line the worker writes as it hands batches over.
+        if took_batch && self.queue.len() > self.queue.capacity() / 2 {
             self.drain(1);
         }
     }
