@@ -40,6 +40,7 @@ mod error;
 mod host;
 mod ids;
 mod log;
+mod once;
 mod signal;
 mod state;
 mod sync;

@@ -277,27 +277,76 @@ thread_local! {
     static SCRATCH: RefCell<AlignedVec<16>> = RefCell::new(AlignedVec::new());
 }
 
-/// [`put`] in one serialization pass, for an archive that fits
-/// [`SCRATCH_BYTES`]; `Ok(None)` when it does not (or the serialization
-/// failed there: the two-pass path then says why) or the scratch buffer is
-/// in use (a `Serialize` impl that puts).
-fn put_small<T: Storable>(arena: &Arena, v: &T) -> Result<Option<Block>, StoreError> {
+/// Serializes `v` once into the calling thread's scratch buffer and hands
+/// the archive to `f`: `None` when it does not fit [`SCRATCH_BYTES`] (or
+/// the serialization failed there: the two-pass path then says why) or the
+/// buffer is in use (a `Serialize` impl that puts or encodes).
+fn with_scratch_archive<T: Storable, R>(v: &T, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     SCRATCH.with(|scratch| {
-        let Ok(mut buf) = scratch.try_borrow_mut() else {
-            return Ok(None);
-        };
+        let mut buf = scratch.try_borrow_mut().ok()?;
         if buf.len() < SCRATCH_BYTES {
             buf.resize(SCRATCH_BYTES, 0);
         }
-        // An AlignedVec<16> starts on a 16-byte boundary, as arena blocks do,
-        // so the archive's layout is the same once copied.
-        let Ok(len) = serialize_with(v, SliceWriter::new(&mut buf[..])) else {
-            return Ok(None);
-        };
-        let mut block = arena.alloc(len)?;
-        block.as_mut_slice()[..len].copy_from_slice(&buf[..len]);
-        Ok(Some(block.freeze()))
+        // An AlignedVec<16> starts on a 16-byte boundary, as arena blocks
+        // and the vectors `to_aligned_vec` makes do, so the archive's
+        // layout is the same once copied.
+        let len = serialize_with(v, SliceWriter::new(&mut buf[..])).ok()?;
+        Some(f(&buf[..len]))
     })
+}
+
+/// [`put`] in one serialization pass, for an archive that fits
+/// [`SCRATCH_BYTES`]; `Ok(None)` when it does not (see
+/// [`with_scratch_archive`]).
+fn put_small<T: Storable>(arena: &Arena, v: &T) -> Result<Option<Block>, StoreError> {
+    with_scratch_archive(v, |bytes| {
+        let mut block = arena.alloc(bytes.len())?;
+        block.as_mut_slice().copy_from_slice(bytes);
+        Ok(block.freeze())
+    })
+    .transpose()
+}
+
+/// `v`'s archive in a vector of its own, aligned as an archive must be:
+/// serialized once when it fits [`SCRATCH_BYTES`] (a call's arguments,
+/// mostly), else counted first, then serialized in place.
+///
+/// ```
+/// let bytes = ferry_store::to_aligned_vec(&(7u32, String::from("hi"))).unwrap();
+/// let back = ferry_store::access::<(u32, String)>(&bytes).unwrap();
+/// assert_eq!((back.0.to_native(), back.1.as_str()), (7, "hi"));
+/// let big = ferry_store::to_aligned_vec(&vec![1u64; 1000]).unwrap();
+/// assert_eq!(ferry_store::access::<Vec<u64>>(&big).unwrap().len(), 1000);
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Serialize`] if the value's `Serialize` impl fails.
+///
+/// # Panics
+///
+/// As [`archived_len`].
+pub fn to_aligned_vec<T: Storable>(v: &T) -> Result<AlignedVec<16>, StoreError> {
+    let copy = |bytes: &[u8]| {
+        let mut out = AlignedVec::<16>::with_capacity(bytes.len());
+        out.extend_from_slice(bytes);
+        out
+    };
+    if let Some(out) = with_scratch_archive(v, copy) {
+        return Ok(out);
+    }
+    let len = archived_len(v)?;
+    let mut out = AlignedVec::<16>::with_capacity(len);
+    out.resize(len, 0);
+    if len > 0 {
+        let written = serialize_into(v, &mut out)?;
+        if written != len {
+            return Err(StoreError::Serialize(format!(
+                "serialization is not deterministic: counted {len} bytes, wrote {written}"
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// Validates `bytes` as an archived `T` (root at the end) and returns it.

@@ -33,7 +33,7 @@ mod spill_dir;
 
 pub use archive::{
     ArchiveError, PodElement, SliceWriter, Storable, StoreSerializer, StoreValidator, access,
-    access_unchecked, archived_len, deserialize, is_plain_vec, put, serialize_into,
+    access_unchecked, archived_len, deserialize, is_plain_vec, put, serialize_into, to_aligned_vec,
 };
 #[cfg(target_endian = "little")]
 pub use archive::{as_native_slice, put_pod_slice_with, try_put_pod_slice_with};

@@ -4,7 +4,7 @@
 //!
 //! 1. A slot is made *pending* when a task or actor call is submitted, or
 //!    *ready* at once by `put`.
-//! 2. Completing a pending slot sets its value exactly once (a `OnceLock`,
+//! 2. Completing a pending slot sets its value exactly once (a `SetOnce`,
 //!    whose release store publishes the bytes), then takes the waiter list
 //!    under its lock and wakes every waiter: parked threads through their
 //!    [`Signal`], dependent tasks through [`DepWaiter::dep_ready`], futures
@@ -20,6 +20,8 @@ use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use crate::once::SetOnce;
 
 use ferry_store::{Pinned, Sealed, StoreError};
 
@@ -263,13 +265,13 @@ pub(crate) trait Producer: Send + Sync {
 
 pub(crate) struct Slot {
     pub(crate) id: ObjectId,
-    value: OnceLock<Stored>,
+    value: SetOnce<Stored>,
     pending: Mutex<Pending>,
     /// Someone fetched this object (so its error, if any, was seen).
     observed: AtomicBool,
     unhandled: Option<Arc<UnhandledSink>>,
     /// Where this slot is listed for lookups by id, to unlist it on drop.
-    exported: OnceLock<Weak<crate::object::exports::Exports>>,
+    exported: SetOnce<Weak<crate::object::exports::Exports>>,
     /// Set for an object owned by another rank that this rank borrows
     /// (boxed: most slots are this rank's own, and every slot is written
     /// whole when it is made).
@@ -335,14 +337,14 @@ impl Slot {
     ) -> Slot {
         Slot {
             id,
-            value: OnceLock::new(),
+            value: SetOnce::new(),
             pending: Mutex::new(Pending {
                 waiters: Waiters::new(),
                 producer,
             }),
             observed: AtomicBool::new(false),
             unhandled,
-            exported: OnceLock::new(),
+            exported: SetOnce::new(),
             borrow,
         }
     }
@@ -488,8 +490,14 @@ impl Slot {
         lock(&self.pending)
     }
 
-    pub(crate) fn set_exported(&self, exports: Weak<crate::object::exports::Exports>) -> bool {
-        self.exported.set(exports).is_ok()
+    /// Marks the slot listed in `exports` (the first mark stays).
+    pub(crate) fn set_exported(&self, exports: Weak<crate::object::exports::Exports>) {
+        let _ = self.exported.set(exports);
+    }
+
+    /// Whether the slot is listed in its rank's exports.
+    pub(crate) fn is_exported(&self) -> bool {
+        self.exported.get().is_some()
     }
 }
 

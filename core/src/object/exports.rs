@@ -25,9 +25,16 @@ pub(crate) struct Exports {
 }
 
 impl Exports {
+    /// Lists `slot` (once): from when its mark is seen set, any thread can
+    /// look it up, as it is listed under the table's lock first.
     pub(crate) fn export_object(self: &Arc<Self>, slot: &Arc<Slot>) {
-        if slot.set_exported(Arc::downgrade(self)) {
-            lock(&self.objects).insert(slot.id, Arc::downgrade(slot));
+        if slot.is_exported() {
+            return;
+        }
+        let mut objects = lock(&self.objects);
+        if !slot.is_exported() {
+            objects.insert(slot.id, Arc::downgrade(slot));
+            slot.set_exported(Arc::downgrade(self));
         }
     }
 
@@ -111,3 +118,44 @@ impl std::fmt::Display for NotInRuntime {
 }
 
 impl std::error::Error for NotInRuntime {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::cell::UnhandledSink;
+
+    #[test]
+    fn an_object_exported_by_any_thread_can_be_looked_up_once_its_export_returns() {
+        for round in 0..100u64 {
+            let exports = Arc::new(Exports::default());
+            let slot = Slot::pending(
+                ObjectId::from_u64(round + 1),
+                None,
+                Arc::new(UnhandledSink::default()),
+            );
+            let start = Arc::new(std::sync::Barrier::new(4));
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let (exports, slot, start) = (exports.clone(), slot.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        exports.export_object(&slot);
+                        // What a peer does with the id it was just sent.
+                        let found = exports.object(slot.id).expect("listed");
+                        assert!(Arc::ptr_eq(&found, &slot));
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().expect("every exporter finds it");
+            }
+            assert!(slot.is_exported());
+            let id = slot.id;
+            drop(slot);
+            assert!(
+                exports.object(id).is_err(),
+                "a dropped object is no longer listed"
+            );
+        }
+    }
+}
