@@ -79,12 +79,6 @@ impl<T> SetOnce<T> {
     }
 }
 
-impl<T> Default for SetOnce<T> {
-    fn default() -> Self {
-        SetOnce::new()
-    }
-}
-
 impl<T> Drop for SetOnce<T> {
     fn drop(&mut self) {
         if *self.state.get_mut() == SET {
@@ -92,12 +86,6 @@ impl<T> Drop for SetOnce<T> {
             // means nobody reads it any more.
             unsafe { self.value.get_mut().assume_init_drop() };
         }
-    }
-}
-
-impl<T: std::fmt::Debug> std::fmt::Debug for SetOnce<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SetOnce").field(&self.get()).finish()
     }
 }
 

@@ -32,26 +32,19 @@ pub(super) fn done<H: RankHost>(
     let Some(sent) = lock(&c.sent).remove(&object) else {
         return;
     };
-    let task_to = match &sent.work {
+    match &sent.work {
         Work::Task { .. } => {
             c.in_flight[sent.rank as usize].fetch_sub(1, Ordering::Relaxed);
-            Some(sent.rank)
+            crate::cluster::remote_task::on_done(c, sent.rank, object);
         }
         Work::ActorCall { actor, .. } => {
             if let WireResult::Failed(e) = &result {
                 c.actors.call_failed(*actor, e);
             }
-            None
         }
-    };
+    }
     c.transport.expect_reply(false);
     finish_done(inner, c, from, object, *sent, result, contained, false);
-    // Only now the next held task (see `send_ahead`): it is steps ahead of
-    // what runs, while the result just completed may ready a task here
-    // (sending a held task is a few thousand instructions).
-    if let Some(rank) = task_to {
-        crate::cluster::remote_task::on_done(c, rank, object);
-    }
 }
 
 /// The rest of [`done`]: the result copied into this rank's store, the
