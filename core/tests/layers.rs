@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "host",
             "ids",
             "log",
+            "once",
             "signal",
             "state",
             "sync",
