@@ -221,13 +221,20 @@ pub fn put<T: Storable>(arena: &Arena, v: &T) -> Result<Block, StoreError> {
     }
     let len = archived_len(v)?;
     let mut block = arena.alloc(len)?;
-    let written = serialize_into(v, block.as_mut_slice())?;
+    serialize_counted(v, block.as_mut_slice())?;
+    Ok(block.freeze())
+}
+
+/// Serializes `v` into `buf`, which [`archived_len`] sized for it: an error
+/// if the second pass wrote another length than the first counted.
+fn serialize_counted<T: Storable>(v: &T, buf: &mut [u8]) -> Result<(), StoreError> {
+    let (len, written) = (buf.len(), serialize_into(v, buf)?);
     if written != len {
         return Err(StoreError::Serialize(format!(
             "serialization is not deterministic: counted {len} bytes, wrote {written}"
         )));
     }
-    Ok(block.freeze())
+    Ok(())
 }
 
 /// [`put`] of a `Vec` of a [`PodElement`] (bytes, integers, floats, the
@@ -339,12 +346,7 @@ pub fn to_aligned_vec<T: Storable>(v: &T) -> Result<AlignedVec<16>, StoreError> 
     let mut out = AlignedVec::<16>::with_capacity(len);
     out.resize(len, 0);
     if len > 0 {
-        let written = serialize_into(v, &mut out)?;
-        if written != len {
-            return Err(StoreError::Serialize(format!(
-                "serialization is not deterministic: counted {len} bytes, wrote {written}"
-            )));
-        }
+        serialize_counted(v, &mut out)?;
     }
     Ok(out)
 }
