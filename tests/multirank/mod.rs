@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use ferry::{ActorHandle, Error, ObjectRef, Runtime, View};
 
 mod actor_pool;
+mod channels;
 mod concurrency;
 mod gpu_objects;
 mod multiple_returns;
@@ -20,6 +21,7 @@ mod placement_groups;
 mod send_ahead;
 mod streaming_returns;
 use actor_pool::an_actor_pool_spreads_calls_over_actors_on_several_ranks;
+use channels::objects_sent_under_a_tag_arrive_in_order;
 use concurrency::{
     a_threaded_actor_on_another_rank_runs_calls_at_once,
     an_async_actor_on_another_rank_interleaves_its_calls,
@@ -50,6 +52,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         each_rank_runs_where_its_binding_says,
     ),
     ("a_task_runs_on_every_rank", a_task_runs_on_every_rank),
+    (
+        "objects_sent_under_a_tag_arrive_in_order",
+        objects_sent_under_a_tag_arrive_in_order,
+    ),
     (
         "the_timeline_shows_every_rank_s_tasks",
         the_timeline_shows_every_rank_s_tasks,

@@ -56,7 +56,8 @@
 //! (`remote_actor`, `actor_host`, `actor_restart`, `actor_book`),
 //! `names` (the named-actor registry on rank 0), `gather`, `cancel`,
 //! `heartbeat`, `streams` (the items of a streaming task made on
-//! another rank than its caller's); at the bottom the state they share
+//! another rank than its caller's), `channels` (objects sent to a rank
+//! under a tag); at the bottom the state they share
 //! (`shared`: the [`Cluster`]), what they need of the rank they run on
 //! (`rank_host`: [`RankHost`], implemented by the runtime, and
 //! [`RunById`], implemented by the registry of what this binary can run),
@@ -64,6 +65,7 @@
 //! format. `arena_region` and `node_hello` serve the runtime's start-up.
 
 pub(crate) mod arena_region;
+pub(crate) mod channels;
 pub(crate) mod group_registry;
 pub(crate) mod groups;
 pub(crate) mod heartbeat;

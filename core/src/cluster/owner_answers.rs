@@ -58,14 +58,54 @@ pub(super) fn value_now<H: ClusterHost>(c: &Cluster<H>, slot: &Slot) -> Option<W
 /// Sends `slot`'s value (this rank's own) to `to` as `Value` when it is
 /// ready.
 pub(super) fn reply_when_ready<H: ClusterHost>(c: &Cluster<H>, to: Rank, slot: Arc<Slot>) {
-    let reply = Arc::new(ValueReply {
+    answer_when_ready(ValueReply {
         transport: Arc::downgrade(&c.transport),
         rank: c.rank,
         to,
-        slot: slot.clone(),
+        slot,
     });
-    if !slot.add_waiter(Waiter::Task(reply.clone())) {
-        reply.dep_ready();
+}
+
+/// A frame about an object (its value, or its failure), sent once the
+/// object is complete.
+pub(super) trait Answer: Send + Sync + 'static {
+    /// The object.
+    fn slot(&self) -> &Arc<Slot>;
+    /// Sends the frame (the object is complete).
+    fn send(&self);
+}
+
+/// Sends `answer` once its object is complete: now if it is, else from the
+/// thread that completes it.
+pub(super) fn answer_when_ready<A: Answer>(answer: A) {
+    let slot = answer.slot().clone();
+    let waiter = Arc::new(WhenReady(answer));
+    if !slot.add_waiter(Waiter::Task(waiter.clone())) {
+        waiter.dep_ready();
+    }
+}
+
+/// An [`Answer`] waiting on its object.
+struct WhenReady<A>(A);
+
+impl<A: Answer> DepWaiter for WhenReady<A> {
+    fn dep_ready(self: Arc<Self>) {
+        // Reading a spilled object back may wait for space, which must not
+        // happen on the message thread that will bring the frees.
+        if let Some(Stored::Value(v)) = self.0.slot().get()
+            && v.block.is_spilled()
+        {
+            let spawned = std::thread::Builder::new()
+                .name("ferry-restore".into())
+                .spawn({
+                    let me = Arc::clone(&self);
+                    move || me.0.send()
+                });
+            if spawned.is_ok() {
+                return;
+            }
+        }
+        self.0.send();
     }
 }
 
@@ -78,29 +118,12 @@ struct ValueReply {
     slot: Arc<Slot>,
 }
 
-impl DepWaiter for ValueReply {
-    fn dep_ready(self: Arc<Self>) {
-        // Reading a spilled object back may wait for space, which must not
-        // happen on the message thread that will bring the frees.
-        if let Some(Stored::Value(v)) = self.slot.get()
-            && v.block.is_spilled()
-        {
-            let spawned = std::thread::Builder::new()
-                .name("ferry-restore".into())
-                .spawn({
-                    let me = Arc::clone(&self);
-                    move || me.reply()
-                });
-            if spawned.is_ok() {
-                return;
-            }
-        }
-        self.reply();
+impl Answer for ValueReply {
+    fn slot(&self) -> &Arc<Slot> {
+        &self.slot
     }
-}
 
-impl ValueReply {
-    fn reply(&self) {
+    fn send(&self) {
         let Some(transport) = self.transport.upgrade() else {
             return;
         };

@@ -57,6 +57,7 @@ pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, rank: Rank,
     c.send_releases(c.releases.rank_lost(rank));
     actor_restart::rank_lost(c, rank, reason);
     crate::cluster::names::rank_lost(inner, c, rank);
+    crate::cluster::channels::rank_lost(inner, rank, reason);
     crate::cluster::groups::rank_lost(inner, c, rank);
     // Its borrows end: what only it held is freed (outside the locks).
     for slot in c.lent.drop_rank(rank) {

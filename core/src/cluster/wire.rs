@@ -11,7 +11,7 @@ pub(crate) use super::wire_groups::{WirePgAnswer, WirePgOp};
 pub(crate) use super::wire_options::{WireActorOptions, WireOptions};
 
 /// The version of these messages; bump it with every change to [`Msg`].
-pub(crate) const PROTOCOL: u32 = 12;
+pub(crate) const PROTOCOL: u32 = 13;
 
 /// Why a rank that said `Hello` with `protocol` and `build` cannot work
 /// with this one (`None`: it can).
@@ -141,6 +141,15 @@ pub(crate) enum Msg {
     /// The answer to `Fetch`: the value is read where `result` says.
     Value {
         object: u64,
+        type_name: String,
+        result: WireResult,
+    },
+    /// The `seq`-th object the sender sends the receiver under `tag`
+    /// (`Runtime::send_to`; see `channels`): its bytes inline whatever
+    /// their size, or its failure.
+    Sent {
+        tag: u64,
+        seq: u64,
         type_name: String,
         result: WireResult,
     },
@@ -432,6 +441,12 @@ mod hello_tests {
             },
             Msg::Value {
                 object: 7,
+                type_name: "alloc::vec::Vec<u8>".into(),
+                result: WireResult::Inline(vec![0u8; 16]),
+            },
+            Msg::Sent {
+                tag: 7,
+                seq: 8,
                 type_name: "alloc::vec::Vec<u8>".into(),
                 result: WireResult::Inline(vec![0u8; 16]),
             },

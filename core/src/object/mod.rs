@@ -6,6 +6,7 @@ pub(crate) mod cell;
 pub(crate) mod codec;
 pub(crate) mod exports;
 pub(crate) mod lender;
+pub(crate) mod mailbox;
 pub(crate) mod object_ref;
 pub(crate) mod ref_future;
 pub(crate) mod store;

@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::ids::IdGen;
 use crate::object::cell::{Bytes, Slot, StoredValue, UnhandledSink};
 use crate::object::exports::{self, Exports};
+use crate::object::mailbox::Mailbox;
 use crate::values::Object;
 
 /// One rank's store side.
@@ -18,6 +19,8 @@ pub(crate) struct ObjectStore {
     pub(crate) arena: Arena,
     pub(crate) exports: Arc<Exports>,
     pub(crate) unhandled: Arc<UnhandledSink>,
+    /// Objects sent to and from other ranks under tags.
+    pub(crate) mailbox: Mailbox,
 }
 
 impl ObjectStore {
@@ -27,6 +30,7 @@ impl ObjectStore {
             arena,
             exports: Arc::new(Exports::default()),
             unhandled: Arc::new(unhandled),
+            mailbox: Mailbox::default(),
         }
     }
 

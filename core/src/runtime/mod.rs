@@ -16,6 +16,7 @@ pub(crate) mod actor_pool;
 pub(crate) mod archived_actor_handle;
 pub(crate) mod arg;
 pub(crate) mod call_result;
+mod channels;
 pub(crate) mod current;
 pub(crate) mod generator;
 pub(crate) mod lender;

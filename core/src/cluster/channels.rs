@@ -1,0 +1,130 @@
+//! Tagged objects crossing ranks (`Runtime::send_to` and
+//! `Runtime::receive_from`; the matching is `object::mailbox`'s).
+//!
+//! # Protocol
+//!
+//! 1. The sender numbers the send (per destination and tag) and waits for
+//!    the object, holding it.
+//! 2. When the object is complete, the thread that completed it (a worker
+//!    that ran its task, or the thread that received it) sends `Sent` with
+//!    the number and the object's archived bytes, inline whatever their
+//!    size (as a stream's items travel), or its failure. No other frame is
+//!    needed: nothing is borrowed, and nothing is asked for.
+//! 3. The receiver copies the bytes into its own store (its object from
+//!    then on) and hands them to its mailbox, which completes the matching
+//!    receive or keeps them for it.
+//!
+//! Frames between two ranks keep their order, but objects complete in any
+//! order: the number, not the arrival, matches a send to its receive. A
+//! lost sender fails the receives from it ([`rank_lost`]); a send to a
+//! lost rank goes nowhere.
+
+use std::sync::{Arc, Weak};
+
+use ferry_transport::{Rank, Transport};
+
+use crate::cluster::owner_answers::{Answer, answer_when_ready};
+use crate::cluster::rank_host::RankHost;
+use crate::cluster::shared::{Cluster, ClusterHost};
+use crate::cluster::transfer::stored_from;
+use crate::cluster::wire::{self, Msg, WireError, WireResult};
+use crate::object::cell::{Slot, Stored};
+
+/// Step 1: sends `slot`'s object (this rank's own, or a borrowed one being
+/// fetched) to `to` as its `seq`-th under `tag`, once it is complete.
+pub(crate) fn send_when_ready<H: ClusterHost>(
+    c: &Cluster<H>,
+    to: Rank,
+    tag: u64,
+    seq: u64,
+    slot: Arc<Slot>,
+) {
+    answer_when_ready(Sending {
+        transport: Arc::downgrade(&c.transport),
+        rank: c.rank,
+        to,
+        tag,
+        seq,
+        slot,
+    });
+}
+
+/// A send waiting for its object.
+struct Sending {
+    /// Weak: a waiter on a slot keeps no transport alive.
+    transport: Weak<dyn Transport>,
+    rank: Rank,
+    to: Rank,
+    tag: u64,
+    seq: u64,
+    slot: Arc<Slot>,
+}
+
+impl Answer for Sending {
+    fn slot(&self) -> &Arc<Slot> {
+        &self.slot
+    }
+
+    /// Step 2.
+    fn send(&self) {
+        let Some(transport) = self.transport.upgrade() else {
+            return;
+        };
+        let failed = |e: &crate::error::Error| {
+            WireResult::failed(WireError::from_error(
+                e,
+                &self.slot.id.to_string(),
+                self.rank,
+            ))
+        };
+        let (type_name, result) = match self.slot.get() {
+            Some(Stored::Value(v)) => (
+                v.type_name.to_string(),
+                match v.block.access() {
+                    Ok(bytes) => WireResult::Inline(bytes.as_slice().to_vec()),
+                    Err(e) => failed(&e.into()),
+                },
+            ),
+            Some(Stored::Error(e)) => {
+                // Handed on: the receiver sees the error.
+                self.slot.mark_observed();
+                (String::new(), failed(e))
+            }
+            None => return,
+        };
+        let msg = Msg::Sent {
+            tag: self.tag,
+            seq: self.seq,
+            type_name,
+            result,
+        };
+        if let Err(e) = wire::send(&*transport, self.to, &msg) {
+            tracing::warn!(
+                "rank {}: sending {} to rank {} under tag {}: {e}",
+                self.rank,
+                self.slot.id,
+                self.to,
+                self.tag
+            );
+        }
+    }
+}
+
+/// Step 3: the `seq`-th object `from` sent this rank under `tag` arrived.
+pub(super) fn on_sent<H: RankHost>(
+    inner: &Arc<H>,
+    c: &Cluster<H>,
+    from: Rank,
+    tag: u64,
+    seq: u64,
+    type_name: String,
+    result: WireResult,
+) {
+    let stored = stored_from(inner, c, from, 0, type_name, result);
+    inner.store().mailbox.deliver(from, tag, seq, stored);
+}
+
+/// Rank `rank` was lost: receives from it fail.
+pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, rank: Rank, reason: &str) {
+    inner.store().mailbox.sender_lost(rank, reason);
+}
