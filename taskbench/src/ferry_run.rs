@@ -1,39 +1,56 @@
 //! Task Bench on Ferry: every point `(t, p)` of the graph is one remote
 //! task, as in Task Bench's Ray implementation, which passes a point's
-//! dependencies as top-level refs (`f.remote(*deps)`).
+//! dependencies as top-level refs (`f.remote(*deps)`). Each rank submits
+//! its own points (control replication, as Legion and Realm run Task
+//! Bench at scale): no rank sends another its tasks, and no single driver
+//! sits on every step's path.
 //!
 //! # Protocol
 //!
 //! 1. **Placement.** Point `p` runs on rank [`rank_of`]`(p, width, ranks)`
-//!    at every step (`.options().on_rank(r)`): the block distribution of
-//!    `taskbench-mpi`, so both implementations move the same bytes between
-//!    the same ranks.
-//! 2. **Submission.** The driver (the caller, rank 0 under `mpirun`)
-//!    submits step 0, then step 1, … without waiting. Point `(t, p)` gets
-//!    the refs of its dependencies' outputs at step `t - 1` as one
-//!    `Vec<View<Vec<u8>>>` parameter, so it runs only when all of them are
-//!    ready (on whatever rank they were made) and reads them without a copy.
-//!    The driver holds only the previous step's refs.
-//! 3. **Execution.** A task calls [`TaskGraph::execute_point`], which checks
+//!    at every step: the block distribution of `taskbench-mpi`, so both
+//!    implementations move the same bytes between the same ranks.
+//! 2. **Shards.** The driver (the caller, rank 0 under `mpirun`) starts a
+//!    `Shard` actor on every other rank (an actor holds no CPU, as the
+//!    driver holds none), waits until each is up, starts the clock, asks
+//!    each to run its part and runs rank 0's part itself. Every rank walks
+//!    the whole graph and submits the points it owns, step 0, then step 1,
+//!    … without waiting. Point `(t, p)` gets the refs of its dependencies'
+//!    outputs at step `t - 1` as one `Vec<View<Vec<u8>>>` parameter, so it
+//!    runs only when all of them are ready and reads them without a copy.
+//! 3. **Exchange.** An output that points of other ranks read is sent to
+//!    each of those ranks once (`Runtime::send_to`, tagged with the run
+//!    and the point) as soon as it is made, by the thread that made it; the
+//!    reading rank takes it with `Runtime::receive_from` under the same
+//!    tag, a ref its tasks depend on like any other. Both sides walk the
+//!    steps in order, so the `n`-th send of a point's output is the `n`-th
+//!    receive of it: one message per edge between ranks, as in MPI.
+//! 4. **Execution.** A task calls [`TaskGraph::execute_point`], which checks
 //!    that every input is the right producer's output, runs the kernel and
 //!    writes its own output; a wrong input is the task's error, which fails
-//!    every task that reads its output in turn.
-//! 4. **Completion.** An output no later task reads (every output of the
+//!    every task that reads its output in turn, across ranks too.
+//! 5. **Completion.** An output no later task reads (every output of the
 //!    last step, and, for some types, outputs of earlier steps: a *sink*)
-//!    is fetched and checked by the driver; every other task is known to
-//!    have succeeded once a reader has. So when every sink is fetched, every
-//!    task has run and every input was checked. Sinks are fetched at the
-//!    end, or earlier once more than [`SINK_WINDOW`] wait, to bound memory.
-//! 5. **Pacing.** The driver lets at most [`steps_ahead`] steps be
+//!    is fetched and checked by the rank that made it; every other task is
+//!    known to have succeeded once a reader has. So when every sink is
+//!    fetched, every task has run and every input was checked. Sinks are
+//!    fetched at the end, or earlier once more than [`SINK_WINDOW`] wait, to
+//!    bound memory. A rank whose check fails goes on to the end (every send
+//!    and receive of the run still happens) and then reports it; the driver
+//!    reports the first failure of rank 0's, then of rank 1's, and so on.
+//! 6. **Pacing.** Each rank lets at most [`steps_ahead`] of its steps be
 //!    submitted and not known to be done: past that, it waits (`rt.wait`)
 //!    until all but a quarter of them are, then goes on (Ray's pattern for
 //!    limiting pending tasks). Without it, a driver that submits faster than
 //!    the tasks run holds the whole graph pending at once: on the 2-core VM,
 //!    20,000 steps of a 2-wide stencil on 2 ranks grew rank 0 to 53 MB and
 //!    ~10,000 more page faults than with pacing (14 MB), and 10,000 steps
-//!    took 77 ms against 61 ms paced (medians of 5).
-//! 6. **Timing.** From just before the first submission to the last sink's
-//!    check.
+//!    took 77 ms against 61 ms paced (medians of 5; a single driver then).
+//!    Rank 0 checks every [`LIVENESS_TICK`] of its waits that no other
+//!    rank's part has ended early (a refused submission there), which
+//!    would leave it waiting for outputs that never come.
+//! 7. **Timing.** From just before the shards are asked to run to the end
+//!    of the last one (each has checked its sinks by then).
 //!
 //! ```
 //! use ferry_taskbench::{TaskGraph, ferry_run};
@@ -48,6 +65,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry::{ObjectRef, Runtime, View};
@@ -97,6 +115,7 @@ impl Pacing {
         &mut self,
         rt: &Runtime,
         outputs: Vec<ObjectRef<Vec<u8>>>,
+        live: Live<'_>,
     ) -> Result<(), RunError> {
         self.steps.push_back(outputs);
         if self.steps.len() < self.most {
@@ -109,8 +128,7 @@ impl Pacing {
         if let Some(step) = self.steps.pop_front() {
             // Waits for the readiness only: a failed task is reported by the
             // sinks' checks, as without pacing.
-            rt.wait(&step[..], step.len(), None)
-                .map_err(RunError::Ferry)?;
+            wait_live(rt, &step, live)?;
         }
         Ok(())
     }
@@ -231,8 +249,9 @@ struct Sink {
 
 impl Sink {
     /// Fetches the output and checks that it is the point's.
-    fn check(self, rt: &Runtime, graph: &TaskGraph) -> Result<(), RunError> {
+    fn check(self, rt: &Runtime, graph: &TaskGraph, live: Live<'_>) -> Result<(), RunError> {
         let (t, p) = self.at;
+        wait_live(rt, std::slice::from_ref(&self.output), live)?;
         let view = rt.get(&self.output).map_err(RunError::from_get)?;
         let bytes = view.as_slice();
         let wrong = |kind| InputError {
@@ -261,27 +280,136 @@ pub struct Completed {
     pub dependencies: u64,
 }
 
+/// Checks, while a rank's shard waits, that the run can still end: an
+/// error once another rank's shard has stopped early (its ranks' points
+/// would never come).
+type Live<'a> = &'a dyn Fn() -> Result<(), RunError>;
+
+/// How often a waiting shard checks [`Live`].
+pub const LIVENESS_TICK: Duration = Duration::from_millis(100);
+
+/// Waits until every one of `refs` is complete, checking `live` every
+/// [`LIVENESS_TICK`].
+fn wait_live(rt: &Runtime, refs: &[ObjectRef<Vec<u8>>], live: Live<'_>) -> Result<(), RunError> {
+    loop {
+        let (_, pending) = rt
+            .wait(refs, refs.len(), Some(LIVENESS_TICK))
+            .map_err(RunError::Ferry)?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        live()?;
+    }
+}
+
 /// Runs every task of `graph` on `rt`'s ranks (see the module's protocol):
 /// what it did, or why it stopped. `damage`, for tests, names a point whose
-/// output is damaged after it runs.
+/// output is damaged after it runs. Called on rank 0 (the driver); the
+/// other ranks' shards run as actors it starts there.
 pub fn run(rt: &Runtime, graph: &TaskGraph, damage: Option<Point>) -> Result<Completed, RunError> {
     graph.validate()?;
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
     let ranks = rt.world_size();
-    // Step t - 1's outputs, and whether a task of step t reads each.
+    let shards = (1..ranks)
+        .map(|r| Shard::options().on_rank(r).remote(rt))
+        .collect::<ferry::Result<Vec<_>>>()
+        .map_err(RunError::Ferry)?;
+    // Each one up before the clock starts (as Task Bench starts timing
+    // after a barrier).
+    for s in &shards {
+        let up = s.ready().remote().map_err(RunError::Ferry)?;
+        rt.get(&up).map_err(RunError::Ferry)?;
+    }
+    let start = Instant::now();
+    let parts = shards
+        .iter()
+        .map(|s| s.run(graph.clone(), run, damage).remote())
+        .collect::<ferry::Result<Vec<_>>>()
+        .map_err(RunError::Ferry)?;
+    // A shard that ended while this one waits has stopped early.
+    let live = || {
+        for p in parts.iter().filter(|p| p.is_ready()) {
+            rt.get_value(p).map_err(RunError::from_get)?;
+        }
+        Ok(())
+    };
+    let mine = shard(rt, graph, run, damage, &live);
+    let mut counts = [0u64; 2];
+    let mut first_error = None;
+    for part in std::iter::once(mine.map(|c| (c.tasks, c.dependencies))).chain(
+        parts
+            .iter()
+            .map(|p| rt.get_value(p).map_err(RunError::from_get)),
+    ) {
+        match part {
+            Ok((tasks, deps)) => {
+                counts[0] += tasks;
+                counts[1] += deps;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(Completed {
+        elapsed: start.elapsed(),
+        tasks: counts[0],
+        dependencies: counts[1],
+    })
+}
+
+/// Tasks and dependencies a shard submitted.
+struct Counts {
+    tasks: u64,
+    dependencies: u64,
+}
+
+/// This rank's part of run `run` of `graph` (see the module's protocol):
+/// submits the points this rank owns, receives the outputs of other ranks'
+/// points that they read and sends theirs to the ranks that read them. A
+/// task's failure does not stop it (every send and receive of the run
+/// still happens, so no other rank waits for ever): the first one its
+/// checks found is its error, once it has submitted everything.
+fn shard(
+    rt: &Runtime,
+    graph: &TaskGraph,
+    run: u64,
+    damage: Option<Point>,
+    live: Live<'_>,
+) -> Result<Counts, RunError> {
+    let (ranks, me) = (rt.world_size(), rt.rank());
+    let owner = |p: usize| rank_of(p, graph.width, ranks);
+    // A point's sends are a stream of their own, one per run.
+    let tag = |p: usize| (run << 32) | p as u64;
+    // Step t - 1's outputs read here (this rank's own and those received),
+    // and whether a task reads each (a remote reader counts).
     let mut prev: Vec<Option<(ObjectRef<Vec<u8>>, bool)>> = vec![None; graph.width];
     let mut sinks: VecDeque<Sink> = VecDeque::new();
-    let (mut tasks, mut dependencies) = (0u64, 0u64);
+    let mut counts = Counts {
+        tasks: 0,
+        dependencies: 0,
+    };
+    let mut failed: Option<RunError> = None;
     let mut pacing = Pacing {
         steps: VecDeque::new(),
         most: steps_ahead(graph),
     };
-    let start = Instant::now();
+    let mut to: Vec<u32> = Vec::new();
     for t in 0..graph.steps {
+        let mine = graph.active_points(t).filter(|&p| owner(p) == me);
         let mut cur: Vec<Option<(ObjectRef<Vec<u8>>, bool)>> = vec![None; graph.width];
-        for p in graph.active_points(t) {
+        for p in mine {
             let deps = graph.dependencies(t, p);
             let mut inputs = Vec::with_capacity(deps.len());
             for q in deps {
+                if prev[q].is_none() && owner(q) != me {
+                    let r = rt.receive_from(owner(q), tag(q)).map_err(RunError::Ferry)?;
+                    prev[q] = Some((r, true));
+                }
                 let (r, read) =
                     prev.get_mut(q)
                         .and_then(Option::as_mut)
@@ -294,15 +422,36 @@ pub fn run(rt: &Runtime, graph: &TaskGraph, damage: Option<Point>) -> Result<Com
             }
             let inputs_len = inputs.len();
             let out = point::options()
-                .on_rank(rank_of(p, graph.width, ranks))
+                .on_rank(me)
                 .remote(rt, graph.clone(), t, p, damage == Some((t, p)), inputs)
                 .map_err(RunError::Ferry)?;
-            tasks += 1;
-            dependencies += inputs_len as u64;
-            cur[p] = Some((out, false));
+            counts.tasks += 1;
+            counts.dependencies += inputs_len as u64;
+            // Sent to every other rank that reads it, once each.
+            if ranks > 1 {
+                to.clear();
+                to.extend(
+                    graph
+                        .reverse_dependencies(t, p)
+                        .into_iter()
+                        .map(owner)
+                        .filter(|&r| r != me),
+                );
+                to.sort_unstable();
+                to.dedup();
+                for &r in &to {
+                    rt.send_to(&out, r, tag(p)).map_err(RunError::Ferry)?;
+                }
+            }
+            cur[p] = Some((out, !to.is_empty()));
         }
-        let outputs = cur.iter().flatten().map(|(r, _)| r.clone()).collect();
-        pacing.submitted(rt, outputs)?;
+        let outputs: Vec<_> = cur
+            .iter()
+            .enumerate()
+            .filter(|&(q, _)| owner(q) == me)
+            .filter_map(|(_, o)| o.as_ref().map(|(r, _)| r.clone()))
+            .collect();
+        pacing.submitted(rt, outputs, live)?;
         let before = std::mem::replace(&mut prev, cur);
         sinks.extend(before.into_iter().enumerate().filter_map(|(q, o)| {
             o.filter(|(_, read)| !read).map(|(output, _)| Sink {
@@ -312,7 +461,7 @@ pub fn run(rt: &Runtime, graph: &TaskGraph, damage: Option<Point>) -> Result<Com
         }));
         while sinks.len() > SINK_WINDOW {
             if let Some(s) = sinks.pop_front() {
-                s.check(rt, graph)?;
+                note(&mut failed, s.check(rt, graph, live))?;
             }
         }
     }
@@ -324,11 +473,54 @@ pub fn run(rt: &Runtime, graph: &TaskGraph, damage: Option<Point>) -> Result<Com
         })
     }));
     for s in sinks {
-        s.check(rt, graph)?;
+        note(&mut failed, s.check(rt, graph, live))?;
     }
-    Ok(Completed {
-        elapsed: start.elapsed(),
-        tasks,
-        dependencies,
-    })
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(counts),
+    }
+}
+
+/// Keeps the first failure of a task (or of a check) in `failed`; an
+/// error of the runtime, or another rank's, ends the shard at once.
+fn note(failed: &mut Option<RunError>, checked: Result<(), RunError>) -> Result<(), RunError> {
+    match checked {
+        Ok(()) => Ok(()),
+        Err(e @ (RunError::Task(_) | RunError::Output(_))) => {
+            failed.get_or_insert(e);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Another rank's shard: an actor (it holds no CPU, as the driver holds
+/// none on rank 0) whose `run` is that rank's part of a run.
+#[ferry::actor]
+struct Shard;
+
+#[ferry::actor]
+impl Shard {
+    fn new() -> Self {
+        Shard
+    }
+
+    /// Answers once the actor is up.
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// This rank's part of run `run` (see [`shard`]): the tasks and
+    /// dependencies it submitted, or its error's text.
+    fn run(
+        &mut self,
+        graph: TaskGraph,
+        run: u64,
+        damage: Option<Point>,
+    ) -> Result<(u64, u64), String> {
+        let rt = ferry::current().map_err(|e| e.to_string())?;
+        shard(&rt, &graph, run, damage, &|| Ok(()))
+            .map(|c| (c.tasks, c.dependencies))
+            .map_err(|e| e.to_string())
+    }
 }
