@@ -1,7 +1,8 @@
 //! Objects sent to a rank under a tag (`Runtime::send_to`,
 //! `Runtime::receive_from`): matched in order per sender and tag whether
 //! the receive comes first or the object does, failures included, large
-//! ones too, and usable as any ref (a task's argument, sent on again).
+//! ones too, typed, and usable as any ref (a task's argument, sent on
+//! again).
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ fn send_to_rank_0(rt: &Runtime, n: u64, len: u64) -> ferry::Result<u32> {
         .remote(rt, "sent broken".to_string())?;
     rt.send_to(&failed, 0, TAG + 1)?;
     rt.send_to(&rt.put(&big(len))?, 0, TAG + 2)?;
+    rt.send_to(&rt.put(&7u64)?, 0, TAG + 5)?;
     Ok(rt.rank())
 }
 
@@ -77,6 +79,13 @@ pub(super) fn objects_sent_under_a_tag_arrive_in_order(rt: &Runtime) -> ferry::R
     match rt.get_timeout(&failed, limit) {
         Err(e) => assert!(e.to_string().contains("sent broken"), "{e}"),
         Ok(v) => panic!("a failed object arrived as {}", v.to_native()),
+    }
+    // Received as the wrong type: the get says which it is.
+    let wrong = rt.receive_from::<Vec<u64>>(there, TAG + 5)?;
+    match rt.get_timeout(&wrong, limit) {
+        Err(Error::TypeMismatch { stored, .. }) => assert_eq!(stored, "u64"),
+        Err(e) => panic!("expected a type mismatch, got {e}"),
+        Ok(v) => panic!("a u64 was read as a vector of {}", v.len()),
     }
     let total = (0..200_000u64).sum::<u64>();
     assert_eq!(rt.get_value(&summed)?, (total, 1));

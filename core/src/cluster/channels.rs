@@ -19,16 +19,18 @@
 //! lost sender fails the receives from it ([`rank_lost`]); a send to a
 //! lost rank goes nowhere.
 
-use std::sync::{Arc, Weak};
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, Weak};
 
 use ferry_transport::{Rank, Transport};
 
 use crate::cluster::owner_answers::{Answer, answer_when_ready};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
-use crate::cluster::transfer::stored_from;
-use crate::cluster::wire::{self, Msg, WireError, WireResult};
-use crate::object::cell::{Slot, Stored};
+use crate::cluster::transfer::{copy_in, stored_from};
+use crate::cluster::wire::{self, ArchivedMsg, ArchivedWireResult, Msg, WireError, WireResult};
+use crate::object::cell::{Slot, Stored, TypeTag};
+use crate::sync::lock;
 
 /// Step 1: sends `slot`'s object (this rank's own, or a borrowed one being
 /// fetched) to `to` as its `seq`-th under `tag`, once it is complete.
@@ -108,6 +110,56 @@ impl Answer for Sending {
             );
         }
     }
+}
+
+/// Step 3 for the usual frame, a value inline, read from the frame as it
+/// lies (no owned message, no allocation but the value's own block): true
+/// if `msg` was such a `Sent` and is handled.
+pub(super) fn on_archived<H: RankHost>(inner: &Arc<H>, from: Rank, msg: &ArchivedMsg) -> bool {
+    let ArchivedMsg::Sent {
+        tag,
+        seq,
+        type_name,
+        result: ArchivedWireResult::Inline(bytes),
+    } = msg
+    else {
+        return false;
+    };
+    let name = type_name.as_str();
+    let stored = copy_in(
+        inner,
+        TypeTag::named(name),
+        known_name(name),
+        bytes.len(),
+        |d| {
+            d.copy_from_slice(bytes.as_slice());
+            Ok(())
+        },
+    );
+    inner
+        .store()
+        .mailbox
+        .deliver(from, tag.to_native(), seq.to_native(), stored);
+    true
+}
+
+/// The names of the types received, kept once each (a program sends few
+/// types): a received value names its type without an allocation.
+fn known_name(name: &str) -> Cow<'static, str> {
+    /// More names than this (frames of a broken peer) are not kept.
+    const MOST: usize = 256;
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut names = lock(&NAMES);
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return Cow::Borrowed(known);
+    }
+    if names.len() >= MOST {
+        return Cow::Owned(name.to_string());
+    }
+    // Leaked once per type: the list lives as long as the process.
+    let kept: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(kept);
+    Cow::Borrowed(kept)
 }
 
 /// Step 3: the `seq`-th object `from` sent this rank under `tag` arrived.

@@ -175,8 +175,14 @@ fn on_event<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, ev: Event) {
     match ev {
         Event::Frame { from, bytes } => {
             c.heartbeat.heard(from);
-            match wire::decode(&bytes) {
-                Ok(msg) => on_message(inner, c, from, msg),
+            let decoded = wire::with_archived(&bytes, |archived| match archived {
+                Ok(a) if crate::cluster::channels::on_archived(inner, from, a) => Ok(None),
+                Ok(a) => wire::deserialize(a).map(Some),
+                Err(e) => Err(e),
+            });
+            match decoded {
+                Ok(Some(msg)) => on_message(inner, c, from, msg),
+                Ok(None) => {}
                 Err(e) => {
                     tracing::error!("rank {}: undecodable frame from rank {from}: {e}", c.rank);
                     // Before its `Hello`: most likely another build.

@@ -393,18 +393,37 @@ pub(crate) fn send(transport: &dyn Transport, to: Rank, msg: &Msg) -> Result<(),
     })
 }
 
-/// Decodes a frame (validated: frames come from other processes).
+/// Decodes a frame (validated: frames come from other processes); the
+/// receive loop uses [`with_archived`] and [`deserialize`] instead.
+#[cfg(test)]
 pub(crate) fn decode(bytes: &[u8]) -> Result<Msg, String> {
+    with_archived(bytes, |archived| archived.and_then(deserialize))
+}
+
+/// A validated archived message, made owned.
+pub(crate) fn deserialize(archived: &ArchivedMsg) -> Result<Msg, String> {
+    rkyv::deserialize::<Msg, ferry_store::ArchiveError>(archived).map_err(|e| e.to_string())
+}
+
+/// Runs `f` on the frame `bytes` validated as an archived message (or on
+/// why it is not one), without making it owned: a frame whose bytes are
+/// copied on (a `Sent` value) needs no allocation.
+pub(crate) fn with_archived<R>(
+    bytes: &[u8],
+    f: impl FnOnce(Result<&ArchivedMsg, String>) -> R,
+) -> R {
     // In place when aligned as an archive must be (a frame's own buffer
     // is: a copy per frame was one allocation per message); else from an
     // aligned copy.
+    fn access(b: &[u8]) -> Result<&ArchivedMsg, String> {
+        rkyv::access::<ArchivedMsg, ferry_store::ArchiveError>(b).map_err(|e| e.to_string())
+    }
     if (bytes.as_ptr() as usize).is_multiple_of(16) {
-        return rkyv::from_bytes::<Msg, ferry_store::ArchiveError>(bytes)
-            .map_err(|e| e.to_string());
+        return f(access(bytes));
     }
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
     aligned.extend_from_slice(bytes);
-    rkyv::from_bytes::<Msg, ferry_store::ArchiveError>(&aligned).map_err(|e| e.to_string())
+    f(access(&aligned))
 }
 
 #[cfg(test)]

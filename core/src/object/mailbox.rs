@@ -10,17 +10,18 @@
 //! ([`Mailbox::post`]). A rank that is lost fails the receives from it, now
 //! and later ([`Mailbox::sender_lost`]).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::Error;
+use crate::ids::IdMap;
 use crate::object::cell::{Slot, Stored};
 use crate::sync::lock;
 
 /// One value's place: (peer rank, tag, sequence number).
 type Key = (u32, u64, u64);
 
-/// One rank's sent and received tagged objects.
+/// One rank's sent and received tagged objects (keyed by ranks, tags and
+/// numbers this job chose: hashed with a multiply, not SipHash).
 #[derive(Default)]
 pub(crate) struct Mailbox {
     boxes: Mutex<Boxes>,
@@ -29,20 +30,20 @@ pub(crate) struct Mailbox {
 #[derive(Default)]
 struct Boxes {
     /// The next number to send under, per (destination, tag).
-    sent: HashMap<(u32, u64), u64>,
+    sent: IdMap<(u32, u64), u64>,
     /// The next number to receive under, per (source, tag).
-    received: HashMap<(u32, u64), u64>,
+    received: IdMap<(u32, u64), u64>,
     /// Values that came before their receive.
-    arrived: HashMap<Key, Stored>,
+    arrived: IdMap<Key, Stored>,
     /// Receives posted before their value (weak: a receive whose ref is
     /// dropped takes nothing).
-    waiting: HashMap<Key, Weak<Slot>>,
+    waiting: IdMap<Key, Weak<Slot>>,
     /// Senders lost, with why.
-    lost: HashMap<u32, String>,
+    lost: IdMap<u32, String>,
 }
 
 /// Counts `key`'s next number up and returns the one before.
-fn next(map: &mut HashMap<(u32, u64), u64>, key: (u32, u64)) -> u64 {
+fn next(map: &mut IdMap<(u32, u64), u64>, key: (u32, u64)) -> u64 {
     let n = map.entry(key).or_insert(0);
     let this = *n;
     *n += 1;

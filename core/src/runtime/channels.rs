@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::object::cell::{Bytes, DepWaiter, Slot, Stored, Waiter};
 use crate::object::object_ref::ObjectRef;
 use crate::runtime::{Inner, Runtime};
-use crate::sync::lock;
 
 impl Runtime {
     /// Sends `obj` to rank `to` under `tag`: once the object is complete,
@@ -108,9 +107,10 @@ impl Runtime {
                 "{call}: rank {rank} is not a rank of this job ({size} ranks)"
             )));
         }
+        // The transport knows a rank lost before the runtime hears of it.
         if let Some(c) = self.inner.cluster()
             && rank != self.inner.rank
-            && (lock(&c.lost).contains(&rank) || c.transport.is_lost(rank))
+            && c.transport.is_lost(rank)
         {
             return Err(Error::InvalidArgument(format!(
                 "{call}: rank {rank} was lost"
