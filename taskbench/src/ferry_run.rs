@@ -398,14 +398,16 @@ fn shard(
         steps: VecDeque::new(),
         most: steps_ahead(graph),
     };
-    let mut to: Vec<u32> = Vec::new();
+    let mut plan = StepPlan::default();
+    // The next step's outputs (all `None` between steps: kept, not made
+    // again each step).
+    let mut cur: Vec<Option<(ObjectRef<Vec<u8>>, bool)>> = vec![None; graph.width];
     for t in 0..graph.steps {
-        let mine = graph.active_points(t).filter(|&p| owner(p) == me);
-        let mut cur: Vec<Option<(ObjectRef<Vec<u8>>, bool)>> = vec![None; graph.width];
-        for p in mine {
-            let deps = graph.dependencies(t, p);
+        plan.prepare(graph, t, me, ranks);
+        for (p, deps, readers) in &plan.points {
+            let p = *p;
             let mut inputs = Vec::with_capacity(deps.len());
-            for q in deps {
+            for &q in deps {
                 if prev[q].is_none() && owner(q) != me {
                     let r = rt.receive_from(owner(q), tag(q)).map_err(RunError::Ferry)?;
                     prev[q] = Some((r, true));
@@ -428,37 +430,27 @@ fn shard(
             counts.tasks += 1;
             counts.dependencies += inputs_len as u64;
             // Sent to every other rank that reads it, once each.
-            if ranks > 1 {
-                to.clear();
-                to.extend(
-                    graph
-                        .reverse_dependencies(t, p)
-                        .into_iter()
-                        .map(owner)
-                        .filter(|&r| r != me),
-                );
-                to.sort_unstable();
-                to.dedup();
-                for &r in &to {
-                    rt.send_to(&out, r, tag(p)).map_err(RunError::Ferry)?;
-                }
+            for &r in readers {
+                rt.send_to(&out, r, tag(p)).map_err(RunError::Ferry)?;
             }
-            cur[p] = Some((out, !to.is_empty()));
+            cur[p] = Some((out, !readers.is_empty()));
         }
-        let outputs: Vec<_> = cur
+        let outputs: Vec<_> = plan
+            .points
             .iter()
-            .enumerate()
-            .filter(|&(q, _)| owner(q) == me)
-            .filter_map(|(_, o)| o.as_ref().map(|(r, _)| r.clone()))
+            .filter_map(|(p, _, _)| cur[*p].as_ref().map(|(r, _)| r.clone()))
             .collect();
         pacing.submitted(rt, outputs, live)?;
-        let before = std::mem::replace(&mut prev, cur);
-        sinks.extend(before.into_iter().enumerate().filter_map(|(q, o)| {
-            o.filter(|(_, read)| !read).map(|(output, _)| Sink {
-                at: (t.saturating_sub(1), q), // t >= 1: step 0 had no `before`
-                output,
-            })
-        }));
+        std::mem::swap(&mut prev, &mut cur);
+        // `cur` now holds step t - 1's outputs: the unread ones are sinks.
+        for (q, o) in cur.iter_mut().enumerate() {
+            if let Some((output, false)) = o.take() {
+                sinks.push_back(Sink {
+                    at: (t.saturating_sub(1), q), // t >= 1: step 0 had no step before
+                    output,
+                });
+            }
+        }
         while sinks.len() > SINK_WINDOW {
             if let Some(s) = sinks.pop_front() {
                 note(&mut failed, s.check(rt, graph, live))?;
@@ -478,6 +470,74 @@ fn shard(
     match failed {
         Some(e) => Err(e),
         None => Ok(counts),
+    }
+}
+
+/// What a rank submits at a step: each point it owns there, with the
+/// points of the step before that it reads and the other ranks that read
+/// it at the step after. Steps of one shape (every step of a stencil, the
+/// steps of a period of spread) share a plan, made again only when the
+/// shape changes: the graph's lists are not computed for every task.
+#[derive(Default)]
+struct StepPlan {
+    shape: Option<Shape>,
+    points: Vec<(usize, Vec<usize>, Vec<u32>)>,
+}
+
+/// What a step's dependencies and readers are computed from: whether it is
+/// the first, its dependence set and the points active at it and at the
+/// steps around it (`None` past the last step).
+type Shape = (
+    bool,
+    usize,
+    std::ops::Range<usize>,
+    std::ops::Range<usize>,
+    Option<(usize, std::ops::Range<usize>)>,
+);
+
+impl StepPlan {
+    /// Makes this the plan of step `t` for rank `me` of `ranks`.
+    fn prepare(&mut self, graph: &TaskGraph, t: usize, me: u32, ranks: u32) {
+        let shape: Shape = (
+            t == 0,
+            graph.dependence_set_at_timestep(t),
+            if t == 0 {
+                0..0
+            } else {
+                graph.active_points(t - 1)
+            },
+            graph.active_points(t),
+            (t + 1 < graph.steps).then(|| {
+                (
+                    graph.dependence_set_at_timestep(t + 1),
+                    graph.active_points(t + 1),
+                )
+            }),
+        );
+        if self.shape.as_ref() == Some(&shape) {
+            return;
+        }
+        let owner = |p: usize| rank_of(p, graph.width, ranks);
+        self.points = graph
+            .active_points(t)
+            .filter(|&p| owner(p) == me)
+            .map(|p| {
+                let mut readers: Vec<u32> = if ranks > 1 {
+                    graph
+                        .reverse_dependencies(t, p)
+                        .into_iter()
+                        .map(owner)
+                        .filter(|&r| r != me)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                readers.sort_unstable();
+                readers.dedup();
+                (p, graph.dependencies(t, p), readers)
+            })
+            .collect();
+        self.shape = Some(shape);
     }
 }
 
