@@ -79,14 +79,23 @@ impl Answer for Sending {
                 self.rank,
             ))
         };
+        // The name's and the bytes' buffers are this thread's, kept from
+        // its last send: no allocation (and no free) a send.
+        // (Fresh ones while the thread's locals are being destroyed.)
+        let (mut name, mut inline) = SPARE
+            .try_with(|spare| std::mem::take(&mut *spare.borrow_mut()))
+            .unwrap_or_default();
         let (type_name, result) = match self.slot.get() {
-            Some(Stored::Value(v)) => (
-                v.type_name.to_string(),
-                match v.block.access() {
-                    Ok(bytes) => WireResult::Inline(bytes.as_slice().to_vec()),
-                    Err(e) => failed(&e.into()),
-                },
-            ),
+            Some(Stored::Value(v)) => match v.block.access() {
+                Ok(bytes) => {
+                    name.clear();
+                    name.push_str(&v.type_name);
+                    inline.clear();
+                    inline.extend_from_slice(bytes.as_slice());
+                    (name, WireResult::Inline(inline))
+                }
+                Err(e) => (String::new(), failed(&e.into())),
+            },
             Some(Stored::Error(e)) => {
                 // Handed on: the receiver sees the error.
                 self.slot.mark_observed();
@@ -109,7 +118,25 @@ impl Answer for Sending {
                 self.tag
             );
         }
+        if let Msg::Sent {
+            type_name,
+            result: WireResult::Inline(inline),
+            ..
+        } = msg
+            && inline.capacity() <= SPARE_MOST
+        {
+            let _ = SPARE.try_with(|spare| *spare.borrow_mut() = (type_name, inline));
+        }
     }
+}
+
+/// The most bytes a thread keeps for its next send's value.
+const SPARE_MOST: usize = 64 << 10;
+
+thread_local! {
+    /// A type name's and a value's buffers, kept between a thread's sends.
+    static SPARE: std::cell::RefCell<(String, Vec<u8>)> =
+        const { std::cell::RefCell::new((String::new(), Vec::new())) };
 }
 
 /// Step 3 for the usual frame, a value inline, read from the frame as it
