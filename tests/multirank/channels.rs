@@ -2,13 +2,13 @@
 //! `Runtime::receive_from`): matched in order per sender and tag whether
 //! the receive comes first or the object does, failures included, large
 //! ones too, typed, and usable as any ref (a task's argument, sent on
-//! again).
+//! again); an object holding refs, or another rank's, is not sent.
 
 use std::time::Duration;
 
 use ferry::{Error, ObjectRef, Runtime};
 
-use super::{BOUND, big, fails, last, sum_on_rank};
+use super::{BOUND, big, fails, last, make_refs, sum_on_rank};
 
 const TAG: u64 = 0xC4A0;
 
@@ -34,6 +34,18 @@ fn sum_received(rt: &Runtime, tag: u64) -> ferry::Result<u64> {
     let r: ObjectRef<Vec<u64>> = rt.receive_from(0, tag)?;
     let v = rt.get_timeout(&r, Duration::from_secs(BOUND))?;
     Ok(v.iter().map(|x| x.to_native()).sum())
+}
+
+/// The error of what rank 0 sends this rank under `tag`, as text (or
+/// "a value").
+#[ferry::remote]
+fn error_received(rt: &Runtime, tag: u64) -> ferry::Result<String> {
+    let r: ObjectRef<u64> = rt.receive_from(0, tag)?;
+    Ok(match rt.get_timeout(&r, Duration::from_secs(BOUND)) {
+        Ok(_) => "a value".into(),
+        Err(e @ Error::InvalidArgument(_)) => e.to_string(),
+        Err(e) => format!("not InvalidArgument: {e}"),
+    })
 }
 
 /// What rank 0 sends this rank under `tag` (a `(u64, u32)`).
@@ -95,6 +107,28 @@ pub(super) fn objects_sent_under_a_tag_arrive_in_order(rt: &Runtime) -> ferry::R
     let task = sum_received::options().on_rank(there).remote(rt, TAG + 3)?;
     rt.send_to(&rt.put(&big(1000))?, there, TAG + 3)?;
     assert_eq!(rt.get_value(&task)?, (0..1000u64).sum::<u64>());
+
+    // An object holding refs is not sent (its copy would not keep them
+    // alive): the receive, here or there, gets why.
+    let holder = rt.put(&vec![early[0].clone()])?;
+    rt.send_to(&holder, 0, TAG + 6)?;
+    match rt.get_timeout(&rt.receive_from::<Vec<ObjectRef<u64>>>(0, TAG + 6)?, limit) {
+        Err(e @ Error::InvalidArgument(_)) => assert!(e.to_string().contains("holds refs"), "{e}"),
+        other => panic!("expected InvalidArgument, got {:?}", other.map(|v| v.len())),
+    }
+    let told = error_received::options()
+        .on_rank(there)
+        .remote(rt, TAG + 6)?;
+    rt.send_to(&holder, there, TAG + 6)?;
+    let told = rt.get_value(&told)?;
+    assert!(told.contains("holds refs"), "{told}");
+    // Another rank's object is its owner's to send.
+    let (theirs, maker) = rt.get_value(&make_refs::options().on_rank(there).remote(rt, 1)?)?;
+    assert_eq!(maker, there);
+    assert!(matches!(
+        rt.send_to(&theirs[0], there, TAG + 7),
+        Err(Error::InvalidArgument(_))
+    ));
 
     // To and from no rank of the job.
     let n = rt.world_size();

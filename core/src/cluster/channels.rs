@@ -29,6 +29,7 @@ use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::transfer::{copy_in, stored_from};
 use crate::cluster::wire::{self, ArchivedMsg, ArchivedWireResult, Msg, WireError, WireResult};
+use crate::error::Error;
 use crate::object::cell::{Slot, Stored, TypeTag};
 use crate::sync::lock;
 
@@ -72,7 +73,7 @@ impl Answer for Sending {
         let Some(transport) = self.transport.upgrade() else {
             return;
         };
-        let failed = |e: &crate::error::Error| {
+        let failed = |e: &Error| {
             WireResult::failed(WireError::from_error(
                 e,
                 &self.slot.id.to_string(),
@@ -86,6 +87,9 @@ impl Answer for Sending {
             .try_with(|spare| std::mem::take(&mut *spare.borrow_mut()))
             .unwrap_or_default();
         let (type_name, result) = match self.slot.get() {
+            Some(Stored::Value(v)) if !v._contained.is_empty() => {
+                (String::new(), failed(&holds_refs(&self.slot)))
+            }
             Some(Stored::Value(v)) => match v.block.access() {
                 Ok(bytes) => {
                     name.clear();
@@ -128,6 +132,16 @@ impl Answer for Sending {
             let _ = SPARE.try_with(|spare| *spare.borrow_mut() = (type_name, inline));
         }
     }
+}
+
+/// Why an object that holds refs (nested `ObjectRef`s or actor handles)
+/// is not sent: its copy would hold them without keeping them alive.
+pub(crate) fn holds_refs(slot: &Slot) -> Error {
+    Error::InvalidArgument(format!(
+        "send_to: {} holds refs to other objects or actors, which a copy \
+         sent to another rank would not keep alive; pass it to a task there instead",
+        slot.id
+    ))
 }
 
 /// The most bytes a thread keeps for its next send's value.
@@ -199,7 +213,14 @@ pub(super) fn on_sent<H: RankHost>(
     type_name: String,
     result: WireResult,
 ) {
-    let stored = stored_from(inner, c, from, 0, type_name, result);
+    let stored = match result {
+        // A sender lends nothing: a place in its memory is not an answer.
+        WireResult::At { .. } => Stored::Error(Error::Corrupt {
+            object: format!("an object rank {from} sent under tag {tag}"),
+            reason: "it named a place in the sender's memory instead of carrying its bytes".into(),
+        }),
+        result => stored_from(inner, c, from, 0, type_name, result),
+    };
     inner.store().mailbox.deliver(from, tag, seq, stored);
 }
 

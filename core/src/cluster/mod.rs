@@ -95,7 +95,7 @@ mod lineage;
 mod makers;
 mod membership;
 mod name_requests;
-mod owner_answers;
+pub(crate) mod owner_answers;
 mod placement;
 mod rank_host;
 mod rank_loss;

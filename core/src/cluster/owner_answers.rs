@@ -68,7 +68,7 @@ pub(super) fn reply_when_ready<H: ClusterHost>(c: &Cluster<H>, to: Rank, slot: A
 
 /// A frame about an object (its value, or its failure), sent once the
 /// object is complete.
-pub(super) trait Answer: Send + Sync + 'static {
+pub(crate) trait Answer: Send + Sync + 'static {
     /// The object.
     fn slot(&self) -> &Arc<Slot>;
     /// Sends the frame (the object is complete).
@@ -77,7 +77,7 @@ pub(super) trait Answer: Send + Sync + 'static {
 
 /// Sends `answer` once its object is complete: now if it is, else from the
 /// thread that completes it.
-pub(super) fn answer_when_ready<A: Answer>(answer: A) {
+pub(crate) fn answer_when_ready<A: Answer>(answer: A) {
     let slot = answer.slot().clone();
     let waiter = Arc::new(WhenReady(answer));
     if !slot.add_waiter(Waiter::Task(waiter.clone())) {

@@ -8,7 +8,9 @@
 //! A value that arrives before its receive waits here ([`Mailbox::deliver`]);
 //! a receive posted first leaves its slot here for the value to complete
 //! ([`Mailbox::post`]). A rank that is lost fails the receives from it, now
-//! and later ([`Mailbox::sender_lost`]).
+//! and later ([`Mailbox::sender_lost`]); so does the runtime's shutdown for
+//! every receive ([`Mailbox::close`]). A receive whose ref is dropped before
+//! its value comes leaves its place here until the value comes.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -40,6 +42,8 @@ struct Boxes {
     waiting: IdMap<Key, Weak<Slot>>,
     /// Senders lost, with why.
     lost: IdMap<u32, String>,
+    /// The runtime is shut down: nothing more is kept.
+    closed: bool,
 }
 
 /// Counts `key`'s next number up and returns the one before.
@@ -74,6 +78,7 @@ impl Mailbox {
             let key = (from, tag, next(&mut b.received, (from, tag)));
             match b.arrived.remove(&key) {
                 Some(stored) => Some(stored),
+                None if b.closed => Some(Stored::Error(Error::Shutdown)),
                 None => match b.lost.get(&from) {
                     Some(reason) => Some(lost_error(slot, from, reason)),
                     None => {
@@ -98,6 +103,7 @@ impl Mailbox {
             let mut b = lock(&self.boxes);
             match b.waiting.remove(&key) {
                 Some(w) => w.upgrade(),
+                None if b.closed => None,
                 None => {
                     b.arrived.insert(key, stored);
                     return;
@@ -123,6 +129,24 @@ impl Mailbox {
         };
         for slot in failed {
             slot.complete(lost_error(&slot, from, reason));
+        }
+    }
+
+    /// The runtime shuts down: receives still waiting fail with
+    /// [`Error::Shutdown`], values nobody received are dropped, and later
+    /// ones too (as from a lost rank).
+    pub(crate) fn close(&self) {
+        let (waiting, arrived) = {
+            let mut b = lock(&self.boxes);
+            b.closed = true;
+            (
+                std::mem::take(&mut b.waiting),
+                std::mem::take(&mut b.arrived),
+            )
+        };
+        drop(arrived); // outside the lock: this frees their blocks
+        for slot in waiting.into_values().filter_map(|w| w.upgrade()) {
+            slot.complete(Stored::Error(Error::Shutdown));
         }
     }
 
@@ -202,6 +226,21 @@ mod tests {
         assert_eq!(text(&came), "invalid argument: came before the loss");
         m.post(3, 1, &later);
         assert!(text(&later).contains("killed"), "{}", text(&later));
+    }
+
+    #[test]
+    fn closing_fails_waiting_receives_and_keeps_nothing() {
+        let m = Mailbox::default();
+        let (waits, later) = (pending(1), pending(2));
+        m.post(1, 1, &waits);
+        m.deliver(2, 1, 0, failed("never received"));
+        m.close();
+        assert!(matches!(waits.get(), Some(Stored::Error(Error::Shutdown))));
+        assert_eq!(m.unreceived(), 0);
+        m.deliver(2, 1, 1, failed("after the end"));
+        assert_eq!(m.unreceived(), 0);
+        m.post(1, 1, &later);
+        assert!(matches!(later.get(), Some(Stored::Error(Error::Shutdown))));
     }
 
     #[test]

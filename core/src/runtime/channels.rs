@@ -4,8 +4,10 @@
 
 use std::sync::{Arc, Weak};
 
+use crate::cluster::channels::holds_refs;
+use crate::cluster::owner_answers::{Answer, answer_when_ready};
 use crate::error::{Error, Result};
-use crate::object::cell::{Bytes, DepWaiter, Slot, Stored, Waiter};
+use crate::object::cell::{Bytes, Slot, Stored};
 use crate::object::object_ref::ObjectRef;
 use crate::runtime::{Inner, Runtime};
 
@@ -28,10 +30,13 @@ impl Runtime {
     /// where it costs one message and nothing else: no borrow, no request.
     /// A large object is better passed as a ref to a task on `to`, which
     /// reads it in place or by one one-sided read. Sending to this rank
-    /// itself works the same way.
+    /// itself works the same way. An object that holds refs (nested
+    /// `ObjectRef`s, actor handles) is not sent: its copy would not keep
+    /// them alive, so the receive gets [`Error::InvalidArgument`] instead.
     ///
     /// Errors: [`Error::InvalidArgument`] when `to` is not a rank of the
-    /// job or is lost; [`Error::Shutdown`] after shutdown.
+    /// job or is lost, or when `obj` is another rank's (borrowed here: its
+    /// owner can send it); [`Error::Shutdown`] after shutdown.
     ///
     /// ```
     /// let rt = ferry_core::init(ferry_core::Config::default().num_cpus(1.0))?;
@@ -44,25 +49,24 @@ impl Runtime {
     /// ```
     pub fn send_to<T>(&self, obj: &ObjectRef<T>, to: u32, tag: u64) -> Result<()> {
         self.check_peer(to, "send_to")?;
+        if let Some(b) = obj.slot.borrow() {
+            return Err(Error::InvalidArgument(format!(
+                "send_to: {} belongs to rank {}, which can send it; this rank can pass its ref on",
+                obj.slot.id, b.owner
+            )));
+        }
         let slot = obj.slot.clone();
-        // A borrowed object not here yet is fetched for the send.
-        slot.start_fetch();
         let seq = self.inner.store.mailbox.next_send(to, tag);
         match self.inner.cluster() {
             Some(c) if to != self.inner.rank => {
                 crate::cluster::channels::send_when_ready(c, to, tag, seq, slot);
             }
-            _ => {
-                let local = Arc::new(ToSelf {
-                    rank: Arc::downgrade(&self.inner),
-                    tag,
-                    seq,
-                    slot: slot.clone(),
-                });
-                if !slot.add_waiter(Waiter::Task(local.clone())) {
-                    local.dep_ready();
-                }
-            }
+            _ => answer_when_ready(ToSelf {
+                rank: Arc::downgrade(&self.inner),
+                tag,
+                seq,
+                slot,
+            }),
         }
         Ok(())
     }
@@ -72,8 +76,9 @@ impl Runtime {
     /// the object arrives, at once if it came already; it can be passed to
     /// tasks like any other ref, which then run when it arrives. When
     /// `from` is lost before it sent the object, the ref fails with
-    /// [`Error::OwnerLost`]; until then a `get` of it waits as long as its
-    /// timeout allows.
+    /// [`Error::OwnerLost`] (what it sent before is still received); at
+    /// shutdown, with [`Error::Shutdown`]; until then a `get` of it waits
+    /// as long as its timeout allows.
     ///
     /// Errors: [`Error::InvalidArgument`] when `from` is not a rank of the
     /// job; [`Error::Shutdown`] after shutdown.
@@ -90,14 +95,17 @@ impl Runtime {
     /// # Ok::<(), ferry_core::Error>(())
     /// ```
     pub fn receive_from<T>(&self, from: u32, tag: u64) -> Result<ObjectRef<T>> {
-        self.check_peer(from, "receive_from")?;
+        // A lost rank is not refused here: what it sent before it was lost
+        // can still be received, and the rest fails as `OwnerLost`.
+        self.check_rank(from, "receive_from")?;
         let slot = self.inner.store.new_output();
         self.inner.store.mailbox.post(from, tag, &slot);
         Ok(ObjectRef::from_slot(slot))
     }
 
-    /// Checks that `rank` can be sent to (or received from) by `call`.
-    fn check_peer(&self, rank: u32, call: &str) -> Result<()> {
+    /// Checks that `call` may name `rank`: a rank of the job, while the
+    /// runtime runs.
+    fn check_rank(&self, rank: u32, call: &str) -> Result<()> {
         if self.inner.is_shut() {
             return Err(Error::Shutdown);
         }
@@ -107,6 +115,15 @@ impl Runtime {
                 "{call}: rank {rank} is not a rank of this job ({size} ranks)"
             )));
         }
+        Ok(())
+    }
+
+    /// Checks that `rank` can be sent to by `call`: [`check_rank`], and not
+    /// lost.
+    ///
+    /// [`check_rank`]: Self::check_rank
+    fn check_peer(&self, rank: u32, call: &str) -> Result<()> {
+        self.check_rank(rank, call)?;
         // The transport knows a rank lost before the runtime hears of it.
         if let Some(c) = self.inner.cluster()
             && rank != self.inner.rank
@@ -128,12 +145,19 @@ struct ToSelf {
     slot: Arc<Slot>,
 }
 
-impl DepWaiter for ToSelf {
-    fn dep_ready(self: Arc<Self>) {
+impl Answer for ToSelf {
+    fn slot(&self) -> &Arc<Slot> {
+        &self.slot
+    }
+
+    fn send(&self) {
         let Some(inner) = self.rank.upgrade() else {
             return;
         };
         let stored = match self.slot.get() {
+            Some(Stored::Value(v)) if !v._contained.is_empty() => {
+                Stored::Error(holds_refs(&self.slot))
+            }
             Some(Stored::Value(v)) => copied(&inner, v),
             Some(Stored::Error(e)) => {
                 // Handed on: the receive sees the error.

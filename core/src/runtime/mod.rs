@@ -421,6 +421,7 @@ impl Runtime {
         if let Some(c) = inner.cluster() {
             c.close();
         }
+        inner.store.mailbox.close();
         crate::runtime::current::clear_runtime_if(inner);
         tracing::debug!(rank = inner.rank, "runtime stopped");
         inner.store.arena.unlink().map_err(Error::from)
