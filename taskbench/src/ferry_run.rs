@@ -37,7 +37,8 @@
 //!    fetched at the end, or earlier once more than [`SINK_WINDOW`] wait, to
 //!    bound memory. A rank whose check fails goes on to the end (every send
 //!    and receive of the run still happens) and then reports it; the driver
-//!    reports the first failure of rank 0's, then of rank 1's, and so on.
+//!    reports the first failure of rank 0's, then of rank 1's, and so on
+//!    (another rank's as [`RunError::Rank`]).
 //! 6. **Pacing.** Each rank lets at most [`steps_ahead`] of its steps be
 //!    submitted and not known to be done: past that, it waits (`rt.wait`)
 //!    until all but a quarter of them are, then goes on (Ray's pattern for
@@ -46,9 +47,13 @@
 //!    20,000 steps of a 2-wide stencil on 2 ranks grew rank 0 to 53 MB and
 //!    ~10,000 more page faults than with pacing (14 MB), and 10,000 steps
 //!    took 77 ms against 61 ms paced (medians of 5; a single driver then).
-//!    Rank 0 checks every [`LIVENESS_TICK`] of its waits that no other
-//!    rank's part has ended early (a refused submission there), which
-//!    would leave it waiting for outputs that never come.
+//!    Every [`LIVENESS_TICK`] of its waits, rank 0 checks that no other
+//!    rank's part has stopped early (a refused submission there), which
+//!    would leave the others waiting for outputs that never come; when one
+//!    has, or rank 0's own part stops early, rank 0 sends every other rank
+//!    the run's end (`send_to`, one tag past the points'), which each
+//!    checks in its own waits, and stops. It sends it at a run's normal
+//!    end too, where no one waits for it any more.
 //! 7. **Timing.** From just before the shards are asked to run to the end
 //!    of the last one (each has checked its sinks by then).
 //!
@@ -164,6 +169,14 @@ pub enum RunError {
     Task(ferry::Error),
     /// A final output (one no task reads) is not its point's.
     Output(InputError),
+    /// Another rank's part of the run failed there (the failure's text):
+    /// a task's failure its checks found, or an error that stopped it.
+    Rank {
+        /// The rank.
+        rank: u32,
+        /// What happened there.
+        message: String,
+    },
     /// A point's dependency was not active at the step before (a graph
     /// that breaks [`TaskGraph::dependencies`]' promise).
     MissingInput {
@@ -191,6 +204,7 @@ impl fmt::Display for RunError {
             RunError::Ferry(e) => write!(f, "ferry: {e}"),
             RunError::Task(e) => write!(f, "a task failed: {e}"),
             RunError::Output(e) => write!(f, "a final output is wrong: {e}"),
+            RunError::Rank { rank, message } => write!(f, "on rank {rank}: {message}"),
             RunError::MissingInput {
                 point: (t, p),
                 input,
@@ -209,7 +223,7 @@ impl std::error::Error for RunError {
             RunError::Graph(e) => Some(e),
             RunError::Ferry(e) | RunError::Task(e) => Some(e),
             RunError::Output(e) => Some(e),
-            RunError::MissingInput { .. } => None,
+            RunError::MissingInput { .. } | RunError::Rank { .. } => None,
         }
     }
 }
@@ -327,29 +341,78 @@ pub fn run(rt: &Runtime, graph: &TaskGraph, damage: Option<Point>) -> Result<Com
         .map(|s| s.run(graph.clone(), run, damage).remote())
         .collect::<ferry::Result<Vec<_>>>()
         .map_err(RunError::Ferry)?;
-    // A shard that ended while this one waits has stopped early.
-    let live = || {
-        for p in parts.iter().filter(|p| p.is_ready()) {
-            rt.get_value(p).map_err(RunError::from_get)?;
-        }
-        Ok(())
+    // A shard that ended early (it did not make every send of the run)
+    // stops this one, and through `end` the others.
+    let stopped_early = || {
+        parts.iter().enumerate().find_map(|(i, p)| {
+            let r = i as u32 + 1;
+            match p.is_ready().then(|| rt.get_value(p)) {
+                Some(Ok((_, _, EARLY, why))) => Some(RunError::Rank {
+                    rank: r,
+                    message: why,
+                }),
+                Some(Err(e)) => Some(RunError::Rank {
+                    rank: r,
+                    message: e.to_string(),
+                }),
+                _ => None,
+            }
+        })
     };
+    let live = || stopped_early().map_or(Ok(()), Err);
     let mine = shard(rt, graph, run, damage, &live);
+    let end = Ender {
+        rt,
+        ranks,
+        run,
+        told: std::cell::Cell::new(false),
+    };
+    if mine.is_err() {
+        end.now();
+    }
+    // Every other shard's end, waited for while checking that none has
+    // stopped early (which would leave the others waiting for its sends).
+    loop {
+        let (_, pending) = rt
+            .wait(&parts[..], parts.len(), Some(LIVENESS_TICK))
+            .map_err(RunError::Ferry)?;
+        if pending.is_empty() {
+            break;
+        }
+        if stopped_early().is_some() {
+            end.now();
+        }
+    }
+    end.now();
     let mut counts = [0u64; 2];
     let mut first_error = None;
-    for part in std::iter::once(mine.map(|c| (c.tasks, c.dependencies))).chain(
-        parts
-            .iter()
-            .map(|p| rt.get_value(p).map_err(RunError::from_get)),
-    ) {
-        match part {
-            Ok((tasks, deps)) => {
+    let mut keep = |e: RunError| {
+        first_error.get_or_insert(e);
+    };
+    match mine {
+        Ok((c, failed)) => {
+            counts[0] += c.tasks;
+            counts[1] += c.dependencies;
+            failed.map(&mut keep);
+        }
+        Err(e) => keep(e),
+    }
+    // The first failure of the lowest rank that did not stop because it
+    // was told to.
+    for (i, p) in parts.iter().enumerate() {
+        let rank = i as u32 + 1;
+        match rt.get_value(p) {
+            Ok((tasks, deps, status, why)) => {
                 counts[0] += tasks;
                 counts[1] += deps;
+                if status == FAILED || status == EARLY {
+                    keep(RunError::Rank { rank, message: why });
+                }
             }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
+            Err(e) => keep(RunError::Rank {
+                rank,
+                message: e.to_string(),
+            }),
         }
     }
     if let Some(e) = first_error {
@@ -360,6 +423,45 @@ pub fn run(rt: &Runtime, graph: &TaskGraph, damage: Option<Point>) -> Result<Com
         tasks: counts[0],
         dependencies: counts[1],
     })
+}
+
+/// How a shard on another rank ended: it made every send of the run and
+/// found nothing wrong, ...
+const DONE: u8 = 0;
+/// ... or a task's failure (its text with it), ...
+const FAILED: u8 = 1;
+/// ... or it stopped early, before every send (its error's text) ...
+const EARLY: u8 = 2;
+/// ... or because rank 0 told it to (another shard stopped early).
+const TOLD: u8 = 3;
+
+/// The tag of the message that ends run `run` on every other rank (past
+/// every point's tag).
+fn end_tag(run: u64) -> u64 {
+    (run << 32) | u64::from(u32::MAX)
+}
+
+/// Tells every other rank's shard that run `run` is over, once: a shard
+/// still waiting then stops (its receive of this is its liveness check);
+/// one that has ended drops the message.
+struct Ender<'a> {
+    rt: &'a Runtime,
+    ranks: u32,
+    run: u64,
+    told: std::cell::Cell<bool>,
+}
+
+impl Ender<'_> {
+    fn now(&self) {
+        if self.told.replace(true) {
+            return;
+        }
+        let Ok(end) = self.rt.put(&true) else { return };
+        for r in 1..self.ranks {
+            // A rank that cannot be told is lost: its actor call fails.
+            let _ = self.rt.send_to(&end, r, end_tag(self.run));
+        }
+    }
 }
 
 /// Tasks and dependencies a shard submitted.
@@ -373,14 +475,16 @@ struct Counts {
 /// points that they read and sends theirs to the ranks that read them. A
 /// task's failure does not stop it (every send and receive of the run
 /// still happens, so no other rank waits for ever): the first one its
-/// checks found is its error, once it has submitted everything.
+/// checks found comes back with its counts, once it has submitted
+/// everything. An error (a refused submission, or `live` failing) stops
+/// it early.
 fn shard(
     rt: &Runtime,
     graph: &TaskGraph,
     run: u64,
     damage: Option<Point>,
     live: Live<'_>,
-) -> Result<Counts, RunError> {
+) -> Result<(Counts, Option<RunError>), RunError> {
     let (ranks, me) = (rt.world_size(), rt.rank());
     let owner = |p: usize| rank_of(p, graph.width, ranks);
     // A point's sends are a stream of their own, one per run.
@@ -467,17 +571,15 @@ fn shard(
     for s in sinks {
         note(&mut failed, s.check(rt, graph, live))?;
     }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(counts),
-    }
+    Ok((counts, failed))
 }
 
 /// What a rank submits at a step: each point it owns there, with the
 /// points of the step before that it reads and the other ranks that read
-/// it at the step after. Steps of one shape (every step of a stencil, the
-/// steps of a period of spread) share a plan, made again only when the
-/// shape changes: the graph's lists are not computed for every task.
+/// it at the step after. Steps of one shape in a row (every step of a
+/// stencil, of nearest, of all_to_all) share a plan, made again when the
+/// shape changes (every step of spread, fft and random_nearest): the
+/// graph's lists are not computed for every task of the former.
 #[derive(Default)]
 struct StepPlan {
     shape: Option<Shape>,
@@ -571,16 +673,35 @@ impl Shard {
     }
 
     /// This rank's part of run `run` (see [`shard`]): the tasks and
-    /// dependencies it submitted, or its error's text.
-    fn run(
-        &mut self,
-        graph: TaskGraph,
-        run: u64,
-        damage: Option<Point>,
-    ) -> Result<(u64, u64), String> {
-        let rt = ferry::current().map_err(|e| e.to_string())?;
-        shard(&rt, &graph, run, damage, &|| Ok(()))
-            .map(|c| (c.tasks, c.dependencies))
-            .map_err(|e| e.to_string())
+    /// dependencies it submitted, how it ended ([`DONE`], [`FAILED`],
+    /// [`EARLY`] or [`TOLD`]) and the failure's text. It stops when rank
+    /// 0 tells it the run is over (another rank stopped early).
+    fn run(&mut self, graph: TaskGraph, run: u64, damage: Option<Point>) -> (u64, u64, u8, String) {
+        let outcome = || -> Result<(u64, u64, u8, String), RunError> {
+            let rt = ferry::current().map_err(RunError::Ferry)?;
+            let end = rt
+                .receive_from::<bool>(0, end_tag(run))
+                .map_err(RunError::Ferry)?;
+            let live = || {
+                if end.is_ready() {
+                    Err(RunError::Rank {
+                        rank: 0,
+                        message: "the run was ended".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            };
+            let (c, failed) = shard(&rt, &graph, run, damage, &live)?;
+            Ok(match failed {
+                None => (c.tasks, c.dependencies, DONE, String::new()),
+                Some(e) => (c.tasks, c.dependencies, FAILED, e.to_string()),
+            })
+        };
+        match outcome() {
+            Ok(o) => o,
+            Err(RunError::Rank { rank: 0, message }) => (0, 0, TOLD, message),
+            Err(e) => (0, 0, EARLY, e.to_string()),
+        }
     }
 }

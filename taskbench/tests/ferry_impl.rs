@@ -100,7 +100,8 @@ fn world_cfg() -> ferry::Config {
 }
 
 /// Every type on `ranks` loopback ranks: every task runs, every input is
-/// passed; a damaged output fails the run naming the reader.
+/// passed; a damaged output fails the run naming the reader, also when only
+/// another rank than the driver's reads it.
 fn every_type_on_loopback(ranks: u32) {
     let failures = ferry::loopback::run(ranks, world_cfg(), |rt, _| {
         let mut failures = Vec::new();
@@ -131,6 +132,17 @@ fn every_type_on_loopback(ranks: u32) {
                 }
             }
             other => failures.push(format!("damaged (1, 7): expected a task error, got {other:?}")),
+        }
+        // Without communication only the rank that owns the point sees the
+        // damage: the driver reports it from there.
+        let g = graph(DependenceType::NoComm, 8);
+        let owner = ferry_run::rank_of(7, 8, ranks);
+        match ferry_run::run(&rt, &g, Some((1, 7))) {
+            Err(RunError::Rank { rank, message })
+                if rank == owner && message.contains("the output of (1, 7) differs") => {}
+            other => failures.push(format!(
+                "no_comm damaged (1, 7): expected rank {owner}'s failure, got {other:?}"
+            )),
         }
         failures
     })
