@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferry::{Config, Error, Runtime, StoreError};
+use ferry::{Config, Error, Runtime, StoreError, View};
 
 fn start(cpus: f64, store: usize) -> ferry::Result<Runtime> {
     ferry::init(Config::default().num_cpus(cpus).object_store_memory(store))
@@ -44,6 +44,11 @@ fn too_big() -> Vec<u8> {
 #[ferry::remote]
 fn particle_name(p: Particle) -> String {
     p.name
+}
+
+#[ferry::remote]
+fn byte_sum(xs: View<Vec<u8>>) -> u64 {
+    xs.as_slice().iter().map(|&x| u64::from(x)).sum()
 }
 
 #[test]
@@ -247,6 +252,31 @@ fn objects_are_freed_when_the_last_ref_drops() -> ferry::Result<()> {
     assert!(rt.store_used() >= base + (1 << 20));
     drop(big);
     assert_eq!(wait_for_used(&rt, base), base);
+    rt.shutdown()
+}
+
+/// A finished task's remains (its inputs' slots among them) wait a moment
+/// for the thread that submitted it, so that their memory goes back to
+/// that thread's allocator; once the rank is idle they are dropped, and an
+/// input nobody else holds is freed without another submission or `get`.
+#[test]
+fn a_finished_tasks_light_input_is_freed_once_the_rank_is_idle() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let before = rt.store_used();
+    let input = rt.put(&vec![3u8; 4096])?;
+    let sums = (0..3)
+        .map(|_| byte_sum::remote(&rt, &input))
+        .collect::<ferry::Result<Vec<_>>>()?;
+    for s in &sums {
+        assert_eq!(rt.get_value(s)?, 3 * 4096);
+    }
+    drop(sums);
+    drop(input);
+    assert_eq!(
+        wait_for_used(&rt, before),
+        before,
+        "an idle rank still holds a finished task's input"
+    );
     rt.shutdown()
 }
 

@@ -206,13 +206,14 @@ pub(crate) fn spin_then_park(
     if spin_until_paced(budget, first, &mut ready) {
         return true;
     }
-    nap_unless(ready, register, unregister);
+    nap_unless(NAP, ready, register, unregister);
     false
 }
 
 /// The parking half of [`spin_then_park`], for a caller that spins its own
 /// way (the scheduler lets one searcher at a time spin).
 pub(crate) fn nap_unless(
+    nap: Duration,
     mut ready: impl FnMut() -> bool,
     register: impl FnOnce(),
     unregister: impl FnOnce(),
@@ -220,7 +221,7 @@ pub(crate) fn nap_unless(
     register();
     fence(Ordering::SeqCst);
     if !ready() {
-        thread::park_timeout(NAP);
+        thread::park_timeout(nap);
     }
     unregister();
 }

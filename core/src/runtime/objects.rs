@@ -297,8 +297,11 @@ impl Runtime {
 
     /// Runs a blocking wait; inside a task, its CPUs go back to the pool meanwhile.
     pub(crate) fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
-        // What finished tasks left goes back to this thread's allocator,
-        // before it sleeps and once it is woken (by such a task, often).
+        // What finished tasks left goes back to this thread's allocator
+        // before it sleeps. What they leave while it sleeps waits for its
+        // next submissions, one task's remains each (see `task::leftovers`):
+        // dropped all at once on waking, they overflowed its malloc cache,
+        // and the submissions after found it empty.
         self.inner.pool.leftovers.drain_all();
         let cpus = context::current_task()
             .filter(|c| c.is_task)
@@ -307,7 +310,6 @@ impl Runtime {
             self.inner.pool.block_begin(cpus);
         }
         let r = f();
-        self.inner.pool.leftovers.drain_all();
         if let Some(cpus) = &cpus {
             self.inner.pool.block_end(cpus);
         }

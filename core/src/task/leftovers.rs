@@ -12,15 +12,15 @@
 //! So a worker hands a finished task's light remains, [`BATCH`] at a time,
 //! to a short queue, and they are dropped by the next thread that submits
 //! a task (one task's remains per submission, see [`Leftovers::drop_one`]),
-//! by a thread about to block in
-//! `get`/`wait` or woken from it, or by a worker before it parks (which
-//! first hands over the batch it was collecting). The memory goes back to
+//! by a thread about to block in `get`/`wait`, or by a worker that found
+//! no work for a short while (which first hands over the batch it was
+//! collecting: see the scheduler's `HOLD`). The memory goes back to
 //! the thread that allocated it, which reuses it for its next task from its
 //! own cache. What is held back is bounded: at most [`KEPT`] tasks' remains
 //! in the queue (a worker that finds it full drops the oldest batch
 //! itself) and a batch on each worker, each holding at most [`LIGHT`]
 //! bytes of stored inputs (heavier remains are dropped at once); and
-//! nothing is held while the rank is idle.
+//! nothing is held once the rank has been idle for that short while.
 
 use std::sync::Mutex;
 
@@ -30,11 +30,11 @@ use crate::sync::lock;
 
 /// The most remains waiting to be dropped (besides a batch being collected
 /// on each worker): enough for the tasks a worker runs while its submitter
-/// waits a few hundred microseconds (a driver pacing its submissions with
-/// `wait`; on the 2-core VM 32 were exceeded in a third of Task Bench's
-/// stencil steps, and the worker then dropped them, under the submitter's
-/// allocator lock).
-pub(crate) const KEPT: usize = 256;
+/// waits (a driver pacing its submissions with `wait`: Task Bench's
+/// stencil on Ferry waits for 192 steps at a time, up to 384 tasks on one
+/// rank; a worker that finds the queue full drops the oldest batch itself,
+/// under the submitter's allocator lock).
+pub(crate) const KEPT: usize = 512;
 
 /// How many remains a worker collects before it hands them over.
 pub(crate) const BATCH: usize = 8;
@@ -174,6 +174,11 @@ impl<T> Leftovers<T> {
             drop_all_in(&mut batch);
             self.give_back(batch);
         }
+    }
+
+    /// Whether any value waits (a batch queued or one being dropped).
+    pub(crate) fn waiting(&self) -> bool {
+        !self.queue.is_empty() || !lock(&self.dropping).is_empty()
     }
 
     /// How many values wait.

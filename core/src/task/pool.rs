@@ -131,8 +131,8 @@ impl TaskPool {
     }
 
     /// Hands over the batch this worker was collecting (to be dropped by
-    /// the next submission).
-    pub(crate) fn hand_over_remains(&self) {
+    /// the next submission, or at once by [`drop_remains_when_idle`](Self::drop_remains_when_idle)).
+    fn hand_over_remains(&self) {
         let key = self.key();
         let batch = COLLECTED
             .try_with(|c| match &mut *c.borrow_mut() {
@@ -151,9 +151,20 @@ impl TaskPool {
         }
     }
 
-    /// A worker about to park (no work came while it spun) drops every
-    /// remains held back, its own batch's first: nothing is held while the
-    /// rank is idle.
+    /// Whether remains wait to be dropped: this worker's batch, or the queue.
+    pub(crate) fn holds_remains(&self) -> bool {
+        let key = self.key();
+        COLLECTED
+            .try_with(
+                |c| matches!(&*c.borrow(), Some((k, items)) if *k == key && !items.is_empty()),
+            )
+            .unwrap_or(false)
+            || self.leftovers.waiting()
+    }
+
+    /// A worker that found no work for a while drops every remains held
+    /// back, its own batch's first: nothing is held while the rank is
+    /// idle.
     pub(crate) fn drop_remains_when_idle(&self) {
         self.hand_over_remains();
         self.leftovers.drain_all();

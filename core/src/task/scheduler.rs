@@ -82,6 +82,13 @@ pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// `task::pending`).
 const PENDING_SCAN: usize = 64;
 
+/// How long a worker that ran dry naps first while it holds finished
+/// tasks' remains for their submitter (see `task::leftovers`); with no
+/// work by then, it drops them and naps for [`signal::NAP`]. Far longer
+/// than a step of a chain of dependent tasks waits for its input (tens of
+/// microseconds), short enough that an idle rank holds nothing for long.
+const HOLD: Duration = Duration::from_millis(2);
+
 /// How many kept dependents a worker runs in a row while other work waits
 /// (tokio's `MAX_LIFO_POLLS_PER_TICK` plays the same part).
 const NEXT_BUDGET: u32 = 32;
@@ -625,14 +632,17 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         if sched.is_shutdown() {
             break;
         }
-        // What this worker collected goes to the submitter now; the remains
-        // still waiting are dropped here only when no work came during the
-        // spin. A worker that ran dry for a moment (its submitter about to
-        // submit the next task) and dropped them at once freed the
-        // submitter's blocks against the submitter's own allocations: on the
-        // 2-core VM, a chain of empty tasks made ~32,000 futex calls per
-        // 200,000 tasks (glibc's arena lock), ~630 with this order.
-        pool.hand_over_remains();
+        // The remains this worker collected and those waiting in the queue
+        // stay for their submitter while work may still come: a worker that
+        // ran dry for a moment (its submitter about to submit the next task,
+        // or an input on its way from another rank) and dropped them freed
+        // the submitter's blocks against the submitter's own allocations (on
+        // the 2-core VM, a chain of empty tasks made ~32,000 futex calls per
+        // 200,000 tasks: glibc's arena lock), and left the submitter's next
+        // blocks to malloc's slow path (Task Bench's stencil on 2 ranks:
+        // a fifth of a step's instructions went to malloc and free). Only a
+        // worker that finds no work in a short first nap ([`HOLD`]) drops
+        // them.
         // One searcher at a time spins; the others park at once.
         if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
             let found = signal::spin_until_paced(sched.spin, sched.first_pauses(), || {
@@ -646,8 +656,9 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         } else {
             sched.searching.fetch_sub(1, Ordering::SeqCst);
         }
-        pool.drop_remains_when_idle();
+        let holding = pool.holds_remains();
         signal::nap_unless(
+            if holding { HOLD } else { signal::NAP },
             || sched.has_work() || sched.is_shutdown(),
             || {
                 parked.arm(!pool.pinning.binds());
@@ -663,6 +674,9 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
             },
         );
         parked.woke();
+        if holding && !sched.has_work() {
+            pool.drop_remains_when_idle();
+        }
     }
     sched.idle.fetch_sub(1, Ordering::AcqRel);
     pool.on_thread_stop();
