@@ -2,6 +2,7 @@
 //! construction, timeouts, type mismatches, corrupt archives, freeing,
 //! views outliving refs, a full store and shutdown.
 
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry::{Config, Error, Runtime, StoreError, View};
@@ -49,6 +50,27 @@ fn particle_name(p: Particle) -> String {
 #[ferry::remote]
 fn byte_sum(xs: View<Vec<u8>>) -> u64 {
     xs.as_slice().iter().map(|&x| u64::from(x)).sum()
+}
+
+/// Opened by the test that waits on it (see [`gated`]).
+static GATE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+
+/// Waits for [`GATE`] to open (60 s at most): whether it opened.
+#[ferry::remote]
+fn gated() -> bool {
+    let (open, cv) = &GATE;
+    let open = open.lock().unwrap_or_else(|e| e.into_inner());
+    let (open, _) = cv
+        .wait_timeout_while(open, Duration::from_secs(60), |o| !*o)
+        .unwrap_or_else(|e| e.into_inner());
+    *open
+}
+
+/// A task that blocks in `get` on [`gated`].
+#[ferry::remote]
+fn waits_for_gate(rt: &Runtime) -> ferry::Result<bool> {
+    let r = gated::remote(rt)?;
+    Ok(*rt.get(&r)?)
 }
 
 #[test]
@@ -255,6 +277,21 @@ fn objects_are_freed_when_the_last_ref_drops() -> ferry::Result<()> {
     rt.shutdown()
 }
 
+/// Runs three tasks on a 4 KiB input the caller then holds no ref to, and
+/// gets their results with a deadline: a getter with one never runs a task
+/// itself, so the worker runs them all and holds their remains.
+fn sums_on_a_worker(rt: &Runtime) -> ferry::Result<()> {
+    let input = rt.put(&vec![3u8; 4096])?;
+    let sums = (0..3)
+        .map(|_| byte_sum::remote(rt, &input))
+        .collect::<ferry::Result<Vec<_>>>()?;
+    for s in &sums {
+        let sum = rt.get_timeout(s, Duration::from_secs(60))?;
+        assert_eq!(*sum, 3 * 4096);
+    }
+    Ok(())
+}
+
 /// A finished task's remains (its inputs' slots among them) wait a moment
 /// for the thread that submitted it, so that their memory goes back to
 /// that thread's allocator; once the rank is idle they are dropped, and an
@@ -263,19 +300,35 @@ fn objects_are_freed_when_the_last_ref_drops() -> ferry::Result<()> {
 fn a_finished_tasks_light_input_is_freed_once_the_rank_is_idle() -> ferry::Result<()> {
     let rt = start(1.0, 64 << 20)?;
     let before = rt.store_used();
-    let input = rt.put(&vec![3u8; 4096])?;
-    let sums = (0..3)
-        .map(|_| byte_sum::remote(&rt, &input))
-        .collect::<ferry::Result<Vec<_>>>()?;
-    for s in &sums {
-        assert_eq!(rt.get_value(s)?, 3 * 4096);
-    }
-    drop(sums);
-    drop(input);
+    sums_on_a_worker(&rt)?;
     assert_eq!(
         wait_for_used(&rt, before),
         before,
         "an idle rank still holds a finished task's input"
+    );
+    rt.shutdown()
+}
+
+/// A worker that blocks in `get` inside a task hands over the remains it
+/// was collecting: they would otherwise wait, holding their inputs, for as
+/// long as it blocks (here until the test opens the gate).
+#[test]
+fn a_worker_blocked_inside_a_task_holds_no_finished_tasks_inputs() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let before = rt.store_used();
+    sums_on_a_worker(&rt)?;
+    // The same worker takes this task next; it blocks until the gate opens.
+    let blocked = waits_for_gate::remote(&rt)?;
+    let freed = wait_for_used(&rt, before);
+    {
+        let (open, cv) = &GATE;
+        *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+    }
+    assert!(*rt.get_timeout(&blocked, Duration::from_secs(60))?);
+    assert_eq!(
+        freed, before,
+        "a blocked worker held a finished task's input"
     );
     rt.shutdown()
 }

@@ -298,10 +298,14 @@ impl Runtime {
     /// Runs a blocking wait; inside a task, its CPUs go back to the pool meanwhile.
     pub(crate) fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
         // What finished tasks left goes back to this thread's allocator
-        // before it sleeps. What they leave while it sleeps waits for its
-        // next submissions, one task's remains each (see `task::leftovers`):
-        // dropped all at once on waking, they overflowed its malloc cache,
-        // and the submissions after found it empty.
+        // before it sleeps; a worker blocked inside a task hands over the
+        // batch it was collecting first (it would hold it for the whole
+        // wait). What they leave while it sleeps waits for its next
+        // submissions, one task's remains each, or for a worker that found
+        // no work (see `task::leftovers`): dropped all at once on waking,
+        // they overflowed its malloc cache, and the submissions after found
+        // it empty.
+        self.inner.pool.hand_over_remains();
         self.inner.pool.leftovers.drain_all();
         let cpus = context::current_task()
             .filter(|c| c.is_task)

@@ -12,15 +12,18 @@
 //! So a worker hands a finished task's light remains, [`BATCH`] at a time,
 //! to a short queue, and they are dropped by the next thread that submits
 //! a task (one task's remains per submission, see [`Leftovers::drop_one`]),
-//! by a thread about to block in `get`/`wait`, or by a worker that found
-//! no work for a short while (which first hands over the batch it was
-//! collecting: see the scheduler's `HOLD`). The memory goes back to
+//! by a thread about to block in `get`/`wait` (a worker blocked inside a
+//! task hands over its own batch first), or by a worker that found no work
+//! for a short while (which first hands over the batch it was collecting:
+//! see the scheduler's `HOLD`). The memory goes back to
 //! the thread that allocated it, which reuses it for its next task from its
 //! own cache. What is held back is bounded: at most [`KEPT`] tasks' remains
 //! in the queue (a worker that finds it full drops the oldest batch
 //! itself) and a batch on each worker, each holding at most [`LIGHT`]
-//! bytes of stored inputs (heavier remains are dropped at once); and
-//! nothing is held once the rank has been idle for that short while.
+//! bytes of stored inputs (heavier remains are dropped at once); and an
+//! idle rank holds nothing for long: its workers drop what they hold after
+//! `HOLD` without work, and what reaches the queue while they nap waits at
+//! most their nap (`signal::NAP`) and that again.
 
 use std::sync::Mutex;
 
@@ -33,14 +36,18 @@ use crate::sync::lock;
 /// waits (a driver pacing its submissions with `wait`: Task Bench's
 /// stencil on Ferry waits for 192 steps at a time, up to 384 tasks on one
 /// rank; a worker that finds the queue full drops the oldest batch itself,
-/// under the submitter's allocator lock).
+/// under the submitter's allocator lock). The queue holds `KEPT / BATCH`
+/// batches: full ones, but for the one a worker hands over when it finds
+/// no work or stops, and those of threads that are not workers (one task's
+/// remains each).
 pub(crate) const KEPT: usize = 512;
 
 /// How many remains a worker collects before it hands them over.
 pub(crate) const BATCH: usize = 8;
 
 /// The most bytes of stored objects one task's remains may hold back; with
-/// [`KEPT`], at most 2 MiB of objects wait for a submitter at once.
+/// [`KEPT`], at most 4 MiB of objects wait for a submitter at once (and
+/// 64 KiB more in each worker's batch).
 pub(crate) const LIGHT: usize = 8 << 10;
 
 thread_local! {

@@ -10,16 +10,70 @@
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::resources::gpu_pool::GpuPool;
 use crate::resources::ledger::{Ledger, Request};
 use crate::resources::pinning::Pinning;
+use crate::signal;
 use crate::state::TaskBook;
 use crate::task::cell::Remains;
 use crate::task::leftovers::BATCH;
 use crate::task::scheduler::Scheduler;
 use crate::timeline::Recorder;
 use crate::uncounted::List;
+
+/// How long a worker that ran dry keeps finished tasks' remains for their
+/// submitter (see `task::leftovers`), napping, before it drops them
+/// itself. Far longer than a step of a chain of dependent tasks waits for
+/// its input (tens of microseconds), short enough that an idle rank holds
+/// nothing for long: remains that reach the queue while every worker naps
+/// wait up to [`signal::NAP`], a spin and this.
+pub(crate) const HOLD: Duration = Duration::from_millis(2);
+
+/// A worker's hold on the remains it and the queue keep while it finds no
+/// work. They stay for their submitter while work may still come: a worker
+/// that ran dry for a moment (its submitter about to submit the next task,
+/// or an input on its way from another rank) and dropped them freed the
+/// submitter's blocks against the submitter's own allocations (on the
+/// 2-core VM, a chain of empty tasks made ~32,000 futex calls per 200,000
+/// tasks: glibc's arena lock), and left the submitter's next blocks to
+/// malloc's slow path (Task Bench's stencil on 2 ranks: a fifth of a step's
+/// instructions went to malloc and free). Only a worker that has found no
+/// work for [`HOLD`] drops them: a nap cut short (a wake-up whose work
+/// another thread took, an old unpark) does not count.
+#[derive(Default)]
+pub(crate) struct Hold {
+    /// Since when the worker has found no work while holding remains.
+    since: Option<Instant>,
+}
+
+impl Hold {
+    /// The worker ran a task: work came.
+    pub(crate) fn reset(&mut self) {
+        self.since = None;
+    }
+
+    /// How long the worker may nap now: what is left of [`HOLD`] while
+    /// remains wait, else [`signal::NAP`].
+    pub(crate) fn nap(&mut self, pool: &TaskPool) -> Duration {
+        if !pool.holds_remains() {
+            self.since = None;
+            return signal::NAP;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        HOLD.saturating_sub(since.elapsed())
+    }
+
+    /// After a nap with no work come (`has_work` false): the remains are
+    /// dropped once [`HOLD`] has passed.
+    pub(crate) fn after_nap(&mut self, pool: &TaskPool, has_work: bool) {
+        if !has_work && self.since.is_some_and(|since| since.elapsed() >= HOLD) {
+            pool.drop_remains_when_idle();
+            self.since = None;
+        }
+    }
+}
 
 /// What runs on each worker thread as it starts and as it stops.
 pub(crate) struct ThreadHooks {
@@ -131,8 +185,10 @@ impl TaskPool {
     }
 
     /// Hands over the batch this worker was collecting (to be dropped by
-    /// the next submission, or at once by [`drop_remains_when_idle`](Self::drop_remains_when_idle)).
-    fn hand_over_remains(&self) {
+    /// the next submission, or at once by
+    /// [`drop_remains_when_idle`](Self::drop_remains_when_idle)); nothing
+    /// on a thread that is not one of this pool's workers.
+    pub(crate) fn hand_over_remains(&self) {
         let key = self.key();
         let batch = COLLECTED
             .try_with(|c| match &mut *c.borrow_mut() {

@@ -68,7 +68,7 @@ use crate::sync::lock;
 use crate::task::cell::TaskCell;
 use crate::task::next;
 use crate::task::pending::{Asks, Pending};
-use crate::task::pool::TaskPool;
+use crate::task::pool::{Hold, TaskPool};
 use crate::task::receiving::Receiving;
 use crate::uncounted::List;
 
@@ -81,13 +81,6 @@ pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// gives up (each refused once for all the tasks that ask the same; see
 /// `task::pending`).
 const PENDING_SCAN: usize = 64;
-
-/// How long a worker that ran dry naps first while it holds finished
-/// tasks' remains for their submitter (see `task::leftovers`); with no
-/// work by then, it drops them and naps for [`signal::NAP`]. Far longer
-/// than a step of a chain of dependent tasks waits for its input (tens of
-/// microseconds), short enough that an idle rank holds nothing for long.
-const HOLD: Duration = Duration::from_millis(2);
 
 /// How many kept dependents a worker runs in a row while other work waits
 /// (tokio's `MAX_LIFO_POLLS_PER_TICK` plays the same part).
@@ -594,6 +587,7 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
     LOCAL.with(|l| *l.borrow_mut() = Some((key, worker)));
     // How a waker sees this worker when it parks (see `placement`).
     let parked = Arc::new(Parked::current());
+    let mut hold = Hold::default();
     loop {
         let task = LOCAL.with(|l| {
             let l = l.borrow();
@@ -606,6 +600,7 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
                 continue;
             }
             if cell.claim() {
+                hold.reset();
                 sched.idle.fetch_sub(1, Ordering::AcqRel);
                 // A push may have counted on this worker being idle: if work
                 // is left, make sure somebody else takes it (or a thread starts).
@@ -632,17 +627,7 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         if sched.is_shutdown() {
             break;
         }
-        // The remains this worker collected and those waiting in the queue
-        // stay for their submitter while work may still come: a worker that
-        // ran dry for a moment (its submitter about to submit the next task,
-        // or an input on its way from another rank) and dropped them freed
-        // the submitter's blocks against the submitter's own allocations (on
-        // the 2-core VM, a chain of empty tasks made ~32,000 futex calls per
-        // 200,000 tasks: glibc's arena lock), and left the submitter's next
-        // blocks to malloc's slow path (Task Bench's stencil on 2 ranks:
-        // a fifth of a step's instructions went to malloc and free). Only a
-        // worker that finds no work in a short first nap ([`HOLD`]) drops
-        // them.
+        // The remains it holds wait for their submitter a while (see `Hold`).
         // One searcher at a time spins; the others park at once.
         if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
             let found = signal::spin_until_paced(sched.spin, sched.first_pauses(), || {
@@ -656,9 +641,9 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
         } else {
             sched.searching.fetch_sub(1, Ordering::SeqCst);
         }
-        let holding = pool.holds_remains();
+        let nap = hold.nap(&pool);
         signal::nap_unless(
-            if holding { HOLD } else { signal::NAP },
+            nap,
             || sched.has_work() || sched.is_shutdown(),
             || {
                 parked.arm(!pool.pinning.binds());
@@ -674,9 +659,7 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
             },
         );
         parked.woke();
-        if holding && !sched.has_work() {
-            pool.drop_remains_when_idle();
-        }
+        hold.after_nap(&pool, sched.has_work());
     }
     sched.idle.fetch_sub(1, Ordering::AcqRel);
     pool.on_thread_stop();
