@@ -15,7 +15,7 @@
 //! by a thread about to block in `get`/`wait` (a worker blocked inside a
 //! task hands over its own batch first), or by a worker that found no work
 //! for a short while (which first hands over the batch it was collecting:
-//! see the scheduler's `HOLD`). The memory goes back to
+//! see `task::pool::Hold`). The memory goes back to
 //! the thread that allocated it, which reuses it for its next task from its
 //! own cache. What is held back is bounded: at most [`KEPT`] tasks' remains
 //! in the queue (a worker that finds it full drops the oldest batch

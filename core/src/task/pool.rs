@@ -218,9 +218,8 @@ impl TaskPool {
             || self.leftovers.waiting()
     }
 
-    /// A worker that found no work for a while drops every remains held
-    /// back, its own batch's first: nothing is held while the rank is
-    /// idle.
+    /// A worker that found no work for [`HOLD`] drops every remains held
+    /// back, its own batch's first: an idle rank holds nothing for long.
     pub(crate) fn drop_remains_when_idle(&self) {
         self.hand_over_remains();
         self.leftovers.drain_all();
