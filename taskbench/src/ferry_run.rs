@@ -246,9 +246,20 @@ fn point(
     damage: bool,
     inputs: Vec<View<Vec<u8>>>,
 ) -> Result<Vec<u8>, InputError> {
-    let inputs: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
     let mut output = vec![0u8; graph.output_bytes];
-    graph.execute_point(t, p, &inputs, &mut output, &mut [])?;
+    // The inputs' slices on the stack when few (a stencil's three): one
+    // allocation a task fewer than a `Vec`.
+    const ON_STACK: usize = 8;
+    if inputs.len() <= ON_STACK {
+        let mut slices: [&[u8]; ON_STACK] = [&[]; ON_STACK];
+        for (s, v) in slices.iter_mut().zip(&inputs) {
+            *s = v.as_slice();
+        }
+        graph.execute_point(t, p, &slices[..inputs.len()], &mut output, &mut [])?;
+    } else {
+        let slices: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
+        graph.execute_point(t, p, &slices, &mut output, &mut [])?;
+    }
     if damage && let Some(last) = output.last_mut() {
         *last ^= 0xFF;
     }

@@ -22,7 +22,6 @@
 //!    dependents on the completing thread".
 
 use std::panic::{self, AssertUnwindSafe};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
@@ -318,7 +317,7 @@ impl TaskCell {
             out.warm_dependents();
         }
         let gpu_ids = self.granted_gpus();
-        let ctx = Rc::new(TaskCtx {
+        let ctx = context::boxed(TaskCtx {
             name: self.name.clone(),
             env: crate::task::context::env_with_gpus(&self.env, &gpu_ids, &pool.pinning),
             gpu_ids: gpu_ids.clone(),
@@ -365,6 +364,7 @@ impl TaskCell {
         // `object::lender::batching`).
         let next = crate::object::lender::batching(|| {
             let remains = (job, inputs, self.clone(), ctx.spent.take());
+            context::recycle(ctx);
             self.finish(pool, output, remains, stored, run)
         });
         before_release();

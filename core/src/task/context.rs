@@ -3,7 +3,7 @@
 //! and the task's environment variables and GPU ids can be read. (Which
 //! runtime the thread belongs to is the runtime layer's: `runtime::current`.)
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -64,6 +64,48 @@ pub(crate) fn env_with_gpus(
 
 thread_local! {
     static TASKS: RefCell<Vec<Rc<TaskCtx>>> = const { RefCell::new(Vec::new()) };
+    /// A finished task's context box, emptied, for this thread's next task.
+    static SPARE: Cell<Option<Rc<TaskCtx>>> = const { Cell::new(None) };
+}
+
+impl TaskCtx {
+    /// A context that holds nothing (what a kept box holds between tasks).
+    fn empty() -> TaskCtx {
+        TaskCtx {
+            name: Name::Static(""),
+            env: List::empty(),
+            gpu_ids: List::empty(),
+            held: Request::default(),
+            is_task: false,
+            may_retry: Cell::new(false),
+            cancel: None,
+            spent: Cell::new(None),
+        }
+    }
+}
+
+/// `ctx`, boxed for [`with_task`]: in the box this thread's last task left
+/// (see [`recycle`]) when it has one, so that a worker running task after
+/// task allocates (and frees) no box per task.
+pub(crate) fn boxed(ctx: TaskCtx) -> Rc<TaskCtx> {
+    if let Ok(Some(mut kept)) = SPARE.try_with(Cell::take)
+        && let Some(inner) = Rc::get_mut(&mut kept)
+    {
+        *inner = ctx;
+        return kept;
+    }
+    Rc::new(ctx)
+}
+
+/// The end of a context from [`boxed`]: what it holds is dropped now and,
+/// when nothing else refers to it, its box is kept for the thread's next
+/// task.
+pub(crate) fn recycle(mut ctx: Rc<TaskCtx>) {
+    if let Some(inner) = Rc::get_mut(&mut ctx) {
+        *inner = TaskCtx::empty();
+        // While the thread's locals are destroyed the box is simply freed.
+        let _ = SPARE.try_with(move |s| s.set(Some(ctx)));
+    }
 }
 
 /// Runs `f` with `ctx` as the current task.
@@ -148,4 +190,64 @@ pub fn gpu_ids() -> Vec<u32> {
 /// ```
 pub fn task_name() -> Option<String> {
     current_task().map(|c| c.name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::cancel::{Cancel, Cancellable};
+
+    struct Task(Cancel);
+
+    impl Cancellable for Task {
+        fn cancel_state(&self) -> &Cancel {
+            &self.0
+        }
+    }
+
+    fn ctx_of(name: &'static str, cancel: Option<Arc<dyn Cancellable>>) -> TaskCtx {
+        TaskCtx {
+            name: Name::Static(name),
+            env: vec![("K".to_string(), name.to_string())].into(),
+            cancel,
+            ..TaskCtx::empty()
+        }
+    }
+
+    #[test]
+    fn a_recycled_context_lets_go_of_its_task_at_once_and_its_box_serves_the_next() {
+        let task: Arc<dyn Cancellable> = Arc::new(Task(Cancel::default()));
+        let first = boxed(ctx_of("first", Some(task.clone())));
+        let first_box = Rc::as_ptr(&first);
+        with_task(first.clone(), || {
+            assert_eq!(
+                current_task().map(|c| c.name.to_string()),
+                Some("first".into())
+            );
+        });
+        assert_eq!(Arc::strong_count(&task), 2);
+        recycle(first);
+        // Nothing of the first task is held by the kept box.
+        assert_eq!(Arc::strong_count(&task), 1);
+        let second = boxed(ctx_of("second", None));
+        assert_eq!(Rc::as_ptr(&second), first_box, "the kept box is reused");
+        assert_eq!(second.name.to_string(), "second");
+        assert_eq!(second.env[0].1, "second");
+        assert!(second.cancel.is_none());
+        recycle(second);
+    }
+
+    #[test]
+    fn a_context_still_referred_to_is_not_reused() {
+        let ctx = boxed(ctx_of("held", None));
+        let other = ctx.clone();
+        recycle(ctx);
+        let next = boxed(ctx_of("next", None));
+        assert!(!Rc::ptr_eq(&next, &other));
+        assert_eq!(
+            other.name.to_string(),
+            "held",
+            "a context in use is left whole"
+        );
+    }
 }
