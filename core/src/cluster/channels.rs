@@ -6,9 +6,10 @@
 //! 1. The sender numbers the send (per destination and tag) and waits for
 //!    the object, holding it.
 //! 2. When the object is complete, the thread that completed it (a worker
-//!    that ran its task, or the thread that received it) sends `Sent` with
-//!    the number and the object's archived bytes, inline whatever their
-//!    size (as a stream's items travel), or its failure. No other frame is
+//!    that ran its task, or the thread that received it) sends a value
+//!    frame (`frame::Value`) with the number, the type's name and the
+//!    object's archived bytes, whatever their size (as a stream's items
+//!    travel), or its failure as a `Sent` message. No other frame is
 //!    needed: nothing is borrowed, and nothing is asked for.
 //! 3. The receiver copies the bytes into its own store (its object from
 //!    then on) and hands them to its mailbox, which completes the matching
@@ -24,11 +25,12 @@ use std::sync::{Arc, Mutex, Weak};
 
 use ferry_transport::{Rank, Transport};
 
+use crate::cluster::frame;
 use crate::cluster::owner_answers::{Answer, answer_when_ready};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
 use crate::cluster::transfer::{copy_in, stored_from};
-use crate::cluster::wire::{self, ArchivedMsg, ArchivedWireResult, Msg, WireError, WireResult};
+use crate::cluster::wire::{self, Msg, WireError, WireResult};
 use crate::error::Error;
 use crate::object::cell::{Slot, Stored, TypeTag};
 use crate::sync::lock;
@@ -68,7 +70,9 @@ impl Answer for Sending {
         &self.slot
     }
 
-    /// Step 2.
+    /// Step 2: the value as a value frame (see `frame`), written straight
+    /// from the object's bytes into this thread's frame buffer; a failure
+    /// as a `Sent` message.
     fn send(&self) {
         let Some(transport) = self.transport.upgrade() else {
             return;
@@ -80,40 +84,42 @@ impl Answer for Sending {
                 self.rank,
             ))
         };
-        // The name's and the bytes' buffers are this thread's, kept from
-        // its last send: no allocation (and no free) a send.
-        // (Fresh ones while the thread's locals are being destroyed.)
-        let (mut name, mut inline) = SPARE
-            .try_with(|spare| std::mem::take(&mut *spare.borrow_mut()))
-            .unwrap_or_default();
-        let (type_name, result) = match self.slot.get() {
-            Some(Stored::Value(v)) if !v._contained.is_empty() => {
-                (String::new(), failed(&holds_refs(&self.slot)))
-            }
+        let result = match self.slot.get() {
+            Some(Stored::Value(v)) if !v._contained.is_empty() => failed(&holds_refs(&self.slot)),
             Some(Stored::Value(v)) => match v.block.access() {
                 Ok(bytes) => {
-                    name.clear();
-                    name.push_str(&v.type_name);
-                    inline.clear();
-                    inline.extend_from_slice(bytes.as_slice());
-                    (name, WireResult::Inline(inline))
+                    let value = frame::Value {
+                        tag: self.tag,
+                        seq: self.seq,
+                        type_name: &v.type_name,
+                        bytes: bytes.as_slice(),
+                    };
+                    return self.sent(wire::send_value(&*transport, self.to, &value));
                 }
-                Err(e) => (String::new(), failed(&e.into())),
+                Err(e) => failed(&e.into()),
             },
             Some(Stored::Error(e)) => {
                 // Handed on: the receiver sees the error.
                 self.slot.mark_observed();
-                (String::new(), failed(e))
+                failed(e)
             }
             None => return,
         };
         let msg = Msg::Sent {
             tag: self.tag,
             seq: self.seq,
-            type_name,
+            type_name: String::new(),
             result,
         };
-        if let Err(e) = wire::send(&*transport, self.to, &msg) {
+        self.sent(wire::send(&*transport, self.to, &msg));
+    }
+}
+
+impl Sending {
+    /// Logs a send that failed (a lost destination fails its receives on
+    /// its own).
+    fn sent(&self, outcome: Result<(), ferry_transport::TransportError>) {
+        if let Err(e) = outcome {
             tracing::warn!(
                 "rank {}: sending {} to rank {} under tag {}: {e}",
                 self.rank,
@@ -121,15 +127,6 @@ impl Answer for Sending {
                 self.to,
                 self.tag
             );
-        }
-        if let Msg::Sent {
-            type_name,
-            result: WireResult::Inline(inline),
-            ..
-        } = msg
-            && inline.capacity() <= SPARE_MOST
-        {
-            let _ = SPARE.try_with(|spare| *spare.borrow_mut() = (type_name, inline));
         }
     }
 }
@@ -144,44 +141,23 @@ pub(crate) fn holds_refs(slot: &Slot) -> Error {
     ))
 }
 
-/// The most bytes a thread keeps for its next send's value.
-const SPARE_MOST: usize = 64 << 10;
-
-thread_local! {
-    /// A type name's and a value's buffers, kept between a thread's sends.
-    static SPARE: std::cell::RefCell<(String, Vec<u8>)> =
-        const { std::cell::RefCell::new((String::new(), Vec::new())) };
-}
-
-/// Step 3 for the usual frame, a value inline, read from the frame as it
-/// lies (no owned message, no allocation but the value's own block): true
-/// if `msg` was such a `Sent` and is handled.
-pub(super) fn on_archived<H: RankHost>(inner: &Arc<H>, from: Rank, msg: &ArchivedMsg) -> bool {
-    let ArchivedMsg::Sent {
-        tag,
-        seq,
-        type_name,
-        result: ArchivedWireResult::Inline(bytes),
-    } = msg
-    else {
-        return false;
-    };
-    let name = type_name.as_str();
+/// Step 3 for a value frame, read as it lies in the frame (no owned
+/// message, no allocation but the value's own block).
+pub(super) fn on_value<H: RankHost>(inner: &Arc<H>, from: Rank, value: &frame::Value<'_>) {
     let stored = copy_in(
         inner,
-        TypeTag::named(name),
-        known_name(name),
-        bytes.len(),
+        TypeTag::named(value.type_name),
+        known_name(value.type_name),
+        value.bytes.len(),
         |d| {
-            d.copy_from_slice(bytes.as_slice());
+            d.copy_from_slice(value.bytes);
             Ok(())
         },
     );
     inner
         .store()
         .mailbox
-        .deliver(from, tag.to_native(), seq.to_native(), stored);
-    true
+        .deliver(from, value.tag, value.seq, stored);
 }
 
 /// The names of the types received, kept once each (a program sends few

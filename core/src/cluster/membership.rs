@@ -15,6 +15,7 @@ use crate::cluster::actor_host::on_actor_message;
 use crate::cluster::borrowing::{borrow_ended, on_borrow_message};
 use crate::cluster::cancel::on_cancel;
 use crate::cluster::executor::{CallName, execute, free};
+use crate::cluster::frame::{self, Frame};
 use crate::cluster::gather::on_gather_message;
 use crate::cluster::lent_args::with_lent;
 use crate::cluster::makers::with_makers;
@@ -175,11 +176,16 @@ fn on_event<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, ev: Event) {
     match ev {
         Event::Frame { from, bytes } => {
             c.heartbeat.heard(from);
-            let decoded = wire::with_archived(&bytes, |archived| match archived {
-                Ok(a) if crate::cluster::channels::on_archived(inner, from, a) => Ok(None),
-                Ok(a) => wire::deserialize(a).map(Some),
+            let decoded = match frame::read(&bytes) {
+                Ok(Frame::Value(v)) => {
+                    crate::cluster::channels::on_value(inner, from, &v);
+                    Ok(None)
+                }
+                Ok(Frame::Message(archive)) => {
+                    wire::with_archived(archive, |a| a.and_then(wire::deserialize)).map(Some)
+                }
                 Err(e) => Err(e),
-            });
+            };
             match decoded {
                 Ok(Some(msg)) => on_message(inner, c, from, msg),
                 Ok(None) => {}

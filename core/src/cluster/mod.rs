@@ -66,6 +66,7 @@
 
 pub(crate) mod arena_region;
 pub(crate) mod channels;
+pub(crate) mod frame;
 pub(crate) mod group_registry;
 pub(crate) mod groups;
 pub(crate) mod heartbeat;

@@ -6,12 +6,14 @@ use ferry_transport::{Rank, Transport, TransportError};
 
 use crate::ids::ActorId;
 
+use super::frame;
+
 pub(crate) use super::wire_error::WireError;
 pub(crate) use super::wire_groups::{WirePgAnswer, WirePgOp};
 pub(crate) use super::wire_options::{WireActorOptions, WireOptions};
 
 /// The version of these messages; bump it with every change to [`Msg`].
-pub(crate) const PROTOCOL: u32 = 13;
+pub(crate) const PROTOCOL: u32 = 14;
 
 /// Why a rank that said `Hello` with `protocol` and `build` cannot work
 /// with this one (`None`: it can).
@@ -145,8 +147,8 @@ pub(crate) enum Msg {
         result: WireResult,
     },
     /// The `seq`-th object the sender sends the receiver under `tag`
-    /// (`Runtime::send_to`; see `channels`): its bytes inline whatever
-    /// their size, or its failure.
+    /// (`Runtime::send_to`; see `channels`) failed: its failure. (A value
+    /// goes as a value frame, see `frame`.)
     Sent {
         tag: u64,
         seq: u64,
@@ -371,7 +373,8 @@ fn with_kept<R>(f: impl FnOnce(&mut Kept) -> R) -> R {
 
 /// `msg` archived into `buffer` (as in an aligned buffer: `decode` reads it
 /// from one).
-fn archive(msg: &Msg, buffer: Vec<u8>, arena: &mut rkyv::ser::allocator::Arena) -> Vec<u8> {
+fn archive(msg: &Msg, mut buffer: Vec<u8>, arena: &mut rkyv::ser::allocator::Arena) -> Vec<u8> {
+    frame::message_header(&mut buffer);
     rkyv::api::high::to_bytes_in_with_alloc::<_, _, ferry_store::ArchiveError>(
         msg,
         buffer,
@@ -393,11 +396,30 @@ pub(crate) fn send(transport: &dyn Transport, to: Rank, msg: &Msg) -> Result<(),
     })
 }
 
-/// Decodes a frame (validated: frames come from other processes); the
-/// receive loop uses [`with_archived`] and [`deserialize`] instead.
+/// Sends `value` as a value frame (see `frame`) from this thread's frame
+/// buffer.
+pub(crate) fn send_value(
+    transport: &dyn Transport,
+    to: Rank,
+    value: &frame::Value<'_>,
+) -> Result<(), TransportError> {
+    with_kept(|kept| {
+        frame::write_value(&mut kept.buffer, value);
+        transport.send_from(to, &kept.buffer)
+    })
+}
+
+/// Decodes a message frame (validated: frames come from other processes);
+/// the receive loop uses `frame::read`, [`with_archived`] and
+/// [`deserialize`] instead.
 #[cfg(test)]
 pub(crate) fn decode(bytes: &[u8]) -> Result<Msg, String> {
-    with_archived(bytes, |archived| archived.and_then(deserialize))
+    match frame::read(bytes)? {
+        frame::Frame::Message(archive) => {
+            with_archived(archive, |archived| archived.and_then(deserialize))
+        }
+        frame::Frame::Value(_) => Err("a value frame, not a message".into()),
+    }
 }
 
 /// A validated archived message, made owned.
@@ -405,9 +427,9 @@ pub(crate) fn deserialize(archived: &ArchivedMsg) -> Result<Msg, String> {
     rkyv::deserialize::<Msg, ferry_store::ArchiveError>(archived).map_err(|e| e.to_string())
 }
 
-/// Runs `f` on the frame `bytes` validated as an archived message (or on
-/// why it is not one), without making it owned: a frame whose bytes are
-/// copied on (a `Sent` value) needs no allocation.
+/// Runs `f` on a message frame's `archive` (what follows its header)
+/// validated as an archived message (or on why it is not one), without
+/// making it owned.
 pub(crate) fn with_archived<R>(
     bytes: &[u8],
     f: impl FnOnce(Result<&ArchivedMsg, String>) -> R,
@@ -463,17 +485,21 @@ mod hello_tests {
                 type_name: "alloc::vec::Vec<u8>".into(),
                 result: WireResult::Inline(vec![0u8; 16]),
             },
-            Msg::Sent {
-                tag: 7,
-                seq: 8,
-                type_name: "alloc::vec::Vec<u8>".into(),
-                result: WireResult::Inline(vec![0u8; 16]),
-            },
         ];
         for msg in &small {
-            let len = encode(msg).len();
+            // The archive, after the frame's header.
+            let len = encode(msg).len() - frame::HEADER;
             assert!(len <= 128, "{msg:?} took {len} bytes");
         }
+        let mut sent = Vec::new();
+        let value = frame::Value {
+            tag: 7,
+            seq: 8,
+            type_name: "alloc::vec::Vec<u8>",
+            bytes: &[0u8; 24],
+        };
+        frame::write_value(&mut sent, &value);
+        assert!(sent.len() <= 128, "a value frame took {} bytes", sent.len());
         assert!(std::mem::size_of::<ArchivedMsg>() <= 96);
     }
 
