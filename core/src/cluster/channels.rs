@@ -9,7 +9,7 @@
 //!    that ran its task, or the thread that received it) sends a value
 //!    frame (`frame::Value`) with the number, the type's name and the
 //!    object's archived bytes, whatever their size (as a stream's items
-//!    travel), or its failure as a `Sent` message. No other frame is
+//!    travel), or its failure as a `SendFailed` message. No other frame is
 //!    needed: nothing is borrowed, and nothing is asked for.
 //! 3. The receiver copies the bytes into its own store (its object from
 //!    then on) and hands them to its mailbox, which completes the matching
@@ -29,8 +29,8 @@ use crate::cluster::frame;
 use crate::cluster::owner_answers::{Answer, answer_when_ready};
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost};
-use crate::cluster::transfer::{copy_in, stored_from};
-use crate::cluster::wire::{self, Msg, WireError, WireResult};
+use crate::cluster::transfer::copy_in;
+use crate::cluster::wire::{self, Msg, WireError};
 use crate::error::Error;
 use crate::object::cell::{Slot, Stored, TypeTag};
 use crate::sync::lock;
@@ -72,19 +72,13 @@ impl Answer for Sending {
 
     /// Step 2: the value as a value frame (see `frame`), written straight
     /// from the object's bytes into this thread's frame buffer; a failure
-    /// as a `Sent` message.
+    /// as a `SendFailed` message.
     fn send(&self) {
         let Some(transport) = self.transport.upgrade() else {
             return;
         };
-        let failed = |e: &Error| {
-            WireResult::failed(WireError::from_error(
-                e,
-                &self.slot.id.to_string(),
-                self.rank,
-            ))
-        };
-        let result = match self.slot.get() {
+        let failed = |e: &Error| WireError::from_error(e, &self.slot.id.to_string(), self.rank);
+        let error = match self.slot.get() {
             Some(Stored::Value(v)) if !v._contained.is_empty() => failed(&holds_refs(&self.slot)),
             Some(Stored::Value(v)) => match v.block.access() {
                 Ok(bytes) => {
@@ -105,11 +99,10 @@ impl Answer for Sending {
             }
             None => return,
         };
-        let msg = Msg::Sent {
+        let msg = Msg::SendFailed {
             tag: self.tag,
             seq: self.seq,
-            type_name: String::new(),
-            result,
+            error: Box::new(error),
         };
         self.sent(wire::send(&*transport, self.to, &msg));
     }
@@ -179,24 +172,16 @@ fn known_name(name: &str) -> Cow<'static, str> {
     Cow::Borrowed(kept)
 }
 
-/// Step 3: the `seq`-th object `from` sent this rank under `tag` arrived.
-pub(super) fn on_sent<H: RankHost>(
+/// Step 3 for a failure: the `seq`-th object `from` sent this rank under
+/// `tag` failed there.
+pub(super) fn on_send_failed<H: RankHost>(
     inner: &Arc<H>,
-    c: &Cluster<H>,
     from: Rank,
     tag: u64,
     seq: u64,
-    type_name: String,
-    result: WireResult,
+    error: WireError,
 ) {
-    let stored = match result {
-        // A sender lends nothing: a place in its memory is not an answer.
-        WireResult::At { .. } => Stored::Error(Error::Corrupt {
-            object: format!("an object rank {from} sent under tag {tag}"),
-            reason: "it named a place in the sender's memory instead of carrying its bytes".into(),
-        }),
-        result => stored_from(inner, c, from, 0, type_name, result),
-    };
+    let stored = Stored::Error(error.into_error());
     inner.store().mailbox.deliver(from, tag, seq, stored);
 }
 

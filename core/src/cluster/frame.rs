@@ -13,10 +13,11 @@
 //! ```text
 //! header  0..8   MAGIC (little-endian u64)
 //!         8      kind: MESSAGE or VALUE
-//!         9..16  zero
+//!         9..16  reserved (written zero, not read)
 //! MESSAGE 16..   the archived message (16-byte aligned where the frame is)
 //! VALUE   16..24 tag, 24..32 sequence number (little-endian u64)
-//!         32..36 the type name's length n (little-endian u32), 36..40 zero
+//!         32..36 the type name's length n (little-endian u32)
+//!         36..40 reserved (written zero, not read)
 //!         40..40+n the type name (UTF-8), then the value's bytes
 //! ```
 
@@ -74,9 +75,15 @@ pub(crate) fn write_value(buffer: &mut Vec<u8>, value: &Value<'_>) {
     header(buffer, VALUE);
     buffer.extend_from_slice(&value.tag.to_le_bytes());
     buffer.extend_from_slice(&value.seq.to_le_bytes());
-    // A type name is far shorter than 4 GiB; a longer one is cut (and
-    // then names another type, which the receiver's get refuses).
-    let name = &value.type_name.as_bytes()[..value.type_name.len().min(u32::MAX as usize)];
+    // A type name is far shorter than 4 GiB; a longer one is cut at a
+    // character (and then names another type, which the receiver's get
+    // refuses).
+    let name = value.type_name;
+    let mut cut = name.len().min(u32::MAX as usize);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let name = &name.as_bytes()[..cut];
     buffer.extend_from_slice(&(name.len() as u32).to_le_bytes());
     buffer.extend_from_slice(&[0; 4]);
     buffer.extend_from_slice(name);
@@ -112,7 +119,7 @@ fn read_value(body: &[u8]) -> Result<Value<'_>, String> {
     };
     let len = u32::from_le_bytes(len[..4].try_into().expect("4 of 8 bytes")) as usize;
     let at = NAME_AT - HEADER;
-    let Some(name) = body.get(at..at + len) else {
+    let Some(name) = at.checked_add(len).and_then(|end| body.get(at..end)) else {
         return Err(format!(
             "a value frame's type name of {len} bytes passes its end ({} bytes)",
             body.len() + HEADER
@@ -124,7 +131,7 @@ fn read_value(body: &[u8]) -> Result<Value<'_>, String> {
         tag: u64::from_le_bytes(tag),
         seq: u64::from_le_bytes(seq),
         type_name,
-        bytes: &body[at + len..],
+        bytes: body.get(at + len..).unwrap_or_default(),
     })
 }
 

@@ -332,12 +332,9 @@ fn on_message<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, from: Rank, msg: Msg)
             done(inner, c, from, object, result, contained)
         }
         Msg::Free { object } => free(c, object),
-        Msg::Sent {
-            tag,
-            seq,
-            type_name,
-            result,
-        } => crate::cluster::channels::on_sent(inner, c, from, tag, seq, type_name, result),
+        Msg::SendFailed { tag, seq, error } => {
+            crate::cluster::channels::on_send_failed(inner, from, tag, seq, *error)
+        }
         Msg::Shutdown => {
             c.heartbeat.finish();
             c.end(Ok(()))

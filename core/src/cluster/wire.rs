@@ -1,4 +1,5 @@
-//! The control messages ranks exchange, as rkyv archives in transport frames.
+//! The control messages ranks exchange, as rkyv archives in transport frames
+//! (after the frame's header, see `frame`).
 
 use rkyv::{Archive, Deserialize, Serialize};
 
@@ -149,11 +150,10 @@ pub(crate) enum Msg {
     /// The `seq`-th object the sender sends the receiver under `tag`
     /// (`Runtime::send_to`; see `channels`) failed: its failure. (A value
     /// goes as a value frame, see `frame`.)
-    Sent {
+    SendFailed {
         tag: u64,
         seq: u64,
-        type_name: String,
-        result: WireResult,
+        error: Box<WireError>,
     },
     /// The owner has copied a result out: its bytes may be freed.
     Free { object: u64 },
@@ -371,9 +371,11 @@ fn with_kept<R>(f: impl FnOnce(&mut Kept) -> R) -> R {
     r
 }
 
-/// `msg` archived into `buffer` (as in an aligned buffer: `decode` reads it
-/// from one).
+/// `msg` as a message frame in `buffer`, which must be empty: the header,
+/// then the archive, whose positions count from the buffer's start (so an
+/// archive 16-byte aligned in the buffer stays so after the header).
 fn archive(msg: &Msg, mut buffer: Vec<u8>, arena: &mut rkyv::ser::allocator::Arena) -> Vec<u8> {
+    debug_assert!(buffer.is_empty(), "a frame starts its buffer");
     frame::message_header(&mut buffer);
     rkyv::api::high::to_bytes_in_with_alloc::<_, _, ferry_store::ArchiveError>(
         msg,
@@ -487,9 +489,9 @@ mod hello_tests {
             },
         ];
         for msg in &small {
-            // The archive, after the frame's header.
-            let len = encode(msg).len() - frame::HEADER;
-            assert!(len <= 128, "{msg:?} took {len} bytes");
+            // Every frame carries the 16-byte header too.
+            let len = encode(msg).len();
+            assert!(len <= 128 + frame::HEADER, "{msg:?} took {len} bytes");
         }
         let mut sent = Vec::new();
         let value = frame::Value {

@@ -238,16 +238,24 @@ mod tests {
     }
 
     #[test]
-    fn a_context_still_referred_to_is_not_reused() {
-        let ctx = boxed(ctx_of("held", None));
-        let other = ctx.clone();
-        recycle(ctx);
-        let next = boxed(ctx_of("next", None));
-        assert!(!Rc::ptr_eq(&next, &other));
+    fn a_context_still_referred_to_is_neither_emptied_nor_kept() {
+        let kept = boxed(ctx_of("kept", None));
+        let held = boxed(ctx_of("held", None));
+        let kept_box = Rc::as_ptr(&kept);
+        recycle(kept);
+        let other = held.clone();
+        recycle(held);
+        assert_eq!(
+            Rc::strong_count(&other),
+            1,
+            "recycle let go of its reference"
+        );
         assert_eq!(
             other.name.to_string(),
             "held",
             "a context in use is left whole"
         );
+        // The spare is still the first box, not the one in use.
+        assert_eq!(Rc::as_ptr(&boxed(ctx_of("next", None))), kept_box);
     }
 }
