@@ -261,3 +261,59 @@ fn available_resources_return_to_totals() -> ferry::Result<()> {
     assert!(consistent, "object_store_memory free != capacity - used");
     rt.shutdown()
 }
+
+static CHAIN_STARTED: AtomicBool = AtomicBool::new(false);
+static CHAIN_OPEN: AtomicBool = AtomicBool::new(false);
+static RAN: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+fn ran(what: u64) -> u64 {
+    RAN.lock().unwrap_or_else(|p| p.into_inner()).push(what);
+    what
+}
+
+/// A chain's first link: holds the only CPU until told (at most 20 s).
+#[ferry::remote]
+fn first_link() -> u64 {
+    CHAIN_STARTED.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !CHAIN_OPEN.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    ran(0)
+}
+
+#[ferry::remote]
+fn next_link(prev: u64) -> u64 {
+    ran(prev + 1)
+}
+
+#[ferry::remote]
+fn beside_the_chain() -> u64 {
+    ran(1000)
+}
+
+/// A worker running a chain of dependent tasks hands each one's CPU to the
+/// next only while no task waits for a CPU: a task that does gets it when
+/// the link running now ends, not after the whole chain.
+#[test]
+fn a_task_waiting_for_a_cpu_is_not_kept_out_by_a_chain_holding_it() -> ferry::Result<()> {
+    let rt = start(Config::default().num_cpus(1.0))?;
+    let first = first_link::remote(&rt)?;
+    assert!(
+        eventually(10, || CHAIN_STARTED.load(Ordering::SeqCst)),
+        "the chain never started"
+    );
+    let mut last = first;
+    for _ in 0..20 {
+        last = next_link::remote(&rt, &last)?;
+    }
+    // The only CPU is held: this one waits for it.
+    let beside = beside_the_chain::remote(&rt)?;
+    CHAIN_OPEN.store(true, Ordering::SeqCst);
+    assert_eq!(rt.get_value(&last)?, 20);
+    assert_eq!(rt.get_value(&beside)?, 1000);
+    let order = RAN.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let at = order.iter().position(|&w| w == 1000);
+    assert_eq!(at, Some(1), "it ran after the first link only: {order:?}");
+    rt.shutdown()
+}

@@ -65,7 +65,7 @@ use crate::resources::ledger::Request;
 use crate::resources::placement::{Parked, StartGate};
 use crate::signal;
 use crate::sync::lock;
-use crate::task::cell::TaskCell;
+use crate::task::cell::{Kept, TaskCell};
 use crate::task::next;
 use crate::task::pending::{Asks, Pending};
 use crate::task::pool::{Hold, TaskPool};
@@ -324,16 +324,22 @@ impl Scheduler {
     /// Returns the dependent its own completion kept. One that cannot be
     /// granted now goes to the pending list; after [`NEXT_BUDGET`] in a row
     /// with other work waiting, it is queued behind that work.
-    fn run_next(&self, pool: &Arc<TaskPool>, cell: TaskRef, streak: u32) -> Option<TaskRef> {
+    fn run_next(&self, pool: &Arc<TaskPool>, kept: Kept, streak: u32) -> Option<Kept> {
+        let Kept { cell, granted } = kept;
         if self.is_shutdown() {
+            if granted {
+                pool.release_grant(&cell.request, &[]);
+            }
             cell.abandon(Error::Shutdown);
             return None;
         }
-        let Some(gpus) = pool.try_grant(&cell.request) else {
-            self.make_ready(pool, cell);
-            return None;
-        };
-        cell.set_grant(gpus);
+        if !granted {
+            let Some(gpus) = pool.try_grant(&cell.request) else {
+                self.make_ready(pool, cell);
+                return None;
+            };
+            cell.set_grant(gpus);
+        }
         if streak >= NEXT_BUDGET && self.has_work() {
             self.enqueue(pool, cell);
             return None;
@@ -352,9 +358,15 @@ impl Scheduler {
         if self.has_work() {
             self.notify(pool);
         }
-        cell.execute(pool, || {
+        cell.execute_handing(pool, || {
             self.idle.fetch_add(1, Ordering::AcqRel);
         })
+    }
+
+    /// Whether tasks wait for resources (a grant is then given back, not
+    /// handed on: see [`TaskCell::execute_handing`]).
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending_len.load(Ordering::SeqCst) != 0
     }
 
     /// Puts a granted task where a worker will find it, and wakes one.
@@ -609,7 +621,7 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
                 }
                 // Idle again before the release, so that a task granted by the
                 // release does not start a needless thread.
-                let mut next = cell.execute(&pool, || {
+                let mut next = cell.execute_handing(&pool, || {
                     sched.idle.fetch_add(1, Ordering::AcqRel);
                 });
                 // Then the dependents its completion kept, one after another,
