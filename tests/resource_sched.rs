@@ -317,3 +317,74 @@ fn a_task_waiting_for_a_cpu_is_not_kept_out_by_a_chain_holding_it() -> ferry::Re
     assert_eq!(at, Some(1), "it ran after the first link only: {order:?}");
     rt.shutdown()
 }
+
+static WOKEN_STARTED: AtomicBool = AtomicBool::new(false);
+static WOKEN_GATE: AtomicBool = AtomicBool::new(false);
+static BESIDE_RUNNING: AtomicBool = AtomicBool::new(false);
+static BESIDE_RELEASE: AtomicBool = AtomicBool::new(false);
+
+/// Waits (holding no CPU) until the gate opens, at most 20 s.
+#[ferry::remote]
+fn gate() -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !WOKEN_GATE.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    1
+}
+
+/// Blocks in `get` on the gate: its CPU goes to another task meanwhile,
+/// and it takes it back when it wakes (the ledger then overdrawn).
+#[ferry::remote]
+fn wakes_over_another(rt: &Runtime) -> ferry::Result<u64> {
+    WOKEN_STARTED.store(true, Ordering::SeqCst);
+    let g = gate::options().num_cpus(0.0).remote(rt)?;
+    Ok(rt.get_timeout(&g, Duration::from_secs(30))?.to_native())
+}
+
+/// Holds the CPU it was granted until released, at most 20 s.
+#[ferry::remote]
+fn holds_the_cpu() -> bool {
+    BESIDE_RUNNING.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !BESIDE_RELEASE.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    BESIDE_RUNNING.store(false, Ordering::SeqCst);
+    true
+}
+
+/// Whether the CPU's other holder was running when this one started.
+#[ferry::remote]
+fn started_beside(_prev: u64) -> bool {
+    BESIDE_RUNNING.load(Ordering::SeqCst)
+}
+
+/// A task that took its CPU back over another's grant (woken from a
+/// blocking `get`) gives it back when it ends rather than passing it to
+/// its dependent: the dependent waits for the other task.
+#[test]
+fn an_overdrawn_cpu_is_not_handed_to_the_next_task() -> ferry::Result<()> {
+    let rt = start(Config::default().num_cpus(1.0))?;
+    let woken = wakes_over_another::remote(&rt)?;
+    let after = started_beside::remote(&rt, &woken)?;
+    assert!(
+        eventually(10, || WOKEN_STARTED.load(Ordering::SeqCst)),
+        "the first task never started"
+    );
+    // Granted once the first blocks in its `get`.
+    let beside = holds_the_cpu::remote(&rt)?;
+    assert!(
+        eventually(10, || BESIDE_RUNNING.load(Ordering::SeqCst)),
+        "the CPU was not lent while its holder blocked"
+    );
+    WOKEN_GATE.store(true, Ordering::SeqCst);
+    assert_eq!(rt.get_value(&woken)?, 1);
+    BESIDE_RELEASE.store(true, Ordering::SeqCst);
+    assert!(rt.get_value(&beside)?);
+    assert!(
+        !rt.get_value(&after)?,
+        "the dependent ran beside the task holding the only CPU"
+    );
+    rt.shutdown()
+}

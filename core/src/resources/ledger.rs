@@ -329,6 +329,22 @@ impl Ledger {
         }
     }
 
+    /// Whether a grant of `req` that its holder has finished with may pass
+    /// to another task asking the same instead of coming back: not when its
+    /// placement group is being removed (a new grant is refused then), nor
+    /// when one of its amounts is overdrawn (a task woken from a blocking
+    /// `get` took its CPU back over another's grant: giving it back is
+    /// what evens the ledger).
+    pub(crate) fn may_hand_on(&self, req: &Request) -> bool {
+        if req.bundle.as_ref().is_some_and(|b| b.is_removed()) {
+            return false;
+        }
+        let l = self.of(req);
+        req.items
+            .iter()
+            .all(|&(i, _)| l.available[i].load(Ordering::Acquire) >= 0)
+    }
+
     /// Gives `req` back.
     pub(crate) fn release(&self, req: &Request) {
         let l = self.of(req);

@@ -158,9 +158,9 @@ impl crate::task::cancel::Cancellable for TaskCell {
 /// (see [`TaskCell::execute_handing`]).
 pub(crate) struct Kept {
     pub(crate) cell: Arc<TaskCell>,
-    /// It holds the finished task's grant, passed on: the caller neither
-    /// grants it again nor gives the grant back before running it (and
-    /// gives it back if it does not run it).
+    /// It holds the finished task's grant, passed on: the caller does not
+    /// grant it again; it runs it, queues it (a queued task is a granted
+    /// one) or gives the grant back.
     pub(crate) granted: bool,
 }
 
@@ -317,9 +317,10 @@ impl TaskCell {
 
     /// [`execute`](Self::execute) for a caller that runs the kept dependent
     /// itself: when that one asks for the same resources as this task (no
-    /// GPU) and no task waits for resources, this task's grant passes to it
-    /// instead of going back to the ledger and being taken again
-    /// ([`Kept::granted`]; ~250 instructions a task of a chain).
+    /// GPU), no task waits for resources and the ledger allows it
+    /// (`Ledger::may_hand_on`), this task's grant passes to it instead of
+    /// going back to the ledger and being taken again ([`Kept::granted`];
+    /// ~250 instructions a task of a chain).
     #[must_use = "a kept dependent must be run, or its grant given back"]
     pub(crate) fn execute_handing(
         self: &Arc<Self>,
@@ -405,7 +406,8 @@ impl TaskCell {
             && gpu_ids.is_empty()
             && self.request.gpus() == 0
             && next.as_ref().is_some_and(|n| n.request == self.request)
-            && !pool.sched.has_pending();
+            && !pool.sched.has_pending()
+            && pool.ledger.may_hand_on(&self.request);
         if !granted {
             pool.release(&self.request, &gpu_ids);
         }

@@ -32,8 +32,11 @@
 //! 2. Once the completed task has given its resources back, the worker
 //!    grants the kept dependent (`run_next`): granted, it moves it
 //!    `WAITING` → `CLAIMED` and runs it at once; otherwise it
-//!    goes the usual way (`make_ready`: the pending list). A thread that ran
-//!    a task inline (a getter) hands the kept dependent to `make_ready`.
+//!    goes the usual way (`make_ready`: the pending list). When the kept
+//!    dependent asks for what the completed task held and no task waits
+//!    for resources, the grant passes to it instead (`execute_handing`).
+//!    A thread that ran a task inline (a getter) hands the kept dependent
+//!    to `make_ready`.
 //! 3. A worker runs at most [`NEXT_BUDGET`] kept dependents in a row while
 //!    other work waits; then the next one is queued behind that work, so a
 //!    long chain cannot starve what is queued on a lone worker.
@@ -312,15 +315,17 @@ impl Scheduler {
     /// first task of this scheduler that the completion made ready, neither
     /// granted nor queued. The caller runs it ([`run_next`](Self::run_next))
     /// or hands it to [`make_ready`](Self::make_ready), after it has given
-    /// the completed task's resources back.
+    /// the completed task's resources back (or passed them to it: see
+    /// `TaskCell::execute_handing`).
     pub(crate) fn complete_keeping_next(&self, complete: impl FnOnce()) -> Option<TaskRef> {
         next::complete_keeping(self.key(), complete)
     }
 
     /// Step 2 for a dependent kept by
     /// [`complete_keeping_next`](Self::complete_keeping_next), on the worker
-    /// that completed its producer: grants it and runs it here, with no
-    /// queue and no wake-up.
+    /// that completed its producer: grants it (unless it holds the grant
+    /// its producer passed on) and runs it here, with no queue and no
+    /// wake-up.
     /// Returns the dependent its own completion kept. One that cannot be
     /// granted now goes to the pending list; after [`NEXT_BUDGET`] in a row
     /// with other work waiting, it is queued behind that work.
@@ -347,8 +352,8 @@ impl Scheduler {
         // Never queued, so no getter could claim it first; only a
         // cancellation can come first.
         if !cell.claim_unqueued() {
-            // Cancelled meanwhile: give the grant back.
-            pool.release_grant(&cell.request, &cell.granted_gpus());
+            // Cancelled meanwhile: give the grant back (to a waiting task).
+            self.release(pool, &cell.request, &cell.granted_gpus());
             return None;
         }
         self.idle.fetch_sub(1, Ordering::AcqRel);
@@ -372,8 +377,9 @@ impl Scheduler {
     /// Puts a granted task where a worker will find it, and wakes one.
     fn enqueue(&self, pool: &Arc<TaskPool>, cell: TaskRef) {
         if !cell.set_queued() {
-            // Cancelled after it was granted: give the grant back.
-            pool.release_grant(&cell.request, &cell.granted_gpus());
+            // Cancelled after it was granted: give the grant back (to a
+            // waiting task).
+            self.release(pool, &cell.request, &cell.granted_gpus());
             return;
         }
         if self.is_shutdown() {
