@@ -110,10 +110,34 @@ pub fn steps_ahead(graph: &TaskGraph) -> usize {
 /// The refs of the steps submitted and not known done, oldest first.
 struct Pacing {
     steps: VecDeque<Vec<ObjectRef<Vec<u8>>>>,
+    /// Lists of steps known done, emptied, for later steps: a step
+    /// allocates no list of its own.
+    spare: Vec<Vec<ObjectRef<Vec<u8>>>>,
     most: usize,
 }
 
 impl Pacing {
+    fn new(most: usize) -> Pacing {
+        Pacing {
+            steps: VecDeque::with_capacity(most),
+            spare: Vec::with_capacity(most),
+            most,
+        }
+    }
+
+    /// An empty list for a step's outputs.
+    fn list(&mut self) -> Vec<ObjectRef<Vec<u8>>> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Lets go of a step's refs and keeps its list.
+    fn recycle(&mut self, mut step: Vec<ObjectRef<Vec<u8>>>) {
+        step.clear();
+        if self.spare.len() < self.most {
+            self.spare.push(step);
+        }
+    }
+
     /// Records a submitted step's outputs; once `most` steps are pending,
     /// waits until all but a quarter of them are done.
     fn submitted(
@@ -128,12 +152,16 @@ impl Pacing {
         }
         let keep = self.most / 4;
         while self.steps.len() > keep + 1 {
-            self.steps.pop_front();
+            if let Some(step) = self.steps.pop_front() {
+                self.recycle(step);
+            }
         }
         if let Some(step) = self.steps.pop_front() {
             // Waits for the readiness only: a failed task is reported by the
             // sinks' checks, as without pacing.
-            wait_live(rt, &step, live)?;
+            let waited = wait_live(rt, &step, live);
+            self.recycle(step);
+            waited?;
         }
         Ok(())
     }
@@ -509,10 +537,7 @@ fn shard(
         dependencies: 0,
     };
     let mut failed: Option<RunError> = None;
-    let mut pacing = Pacing {
-        steps: VecDeque::new(),
-        most: steps_ahead(graph),
-    };
+    let mut pacing = Pacing::new(steps_ahead(graph));
     let mut plan = StepPlan::default();
     // The next step's outputs (all `None` between steps: kept, not made
     // again each step).
@@ -521,13 +546,12 @@ fn shard(
         plan.prepare(graph, t, me, ranks);
         for (p, deps, readers) in &plan.points {
             let p = *p;
-            let mut inputs = Vec::with_capacity(deps.len());
             for &q in deps {
                 if prev[q].is_none() && owner(q) != me {
                     let r = rt.receive_from(owner(q), tag(q)).map_err(RunError::Ferry)?;
                     prev[q] = Some((r, true));
                 }
-                let (r, read) =
+                let (_, read) =
                     prev.get_mut(q)
                         .and_then(Option::as_mut)
                         .ok_or(RunError::MissingInput {
@@ -535,26 +559,31 @@ fn shard(
                             input: q,
                         })?;
                 *read = true;
-                inputs.push(r.clone());
             }
-            let inputs_len = inputs.len();
+            // Every input is there (looked at just above): the refs go
+            // straight into the call's argument list, with no list of
+            // their own first.
+            let inputs = deps
+                .iter()
+                .filter_map(|&q| prev.get(q).and_then(Option::as_ref).map(|(r, _)| r));
             let out = point::options()
                 .on_rank(me)
                 .remote(rt, graph.clone(), t, p, damage == Some((t, p)), inputs)
                 .map_err(RunError::Ferry)?;
             counts.tasks += 1;
-            counts.dependencies += inputs_len as u64;
+            counts.dependencies += deps.len() as u64;
             // Sent to every other rank that reads it, once each.
             for &r in readers {
                 rt.send_to(&out, r, tag(p)).map_err(RunError::Ferry)?;
             }
             cur[p] = Some((out, !readers.is_empty()));
         }
-        let outputs: Vec<_> = plan
-            .points
-            .iter()
-            .filter_map(|(p, _, _)| cur[*p].as_ref().map(|(r, _)| r.clone()))
-            .collect();
+        let mut outputs = pacing.list();
+        outputs.extend(
+            plan.points
+                .iter()
+                .filter_map(|(p, _, _)| cur[*p].as_ref().map(|(r, _)| r.clone())),
+        );
         pacing.submitted(rt, outputs, live)?;
         std::mem::swap(&mut prev, &mut cur);
         // `cur` now holds step t - 1's outputs: the unread ones are sinks.

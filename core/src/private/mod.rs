@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use crate::error::{Error, Result};
 use crate::ids::ActorId;
-use crate::object::cell::{Producer, Slot};
+use crate::object::cell::Producer;
 use crate::object::object_ref::ObjectRef;
 use crate::resources::options::{ActorOptions, TaskOptions};
 use crate::runtime::Runtime;
@@ -51,7 +51,7 @@ pub fn fallible<R, E: Display>(
 /// The top-level ref arguments a call waits for.
 #[derive(Default)]
 pub struct Deps {
-    slots: Vec<Arc<Slot>>,
+    slots: crate::task::cell::Inputs,
     /// Where the first list argument keeps its refs (address, bytes): the
     /// task's thread prefetches it (see `DepWaiter::warm`).
     list: (usize, usize),

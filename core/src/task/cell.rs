@@ -115,10 +115,14 @@ pub(crate) struct TaskCell {
     pub(crate) cancel: crate::task::cancel::Cancel,
 }
 
+/// A task's inputs' slots: up to four inline (a stencil's three, a
+/// chain's one), so that a task with few inputs allocates no list for them.
+pub(crate) type Inputs = smallvec::SmallVec<[Arc<Slot>; 4]>;
+
 /// A task's body and its inputs' slots (see `TaskCell::body`).
 struct Body {
     job: Option<Job>,
-    inputs: Vec<Arc<Slot>>,
+    inputs: Inputs,
     /// Where a list argument the job holds keeps its refs (address,
     /// bytes), for [`DepWaiter::warm`]; `(0, 0)` when none.
     list: (usize, usize),
@@ -129,7 +133,7 @@ struct Body {
 /// by the thread that allocated it, when it holds the last one) and memory
 /// of its arguments it emptied (see `task::spent`), dropped later by a
 /// thread that submits tasks (see `task::leftovers`).
-pub(crate) type Remains = (Job, Vec<Arc<Slot>>, Arc<TaskCell>, Option<Spent>);
+pub(crate) type Remains = (Job, Inputs, Arc<TaskCell>, Option<Spent>);
 
 /// A run's records: its start on the timeline, its entry among the running
 /// tasks, and when it started if its duration is sampled.
@@ -185,7 +189,7 @@ impl TaskCell {
                 retry: task.retry,
                 body: Mutex::new(Body {
                     job: Some(task.job),
-                    inputs: Vec::new(),
+                    inputs: Inputs::new(),
                     list: (0, 0),
                 }),
                 gpu_ids: OnceLock::new(),
@@ -205,7 +209,7 @@ impl TaskCell {
     }
 
     /// Step 1: waits for `deps`, then schedules.
-    pub(crate) fn submit(self: &Arc<Self>, deps: Vec<Arc<Slot>>, list: (usize, usize)) {
+    pub(crate) fn submit(self: &Arc<Self>, deps: Inputs, list: (usize, usize)) {
         if let Some(b) = self.request.bundle() {
             let me: Weak<dyn BundleMember> = Arc::downgrade(self) as Weak<dyn BundleMember>;
             if !b.enlist(me) {
@@ -286,7 +290,7 @@ impl TaskCell {
             &mut *lock(&self.body),
             Body {
                 job: None,
-                inputs: Vec::new(),
+                inputs: Inputs::new(),
                 list: (0, 0),
             },
         );
