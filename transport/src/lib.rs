@@ -76,7 +76,9 @@ pub enum Event {
 }
 
 /// What [`Transport::set_handler`] takes: called with every incoming event.
-pub type Handler = Box<dyn Fn(Event) + Send + Sync>;
+/// It borrows the event: a frame's buffer stays the transport's, which
+/// reuses it for a later frame (a frame received allocates nothing).
+pub type Handler = Box<dyn Fn(&Event) + Send + Sync>;
 
 /// One rank's endpoint: frames in and out, one-sided reads of other ranks'
 /// regions.

@@ -583,22 +583,17 @@ impl Transport for MpiTransport {
     }
 
     fn poll(&self) -> bool {
-        if !self.direct.allowed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
-            return false;
-        }
-        let sink = Sink {
-            events: &self.self_tx,
-            handler: &self.handler,
-        };
-        // An MPI error here is the progress thread's to report (it meets
-        // the same error at its next turn).
-        receive_turn(&self.direct, &sink).unwrap_or(false)
+        // A spinner polls at every look: it probes MPI now and then (see
+        // `Incoming::needs_mpi`).
+        self.poll_turn(false)
     }
 
     fn poll_if_quiet(&self, quiet: Duration) -> bool {
         // Only a rank that awaits answers (see `expect_reply`): what else
         // arrives is new work, which a busy rank has no core for anyway.
-        self.expecting.load(Ordering::Relaxed) > 0 && self.direct.quiet_for(quiet) && self.poll()
+        self.expecting.load(Ordering::Relaxed) > 0
+            && self.direct.quiet_for(quiet)
+            && self.poll_turn(true)
     }
 
     fn frame_paths(&self) -> (u64, u64) {
@@ -933,12 +928,23 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn put(&self, ev: Event) {
-        match self.handler.get() {
-            Some(h) => h(ev),
-            // The receiver lives in the transport; if it is gone nobody listens.
-            None => {
-                let _ = self.events.send(ev);
+    /// Hands out the frames of a turn: to the handler, which only borrows
+    /// each (its buffer goes back to `incoming` for a later frame), else to
+    /// the queue `recv` reads (the receiver lives in the transport: if it
+    /// is gone nobody listens).
+    fn put_frames(&self, frames: &mut Vec<(Rank, Vec<u8>)>, incoming: &mut Incoming) {
+        for (from, bytes) in frames.drain(..) {
+            match self.handler.get() {
+                Some(h) => {
+                    let ev = Event::Frame { from, bytes };
+                    h(&ev);
+                    if let Event::Frame { bytes, .. } = ev {
+                        incoming.reuse(bytes);
+                    }
+                }
+                None => {
+                    let _ = self.events.send(Event::Frame { from, bytes });
+                }
             }
         }
     }
@@ -946,6 +952,22 @@ impl Sink<'_> {
 
 /// The most frames one turn at receiving takes before handing them out.
 const RECEIVE_BATCH: usize = 64;
+
+impl MpiTransport {
+    /// A receiving turn on the calling thread (see [`receive_turn`]).
+    fn poll_turn(&self, thorough: bool) -> bool {
+        if !self.direct.allowed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let sink = Sink {
+            events: &self.self_tx,
+            handler: &self.handler,
+        };
+        // An MPI error here is the progress thread's to report (it meets
+        // the same error at its next turn).
+        receive_turn(&self.direct, &sink, thorough).unwrap_or(false)
+    }
+}
 
 /// Frames up to this size leave at once (MPI's eager protocol on shared
 /// memory and TCP starts above 4 KiB); a larger one needs the sender's
@@ -956,8 +978,11 @@ const EAGER_FRAME: usize = 4096;
 /// unless another thread is receiving or in MPI right now (it will see the
 /// frames); whether there was anything. The MPI lock is held only while
 /// receiving: handlers run without it, so they may send and read (each
-/// taking the lock), and the receiving turn keeps their order.
-fn receive_turn(direct: &Direct, sink: &Sink<'_>) -> Result<bool, TransportError> {
+/// taking the lock), and the receiving turn keeps their order. A turn that
+/// finds nothing in the rings probes MPI at once when `thorough` (the
+/// progress thread's turns, which are few once it sleeps), else now and
+/// then (a spinner's; see `Incoming::needs_mpi`).
+fn receive_turn(direct: &Direct, sink: &Sink<'_>, thorough: bool) -> Result<bool, TransportError> {
     let Ok(mut incoming) = direct.receiving.try_lock() else {
         return Ok(false);
     };
@@ -970,7 +995,7 @@ fn receive_turn(direct: &Direct, sink: &Sink<'_>) -> Result<bool, TransportError
     // `Incoming::needs_mpi`); the numbers keep each sender's order.
     incoming.drain(&mut frames, RECEIVE_BATCH)?;
     // Someone else in MPI: the rings need no MPI lock, take theirs alone.
-    if incoming.needs_mpi(!frames.is_empty())
+    if incoming.needs_mpi(!frames.is_empty(), thorough)
         && let Some(mpi) = direct.mpi.try_lock()
     {
         for _ in 0..RECEIVE_BATCH {
@@ -987,9 +1012,7 @@ fn receive_turn(direct: &Direct, sink: &Sink<'_>) -> Result<bool, TransportError
         }
     }
     let any = !frames.is_empty();
-    for (from, bytes) in frames.drain(..) {
-        sink.put(Event::Frame { from, bytes });
-    }
+    sink.put_frames(&mut frames, &mut incoming);
     incoming.return_batch(frames);
     Ok(any)
 }
@@ -1029,9 +1052,7 @@ fn poll_frames(
     }
     incoming.drain(&mut frames, usize::MAX)?;
     let any = !frames.is_empty();
-    for (from, bytes) in frames.drain(..) {
-        sink.put(Event::Frame { from, bytes });
-    }
+    sink.put_frames(&mut frames, incoming);
     incoming.return_batch(frames);
     Ok(any)
 }
@@ -1077,7 +1098,7 @@ fn serve(
         busy |= finished;
         drop(mpi);
         if direct.allowed.load(Ordering::Acquire) {
-            busy |= receive_turn(direct, sink)?;
+            busy |= receive_turn(direct, sink, true)?;
         }
         if closing && in_flight == 0 {
             return Ok(());

@@ -131,6 +131,11 @@ fn numbered(seq: u64, frame: &[u8]) -> Vec<u8> {
 /// The most frames a kept [`Incoming`] batch list has room for.
 const BATCH_KEPT: usize = 256;
 
+/// The most frame buffers [`Incoming`] keeps for reuse, and the largest
+/// (a frame larger than this leaves with its buffer).
+const SPARE_KEPT: usize = 64;
+const SPARE_BYTES: usize = 4096;
+
 /// This rank's inbox: the rings its node's other ranks send through, and
 /// the frames of theirs that came early by MPI.
 pub(crate) struct Incoming {
@@ -140,6 +145,9 @@ pub(crate) struct Incoming {
     /// An empty list with room, lent to each receiving turn for the frames
     /// it collects (see [`Incoming::lend_batch`]).
     batch: Vec<(Rank, Vec<u8>)>,
+    /// Buffers of frames handled, for the next frames taken from the rings
+    /// (see [`reuse`](Self::reuse)).
+    spare: Vec<Vec<u8>>,
     /// Receiving turns that looked at MPI only if they had to (see
     /// [`needs_mpi`](Self::needs_mpi)).
     turns: u32,
@@ -148,6 +156,14 @@ pub(crate) struct Incoming {
 /// A receiving turn that found frames in the rings looks at MPI anyway
 /// once in this many turns.
 const MPI_EVERY: u32 = 16;
+
+/// A receiving turn that found no frame in the rings, where every other
+/// rank sends through one and none waits for a frame by MPI, looks at MPI
+/// once in this many turns. A spinning thread takes a turn at every look:
+/// a probe of MPI (which runs the library's progress engine) cost a
+/// spinning worker of the 2-rank stencil ~400 instructions a look, ~5× a
+/// look at its ring, so that a frame pushed meanwhile was seen later.
+const MPI_EVERY_EMPTY: u32 = 8;
 
 struct InPeer {
     ring: Consumer,
@@ -166,6 +182,7 @@ impl Incoming {
             peers: (0..size).map(|_| None).collect(),
             order: Vec::new(),
             batch: Vec::new(),
+            spare: Vec::new(),
             turns: 0,
         }
     }
@@ -176,14 +193,20 @@ impl Incoming {
     /// one at the rings, and a turn that does it before the rings delays
     /// every frame behind it. It may skip it when every other rank sends
     /// through a ring (a frame that goes by MPI instead is numbered among
-    /// the ring's: [`drain`](Self::drain) stops before it), the turn found
-    /// frames in the rings, and no ring waits for a frame by MPI; and not
-    /// more than [`MPI_EVERY`] turns in a row.
-    pub(crate) fn needs_mpi(&mut self, found: bool) -> bool {
+    /// the ring's: [`drain`](Self::drain) stops before it) and no ring
+    /// waits for a frame by MPI; and not more than [`MPI_EVERY`] turns in a
+    /// row that found frames, nor [`MPI_EVERY_EMPTY`] that found none (a
+    /// frame a ring peer sent by MPI after its last ring frame shows no gap
+    /// in the ring, and MPI progresses the sends in flight). A `thorough`
+    /// turn that found none always looks (the progress thread's: when it
+    /// is woken for a frame sent by MPI, its first turn must see it).
+    pub(crate) fn needs_mpi(&mut self, found: bool, thorough: bool) -> bool {
         self.turns = self.turns.wrapping_add(1);
-        !found
-            || self.order.len() + 1 < self.peers.len()
-            || self.turns.is_multiple_of(MPI_EVERY)
+        self.order.len() + 1 < self.peers.len()
+            || (thorough && !found)
+            || self
+                .turns
+                .is_multiple_of(if found { MPI_EVERY } else { MPI_EVERY_EMPTY })
             || self
                 .order
                 .iter()
@@ -264,6 +287,16 @@ impl Incoming {
         }
     }
 
+    /// Keeps a handled frame's buffer for a frame taken from a ring later:
+    /// a frame received then needs no allocation (nor its handling a
+    /// free). At most [`SPARE_KEPT`] buffers of at most [`SPARE_BYTES`]
+    /// each are kept; the others are freed.
+    pub(crate) fn reuse(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_KEPT && buffer.capacity() <= SPARE_BYTES {
+            self.spare.push(buffer);
+        }
+    }
+
     /// Hands out, per ring peer and in number order, the frames that are
     /// next: from the early ones and the ring; at most `budget` in all.
     pub(crate) fn drain(
@@ -282,7 +315,7 @@ impl Incoming {
                 if let Some(frame) = peer.early.remove(&peer.next) {
                     out.push((from, frame));
                 } else {
-                    match peer.ring.pop_if(peer.next)? {
+                    match peer.ring.pop_if(peer.next, &mut self.spare)? {
                         Next::Frame(frame) => out.push((from, frame)),
                         Next::Other(seq) if seq < peer.next => {
                             return Err(TransportError::Ring(format!(
@@ -322,14 +355,22 @@ mod tests {
         (out, inc)
     }
 
-    /// A turn that found frames in the rings skips the probe of MPI, but
-    /// never while a ring waits for a frame that went by MPI, nor for more
-    /// than `MPI_EVERY` turns in a row; one that found none always probes.
+    /// A turn of a rank whose peers all send through rings skips the probe
+    /// of MPI, but never while a ring waits for a frame that went by MPI,
+    /// nor for more than `MPI_EVERY` turns in a row that found frames, or
+    /// `MPI_EVERY_EMPTY` that found none; a thorough one that found none
+    /// always probes.
     #[test]
     fn a_turn_with_ring_frames_probes_mpi_only_when_it_must() {
         let (out, mut inc) = pair();
-        assert!(inc.needs_mpi(false));
-        let looks = (0..MPI_EVERY * 4).filter(|_| inc.needs_mpi(true)).count();
+        assert!(inc.needs_mpi(false, true), "a thorough empty turn looks");
+        let looks = (0..MPI_EVERY_EMPTY * 4)
+            .filter(|_| inc.needs_mpi(false, false))
+            .count();
+        assert_eq!(looks, 4);
+        let looks = (0..MPI_EVERY * 4)
+            .filter(|_| inc.needs_mpi(true, false))
+            .count();
         assert_eq!(looks, 4);
         // Frame 0 too large for the ring (it goes by MPI), frame 1 in it:
         // the ring waits for frame 0.
@@ -340,13 +381,41 @@ mod tests {
         let mut got = Vec::new();
         inc.drain(&mut got, 8).unwrap();
         assert!(got.is_empty(), "frame 1 went ahead of frame 0");
-        assert!((0..MPI_EVERY * 2).all(|_| inc.needs_mpi(true)));
+        assert!((0..MPI_EVERY * 2).all(|_| inc.needs_mpi(true, false)));
         inc.take_mpi(1, first, &mut got).unwrap();
-        assert!(inc.needs_mpi(true), "frame 0 waits to be handed out");
+        assert!(inc.needs_mpi(true, false), "frame 0 waits to be handed out");
         inc.drain(&mut got, 8).unwrap();
         assert_eq!(got.len(), 2);
-        let looks = (0..MPI_EVERY).filter(|_| inc.needs_mpi(true)).count();
+        let looks = (0..MPI_EVERY)
+            .filter(|_| inc.needs_mpi(true, false))
+            .count();
         assert_eq!(looks, 1);
+    }
+
+    /// A handled frame's buffer takes a later frame from the ring (no
+    /// allocation), holding nothing of the longer frame it held before;
+    /// few and small buffers are kept.
+    #[test]
+    fn a_handled_frame_s_buffer_takes_a_later_frame() {
+        let (out, mut inc) = pair();
+        assert!(matches!(out.route(0, vec![7u8; 100]), Route::Ring));
+        let mut got = Vec::new();
+        inc.drain(&mut got, 8).unwrap();
+        let (_, first) = got.pop().expect("frame 0 came");
+        assert_eq!(first, vec![7u8; 100]);
+        let at = first.as_ptr();
+        inc.reuse(first);
+        assert!(matches!(out.route(0, vec![9u8; 10]), Route::Ring));
+        inc.drain(&mut got, 8).unwrap();
+        let (_, second) = got.pop().expect("frame 1 came");
+        assert_eq!(second, vec![9u8; 10]);
+        assert_eq!(second.as_ptr(), at, "the kept buffer took frame 1");
+        inc.reuse(Vec::with_capacity(SPARE_BYTES + 1));
+        assert!(inc.spare.is_empty(), "a large buffer is not kept");
+        for _ in 0..SPARE_KEPT * 2 {
+            inc.reuse(Vec::with_capacity(16));
+        }
+        assert_eq!(inc.spare.len(), SPARE_KEPT);
     }
 
     #[test]

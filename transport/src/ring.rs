@@ -427,12 +427,19 @@ impl Consumer {
         Ok(Some((len, seq)))
     }
 
-    /// Takes the next record if its number is `want`; else says what is
-    /// next (reading the record's header once).
-    pub(crate) fn pop_if(&mut self, want: u64) -> Result<Next, TransportError> {
+    /// Takes the next record if its number is `want`, into a buffer of
+    /// `spare` if there is one; else says what is next (reading the
+    /// record's header once).
+    pub(crate) fn pop_if(
+        &mut self,
+        want: u64,
+        spare: &mut Vec<Vec<u8>>,
+    ) -> Result<Next, TransportError> {
         Ok(match self.front()? {
             None => Next::Empty,
-            Some((len, seq)) if seq == want => Next::Frame(self.take(len)),
+            Some((len, seq)) if seq == want => {
+                Next::Frame(self.take(len, spare.pop().unwrap_or_default()))
+            }
             Some((_, seq)) => Next::Other(seq),
         })
     }
@@ -440,12 +447,16 @@ impl Consumer {
     /// Takes the next record: its sequence number and frame.
     #[cfg(test)]
     pub(crate) fn pop(&mut self) -> Result<Option<(u64, Vec<u8>)>, TransportError> {
-        Ok(self.front()?.map(|(len, seq)| (seq, self.take(len))))
+        Ok(self
+            .front()?
+            .map(|(len, seq)| (seq, self.take(len, Vec::new()))))
     }
 
-    /// Takes the record [`front`](Self::front) found, of `len` bytes.
-    fn take(&mut self, len: usize) -> Vec<u8> {
-        let mut frame = Vec::with_capacity(len);
+    /// Takes the record [`front`](Self::front) found, of `len` bytes, into
+    /// `frame` (emptied first; grown if it has less room).
+    fn take(&mut self, len: usize, mut frame: Vec<u8>) -> Vec<u8> {
+        frame.clear();
+        frame.reserve(len);
         self.mem.read_wrapping_uninit(
             self.data,
             self.head + RECORD_HEADER as u64,
@@ -664,8 +675,15 @@ mod tests {
                 !p.try_push(99, &vec![0u8; RING_FRAME_MAX + 1]),
                 "too large for any ring"
             );
-            assert_eq!(c.pop_if(1).unwrap(), Next::Other(0), "left in place");
-            assert_eq!(c.pop_if(0).unwrap(), Next::Frame(frame.clone()));
+            assert_eq!(
+                c.pop_if(1, &mut Vec::new()).unwrap(),
+                Next::Other(0),
+                "left in place"
+            );
+            assert_eq!(
+                c.pop_if(0, &mut Vec::new()).unwrap(),
+                Next::Frame(frame.clone())
+            );
             assert!(p.try_push(pushed, &frame));
             while let Some((seq, f)) = c.pop().unwrap() {
                 assert_eq!(f, frame, "frame {seq} of a {slots}-slot inbox");

@@ -172,11 +172,11 @@ impl<H: RankHost> Cluster<H> {
 
 /// Handles one event from the transport (on the receive thread, or on the
 /// transport's own thread through [`event_handler`]).
-fn on_event<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, ev: Event) {
-    match ev {
-        Event::Frame { from, bytes } => {
+fn on_event<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, ev: &Event) {
+    match *ev {
+        Event::Frame { from, ref bytes } => {
             c.heartbeat.heard(from);
-            let decoded = match frame::read(&bytes) {
+            let decoded = match frame::read(bytes) {
                 Ok(Frame::Value(v)) => {
                     crate::cluster::channels::on_value(inner, from, &v);
                     Ok(None)
@@ -209,8 +209,8 @@ fn on_event<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, ev: Event) {
                 }
             }
         }
-        Event::RankLost { rank, reason } => {
-            rank_lost(inner, c, rank, &reason);
+        Event::RankLost { rank, ref reason } => {
+            rank_lost(inner, c, rank, reason);
             // A rank still starting stops waiting for the lost one's hello.
             c.heard.notify_all();
         }
@@ -265,7 +265,7 @@ fn net_main<H: RankHost>(inner: Weak<H>, transport: Arc<dyn Transport>) {
             return;
         }
         match transport.recv(Some(Duration::from_millis(50))) {
-            Ok(Some(ev)) => on_event(&inner, c, ev),
+            Ok(Some(ev)) => on_event(&inner, c, &ev),
             Ok(None) => {}
             Err(e) => {
                 c.end(Err(Error::Transport {

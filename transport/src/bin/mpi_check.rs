@@ -290,7 +290,10 @@ fn main() -> ExitCode {
     let tx = std::sync::Mutex::new(tx);
     if t.set_handler(Box::new(move |ev| {
         let me = std::thread::current().id();
-        let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send((me, ev));
+        let _ = tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send((me, ev.clone()));
     }))
     .is_err()
     {
