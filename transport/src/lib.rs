@@ -188,8 +188,12 @@ pub trait Transport: Send + Sync + 'static {
     /// arrived (through the handler set with [`set_handler`](Self::set_handler)),
     /// unless another thread is doing so right now; whether there was any.
     /// A thread that waits for a reply calls it while it spins, so the
-    /// reply reaches it with no thread in between. The default (and the
-    /// loopback transport, whose frames need no receiving) does nothing.
+    /// reply reaches it with no thread in between. It is made to be called
+    /// again and again: where a cheaper path carries most frames (MPI:
+    /// shared-memory rings on one node), a call may look at the other one
+    /// only now and then, and the transport's own thread looks soon after
+    /// the caller stops. The default (and the loopback transport, whose
+    /// frames need no receiving) does nothing.
     fn poll(&self) -> bool {
         false
     }

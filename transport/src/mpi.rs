@@ -583,8 +583,10 @@ impl Transport for MpiTransport {
     }
 
     fn poll(&self) -> bool {
-        // A spinner polls at every look: it probes MPI now and then (see
-        // `Incoming::needs_mpi`).
+        // Callers poll again and again (a spinner at every look): a turn
+        // probes MPI now and then where the rings cover every peer (see
+        // `Incoming::needs_mpi`), and one it left unprobed keeps the
+        // progress thread from sleeping long (`Incoming::probe_owed`).
         self.poll_turn(false)
     }
 
@@ -913,6 +915,8 @@ impl Direct {
             }
             match self.receiving.try_lock() {
                 Ok(incoming) if incoming.is_pending() => Look::Work,
+                // A spinner skipped its probe of MPI and may not come back.
+                Ok(incoming) if incoming.probe_owed() => Look::Unsure(TURN_HELD_NAP),
                 Ok(_) => Look::Nothing,
                 Err(_) => Look::Unsure(TURN_HELD_NAP),
             }
@@ -995,9 +999,14 @@ fn receive_turn(direct: &Direct, sink: &Sink<'_>, thorough: bool) -> Result<bool
     // `Incoming::needs_mpi`); the numbers keep each sender's order.
     incoming.drain(&mut frames, RECEIVE_BATCH)?;
     // Someone else in MPI: the rings need no MPI lock, take theirs alone.
-    if incoming.needs_mpi(!frames.is_empty(), thorough)
-        && let Some(mpi) = direct.mpi.try_lock()
-    {
+    let mpi = if incoming.needs_mpi(!frames.is_empty(), thorough) {
+        let mpi = direct.mpi.try_lock();
+        incoming.probed(mpi.is_some());
+        mpi
+    } else {
+        None
+    };
+    if let Some(mpi) = mpi {
         for _ in 0..RECEIVE_BATCH {
             match mpi.receive(FRAME_TAG)? {
                 Some((from, bytes)) => incoming.take_mpi(from, bytes, &mut frames)?,
