@@ -205,6 +205,13 @@ pub enum RunError {
         /// What happened there.
         message: String,
     },
+    /// A rank's part stopped before a step, as [`Faults::stop`] asked.
+    Stopped {
+        /// The rank.
+        rank: u32,
+        /// The step it did not submit.
+        step: usize,
+    },
     /// A point's dependency was not active at the step before (a graph
     /// that breaks [`TaskGraph::dependencies`]' promise).
     MissingInput {
@@ -213,6 +220,37 @@ pub enum RunError {
         /// The dependency at the step before.
         input: usize,
     },
+}
+
+/// Faults a test injects into a run; none by default.
+///
+/// ```
+/// use ferry_taskbench::{DependenceType, TaskGraph, ferry_run::{self, Faults, RunError}};
+///
+/// let rt = ferry::init(ferry::Config::default().num_cpus(1.0))?;
+/// let g = TaskGraph::new(6, 2, DependenceType::Stencil1d);
+/// let stop = Faults { stop: Some((0, 3)), ..Faults::default() };
+/// assert!(matches!(
+///     ferry_run::run_with(&rt, &g, stop),
+///     Err(RunError::Stopped { rank: 0, step: 3 })
+/// ));
+/// # rt.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+pub struct Faults {
+    /// A point whose output is damaged after it runs: its readers must
+    /// catch it.
+    pub damage: Option<Point>,
+    /// `(rank, step)`: that rank's part stops with [`RunError::Stopped`]
+    /// before it submits the step, as a refused submission would stop it;
+    /// the other ranks must stop too rather than wait for its sends. The
+    /// run returns that error when the rank is 0, else
+    /// [`RunError::Rank`] with its text. A rank or step the graph and the
+    /// job do not have is an error of the run.
+    pub stop: Option<(u32, usize)>,
 }
 
 impl RunError {
@@ -233,6 +271,10 @@ impl fmt::Display for RunError {
             RunError::Task(e) => write!(f, "a task failed: {e}"),
             RunError::Output(e) => write!(f, "a final output is wrong: {e}"),
             RunError::Rank { rank, message } => write!(f, "on rank {rank}: {message}"),
+            RunError::Stopped { rank, step } => write!(
+                f,
+                "rank {rank} stopped before step {step}, as a test asked (Faults::stop)"
+            ),
             RunError::MissingInput {
                 point: (t, p),
                 input,
@@ -251,7 +293,9 @@ impl std::error::Error for RunError {
             RunError::Graph(e) => Some(e),
             RunError::Ferry(e) | RunError::Task(e) => Some(e),
             RunError::Output(e) => Some(e),
-            RunError::MissingInput { .. } | RunError::Rank { .. } => None,
+            RunError::MissingInput { .. } | RunError::Rank { .. } | RunError::Stopped { .. } => {
+                None
+            }
         }
     }
 }
@@ -360,7 +404,28 @@ fn wait_live(rt: &Runtime, refs: &[ObjectRef<Vec<u8>>], live: Live<'_>) -> Resul
 /// output is damaged after it runs. Called on rank 0 (the driver); the
 /// other ranks' shards run as actors it starts there.
 pub fn run(rt: &Runtime, graph: &TaskGraph, damage: Option<Point>) -> Result<Completed, RunError> {
+    run_with(
+        rt,
+        graph,
+        Faults {
+            damage,
+            ..Faults::default()
+        },
+    )
+}
+
+/// [`run`] with the faults a test injects (see [`Faults`]).
+pub fn run_with(rt: &Runtime, graph: &TaskGraph, faults: Faults) -> Result<Completed, RunError> {
     graph.validate()?;
+    if let Some((rank, step)) = faults.stop
+        && (rank >= rt.world_size() || step >= graph.steps)
+    {
+        return Err(RunError::Ferry(ferry::Error::InvalidArgument(format!(
+            "Faults::stop names step {step} of rank {rank}: the graph has {} steps, the job {} ranks",
+            graph.steps,
+            rt.world_size()
+        ))));
+    }
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
     let ranks = rt.world_size();
@@ -377,7 +442,7 @@ pub fn run(rt: &Runtime, graph: &TaskGraph, damage: Option<Point>) -> Result<Com
     let start = Instant::now();
     let parts = shards
         .iter()
-        .map(|s| s.run(graph.clone(), run, damage).remote())
+        .map(|s| s.run(graph.clone(), run, faults).remote())
         .collect::<ferry::Result<Vec<_>>>()
         .map_err(RunError::Ferry)?;
     // A shard that ended early (it did not make every send of the run)
@@ -399,7 +464,7 @@ pub fn run(rt: &Runtime, graph: &TaskGraph, damage: Option<Point>) -> Result<Com
         })
     };
     let live = || stopped_early().map_or(Ok(()), Err);
-    let mine = shard(rt, graph, run, damage, &live);
+    let mine = shard(rt, graph, run, faults, &live);
     let end = Ender {
         rt,
         ranks,
@@ -515,15 +580,16 @@ struct Counts {
 /// task's failure does not stop it (every send and receive of the run
 /// still happens, so no other rank waits for ever): the first one its
 /// checks found comes back with its counts, once it has submitted
-/// everything. An error (a refused submission, or `live` failing) stops
-/// it early.
+/// everything. An error (a refused submission, `live` failing, or the
+/// stop `faults` asks for) stops it early.
 fn shard(
     rt: &Runtime,
     graph: &TaskGraph,
     run: u64,
-    damage: Option<Point>,
+    faults: Faults,
     live: Live<'_>,
 ) -> Result<(Counts, Option<RunError>), RunError> {
+    let damage = faults.damage;
     let (ranks, me) = (rt.world_size(), rt.rank());
     let owner = |p: usize| rank_of(p, graph.width, ranks);
     // A point's sends are a stream of their own, one per run.
@@ -539,10 +605,16 @@ fn shard(
     let mut failed: Option<RunError> = None;
     let mut pacing = Pacing::new(steps_ahead(graph));
     let mut plan = StepPlan::default();
+    // A point's inputs, moved into its call: the list is kept, and the
+    // call's own argument list is made once at its size.
+    let mut inputs: Vec<ObjectRef<Vec<u8>>> = Vec::new();
     // The next step's outputs (all `None` between steps: kept, not made
     // again each step).
     let mut cur: Vec<Option<(ObjectRef<Vec<u8>>, bool)>> = vec![None; graph.width];
     for t in 0..graph.steps {
+        if faults.stop == Some((me, t)) {
+            return Err(RunError::Stopped { rank: me, step: t });
+        }
         plan.prepare(graph, t, me, ranks);
         for (p, deps, readers) in &plan.points {
             let p = *p;
@@ -551,7 +623,7 @@ fn shard(
                     let r = rt.receive_from(owner(q), tag(q)).map_err(RunError::Ferry)?;
                     prev[q] = Some((r, true));
                 }
-                let (_, read) =
+                let (r, read) =
                     prev.get_mut(q)
                         .and_then(Option::as_mut)
                         .ok_or(RunError::MissingInput {
@@ -559,16 +631,18 @@ fn shard(
                             input: q,
                         })?;
                 *read = true;
+                inputs.push(r.clone());
             }
-            // Every input is there (looked at just above): the refs go
-            // straight into the call's argument list, with no list of
-            // their own first.
-            let inputs = deps
-                .iter()
-                .filter_map(|&q| prev.get(q).and_then(Option::as_ref).map(|(r, _)| r));
             let out = point::options()
                 .on_rank(me)
-                .remote(rt, graph.clone(), t, p, damage == Some((t, p)), inputs)
+                .remote(
+                    rt,
+                    graph.clone(),
+                    t,
+                    p,
+                    damage == Some((t, p)),
+                    inputs.drain(..),
+                )
                 .map_err(RunError::Ferry)?;
             counts.tasks += 1;
             counts.dependencies += deps.len() as u64;
@@ -716,7 +790,7 @@ impl Shard {
     /// dependencies it submitted, how it ended ([`DONE`], [`FAILED`],
     /// [`EARLY`] or [`TOLD`]) and the failure's text. It stops when rank
     /// 0 tells it the run is over (another rank stopped early).
-    fn run(&mut self, graph: TaskGraph, run: u64, damage: Option<Point>) -> (u64, u64, u8, String) {
+    fn run(&mut self, graph: TaskGraph, run: u64, faults: Faults) -> (u64, u64, u8, String) {
         let outcome = || -> Result<(u64, u64, u8, String), RunError> {
             let rt = ferry::current().map_err(RunError::Ferry)?;
             let end = rt
@@ -732,7 +806,7 @@ impl Shard {
                     Ok(())
                 }
             };
-            let (c, failed) = shard(&rt, &graph, run, damage, &live)?;
+            let (c, failed) = shard(&rt, &graph, run, faults, &live)?;
             Ok(match failed {
                 None => (c.tasks, c.dependencies, DONE, String::new()),
                 Some(e) => (c.tasks, c.dependencies, FAILED, e.to_string()),

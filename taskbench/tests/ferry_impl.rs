@@ -2,13 +2,16 @@
 //! type reports the graph's task and dependency counts; a bad flag exits 2
 //! with its message; a damaged output exits 1 naming the task that caught
 //! it. The same graph code (`ferry_run`) on 2 and 3 loopback ranks, and,
-//! with `--features mpi`, `taskbench-ferry` under `mpirun -n 2`. Each run
-//! of the binary is killed, failing the test, after two minutes.
+//! with `--features mpi`, `taskbench-ferry` under `mpirun -n 2`. A rank's
+//! part that stops early (`Faults::stop`, `FERRY_TASKBENCH_STOP`) ends the
+//! run on every rank. Each run of the binary is killed, failing the test,
+//! after two minutes, and so is each loopback world of the early-stop
+//! tests (the protocol they test fails by hanging).
 
 mod common;
 
 use common::{Run, flags, run as run_bin};
-use ferry_taskbench::ferry_run::{self, RunError};
+use ferry_taskbench::ferry_run::{self, Faults, RunError};
 use ferry_taskbench::{DependenceType, TaskGraph, report};
 
 const BIN: &str = env!("CARGO_BIN_EXE_taskbench-ferry");
@@ -198,6 +201,129 @@ fn a_run_longer_than_the_pacing_window_runs_every_task() {
     })
     .unwrap_or_else(|e| vec![format!("the loopback world failed: {e}")]);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs `f` on a thread of its own; fails the test if it has not returned
+/// after [`common::LIMIT`].
+fn within_limit<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(common::LIMIT)
+        .unwrap_or_else(|e| panic!("{what}: no end after {:?} ({e})", common::LIMIT))
+}
+
+/// A rank's part that stops early (as a refused submission would stop it)
+/// stops the run instead of leaving the others waiting for its sends: the
+/// run returns, naming that rank. Stopped in a graph shorter than the
+/// pacing window (the driver finds out in its sinks' checks or in its
+/// wait for the other parts) and past the first pacing wait (in its
+/// pacing waits); another rank learns of it from the driver's end of the
+/// run.
+fn a_part_that_stops_early_stops_the_run(ranks: u32) {
+    let short = graph(DependenceType::Stencil1d, 8);
+    let long = TaskGraph::new(
+        2 * ferry_run::MAX_STEPS_AHEAD + 37,
+        8,
+        DependenceType::Stencil1d,
+    );
+    assert_eq!(ferry_run::steps_ahead(&long), ferry_run::MAX_STEPS_AHEAD);
+    let what = format!("the early stops on {ranks} loopback ranks");
+    let failures = within_limit(&what, move || {
+        ferry::loopback::run(ranks, world_cfg(), |rt, _| {
+            let mut failures = Vec::new();
+            for rank in 0..ranks {
+                for (g, step) in [(&short, 2), (&long, ferry_run::MAX_STEPS_AHEAD + 10)] {
+                    let faults = Faults {
+                        stop: Some((rank, step)),
+                        ..Faults::default()
+                    };
+                    let said = format!("rank {rank} stopped before step {step}");
+                    match ferry_run::run_with(&rt, g, faults) {
+                        Err(RunError::Stopped { rank: 0, step: s }) if rank == 0 && s == step => {}
+                        Err(RunError::Rank { rank: r, message })
+                            if r == rank && rank != 0 && message.contains(&said) => {}
+                        other => failures.push(format!("{said}: got {other:?}")),
+                    }
+                }
+            }
+            // The world still runs whole graphs afterwards, and refuses a stop
+            // it has no rank or step for.
+            match ferry_run::run(&rt, &short, None) {
+                Ok(done) if done.tasks == short.total_tasks() => {}
+                other => failures.push(format!("a run after the stops: {other:?}")),
+            }
+            for stop in [(ranks, 2), (0, short.steps)] {
+                let faults = Faults {
+                    stop: Some(stop),
+                    ..Faults::default()
+                };
+                match ferry_run::run_with(&rt, &short, faults) {
+                    Err(RunError::Ferry(ferry::Error::InvalidArgument(m)))
+                        if m.contains("Faults::stop") => {}
+                    other => failures.push(format!("stop {stop:?}: got {other:?}")),
+                }
+            }
+            failures
+        })
+        .unwrap_or_else(|e| vec![format!("the loopback world failed: {e}")])
+    });
+    assert!(
+        failures.is_empty(),
+        "on {ranks} ranks:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_part_that_stops_early_stops_the_run_on_two_loopback_ranks() {
+    a_part_that_stops_early_stops_the_run(2);
+}
+
+#[test]
+fn a_part_that_stops_early_stops_the_run_on_three_loopback_ranks() {
+    a_part_that_stops_early_stops_the_run(3);
+}
+
+/// Under `mpirun`, a rank whose part stops early (`FERRY_TASKBENCH_STOP`)
+/// ends the run: exit status 1, the rank named, no summary.
+#[test]
+fn a_rank_that_stops_early_ends_the_run_under_mpirun() {
+    let f = flags(DependenceType::Stencil1d, 8);
+    let r = run(0, &f, &[("FERRY_TASKBENCH_STOP", "one")]);
+    assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
+    assert!(r.stderr.contains("FERRY_TASKBENCH_STOP"), "{}", r.stderr);
+    let r = run(0, &f, &[("FERRY_TASKBENCH_STOP", "0,2")]);
+    assert_eq!(r.code, Some(1), "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("rank 0 stopped before step 2"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("Total Tasks"), "{}", r.stdout);
+    if !cfg!(feature = "mpi") {
+        eprintln!(
+            "skipped a_rank_that_stops_early_ends_the_run_under_mpirun: taskbench-ferry runs \
+             under mpirun only when built with --features mpi"
+        );
+        return;
+    }
+    if !common::have_mpirun("a_rank_that_stops_early_ends_the_run_under_mpirun") {
+        return;
+    }
+    for rank in [1, 0] {
+        let stop = format!("{rank},2");
+        let r = run(2, &f, &[("FERRY_TASKBENCH_STOP", &stop)]);
+        assert_eq!(r.code, Some(1), "stop {stop}: stderr:\n{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("rank {rank} stopped before step 2")),
+            "stop {stop}: {}",
+            r.stderr
+        );
+        assert!(!r.stdout.contains("Total Tasks"), "{}", r.stdout);
+    }
 }
 
 #[test]

@@ -11,30 +11,43 @@
 //!
 //! For tests, `FERRY_TASKBENCH_CORRUPT=T,P` flips the last byte of task
 //! `(T, P)`'s output after it runs, so that its readers must catch it (as
-//! in `taskbench-mpi`).
+//! in `taskbench-mpi`), and `FERRY_TASKBENCH_STOP=R,T` stops rank `R`'s
+//! part with an error before it submits step `T` (`ferry_run::Faults`):
+//! every rank must stop, and the run exit 1, rather than wait for its
+//! sends.
 
 use std::process::ExitCode;
 
-use ferry_taskbench::{Point, TaskGraph, ferry_run, report};
+use ferry_taskbench::ferry_run::{self, Faults};
+use ferry_taskbench::{Point, TaskGraph, report};
 
 const USAGE: &str = "usage: taskbench-ferry [-steps N] [-width N] [-type NAME] [-kernel NAME] \
                      [-iter N] [-output N] [-radix N] [-period N] [-fraction F]";
 
-/// The point `FERRY_TASKBENCH_CORRUPT=T,P` names, if set; an error text
-/// when it is set but is not `T,P`.
-fn damaged_point() -> Result<Option<Point>, String> {
-    let Ok(v) = std::env::var("FERRY_TASKBENCH_CORRUPT") else {
+/// The two numbers `A,B` the variable `name` holds, if set; an error text
+/// when it is set but is not `A,B`.
+fn pair_var<A: std::str::FromStr, B: std::str::FromStr>(
+    name: &str,
+    what: &str,
+) -> Result<Option<(A, B)>, String> {
+    let Ok(v) = std::env::var(name) else {
         return Ok(None);
     };
     let parsed = v
         .split_once(',')
-        .and_then(|(t, p)| Some((t.trim().parse().ok()?, p.trim().parse().ok()?)));
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
     match parsed {
         Some(at) => Ok(Some(at)),
-        None => Err(format!(
-            "FERRY_TASKBENCH_CORRUPT={v:?}: expected two numbers, T,P"
-        )),
+        None => Err(format!("{name}={v:?}: expected two numbers, {what}")),
     }
+}
+
+/// The faults `FERRY_TASKBENCH_CORRUPT=T,P` and `FERRY_TASKBENCH_STOP=R,T`
+/// ask for.
+fn faults() -> Result<Faults, String> {
+    let damage: Option<Point> = pair_var("FERRY_TASKBENCH_CORRUPT", "T,P")?;
+    let stop = pair_var("FERRY_TASKBENCH_STOP", "R,T")?;
+    Ok(Faults { damage, stop })
 }
 
 #[ferry::main]
@@ -47,14 +60,14 @@ fn main(rt: ferry::Runtime) -> Result<ExitCode, ferry_run::RunError> {
             return Ok(ExitCode::from(2));
         }
     };
-    let damage = match damaged_point() {
-        Ok(d) => d,
+    let faults = match faults() {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("taskbench-ferry: {e}");
             return Ok(ExitCode::from(2));
         }
     };
-    let done = ferry_run::run(&rt, &graph, damage)?;
+    let done = ferry_run::run_with(&rt, &graph, faults)?;
     print!("{}", report::summary(&graph, done.elapsed));
     Ok(ExitCode::SUCCESS)
 }
