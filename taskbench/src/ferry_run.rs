@@ -189,7 +189,8 @@ pub fn rank_of(p: usize, width: usize, ranks: u32) -> u32 {
 pub enum RunError {
     /// The graph is not well formed (see [`TaskGraph::validate`]).
     Graph(GraphError),
-    /// Ferry refused a submission or a fetch (not a task's own failure).
+    /// Ferry refused a submission or a fetch (not a task's own failure),
+    /// or the run's [`Faults`] named a rank or step it does not have.
     Ferry(ferry::Error),
     /// A task failed: a wrong input caught by
     /// [`TaskGraph::execute_point`] arrives as this, from the task that

@@ -5,8 +5,9 @@
 //! with `--features mpi`, `taskbench-ferry` under `mpirun -n 2`. A rank's
 //! part that stops early (`Faults::stop`, `FERRY_TASKBENCH_STOP`) ends the
 //! run on every rank. Each run of the binary is killed, failing the test,
-//! after two minutes, and so is each loopback world of the early-stop
-//! tests (the protocol they test fails by hanging).
+//! after two minutes; a loopback world of the early-stop tests that has
+//! not returned by then fails its test too (the protocol they test fails
+//! by hanging).
 
 mod common;
 
@@ -203,15 +204,24 @@ fn a_run_longer_than_the_pacing_window_runs_every_task() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Runs `f` on a thread of its own; fails the test if it has not returned
-/// after [`common::LIMIT`].
+/// Runs `f` on a thread of its own: its result, or its panic passed on;
+/// fails the test if it has not returned after [`common::LIMIT`] (the
+/// thread is then left behind, to end with the test process).
 fn within_limit<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let worker = std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(common::LIMIT)
-        .unwrap_or_else(|e| panic!("{what}: no end after {:?} ({e})", common::LIMIT))
+    match rx.recv_timeout(common::LIMIT) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => panic!("{what}: ended without a result"),
+        },
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: no end after {:?}", common::LIMIT)
+        }
+    }
 }
 
 /// A rank's part that stops early (as a refused submission would stop it)
@@ -294,6 +304,11 @@ fn a_rank_that_stops_early_ends_the_run_under_mpirun() {
     let r = run(0, &f, &[("FERRY_TASKBENCH_STOP", "one")]);
     assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
     assert!(r.stderr.contains("FERRY_TASKBENCH_STOP"), "{}", r.stderr);
+    let r = run(0, &f, &[("FERRY_TASKBENCH_STOP", "1,2")]);
+    assert_eq!(r.code, Some(2), "a rank the job lacks: {}", r.stderr);
+    assert!(r.stderr.contains("FERRY_TASKBENCH_STOP"), "{}", r.stderr);
+    let r = run(0, &f, &[("FERRY_TASKBENCH_STOP", "0,6")]);
+    assert_eq!(r.code, Some(2), "a step the graph lacks: {}", r.stderr);
     let r = run(0, &f, &[("FERRY_TASKBENCH_STOP", "0,2")]);
     assert_eq!(r.code, Some(1), "stderr:\n{}", r.stderr);
     assert!(

@@ -191,11 +191,19 @@ pub trait Transport: Send + Sync + 'static {
     /// reply reaches it with no thread in between. It is made to be called
     /// again and again: where a cheaper path carries most frames (MPI:
     /// shared-memory rings on one node), a call may look at the other one
-    /// only now and then, and the transport's own thread looks soon after
-    /// the caller stops. The default (and the loopback transport, whose
-    /// frames need no receiving) does nothing.
+    /// only now and then, and a caller that stops calling it to sleep
+    /// calls [`poll_before_sleep`](Self::poll_before_sleep) last. The
+    /// default (and the loopback transport, whose frames need no
+    /// receiving) does nothing.
     fn poll(&self) -> bool {
         false
+    }
+
+    /// The last [`poll`](Self::poll) of a thread about to sleep: one that
+    /// looks at every path a frame may come by, so that nothing a cheaper
+    /// poll left for later waits for the thread's sleep. The default polls.
+    fn poll_before_sleep(&self) -> bool {
+        self.poll()
     }
 
     /// [`poll`](Self::poll), when this rank awaits answers (see

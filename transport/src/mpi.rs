@@ -585,9 +585,13 @@ impl Transport for MpiTransport {
     fn poll(&self) -> bool {
         // Callers poll again and again (a spinner at every look): a turn
         // probes MPI now and then where the rings cover every peer (see
-        // `Incoming::needs_mpi`), and one it left unprobed keeps the
-        // progress thread from sleeping long (`Incoming::probe_owed`).
+        // `Incoming::needs_mpi`); the caller's last turn before it sleeps
+        // (`poll_before_sleep`) probes it.
         self.poll_turn(false)
+    }
+
+    fn poll_before_sleep(&self) -> bool {
+        self.poll_turn(true)
     }
 
     fn poll_if_quiet(&self, quiet: Duration) -> bool {
@@ -915,8 +919,6 @@ impl Direct {
             }
             match self.receiving.try_lock() {
                 Ok(incoming) if incoming.is_pending() => Look::Work,
-                // A spinner skipped its probe of MPI and may not come back.
-                Ok(incoming) if incoming.probe_owed() => Look::Unsure(TURN_HELD_NAP),
                 Ok(_) => Look::Nothing,
                 Err(_) => Look::Unsure(TURN_HELD_NAP),
             }
@@ -985,7 +987,8 @@ const EAGER_FRAME: usize = 4096;
 /// taking the lock), and the receiving turn keeps their order. A turn that
 /// finds nothing in the rings probes MPI at once when `thorough` (the
 /// progress thread's turns, which are few once it sleeps), else now and
-/// then (a spinner's; see `Incoming::needs_mpi`).
+/// then (a spinner's, whose last turn before it sleeps is thorough; see
+/// `Incoming::needs_mpi`).
 fn receive_turn(direct: &Direct, sink: &Sink<'_>, thorough: bool) -> Result<bool, TransportError> {
     let Ok(mut incoming) = direct.receiving.try_lock() else {
         return Ok(false);
@@ -999,14 +1002,9 @@ fn receive_turn(direct: &Direct, sink: &Sink<'_>, thorough: bool) -> Result<bool
     // `Incoming::needs_mpi`); the numbers keep each sender's order.
     incoming.drain(&mut frames, RECEIVE_BATCH)?;
     // Someone else in MPI: the rings need no MPI lock, take theirs alone.
-    let mpi = if incoming.needs_mpi(!frames.is_empty(), thorough) {
-        let mpi = direct.mpi.try_lock();
-        incoming.probed(mpi.is_some());
-        mpi
-    } else {
-        None
-    };
-    if let Some(mpi) = mpi {
+    if incoming.needs_mpi(!frames.is_empty(), thorough)
+        && let Some(mpi) = direct.mpi.try_lock()
+    {
         for _ in 0..RECEIVE_BATCH {
             match mpi.receive(FRAME_TAG)? {
                 Some((from, bytes)) => incoming.take_mpi(from, bytes, &mut frames)?,

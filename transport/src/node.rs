@@ -151,9 +151,6 @@ pub(crate) struct Incoming {
     /// Receiving turns that looked at MPI only if they had to (see
     /// [`needs_mpi`](Self::needs_mpi)).
     turns: u32,
-    /// A turn left MPI unprobed since the last probe (see
-    /// [`probe_owed`](Self::probe_owed)).
-    owed: bool,
 }
 
 /// A receiving turn that found frames in the rings looks at MPI anyway
@@ -187,7 +184,6 @@ impl Incoming {
             batch: Vec::new(),
             spare: Vec::new(),
             turns: 0,
-            owed: false,
         }
     }
 
@@ -202,11 +198,13 @@ impl Incoming {
     /// row that found frames, nor [`MPI_EVERY_EMPTY`] that found none (a
     /// frame a ring peer sent by MPI after its last ring frame shows no gap
     /// in the ring, and MPI progresses the sends in flight). A `thorough`
-    /// turn that found none always looks (the progress thread's: when it
-    /// is woken for a frame sent by MPI, its first turn must see it).
+    /// turn that found none always looks: the progress thread's (when it
+    /// is woken for a frame sent by MPI, its first turn must see it), and
+    /// a polling thread's last before it sleeps (what its skipped probes
+    /// left must not wait for its sleep).
     pub(crate) fn needs_mpi(&mut self, found: bool, thorough: bool) -> bool {
         self.turns = self.turns.wrapping_add(1);
-        let needs = self.order.len() + 1 < self.peers.len()
+        self.order.len() + 1 < self.peers.len()
             || (thorough && !found)
             || self
                 .turns
@@ -215,26 +213,7 @@ impl Incoming {
                 .order
                 .iter()
                 .filter_map(|&r| self.peers[r as usize].as_ref())
-                .any(|p| p.stuck_at.is_some() || !p.early.is_empty());
-        if !needs {
-            self.owed = true;
-        }
-        needs
-    }
-
-    /// Notes whether the turn that [`needs_mpi`](Self::needs_mpi) sent to
-    /// MPI did probe it (`false`: another thread held MPI).
-    pub(crate) fn probed(&mut self, done: bool) {
-        self.owed = !done;
-    }
-
-    /// Whether a turn has left MPI unprobed since the last probe: a frame
-    /// a ring peer sent by MPI after its last ring frame may be waiting
-    /// there, and a thread about to sleep for long must not count on the
-    /// thread that skipped the probe to come back (the progress thread
-    /// then sleeps briefly before its own, thorough, turn).
-    pub(crate) fn probe_owed(&self) -> bool {
-        self.owed
+                .any(|p| p.stuck_at.is_some() || !p.early.is_empty())
     }
 
     /// Adds the ring `from` sends through (slot `slot` of this rank's inbox
@@ -387,19 +366,6 @@ mod tests {
     fn a_turn_with_ring_frames_probes_mpi_only_when_it_must() {
         let (out, mut inc) = pair();
         assert!(inc.needs_mpi(false, true), "a thorough empty turn looks");
-        inc.probed(true);
-        assert!(!inc.probe_owed());
-        assert!(!inc.needs_mpi(false, false));
-        assert!(inc.probe_owed(), "a skipped probe is owed");
-        assert!(inc.needs_mpi(false, true));
-        inc.probed(false);
-        assert!(
-            inc.probe_owed(),
-            "a probe another thread kept from us is owed"
-        );
-        assert!(inc.needs_mpi(false, true));
-        inc.probed(true);
-        assert!(!inc.probe_owed(), "a probe pays it");
         let looks = (0..MPI_EVERY_EMPTY * 4)
             .filter(|_| inc.needs_mpi(false, false))
             .count();

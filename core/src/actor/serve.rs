@@ -69,7 +69,10 @@ impl<A: Send + 'static, H: ActorHost> Serve<'_, A, H> {
                 self.host.pool().sched.poll_idle();
                 ready()
             },
-            || core.parked.store(true, Ordering::SeqCst),
+            || {
+                self.host.pool().sched.poll_before_sleep();
+                core.parked.store(true, Ordering::SeqCst);
+            },
             || core.parked.store(false, Ordering::SeqCst),
         );
     }

@@ -252,6 +252,7 @@ impl Runtime {
         ) {
             return Ok(());
         }
+        self.inner.pool.sched.poll_before_sleep();
         let sig = Signal::for_current();
         if !slot.add_waiter(Waiter::Thread(sig.clone())) {
             return Ok(());
@@ -373,6 +374,7 @@ impl Runtime {
                 enough()
             },
         ) {
+            self.inner.pool.sched.poll_before_sleep();
             let sig = Signal::for_current();
             for r in refs.iter() {
                 r.slot.add_waiter(Waiter::Thread(sig.clone()));

@@ -530,9 +530,11 @@ impl Prepared {
             // else has received lately.
             let idle = c.transport.clone();
             let busy = c.transport.clone();
+            let last = c.transport.clone();
             inner.pool.sched.receiving.set(
                 Box::new(move || idle.poll()),
                 Box::new(move || busy.poll_if_quiet(BUSY_POLL_QUIET)),
+                Box::new(move || last.poll_before_sleep()),
             );
         }
         crate::runtime::current::set_runtime(Some(inner.clone()));

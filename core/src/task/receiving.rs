@@ -33,21 +33,33 @@ pub(crate) const BUSY_POLL_QUIET: Duration = Duration::from_micros(50);
 pub(crate) struct Receiving {
     idle: OnceLock<Poll>,
     busy: OnceLock<Poll>,
+    last: OnceLock<Poll>,
 }
 
 impl Receiving {
     /// Sets what a spinning idle worker (or actor thread) calls at each
-    /// look, and what a busy worker calls between two tasks (the
-    /// transport's `poll` and its `poll_if_quiet(BUSY_POLL_QUIET)`); once,
-    /// later calls are ignored.
-    pub(crate) fn set(&self, idle: Poll, busy: Poll) {
+    /// look, what a busy worker calls between two tasks, and what a thread
+    /// that spun with `idle` calls before it sleeps (the transport's
+    /// `poll`, its `poll_if_quiet(BUSY_POLL_QUIET)` and its
+    /// `poll_before_sleep`); once, later calls are ignored.
+    pub(crate) fn set(&self, idle: Poll, busy: Poll, last: Poll) {
         let _ = self.idle.set(idle);
         let _ = self.busy.set(busy);
+        let _ = self.last.set(last);
     }
 
     /// Receives on the calling thread, if an idle poll is set.
     pub(crate) fn idle(&self) {
         if let Some(poll) = self.idle.get() {
+            poll();
+        }
+    }
+
+    /// Before a thread that spun with [`idle`](Self::idle) sleeps: the
+    /// transport's last, thorough, poll (a spinner's polls may leave the
+    /// costlier path for later), if set.
+    pub(crate) fn before_sleep(&self) {
+        if let Some(poll) = self.last.get() {
             poll();
         }
     }

@@ -178,6 +178,12 @@ impl Scheduler {
         self.receiving.idle();
     }
 
+    /// The last receive of a thread that spun with [`poll_idle`](Self::poll_idle)
+    /// and is about to park.
+    pub(crate) fn poll_before_sleep(&self) {
+        self.receiving.before_sleep();
+    }
+
     /// Whether submitting threads may run ready tasks ([`help`](Self::help)).
     pub(crate) fn helps(&self) -> bool {
         !self.help_max.is_zero()
@@ -656,6 +662,7 @@ fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
             if found {
                 continue;
             }
+            sched.poll_before_sleep();
         } else {
             sched.searching.fetch_sub(1, Ordering::SeqCst);
         }

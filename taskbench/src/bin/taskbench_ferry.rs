@@ -67,6 +67,16 @@ fn main(rt: ferry::Runtime) -> Result<ExitCode, ferry_run::RunError> {
             return Ok(ExitCode::from(2));
         }
     };
+    if let Some((rank, step)) = faults.stop
+        && (rank >= rt.world_size() || step >= graph.steps)
+    {
+        eprintln!(
+            "taskbench-ferry: FERRY_TASKBENCH_STOP={rank},{step}: the job has {} ranks, the graph {} steps",
+            rt.world_size(),
+            graph.steps
+        );
+        return Ok(ExitCode::from(2));
+    }
     let done = ferry_run::run_with(&rt, &graph, faults)?;
     print!("{}", report::summary(&graph, done.elapsed));
     Ok(ExitCode::SUCCESS)
