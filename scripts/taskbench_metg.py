@@ -7,8 +7,9 @@ its summary lines) on each pattern and rank count with the compute-bound
 kernel, halving `-iter` from `--iter-max` down to `--iter-min`, and prints
 the minimum effective task granularity, METG(50%), of each:
 
-    python3 scripts/taskbench_metg.py --mpi-bin target/release/taskbench-mpi \\
-        --ferry-bin target/release/taskbench-ferry --ranks 1,2 --steps 1000
+    cargo build --profile perf --features mpi -p ferry-taskbench --bins
+    python3 scripts/taskbench_metg.py --mpi-bin target/perf/taskbench-mpi \\
+        --ferry-bin target/perf/taskbench-ferry --ranks 1,2 --steps 1000
 
 Definitions (Slaughter et al., SC20, and Task Bench's scripts/chart_metg.py):
 

@@ -405,7 +405,7 @@ impl ActorTable {
             c.kill("the runtime shut down");
         }
         let threads: Vec<_> = lock(&self.threads).drain(..).collect();
-        crate::task::scheduler::join_with_grace(threads);
+        crate::task::grace::join_with_grace(threads);
     }
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod cancel;
 pub(crate) mod cell;
 pub(crate) mod context;
 pub(crate) mod durations;
+pub(crate) mod grace;
 pub(crate) mod leftovers;
 pub(crate) mod next;
 pub(crate) mod pending;

@@ -66,19 +66,18 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crate::error::Error;
 use crate::resources::ledger::Request;
 use crate::resources::placement::{Parked, StartGate};
-use crate::signal;
 use crate::sync::lock;
 use crate::task::cell::{Kept, TaskCell};
+use crate::task::grace::join_with_grace;
 use crate::task::next;
 use crate::task::pending::{Asks, Pending};
-use crate::task::pool::{Hold, TaskPool};
+use crate::task::pool::TaskPool;
 use crate::task::receiving::Receiving;
 use crate::uncounted::List;
 
-type TaskRef = Arc<TaskCell>;
+mod worker;
 
-/// How long shutdown waits for running tasks before leaving them behind.
-pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+type TaskRef = Arc<TaskCell>;
 
 /// How many requests of pending tasks a release tries, at most, before it
 /// gives up (each refused once for all the tasks that ask the same; see
@@ -114,11 +113,19 @@ pub(crate) struct Scheduler {
 }
 
 thread_local! {
-    /// This thread's deque, if it is a worker, and whose scheduler it serves.
-    static LOCAL: RefCell<Option<(usize, Worker<TaskRef>)>> = const { RefCell::new(None) };
+    /// This thread's deque, if it is a worker (see [`Local`]).
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
 
     /// The tasks a `drain_pending` on this thread granted, kept for reuse.
     static GRANTED: RefCell<Vec<(TaskRef, List<u32>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A worker thread's deque, with whose scheduler it serves (its
+/// [`key`](Scheduler::key)) and its index among the scheduler's stealers.
+struct Local {
+    key: usize,
+    index: usize,
+    deque: Worker<TaskRef>,
 }
 
 impl Asks for TaskRef {
@@ -249,7 +256,7 @@ impl Scheduler {
     /// Whether the calling thread is one of this scheduler's workers.
     fn on_worker(&self) -> bool {
         let key = self.key();
-        LOCAL.with(|l| matches!(&*l.borrow(), Some((k, _)) if *k == key))
+        LOCAL.with(|l| matches!(&*l.borrow(), Some(m) if m.key == key))
     }
 
     /// Starts the base pool.
@@ -281,7 +288,7 @@ impl Scheduler {
             .name(format!("ferry-r{}-w{index}", pool.rank))
             .spawn(move || {
                 gate2.wait();
-                worker_main(pool2, worker, index)
+                worker::worker_main(pool2, worker, index)
             });
         match spawned {
             Ok(h) => {
@@ -351,7 +358,7 @@ impl Scheduler {
             };
             cell.set_grant(gpus);
         }
-        if streak >= NEXT_BUDGET && self.has_work() {
+        if streak >= NEXT_BUDGET && self.has_work_here() {
             self.enqueue(pool, cell);
             return None;
         }
@@ -366,7 +373,7 @@ impl Scheduler {
         pool.tasks.started_by_producer();
         // As in `worker_main`: a push may have counted on this worker being
         // idle since its last task gave its resources back.
-        if self.has_work() {
+        if self.has_work_here() {
             self.notify(pool);
         }
         cell.execute_handing(pool, || {
@@ -394,8 +401,8 @@ impl Scheduler {
         }
         let key = self.key();
         let leftover = LOCAL.with(|l| match &*l.borrow() {
-            Some((k, w)) if *k == key => {
-                w.push(cell);
+            Some(m) if m.key == key => {
+                m.deque.push(cell);
                 None
             }
             _ => Some(cell),
@@ -506,16 +513,42 @@ impl Scheduler {
     }
 
     pub(crate) fn has_work(&self) -> bool {
+        !self.injector.is_empty() || self.deques_have_work(None)
+    }
+
+    /// [`has_work`](Self::has_work) as one of this scheduler's workers
+    /// sees it: its own deque read as its owner reads it, the others'
+    /// through their stealers. A stealer's look is a SeqCst fence
+    /// (crossbeam's `Stealer::is_empty`), a full barrier: a lone worker
+    /// took one or two a task for its own deque, which no other thread
+    /// pushes to.
+    fn has_work_here(&self) -> bool {
         if !self.injector.is_empty() {
             return true;
         }
+        let key = self.key();
+        let own = LOCAL.with(|l| match &*l.borrow() {
+            Some(m) if m.key == key => Some((m.index, !m.deque.is_empty())),
+            _ => None,
+        });
+        match own {
+            Some((_, true)) => true,
+            Some((me, false)) => self.deques_have_work(Some(me)),
+            None => self.deques_have_work(None),
+        }
+    }
+
+    /// Whether a worker deque holds a task (`skip`'s not looked at).
+    fn deques_have_work(&self, skip: Option<usize>) -> bool {
         let n = self
             .threads
             .load(Ordering::Acquire)
             .min(self.stealers.len());
         self.stealers[..n]
             .iter()
-            .filter_map(OnceLock::get)
+            .enumerate()
+            .filter(|&(i, _)| Some(i) != skip)
+            .filter_map(|(_, s)| s.get())
             .any(|s| !s.is_empty())
     }
 
@@ -575,124 +608,4 @@ impl Scheduler {
     fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
-}
-
-/// Joins runtime threads (not the calling one), waking them while they wind
-/// down. User code that does not return cannot be stopped from outside a
-/// thread: after [`SHUTDOWN_GRACE`] such a thread is left running (its
-/// result is dropped) rather than hang the shutdown; it ends with the process.
-pub(crate) fn join_with_grace(handles: Vec<JoinHandle<()>>) {
-    let me = thread::current().id();
-    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-    for h in handles {
-        if h.thread().id() == me {
-            continue;
-        }
-        while !h.is_finished() && std::time::Instant::now() < deadline {
-            h.thread().unpark();
-            thread::sleep(Duration::from_micros(200));
-        }
-        if h.is_finished() {
-            let _ = h.join();
-        } else {
-            tracing::warn!(
-                "thread {:?} is still in user code {SHUTDOWN_GRACE:?} after shutdown; leaving it",
-                h.thread().name()
-            );
-        }
-    }
-}
-
-fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
-    pool.pinning.bind_worker(index);
-    pool.on_thread_start();
-    let sched = &pool.sched;
-    let key = sched.key();
-    LOCAL.with(|l| *l.borrow_mut() = Some((key, worker)));
-    // How a waker sees this worker when it parks (see `placement`).
-    let parked = Arc::new(Parked::current());
-    let mut hold = Hold::default();
-    loop {
-        let task = LOCAL.with(|l| {
-            let l = l.borrow();
-            let (_, w) = l.as_ref().expect("worker deque set above");
-            sched.find_work(w)
-        });
-        if let Some(cell) = task {
-            if sched.is_shutdown() {
-                cell.abandon(Error::Shutdown);
-                continue;
-            }
-            if cell.claim() {
-                hold.reset();
-                sched.idle.fetch_sub(1, Ordering::AcqRel);
-                // A push may have counted on this worker being idle: if work
-                // is left, make sure somebody else takes it (or a thread starts).
-                if sched.has_work() {
-                    sched.notify(&pool);
-                }
-                // Idle again before the release, so that a task granted by the
-                // release does not start a needless thread.
-                let mut next = cell.execute_handing(&pool, || {
-                    sched.idle.fetch_add(1, Ordering::AcqRel);
-                });
-                // Then the dependents its completion kept, one after another,
-                // receiving in between when nobody else has lately.
-                let mut streak = 0;
-                while let Some(n) = next {
-                    sched.receiving.between_tasks();
-                    streak += 1;
-                    next = sched.run_next(&pool, n, streak);
-                }
-                sched.receiving.between_tasks();
-            }
-            continue;
-        }
-        if sched.is_shutdown() {
-            break;
-        }
-        // The remains it holds wait for their submitter a while (see `Hold`).
-        // One searcher at a time spins; the others park at once.
-        if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
-            let found = signal::spin_until_paced(sched.spin, sched.first_pauses(), || {
-                sched.poll_idle();
-                sched.has_work() || sched.is_shutdown()
-            });
-            sched.searching.fetch_sub(1, Ordering::SeqCst);
-            if found {
-                continue;
-            }
-            sched.poll_before_sleep();
-        } else {
-            sched.searching.fetch_sub(1, Ordering::SeqCst);
-        }
-        let nap = hold.nap(&pool);
-        signal::nap_unless(
-            nap,
-            || sched.has_work() || sched.is_shutdown(),
-            || {
-                parked.arm(!pool.pinning.binds());
-                lock(&sched.sleepers).push(parked.clone());
-                sched.sleeping.fetch_add(1, Ordering::SeqCst);
-            },
-            || {
-                let mut sleepers = lock(&sched.sleepers);
-                if let Some(pos) = sleepers.iter().position(|p| Arc::ptr_eq(p, &parked)) {
-                    sleepers.swap_remove(pos);
-                    sched.sleeping.fetch_sub(1, Ordering::SeqCst);
-                }
-            },
-        );
-        parked.woke();
-        hold.after_nap(&pool, sched.has_work());
-    }
-    sched.idle.fetch_sub(1, Ordering::AcqRel);
-    pool.on_thread_stop();
-    LOCAL.with(|l| {
-        if let Some((_, w)) = l.borrow_mut().take() {
-            while let Some(t) = w.pop() {
-                t.abandon(Error::Shutdown);
-            }
-        }
-    });
 }

@@ -67,14 +67,8 @@ fn main(rt: ferry::Runtime) -> Result<ExitCode, ferry_run::RunError> {
             return Ok(ExitCode::from(2));
         }
     };
-    if let Some((rank, step)) = faults.stop
-        && (rank >= rt.world_size() || step >= graph.steps)
-    {
-        eprintln!(
-            "taskbench-ferry: FERRY_TASKBENCH_STOP={rank},{step}: the job has {} ranks, the graph {} steps",
-            rt.world_size(),
-            graph.steps
-        );
+    if let Err(e) = faults.check(rt.world_size(), &graph) {
+        eprintln!("taskbench-ferry: FERRY_TASKBENCH_STOP: {e}");
         return Ok(ExitCode::from(2));
     }
     let done = ferry_run::run_with(&rt, &graph, faults)?;
