@@ -16,7 +16,7 @@ use mpi::traits::{Communicator, CommunicatorCollectives, Destination, MatchedRec
 
 use crate::node::{Incoming, Outgoing, Route};
 use crate::quiet::QuietWatch;
-use crate::ring::{Look, Mem, Nap, SharedBytes, WakeWord};
+use crate::ring::{Look, Mem, MpiPosts, Nap, SharedBytes, WakeWord};
 use crate::rma::{
     MpiLock, PendingSend, ReadRequest, Serving, Window, abort_world, at_exit, serving,
 };
@@ -285,6 +285,7 @@ impl MpiTransport {
             inbox_wake: OnceLock::new(),
             turns: AtomicU64::new(0),
             quiet: QuietWatch::new(),
+            mpi_posts: MpiPosts::default(),
         });
         let thread_direct = direct.clone();
         let handle = std::thread::Builder::new()
@@ -823,6 +824,7 @@ fn progress_main(
     // handed out (to the queue: the runtime has stopped handling them).
     let _ = poll_frames(
         &world,
+        &direct,
         &mut incoming,
         &Sink {
             events: &events,
@@ -869,6 +871,9 @@ struct Direct {
     turns: AtomicU64,
     /// How long `turns` has stood still, as busy threads saw it.
     quiet: QuietWatch,
+    /// The count of frames ring peers sent by MPI (in this rank's inbox)
+    /// that the last finished probe of MPI covered.
+    mpi_posts: MpiPosts,
 }
 
 impl Direct {
@@ -879,11 +884,12 @@ impl Direct {
             .still_for(self.turns.load(Ordering::Relaxed), quiet)
     }
 
-    /// A frame was posted by MPI to `to`: a ring peer's progress thread is
-    /// woken to receive it (as a push into its ring would).
+    /// A frame was posted by MPI to `to`: counted in a ring peer's inbox,
+    /// whose progress thread is woken to receive it (as a push into its
+    /// ring would), or probes MPI before it sleeps (`WakeWord::post`).
     fn posted(&self, to: Rank) {
         if let Some(out) = self.outgoing.get() {
-            out.wake(to);
+            out.post(to);
         }
     }
 
@@ -917,10 +923,20 @@ impl Direct {
             if !cmds.is_empty() {
                 return Look::Work;
             }
-            match self.receiving.try_lock() {
+            let look = match self.receiving.try_lock() {
                 Ok(incoming) if incoming.is_pending() => Look::Work,
                 Ok(_) => Look::Nothing,
                 Err(_) => Look::Unsure(TURN_HELD_NAP),
+            };
+            // A ring peer's frame sent by MPI after the last probe began,
+            // its wake come before this sleep was announced: a short nap,
+            // then a turn that probes (no spin: a probe waits for whoever
+            // holds the MPI lock).
+            match self.inbox_wake.get() {
+                Some(inbox) if look == Look::Nothing && self.mpi_posts.owed(inbox) => {
+                    Look::Unsure(MIN_BACKOFF)
+                }
+                _ => look,
             }
         });
     }
@@ -1005,10 +1021,16 @@ fn receive_turn(direct: &Direct, sink: &Sink<'_>, thorough: bool) -> Result<bool
     if incoming.needs_mpi(!frames.is_empty(), thorough)
         && let Some(mpi) = direct.mpi.try_lock()
     {
+        let posts = direct.inbox_wake.get().map(MpiPosts::before_probe);
         for _ in 0..RECEIVE_BATCH {
             match mpi.receive(FRAME_TAG)? {
                 Some((from, bytes)) => incoming.take_mpi(from, bytes, &mut frames)?,
-                None => break,
+                None => {
+                    if let Some(seen) = posts {
+                        direct.mpi_posts.probed(seen);
+                    }
+                    break;
+                }
             }
         }
         test_sends(direct)?;
@@ -1046,16 +1068,21 @@ fn test_sends(direct: &Direct) -> Result<(usize, bool), TransportError> {
 /// one allowed to call it) and through the rings; whether there was any.
 fn poll_frames(
     world: &SimpleCommunicator,
+    direct: &Direct,
     incoming: &mut Incoming,
     sink: &Sink<'_>,
 ) -> Result<bool, TransportError> {
     let mut frames = incoming.lend_batch();
+    let posts = direct.inbox_wake.get().map(MpiPosts::before_probe);
     while let Some(probed) = world
         .any_process()
         .immediate_matched_probe_with_tag(FRAME_TAG)
     {
         let (bytes, status) = probed.matched_receive_vec::<u8>();
         incoming.take_mpi(status.source_rank() as Rank, bytes, &mut frames)?;
+    }
+    if let Some(seen) = posts {
+        direct.mpi_posts.probed(seen);
     }
     incoming.drain(&mut frames, usize::MAX)?;
     let any = !frames.is_empty();
@@ -1099,7 +1126,7 @@ fn serve(
         if !direct.allowed.load(Ordering::Acquire) {
             // FUNNELED: this thread alone calls MPI, and handles frames.
             // No other thread takes the receiving turn under FUNNELED.
-            busy |= poll_frames(world, &mut lock(&direct.receiving), sink)?;
+            busy |= poll_frames(world, direct, &mut lock(&direct.receiving), sink)?;
         }
         let (in_flight, finished) = test_sends(direct)?;
         busy |= finished;

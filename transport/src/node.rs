@@ -70,11 +70,20 @@ impl Outgoing {
         self.peers.get(to as usize).is_some_and(Option::is_some)
     }
 
-    /// Wakes `to`'s progress thread if it parks, after a frame was posted to
-    /// it by MPI (it would otherwise see it only at its next poll).
-    pub(crate) fn wake(&self, to: Rank) {
+    /// Wakes `to`'s progress thread if it parks, after a frame was pushed
+    /// into its ring.
+    fn wake(&self, to: Rank) {
         if let Some(Some(w)) = self.wakers.get(to as usize) {
             w.wake(Nap::Deep);
+        }
+    }
+
+    /// Counts a frame sent to `to` by MPI in its inbox and wakes its
+    /// progress thread if it parks ([`WakeWord::post`]): it would otherwise
+    /// see the frame only at its next poll.
+    pub(crate) fn post(&self, to: Rank) {
+        if let Some(Some(w)) = self.wakers.get(to as usize) {
+            w.post();
         }
     }
 

@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! 0          magic u64 | version u32 | slots u32 | owner u32 | ring bytes u32
-//! LINE       wake u32 | sleeping u32
+//! LINE       wake u32 | sleeping u32 | MPI posts u32
 //! 2·LINE     slot 0: tail u64 (producer's line) | head u64 (consumer's line) | ring bytes of data
 //! ...        slot 1, ...
 //! ```
@@ -94,7 +94,7 @@ pub const fn ring_bytes(node_ranks: usize) -> usize {
 /// that different processes write.
 const LINE: usize = 128;
 const MAGIC: u64 = u64::from_le_bytes(*b"FERRYRNG");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const RECORD_MARK: u32 = 0xF3A7_1E55;
 const RECORD_HEADER: usize = 16;
 /// Bytes one slot (a ring's two lines and its data) takes.
@@ -225,6 +225,7 @@ pub fn format_inbox(
     }
     mem.u32_at(LINE).store(0, Ordering::Relaxed);
     mem.u32_at(LINE + 4).store(0, Ordering::Relaxed);
+    mem.u32_at(LINE + 8).store(0, Ordering::Relaxed);
     mem.u32_at(8).store(VERSION, Ordering::Relaxed);
     mem.u32_at(12).store(node_ranks as u32, Ordering::Relaxed);
     mem.u32_at(16).store(owner, Ordering::Relaxed);
@@ -506,8 +507,8 @@ pub(crate) enum Nap {
 #[derive(Clone)]
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) enum WakeWord {
-    /// Process-local (no inbox): two words on the heap.
-    Local(Arc<[AtomicU32; 2]>),
+    /// Process-local (no inbox): its words on the heap.
+    Local(Arc<[AtomicU32; 3]>),
     /// In an inbox's header.
     Shared(Mem),
 }
@@ -515,7 +516,11 @@ pub(crate) enum WakeWord {
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 impl WakeWord {
     pub(crate) fn local() -> WakeWord {
-        WakeWord::Local(Arc::new([AtomicU32::new(0), AtomicU32::new(0)]))
+        WakeWord::Local(Arc::new([
+            AtomicU32::new(0),
+            AtomicU32::new(0),
+            AtomicU32::new(0),
+        ]))
     }
 
     /// An inbox's word (checked to be one).
@@ -529,6 +534,27 @@ impl WakeWord {
             WakeWord::Local(w) => (&w[0], &w[1]),
             WakeWord::Shared(mem) => (mem.u32_at(LINE), mem.u32_at(LINE + 4)),
         }
+    }
+
+    /// The count of frames sent to the owner by MPI ([`post`](Self::post)).
+    fn posts_word(&self) -> &AtomicU32 {
+        match self {
+            WakeWord::Local(w) => &w[2],
+            WakeWord::Shared(mem) => mem.u32_at(LINE + 8),
+        }
+    }
+
+    /// After a frame was sent to this word's owner by MPI rather than
+    /// through its ring: counts it, then wakes the owner from a deep nap,
+    /// as a push into its ring would. The owner checks the count after it
+    /// announces a sleep ([`MpiPosts::owed`]), so a frame sent between its
+    /// last probe of MPI and that announcement (which this wake misses) is
+    /// received before the sleep rather than after it.
+    pub(crate) fn post(&self) {
+        // The read-modify-write is ordered before `wake`'s fence and its
+        // look at `sleeping` (Dekker's pattern with `wait`).
+        self.posts_word().fetch_add(1, Ordering::SeqCst);
+        self.wake(Nap::Deep);
     }
 
     /// Wakes the waiter if it sleeps a nap at least as deep as `from`
@@ -586,6 +612,36 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
             seen,
             &ts as *const libc::timespec,
         );
+    }
+}
+
+/// The receiving side of [`WakeWord::post`]: which count of MPI frames the
+/// last finished probe of MPI covered, so that a waiter about to sleep
+/// knows whether one was sent since (and probes again first).
+#[derive(Debug, Default)]
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) struct MpiPosts(AtomicU32);
+
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+impl MpiPosts {
+    /// Before a probe of MPI: the count it will cover (every frame counted
+    /// so far was sent before it looks).
+    pub(crate) fn before_probe(word: &WakeWord) -> u32 {
+        word.posts_word().load(Ordering::Acquire)
+    }
+
+    /// The probe that began at count `seen` found nothing more.
+    pub(crate) fn probed(&self, seen: u32) {
+        // Of two probes finishing out of order, the older count may land
+        // last: the next `owed` is then true for nothing, one more probe.
+        self.0.store(seen, Ordering::Relaxed);
+    }
+
+    /// Whether a frame was sent by MPI since the last finished probe
+    /// began. A waiter calls it after announcing its sleep (within
+    /// [`WakeWord::wait`]'s `look`): a post after that wakes it instead.
+    pub(crate) fn owed(&self, word: &WakeWord) -> bool {
+        word.posts_word().load(Ordering::Relaxed) != self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -772,6 +828,40 @@ mod tests {
             }
         }
         producer.join().unwrap();
+    }
+
+    #[test]
+    fn a_frame_posted_by_mpi_before_the_sleep_is_announced_is_owed() {
+        let mem = inbox(2, 3);
+        let owner = WakeWord::of_inbox(mem.clone(), 3).unwrap();
+        let sender = WakeWord::of_inbox(mem, 3).unwrap();
+        let posts = MpiPosts::default();
+        assert!(!posts.owed(&owner), "nothing sent yet");
+        // Sent before a probe began: that probe covers it.
+        sender.post();
+        assert!(posts.owed(&owner));
+        let seen = MpiPosts::before_probe(&owner);
+        posts.probed(seen);
+        assert!(!posts.owed(&owner));
+        // Sent while a probe ran (it may have missed it): still owed.
+        let seen = MpiPosts::before_probe(&owner);
+        sender.post();
+        posts.probed(seen);
+        assert!(posts.owed(&owner));
+        // The waiter's look sees it after announcing its sleep: no sleep
+        // (a sleep would take the 600 s timeout, nobody wakes this one).
+        let start = std::time::Instant::now();
+        owner.wait(Duration::from_secs(600), Nap::Deep, || {
+            if posts.owed(&owner) {
+                Look::Work
+            } else {
+                Look::Nothing
+            }
+        });
+        assert!(start.elapsed() < Duration::from_secs(300));
+        let seen = MpiPosts::before_probe(&owner);
+        posts.probed(seen);
+        assert!(!posts.owed(&owner));
     }
 
     #[test]
