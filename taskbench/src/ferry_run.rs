@@ -345,7 +345,8 @@ fn point(
     // `execute_point` writes every byte: an allocation from the thread's
     // cache and a short fill, not `vec![0; n]`'s zeroed allocation (glibc's
     // `calloc` bypasses the cache: ~150 instructions more a task for 16
-    // bytes, `callgrind`).
+    // bytes, `callgrind`, Rust 1.95; a later LLVM may fold this back into
+    // a zeroed allocation, so look again after a toolchain upgrade).
     #[expect(
         clippy::slow_vector_initialization,
         reason = "calloc is the slow way for a small buffer"

@@ -902,7 +902,9 @@ impl Direct {
     }
 
     /// Parks the progress thread up to `timeout`, unless a command is
-    /// queued (`cmds`), a ring holds a frame, or a wake comes. Senders on
+    /// queued (`cmds`), a ring holds a frame, or a wake comes; for a short
+    /// nap only when a ring peer's frame sent by MPI is owed a probe
+    /// ([`sleep_look`]). Senders on
     /// this node wake it only from the longer sleeps of an idle rank
     /// ([`MAX_BACKOFF`] and up): in a conversation the waiting threads
     /// receive for themselves, and a `futex` wake per frame would cost each
@@ -916,29 +918,37 @@ impl Direct {
         };
         // Checked after the sleep is announced, so a command queued (or a
         // frame pushed) before it is seen here, and one after it wakes us.
-        // Someone else holding the receiving turn takes what came before
-        // its look, but not a frame pushed after its look and before this
-        // sleep was announced (that push woke nobody): then sleep briefly.
         word.wait(timeout, nap, || {
-            if !cmds.is_empty() {
-                return Look::Work;
-            }
-            let look = match self.receiving.try_lock() {
-                Ok(incoming) if incoming.is_pending() => Look::Work,
-                Ok(_) => Look::Nothing,
-                Err(_) => Look::Unsure(TURN_HELD_NAP),
+            let rings = match self.receiving.try_lock() {
+                Ok(incoming) => Some(incoming.is_pending()),
+                Err(_) => None,
             };
-            // A ring peer's frame sent by MPI after the last probe began,
-            // its wake come before this sleep was announced: a short nap,
-            // then a turn that probes (no spin: a probe waits for whoever
-            // holds the MPI lock).
-            match self.inbox_wake.get() {
-                Some(inbox) if look == Look::Nothing && self.mpi_posts.owed(inbox) => {
-                    Look::Unsure(MIN_BACKOFF)
-                }
-                _ => look,
-            }
+            let owed = self
+                .inbox_wake
+                .get()
+                .is_some_and(|inbox| self.mpi_posts.owed(inbox));
+            sleep_look(!cmds.is_empty(), rings, owed)
         });
+    }
+}
+
+/// What the progress thread finds after announcing a sleep: whether a
+/// command is queued, whether the rings hold a frame (`None`: another
+/// thread holds the receiving turn and looks at them), and whether a ring
+/// peer's frame sent by MPI came after the last probe began (`owed`).
+///
+/// Someone else holding the receiving turn takes what came before its
+/// look, but not a frame pushed after its look and before this sleep was
+/// announced (that push woke nobody): a short sleep then. An owed frame
+/// whose wake came before the announcement gets a shorter nap and then a
+/// turn that probes; a nap, not a spin, as that turn's probe may find the
+/// MPI lock held and be put off.
+fn sleep_look(cmds: bool, rings: Option<bool>, owed: bool) -> Look {
+    match (cmds, rings) {
+        (true, _) | (_, Some(true)) => Look::Work,
+        (false, None) => Look::Unsure(TURN_HELD_NAP),
+        (false, Some(false)) if owed => Look::Unsure(MIN_BACKOFF),
+        (false, Some(false)) => Look::Nothing,
     }
 }
 
@@ -1167,5 +1177,31 @@ fn serve(
             MAX_BACKOFF
         };
         backoff = (backoff * 2).min(cap);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_thread_sleeps_only_when_nothing_is_owed() {
+        // A queued command or a ring frame: no sleep, whatever else.
+        for owed in [false, true] {
+            assert_eq!(sleep_look(true, Some(false), owed), Look::Work);
+            assert_eq!(sleep_look(true, None, owed), Look::Work);
+            assert_eq!(sleep_look(false, Some(true), owed), Look::Work);
+        }
+        // The rings out of sight: a short sleep, owed or not.
+        assert_eq!(sleep_look(false, None, false), Look::Unsure(TURN_HELD_NAP));
+        assert_eq!(sleep_look(false, None, true), Look::Unsure(TURN_HELD_NAP));
+        // A frame sent by MPI since the last probe began: a nap, then a turn.
+        assert_eq!(
+            sleep_look(false, Some(false), true),
+            Look::Unsure(MIN_BACKOFF)
+        );
+        assert!(MIN_BACKOFF < MAX_BACKOFF);
+        // Nothing at all: the whole sleep.
+        assert_eq!(sleep_look(false, Some(false), false), Look::Nothing);
     }
 }

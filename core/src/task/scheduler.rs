@@ -369,7 +369,9 @@ impl Scheduler {
             self.release(pool, &cell.request, &cell.granted_gpus());
             return None;
         }
-        self.idle.fetch_sub(1, Ordering::AcqRel);
+        // SeqCst: ordered before the look at the queues below, which a
+        // pusher that read this worker idle (and started no thread) relies on.
+        self.idle.fetch_sub(1, Ordering::SeqCst);
         pool.tasks.started_by_producer();
         // As in `worker_main`: a push may have counted on this worker being
         // idle since its last task gave its resources back.
@@ -517,11 +519,11 @@ impl Scheduler {
     }
 
     /// [`has_work`](Self::has_work) as one of this scheduler's workers
-    /// sees it: its own deque read as its owner reads it, the others'
+    /// sees it: its own deque read as its owner reads it (only this thread
+    /// pushes to it, so no fence is needed to see its pushes), the others'
     /// through their stealers. A stealer's look is a SeqCst fence
-    /// (crossbeam's `Stealer::is_empty`), a full barrier: a lone worker
-    /// took one or two a task for its own deque, which no other thread
-    /// pushes to.
+    /// (crossbeam's `Stealer::is_empty`): this saves a lone worker one or
+    /// two a task.
     fn has_work_here(&self) -> bool {
         if !self.injector.is_empty() {
             return true;

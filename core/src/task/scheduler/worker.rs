@@ -44,7 +44,9 @@ pub(super) fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: u
             }
             if cell.claim() {
                 hold.reset();
-                sched.idle.fetch_sub(1, Ordering::AcqRel);
+                // SeqCst: before the look at the queues just below (see
+                // `Scheduler::run_next`).
+                sched.idle.fetch_sub(1, Ordering::SeqCst);
                 // A push may have counted on this worker being idle: if work
                 // is left, make sure somebody else takes it (or a thread starts).
                 if sched.has_work_here() {
