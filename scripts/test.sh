@@ -118,7 +118,8 @@ if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
 else
   echo "skipped: mpirun/mpicc not found (install openmpi-bin libopenmpi-dev)"
 fi
-echo "-- scripts/sched_share.py (a run's core time by thread, from perf sched) on a fixed record"
+
+say "scripts/sched_share.py: a run's core time by thread, from perf sched (on a fixed record)"
 timeout 60 python3 scripts/test_sched_share.py
 
 say "hwloc: topology, binding plan and real binding read through hwloc"
