@@ -251,6 +251,27 @@ fn wait_for_used(rt: &Runtime, want: usize) -> usize {
     }
 }
 
+/// A value whose archive is at most `ferry_store::INLINE_MAX` bytes (a
+/// task's few numbers) is kept in its slot, not in the arena: it takes no
+/// store space, and reads, views and task arguments see it as any other.
+#[test]
+fn small_values_are_kept_out_of_the_arena() -> ferry::Result<()> {
+    let rt = start(1.0, 64 << 20)?;
+    let before = rt.store_used();
+    let small = rt.put(&vec![3u8; 16])?;
+    let made = byte_sum::remote(&rt, small.clone())?;
+    let pair = rt.put(&(7u32, String::from("hi")))?;
+    assert_eq!(rt.get_value(&made)?, 48);
+    assert_eq!(rt.get(&small)?.as_slice(), &[3u8; 16][..]);
+    assert_eq!(rt.get_value(&pair)?, (7, "hi".to_string()));
+    assert_eq!(rt.store_used(), before, "small objects take no arena space");
+    // A bigger one goes to the arena, as before.
+    let big = rt.put(&vec![1u8; ferry_store::INLINE_MAX])?;
+    assert!(rt.store_used() > before);
+    assert_eq!(rt.get(&big)?.len(), ferry_store::INLINE_MAX);
+    rt.shutdown()
+}
+
 #[test]
 fn objects_are_freed_when_the_last_ref_drops() -> ferry::Result<()> {
     let rt = start(1.0, 64 << 20)?;

@@ -19,6 +19,7 @@ use rkyv::{Archive, Deserialize, Place, Serialize};
 
 use crate::arena::{Arena, Block};
 use crate::error::StoreError;
+use crate::sealed::Sealed;
 
 /// An rkyv writer over a caller-provided byte slice, or a pure counter.
 ///
@@ -223,6 +224,80 @@ pub fn put<T: Storable>(arena: &Arena, v: &T) -> Result<Block, StoreError> {
     let mut block = arena.alloc(len)?;
     serialize_counted(v, block.as_mut_slice())?;
     Ok(block.freeze())
+}
+
+/// [`put`], sealed: an archive of at most [`INLINE_MAX`](crate::INLINE_MAX) bytes (a task's
+/// few numbers) is kept in the [`Sealed`] handle itself, not in the arena
+/// (see `inline`); a bigger one is [`put`] and sealed.
+///
+/// ```
+/// use ferry_store::{Arena, StoreConfig, access, put_sealed};
+///
+/// let mut cfg = StoreConfig::new(format!("doc-put-sealed-{}", std::process::id()), 0, 1 << 20);
+/// cfg.dir = std::env::temp_dir();
+/// let arena = Arena::create(&cfg)?;
+/// let small = put_sealed(&arena, &vec![1u8; 16])?;
+/// let big = put_sealed(&arena, &vec![1u8; 100])?;
+/// assert!(small.is_inline() && !big.is_inline());
+/// assert_eq!(access::<Vec<u8>>(&small.pin()?)?.len(), 16);
+/// assert_eq!(arena.used(), big.pin()?.len().next_multiple_of(16));
+/// # Ok::<(), ferry_store::StoreError>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`put`].
+///
+/// # Panics
+///
+/// As [`archived_len`].
+pub fn put_sealed<T: Storable>(arena: &Arena, v: &T) -> Result<Sealed, StoreError> {
+    #[cfg(target_endian = "little")]
+    if let Some(sealed) = put_pod_vec_sealed(arena, v) {
+        return sealed;
+    }
+    let small = with_scratch_archive(v, |bytes| match Sealed::inline(bytes) {
+        Some(inline) => Ok(inline),
+        None => {
+            let mut block = arena.alloc(bytes.len())?;
+            block.as_mut_slice().copy_from_slice(bytes);
+            Ok(arena.seal(block.freeze()))
+        }
+    });
+    if let Some(sealed) = small {
+        return sealed;
+    }
+    let len = archived_len(v)?;
+    let mut block = arena.alloc(len)?;
+    serialize_counted(v, block.as_mut_slice())?;
+    Ok(arena.seal(block.freeze()))
+}
+
+/// [`put_sealed`] of a `Vec` of a [`PodElement`]: written without the
+/// serializer (as [`put_pod_vec`] does), inline when it fits. `None` for
+/// any other type.
+#[cfg(target_endian = "little")]
+fn put_pod_vec_sealed<T: Storable>(arena: &Arena, v: &T) -> Option<Result<Sealed, StoreError>> {
+    fn sealed<P: PodElement>(arena: &Arena, xs: &[P]) -> Result<Sealed, StoreError> {
+        let (element_bytes, root_pos, total) = pod_vec_layout::<P>(xs.len())?;
+        let write = |buf: &mut [u8]| {
+            write_pod_vec::<P>(buf, xs.len(), (element_bytes, root_pos), |out| {
+                out.copy_from_slice(xs);
+                Ok(())
+            })
+        };
+        arena.seal_filled(total, write)
+    }
+    let v = v as &dyn std::any::Any;
+    macro_rules! each {
+        ($($p:ty),*) => {$(
+            if let Some(xs) = v.downcast_ref::<Vec<$p>>() {
+                return Some(sealed::<$p>(arena, xs));
+            }
+        )*};
+    }
+    each!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+    None
 }
 
 /// Serializes `v` into `buf`, which [`archived_len`] sized for it: an error
@@ -576,15 +651,29 @@ pub fn try_put_pod_slice_with<P: PodElement>(
 ) -> Result<Block, StoreError> {
     let (element_bytes, root_pos, total) = pod_vec_layout::<P>(len)?;
     let mut block = arena.alloc(total)?;
-    let buf = block.as_mut_slice();
-    debug_assert_eq!(buf.as_ptr() as usize % 16, 0);
+    write_pod_vec::<P>(block.as_mut_slice(), len, (element_bytes, root_pos), fill)?;
+    Ok(block.freeze())
+}
+
+/// Writes the archive of a `Vec<P>` of `len` elements into `buf` (its
+/// whole length, 16-byte aligned), laid out as [`pod_vec_layout`] says:
+/// `fill` writes the elements, then the root goes after them.
+#[cfg(target_endian = "little")]
+fn write_pod_vec<P: PodElement>(
+    buf: &mut [u8],
+    len: usize,
+    (element_bytes, root_pos): (usize, usize),
+    fill: impl FnOnce(&mut [P]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    debug_assert!((buf.as_ptr() as usize).is_multiple_of(16) && element_bytes <= root_pos);
     {
         let elements = &mut buf[..element_bytes];
         // SAFETY: `elements` is `len * size_of::<P>()` bytes, exclusively
-        // borrowed, and starts on a 16-byte boundary (arena blocks are 16-byte
-        // aligned; empty blocks are page aligned), which satisfies
-        // `align_of::<P>() <= 8`. `P` is a primitive number, for which every
-        // bit pattern is a valid value, and mapped memory is initialised.
+        // borrowed, and starts on a 16-byte boundary (asserted above: arena
+        // blocks and inline objects are 16-byte aligned; empty blocks are
+        // page aligned), which satisfies `align_of::<P>() <= 8`. `P` is a
+        // primitive number, for which every bit pattern is a valid value,
+        // and the buffer is initialised memory.
         let elements: &mut [P] =
             unsafe { std::slice::from_raw_parts_mut(elements.as_mut_ptr().cast::<P>(), len) };
         fill(elements)?;
@@ -606,8 +695,8 @@ pub fn try_put_pod_slice_with<P: PodElement>(
         WriterExt::<ArchiveError>::resolve_aligned(&mut writer, &root, VecResolver::from_pos(0))
     }
     .map_err(ser_err)?;
-    debug_assert_eq!(writer.pos(), total);
-    Ok(block.freeze())
+    debug_assert_eq!(writer.pos(), buf.len());
+    Ok(())
 }
 
 /// Views an archived vector of primitives as a native slice, without copying.
@@ -696,6 +785,10 @@ mod tests {
                     assert_eq!(&block[..], &theirs[..], "{len} {}", stringify!($p));
                     let archived = access::<Vec<$p>>(&block).unwrap();
                     assert_eq!(as_native_slice::<$p>(archived), v.as_slice());
+                    // The same bytes when kept inline, as far as they fit.
+                    let sealed = put_sealed($arena, &v).unwrap();
+                    assert_eq!(&*sealed.pin().unwrap(), &theirs[..], "{len}");
+                    assert_eq!(sealed.is_inline(), theirs.len() <= crate::INLINE_MAX);
                 }
             };
         }
@@ -704,15 +797,42 @@ mod tests {
         cfg.dir = std::env::temp_dir();
         let arena = Arena::create(&cfg).unwrap();
         check!(&arena, u8, |i| i as u8);
-        check!(&arena, i8, |i| i as i8 - 3);
-        check!(&arena, u16, |i| i as u16 * 257);
-        check!(&arena, i16, |i| -(i as i16));
-        check!(&arena, u32, |i| i as u32 * 65_537);
-        check!(&arena, i32, |i| -(i as i32) * 3);
-        check!(&arena, u64, |i| i as u64 * 0x0102_0304_0506);
+        check!(&arena, i8, |i| (i as i8).wrapping_sub(3));
+        check!(&arena, u16, |i| (i as u16).wrapping_mul(257));
+        check!(&arena, i16, |i| (i as i16).wrapping_neg());
+        check!(&arena, u32, |i| (i as u32).wrapping_mul(65_537));
+        check!(&arena, i32, |i| (i as i32).wrapping_mul(-3));
+        check!(&arena, u64, |i| (i as u64).wrapping_mul(0x0102_0304_0506));
         check!(&arena, i64, |i| -(i as i64));
         check!(&arena, f32, |i| i as f32 * 0.25);
         check!(&arena, f64, |i| i as f64 * -1.5);
+    }
+
+    /// Any small archive is kept inline, readable as the value, and takes
+    /// no arena space; a big one goes to the arena.
+    #[test]
+    fn put_sealed_keeps_small_archives_inline() {
+        let mut cfg =
+            crate::StoreConfig::new(format!("put-sealed-{}", std::process::id()), 0, 1 << 20);
+        cfg.dir = std::env::temp_dir();
+        let arena = Arena::create(&cfg).unwrap();
+        let small = put_sealed(&arena, &(7u32, String::from("hi"))).unwrap();
+        assert!(small.is_inline());
+        assert_eq!(arena.used(), 0, "inline objects take no arena space");
+        let pinned = small.pin().unwrap();
+        let back = access::<(u32, String)>(&pinned).unwrap();
+        assert_eq!((back.0.to_native(), back.1.as_str()), (7, "hi"));
+        assert_eq!(pinned.offset(), None, "not in the arena");
+        assert!(matches!(small.lend(), Err(StoreError::Inline { .. })));
+        let big = put_sealed(&arena, &(7u32, "x".repeat(100))).unwrap();
+        assert!(!big.is_inline() && arena.used() > 0);
+        assert_eq!(
+            access::<(u32, String)>(&big.pin().unwrap())
+                .unwrap()
+                .1
+                .len(),
+            100
+        );
     }
 
     #[test]

@@ -327,6 +327,55 @@ impl Arena {
         crate::sealed::seal(&self.shared, block)
     }
 
+    /// A sealed copy of `bytes`: inline when they are at most
+    /// [`INLINE_MAX`](crate::INLINE_MAX), else in a fresh block (see
+    /// [`seal_filled`](Self::seal_filled)).
+    ///
+    /// # Errors
+    ///
+    /// As [`alloc`](Self::alloc).
+    pub fn seal_copy(&self, bytes: &[u8]) -> Result<Sealed, StoreError> {
+        self.seal_filled(bytes.len(), |b| {
+            b.copy_from_slice(bytes);
+            Ok(())
+        })
+    }
+
+    /// An object of `len` bytes that `fill` writes (every byte), sealed:
+    /// kept inline when `len` is at most [`INLINE_MAX`](crate::INLINE_MAX),
+    /// else in a fresh block ([`alloc`](Self::alloc), which may spill or
+    /// wait for space). On `fill`'s error nothing is kept.
+    ///
+    /// ```
+    /// use ferry_store::{Arena, StoreConfig, StoreError};
+    ///
+    /// let mut cfg = StoreConfig::new(format!("doc-filled-{}", std::process::id()), 0, 1 << 20);
+    /// cfg.dir = std::env::temp_dir();
+    /// let arena = Arena::create(&cfg)?;
+    /// let small = arena.seal_filled(3, |b| Ok::<_, StoreError>(b.copy_from_slice(b"abc")))?;
+    /// let big = arena.seal_filled(100, |b| Ok::<_, StoreError>(b.fill(7)))?;
+    /// assert!(small.is_inline() && !big.is_inline());
+    /// assert_eq!((&*small.pin()?, big.pin()?[99]), (&b"abc"[..], 7));
+    /// # Ok::<(), StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`alloc`](Self::alloc), and `fill`'s error.
+    pub fn seal_filled<E: From<StoreError>>(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Sealed, E> {
+        let fill = match Sealed::inline_filled(len, fill) {
+            Ok(inline) => return inline,
+            Err(fill) => fill,
+        };
+        let mut block = self.alloc(len)?;
+        fill(block.as_mut_slice())?;
+        Ok(self.seal(block.freeze()))
+    }
+
     /// The rank's spill directory, when spilling is on.
     pub fn spill_dir(&self) -> Option<&Path> {
         self.shared.pressure.spill_dir().map(SpillDir::path)

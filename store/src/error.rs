@@ -116,6 +116,18 @@ pub enum StoreError {
     /// written.
     #[error("stored object is corrupt or of another type: {0}")]
     Corrupt(String),
+    /// An object kept inline (in its handle, see [`INLINE_MAX`]) was asked
+    /// for its place in the arena, where it has none.
+    ///
+    /// [`INLINE_MAX`]: crate::INLINE_MAX
+    #[error(
+        "an object of {len} bytes kept inline has no place in the arena to be read at \
+         (objects this small travel by value)"
+    )]
+    Inline {
+        /// The object's length.
+        len: usize,
+    },
 }
 
 /// A number of objects and their bytes.

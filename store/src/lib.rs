@@ -12,7 +12,8 @@
 //!   read in place.
 //! - [`Sealed`] / [`Pinned`]: sealed objects the store spills to disk while
 //!   nobody pins them, and reads back (checked against a checksum) on the
-//!   next pin.
+//!   next pin; those of at most [`INLINE_MAX`] bytes kept in the handle
+//!   instead of the arena ([`put_sealed`], [`Arena::seal_filled`]).
 //! - [`PrivateDir`]: the user's private directory (0700, checked to be
 //!   the user's own), where spill files and checkpoints go by default.
 //! - [`StoreError`]: everything that can fail.
@@ -23,6 +24,7 @@ mod arena;
 mod checksum;
 mod error;
 mod fileio;
+mod inline;
 mod liveness;
 mod magazine;
 mod pressure;
@@ -33,13 +35,15 @@ mod spill_dir;
 
 pub use archive::{
     ArchiveError, PodElement, SliceWriter, Storable, StoreSerializer, StoreValidator, access,
-    access_unchecked, archived_len, deserialize, is_plain_vec, put, serialize_into, to_aligned_vec,
+    access_unchecked, archived_len, deserialize, is_plain_vec, put, put_sealed, serialize_into,
+    to_aligned_vec,
 };
 #[cfg(target_endian = "little")]
 pub use archive::{as_native_slice, put_pod_slice_with, try_put_pod_slice_with};
 pub use arena::{Arena, Block, BlockMut, StoreConfig, default_capacity};
 pub use error::{Count, HeldReport, StoreError};
 pub use fileio::{IoPath, read_exact_at, write_all_at};
+pub use inline::INLINE_MAX;
 pub use liveness::{clean, clean_spill};
 pub use pressure::{SpillStats, never_wait_on_this_thread};
 pub use private_dir::{PrivateDir, PrivateDirError, Problem, default_spill_root};

@@ -26,6 +26,9 @@
 //!   write for little room): they are plain blocks, not listed for the
 //!   spiller, and pinning them changes nothing, so small puts and gets
 //!   cost what they did before spilling existed.
+//! - Objects of at most [`INLINE_MAX`](crate::INLINE_MAX) bytes may be kept in the handle
+//!   itself (`inline`): no arena space, no pin, and no place another
+//!   process could read them at ([`Sealed::lend`] refuses them).
 
 use std::fmt;
 use std::ops::Deref;
@@ -36,6 +39,7 @@ use crate::arena::{Arena, Block, Shared};
 use crate::checksum::checksum;
 use crate::error::{Bytes, StoreError};
 use crate::fileio::{self, Buf, Op, Shape};
+use crate::inline::Inline;
 use crate::spill_dir::Extent;
 
 /// Set in the state word while the bytes are not in the arena.
@@ -184,6 +188,8 @@ impl Drop for Entry {
 pub struct Sealed(Repr);
 
 enum Repr {
+    /// Kept in the handle, not in the arena.
+    Inline(Inline),
     /// Never spilled: the block itself.
     Small(Block),
     /// Listed for the spiller.
@@ -194,6 +200,7 @@ impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sealed")
             .field("len", &self.len())
+            .field("inline", &self.is_inline())
             .field("spilled", &self.is_spilled())
             .finish()
     }
@@ -210,10 +217,39 @@ pub struct Acquired<'a> {
 }
 
 impl Sealed {
+    /// A copy of `bytes` kept in the handle itself, not in any arena;
+    /// `None` when they are more than [`INLINE_MAX`](crate::INLINE_MAX).
+    ///
+    /// ```
+    /// let obj = ferry_store::Sealed::inline(b"hello").unwrap();
+    /// assert_eq!(&*obj.pin()?, b"hello");
+    /// assert!(obj.is_inline() && obj.lend().is_err());
+    /// assert!(ferry_store::Sealed::inline(&[0; ferry_store::INLINE_MAX + 1]).is_none());
+    /// # Ok::<(), ferry_store::StoreError>(())
+    /// ```
+    pub fn inline(bytes: &[u8]) -> Option<Sealed> {
+        Inline::copy(bytes).map(|i| Sealed(Repr::Inline(i)))
+    }
+
+    /// `len` bytes that `fill` writes, kept in the handle itself; `fill`
+    /// back, unused, when `len` is more than [`INLINE_MAX`](crate::INLINE_MAX).
+    pub(crate) fn inline_filled<E, F: FnOnce(&mut [u8]) -> Result<(), E>>(
+        len: usize,
+        fill: F,
+    ) -> Result<Result<Sealed, E>, F> {
+        Inline::filled(len, fill).map(|r| r.map(|i| Sealed(Repr::Inline(i))))
+    }
+
+    /// Whether the bytes are kept in the handle rather than the arena.
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline(_))
+    }
+
     /// Length in bytes.
     #[inline]
     pub fn len(&self) -> usize {
         match &self.0 {
+            Repr::Inline(i) => i.len(),
             Repr::Small(b) => b.len(),
             Repr::Large(e) => e.len,
         }
@@ -227,7 +263,7 @@ impl Sealed {
     /// Whether the bytes are on disk right now (or on their way there).
     pub fn is_spilled(&self) -> bool {
         match &self.0 {
-            Repr::Small(_) => false,
+            Repr::Inline(_) | Repr::Small(_) => false,
             Repr::Large(e) => e.state.load(Ordering::Relaxed) & OUT != 0,
         }
     }
@@ -247,14 +283,17 @@ impl Sealed {
             bytes: a.bytes,
             entry: match &self.0 {
                 Repr::Large(e) => Some(e),
-                Repr::Small(_) => None,
+                Repr::Inline(_) | Repr::Small(_) => None,
             },
             base: self.base(),
         })
     }
 
+    /// Where the arena starts (null for an inline object, which has no
+    /// place there).
     fn base(&self) -> *const u8 {
         match &self.0 {
+            Repr::Inline(_) => std::ptr::null(),
             Repr::Small(b) => b.as_slice().as_ptr().wrapping_sub(b.offset()),
             Repr::Large(e) => e.shared.base(),
         }
@@ -271,6 +310,10 @@ impl Sealed {
     #[inline]
     pub fn acquire(&self) -> Result<Acquired<'_>, StoreError> {
         match &self.0 {
+            Repr::Inline(i) => Ok(Acquired {
+                bytes: i.as_slice(),
+                pinned: false,
+            }),
             Repr::Small(b) => Ok(Acquired {
                 bytes: b.as_slice(),
                 pinned: false,
@@ -284,6 +327,7 @@ impl Sealed {
     #[inline]
     pub fn small_bytes(&self) -> Option<&[u8]> {
         match &self.0 {
+            Repr::Inline(i) => Some(i.as_slice()),
             Repr::Small(b) => Some(b.as_slice()),
             Repr::Large(_) => None,
         }
@@ -298,6 +342,7 @@ impl Sealed {
     #[inline]
     pub unsafe fn pinned_bytes(&self) -> &[u8] {
         match &self.0 {
+            Repr::Inline(i) => i.as_slice(),
             Repr::Small(b) => b.as_slice(),
             Repr::Large(e) => bytes_while_pinned(e),
         }
@@ -334,8 +379,12 @@ impl Sealed {
     ///
     /// # Errors
     ///
-    /// As [`pin`](Sealed::pin).
+    /// As [`pin`](Sealed::pin); [`StoreError::Inline`] for an object kept
+    /// inline, which has no place in the arena (send its bytes instead).
     pub fn lend(&self) -> Result<usize, StoreError> {
+        if let Repr::Inline(i) = &self.0 {
+            return Err(StoreError::Inline { len: i.len() });
+        }
         let p = self.pin()?;
         if let Repr::Large(e) = &self.0
             && !e.lent.swap(true, Ordering::AcqRel)
@@ -344,7 +393,8 @@ impl Sealed {
             // this cannot race a spiller).
             e.state.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(p.offset())
+        // Not inline, so in the arena.
+        Ok(p.offset().unwrap_or_default())
     }
 
     /// No other rank reads the object in place any more: it may be spilled
@@ -425,6 +475,7 @@ pub struct Pinned<'a> {
     bytes: &'a [u8],
     /// The pinned entry (`None`: a small object, which needs no pin).
     entry: Option<&'a Entry>,
+    /// Where the arena starts; null for an inline object.
     base: *const u8,
 }
 
@@ -440,9 +491,11 @@ impl Pinned<'_> {
         self.bytes
     }
 
-    /// Offset of the first byte in the arena (valid while pinned).
-    pub fn offset(&self) -> usize {
-        (self.bytes.as_ptr() as usize).wrapping_sub(self.base as usize)
+    /// Offset of the first byte in the arena (valid while pinned); `None`
+    /// for an object kept inline, which is not in the arena.
+    pub fn offset(&self) -> Option<usize> {
+        (!self.base.is_null())
+            .then(|| (self.bytes.as_ptr() as usize).wrapping_sub(self.base as usize))
     }
 }
 

@@ -263,9 +263,16 @@ fn copy_result<H: RankHost>(
                 return None;
             }
             let bytes = v.block.access().ok()?;
-            let mut block = inner.store().arena.alloc_now(bytes.as_slice().len()).ok()?;
-            block.as_mut_slice().copy_from_slice(bytes.as_slice());
-            let sealed = Bytes::Own(inner.store().arena.seal(block.freeze()));
+            let sealed = match ferry_store::Sealed::inline(bytes.as_slice()) {
+                Some(inline) => inline,
+                None => {
+                    let arena = &inner.store().arena;
+                    let mut block = arena.alloc_now(bytes.as_slice().len()).ok()?;
+                    block.as_mut_slice().copy_from_slice(bytes.as_slice());
+                    arena.seal(block.freeze())
+                }
+            };
+            let sealed = Bytes::Own(sealed);
             Some(Stored::Value(v.copied_to(sealed, v._contained.clone())))
         }
         // The error the owner would store, and then hand on, from `Done`.

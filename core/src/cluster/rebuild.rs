@@ -215,14 +215,11 @@ fn copy_value<H: RankHost>(inner: &Arc<H>, v: &StoredValue, source: Arc<Slot>) -
         Ok(a) => a,
         Err(e) => return Stored::Error(e.into()),
     };
-    let bytes = access.as_slice();
-    let mut block = match inner.store().arena.alloc(bytes.len()) {
-        Ok(b) => b,
-        Err(e) => return Stored::Error(e.into()),
-    };
-    block.as_mut_slice().copy_from_slice(bytes);
-    Stored::Value(v.copied_to(
-        crate::object::cell::Bytes::Own(inner.store().arena.seal(block.freeze())),
-        vec![source as KeepAlive],
-    ))
+    match inner.store().arena.seal_copy(access.as_slice()) {
+        Ok(sealed) => Stored::Value(v.copied_to(
+            crate::object::cell::Bytes::Own(sealed),
+            vec![source as KeepAlive],
+        )),
+        Err(e) => Stored::Error(e.into()),
+    }
 }

@@ -69,7 +69,8 @@ pub(super) fn read_recorded<H: RankHost>(
     read
 }
 
-/// A new value in this rank's arena, of `len` bytes `fill` writes.
+/// A new value in this rank's store (inline when small, else in its
+/// arena), of `len` bytes `fill` writes.
 pub(super) fn copy_in<H: RankHost>(
     inner: &Arc<H>,
     type_tag: TypeTag,
@@ -77,9 +78,14 @@ pub(super) fn copy_in<H: RankHost>(
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> Result<()>,
 ) -> Stored {
-    match inner.store().arena.alloc(len) {
-        Ok(block) => fill_in(inner, type_tag, type_name, block, fill),
-        Err(e) => Stored::Error(e.into()),
+    match inner.store().arena.seal_filled(len, fill) {
+        // Bytes from another process are checked at the first get.
+        Ok(sealed) => Stored::Value(StoredValue::received(
+            Bytes::Own(sealed),
+            type_tag,
+            type_name.into(),
+        )),
+        Err(e) => Stored::Error(e),
     }
 }
 

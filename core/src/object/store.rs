@@ -34,22 +34,19 @@ impl ObjectStore {
         }
     }
 
-    /// Serializes `value` into the arena (one copy), capturing nested refs.
+    /// Serializes `value` into the store (one copy: kept inline when its
+    /// archive is small, see `ferry_store::put_sealed`, else in the arena),
+    /// capturing nested refs.
     pub(crate) fn store_value<T: Object>(&self, value: &T) -> Result<StoredValue> {
         // Numbers hold no refs: nothing to capture.
         if ferry_store::is_plain_vec::<T>() {
-            let block = ferry_store::put(&self.arena, value)?;
-            return Ok(StoredValue::written::<T>(
-                Bytes::Own(self.arena.seal(block)),
-                Vec::new(),
-            ));
+            let sealed = ferry_store::put_sealed(&self.arena, value)?;
+            return Ok(StoredValue::written::<T>(Bytes::Own(sealed), Vec::new()));
         }
-        let (block, contained) =
-            exports::capture(&self.exports, || ferry_store::put(&self.arena, value));
-        Ok(StoredValue::written::<T>(
-            Bytes::Own(self.arena.seal(block?)),
-            contained,
-        ))
+        let (sealed, contained) = exports::capture(&self.exports, || {
+            ferry_store::put_sealed(&self.arena, value)
+        });
+        Ok(StoredValue::written::<T>(Bytes::Own(sealed?), contained))
     }
 
     /// A new pending output slot, for a task's or call's result.

@@ -177,9 +177,7 @@ impl Answer for ToSelf {
 fn copied(inner: &Inner, v: &crate::object::cell::StoredValue) -> Stored {
     let copy = || -> Result<Stored> {
         let bytes = v.block.access()?;
-        let mut block = inner.store.arena.alloc(bytes.as_slice().len())?;
-        block.as_mut_slice().copy_from_slice(bytes.as_slice());
-        let sealed = Bytes::Own(inner.store.arena.seal(block.freeze()));
+        let sealed = Bytes::Own(inner.store.arena.seal_copy(bytes.as_slice())?);
         Ok(Stored::Value(v.copied_to(sealed, v._contained.clone())))
     };
     copy().unwrap_or_else(Stored::Error)

@@ -211,7 +211,10 @@ impl Runtime {
         self.inner.store.arena.path()
     }
 
-    /// Bytes of the object store in use.
+    /// Bytes of the object store's shared-memory arena in use. Objects
+    /// whose archive is at most `ferry_store::INLINE_MAX` bytes (a task's
+    /// few numbers) are kept in their slot instead, as Ray keeps small
+    /// objects out of its shared-memory store, and are not counted here.
     pub fn store_used(&self) -> usize {
         self.inner.store.arena.used()
     }

@@ -174,10 +174,8 @@ impl Runtime {
     /// ```
     pub fn put_archive<T: Object>(&self, bytes: &[u8]) -> Result<ObjectRef<T>> {
         self.check_live()?;
-        let mut block = self.inner.store.arena.alloc(bytes.len())?;
-        block.as_mut_slice().copy_from_slice(bytes);
-        let stored =
-            StoredValue::unchecked::<T>(Bytes::Own(self.inner.store.arena.seal(block.freeze())));
+        let sealed = self.inner.store.arena.seal_copy(bytes)?;
+        let stored = StoredValue::unchecked::<T>(Bytes::Own(sealed));
         Ok(ObjectRef::from_slot(Slot::ready(
             self.inner.store.ids.object(),
             stored,
