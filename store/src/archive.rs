@@ -267,10 +267,8 @@ pub fn put_sealed<T: Storable>(arena: &Arena, v: &T) -> Result<Sealed, StoreErro
     if let Some(sealed) = small {
         return sealed;
     }
-    let len = archived_len(v)?;
-    let mut block = arena.alloc(len)?;
-    serialize_counted(v, block.as_mut_slice())?;
-    Ok(arena.seal(block.freeze()))
+    // Counted first (the scratch buffer was too small, or in use).
+    arena.seal_filled(archived_len(v)?, |buf| serialize_counted(v, buf))
 }
 
 /// [`put_sealed`] of a `Vec` of a [`PodElement`]: written without the
@@ -665,13 +663,17 @@ fn write_pod_vec<P: PodElement>(
     (element_bytes, root_pos): (usize, usize),
     fill: impl FnOnce(&mut [P]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    debug_assert!((buf.as_ptr() as usize).is_multiple_of(16) && element_bytes <= root_pos);
+    if !(buf.as_ptr() as usize).is_multiple_of(16) || element_bytes > root_pos {
+        return Err(StoreError::Serialize(
+            "a vector's archive needs a 16-byte aligned buffer".into(),
+        ));
+    }
     {
         let elements = &mut buf[..element_bytes];
         // SAFETY: `elements` is `len * size_of::<P>()` bytes, exclusively
-        // borrowed, and starts on a 16-byte boundary (asserted above: arena
-        // blocks and inline objects are 16-byte aligned; empty blocks are
-        // page aligned), which satisfies `align_of::<P>() <= 8`. `P` is a
+        // borrowed, and starts on a 16-byte boundary (checked above; arena
+        // blocks and inline objects are 16-byte aligned, empty blocks page
+        // aligned), which satisfies `align_of::<P>() <= 8`. `P` is a
         // primitive number, for which every bit pattern is a valid value,
         // and the buffer is initialised memory.
         let elements: &mut [P] =

@@ -344,7 +344,8 @@ impl Arena {
     /// An object of `len` bytes that `fill` writes (every byte), sealed:
     /// kept inline when `len` is at most [`INLINE_MAX`](crate::INLINE_MAX),
     /// else in a fresh block ([`alloc`](Self::alloc), which may spill or
-    /// wait for space). On `fill`'s error nothing is kept.
+    /// wait for space). The buffer `fill` gets starts on a 16-byte
+    /// boundary, as an archive needs. On `fill`'s error nothing is kept.
     ///
     /// ```
     /// use ferry_store::{Arena, StoreConfig, StoreError};

@@ -302,7 +302,9 @@ impl Sealed {
     /// Takes a pin (if the object needs one) and gives the bytes, borrowed
     /// from `self`; a pin taken is held until [`release`](Sealed::release):
     /// for a handle that keeps the object alive itself and cannot hold a
-    /// [`Pinned`] borrowing it (a view holding its slot).
+    /// [`Pinned`] borrowing it (a view holding its slot). Such a handle
+    /// must also keep `self` where it is while it uses the bytes: an inline
+    /// object's bytes are in `self`.
     ///
     /// # Errors
     ///
@@ -393,8 +395,8 @@ impl Sealed {
             // this cannot race a spiller).
             e.state.fetch_add(1, Ordering::Relaxed);
         }
-        // Not inline, so in the arena.
-        Ok(p.offset().unwrap_or_default())
+        // Not inline (refused above), so in the arena.
+        p.offset().ok_or(StoreError::Inline { len: p.len() })
     }
 
     /// No other rank reads the object in place any more: it may be spilled
@@ -469,8 +471,8 @@ fn pin_slow(e: &Entry) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A pinned object's bytes: the object stays in shared memory while this
-/// lives.
+/// A pinned object's bytes: the object stays in shared memory (or, kept
+/// inline, in its handle) while this lives.
 pub struct Pinned<'a> {
     bytes: &'a [u8],
     /// The pinned entry (`None`: a small object, which needs no pin).

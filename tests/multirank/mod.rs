@@ -90,6 +90,10 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         refs_returned_from_another_rank_stay_alive,
     ),
     (
+        "small_results_from_another_rank_are_kept_out_of_the_arena",
+        small_results_from_another_rank_are_kept_out_of_the_arena,
+    ),
+    (
         "a_ref_dropped_as_its_thread_ends_is_released",
         a_ref_dropped_as_its_thread_ends_is_released,
     ),
@@ -349,6 +353,17 @@ fn fails(msg: String) -> Result<u64, String> {
     Err(msg)
 }
 
+/// [`make_refs`] with values too big to be kept inline (see
+/// `ferry_store::INLINE_MAX`): eight copies of `i * 10` each, in the arena,
+/// where `store_used` sees whether they live.
+#[ferry::remote]
+fn make_big_refs(rt: &Runtime, n: u64) -> ferry::Result<(Vec<ObjectRef<Vec<u64>>>, u32)> {
+    let refs = (0..n)
+        .map(|i| rt.put(&vec![i * 10; 8]))
+        .collect::<ferry::Result<_>>()?;
+    Ok((refs, rt.rank()))
+}
+
 #[ferry::remote]
 fn make_refs(rt: &Runtime, n: u64) -> ferry::Result<(Vec<ObjectRef<u64>>, u32)> {
     let refs = (0..n)
@@ -536,9 +551,35 @@ fn ref_arguments_are_borrowed(rt: &Runtime) -> ferry::Result<()> {
     Ok(())
 }
 
+/// Results of tasks run on another rank that are small enough to be kept
+/// inline (`ferry_store::INLINE_MAX`) take no room in their owner's arena
+/// when they come back, and read as any other.
+fn small_results_from_another_rank_are_kept_out_of_the_arena(rt: &Runtime) -> ferry::Result<()> {
+    let there = last(rt);
+    let input = rt.put(&vec![1u64, 2, 3])?;
+    let base = rt.store_used();
+    let results = (0..100)
+        .map(|_| {
+            sum_on_rank::options()
+                .on_rank(there)
+                .remote(rt, input.clone())
+        })
+        .collect::<ferry::Result<Vec<_>>>()?;
+    for r in &results {
+        assert_eq!(rt.get_value(r)?, (6, there));
+    }
+    assert!(
+        rt.store_used() <= base,
+        "100 small results took {} arena bytes",
+        rt.store_used() - base
+    );
+    Ok(())
+}
+
 fn refs_returned_from_another_rank_stay_alive(rt: &Runtime) -> ferry::Result<()> {
     let maker = last(rt);
-    let r = make_refs::options().on_rank(maker).remote(rt, 5)?;
+    let base = store_used_on(rt, maker)?;
+    let r = make_big_refs::options().on_rank(maker).remote(rt, 5)?;
     let (refs, made_on) = rt.get_value(&r)?;
     assert_eq!(made_on, maker);
     drop(r); // the maker may now free its copy of the result
@@ -555,27 +596,15 @@ fn refs_returned_from_another_rank_stay_alive(rt: &Runtime) -> ferry::Result<()>
     }
     let values: Vec<u64> = refs
         .iter()
-        .map(|x| rt.get_value(x))
+        .map(|x| Ok(rt.get(x)?.as_slice()[0]))
         .collect::<ferry::Result<_>>()?;
     assert_eq!(values, vec![0, 10, 20, 30, 40]);
-    // Watched through the maker's listing, not its store's bytes: values
-    // this small are kept in their slots, not in the arena.
-    let ids: Vec<String> = refs.iter().map(|x| x.id().to_string()).collect();
-    let listed_on_maker = |ids: &[String]| -> usize {
-        rt.state()
-            .ranks
-            .iter()
-            .filter(|r| r.rank == maker)
-            .flat_map(|r| &r.objects)
-            .filter(|o| ids.contains(&o.id) && o.here && o.size.is_some())
-            .count()
-    };
-    assert_eq!(listed_on_maker(&ids), 5, "the five objects live on");
+    assert!(store_used_on(rt, maker)? > base, "the five objects live on");
     drop(refs);
-    wait_until(
-        &format!("rank {maker} to free objects nobody holds"),
-        || Ok(listed_on_maker(&ids) == 0),
-    )?;
+    assert!(
+        eventually(BOUND, || Ok(store_used_on(rt, maker)? <= base))?,
+        "rank {maker} kept objects nobody holds"
+    );
     Ok(())
 }
 
@@ -833,17 +862,20 @@ fn task_calls_actor_with_ref(rt: &Runtime) -> ferry::Result<()> {
     Ok(())
 }
 
-/// Creates a `Ledger` on the rank it runs on and returns the handle.
+/// Creates a `Ledger` on the rank it runs on and returns the handle, with
+/// padding that makes the result too big to be kept inline (see
+/// `ferry_store::INLINE_MAX`): the maker's store bytes show whether it
+/// lives.
 #[ferry::remote]
-fn make_ledger(rt: &Runtime, first: u64) -> ferry::Result<ActorHandle<Ledger>> {
-    Ledger::remote(rt, first)
+fn make_ledger(rt: &Runtime, first: u64) -> ferry::Result<(ActorHandle<Ledger>, Vec<u64>)> {
+    Ok((Ledger::remote(rt, first)?, vec![0; 8]))
 }
 
 fn handle_returned_from_another_rank(rt: &Runtime) -> ferry::Result<()> {
     let maker = last(rt);
     let base = store_used_on(rt, maker)?;
     let made = make_ledger::options().on_rank(maker).remote(rt, 5)?;
-    let a: ActorHandle<Ledger> = rt.get_value(&made)?;
+    let (a, _): (ActorHandle<Ledger>, _) = rt.get_value(&made)?;
     drop(made); // rank 0's handle alone keeps the actor once the maker lets go
     assert_eq!(a.actor_rank(), maker);
     // The maker freed its copy of the result (and the handle inside it).
@@ -960,15 +992,16 @@ fn a_million_cross_rank_refs_leak_nothing(rt: &Runtime) -> ferry::Result<()> {
     const BATCHES: u64 = 200;
     let owner = last(rt);
     let (base0, base_owner) = (store_used_on(rt, 0)?, store_used_on(rt, owner)?);
-    let mut next = make_refs::options().on_rank(owner).remote(rt, BATCH)?;
+    // Objects too big to be kept inline, so that the stores' bytes show a leak.
+    let mut next = make_big_refs::options().on_rank(owner).remote(rt, BATCH)?;
     for b in 0..BATCHES {
         let (refs, _) = rt.get_value(&next)?;
         if b + 1 < BATCHES {
-            next = make_refs::options().on_rank(owner).remote(rt, BATCH)?;
+            next = make_big_refs::options().on_rank(owner).remote(rt, BATCH)?;
         }
         assert_eq!(refs.len() as u64, BATCH);
         let k = (b * 37) % BATCH;
-        assert_eq!(rt.get_value(&refs[k as usize])?, k * 10);
+        assert_eq!(rt.get(&refs[k as usize])?.as_slice(), &[k * 10; 8][..]);
     }
     drop(next);
     assert!(

@@ -21,7 +21,7 @@ use ferry_transport::{Rank, TransportError};
 
 use crate::cluster::rank_host::RankHost;
 use crate::cluster::shared::{Cluster, ClusterHost, send_error};
-use crate::cluster::transfer::INLINE_MAX;
+use crate::cluster::transfer::BY_VALUE_MAX;
 use crate::cluster::wire::{self, Msg, WireResult};
 use crate::object::cell::{Borrow, DepWaiter, NO_RANK, Slot, Stored, Waiter};
 use crate::sync::lock;
@@ -117,7 +117,7 @@ impl<H: RankHost> DepWaiter for MakerReply<H> {
         let Some(c) = inner.cluster() else { return };
         let object = self.object;
         let msg = match self.slot.get() {
-            Some(Stored::Value(v)) if !v.block.is_spilled() && v.block.len() <= INLINE_MAX => {
+            Some(Stored::Value(v)) if !v.block.is_spilled() && v.block.len() <= BY_VALUE_MAX => {
                 match v.block.access() {
                     Ok(bytes) => Msg::Value {
                         object,

@@ -13,6 +13,10 @@ use crate::object::cell::{DepWaiter, Slot, Stored, Waiter};
 /// Objects up to this size travel inside the `BorrowAck` itself.
 const EAGER_MAX: usize = 256;
 
+// Objects kept inline have no place in the arena to be lent: they must
+// travel in the ack.
+const _: () = assert!(EAGER_MAX >= ferry_store::INLINE_MAX);
+
 /// What a `BorrowAck` tells of a sealed object: its bytes when tiny, else
 /// where it lies in this rank's arena.
 pub(super) fn ack_value(slot: &Slot) -> Option<WireValue> {

@@ -17,7 +17,7 @@ use crate::cluster::transfer::{fill_in, read_recorded};
 use crate::cluster::wire::{self, Msg, WireRef, WireResult};
 use crate::error::Error;
 use crate::ids::ObjectId;
-use crate::object::cell::{KeepAlive, Slot, Stored};
+use crate::object::cell::{Bytes, KeepAlive, Slot, Stored, StoredValue};
 use crate::sync::lock;
 
 /// Step 3 on the owner: the result arrives.
@@ -66,7 +66,14 @@ fn finish_done<H: RankHost>(
 ) {
     let needs_free = matches!(result, WireResult::At { .. }) || !contained.is_empty();
     let tag = sent.type_tag;
+    // A small result is kept in its slot (see `ferry_store::INLINE_MAX`):
+    // no arena block, so nothing to wait for either.
+    let small = match &result {
+        WireResult::Inline(bytes) => ferry_store::Sealed::inline(bytes),
+        _ => None,
+    };
     let len = match &result {
+        _ if small.is_some() => None,
         WireResult::Inline(bytes) => Some(bytes.len()),
         WireResult::At { len, .. } => Some(*len as usize),
         WireResult::Failed(_) => None,
@@ -95,6 +102,10 @@ fn finish_done<H: RankHost>(
         other => other,
     };
     let mut stored = match (result, block) {
+        // Bytes from another process are checked at the first get.
+        (WireResult::Inline(_), None) if let Some(sealed) = small => Stored::Value(
+            StoredValue::received(Bytes::Own(sealed), tag, sent.type_name.into()),
+        ),
         (WireResult::Failed(w), _) => Stored::Error((*w).into_error()),
         (_, Some(Err(e))) => Stored::Error(e.into()),
         (WireResult::Inline(bytes), Some(Ok(block))) => {

@@ -15,7 +15,11 @@ use crate::error::{Error, Result};
 use crate::object::cell::{Bytes, Stored, StoredValue, TypeTag};
 
 /// Results up to this size travel inside `Done`.
-pub(super) const INLINE_MAX: usize = 64 * 1024;
+pub(super) const BY_VALUE_MAX: usize = 64 * 1024;
+
+// Objects kept inline have no place in the arena to be read at: they must
+// travel by value.
+const _: () = assert!(BY_VALUE_MAX >= ferry_store::INLINE_MAX);
 
 impl WireResult {
     /// Where a receiver finds `v`: in the message when small, else at its
@@ -25,7 +29,7 @@ impl WireResult {
     /// `rank` name it).
     pub(super) fn of(v: &StoredValue, what: &dyn std::fmt::Display, rank: Rank) -> WireResult {
         let len = v.block.len();
-        let at = if len > INLINE_MAX {
+        let at = if len > BY_VALUE_MAX {
             v.block.lend()
         } else {
             None

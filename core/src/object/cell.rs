@@ -13,7 +13,7 @@
 //!    so a completion between its check and its registration is never lost.
 //! 4. The slot is reference counted by `Arc`: every `ObjectRef`, every `View`
 //!    and every object that contains the ref keeps it. The last drop frees the
-//!    object's arena block. A failed slot that nobody ever looked at reports
+//!    object's arena block (a small object kept inline goes with the slot). A failed slot that nobody ever looked at reports
 //!    its error once when it is dropped.
 
 use std::any::{Any, TypeId};
@@ -82,7 +82,8 @@ impl TypeTag {
 /// Where an object's bytes are.
 pub(crate) enum Bytes {
     /// In this rank's store (in the arena, or spilled to disk while nobody
-    /// reads it).
+    /// reads it, or inline in the handle when small: see
+    /// `ferry_store::INLINE_MAX`).
     Own(Sealed),
     /// In a same-node neighbour's arena, mapped read-only (zero copy); the
     /// owner keeps the object while this rank borrows it.
@@ -548,9 +549,10 @@ mod tests {
         fn cancel(self: Arc<Self>, _recursive: bool) {}
     }
 
-    /// Small enough to be moved with inline stores (see [`StoredValue`]):
-    /// a compiler that lays the types out otherwise makes every task a
-    /// little slower, not wrong.
+    /// A performance guard: small enough to be moved with inline stores
+    /// (see [`StoredValue`]). A compiler that lays the types out otherwise
+    /// makes every task a little slower, not wrong; this says so, and
+    /// `StoredValue`'s comment says what the layout relies on.
     #[test]
     fn a_stored_value_takes_128_bytes() {
         assert_eq!(size_of::<Bytes>(), 48);

@@ -15,8 +15,9 @@ use crate::ids::ObjectId;
 use crate::object::cell::{Bytes, Slot, Stored};
 use crate::values::{Object, Remotable};
 
-/// A read-only view of an object's archived value, straight in shared memory:
-/// no copy, no deserialization. It dereferences to `T::Archived`
+/// A read-only view of an object's archived value, straight in shared memory
+/// (or in its slot, for a small object kept inline): no copy, no
+/// deserialization. It dereferences to `T::Archived`
 /// (`ArchivedVec`, `ArchivedString`, `u64_le`, … which compare with their
 /// native counterparts). The object stays alive while the view does.
 ///
@@ -31,9 +32,11 @@ use crate::values::{Object, Remotable};
 /// ```
 pub struct View<T: Archive> {
     slot: Arc<Slot>,
-    /// Into the bytes, which stay in shared memory while the view lives:
-    /// the view holds a pin on the slot's own bytes (given back on drop),
-    /// and a neighbour's object is kept by its owner.
+    /// Into the bytes, which stay in place while the view lives: the view
+    /// holds a pin on the slot's own bytes (given back on drop), a
+    /// neighbour's object is kept by its owner, and an object kept inline
+    /// is in the slot, which the view keeps and which never moves (it is
+    /// set once, inside its `Arc`).
     archived: NonNull<T::Archived>,
 }
 
@@ -133,9 +136,10 @@ impl<T: Archive> Deref for View<T> {
     type Target = T::Archived;
 
     fn deref(&self) -> &T::Archived {
-        // SAFETY: `archived` points into the slot's sealed block, which `self`
-        // keeps alive (`slot`) and in place (the pin), and which is never
-        // written after sealing.
+        // SAFETY: `archived` points into the slot's sealed bytes, which
+        // `self` keeps alive (`slot`) and in place (the pin; an inline
+        // object's bytes are in the slot, which never moves), and which are
+        // never written after sealing.
         unsafe { self.archived.as_ref() }
     }
 }

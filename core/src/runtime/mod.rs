@@ -214,7 +214,9 @@ impl Runtime {
     /// Bytes of the object store's shared-memory arena in use. Objects
     /// whose archive is at most `ferry_store::INLINE_MAX` bytes (a task's
     /// few numbers) are kept in their slot instead, as Ray keeps small
-    /// objects out of its shared-memory store, and are not counted here.
+    /// objects out of its shared-memory store, and are not counted here
+    /// (those that `put_vec_with` and `put_file` write in place are in the
+    /// arena whatever their size).
     pub fn store_used(&self) -> usize {
         self.inner.store.arena.used()
     }
