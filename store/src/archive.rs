@@ -256,15 +256,7 @@ pub fn put_sealed<T: Storable>(arena: &Arena, v: &T) -> Result<Sealed, StoreErro
     if let Some(sealed) = put_pod_vec_sealed(arena, v) {
         return sealed;
     }
-    let small = with_scratch_archive(v, |bytes| match Sealed::inline(bytes) {
-        Some(inline) => Ok(inline),
-        None => {
-            let mut block = arena.alloc(bytes.len())?;
-            block.as_mut_slice().copy_from_slice(bytes);
-            Ok(arena.seal(block.freeze()))
-        }
-    });
-    if let Some(sealed) = small {
+    if let Some(sealed) = with_scratch_archive(v, |bytes| arena.seal_copy(bytes)) {
         return sealed;
     }
     // Counted first (the scratch buffer was too small, or in use).

@@ -3,7 +3,7 @@
 //! A task's result is usually a few numbers. In the arena each one cost an
 //! allocation on the thread that made it and a free on the thread that
 //! dropped the last ref (Task Bench's 2-rank stencil, `callgrind`: ~170
-//! instructions to allocate a 24-byte archive, ~90 to free it, and the
+//! instructions to allocate a 16-byte vector's archive, ~90 to free it, and the
 //! allocator's cache lines moved between the two threads' cores). An
 //! archive of at most [`INLINE_MAX`] bytes is copied into the [`Sealed`]
 //! handle itself instead, as Ray keeps small objects in the owner's own
@@ -20,7 +20,8 @@
 use std::fmt;
 
 /// The largest archive (in bytes) kept inline: with its length, one
-/// 16-byte-aligned, 48-byte block (a 16-byte `Vec<u8>`'s archive is 24).
+/// 16-byte-aligned, 48-byte block (a 16-byte `Vec<u8>`'s archive fits; at
+/// 31 bytes it did not).
 pub const INLINE_MAX: usize = 47;
 
 /// An archive of at most [`INLINE_MAX`] bytes, aligned as an archive must

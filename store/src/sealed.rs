@@ -26,9 +26,10 @@
 //!   write for little room): they are plain blocks, not listed for the
 //!   spiller, and pinning them changes nothing, so small puts and gets
 //!   cost what they did before spilling existed.
-//! - Objects of at most [`INLINE_MAX`](crate::INLINE_MAX) bytes may be kept in the handle
-//!   itself (`inline`): no arena space, no pin, and no place another
-//!   process could read them at ([`Sealed::lend`] refuses them).
+//! - Objects of at most [`INLINE_MAX`](crate::INLINE_MAX) bytes may be
+//!   kept in the handle itself (`inline`): no arena space, no pin, and no
+//!   place another process could read them at ([`Sealed::lend`] refuses
+//!   them).
 
 use std::fmt;
 use std::ops::Deref;
