@@ -318,6 +318,54 @@ fn a_task_waiting_for_a_cpu_is_not_kept_out_by_a_chain_holding_it() -> ferry::Re
     rt.shutdown()
 }
 
+static FAN_STARTED: AtomicBool = AtomicBool::new(false);
+static FAN_OPEN: AtomicBool = AtomicBool::new(false);
+static FAN_RAN: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// Holds the only CPU until told (at most 20 s).
+#[ferry::remote]
+fn fan_source() -> u64 {
+    FAN_STARTED.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !FAN_OPEN.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    0
+}
+
+#[ferry::remote]
+fn fan_out(_source: u64, which: u64) -> u64 {
+    FAN_RAN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(which);
+    which
+}
+
+/// On one CPU, the dependents one completion makes ready run in the order
+/// they were submitted: the first is kept by the worker and takes the
+/// finished task's CPU, the others (which found no CPU free) wait behind
+/// it, not before it.
+#[test]
+fn dependents_made_ready_together_run_in_their_order_on_one_cpu() -> ferry::Result<()> {
+    let rt = start(Config::default().num_cpus(1.0))?;
+    let source = fan_source::remote(&rt)?;
+    assert!(
+        eventually(10, || FAN_STARTED.load(Ordering::SeqCst)),
+        "the source never started"
+    );
+    let outs = (0..4)
+        .map(|w| fan_out::remote(&rt, &source, w))
+        .collect::<ferry::Result<Vec<_>>>()?;
+    FAN_OPEN.store(true, Ordering::SeqCst);
+    for (w, o) in outs.iter().enumerate() {
+        assert_eq!(rt.get_value(o)?, w as u64);
+    }
+    let order = FAN_RAN.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(order, [0, 1, 2, 3]);
+    rt.shutdown()
+}
+
 static WOKEN_STARTED: AtomicBool = AtomicBool::new(false);
 static WOKEN_GATE: AtomicBool = AtomicBool::new(false);
 static BESIDE_RUNNING: AtomicBool = AtomicBool::new(false);

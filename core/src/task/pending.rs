@@ -76,6 +76,17 @@ impl<T: Asks> Pending<T> {
         self.len
     }
 
+    /// The number of the oldest task waiting (tasks are numbered in the
+    /// order they come, from 0), `u64::MAX` when none does.
+    pub(crate) fn oldest(&self) -> u64 {
+        self.heads.last().map_or(u64::MAX, |&(n, _)| n)
+    }
+
+    /// The number the next task to come will have.
+    pub(crate) fn next_number(&self) -> u64 {
+        self.next
+    }
+
     /// Adds `task` as the youngest.
     pub(crate) fn push(&mut self, task: T) {
         let n = self.next;
@@ -133,7 +144,7 @@ impl<T: Asks> Pending<T> {
         let mut at = self.heads.len();
         while at > 0 {
             let (_, c) = self.heads[at - 1];
-            let class = self.classes[c].as_mut().expect("listed classes exist");
+            let class = self.classes[c].as_ref().expect("listed classes exist");
             let Some(gpus) = try_grant(&class.request) else {
                 refused += 1;
                 if refused >= most_refused {
@@ -142,22 +153,46 @@ impl<T: Asks> Pending<T> {
                 at -= 1;
                 continue;
             };
-            let (_, task) = class.tasks.pop_front().expect("a listed class holds tasks");
-            self.len -= 1;
-            self.heads.remove(at - 1);
-            match class.tasks.front() {
-                Some(&(younger, _)) => {
-                    let to = self.heads[..at - 1].partition_point(|&(h, _)| h > younger);
-                    self.heads.insert(to, (younger, c));
-                }
-                None => {
-                    if self.classes.len() - self.free.len() > KEPT_EMPTY {
-                        self.close(c);
-                    }
-                    at -= 1;
-                }
+            let (task, emptied) = self.pop_head(at - 1);
+            if emptied {
+                at -= 1;
             }
             granted.push((task, gpus));
+        }
+    }
+
+    /// Takes the oldest waiting task of all if it asks for exactly `req`:
+    /// the one a release of `req` would grant first (see
+    /// `Scheduler::take_pending_for`).
+    pub(crate) fn take_oldest_if(&mut self, req: &Request) -> Option<T> {
+        let &(_, c) = self.heads.last()?;
+        let class = self.classes[c].as_ref().expect("listed classes exist");
+        if class.request != *req {
+            return None;
+        }
+        Some(self.pop_head(self.heads.len() - 1).0)
+    }
+
+    /// Takes the oldest task of the class at `heads[i]`, and moves the
+    /// class to its next task's place in `heads` (towards the front: it is
+    /// younger), or drops it from `heads` when it is empty (true).
+    fn pop_head(&mut self, i: usize) -> (T, bool) {
+        let (_, c) = self.heads.remove(i);
+        let class = self.classes[c].as_mut().expect("listed classes exist");
+        let (_, task) = class.tasks.pop_front().expect("a listed class holds tasks");
+        self.len -= 1;
+        match class.tasks.front() {
+            Some(&(younger, _)) => {
+                let to = self.heads[..i].partition_point(|&(h, _)| h > younger);
+                self.heads.insert(to, (younger, c));
+                (task, false)
+            }
+            None => {
+                if self.classes.len() - self.free.len() > KEPT_EMPTY {
+                    self.close(c);
+                }
+                (task, true)
+            }
         }
     }
 
@@ -222,6 +257,31 @@ mod tests {
         let mut out = Vec::new();
         p.grant(most, |r| l.try_acquire(r).then(List::empty), &mut out);
         out.into_iter().map(|(t, _)| t.0).collect()
+    }
+
+    #[test]
+    fn only_the_oldest_task_is_taken_and_only_for_its_own_request() {
+        let l = ledger();
+        let (one, two) = (cpus(&l, 1.0), cpus(&l, 2.0));
+        let mut p = Pending::default();
+        assert!(p.take_oldest_if(&one).is_none(), "nothing waits");
+        assert_eq!((p.oldest(), p.next_number()), (u64::MAX, 0));
+        p.push(Task("b1", two.clone()));
+        p.push(Task("a1", one.clone()));
+        p.push(Task("a2", one.clone()));
+        assert_eq!((p.oldest(), p.next_number()), (0, 3));
+        // The oldest asks for two CPUs: one CPU handed on takes nothing,
+        // though younger tasks ask for one.
+        assert!(p.take_oldest_if(&one).is_none());
+        assert_eq!(p.take_oldest_if(&two).map(|t| t.0), Some("b1"));
+        assert_eq!(p.take_oldest_if(&one).map(|t| t.0), Some("a1"));
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.oldest(), 2, "a2's number");
+        // Those left are granted in their order, as before.
+        p.push(Task("b2", two.clone()));
+        assert_eq!(grant_from(&l, &mut p, 64), ["a2", "b2"]);
+        assert_eq!(p.len(), 0);
+        assert!(p.take_oldest_if(&one).is_none());
     }
 
     #[test]

@@ -34,7 +34,9 @@
 //!    `WAITING` → `CLAIMED` and runs it at once; otherwise it
 //!    goes the usual way (`make_ready`: the pending list). When the kept
 //!    dependent asks for what the completed task held and no task waits
-//!    for resources, the grant passes to it instead (`execute_handing`).
+//!    for resources, the grant passes to it instead (`execute_handing`);
+//!    when tasks wait and the oldest asks for the same, the grant passes
+//!    to that one, which the worker runs next in the same way.
 //!    A thread that ran a task inline (a getter) hands the kept dependent
 //!    to `make_ready`.
 //! 3. A worker runs at most [`NEXT_BUDGET`] kept dependents in a row while
@@ -56,7 +58,7 @@
 //! SeqCst fence (Dekker's pattern), so a push is never missed by everybody.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -99,6 +101,10 @@ pub(crate) struct Scheduler {
     sleeping: AtomicUsize,
     pending: Mutex<Pending<TaskRef>>,
     pending_len: AtomicUsize,
+    /// The pending tasks' [`Pending::oldest`] and [`Pending::next_number`],
+    /// as of the last change, for [`waits_from_before`](Self::waits_from_before).
+    pending_oldest: AtomicU64,
+    pending_next: AtomicU64,
     handles: Mutex<Vec<JoinHandle<()>>>,
     shutdown: AtomicBool,
     base_threads: usize,
@@ -152,6 +158,8 @@ impl Scheduler {
             sleeping: AtomicUsize::new(0),
             pending: Mutex::new(Pending::default()),
             pending_len: AtomicUsize::new(0),
+            pending_oldest: AtomicU64::new(u64::MAX),
+            pending_next: AtomicU64::new(0),
             handles: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
             base_threads: base_threads.max(1),
@@ -389,6 +397,44 @@ impl Scheduler {
         self.pending_len.load(Ordering::SeqCst) != 0
     }
 
+    /// Takes the oldest task waiting for resources if it asks for exactly
+    /// `req`, for a grant of `req` handed on to it (see
+    /// `TaskCell::execute_handing`): the task a release of `req` would
+    /// grant first, taken without the release, the search of the pending
+    /// tasks and the queue.
+    pub(crate) fn take_pending_for(&self, req: &Request) -> Option<TaskRef> {
+        if !self.has_pending() {
+            return None;
+        }
+        let mut pending = lock(&self.pending);
+        let taken = pending.take_oldest_if(req);
+        self.pending_len.store(pending.len(), Ordering::Release);
+        self.published(&pending);
+        taken
+    }
+
+    /// A mark of the tasks waiting for resources now, for
+    /// [`waits_from_before`](Self::waits_from_before).
+    pub(crate) fn pending_mark(&self) -> u64 {
+        self.pending_next.load(Ordering::Acquire)
+    }
+
+    /// Whether a task that was waiting for resources at `mark`
+    /// ([`pending_mark`](Self::pending_mark)) still waits: one that came
+    /// later (a completion's second dependent, found no CPU) does not
+    /// stand before the dependent that completion kept.
+    pub(crate) fn waits_from_before(&self, mark: u64) -> bool {
+        self.has_pending() && self.pending_oldest.load(Ordering::Acquire) < mark
+    }
+
+    /// Publishes the pending tasks' oldest and next numbers (under their lock).
+    fn published(&self, pending: &Pending<TaskRef>) {
+        self.pending_oldest
+            .store(pending.oldest(), Ordering::Release);
+        self.pending_next
+            .store(pending.next_number(), Ordering::Release);
+    }
+
     /// Puts a granted task where a worker will find it, and wakes one.
     fn enqueue(&self, pool: &Arc<TaskPool>, cell: TaskRef) {
         if !cell.set_queued() {
@@ -477,6 +523,7 @@ impl Scheduler {
             }
             pending.grant(PENDING_SCAN, |req| pool.try_grant(req), &mut granted);
             self.pending_len.store(pending.len(), Ordering::Release);
+            self.published(&pending);
         }
         for (cell, gpus) in granted.drain(..) {
             cell.set_grant(gpus);
@@ -600,7 +647,12 @@ impl Scheduler {
                 }
             }
         }
-        let pending = lock(&self.pending).take_all();
+        let pending = {
+            let mut p = lock(&self.pending);
+            let all = p.take_all();
+            self.published(&p);
+            all
+        };
         self.pending_len.store(0, Ordering::Release);
         for t in pending {
             t.abandon(Error::Shutdown);
