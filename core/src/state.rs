@@ -118,9 +118,11 @@ pub struct TaskCounts {
     pub failed: u64,
     /// Ended cancelled.
     pub cancelled: u64,
-    /// Of those started, the ones started straight after the task that made
-    /// their last input, on the same worker thread: no queue and no
-    /// wake-up between the two (a chain of dependent tasks runs this way).
+    /// Of those started, the ones started straight after another task on
+    /// the same worker thread, with that task's CPU passed on: no queue and
+    /// no wake-up between the two. A chain of dependent tasks runs this way
+    /// (each started after the task that made its last input), and so does
+    /// a task waiting for a CPU that the finished task's CPU went to.
     pub started_by_producer: u64,
 }
 

@@ -13,7 +13,8 @@
 //!    a worker that popped it, or a thread blocked in `get` on its output that
 //!    runs it inline instead of sleeping (as rayon's `join` does). A
 //!    dependent kept by the thread that completed its last input is never
-//!    queued: that thread moves it `WAITING` → `CLAIMED` itself.
+//!    queued: that thread moves it `WAITING` → `CLAIMED` itself; so does a
+//!    worker for the waiting task a finished task's grant passed to.
 //! 4. The claimer runs the job (catching panics), retries it as its options
 //!    allow, completes the output slot, then gives the resources back. The
 //!    first dependent that the completion makes ready is not queued but
@@ -325,9 +326,9 @@ impl TaskCell {
     /// ready, and the ledger allows it (`Ledger::may_hand_on`), this task's
     /// grant passes to it instead of going back to the ledger and being
     /// taken again ([`Kept::granted`]; ~250 instructions a task of a
-    /// chain). When an older task waits and the oldest asks for the same,
-    /// that one takes the grant instead and is the one returned (the kept
-    /// dependent is made ready as any other): the task a release would
+    /// chain). Otherwise, when tasks wait and the oldest asks for the same,
+    /// that one takes the grant and is the one returned (the kept
+    /// dependent, if any, is made ready as any other): the task a release would
     /// have granted first, run here with no release, no search of the
     /// waiting tasks and no queue. On one CPU a stencil's two points of a
     /// step go so: the first kept, the second waiting, then handed the
@@ -357,9 +358,12 @@ impl TaskCell {
             return None;
         };
         // The output, held from here to its completion; what its dependents
-        // will touch is fetched now, while the task runs.
+        // will touch is fetched now, while the task runs (where they may
+        // have been written on another core).
         let output = self.output.upgrade();
-        if let Some(out) = &output {
+        if let Some(out) = &output
+            && pool.sched.warms()
+        {
             out.warm_dependents();
         }
         let gpu_ids = self.granted_gpus();
@@ -427,7 +431,9 @@ impl TaskCell {
             && pool.ledger.may_hand_on(&self.request);
         // The kept dependent takes the grant when it asks the same and no
         // task waited for resources before the completion (those that wait
-        // now came after it from the same completion, and are younger).
+        // now came during it: most from the same completion, younger than
+        // the kept dependent; one another thread made ready meanwhile is
+        // passed over this once at most).
         if may_hand
             && next.as_ref().is_some_and(|n| n.request == self.request)
             && !pool.sched.waits_from_before(mark)

@@ -33,10 +33,11 @@
 //!    grants the kept dependent (`run_next`): granted, it moves it
 //!    `WAITING` → `CLAIMED` and runs it at once; otherwise it
 //!    goes the usual way (`make_ready`: the pending list). When the kept
-//!    dependent asks for what the completed task held and no task waits
-//!    for resources, the grant passes to it instead (`execute_handing`);
-//!    when tasks wait and the oldest asks for the same, the grant passes
-//!    to that one, which the worker runs next in the same way.
+//!    dependent asks for what the completed task held and no task was
+//!    waiting for resources before the completion, the grant passes to it
+//!    instead (`execute_handing`); when tasks wait and the oldest asks
+//!    for the same, the grant passes to that one, which the worker runs
+//!    next in the same way (and the kept dependent goes to `make_ready`).
 //!    A thread that ran a task inline (a getter) hands the kept dependent
 //!    to `make_ready`.
 //! 3. A worker runs at most [`NEXT_BUDGET`] kept dependents in a row while
@@ -181,6 +182,16 @@ impl Scheduler {
             .load(Ordering::Relaxed)
             .saturating_sub(self.idle.load(Ordering::Relaxed));
         running > 0 && running < self.cores
+    }
+
+    /// Whether a task brings its dependents into its core's cache as it
+    /// starts (see `Slot::warm_dependents`): only on a rank of several
+    /// cores, where the thread that submitted them may have run on
+    /// another. On one core (a rank per core under `mpirun`) their lines
+    /// are in this core's cache already, and the prefetches are only work
+    /// (~260 instructions a step of Task Bench's 2-rank stencil).
+    pub(crate) fn warms(&self) -> bool {
+        self.cores > 1
     }
 
     pub(crate) fn first_pauses(&self) -> u32 {
@@ -344,9 +355,9 @@ impl Scheduler {
 
     /// Step 2 for a dependent kept by
     /// [`complete_keeping_next`](Self::complete_keeping_next), on the worker
-    /// that completed its producer: grants it (unless it holds the grant
-    /// its producer passed on) and runs it here, with no queue and no
-    /// wake-up.
+    /// that completed its producer, or for the waiting task that producer's
+    /// grant passed to: grants it (unless it holds the grant its producer
+    /// passed on) and runs it here, with no queue and no wake-up.
     /// Returns the dependent its own completion kept. One that cannot be
     /// granted now goes to the pending list; after [`NEXT_BUDGET`] in a row
     /// with other work waiting, it is queued behind that work.
@@ -391,8 +402,9 @@ impl Scheduler {
         })
     }
 
-    /// Whether tasks wait for resources (a grant is then given back, not
-    /// handed on: see [`TaskCell::execute_handing`]).
+    /// Whether tasks wait for resources (a finished task's grant then goes
+    /// to the oldest of them, or back to the ledger: see
+    /// [`TaskCell::execute_handing`]).
     pub(crate) fn has_pending(&self) -> bool {
         self.pending_len.load(Ordering::SeqCst) != 0
     }
