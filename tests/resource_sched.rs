@@ -293,9 +293,9 @@ fn beside_the_chain() -> u64 {
 }
 
 /// A worker running a chain of dependent tasks hands each one's CPU to the
-/// next only while no task waits for a CPU: a task that does gets it (the
-/// worker runs it next) when the link running now ends, not after the
-/// whole chain.
+/// next only while no task that was waiting before the link ended still
+/// waits: a task that does gets it (the worker runs it next) when the link
+/// running now ends, not after the whole chain.
 #[test]
 fn a_task_waiting_for_a_cpu_is_not_kept_out_by_a_chain_holding_it() -> ferry::Result<()> {
     let rt = start(Config::default().num_cpus(1.0))?;

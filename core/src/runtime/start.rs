@@ -488,6 +488,9 @@ impl Prepared {
                     self.base_threads,
                     self.max_threads,
                     cores,
+                    // The process's mask, which the rank's threads inherit
+                    // (workers are bound within it): one CPU for all of them?
+                    !ferry_launcher::affinity::current_thread_cpus().is_ok_and(|c| c.len() == 1),
                     self.spin,
                     self.submitter_help,
                 ),
@@ -545,5 +548,40 @@ impl Prepared {
         }
         tracing::debug!(rank = inner.rank, job = %inner.job_id, "runtime started");
         Ok(Runtime { inner, owner: true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+    use ferry_launcher::affinity;
+
+    /// Whether a runtime started on a thread bound to `cpus` warms its
+    /// tasks' dependents.
+    fn warms_on(cpus: Vec<usize>) -> bool {
+        std::thread::spawn(move || {
+            affinity::bind_current_thread(&cpus).expect("bind the test thread");
+            let rt = crate::init(Config::default().num_cpus(1.0)).expect("init");
+            let warms = rt.inner.pool.sched.warms();
+            rt.shutdown().expect("shutdown");
+            warms
+        })
+        .join()
+        .expect("the test thread")
+    }
+
+    /// A rank whose process runs on one CPU (every thread inherits the
+    /// mask: a rank `mpirun` bound to a core) does not prefetch its tasks'
+    /// dependents, which its submitter wrote on that CPU; one whose threads
+    /// may run on several does.
+    #[test]
+    fn only_a_rank_on_several_cpus_warms_its_dependents() {
+        let all = affinity::current_thread_cpus().expect("this thread's CPUs");
+        assert!(!warms_on(all[..1].to_vec()), "bound to CPU {}", all[0]);
+        if all.len() < 2 {
+            eprintln!("skipped the several-CPU half: this thread may use one CPU only");
+            return;
+        }
+        assert!(warms_on(all[..2].to_vec()), "on CPUs {:?}", &all[..2]);
     }
 }

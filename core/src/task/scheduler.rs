@@ -111,6 +111,8 @@ pub(crate) struct Scheduler {
     base_threads: usize,
     /// The rank's cores (its binding's CPUs).
     cores: usize,
+    /// See [`warms`](Self::warms).
+    warms: bool,
     spin: Duration,
     /// How workers receive from other ranks themselves (see `receiving`).
     pub(crate) receiving: Receiving,
@@ -146,6 +148,7 @@ impl Scheduler {
         base_threads: usize,
         max_threads: usize,
         cores: usize,
+        warms: bool,
         spin: Duration,
         help_max: Duration,
     ) -> Scheduler {
@@ -165,6 +168,7 @@ impl Scheduler {
             shutdown: AtomicBool::new(false),
             base_threads: base_threads.max(1),
             cores: cores.max(1),
+            warms,
             spin,
             receiving: Receiving::default(),
             help_max,
@@ -185,13 +189,14 @@ impl Scheduler {
     }
 
     /// Whether a task brings its dependents into its core's cache as it
-    /// starts (see `Slot::warm_dependents`): only on a rank of several
-    /// cores, where the thread that submitted them may have run on
-    /// another. On one core (a rank per core under `mpirun`) their lines
-    /// are in this core's cache already, and the prefetches are only work
-    /// (~260 instructions a step of Task Bench's 2-rank stencil).
+    /// starts (see `Slot::warm_dependents`): unless every thread of the
+    /// rank runs on one CPU (the process's mask at start, which its threads
+    /// inherit: a rank `mpirun` bound to one core), where the thread that
+    /// submitted them ran on this CPU too and the prefetches are only work
+    /// (~250 instructions a step of Task Bench's 2-rank stencil, the two
+    /// ranks together).
     pub(crate) fn warms(&self) -> bool {
-        self.cores > 1
+        self.warms
     }
 
     pub(crate) fn first_pauses(&self) -> u32 {
