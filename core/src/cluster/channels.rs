@@ -21,6 +21,7 @@
 //! lost rank goes nowhere.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::{Arc, Mutex, Weak};
 
 use ferry_transport::{Rank, Transport};
@@ -137,20 +138,36 @@ pub(crate) fn holds_refs(slot: &Slot) -> Error {
 /// Step 3 for a value frame, read as it lies in the frame (no owned
 /// message, no allocation but the value's own block).
 pub(super) fn on_value<H: RankHost>(inner: &Arc<H>, from: Rank, value: &frame::Value<'_>) {
-    let stored = copy_in(
-        inner,
-        TypeTag::named(value.type_name),
-        known_name(value.type_name),
-        value.bytes.len(),
-        |d| {
-            d.copy_from_slice(value.bytes);
-            Ok(())
-        },
-    );
+    let (tag, name) = received_type(value.type_name);
+    let stored = copy_in(inner, tag, name, value.bytes.len(), |d| {
+        d.copy_from_slice(value.bytes);
+        Ok(())
+    });
     inner
         .store()
         .mailbox
         .deliver(from, value.tag, value.seq, stored);
+}
+
+/// A received value's type: its tag, and its name kept once (see
+/// [`known_name`]). Each thread remembers the last name it was given with
+/// its tag: a run of values of one type (a stencil's every step) is named
+/// without a lock or a hash.
+fn received_type(name: &str) -> (TypeTag, Cow<'static, str>) {
+    thread_local! {
+        static LAST: Cell<Option<(&'static str, TypeTag)>> = const { Cell::new(None) };
+    }
+    if let Some((kept, tag)) = LAST.get()
+        && kept == name
+    {
+        return (tag, Cow::Borrowed(kept));
+    }
+    let tag = TypeTag::named(name);
+    let kept = known_name(name);
+    if let Cow::Borrowed(k) = kept {
+        LAST.set(Some((k, tag)));
+    }
+    (tag, kept)
 }
 
 /// The names of the types received, kept once each (a program sends few
@@ -188,4 +205,21 @@ pub(super) fn on_send_failed<H: RankHost>(
 /// Rank `rank` was lost: receives from it fail.
 pub(super) fn rank_lost<H: RankHost>(inner: &Arc<H>, rank: Rank, reason: &str) {
     inner.store().mailbox.sender_lost(rank, reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_received_value_is_named_by_its_own_type_whatever_came_before() {
+        // The same name twice (the remembered one), another, a longer one
+        // that starts with the remembered one, and back.
+        for name in ["a::A", "a::A", "b::B", "b::Bc", "a::A", ""] {
+            let (tag, kept) = received_type(name);
+            assert_eq!(tag, TypeTag::named(name), "{name}");
+            assert_eq!(kept, name);
+            assert!(matches!(kept, Cow::Borrowed(_)), "kept once: {name}");
+        }
+    }
 }

@@ -11,8 +11,8 @@
 //!    while it still waits to hear from the others (a rank whose greeting
 //!    never came waits up to the start-up timeout, and must not look silent
 //!    meanwhile), but judges nobody until every rank has said `Hello`.
-//! 2. Any frame from a rank is a sign of life ([`Heartbeat::heard`]), so a
-//!    busy rank needs no extra frame.
+//! 2. Any frame from a rank is a sign of life ([`Heartbeat::heard`], noted
+//!    at the watcher's next look), so a busy rank needs no extra frame.
 //! 3. A watched rank not heard from for `timeout` is declared lost through
 //!    the transport ([`Transport::declare_lost`]): over loopback every rank
 //!    then handles it as a lost rank (retries, lineage, actor restarts);
@@ -46,8 +46,14 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Heartbeat {
     timeout: Option<Duration>,
     epoch: Instant,
-    /// Milliseconds after `epoch` of the last frame from each rank.
+    /// Milliseconds after `epoch` at which the watcher last found each
+    /// rank's `fresh` mark (or began its window).
     last: Box<[AtomicU64]>,
+    /// Set by each frame from a rank, taken by the watcher at its next
+    /// look: a frame costs its receiver a load, not a clock read (a
+    /// stencil's every step brings one), and the time heard is late by at
+    /// most one period, which delays a verdict, never hastens it.
+    fresh: Box<[AtomicBool]>,
     /// Set once every rank has said `Hello`: silence counts from then on.
     judging: AtomicBool,
     /// Set when the job ends: nobody is watched any more.
@@ -62,6 +68,7 @@ impl Heartbeat {
             timeout,
             epoch: Instant::now(),
             last: (0..size).map(|_| AtomicU64::new(0)).collect(),
+            fresh: (0..size).map(|_| AtomicBool::new(false)).collect(),
             judging: AtomicBool::new(false),
             done: AtomicBool::new(false),
             thread: Mutex::new(None),
@@ -74,10 +81,23 @@ impl Heartbeat {
 
     /// A frame came from `from`.
     pub(crate) fn heard(&self, from: Rank) {
-        if let Some(t) = self.last.get(from as usize) {
-            // Relaxed: a timestamp read by one watcher thread; a stale read
-            // only delays a verdict by one period.
-            t.store(self.now_ms(), Ordering::Relaxed);
+        // Relaxed: a mark read by one watcher thread; a stale read only
+        // delays a verdict by one period. Written only when not set yet:
+        // the line stays shared while frames keep coming.
+        if let Some(h) = self.fresh.get(from as usize)
+            && !h.load(Ordering::Relaxed)
+        {
+            h.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The watcher's look at `now` (ms after `epoch`): each rank heard from
+    /// since the look before was last heard from now.
+    fn take_heard(&self, now: u64) {
+        for (h, t) in self.fresh.iter().zip(self.last.iter()) {
+            if h.load(Ordering::Relaxed) && h.swap(false, Ordering::Relaxed) {
+                t.fetch_max(now, Ordering::Relaxed);
+            }
         }
     }
 
@@ -171,6 +191,7 @@ fn watch<H: ClusterHost>(weak: Weak<H>, rank: Rank, timeout: Duration) {
                     t.fetch_max(now, Ordering::Relaxed);
                 }
             }
+            hb.take_heard(now);
             let judging = hb.judging.load(Ordering::Acquire);
             for r in watched(c.rank, c.size()) {
                 if c.transport.is_lost(r) || c.lost_ranks().contains(&r) {
@@ -212,12 +233,20 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_refreshes_the_time_heard() {
-        let hb = Heartbeat::new(2, Some(Duration::from_secs(1)));
-        assert_eq!(hb.last[1].load(Ordering::Relaxed), 0);
-        std::thread::sleep(Duration::from_millis(3));
+    fn a_frame_counts_as_heard_at_the_watchers_next_look() {
+        let hb = Heartbeat::new(3, Some(Duration::from_secs(1)));
         hb.heard(1);
-        assert!(hb.last[1].load(Ordering::Relaxed) >= 2);
+        hb.heard(1);
         hb.heard(9); // an unknown rank is ignored
+        hb.take_heard(500);
+        assert_eq!(hb.last[1].load(Ordering::Relaxed), 500);
+        assert_eq!(hb.last[2].load(Ordering::Relaxed), 0, "rank 2 sent nothing");
+        // A mark is taken once: silence after it is not heard at the next look.
+        hb.take_heard(900);
+        assert_eq!(hb.last[1].load(Ordering::Relaxed), 500);
+        hb.heard(2);
+        hb.take_heard(1_300);
+        assert_eq!(hb.last[2].load(Ordering::Relaxed), 1_300);
+        assert_eq!(hb.last[1].load(Ordering::Relaxed), 500);
     }
 }
