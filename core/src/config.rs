@@ -268,9 +268,10 @@ impl Config {
     /// How long a rank may go unheard before it is declared lost: ranks
     /// exchange heartbeats (rank 0 with every other rank) every quarter of
     /// this, and any message counts. A rank that is stopped (`SIGSTOP`),
-    /// hung or whose message thread died is lost after this long: under
-    /// MPI the job then ends with a message naming it; over loopback its
-    /// work is retried elsewhere. Default: 10 s for the ranks of an MPI job,
+    /// hung or whose message thread died is lost after this long (up to
+    /// half as long again: a message is noted at the next heartbeat, not
+    /// as it arrives): under MPI the job then ends with a message naming
+    /// it; over loopback its work is retried elsewhere. Default: 10 s for the ranks of an MPI job,
     /// off for loopback ranks; zero turns it off. Also
     /// `FERRY_HEARTBEAT_TIMEOUT` (seconds).
     pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {

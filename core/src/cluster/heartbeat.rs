@@ -50,9 +50,12 @@ pub(crate) struct Heartbeat {
     /// rank's `fresh` mark (or began its window).
     last: Box<[AtomicU64]>,
     /// Set by each frame from a rank, taken by the watcher at its next
-    /// look: a frame costs its receiver a load, not a clock read (a
-    /// stencil's every step brings one), and the time heard is late by at
-    /// most one period, which delays a verdict, never hastens it.
+    /// look, which reads the clock after taking it: a frame costs its
+    /// receiver a load, not a clock read (a stencil's every step brings
+    /// one), and the time heard is never earlier than the frame, only
+    /// later by up to the gap between two looks (a period, up to two
+    /// before a starved watcher starts every window again). A verdict
+    /// comes that much later, never sooner.
     fresh: Box<[AtomicBool]>,
     /// Set once every rank has said `Hello`: silence counts from then on.
     judging: AtomicBool,
@@ -81,8 +84,9 @@ impl Heartbeat {
 
     /// A frame came from `from`.
     pub(crate) fn heard(&self, from: Rank) {
-        // Relaxed: a mark read by one watcher thread; a stale read only
-        // delays a verdict by one period. Written only when not set yet:
+        // Relaxed: a mark read by one watcher thread, which reads the
+        // clock only after taking it: a mark seen set here is taken (and
+        // the time read) after this frame. Written only when not set yet:
         // the line stays shared while frames keep coming.
         if let Some(h) = self.fresh.get(from as usize)
             && !h.load(Ordering::Relaxed)
@@ -91,12 +95,13 @@ impl Heartbeat {
         }
     }
 
-    /// The watcher's look at `now` (ms after `epoch`): each rank heard from
-    /// since the look before was last heard from now.
-    fn take_heard(&self, now: u64) {
+    /// The watcher's look: each rank heard from since the look before was
+    /// last heard from at `clock()` (ms after `epoch`), read after its mark
+    /// is taken, so never before the frames that set it.
+    fn take_heard(&self, clock: impl Fn() -> u64) {
         for (h, t) in self.fresh.iter().zip(self.last.iter()) {
             if h.load(Ordering::Relaxed) && h.swap(false, Ordering::Relaxed) {
-                t.fetch_max(now, Ordering::Relaxed);
+                t.fetch_max(clock(), Ordering::Relaxed);
             }
         }
     }
@@ -191,7 +196,7 @@ fn watch<H: ClusterHost>(weak: Weak<H>, rank: Rank, timeout: Duration) {
                     t.fetch_max(now, Ordering::Relaxed);
                 }
             }
-            hb.take_heard(now);
+            hb.take_heard(|| hb.now_ms());
             let judging = hb.judging.load(Ordering::Acquire);
             for r in watched(c.rank, c.size()) {
                 if c.transport.is_lost(r) || c.lost_ranks().contains(&r) {
@@ -238,15 +243,26 @@ mod tests {
         hb.heard(1);
         hb.heard(1);
         hb.heard(9); // an unknown rank is ignored
-        hb.take_heard(500);
+        hb.take_heard(|| 500);
         assert_eq!(hb.last[1].load(Ordering::Relaxed), 500);
         assert_eq!(hb.last[2].load(Ordering::Relaxed), 0, "rank 2 sent nothing");
         // A mark is taken once: silence after it is not heard at the next look.
-        hb.take_heard(900);
+        hb.take_heard(|| 900);
         assert_eq!(hb.last[1].load(Ordering::Relaxed), 500);
         hb.heard(2);
-        hb.take_heard(1_300);
+        hb.take_heard(|| 1_300);
         assert_eq!(hb.last[2].load(Ordering::Relaxed), 1_300);
         assert_eq!(hb.last[1].load(Ordering::Relaxed), 500);
+        // The clock is read after the mark is taken: a frame that comes
+        // while the look reads it is stamped no earlier than itself.
+        hb.heard(1);
+        hb.take_heard(|| {
+            assert!(
+                !hb.fresh[1].load(Ordering::Relaxed),
+                "taken before the clock"
+            );
+            1_700
+        });
+        assert_eq!(hb.last[1].load(Ordering::Relaxed), 1_700);
     }
 }
