@@ -271,9 +271,9 @@ impl Config {
     /// hung or whose message thread died is lost after this long (up to
     /// half as long again: a message is noted at the next heartbeat, not
     /// as it arrives): under MPI the job then ends with a message naming
-    /// it; over loopback its work is retried elsewhere. Default: 10 s for the ranks of an MPI job,
-    /// off for loopback ranks; zero turns it off. Also
-    /// `FERRY_HEARTBEAT_TIMEOUT` (seconds).
+    /// it; over loopback its work is retried elsewhere. Default: 10 s for
+    /// the ranks of an MPI job, off for loopback ranks; zero turns it off.
+    /// Also `FERRY_HEARTBEAT_TIMEOUT` (seconds).
     pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
         self.heartbeat_timeout = Some(timeout);
         self
