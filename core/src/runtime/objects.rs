@@ -297,7 +297,8 @@ impl Runtime {
     /// Runs a blocking wait; inside a task, its CPUs go back to the pool meanwhile.
     pub(crate) fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
         // What finished tasks left goes back to this thread's allocator
-        // before it sleeps; a worker blocked inside a task hands over the
+        // before it sleeps (but for the latest, on a rank of several CPUs:
+        // see `task::leftovers::HELD`); a worker blocked inside a task hands over the
         // batch it was collecting first (it would hold it for the whole
         // wait). What they leave while it sleeps waits for its next
         // submissions, one task's remains each, or for a worker that found
@@ -305,7 +306,7 @@ impl Runtime {
         // they overflowed its malloc cache, and the submissions after found
         // it empty.
         self.inner.pool.hand_over_remains();
-        self.inner.pool.leftovers.drain_all();
+        self.inner.pool.leftovers.drain_unheld();
         let cpus = context::current_task()
             .filter(|c| c.is_task)
             .map(|c| c.held.cpu_only());

@@ -19,11 +19,20 @@
 //! the thread that allocated it, which reuses it for its next task from its
 //! own cache. What is held back is bounded: at most [`KEPT`] tasks' remains
 //! in the queue (a worker that finds it full drops the oldest batch
-//! itself) and a batch on each worker, each holding at most [`LIGHT`]
+//! itself), [`HELD`] more where the rank's threads run on several CPUs
+//! (below), and a batch on each worker, each holding at most [`LIGHT`]
 //! bytes of stored inputs (heavier remains are dropped at once); and an
 //! idle rank holds nothing for long: its workers drop what they hold after
 //! `HOLD` without work, and what reaches the queue while they nap waits at
 //! most their nap (`signal::NAP`) and that again.
+//!
+//! Where the rank's threads run on several CPUs, a submitter leaves the
+//! latest [`HELD`] tasks' remains undropped (in `drop_one` and before it
+//! blocks): the memory it takes for its next tasks is then memory the
+//! worker wrote hundreds of tasks ago, which that worker's core has let go
+//! of since, not memory still in its caches, whose every line the
+//! submitter's core would have to fetch from the other core's before
+//! writing it. See [`HELD`].
 
 use std::sync::Mutex;
 
@@ -42,12 +51,25 @@ use crate::sync::lock;
 /// remains each).
 pub(crate) const KEPT: usize = 512;
 
+/// How many of the latest finished tasks' remains a submitting thread
+/// leaves undropped where its rank's threads run on several CPUs (the
+/// queue holds them besides [`KEPT`]): the blocks it reuses for its next
+/// tasks were then last written that many tasks ago, by a worker that has
+/// touched much else since, and are mostly out of its core's caches. Held
+/// back 512 to 7,200 tasks (trial builds), the stencil below ran alike;
+/// 512 is the least tried.
+/// Task Bench's 1-rank stencil (a chain, `-iter 0`, on the 2-core VM, runs
+/// taking turns with the build before): 0.88–0.93 of the time a task took
+/// while the two vCPUs' cache-line round trip was slow (~400 ns), 0.99–1.00
+/// while it was fast (~100 ns); see the performance log.
+pub(crate) const HELD: usize = 512;
+
 /// How many remains a worker collects before it hands them over.
 pub(crate) const BATCH: usize = 8;
 
 /// The most bytes of stored objects one task's remains may hold back; with
-/// [`KEPT`], at most 4 MiB of objects wait for a submitter at once (and
-/// 64 KiB more in each worker's batch).
+/// [`KEPT`], at most 4 MiB of objects wait for a submitter at once (8 MiB
+/// with [`HELD`]), and 64 KiB more in each worker's batch.
 pub(crate) const LIGHT: usize = 8 << 10;
 
 thread_local! {
@@ -73,19 +95,30 @@ pub(crate) struct Leftovers<T> {
     spares: ArrayQueue<Vec<T>>,
     /// The batch [`drop_one`](Self::drop_one) takes its values from.
     dropping: Mutex<Vec<T>>,
+    /// How many of the latest batches a submitter leaves waiting (see
+    /// [`HELD`]).
+    held: usize,
 }
 
 impl<T> Default for Leftovers<T> {
     fn default() -> Self {
-        Leftovers {
-            queue: ArrayQueue::new(KEPT / BATCH),
-            spares: ArrayQueue::new(KEPT / BATCH),
-            dropping: Mutex::new(Vec::new()),
-        }
+        Leftovers::holding(0)
     }
 }
 
 impl<T> Leftovers<T> {
+    /// A queue whose submitters leave the latest `tasks` values undropped
+    /// (in batches of [`BATCH`]; see [`HELD`]).
+    pub(crate) fn holding(tasks: usize) -> Self {
+        let held = tasks.div_ceil(BATCH);
+        Leftovers {
+            queue: ArrayQueue::new(KEPT / BATCH + held),
+            spares: ArrayQueue::new(KEPT / BATCH + held),
+            dropping: Mutex::new(Vec::new()),
+            held,
+        }
+    }
+
     /// Hands `value` to be dropped later, alone (a thread that does not
     /// collect batches); see [`defer_batch`](Self::defer_batch).
     pub(crate) fn defer(&self, value: T) {
@@ -147,6 +180,11 @@ impl<T> Leftovers<T> {
         let value = {
             let mut current = lock(&self.dropping);
             if current.is_empty() {
+                // The latest batches wait (see `HELD`); the queue's length
+                // reads the line a worker writes once a batch.
+                if self.held > 0 && self.queue.len() <= self.held {
+                    return;
+                }
                 let Some(batch) = self.queue.pop() else {
                     return;
                 };
@@ -163,8 +201,34 @@ impl<T> Leftovers<T> {
         }
         // Looked at with each new batch only: the queue's length reads the
         // line the worker writes as it hands batches over.
-        if took_batch && self.queue.len() > self.queue.capacity() / 2 {
+        if took_batch && self.queue.len() > (self.held + self.queue.capacity()) / 2 {
             self.drain(1);
+        }
+    }
+
+    /// Drops every waiting value but the latest batches a submitter leaves
+    /// waiting ([`HELD`]; all of them where none are held): for a thread
+    /// about to block, whose next submissions will find the memory of
+    /// those tasks it did not free in its malloc cache, and that of the
+    /// later ones in the worker's.
+    pub(crate) fn drain_unheld(&self) {
+        if self.held == 0 {
+            return self.drain_all();
+        }
+        // The batch being dropped came out of the queue first: the oldest.
+        let mut current = std::mem::take(&mut *lock(&self.dropping));
+        if current.capacity() > 0 {
+            drop_all_in(&mut current);
+            self.give_back(current);
+        }
+        while self.queue.len() > self.held {
+            match self.queue.pop() {
+                Some(mut batch) => {
+                    drop_all_in(&mut batch);
+                    self.give_back(batch);
+                }
+                None => return,
+            }
         }
     }
 
@@ -224,15 +288,25 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    #[test]
-    fn batches_wait_until_drained_and_a_full_queue_drops_its_oldest() {
-        let q = Leftovers::default();
-        let items: Vec<Arc<usize>> = (0..KEPT + BATCH).map(Arc::new).collect();
+    /// Hands `items` over as a worker does, [`BATCH`] at a time.
+    fn defer_in_batches(q: &Leftovers<Arc<usize>>, items: &[Arc<usize>]) {
         for batch in items.chunks(BATCH) {
             let mut b = q.spare();
             b.extend(batch.iter().cloned());
             q.defer_batch(b);
         }
+    }
+
+    /// How many of `items` the queue has let go of.
+    fn dropped(items: &[Arc<usize>]) -> usize {
+        items.iter().filter(|i| Arc::strong_count(i) == 1).count()
+    }
+
+    #[test]
+    fn batches_wait_until_drained_and_a_full_queue_drops_its_oldest() {
+        let q = Leftovers::default();
+        let items: Vec<Arc<usize>> = (0..KEPT + BATCH).map(Arc::new).collect();
+        defer_in_batches(&q, &items);
         assert_eq!(q.len(), KEPT);
         // The oldest batch was dropped by the deferring thread, the rest wait.
         assert!(items[..BATCH].iter().all(|it| Arc::strong_count(it) == 1));
@@ -259,13 +333,7 @@ mod tests {
     fn a_submitter_drops_one_value_at_a_time_and_a_whole_batch_when_many_wait() {
         let q = Leftovers::default();
         let items: Vec<Arc<usize>> = (0..2 * BATCH).map(Arc::new).collect();
-        for batch in items.chunks(BATCH) {
-            let mut b = q.spare();
-            b.extend(batch.iter().cloned());
-            q.defer_batch(b);
-        }
-        let dropped =
-            |items: &[Arc<usize>]| items.iter().filter(|i| Arc::strong_count(i) == 1).count();
+        defer_in_batches(&q, &items);
         q.drop_one();
         assert_eq!(dropped(&items), 1, "one value, from the oldest batch");
         assert_eq!(dropped(&items[..BATCH]), 1);
@@ -284,14 +352,49 @@ mod tests {
 
         // More than half the queue waiting: a whole batch more goes too.
         let many: Vec<Arc<usize>> = (0..KEPT).map(Arc::new).collect();
-        for batch in many.chunks(BATCH) {
-            let mut b = q.spare();
-            b.extend(batch.iter().cloned());
-            q.defer_batch(b);
-        }
+        defer_in_batches(&q, &many);
         q.drop_one();
         assert_eq!(dropped(&many), 1 + BATCH);
         q.drain_all();
+    }
+
+    #[test]
+    fn a_holding_queue_leaves_its_latest_batches_to_drop_later() {
+        let q = Leftovers::holding(2 * BATCH);
+        let items: Vec<Arc<usize>> = (0..4 * BATCH).map(Arc::new).collect();
+        defer_in_batches(&q, &items);
+        // A submitter drops the oldest values one at a time, down to the
+        // latest two batches, which wait however many submissions come.
+        for _ in 0..4 * BATCH {
+            q.drop_one();
+        }
+        assert_eq!(
+            dropped(&items[..2 * BATCH]),
+            2 * BATCH,
+            "the oldest two batches"
+        );
+        assert_eq!(dropped(&items[2 * BATCH..]), 0, "the latest two wait");
+        assert_eq!(q.len(), 2 * BATCH);
+        // One more batch: the oldest waiting one goes, one value at a time.
+        let more: Vec<Arc<usize>> = (0..BATCH).map(Arc::new).collect();
+        defer_in_batches(&q, &more);
+        q.drop_one();
+        assert_eq!(dropped(&items[2 * BATCH..3 * BATCH]), 1);
+        // A thread about to block drops all but the latest two batches.
+        q.drain_unheld();
+        assert_eq!(dropped(&items), 3 * BATCH);
+        assert_eq!(dropped(&more), 0);
+        assert_eq!(q.len(), 2 * BATCH);
+        // Idle: everything goes.
+        q.drain_all();
+        assert_eq!(dropped(&items) + dropped(&more), 5 * BATCH);
+
+        // Where none are held, a thread about to block drops everything.
+        let q = Leftovers::default();
+        let one = Arc::new(0);
+        q.defer(one.clone());
+        q.drain_unheld();
+        assert_eq!(Arc::strong_count(&one), 1);
     }
 
     #[test]

@@ -114,6 +114,13 @@ impl TaskPool {
         sched: Scheduler,
         timeline: Recorder,
     ) -> TaskPool {
+        // Remains held back where the rank's threads run on several CPUs
+        // (where its tasks warm their dependents too).
+        let leftovers = crate::task::leftovers::Leftovers::holding(if sched.warms() {
+            crate::task::leftovers::HELD
+        } else {
+            0
+        });
         TaskPool {
             rank,
             ledger,
@@ -122,7 +129,7 @@ impl TaskPool {
             sched,
             timeline,
             tasks: TaskBook::default(),
-            leftovers: Default::default(),
+            leftovers,
             durations: Default::default(),
             hooks: OnceLock::new(),
         }
