@@ -423,6 +423,9 @@ impl Runtime {
         inner.actors.shutdown();
         drop(inner.names.clear());
         inner.pool.sched.shutdown();
+        // Finished tasks' remains held for a submitter go now, while the
+        // cluster can still hear of what they held.
+        inner.pool.leftovers.drain_all();
         if let Some(c) = inner.cluster() {
             c.close();
         }

@@ -296,20 +296,26 @@ impl Runtime {
 
     /// Runs a blocking wait; inside a task, its CPUs go back to the pool meanwhile.
     pub(crate) fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
-        // What finished tasks left goes back to this thread's allocator
-        // before it sleeps (but for the latest, on a rank of several CPUs:
-        // see `task::leftovers::HELD`); a worker blocked inside a task hands over the
-        // batch it was collecting first (it would hold it for the whole
-        // wait). What they leave while it sleeps waits for its next
-        // submissions, one task's remains each, or for a worker that found
-        // no work (see `task::leftovers`): dropped all at once on waking,
-        // they overflowed its malloc cache, and the submissions after found
-        // it empty.
-        self.inner.pool.hand_over_remains();
-        self.inner.pool.leftovers.drain_unheld();
         let cpus = context::current_task()
             .filter(|c| c.is_task)
             .map(|c| c.held.cpu_only());
+        // What finished tasks left goes back to this thread's allocator
+        // before it sleeps: a worker blocked inside a task hands over the
+        // batch it was collecting and drops everything waiting (it would
+        // hold it for the whole wait, however long, while other workers
+        // may stay busy); another thread drops all but the latest remains
+        // on a rank of several CPUs (see `task::leftovers::HELD`). What
+        // they leave while it sleeps waits for its next submissions, one
+        // task's remains each, or for a worker that found no work (see
+        // `task::leftovers`): dropped all at once on waking, they
+        // overflowed its malloc cache, and the submissions after found it
+        // empty.
+        self.inner.pool.hand_over_remains();
+        if cpus.is_some() {
+            self.inner.pool.leftovers.drain_all();
+        } else {
+            self.inner.pool.leftovers.drain_unheld();
+        }
         if let Some(cpus) = &cpus {
             self.inner.pool.block_begin(cpus);
         }

@@ -557,14 +557,16 @@ mod tests {
     use ferry_launcher::affinity;
 
     /// Whether a runtime started on a thread bound to `cpus` warms its
-    /// tasks' dependents.
-    fn warms_on(cpus: Vec<usize>) -> bool {
+    /// tasks' dependents, and whether its submitters hold finished tasks'
+    /// latest remains back.
+    fn warms_on(cpus: Vec<usize>) -> (bool, bool) {
         std::thread::spawn(move || {
             affinity::bind_current_thread(&cpus).expect("bind the test thread");
             let rt = crate::init(Config::default().num_cpus(1.0)).expect("init");
             let warms = rt.inner.pool.sched.warms();
+            let holds = rt.inner.pool.leftovers.held_batches() > 0;
             rt.shutdown().expect("shutdown");
-            warms
+            (warms, holds)
         })
         .join()
         .expect("the test thread")
@@ -572,16 +574,27 @@ mod tests {
 
     /// A rank whose process runs on one CPU (every thread inherits the
     /// mask: a rank `mpirun` bound to a core) does not prefetch its tasks'
-    /// dependents, which its submitter wrote on that CPU; one whose threads
-    /// may run on several does.
+    /// dependents, which its submitter wrote on that CPU, nor hold back
+    /// remains for another core's caches to let go of; one whose threads
+    /// may run on several does both.
     #[test]
     fn only_a_rank_on_several_cpus_warms_its_dependents() {
         let all = affinity::current_thread_cpus().expect("this thread's CPUs");
-        assert!(!warms_on(all[..1].to_vec()), "bound to CPU {}", all[0]);
+        assert_eq!(
+            warms_on(all[..1].to_vec()),
+            (false, false),
+            "bound to CPU {}",
+            all[0]
+        );
         if all.len() < 2 {
             eprintln!("skipped the several-CPU half: this thread may use one CPU only");
             return;
         }
-        assert!(warms_on(all[..2].to_vec()), "on CPUs {:?}", &all[..2]);
+        assert_eq!(
+            warms_on(all[..2].to_vec()),
+            (true, true),
+            "on CPUs {:?}",
+            &all[..2]
+        );
     }
 }

@@ -46,18 +46,22 @@ use crate::sync::lock;
 /// stencil on Ferry waits for 192 steps at a time, up to 384 tasks on one
 /// rank; a worker that finds the queue full drops the oldest batch itself,
 /// under the submitter's allocator lock). The queue holds `KEPT / BATCH`
-/// batches: full ones, but for the one a worker hands over when it finds
-/// no work or stops, and those of threads that are not workers (one task's
+/// batches (and [`HELD`]` / BATCH` more where its submitters hold some):
+/// full ones, but for the one a worker hands over when it finds no work,
+/// blocks or stops, and those of threads that are not workers (one task's
 /// remains each).
 pub(crate) const KEPT: usize = 512;
 
 /// How many of the latest finished tasks' remains a submitting thread
-/// leaves undropped where its rank's threads run on several CPUs (the
-/// queue holds them besides [`KEPT`]): the blocks it reuses for its next
-/// tasks were then last written that many tasks ago, by a worker that has
-/// touched much else since, and are mostly out of its core's caches. Held
-/// back 512 to 7,200 tasks (trial builds), the stencil below ran alike;
-/// 512 is the least tried.
+/// leaves undropped where its rank's threads run on several CPUs, counted
+/// in batches of [`BATCH`] (`HELD / BATCH` batches: this many remains when
+/// they are full, as a busy worker hands them over; fewer when some are
+/// not). The queue holds them besides [`KEPT`]. The blocks the submitter
+/// reuses for its next tasks were then last written that many tasks ago,
+/// by a worker that has touched much else since, and are mostly out of
+/// its core's caches. Held back 512 to 7,200 tasks (trial builds), the
+/// stencil below ran alike; 512 is the least tried.
+///
 /// Task Bench's 1-rank stencil (a chain, `-iter 0`, on the 2-core VM, runs
 /// taking turns with the build before): 0.88–0.93 of the time a task took
 /// while the two vCPUs' cache-line round trip was slow (~400 ns), 0.99–1.00
@@ -153,13 +157,30 @@ impl<T> Leftovers<T> {
     /// Drops the values of up to `max` waiting batches on this thread.
     pub(crate) fn drain(&self, max: usize) {
         for _ in 0..max {
-            match self.queue.pop() {
-                Some(mut batch) => {
-                    drop_all_in(&mut batch);
-                    self.give_back(batch);
-                }
-                None => return,
+            if !self.drop_oldest_batch() {
+                return;
             }
+        }
+    }
+
+    /// Drops the oldest waiting batch's values on this thread; false when
+    /// none waits.
+    fn drop_oldest_batch(&self) -> bool {
+        let Some(mut batch) = self.queue.pop() else {
+            return false;
+        };
+        drop_all_in(&mut batch);
+        self.give_back(batch);
+        true
+    }
+
+    /// Drops the rest of the batch [`drop_one`](Self::drop_one) was
+    /// dropping (the oldest values: it came out of the queue first).
+    fn drop_current(&self) {
+        let mut current = std::mem::take(&mut *lock(&self.dropping));
+        if current.capacity() > 0 {
+            drop_all_in(&mut current);
+            self.give_back(current);
         }
     }
 
@@ -206,28 +227,17 @@ impl<T> Leftovers<T> {
         }
     }
 
-    /// Drops every waiting value but the latest batches a submitter leaves
-    /// waiting ([`HELD`]; all of them where none are held): for a thread
-    /// about to block, whose next submissions will find the memory of
-    /// those tasks it did not free in its malloc cache, and that of the
-    /// later ones in the worker's.
+    /// Drops every waiting value but those of the latest batches a
+    /// submitter leaves waiting ([`HELD`]; all of them where none are
+    /// held), for a submitting thread about to block: the memory of the
+    /// values it drops comes back to its malloc cache for its next
+    /// submissions, and that of the held ones later, once the worker's
+    /// core has let it go.
     pub(crate) fn drain_unheld(&self) {
-        if self.held == 0 {
-            return self.drain_all();
-        }
-        // The batch being dropped came out of the queue first: the oldest.
-        let mut current = std::mem::take(&mut *lock(&self.dropping));
-        if current.capacity() > 0 {
-            drop_all_in(&mut current);
-            self.give_back(current);
-        }
+        self.drop_current();
         while self.queue.len() > self.held {
-            match self.queue.pop() {
-                Some(mut batch) => {
-                    drop_all_in(&mut batch);
-                    self.give_back(batch);
-                }
-                None => return,
+            if !self.drop_oldest_batch() {
+                return;
             }
         }
     }
@@ -236,15 +246,14 @@ impl<T> Leftovers<T> {
     /// [`drop_one`](Self::drop_one) was dropping included (a lock and a
     /// load when none waits).
     pub(crate) fn drain_all(&self) {
-        let mut current = std::mem::take(&mut *lock(&self.dropping));
-        if current.capacity() > 0 {
-            drop_all_in(&mut current);
-            self.give_back(current);
-        }
-        while let Some(mut batch) = self.queue.pop() {
-            drop_all_in(&mut batch);
-            self.give_back(batch);
-        }
+        self.drop_current();
+        while self.drop_oldest_batch() {}
+    }
+
+    /// How many batches a submitter leaves waiting (see [`HELD`]).
+    #[cfg(test)]
+    pub(crate) fn held_batches(&self) -> usize {
+        self.held
     }
 
     /// Whether any value waits (a batch queued or one being dropped).
@@ -389,8 +398,21 @@ mod tests {
         q.drain_all();
         assert_eq!(dropped(&items) + dropped(&more), 5 * BATCH);
 
+        // A whole batch more goes only when more batches wait than half
+        // way from the held ones to the queue's capacity: (2 + 66) / 2 =
+        // 34 here, and 34 are left after the one taken.
+        let capacity = KEPT / BATCH + 2;
+        let many: Vec<Arc<usize>> = (0..((2 + capacity) / 2 + 1) * BATCH)
+            .map(Arc::new)
+            .collect();
+        defer_in_batches(&q, &many);
+        q.drop_one();
+        assert_eq!(dropped(&many), 1, "one value, and no batch more");
+        q.drain_all();
+
         // Where none are held, a thread about to block drops everything.
         let q = Leftovers::default();
+        assert_eq!(q.held_batches(), 0);
         let one = Arc::new(0);
         q.defer(one.clone());
         q.drain_unheld();

@@ -18,7 +18,7 @@ use crate::resources::pinning::Pinning;
 use crate::signal;
 use crate::state::TaskBook;
 use crate::task::cell::Remains;
-use crate::task::leftovers::BATCH;
+use crate::task::leftovers::{BATCH, HELD, Leftovers};
 use crate::task::scheduler::Scheduler;
 use crate::timeline::Recorder;
 use crate::uncounted::List;
@@ -99,7 +99,7 @@ pub(crate) struct TaskPool {
     /// Task counts for state listings.
     pub(crate) tasks: TaskBook,
     /// Finished tasks' remains, dropped by a submitting thread.
-    pub(crate) leftovers: crate::task::leftovers::Leftovers<Remains>,
+    pub(crate) leftovers: Leftovers<Remains>,
     /// Sampled run times per task function (see `Scheduler::help`).
     pub(crate) durations: crate::task::durations::Durations,
     hooks: OnceLock<ThreadHooks>,
@@ -116,11 +116,7 @@ impl TaskPool {
     ) -> TaskPool {
         // Remains held back where the rank's threads run on several CPUs
         // (where its tasks warm their dependents too).
-        let leftovers = crate::task::leftovers::Leftovers::holding(if sched.warms() {
-            crate::task::leftovers::HELD
-        } else {
-            0
-        });
+        let leftovers = Leftovers::holding(if sched.warms() { HELD } else { 0 });
         TaskPool {
             rank,
             ledger,
