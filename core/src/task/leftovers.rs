@@ -27,8 +27,9 @@
 //! most their nap (`signal::NAP`) and that again.
 //!
 //! Where the rank's threads run on several CPUs, a submitter leaves the
-//! latest [`HELD`] tasks' remains undropped (in `drop_one` and before it
-//! blocks): the memory it takes for its next tasks is then memory the
+//! latest `HELD / BATCH` batches of remains undropped ([`HELD`] tasks'
+//! when the batches are full; in `drop_one`, and before it blocks outside
+//! any task): the memory it takes for its next tasks is then memory the
 //! worker wrote hundreds of tasks ago, which that worker's core has let go
 //! of since, not memory still in its caches, whose every line the
 //! submitter's core would have to fetch from the other core's before
