@@ -38,6 +38,15 @@ one sweep's ratio is not a measurement: on the 2-core VM, three sweeps of
 the same binaries in a row (1 rank, 10,000 steps) gave 3.04, 2.19 and 5.30. Ranks N > 1 run as
 `--mpirun -n N BIN ...`; one rank runs BIN directly. `--json FILE` writes
 every run and every METG.
+
+`--point fastest` takes the fastest of a point's runs instead of their
+median. On a shared machine another tenant's work only ever adds time to a
+run, so the fastest of a few is the steadier estimate of what the
+implementation itself costs (Task Bench takes the mean, on dedicated
+nodes). `--recompute FILE...` prints the METGs again from sweeps saved with
+`--json`, with the `--point` and `--threshold` given, running nothing:
+
+    python3 scripts/taskbench_metg.py --recompute sweeps/*.json --point fastest
 """
 
 import argparse
@@ -135,6 +144,41 @@ def iter_counts(hi, lo):
     return out
 
 
+POINT_ESTIMATES = {"median": statistics.median, "fastest": min}
+
+
+def point_elapsed(runs, how="median"):
+    """A point's elapsed time from its runs' (seconds): their median, or
+    the fastest (`how`, a key of `POINT_ESTIMATES`)."""
+    return POINT_ESTIMATES[how](runs)
+
+
+def point_from_runs(p, how):
+    """Saved point `p` (a dict of `--json`'s `points`) with its elapsed
+    time, FLOP/s and granularity taken from its runs by `how`."""
+    elapsed = point_elapsed(p["elapsed_runs"], how)
+    q = dict(p)
+    q["elapsed"] = elapsed
+    q["flops_per_s"] = p["flops"] / elapsed if elapsed > 0 else 0.0
+    q["granularity"] = elapsed * p["cores"] / p["tasks"] if p["tasks"] else 0.0
+    return q
+
+
+def saved_sweeps(dumps):
+    """The sweeps in `--json` dumps: {(pattern, ranks): [{impl: [points]}]},
+    one dict per sweep, in order. A point without a `sweep` number (an
+    older dump) belongs to its file's sweep of that pattern and rank count
+    (a file of one sweep each)."""
+    out = {}
+    for n, dump in enumerate(dumps):
+        for p in dump["points"]:
+            key = (p["pattern"], p["ranks"])
+            sweep = (n, p.get("sweep", 0))
+            per = out.setdefault(key, {})
+            per.setdefault(sweep, {}).setdefault(p["impl"], []).append(p)
+    return {key: [per[k] for k in sorted(per)] for key, per in out.items()}
+
+
 def median_or_none(values):
     """The median of the values that are not None, or None."""
     vals = [v for v in values if v is not None]
@@ -217,9 +261,10 @@ def sweep(impls, pattern, ranks, args, log):
             if len(times[impl.name]) < args.reps:
                 continue
             s = summaries[impl.name]
-            elapsed = statistics.median(times[impl.name])
+            elapsed = point_elapsed(times[impl.name], args.point)
             flops_per_s = s["flops"] / elapsed if elapsed > 0 else 0.0
             p = {"impl": impl.name, "pattern": pattern, "ranks": ranks, "cores": cores,
+                 "sweep": getattr(args, "sweep_number", 0),
                  "iter": k, "steps": args.steps, "width": cores, "tasks": s["tasks"],
                  "deps": s["deps"], "flops": s["flops"], "elapsed_runs": times[impl.name],
                  "elapsed": elapsed, "flops_per_s": flops_per_s,
@@ -238,6 +283,66 @@ def sweep(impls, pattern, ranks, args, log):
         peak = args.peak_flops * cores if args.peak_flops else None
         out[impl.name] = (efficiencies(st["points"], peak), st["error"])
     return out
+
+
+def summary_row(pattern, ranks, per):
+    """A table row from each implementation's sweeps `per` ({impl:
+    [(metg, bracketed, error)]})."""
+    row = {"pattern": pattern, "ranks": ranks}
+    failed = False
+    for name, runs in per.items():
+        value = median_or_none(v for v, _, _ in runs)
+        if value is None and any(e for _, _, e in runs):
+            failed = True
+            row[name] = "fail"
+        else:
+            row[name] = fmt_us(value, all(b for v, b, _ in runs if v is not None))
+        row[name + "_s"] = value
+        row[name + "_all"] = [v for v, _, _ in runs]
+    return row, failed
+
+
+def print_table(rows, many):
+    print(f"{'pattern':<22} {'ranks':>5} {'METG Ferry (us)':>16} {'METG MPI (us)':>14} "
+          f"{'Ferry/MPI':>10}" + (f" {'ratio range':>12} {'sweeps':>6}" if many else ""))
+    for row in rows:
+        ratios = paired_ratios(row.get("ferry_all", []), row.get("mpi_all", []))
+        ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
+        line = (f"{row['pattern']:<22} {row['ranks']:>5} {row.get('ferry', '-'):>16} "
+                f"{row.get('mpi', '-'):>14} {ratio:>10}")
+        if many:
+            span = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
+            line += f" {span:>12} {len(ratios):>6}"
+        print(line)
+
+
+def recompute(args):
+    """`--recompute`: the table of the saved sweeps, every point's time
+    taken from its runs by `--point`."""
+    dumps = []
+    for path in args.recompute:
+        try:
+            with open(path) as fh:
+                dumps.append(json.load(fh))
+        except (OSError, ValueError) as e:
+            print(f"--recompute {path}: {e}", file=sys.stderr)
+            return 2
+    peak = args.peak_flops
+    rows = []
+    sweeps = saved_sweeps(dumps)
+    for (pattern, ranks), runs in sorted(sweeps.items()):
+        per = {}
+        for sweep_points in runs:
+            for name, points in sweep_points.items():
+                pts = [point_from_runs(p, args.point) for p in points]
+                cores = pts[0]["cores"] if pts else 1
+                pts = efficiencies(pts, peak * cores if peak else None)
+                value, bracketed = metg(pts, args.threshold)
+                per.setdefault(name, []).append((value, bracketed, None))
+        rows.append(summary_row(pattern, ranks, per)[0])
+    print(f"{len(dumps)} file(s), each point's time the {args.point} of its runs")
+    print_table(rows, any(len(r.get("ferry_all", r.get("mpi_all", []))) > 1 for r in rows))
+    return 0
 
 
 def main(argv=None):
@@ -264,9 +369,15 @@ def main(argv=None):
                     help="launcher for more than one rank (default 'mpirun --oversubscribe')")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per run")
     ap.add_argument("--json", help="write every run and METG here")
+    ap.add_argument("--point", choices=sorted(POINT_ESTIMATES), default="median",
+                    help="a point's time from its runs: their median (default) or the fastest")
+    ap.add_argument("--recompute", nargs="+", metavar="JSON",
+                    help="print the METGs of sweeps saved with --json again; run nothing")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-point lines")
     args = ap.parse_args(argv)
 
+    if args.recompute:
+        return recompute(args)
     impls = []
     if args.ferry_bin:
         env = dict(kv.split("=", 1) for kv in args.ferry_env if "=" in kv)
@@ -291,11 +402,11 @@ def main(argv=None):
     rows, dump, failed = [], {"points": [], "metg": []}, False
     for pattern in types:
         for ranks in ranks_list:
-            row = {"pattern": pattern, "ranks": ranks}
             per = {i.name: [] for i in impls}
             for n in range(args.sweeps):
                 log(f"{pattern}, {ranks} rank(s), {ranks * args.cores_per_rank} core(s), "
                     f"sweep {n + 1} of {args.sweeps}")
+                args.sweep_number = n
                 res = sweep(impls, pattern, ranks, args, log)
                 for name, (points, error) in res.items():
                     dump["points"].extend(points)
@@ -304,29 +415,11 @@ def main(argv=None):
                     dump["metg"].append({"impl": name, "pattern": pattern, "ranks": ranks,
                                          "sweep": n, "metg_s": value, "bracketed": bracketed,
                                          "error": error})
-            for name, runs in per.items():
-                value = median_or_none(v for v, _, _ in runs)
-                if value is None and any(e for _, _, e in runs):
-                    failed = True
-                    row[name] = "fail"
-                else:
-                    row[name] = fmt_us(value, all(b for v, b, _ in runs if v is not None))
-                row[name + "_s"] = value
-                row[name + "_all"] = [v for v, _, _ in runs]
+            row, bad = summary_row(pattern, ranks, per)
+            failed |= bad
             rows.append(row)
 
-    many = args.sweeps > 1
-    print(f"{'pattern':<22} {'ranks':>5} {'METG Ferry (us)':>16} {'METG MPI (us)':>14} "
-          f"{'Ferry/MPI':>10}" + (f" {'ratio range':>12} {'sweeps':>6}" if many else ""))
-    for row in rows:
-        ratios = paired_ratios(row.get("ferry_all", []), row.get("mpi_all", []))
-        ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
-        line = (f"{row['pattern']:<22} {row['ranks']:>5} {row.get('ferry', '-'):>16} "
-                f"{row.get('mpi', '-'):>14} {ratio:>10}")
-        if many:
-            span = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
-            line += f" {span:>12} {len(ratios):>6}"
-        print(line)
+    print_table(rows, args.sweeps > 1)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dump, fh, indent=1)

@@ -71,6 +71,59 @@ class Sweeps(unittest.TestCase):
         self.assertIsNone(tm.median_or_none([None, None]))
 
 
+class Estimates(unittest.TestCase):
+    def test_a_point_is_the_median_or_the_fastest_of_its_runs(self):
+        runs = [0.30, 0.10, 0.90]
+        self.assertEqual(tm.point_elapsed(runs), 0.30)
+        self.assertEqual(tm.point_elapsed(runs, "fastest"), 0.10)
+        p = tm.point_from_runs({"elapsed_runs": runs, "flops": 100, "cores": 2,
+                                "tasks": 4, "elapsed": 0.30}, "fastest")
+        self.assertEqual(p["elapsed"], 0.10)
+        self.assertAlmostEqual(p["flops_per_s"], 1000.0)
+        self.assertAlmostEqual(p["granularity"], 0.05)
+
+    @staticmethod
+    def saved(impl, sweep, runs_by_iter, pattern="stencil_1d", ranks=1):
+        pts = []
+        for k, runs in runs_by_iter:
+            p = {"impl": impl, "pattern": pattern, "ranks": ranks, "cores": 1, "iter": k,
+                 "tasks": 10, "flops": 1000 * k, "elapsed_runs": runs}
+            if sweep is not None:
+                p["sweep"] = sweep
+            pts.append(p)
+        return pts
+
+    def test_saved_sweeps_are_grouped_by_file_and_sweep_number(self):
+        a = {"points": self.saved("mpi", 0, [(4, [1.0])]) + self.saved("mpi", 1, [(4, [2.0])])}
+        b = {"points": self.saved("mpi", None, [(4, [3.0])])}
+        got = tm.saved_sweeps([a, b])
+        runs = [[p["elapsed_runs"][0] for p in s["mpi"]] for s in got[("stencil_1d", 1)]]
+        self.assertEqual(runs, [[1.0], [2.0], [3.0]])
+
+    def test_recompute_prints_the_metg_of_the_fastest_runs(self):
+        import contextlib
+        import io
+        import json
+        import tempfile
+        # The fastest runs give efficiency 1, 0.8, 0.5 and 0.2 at iter 8,
+        # 4, 2 and 1; the medians are twice as slow below iter 8, where
+        # their METG would be iter 8's 41 us.
+        work = {8: [4.0e-5 * 10, 8.0e-5 * 10, 4.1e-5 * 10], 4: [2.5e-5 * 10, 5e-5 * 10, 5e-5 * 10],
+                2: [2.0e-5 * 10, 4e-5 * 10, 4e-5 * 10], 1: [2.5e-5 * 10, 5e-5 * 10, 5e-5 * 10]}
+        pts = self.saved("ferry", 0, sorted(work.items(), reverse=True))
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump({"points": pts, "metg": []}, fh)
+        try:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                self.assertEqual(tm.main(["--recompute", fh.name, "--point", "fastest"]), 0)
+            row = [line for line in out.getvalue().splitlines() if line.startswith("stencil_1d")]
+            # Granularity is elapsed / tasks: 20 us at iter 2 (efficiency 0.5).
+            self.assertEqual(row[0].split()[2], "20.00")
+        finally:
+            os.unlink(fh.name)
+
+
 class Parsing(unittest.TestCase):
     TEXT = ("Total Tasks 12\nTotal Dependencies 20\nTotal FLOPs 16128\n"
             "Total Bytes 640\nElapsed Time 5.000000e-01 seconds\n"
