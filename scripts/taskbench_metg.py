@@ -165,18 +165,49 @@ def point_from_runs(p, how):
 
 
 def saved_sweeps(dumps):
-    """The sweeps in `--json` dumps: {(pattern, ranks): [{impl: [points]}]},
-    one dict per sweep, in order. A point without a `sweep` number (an
-    older dump) belongs to its file's sweep of that pattern and rank count
-    (a file of one sweep each)."""
+    """The sweeps in `--json` dumps: {(pattern, ranks, steps, cores):
+    [{impl: ([points], error)}]}, one dict per sweep, in order, each
+    naming every implementation seen in any of them (no points and no
+    error where one had none in that sweep). A point without a `sweep`
+    number (an older dump) starts a new sweep of its implementation when
+    its `iter` is not below the one before it (a sweep halves `iter` from
+    the top); the error of a failed sweep comes from the dump's `metg`
+    list. Raises `ValueError` for a dump of the wrong shape."""
     out = {}
     for n, dump in enumerate(dumps):
+        if not isinstance(dump, dict) or not isinstance(dump.get("points"), list):
+            raise ValueError("not a sweep's JSON: no list of points")
+        numbers, last = {}, {}
         for p in dump["points"]:
-            key = (p["pattern"], p["ranks"])
-            sweep = (n, p.get("sweep", 0))
+            try:
+                key = (p["pattern"], p["ranks"], p["steps"], p["cores"])
+                impl, k = p["impl"], p["iter"]
+                if not p["elapsed_runs"]:
+                    raise ValueError(f"{impl} at iter {k}: no runs")
+            except (KeyError, TypeError) as e:
+                raise ValueError(f"a point without {e}") from None
+            if "sweep" in p:
+                number = p["sweep"]
+            else:
+                mine = (key, impl)
+                if mine in last and k >= last[mine]:
+                    numbers[mine] = numbers.get(mine, 0) + 1
+                last[mine] = k
+                number = numbers.get((key, impl), 0)
             per = out.setdefault(key, {})
-            per.setdefault(sweep, {}).setdefault(p["impl"], []).append(p)
-    return {key: [per[k] for k in sorted(per)] for key, per in out.items()}
+            per.setdefault((n, number), {}).setdefault(impl, ([], None))[0].append(p)
+        for m in dump.get("metg", []):
+            if isinstance(m, dict) and m.get("error"):
+                key = next((k for k in out if k[:2] == (m.get("pattern"), m.get("ranks"))), None)
+                if key is not None:
+                    sweep = out[key].setdefault((n, m.get("sweep", 0)), {})
+                    points, _ = sweep.get(m["impl"], ([], None))
+                    sweep[m["impl"]] = (points, m["error"])
+    result = {}
+    for key, per in out.items():
+        impls = sorted({i for sweep in per.values() for i in sweep})
+        result[key] = [{i: per[s].get(i, ([], None)) for i in impls} for s in sorted(per)]
+    return result
 
 
 def median_or_none(values):
@@ -318,30 +349,35 @@ def print_table(rows, many):
 
 def recompute(args):
     """`--recompute`: the table of the saved sweeps, every point's time
-    taken from its runs by `--point`."""
+    taken from its runs by `--point`, against `--peak-flops` if given,
+    else the one the dumps were made with, else the best seen."""
     dumps = []
     for path in args.recompute:
         try:
             with open(path) as fh:
-                dumps.append(json.load(fh))
+                dump = json.load(fh)
+            saved_sweeps([dump])
         except (OSError, ValueError) as e:
             print(f"--recompute {path}: {e}", file=sys.stderr)
             return 2
+        dumps.append(dump)
+    made = {d.get("settings", {}).get("peak_flops") for d in dumps}
     peak = args.peak_flops
+    if peak is None and len(made) == 1:
+        peak = made.pop()
     rows = []
-    sweeps = saved_sweeps(dumps)
-    for (pattern, ranks), runs in sorted(sweeps.items()):
+    for (pattern, ranks, _steps, cores), runs in sorted(saved_sweeps(dumps).items()):
         per = {}
         for sweep_points in runs:
-            for name, points in sweep_points.items():
-                pts = [point_from_runs(p, args.point) for p in points]
-                cores = pts[0]["cores"] if pts else 1
-                pts = efficiencies(pts, peak * cores if peak else None)
+            for name, (points, error) in sweep_points.items():
+                pts = efficiencies([point_from_runs(p, args.point) for p in points],
+                                   peak * cores if peak else None)
                 value, bracketed = metg(pts, args.threshold)
-                per.setdefault(name, []).append((value, bracketed, None))
+                per.setdefault(name, []).append((value, bracketed, error))
         rows.append(summary_row(pattern, ranks, per)[0])
     print(f"{len(dumps)} file(s), each point's time the {args.point} of its runs")
-    print_table(rows, any(len(r.get("ferry_all", r.get("mpi_all", []))) > 1 for r in rows))
+    print_table(rows, any(max(len(r.get("ferry_all", [])), len(r.get("mpi_all", []))) > 1
+                          for r in rows))
     return 0
 
 
@@ -372,7 +408,8 @@ def main(argv=None):
     ap.add_argument("--point", choices=sorted(POINT_ESTIMATES), default="median",
                     help="a point's time from its runs: their median (default) or the fastest")
     ap.add_argument("--recompute", nargs="+", metavar="JSON",
-                    help="print the METGs of sweeps saved with --json again; run nothing")
+                    help="print the METGs of sweeps saved with --json again; run nothing "
+                         "(of the other options only --point, --threshold and --peak-flops count)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-point lines")
     args = ap.parse_args(argv)
 
@@ -399,7 +436,10 @@ def main(argv=None):
         ap.error("ranks, reps, sweeps, steps and cores per rank must be at least 1")
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-    rows, dump, failed = [], {"points": [], "metg": []}, False
+    settings = {k: getattr(args, k) for k in
+                ("point", "peak_flops", "threshold", "stop_below", "reps", "steps",
+                 "cores_per_rank")}
+    rows, dump, failed = [], {"settings": settings, "points": [], "metg": []}, False
     for pattern in types:
         for ranks in ranks_list:
             per = {i.name: [] for i in impls}

@@ -87,18 +87,65 @@ class Estimates(unittest.TestCase):
         pts = []
         for k, runs in runs_by_iter:
             p = {"impl": impl, "pattern": pattern, "ranks": ranks, "cores": 1, "iter": k,
-                 "tasks": 10, "flops": 1000 * k, "elapsed_runs": runs}
+                 "steps": 10, "tasks": 10, "flops": 1000 * k, "elapsed_runs": runs}
             if sweep is not None:
                 p["sweep"] = sweep
             pts.append(p)
         return pts
 
+    @staticmethod
+    def firsts(sweeps, impl):
+        return [[p["elapsed_runs"][0] for p in s[impl][0]] for s in sweeps]
+
     def test_saved_sweeps_are_grouped_by_file_and_sweep_number(self):
         a = {"points": self.saved("mpi", 0, [(4, [1.0])]) + self.saved("mpi", 1, [(4, [2.0])])}
         b = {"points": self.saved("mpi", None, [(4, [3.0])])}
-        got = tm.saved_sweeps([a, b])
-        runs = [[p["elapsed_runs"][0] for p in s["mpi"]] for s in got[("stencil_1d", 1)]]
-        self.assertEqual(runs, [[1.0], [2.0], [3.0]])
+        got = tm.saved_sweeps([a, b])[("stencil_1d", 1, 10, 1)]
+        self.assertEqual(self.firsts(got, "mpi"), [[1.0], [2.0], [3.0]])
+
+    def test_an_older_dump_of_several_sweeps_is_split_where_iter_goes_up(self):
+        # Two sweeps of one implementation, without sweep numbers.
+        pts = self.saved("mpi", None, [(4, [1.0]), (2, [2.0]), (4, [3.0]), (2, [4.0])])
+        got = tm.saved_sweeps([{"points": pts}])[("stencil_1d", 1, 10, 1)]
+        self.assertEqual(self.firsts(got, "mpi"), [[1.0, 2.0], [3.0, 4.0]])
+
+    def test_a_sweep_without_an_implementation_is_not_paired_with_another(self):
+        mpi_only = {"points": self.saved("mpi", 0, [(4, [1.0])])}
+        both = {"points": self.saved("ferry", 0, [(4, [5.0])]) + self.saved("mpi", 0, [(4, [7.0])])}
+        for dumps in ([mpi_only, both], [both, mpi_only]):
+            sweeps = tm.saved_sweeps(dumps)[("stencil_1d", 1, 10, 1)]
+            self.assertEqual([len(s["ferry"][0]) for s in sweeps].count(0), 1)
+            ferry = [s["ferry"][0][0]["elapsed_runs"][0] if s["ferry"][0] else None
+                     for s in sweeps]
+            mpi = [s["mpi"][0][0]["elapsed_runs"][0] for s in sweeps]
+            self.assertEqual(tm.paired_ratios(ferry, mpi), [5.0 / 7.0])
+
+    def test_a_dump_of_the_wrong_shape_is_refused(self):
+        for bad in ([], {"metg": []}, {"points": [{"impl": "mpi"}]},
+                    {"points": self.saved("mpi", 0, [(4, [])])}):
+            with self.assertRaises(ValueError):
+                tm.saved_sweeps([bad])
+
+    def test_a_live_sweep_numbers_its_points_and_takes_the_point_asked_for(self):
+        import argparse
+        runs = iter([3.0, 1.0, 2.0] * 10)
+
+        def fake_run(impl, ranks, mpirun, flags, timeout):
+            return {"elapsed": next(runs), "tasks": 4, "deps": 3, "flops": 400,
+                    "bytes": 0}, None
+
+        args = argparse.Namespace(iter_max=2, iter_min=1, reps=3, timeout=1, mpirun="",
+                                  steps=4, cores_per_rank=1, point="fastest",
+                                  peak_flops=None, stop_below=0.0, sweep_number=3)
+        real, tm.run_once = tm.run_once, fake_run
+        try:
+            out = tm.sweep([tm.Impl("mpi", "x", {})], "stencil_1d", 1, args, lambda s: None)
+        finally:
+            tm.run_once = real
+        points, error = out["mpi"]
+        self.assertIsNone(error)
+        self.assertEqual([(p["iter"], p["sweep"], p["elapsed"]) for p in points],
+                         [(2, 3, 1.0), (1, 3, 1.0)])
 
     def test_recompute_prints_the_metg_of_the_fastest_runs(self):
         import contextlib
@@ -120,6 +167,15 @@ class Estimates(unittest.TestCase):
             row = [line for line in out.getvalue().splitlines() if line.startswith("stencil_1d")]
             # Granularity is elapsed / tasks: 20 us at iter 2 (efficiency 0.5).
             self.assertEqual(row[0].split()[2], "20.00")
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                self.assertEqual(tm.main(["--recompute", fh.name]), 0)
+            row = [line for line in out.getvalue().splitlines() if line.startswith("stencil_1d")]
+            self.assertEqual(row[0].split()[2], "41.00", "the medians")
+            with open(fh.name, "w") as bad:
+                bad.write("[1, 2]")
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.assertEqual(tm.main(["--recompute", fh.name]), 2)
         finally:
             os.unlink(fh.name)
 
