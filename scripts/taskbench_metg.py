@@ -41,10 +41,11 @@ every run and every METG.
 
 `--point fastest` takes the fastest of a point's runs instead of their
 median. On a shared machine another tenant's work only ever adds time to a
-run, so the fastest of a few is the steadier estimate of what the
-implementation itself costs (Task Bench takes the mean, on dedicated
-nodes). `--recompute FILE...` prints the METGs again from sweeps saved with
-`--json`, with the `--point` and `--threshold` given, running nothing:
+run, so the fastest of a few holds the least of it (Task Bench takes the
+mean, on dedicated nodes). `--recompute FILE...` prints the METGs again
+from sweeps saved with `--json`, with the `--point`, `--threshold` and
+`--peak-flops` given (the peak, by default, the one they were made with),
+running nothing:
 
     python3 scripts/taskbench_metg.py --recompute sweeps/*.json --point fastest
 """

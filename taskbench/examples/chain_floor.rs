@@ -1,25 +1,28 @@
-//! The least a chain of tasks costs when one thread submits and another
-//! runs them: Task Bench's 1-wide stencil (each point reads the one before
-//! it) through two single-producer single-consumer rings, with no runtime
-//! in between. The submitting thread fills a task's record (its step and
-//! its input's record) and pushes its index; the running thread pops it,
-//! runs `TaskGraph::execute_point` on it as both Task Bench
-//! implementations do (the input's check, the kernel, the output) and hands
-//! the input's record back, which the submitter reuses. No lock and no
-//! locked instruction: stores, and loads that acquire what the other thread
-//! released. Like `taskbench-ferry`, it keeps at most 256 steps pending.
+//! What a minimal two-thread pipeline costs a chain of tasks: Task Bench's
+//! 1-wide stencil (each point reads the one before it) through two
+//! single-producer single-consumer rings, with no runtime in between. The
+//! submitting thread fills a task's record (its step and its input's
+//! record) and pushes its index; the running thread pops it, runs
+//! `TaskGraph::execute_point` on it as both Task Bench implementations do
+//! (the input's check, the kernel, the output) and hands the input's record
+//! back, which the submitter reuses. No lock and no locked instruction:
+//! stores, and loads that acquire what the other thread released. It paces
+//! as `taskbench-ferry` does: with 256 steps pending it waits until all but
+//! a quarter are done.
 //!
-//! A floor for a runtime's two-thread pipeline on one rank, measured the
-//! way the performance log's fifteenth session did: the time a task takes
-//! here is the handoff's cost on the machine (its cores' cache-line round
-//! trip) plus Task Bench's own work.
+//! What it measures is the pipeline's throughput with a few hundred tasks
+//! in flight: the cache-line round trips between the two cores overlap
+//! the work rather than add to it. One design's cost, so an upper bound on
+//! the least such a pipeline can cost on the machine; the performance log's
+//! fifteenth session compares it with `taskbench-mpi` and
+//! `taskbench-ferry` on one rank.
 //!
 //! ```sh
 //! cargo run --release -p ferry-taskbench --example chain_floor -- 1000000 0
 //! ```
 //!
-//! Arguments: the number of steps (default 200,000) and `-iter` (default
-//! 0). Prints the microseconds a task took.
+//! Arguments: the number of steps (default 200,000, at least 1) and
+//! `-iter` (default 0). Prints the microseconds a task took.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,16 +32,18 @@ use ferry_taskbench::TaskGraph;
 
 /// Slots of each ring (a power of two).
 const RING: usize = 1024;
-/// Steps submitted and not known done, at most.
+/// Steps submitted and not known done, at most (`ferry_run::MAX_STEPS_AHEAD`).
 const AHEAD: u64 = 256;
 /// Records: more than can be pending or waiting to come back at once.
 const RECORDS: usize = 4 * RING;
-/// A point's output (`-output`'s default and least).
+/// A point's output: `-output`'s default and least, checked at start.
 const OUT: usize = 16;
 
 /// One task's record: its step, its input's record (`usize::MAX`: none)
 /// and its output, as words (written by one thread, then read by the other
-/// after a ring's release and acquire).
+/// after a ring's release and acquire). On lines of its own: the record the
+/// submitter reuses must not share one with the record the worker is at.
+#[repr(align(128))]
 struct Record {
     step: AtomicU64,
     input: AtomicUsize,
@@ -112,6 +117,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let steps: u64 = args.next().map_or(Ok(200_000), |a| a.parse())?;
     let iter = args.next().unwrap_or_else(|| "0".into());
+    if steps == 0 || args.next().is_some() {
+        return Err("usage: chain_floor [STEPS >= 1] [ITER]".into());
+    }
     let graph = TaskGraph::from_flags([
         "-steps",
         &steps.to_string(),
@@ -124,6 +132,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "-iter",
         &iter,
     ])?;
+    if graph.output_bytes != OUT {
+        return Err(format!(
+            "a point's output is {} bytes, not {OUT}",
+            graph.output_bytes
+        )
+        .into());
+    }
     let records: Arc<[Record]> = (0..RECORDS)
         .map(|_| Record {
             step: AtomicU64::new(0),
@@ -178,17 +193,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         })
     };
+    // A worker that stopped early (a failed check) ends the run: its error
+    // is the result.
+    let stopped = |worker: &std::thread::JoinHandle<Result<(), String>>| worker.is_finished();
 
     let (mut tasks, mut back) = (End::of(&to_worker), End::of(&to_driver));
     let mut free: Vec<usize> = (0..RECORDS).rev().collect();
     let mut prev = usize::MAX;
+    let mut known_done = 0;
     let start = Instant::now();
     for t in 0..steps {
         while let Some(i) = back.pop() {
             free.push(i);
         }
-        while t >= AHEAD && done.0.load(Ordering::Acquire) + AHEAD * 3 / 4 < t {
-            std::hint::spin_loop();
+        if t - known_done >= AHEAD {
+            // All but a quarter done, then on (as `taskbench-ferry` paces).
+            while known_done + AHEAD / 4 < t && !stopped(&worker) {
+                known_done = done.0.load(Ordering::Acquire);
+                std::hint::spin_loop();
+            }
         }
         let index = free.pop().ok_or("every record is in use")?;
         let r = &records[index];
@@ -196,8 +219,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r.input.store(prev, Ordering::Relaxed);
         tasks.push(index);
         prev = index;
+        if stopped(&worker) {
+            break;
+        }
     }
-    while done.0.load(Ordering::Acquire) < steps {
+    while done.0.load(Ordering::Acquire) < steps && !stopped(&worker) {
         std::hint::spin_loop();
     }
     let elapsed = start.elapsed();
