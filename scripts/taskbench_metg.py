@@ -293,14 +293,13 @@ def sweep(impls, pattern, ranks, args, log):
             if len(times[impl.name]) < args.reps:
                 continue
             s = summaries[impl.name]
-            elapsed = point_elapsed(times[impl.name], args.point)
-            flops_per_s = s["flops"] / elapsed if elapsed > 0 else 0.0
-            p = {"impl": impl.name, "pattern": pattern, "ranks": ranks, "cores": cores,
+            p = point_from_runs(
+                {"impl": impl.name, "pattern": pattern, "ranks": ranks, "cores": cores,
                  "sweep": getattr(args, "sweep_number", 0),
                  "iter": k, "steps": args.steps, "width": cores, "tasks": s["tasks"],
-                 "deps": s["deps"], "flops": s["flops"], "elapsed_runs": times[impl.name],
-                 "elapsed": elapsed, "flops_per_s": flops_per_s,
-                 "granularity": elapsed * cores / s["tasks"] if s["tasks"] else 0.0}
+                 "deps": s["deps"], "flops": s["flops"], "elapsed_runs": times[impl.name]},
+                args.point)
+            elapsed, flops_per_s = p["elapsed"], p["flops_per_s"]
             st["points"].append(p)
             st["best"] = max(st["best"], flops_per_s)
             peak = args.peak_flops * cores if args.peak_flops else st["best"]
