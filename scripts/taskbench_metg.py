@@ -48,6 +48,16 @@ from sweeps saved with `--json`, with the `--point`, `--threshold` and
 running nothing:
 
     python3 scripts/taskbench_metg.py --recompute sweeps/*.json --point fastest
+
+`--pool` prints a second table, from each point's runs pooled across all
+the sweeps of a pattern and rank count (live, or the dumps recomputed):
+one METG per implementation from points of `--reps` × `--sweeps` runs
+each. The runs of one point within a sweep follow each other within
+milliseconds, so one slow spell of the machine can take all of them;
+across sweeps minutes apart it takes few. On a machine whose slow spells
+only ever add time, the pooled fastest runs are the closest to what each
+implementation costs; the per-sweep table says how much a single sweep
+varies.
 """
 
 import argparse
@@ -211,6 +221,39 @@ def saved_sweeps(dumps):
     return result
 
 
+def pooled(sweeps):
+    """One sweep's worth of points per implementation from several sweeps
+    (`saved_sweeps`' lists): {impl: [point]}, each point holding the runs
+    of every sweep at its `iter`, highest `iter` first. A sweep that
+    stopped earlier adds nothing below where it stopped."""
+    out = {}
+    for sweep_points in sweeps:
+        for name, (points, _error) in sweep_points.items():
+            mine = out.setdefault(name, {})
+            for p in points:
+                q = mine.get(p["iter"])
+                if q is None:
+                    mine[p["iter"]] = dict(p, elapsed_runs=list(p["elapsed_runs"]))
+                else:
+                    q["elapsed_runs"].extend(p["elapsed_runs"])
+    return {name: [pts[k] for k in sorted(pts, reverse=True)] for name, pts in out.items()}
+
+
+def pooled_row(pattern, ranks, sweeps, how, threshold, peak):
+    """The table row of `sweeps` (of one pattern and rank count) with each
+    point's runs pooled across them (`pooled`), its time taken by `how`,
+    and the most runs a point has (`runs`)."""
+    per, runs = {}, 0
+    for name, points in pooled(sweeps).items():
+        pts = efficiencies([point_from_runs(p, how) for p in points], peak)
+        value, bracketed = metg(pts, threshold)
+        per[name] = [(value, bracketed, None)]
+        runs = max([runs] + [len(p["elapsed_runs"]) for p in points])
+    row, _ = summary_row(pattern, ranks, per)
+    row["runs"] = runs
+    return row
+
+
 def median_or_none(values):
     """The median of the values that are not None, or None."""
     vals = [v for v in values if v is not None]
@@ -347,6 +390,18 @@ def print_table(rows, many):
         print(line)
 
 
+def print_pooled(rows, how):
+    """The table of `pooled_row`s."""
+    print(f"each point's runs pooled across the sweeps, its time the {how} of them")
+    print(f"{'pattern':<22} {'ranks':>5} {'METG Ferry (us)':>16} {'METG MPI (us)':>14} "
+          f"{'Ferry/MPI':>10} {'runs/point':>10}")
+    for row in rows:
+        ratios = paired_ratios(row.get("ferry_all", []), row.get("mpi_all", []))
+        ratio = f"{ratios[0]:.2f}" if ratios else "-"
+        print(f"{row['pattern']:<22} {row['ranks']:>5} {row.get('ferry', '-'):>16} "
+              f"{row.get('mpi', '-'):>14} {ratio:>10} {row['runs']:>10}")
+
+
 def recompute(args):
     """`--recompute`: the table of the saved sweeps, every point's time
     taken from its runs by `--point`, against `--peak-flops` if given,
@@ -365,8 +420,10 @@ def recompute(args):
     peak = args.peak_flops
     if peak is None and len(made) == 1:
         peak = made.pop()
-    rows = []
+    rows, pools = [], []
     for (pattern, ranks, _steps, cores), runs in sorted(saved_sweeps(dumps).items()):
+        pools.append(pooled_row(pattern, ranks, runs, args.point, args.threshold,
+                                peak * cores if peak else None))
         per = {}
         for sweep_points in runs:
             for name, (points, error) in sweep_points.items():
@@ -378,6 +435,8 @@ def recompute(args):
     print(f"{len(dumps)} file(s), each point's time the {args.point} of its runs")
     print_table(rows, any(max(len(r.get("ferry_all", [])), len(r.get("mpi_all", []))) > 1
                           for r in rows))
+    if args.pool:
+        print_pooled(pools, args.point)
     return 0
 
 
@@ -407,9 +466,12 @@ def main(argv=None):
     ap.add_argument("--json", help="write every run and METG here")
     ap.add_argument("--point", choices=sorted(POINT_ESTIMATES), default="median",
                     help="a point's time from its runs: their median (default) or the fastest")
+    ap.add_argument("--pool", action="store_true",
+                    help="also print the METGs of each point's runs pooled across the sweeps")
     ap.add_argument("--recompute", nargs="+", metavar="JSON",
                     help="print the METGs of sweeps saved with --json again; run nothing "
-                         "(of the other options only --point, --threshold and --peak-flops count)")
+                         "(of the other options only --point, --pool, --threshold and "
+                         "--peak-flops count)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-point lines")
     args = ap.parse_args(argv)
 
@@ -439,15 +501,17 @@ def main(argv=None):
     settings = {k: getattr(args, k) for k in
                 ("point", "peak_flops", "threshold", "stop_below", "reps", "steps",
                  "cores_per_rank")}
-    rows, dump, failed = [], {"settings": settings, "points": [], "metg": []}, False
+    rows, pools, dump, failed = [], [], {"settings": settings, "points": [], "metg": []}, False
     for pattern in types:
         for ranks in ranks_list:
             per = {i.name: [] for i in impls}
+            done = []
             for n in range(args.sweeps):
                 log(f"{pattern}, {ranks} rank(s), {ranks * args.cores_per_rank} core(s), "
                     f"sweep {n + 1} of {args.sweeps}")
                 args.sweep_number = n
                 res = sweep(impls, pattern, ranks, args, log)
+                done.append(res)
                 for name, (points, error) in res.items():
                     dump["points"].extend(points)
                     value, bracketed = metg(points, args.threshold)
@@ -458,8 +522,13 @@ def main(argv=None):
             row, bad = summary_row(pattern, ranks, per)
             failed |= bad
             rows.append(row)
+            cores = ranks * args.cores_per_rank
+            pools.append(pooled_row(pattern, ranks, done, args.point, args.threshold,
+                                    args.peak_flops * cores if args.peak_flops else None))
 
     print_table(rows, args.sweeps > 1)
+    if args.pool:
+        print_pooled(pools, args.point)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dump, fh, indent=1)

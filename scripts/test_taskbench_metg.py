@@ -180,6 +180,63 @@ class Estimates(unittest.TestCase):
             os.unlink(fh.name)
 
 
+class Pooling(unittest.TestCase):
+    saved = staticmethod(Estimates.saved)
+
+    def test_a_points_runs_are_pooled_across_sweeps(self):
+        # The second sweep stopped at iter 4: iter 2 has the first's runs only.
+        a = {"points": self.saved("mpi", 0, [(4, [1.0, 2.0]), (2, [3.0])])
+             + self.saved("ferry", 0, [(4, [9.0])])}
+        b = {"points": self.saved("mpi", 1, [(4, [0.5])])}
+        sweeps = tm.saved_sweeps([a, b])[("stencil_1d", 1, 10, 1)]
+        got = tm.pooled(sweeps)
+        self.assertEqual([(p["iter"], p["elapsed_runs"]) for p in got["mpi"]],
+                         [(4, [1.0, 2.0, 0.5]), (2, [3.0])])
+        self.assertEqual([p["elapsed_runs"] for p in got["ferry"]], [[9.0]])
+        # The sweeps' own points are left as they were.
+        self.assertEqual(sweeps[0]["mpi"][0][0]["elapsed_runs"], [1.0, 2.0])
+
+    def test_pooled_metg_takes_the_runs_of_every_sweep(self):
+        # iter 4 is 40 us a task at efficiency 1 in both sweeps; iter 2 is
+        # slow in the first (80 us, efficiency 0.25) and fast in the second
+        # (20 us, efficiency 1); iter 1 is slow in both (below 50%).
+        s0 = self.saved("mpi", 0, [(4, [4e-4]), (2, [8e-4]), (1, [4e-3])])
+        s1 = self.saved("mpi", 1, [(4, [4e-4]), (2, [2e-4]), (1, [4e-3])])
+        sweeps = tm.saved_sweeps([{"points": s0 + s1}])[("stencil_1d", 1, 10, 1)]
+        row = tm.pooled_row("stencil_1d", 1, sweeps, "fastest", 0.5, None)
+        self.assertEqual((row["mpi"], row["runs"]), ("20.00", 2))
+        # Their median (50 us, efficiency 0.4) is below 50%: iter 4's 40 us.
+        row = tm.pooled_row("stencil_1d", 1, sweeps, "median", 0.5, None)
+        self.assertEqual(row["mpi"], "40.00")
+
+    def test_recompute_prints_the_pooled_table_when_asked(self):
+        import contextlib
+        import io
+        import json
+        import tempfile
+        slow = (1, [4e-3])  # efficiency 0.025: the METG is bracketed
+        pts = (self.saved("ferry", 0, [(4, [4e-4]), (2, [8e-4]), slow])
+               + self.saved("ferry", 1, [(4, [4e-4]), (2, [4e-4]), slow])
+               + self.saved("mpi", 0, [(4, [4e-4]), (2, [2e-4]), slow])
+               + self.saved("mpi", 1, [(4, [4e-4]), (2, [2e-4]), slow]))
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump({"points": pts, "metg": []}, fh)
+        try:
+            for extra, pooled_lines in (([], 0), (["--pool"], 1)):
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    self.assertEqual(tm.main(["--recompute", fh.name, "--point", "fastest"]
+                                             + extra), 0)
+                text = out.getvalue()
+                self.assertEqual(text.count("pooled across the sweeps"), pooled_lines)
+            rows = [line.split() for line in text.splitlines() if line.startswith("stencil_1d")]
+            # Pooled: Ferry's iter 2 at 40 us (efficiency 0.5 against
+            # iter 4's 40 us: iter 2 has half its FLOPs), MPI's at 20 us.
+            self.assertEqual(rows[-1][2:6], ["40.00", "20.00", "2.00", "2"])
+        finally:
+            os.unlink(fh.name)
+
+
 class Parsing(unittest.TestCase):
     TEXT = ("Total Tasks 12\nTotal Dependencies 20\nTotal FLOPs 16128\n"
             "Total Bytes 640\nElapsed Time 5.000000e-01 seconds\n"
