@@ -376,9 +376,13 @@ def summary_row(pattern, ranks, per):
     return row, failed
 
 
-def print_table(rows, many):
+def print_table(rows, many, runs=False):
+    """The METG table; with `many`, each ratio's range and how many sweeps
+    it is the median of; with `runs`, how many runs a point has at most
+    (`pooled_row`'s rows)."""
     print(f"{'pattern':<22} {'ranks':>5} {'METG Ferry (us)':>16} {'METG MPI (us)':>14} "
-          f"{'Ferry/MPI':>10}" + (f" {'ratio range':>12} {'sweeps':>6}" if many else ""))
+          f"{'Ferry/MPI':>10}" + (f" {'ratio range':>12} {'sweeps':>6}" if many else "")
+          + (f" {'runs/point':>10}" if runs else ""))
     for row in rows:
         ratios = paired_ratios(row.get("ferry_all", []), row.get("mpi_all", []))
         ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
@@ -387,19 +391,15 @@ def print_table(rows, many):
         if many:
             span = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
             line += f" {span:>12} {len(ratios):>6}"
+        if runs:
+            line += f" {row['runs']:>10}"
         print(line)
 
 
 def print_pooled(rows, how):
-    """The table of `pooled_row`s."""
+    """The table of `pooled_row`s, under a line that says what it is."""
     print(f"each point's runs pooled across the sweeps, its time the {how} of them")
-    print(f"{'pattern':<22} {'ranks':>5} {'METG Ferry (us)':>16} {'METG MPI (us)':>14} "
-          f"{'Ferry/MPI':>10} {'runs/point':>10}")
-    for row in rows:
-        ratios = paired_ratios(row.get("ferry_all", []), row.get("mpi_all", []))
-        ratio = f"{ratios[0]:.2f}" if ratios else "-"
-        print(f"{row['pattern']:<22} {row['ranks']:>5} {row.get('ferry', '-'):>16} "
-              f"{row.get('mpi', '-'):>14} {ratio:>10} {row['runs']:>10}")
+    print_table(rows, False, runs=True)
 
 
 def recompute(args):
@@ -422,8 +422,9 @@ def recompute(args):
         peak = made.pop()
     rows, pools = [], []
     for (pattern, ranks, _steps, cores), runs in sorted(saved_sweeps(dumps).items()):
-        pools.append(pooled_row(pattern, ranks, runs, args.point, args.threshold,
-                                peak * cores if peak else None))
+        if args.pool:
+            pools.append(pooled_row(pattern, ranks, runs, args.point, args.threshold,
+                                    peak * cores if peak else None))
         per = {}
         for sweep_points in runs:
             for name, (points, error) in sweep_points.items():
@@ -522,9 +523,10 @@ def main(argv=None):
             row, bad = summary_row(pattern, ranks, per)
             failed |= bad
             rows.append(row)
-            cores = ranks * args.cores_per_rank
-            pools.append(pooled_row(pattern, ranks, done, args.point, args.threshold,
-                                    args.peak_flops * cores if args.peak_flops else None))
+            if args.pool:
+                cores = ranks * args.cores_per_rank
+                pools.append(pooled_row(pattern, ranks, done, args.point, args.threshold,
+                                        args.peak_flops * cores if args.peak_flops else None))
 
     print_table(rows, args.sweeps > 1)
     if args.pool:

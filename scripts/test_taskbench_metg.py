@@ -237,6 +237,37 @@ class Pooling(unittest.TestCase):
             os.unlink(fh.name)
 
 
+    def test_a_live_run_pools_its_sweeps_when_asked(self):
+        import contextlib
+        import io
+        # Two sweeps of one run a point: iter 2 at 8e-4 s, then 2e-4 s;
+        # iter 1 always slow. Pooled, iter 2's fastest run is at
+        # efficiency 1 (20 us a task), as the second sweep alone.
+        times = iter([4e-4, 8e-4, 4e-3, 4e-4, 2e-4, 4e-3])
+
+        def fake_run(impl, ranks, mpirun, flags, timeout):
+            k = int(flags[flags.index("-iter") + 1])
+            return {"elapsed": next(times), "tasks": 10, "deps": 0, "flops": 1000 * k,
+                    "bytes": 0}, None
+
+        real, tm.run_once = tm.run_once, fake_run
+        try:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = tm.main(["--mpi-bin", "x", "--ranks", "1", "--sweeps", "2", "--reps", "1",
+                                "--iter-max", "4", "--stop-below", "0", "--point", "fastest",
+                                "--pool", "-q"])
+        finally:
+            tm.run_once = real
+        self.assertEqual(code, 0)
+        lines = out.getvalue().splitlines()
+        pooled_at = [i for i, line in enumerate(lines) if "pooled across the sweeps" in line]
+        self.assertEqual(len(pooled_at), 1)
+        row = [line.split() for line in lines[pooled_at[0]:] if line.startswith("stencil_1d")]
+        self.assertEqual(row[0][3], "20.00")
+        self.assertEqual(row[0][-1], "2")
+
+
 class Parsing(unittest.TestCase):
     TEXT = ("Total Tasks 12\nTotal Dependencies 20\nTotal FLOPs 16128\n"
             "Total Bytes 640\nElapsed Time 5.000000e-01 seconds\n"
