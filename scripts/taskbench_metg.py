@@ -51,13 +51,17 @@ running nothing:
 
 `--pool` prints a second table, from each point's runs pooled across all
 the sweeps of a pattern and rank count (live, or the dumps recomputed):
-one METG per implementation from points of `--reps` × `--sweeps` runs
-each. The runs of one point within a sweep follow each other within
-milliseconds, so one slow spell of the machine can take all of them;
-across sweeps minutes apart it takes few. On a machine whose slow spells
-only ever add time, the pooled fastest runs are the closest to what each
-implementation costs; the per-sweep table says how much a single sweep
-varies.
+one METG per implementation from points of up to `--reps` × `--sweeps`
+runs each (a sweep that stopped earlier adds none to the smallest). The
+runs of one point within a sweep follow each other within seconds (each
+starts the program: 1.5-3 s of wall time a run on the 2-core VM), so a
+slow spell of the machine of tens of seconds or more can take all of
+them; across sweeps minutes apart it takes fewer. On a machine whose slow
+spells only ever add time, the pooled fastest runs are the closest to
+what each implementation costs; the per-sweep table says how much a
+single sweep varies. Without `--peak-flops` the peak is the best pooled
+point's, which can be higher than any one sweep's: a pooled METG is not
+bounded by the per-sweep ones.
 """
 
 import argparse
@@ -242,12 +246,17 @@ def pooled(sweeps):
 def pooled_row(pattern, ranks, sweeps, how, threshold, peak):
     """The table row of `sweeps` (of one pattern and rank count) with each
     point's runs pooled across them (`pooled`), its time taken by `how`,
-    and the most runs a point has (`runs`)."""
+    and the most runs a point has (`runs`). An implementation with no METG
+    from the pooled points and an error in some sweep shows as failed."""
+    points_of = pooled(sweeps)
     per, runs = {}, 0
-    for name, points in pooled(sweeps).items():
+    for name in sorted({n for sweep_points in sweeps for n in sweep_points}):
+        points = points_of.get(name, [])
         pts = efficiencies([point_from_runs(p, how) for p in points], peak)
         value, bracketed = metg(pts, threshold)
-        per[name] = [(value, bracketed, None)]
+        error = next((sweep_points[name][1] for sweep_points in sweeps
+                      if name in sweep_points and sweep_points[name][1]), None)
+        per[name] = [(value, bracketed, error)]
         runs = max([runs] + [len(p["elapsed_runs"]) for p in points])
     row, _ = summary_row(pattern, ranks, per)
     row["runs"] = runs

@@ -214,10 +214,15 @@ class Pooling(unittest.TestCase):
         import io
         import json
         import tempfile
-        slow = (1, [4e-3])  # efficiency 0.025: the METG is bracketed
+        # iter 4 is 40 us a task at efficiency 1 everywhere; iter 1 is slow
+        # (efficiency 0.025: every METG is bracketed). At iter 2 each
+        # implementation is slow in its first sweep (80 us, efficiency 0.25:
+        # that sweep's METG is iter 4's 40 us) and fast in its second: Ferry
+        # 30 us (efficiency 2/3), MPI 20 us (efficiency 1).
+        slow = (1, [4e-3])
         pts = (self.saved("ferry", 0, [(4, [4e-4]), (2, [8e-4]), slow])
-               + self.saved("ferry", 1, [(4, [4e-4]), (2, [4e-4]), slow])
-               + self.saved("mpi", 0, [(4, [4e-4]), (2, [2e-4]), slow])
+               + self.saved("ferry", 1, [(4, [4e-4]), (2, [3e-4]), slow])
+               + self.saved("mpi", 0, [(4, [4e-4]), (2, [8e-4]), slow])
                + self.saved("mpi", 1, [(4, [4e-4]), (2, [2e-4]), slow]))
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump({"points": pts, "metg": []}, fh)
@@ -230,12 +235,30 @@ class Pooling(unittest.TestCase):
                 text = out.getvalue()
                 self.assertEqual(text.count("pooled across the sweeps"), pooled_lines)
             rows = [line.split() for line in text.splitlines() if line.startswith("stencil_1d")]
-            # Pooled: Ferry's iter 2 at 40 us (efficiency 0.5 against
-            # iter 4's 40 us: iter 2 has half its FLOPs), MPI's at 20 us.
-            self.assertEqual(rows[-1][2:6], ["40.00", "20.00", "2.00", "2"])
+            # Per sweep: medians of (40, 30) and (40, 20), ratio of 1 and 1.5.
+            self.assertEqual(rows[0][2:5], ["35.00", "30.00", "1.25"])
+            # Pooled: each implementation's fast second sweep at iter 2.
+            self.assertEqual(rows[-1][2:6], ["30.00", "20.00", "1.50", "2"])
         finally:
             os.unlink(fh.name)
 
+    def test_a_pooled_row_against_a_given_peak_and_with_a_failed_sweep(self):
+        # FLOP/s: iter 4 1e7 (40 us a task), iter 2 8e6 (25 us), iter 1
+        # 2.5e5 (400 us).
+        ok = self.saved("mpi", 0, [(4, [4e-4]), (2, [2.5e-4]), (1, [4e-3])])
+        sweeps = [{"mpi": (ok, None), "ferry": ([], "exit 1: taskbench-ferry ...")},
+                  {"mpi": ([], "timed out"), "ferry": ([], "exit 1: taskbench-ferry ...")}]
+        # Against its own best iter 2 is at 80%: 25 us.
+        row = tm.pooled_row("stencil_1d", 1, sweeps, "fastest", 0.5, None)
+        self.assertEqual(row["mpi"], "25.00")
+        self.assertEqual(row["ferry"], "fail", "no points, and an error")
+        # Against 2e7 iter 4 is at 50% and iter 2 at 40%: 40 us.
+        row = tm.pooled_row("stencil_1d", 1, sweeps, "fastest", 0.5, 2e7)
+        self.assertEqual(row["mpi"], "40.00")
+        # Against 1e8 no point reaches 50%: the second sweep's error.
+        row = tm.pooled_row("stencil_1d", 1, sweeps, "fastest", 0.5, 1e8)
+        self.assertEqual(row["mpi"], "fail")
+        self.assertEqual(row["runs"], 1)
 
     def test_a_live_run_pools_its_sweeps_when_asked(self):
         import contextlib
