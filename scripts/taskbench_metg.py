@@ -243,6 +243,12 @@ def pooled(sweeps):
     return {name: [pts[k] for k in sorted(pts, reverse=True)] for name, pts in out.items()}
 
 
+def metg_from_runs(points, how, threshold, peak):
+    """The METG of saved `points`, each point's time taken from its runs
+    by `how`, efficiencies against `peak` (None: the best of them)."""
+    return metg(efficiencies([point_from_runs(p, how) for p in points], peak), threshold)
+
+
 def pooled_row(pattern, ranks, sweeps, how, threshold, peak):
     """The table row of `sweeps` (of one pattern and rank count) with each
     point's runs pooled across them (`pooled`), its time taken by `how`,
@@ -252,8 +258,7 @@ def pooled_row(pattern, ranks, sweeps, how, threshold, peak):
     per, runs = {}, 0
     for name in sorted({n for sweep_points in sweeps for n in sweep_points}):
         points = points_of.get(name, [])
-        pts = efficiencies([point_from_runs(p, how) for p in points], peak)
-        value, bracketed = metg(pts, threshold)
+        value, bracketed = metg_from_runs(points, how, threshold, peak)
         error = next((sweep_points[name][1] for sweep_points in sweeps
                       if name in sweep_points and sweep_points[name][1]), None)
         per[name] = [(value, bracketed, error)]
@@ -431,15 +436,13 @@ def recompute(args):
         peak = made.pop()
     rows, pools = [], []
     for (pattern, ranks, _steps, cores), runs in sorted(saved_sweeps(dumps).items()):
+        total = peak * cores if peak else None
         if args.pool:
-            pools.append(pooled_row(pattern, ranks, runs, args.point, args.threshold,
-                                    peak * cores if peak else None))
+            pools.append(pooled_row(pattern, ranks, runs, args.point, args.threshold, total))
         per = {}
         for sweep_points in runs:
             for name, (points, error) in sweep_points.items():
-                pts = efficiencies([point_from_runs(p, args.point) for p in points],
-                                   peak * cores if peak else None)
-                value, bracketed = metg(pts, args.threshold)
+                value, bracketed = metg_from_runs(points, args.point, args.threshold, total)
                 per.setdefault(name, []).append((value, bracketed, error))
         rows.append(summary_row(pattern, ranks, per)[0])
     print(f"{len(dumps)} file(s), each point's time the {args.point} of its runs")
