@@ -107,6 +107,16 @@ pub const fn inbox_len(node_ranks: usize) -> usize {
     2 * LINE + node_ranks * slot_bytes(ring_bytes(node_ranks))
 }
 
+/// Where position `pos` lies in a ring of `ring` data bytes: a power of
+/// two, as [`ring_bytes`] makes every ring (and an inbox's check demands),
+/// so a mask rather than a division (a 64-bit `div` takes tens of cycles,
+/// and a frame's way through a ring took four: two on each side). Below
+/// `ring` for any ring of one byte or more.
+fn offset_in(pos: u64, ring: usize) -> usize {
+    debug_assert!(ring.is_power_of_two(), "a ring of {ring} bytes");
+    (pos & (ring as u64).wrapping_sub(1)) as usize
+}
+
 /// A shared mapping, shared cheaply (`Clone` is an `Arc` clone).
 #[derive(Clone)]
 pub(crate) struct Mem(Arc<dyn SharedBytes>);
@@ -139,7 +149,7 @@ impl Mem {
     /// Copies `src` into the ring of `ring` bytes at `data` (the ring's
     /// first data byte), starting at position `pos`, wrapping at its end.
     fn write_wrapping(&self, (data, ring): (usize, usize), pos: u64, src: &[u8]) {
-        let at = (pos % ring as u64) as usize;
+        let at = offset_in(pos, ring);
         let first = src.len().min(ring - at);
         assert!(data + ring <= self.0.len() && src.len() <= ring);
         // SAFETY: both pieces lie inside the ring's data (asserted above;
@@ -173,7 +183,7 @@ impl Mem {
         pos: u64,
         dst: &mut [MaybeUninit<u8>],
     ) {
-        let at = (pos % ring as u64) as usize;
+        let at = offset_in(pos, ring);
         let (len, first) = (dst.len(), dst.len().min(ring - at));
         assert!(data + ring <= self.0.len() && len <= ring);
         // SAFETY: inside the ring's data, as in `write_wrapping`; the bytes
