@@ -43,12 +43,17 @@
 //! 3. A worker runs at most [`NEXT_BUDGET`] kept dependents in a row while
 //!    other work waits; then the next one is queued behind that work, so a
 //!    long chain cannot starve what is queued on a lone worker.
+//! 4. An idle worker that spins for work receives from other ranks with
+//!    its slot open too (`poll_idle_keeping`): the first task that what it
+//!    received made ready is kept for it and run the same way
+//!    (`run_received`), not queued, found and claimed.
 //!
-//! The slot is opened only around the completion itself, never while user
-//! code runs: a task that blocks in `get` and completes a producer inline
-//! keeps that producer's dependent in the inner slot, which the inline run
-//! hands to `make_ready` before `get` goes on, so nothing `get` waits for
-//! is ever held back.
+//! The slot is opened only around the completion itself and around an
+//! idle worker's receive (which handles frames: it submits and completes,
+//! and runs no task), never while user code runs: a task that blocks in
+//! `get` and completes a producer inline keeps that producer's dependent in
+//! the inner slot, which the inline run hands to `make_ready` before `get`
+//! goes on, so nothing `get` waits for is ever held back.
 //!
 //! # Sleeping
 //!
@@ -70,7 +75,7 @@ use crate::error::Error;
 use crate::resources::ledger::Request;
 use crate::resources::placement::{Parked, StartGate};
 use crate::sync::lock;
-use crate::task::cell::{Kept, TaskCell};
+use crate::task::cell::TaskCell;
 use crate::task::grace::join_with_grace;
 use crate::task::next;
 use crate::task::pending::{Asks, Pending};
@@ -78,6 +83,7 @@ use crate::task::pool::TaskPool;
 use crate::task::receiving::Receiving;
 use crate::uncounted::List;
 
+mod kept;
 mod worker;
 
 type TaskRef = Arc<TaskCell>;
@@ -345,66 +351,6 @@ impl Scheduler {
             // task is not stranded.
             self.grant_pending(pool, Some(cell));
         }
-    }
-
-    /// Runs `complete` (the completion of a task's output) with this
-    /// thread's `NEXT` slot open, and returns the dependent it kept: the
-    /// first task of this scheduler that the completion made ready, neither
-    /// granted nor queued. The caller runs it ([`run_next`](Self::run_next))
-    /// or hands it to [`make_ready`](Self::make_ready), after it has given
-    /// the completed task's resources back (or passed them to it: see
-    /// `TaskCell::execute_handing`).
-    pub(crate) fn complete_keeping_next(&self, complete: impl FnOnce()) -> Option<TaskRef> {
-        next::complete_keeping(self.key(), complete)
-    }
-
-    /// Step 2 for a dependent kept by
-    /// [`complete_keeping_next`](Self::complete_keeping_next), on the worker
-    /// that completed its producer, or for the waiting task that producer's
-    /// grant passed to: grants it (unless it holds the grant its producer
-    /// passed on) and runs it here, with no queue and no wake-up.
-    /// Returns the dependent its own completion kept. One that cannot be
-    /// granted now goes to the pending list; after [`NEXT_BUDGET`] in a row
-    /// with other work waiting, it is queued behind that work.
-    fn run_next(&self, pool: &Arc<TaskPool>, kept: Kept, streak: u32) -> Option<Kept> {
-        let Kept { cell, granted } = kept;
-        if self.is_shutdown() {
-            if granted {
-                pool.release_grant(&cell.request, &[]);
-            }
-            cell.abandon(Error::Shutdown);
-            return None;
-        }
-        if !granted {
-            let Some(gpus) = pool.try_grant(&cell.request) else {
-                self.make_ready(pool, cell);
-                return None;
-            };
-            cell.set_grant(gpus);
-        }
-        if streak >= NEXT_BUDGET && self.has_work_here() {
-            self.enqueue(pool, cell);
-            return None;
-        }
-        // Never queued, so no getter could claim it first; only a
-        // cancellation can come first.
-        if !cell.claim_unqueued() {
-            // Cancelled meanwhile: give the grant back (to a waiting task).
-            self.release(pool, &cell.request, &cell.granted_gpus());
-            return None;
-        }
-        // SeqCst: ordered before the look at the queues below, which a
-        // pusher that read this worker idle (and started no thread) relies on.
-        self.idle.fetch_sub(1, Ordering::SeqCst);
-        pool.tasks.started_by_producer();
-        // As in `worker_main`: a push may have counted on this worker being
-        // idle since its last task gave its resources back.
-        if self.has_work_here() {
-            self.notify(pool);
-        }
-        cell.execute_handing(pool, || {
-            self.idle.fetch_add(1, Ordering::AcqRel);
-        })
     }
 
     /// Whether tasks wait for resources (a finished task's grant then goes

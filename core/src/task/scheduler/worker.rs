@@ -13,7 +13,22 @@ use crate::error::Error;
 use crate::resources::placement::Parked;
 use crate::signal;
 use crate::sync::lock;
+use crate::task::cell::Kept;
 use crate::task::pool::{Hold, TaskPool};
+
+/// Runs the dependents that a finished task's completion kept (`next`),
+/// one after another, then those their completions kept, and so on, the
+/// first of them the `streak`-th in a row; receiving in between when
+/// nobody else has lately.
+fn run_kept_chain(pool: &Arc<TaskPool>, mut next: Option<Kept>, mut streak: u32) {
+    let sched = &pool.sched;
+    while let Some(n) = next {
+        sched.receiving.between_tasks();
+        streak += 1;
+        next = sched.run_next(pool, n, streak);
+    }
+    sched.receiving.between_tasks();
+}
 
 /// Worker `index`'s thread, with its deque, until the scheduler shuts down.
 pub(super) fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: usize) {
@@ -54,18 +69,10 @@ pub(super) fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: u
                 }
                 // Idle again before the release, so that a task granted by the
                 // release does not start a needless thread.
-                let mut next = cell.execute_handing(&pool, || {
+                let next = cell.execute_handing(&pool, || {
                     sched.idle.fetch_add(1, Ordering::AcqRel);
                 });
-                // Then the dependents its completion kept, one after another,
-                // receiving in between when nobody else has lately.
-                let mut streak = 0;
-                while let Some(n) = next {
-                    sched.receiving.between_tasks();
-                    streak += 1;
-                    next = sched.run_next(&pool, n, streak);
-                }
-                sched.receiving.between_tasks();
+                run_kept_chain(&pool, next, 0);
             }
             continue;
         }
@@ -75,11 +82,20 @@ pub(super) fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: u
         // The remains it holds wait for their submitter a while (see `Hold`).
         // One searcher at a time spins; the others park at once.
         if sched.searching.fetch_add(1, Ordering::SeqCst) == 0 {
+            // A task that what the spinner received made ready is kept for
+            // it (see `Scheduler::poll_idle_keeping`).
+            let mut received = None;
             let found = signal::spin_until_paced(sched.spin, sched.first_pauses(), || {
-                sched.poll_idle();
-                sched.has_work_here() || sched.is_shutdown()
+                received = sched.poll_idle_keeping();
+                received.is_some() || sched.has_work_here() || sched.is_shutdown()
             });
             sched.searching.fetch_sub(1, Ordering::SeqCst);
+            if let Some(cell) = received {
+                hold.reset();
+                let next = sched.run_received(&pool, cell);
+                run_kept_chain(&pool, next, 1);
+                continue;
+            }
             if found {
                 continue;
             }
