@@ -113,8 +113,9 @@ pub(crate) struct Ledger {
     /// The placement-group bundles this rank holds.
     pub(crate) bundles: BundleBook,
     /// The request for one CPU alone (a task's default), made once when
-    /// the rank has a CPU: ~120 instructions of each submission's
-    /// [`request_base`](Self::request_base) less.
+    /// the rank has a CPU: ~65 instructions of each submission's
+    /// [`request_base`](Self::request_base) less (Task Bench's 2-rank
+    /// stencil, `callgrind`).
     one_cpu: Option<Request>,
 }
 

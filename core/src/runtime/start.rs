@@ -526,9 +526,9 @@ impl Prepared {
             return Err(e);
         }
         if let Some(c) = &inner.cluster {
-            // An idle worker receives what arrives itself while it spins: a
-            // task that comes in is queued on its own deque and run right
-            // there, with no thread to wake; one going from task to task
+            // An idle worker receives what arrives itself while it spins: the
+            // first task that what comes in makes ready is run right there,
+            // with no queue and no thread to wake; one going from task to task
             // receives in between when the rank awaits answers and nobody
             // else has received lately.
             let idle = c.transport.clone();

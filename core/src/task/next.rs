@@ -5,9 +5,11 @@
 //! While a thread completes a task's output, its slot is open for that
 //! task's scheduler; the first dependent the completion makes ready (of the
 //! same scheduler) is put there instead of being granted and queued, and
-//! the thread runs it next. A completion inside another's (a task that ran
-//! a producer inline from `get`) opens its own slot and gives the outer one
-//! back when it ends, even on a panic.
+//! the thread runs it next. An idle worker's receive from other ranks
+//! opens it too, for the first task what it receives makes ready. A
+//! completion inside another's (a task that ran a producer inline from
+//! `get`) opens its own slot and gives the outer one back when it ends,
+//! even on a panic.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -18,7 +20,8 @@ use std::sync::Arc;
 type Kept = Arc<dyn Any + Send + Sync>;
 
 thread_local! {
-    /// Open while this thread completes a task's output.
+    /// Open while this thread completes a task's output (or, an idle
+    /// worker, receives from other ranks).
     static NEXT: RefCell<Option<NextSlot>> = const { RefCell::new(None) };
 }
 

@@ -1,8 +1,9 @@
 //! How a rank's workers receive from other ranks themselves: a worker that
-//! spins for work polls the transport at every look (an arriving task is
-//! queued on its own deque and run right there, with no thread to wake),
-//! and one that goes from task to task offers the transport a receive in
-//! between. Both are set once, when the rank has other ranks; a lone rank
+//! spins for work polls the transport at every look (the first task that
+//! what arrives makes ready is kept for it and run right there, the others
+//! queued on its own deque, with no thread to wake: see
+//! `Scheduler::poll_idle_keeping`), and one that goes from task to task
+//! offers the transport a receive in between. Both are set once, when the rank has other ranks; a lone rank
 //! has none.
 
 use std::sync::OnceLock;
@@ -46,6 +47,11 @@ impl Receiving {
         let _ = self.idle.set(idle);
         let _ = self.busy.set(busy);
         let _ = self.last.set(last);
+    }
+
+    /// Whether an idle poll is set (the rank has other ranks).
+    pub(crate) fn receives(&self) -> bool {
+        self.idle.get().is_some()
     }
 
     /// Receives on the calling thread, if an idle poll is set.

@@ -181,8 +181,6 @@ impl Scheduler {
         }
     }
 
-    /// How many pause hints a spinner of this rank waits before its first
-    /// looks (see [`Receiving::first_pauses`]).
     /// Whether workers are running tasks now and leave a core of the rank
     /// free: a thread waiting for their work may spin on it rather than
     /// park (see `signal::spin_while_busy`).
@@ -205,18 +203,22 @@ impl Scheduler {
         self.warms
     }
 
+    /// How many pause hints a spinner of this rank waits before its first
+    /// looks (see [`Receiving::first_pauses`]).
     pub(crate) fn first_pauses(&self) -> u32 {
         self.receiving.first_pauses()
     }
 
     /// Receives incoming work on the calling thread, if the rank has other
-    /// ranks (an idle worker or actor thread calls it while it spins).
+    /// ranks (an idle actor thread calls it while it spins; an idle worker
+    /// calls [`poll_idle_keeping`](Self::poll_idle_keeping)).
     pub(crate) fn poll_idle(&self) {
         self.receiving.idle();
     }
 
     /// The last receive of a thread that spun with [`poll_idle`](Self::poll_idle)
-    /// and is about to park.
+    /// (or [`poll_idle_keeping`](Self::poll_idle_keeping)) and is about to
+    /// park.
     pub(crate) fn poll_before_sleep(&self) {
         self.receiving.before_sleep();
     }

@@ -17,14 +17,18 @@ impl Scheduler {
     /// [`poll_idle`](Self::poll_idle) with this thread's `NEXT` slot open,
     /// for a worker that spins for work: the first task of this scheduler
     /// that what it received made ready is kept for it (neither granted nor
-    /// queued), and it runs that task next ([`run_received`](Self::run_received)):
-    /// no queue, no wake-up and no look at the queues between the frame
-    /// that readied a task and the task, as for a chain's next step. On
+    /// queued), and it runs that task next ([`run_received`](Self::run_received)),
+    /// as a chain's next step: no push onto a queue, no notify for it, no
+    /// pop (the others it readied are queued as before). A rank with no
+    /// other ranks receives nothing: no slot is opened. On
     /// the 2-core VM, Task Bench's 2-rank stencil, whose every step waits
     /// for the other rank's output, a step went without a push onto the
     /// worker's queue, a notify and a pop (`callgrind`: ~5 of the worker's
     /// ~61 locked read-modify-writes a step fewer).
     pub(super) fn poll_idle_keeping(&self) -> Option<TaskRef> {
+        if !self.receiving.receives() {
+            return None;
+        }
         next::complete_keeping(self.key(), || self.receiving.idle())
     }
 

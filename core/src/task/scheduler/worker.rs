@@ -18,8 +18,8 @@ use crate::task::pool::{Hold, TaskPool};
 
 /// Runs the dependents that a finished task's completion kept (`next`),
 /// one after another, then those their completions kept, and so on, the
-/// first of them the `streak`-th in a row; receiving in between when
-/// nobody else has lately.
+/// first of them the `streak + 1`-th kept task in a row; receiving in
+/// between when nobody else has lately.
 fn run_kept_chain(pool: &Arc<TaskPool>, mut next: Option<Kept>, mut streak: u32) {
     let sched = &pool.sched;
     while let Some(n) = next {
@@ -60,7 +60,7 @@ pub(super) fn worker_main(pool: Arc<TaskPool>, worker: Worker<TaskRef>, index: u
             if cell.claim() {
                 hold.reset();
                 // SeqCst: before the look at the queues just below (see
-                // `Scheduler::run_next`).
+                // `Scheduler::run_kept`).
                 sched.idle.fetch_sub(1, Ordering::SeqCst);
                 // A push may have counted on this worker being idle: if work
                 // is left, make sure somebody else takes it (or a thread starts).
