@@ -45,7 +45,7 @@ pub use error::{Count, HeldReport, StoreError};
 pub use fileio::{IoPath, read_exact_at, write_all_at};
 pub use inline::INLINE_MAX;
 pub use liveness::{clean, clean_spill};
-pub use pressure::{SpillStats, never_wait_on_this_thread};
+pub use pressure::{SpillStats, never_wait_on_this_thread, never_wait_while};
 pub use private_dir::{PrivateDir, PrivateDirError, Problem, default_spill_root};
 pub use sealed::{Pinned, SPILL_MIN, Sealed};
 pub use segment::{

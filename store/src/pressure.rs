@@ -215,6 +215,28 @@ pub fn never_wait_on_this_thread() {
     NEVER_WAIT.with(|w| w.set(true));
 }
 
+/// Runs `f` with allocations on the calling thread never waiting for space
+/// (as [`never_wait_on_this_thread`]), and gives the thread its own way
+/// back after (also when `f` panics): for a thread that handles messages
+/// from other ranks now and then and runs tasks otherwise (a worker that
+/// receives while it waits for work), whose tasks may wait.
+///
+/// ```
+/// let seven = ferry_store::never_wait_while(|| 7);
+/// assert_eq!(seven, 7);
+/// ```
+pub fn never_wait_while<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts back what the thread had.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = NEVER_WAIT.try_with(|w| w.set(self.0));
+        }
+    }
+    let _restore = Restore(NEVER_WAIT.with(|w| w.replace(true)));
+    f()
+}
+
 /// An allocation that did not fit at once: spill, wait, or say why not.
 pub(crate) fn alloc_under_pressure(shared: &Shared, len: usize) -> Result<Allocation, StoreError> {
     let capacity = shared.segment.capacity();
@@ -419,4 +441,32 @@ pub(crate) fn report(shared: &Shared) -> HeldReport {
     }
     held.being_written = held.used.saturating_sub(sealed_resident);
     held
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never_waits() -> bool {
+        NEVER_WAIT.with(std::cell::Cell::get)
+    }
+
+    #[test]
+    fn a_thread_that_handled_a_message_waits_again_after() {
+        std::thread::spawn(|| {
+            assert!(!never_waits());
+            assert!(never_wait_while(never_waits));
+            assert!(!never_waits(), "the thread's own way back");
+            // Also after a panic inside.
+            let r = std::panic::catch_unwind(|| never_wait_while(|| panic!("boom")));
+            assert!(r.is_err());
+            assert!(!never_waits());
+            // A thread that never waits keeps it.
+            never_wait_on_this_thread();
+            never_wait_while(|| ());
+            assert!(never_waits());
+        })
+        .join()
+        .unwrap();
+    }
 }

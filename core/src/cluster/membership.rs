@@ -221,14 +221,15 @@ fn on_event<H: RankHost>(inner: &Arc<H>, c: &Cluster<H>, ev: &Event) {
 /// in it ends the rank, as one in the receive thread does.
 fn event_handler<H: RankHost>(weak: Weak<H>) -> ferry_transport::Handler {
     Box::new(move |ev| {
-        // Frees arrive as messages on this thread: it must not wait for space.
-        ferry_store::never_wait_on_this_thread();
+        // Frees arrive as messages on this thread: while it handles one it
+        // must not wait for space (a worker that receives between tasks
+        // gets its own way back for its tasks).
         let run = std::panic::AssertUnwindSafe(|| {
             let Some(inner) = weak.upgrade() else { return };
             crate::log::set_thread_rank(inner.rank());
             let Some(c) = inner.cluster() else { return };
             if !c.stop.load(Ordering::Acquire) {
-                on_event(&inner, c, ev);
+                ferry_store::never_wait_while(|| on_event(&inner, c, ev));
             }
         });
         if let Err(p) = std::panic::catch_unwind(run) {
