@@ -78,9 +78,15 @@ pub const RING_FRAME_MAX: usize = RING_MIN / 4;
 /// assert_eq!(ring_bytes(2), 256 << 10);
 /// assert_eq!(ring_bytes(64), 128 << 10);
 /// assert_eq!(ring_bytes(1024), 64 << 10);
+/// // A corrupt inbox header may claim any count: still a size, no panic.
+/// assert_eq!(ring_bytes(usize::MAX), 64 << 10);
 /// ```
 pub const fn ring_bytes(node_ranks: usize) -> usize {
     let share = INBOX_BUDGET / if node_ranks == 0 { 1 } else { node_ranks };
+    // Below the least (a share of 0 has no highest bit to round down to).
+    if share < RING_MIN {
+        return RING_MIN;
+    }
     let pow2 = 1usize << (usize::BITS - 1 - share.leading_zeros());
     if pow2 < RING_MIN {
         RING_MIN

@@ -3,8 +3,8 @@
 //! what arrives makes ready is kept for it and run right there, the others
 //! queued on its own deque, with no thread to wake: see
 //! `Scheduler::poll_idle_keeping`), and one that goes from task to task
-//! offers the transport a receive in between. Both are set once, when the rank has other ranks; a lone rank
-//! has none.
+//! offers the transport a receive in between. Both are set once, when the
+//! rank has other ranks; a lone rank has none.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -81,7 +81,7 @@ impl Receiving {
     /// looks ([`signal::spin_until_paced`]): few where a look also
     /// receives from other ranks (an idle poll is set), else many.
     pub(crate) fn first_pauses(&self) -> u32 {
-        if self.idle.get().is_some() {
+        if self.receives() {
             1
         } else {
             signal::MAX_PAUSES
